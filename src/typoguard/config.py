@@ -1,0 +1,194 @@
+"""Configuration: TOML, layered (shipped defaults < site file < environment), frozen and validated.
+
+Every key has a default here, so an empty file is a valid configuration. Unknown sections or keys are an
+error (a typo in a security setting must not be silently ignored). Environment overrides use
+``TYPOGUARD_<SECTION>__<KEY>`` with a TOML value, e.g. ``TYPOGUARD_POLICY__MODE='"audit"'`` or
+``TYPOGUARD_POLICYD__LISTEN=127.0.0.1:10041`` (a bare word is taken as a string).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from typoguard.core.policy import Thresholds
+from typoguard.errors import ConfigError
+
+ENV_PREFIX = "TYPOGUARD_"
+
+
+@dataclass(frozen=True)
+class ProtectConfig:
+    domains: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # relative paths are relative to the config file
+    trusted: tuple[str, ...] = ()
+    weights: Mapping[str, float] = field(default_factory=dict)
+    models: tuple[str, ...] | None = None  # None: every registered model
+    layouts: tuple[str, ...] = ("qwerty", "qwertz", "azerty")
+    use_legit_list: bool = True
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    reject_at: float = 0.9
+    hold_at: float = 0.7
+    warn_at: float = 0.4
+    mode: str = "enforce"  # or "audit": decide and log, never block
+    internal_senders: tuple[str, ...] = ()  # sender domains, "*.example.org" for subdomains
+    internal_networks: tuple[str, ...] = ()  # client networks whose mail is guarded (CIDR)
+    guard_sasl: bool = True  # SASL-authenticated clients are internal senders
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.reject_at, self.hold_at, self.warn_at)
+
+
+@dataclass(frozen=True)
+class PolicydConfig:
+    listen: str = "127.0.0.1:10040"  # host:port, or unix:/path/to/socket
+    on_error: str = "dunno"  # what a broken request gets: "dunno" (disconnect, Postfix default applies)
+    reject_template: str = "5.1.2 <{recipient}>: {domain} looks like {intended} ({why}); did you mean {suggestion}?"
+    reject_code: int = 550
+    hold_template: str = "typoguard: {domain} looks like {intended} ({why})"
+    warn_header: str = "X-Typoguard-Warning"
+    idle_timeout: float = 300.0
+    max_connections: int = 1000
+    max_line: int = 8192
+    max_attributes: int = 100
+    metrics_listen: str = ""  # e.g. "127.0.0.1:9040"; empty: no metrics endpoint
+    instance: str = ""  # name in logs; default: host name
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    file: str = ""  # empty: standard error
+
+
+@dataclass(frozen=True)
+class Config:
+    protect: ProtectConfig = field(default_factory=ProtectConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    policyd: PolicydConfig = field(default_factory=PolicydConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    source: str = "<defaults>"
+    base_dir: str = "."
+
+    def protect_files(self) -> list[Path]:
+        return [Path(self.base_dir, f) if not Path(f).is_absolute() else Path(f) for f in self.protect.files]
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "protect": ProtectConfig,
+    "policy": PolicyConfig,
+    "policyd": PolicydConfig,
+    "store": StoreConfig,
+    "log": LogConfig,
+}
+
+
+def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"[{section}] {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise ConfigError(f"{where} must be a table of numbers")
+        return {str(k).lower(): float(v) for k, v in value.items()}
+    # tuples of strings (and the optional models list, default None)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _apply(config: Config, data: Mapping[str, Any], origin: str) -> Config:
+    changes: dict[str, Any] = {}
+    for section, values in data.items():
+        cls = _SECTIONS.get(section)
+        if cls is None:
+            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{origin}: [{section}] must be a table")
+        current = getattr(config, section)
+        known = {f.name: getattr(current, f.name) for f in fields(cls)}
+        updates = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{origin}: unknown key {key!r} in [{section}]; known: {', '.join(known)}")
+            updates[key] = _coerce(section, key, value, known[key] if known[key] is not None else ())
+        changes[section] = replace(current, **updates)
+    return replace(config, **changes)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, key = name[len(ENV_PREFIX) :].lower().split("__", 1)
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def validate(config: Config) -> Config:
+    """Cross-field checks; returns the config unchanged or raises ``ConfigError``."""
+    config.policy.thresholds()  # raises on bad ordering
+    if config.policy.mode not in ("enforce", "audit"):
+        raise ConfigError(f"[policy] mode must be 'enforce' or 'audit', got {config.policy.mode!r}")
+    if config.policyd.on_error not in ("dunno", "tempfail", "disconnect"):
+        raise ConfigError("[policyd] on_error must be 'dunno', 'tempfail' or 'disconnect'")
+    if config.policyd.reject_code not in (550, 553, 554):
+        raise ConfigError("[policyd] reject_code must be 550, 553 or 554")
+    for name, w in config.protect.weights.items():
+        if not 0.0 <= w <= 1.0:
+            raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
+    return config
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file at ``path`` (if any), then ``TYPOGUARD_*`` environment overrides."""
+    config = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text("utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {p} is not UTF-8") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {p} is not valid TOML: {exc}") from None
+        config = replace(_apply(config, data, str(p)), source=str(p), base_dir=str(p.parent))
+    env = _env_overrides(os.environ if environ is None else environ)
+    if env:
+        config = _apply(config, env, "environment")
+    return validate(config)

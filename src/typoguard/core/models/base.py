@@ -1,0 +1,85 @@
+"""What a typo model is: a named, documented generator of look-alike variants of one protected domain."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from typoguard.core.suffixes import SuffixRules
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A protected domain as the models see it: ``ca.ibm.com`` is core ``ca.ibm`` + suffix ``com``."""
+
+    domain: str
+    core: str
+    suffix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One look-alike. ``suffix`` None means "this core under any suffix" (``armymil`` + .com, .net...)."""
+
+    core: str
+    suffix: str | None
+    kind: str
+
+    def domain(self, default_suffix: str = "com") -> str:
+        return f"{self.core}.{self.suffix if self.suffix is not None else default_suffix}"
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Data the models need, passed in so they stay pure."""
+
+    adjacency: Mapping[str, frozenset[str]]
+    suffixes: SuffixRules
+    swap_tlds: frozenset[str]
+    # ASCII letter -> non-ASCII characters that look like it (used only to *list* homoglyph variants)
+    homoglyph_sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class TypoModel(Protocol):
+    """A typo model. ``prior`` is the likelihood that a domain at this edit was typed for the target."""
+
+    name: str
+    prior: float
+    indexed: bool  # False: matched another way (skeletons, suffix relation), not by the hash index
+    description: str
+
+    def variants(self, target: Target, ctx: ModelContext) -> Iterator[Variant]: ...
+
+
+def valid_core(core: str) -> bool:
+    """True when every label of ``core`` is a valid LDH host-name label."""
+    return bool(core) and all(_LABEL.match(label) for label in core.split("."))
+
+
+def editable_positions(core: str) -> Iterator[int]:
+    """Indexes of the characters an edit may touch (not the dots between labels)."""
+    return (i for i, ch in enumerate(core) if ch != ".")
+
+
+@dataclass(frozen=True)
+class SimpleModel:
+    """A model whose variants come from one core-to-cores function; the usual case."""
+
+    name: str
+    prior: float
+    description: str
+    edits: object  # Callable[[str, ModelContext], Iterator[str]]; typed loosely for dataclass hashing
+    indexed: bool = True
+
+    def variants(self, target: Target, ctx: ModelContext) -> Iterator[Variant]:
+        fn = self.edits
+        assert callable(fn)
+        seen: set[str] = {target.core}
+        for core in fn(target.core, ctx):
+            if core not in seen and valid_core(core):
+                seen.add(core)
+                yield Variant(core, target.suffix, self.name)

@@ -1,0 +1,14 @@
+"""dot_insertion: a dot inserted inside a label, making a subdomain (``gm.ail.com``)."""
+
+from collections.abc import Iterator
+
+from typoguard.core.models.base import ModelContext, SimpleModel
+
+
+def _edits(core: str, ctx: ModelContext) -> Iterator[str]:
+    for i in range(1, len(core)):
+        if core[i - 1].isalnum() and core[i].isalnum():
+            yield core[:i] + "." + core[i:]
+
+
+MODEL = SimpleModel("dot_insertion", 0.8, "a dot inserted inside a name", _edits)

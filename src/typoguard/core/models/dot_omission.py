@@ -1,0 +1,29 @@
+"""dot_omission: a dot left out. Inside the name (``ca.ibm.com`` -> ``caibm.com``), or before the suffix,
+after which the mail client or the sender adds one (``army.mil`` -> ``armymil.com``)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from typoguard.core.models.base import ModelContext, Target, Variant, valid_core
+
+
+@dataclass(frozen=True)
+class DotOmission:
+    name: str = "dot_omission"
+    prior: float = 0.93
+    indexed: bool = True
+    description: str = "a dot left out"
+
+    def variants(self, target: Target, ctx: ModelContext) -> Iterator[Variant]:
+        core = target.core
+        for i, ch in enumerate(core):
+            if ch == ".":
+                fused = core[:i] + core[i + 1 :]
+                if valid_core(fused):
+                    yield Variant(fused, target.suffix, self.name)
+        fused_suffix = core + target.suffix.replace(".", "")
+        if valid_core(fused_suffix):
+            yield Variant(fused_suffix, None, self.name)
+
+
+MODEL = DotOmission()

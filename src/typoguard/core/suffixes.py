@@ -1,0 +1,70 @@
+"""Public suffixes: where the registrable part of a domain ends.
+
+Backed by the Public Suffix List through ``publicsuffixlist`` (ICANN section only: that is what registries
+sell names under). The list object and the set of ICANN suffixes are passed in, never loaded here, so this
+module stays pure. Nothing here knows a suffix by heart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Protocol
+
+from rapidfuzz.distance import OSA
+
+_EDIT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-."
+
+
+class PublicSuffixSource(Protocol):
+    """What we need of ``publicsuffixlist.PublicSuffixList``."""
+
+    def publicsuffix(self, domain: str, accept_unknown: bool = ...) -> str | None: ...
+
+
+class SuffixRules:
+    """Splits domains at their public suffix and relates suffixes to each other."""
+
+    def __init__(self, psl: PublicSuffixSource, icann_suffixes: Iterable[str]) -> None:
+        self._psl = psl
+        self.known: frozenset[str] = frozenset(icann_suffixes)
+        self.tlds: frozenset[str] = frozenset(s for s in self.known if "." not in s)
+        self.split = lru_cache(maxsize=1 << 16)(self._split)
+        self.one_edit_suffixes = lru_cache(maxsize=4096)(self._one_edit_suffixes)
+
+    def _split(self, domain: str) -> tuple[str, str]:
+        """``us.af.mil`` -> (``us.af``, ``mil``); a bare suffix gives (``""``, suffix)."""
+        suffix = self._psl.publicsuffix(domain, accept_unknown=True) or domain.rsplit(".", 1)[-1]
+        if suffix == domain:
+            return "", suffix
+        return domain[: -len(suffix) - 1], suffix
+
+    def is_known(self, suffix: str) -> bool:
+        return suffix in self.known
+
+    def _one_edit_suffixes(self, suffix: str) -> frozenset[str]:
+        """Real public suffixes one edit (omission, insertion, replacement, transposition) from ``suffix``."""
+        cands: set[str] = set()
+        n = len(suffix)
+        for i in range(n):
+            cands.add(suffix[:i] + suffix[i + 1 :])
+            if i + 1 < n:
+                cands.add(suffix[:i] + suffix[i + 1] + suffix[i] + suffix[i + 2 :])
+            for ch in _EDIT_ALPHABET:
+                cands.add(suffix[:i] + ch + suffix[i + 1 :])
+        for i in range(n + 1):
+            for ch in _EDIT_ALPHABET:
+                cands.add(suffix[:i] + ch + suffix[i:])
+        cands.discard(suffix)
+        return frozenset(c for c in cands if c in self.known)
+
+    @staticmethod
+    def edit_distance(a: str, b: str) -> int:
+        return int(OSA.distance(a, b))
+
+    def registrable(self, domain: str) -> str | None:
+        """The registrable domain (one label below the public suffix), or None for a bare suffix."""
+        core, suffix = self.split(domain)
+        if not core:
+            return None
+        return core.rsplit(".", 1)[-1] + "." + suffix

