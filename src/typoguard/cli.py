@@ -55,12 +55,22 @@ def main() -> None:
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config.")
 @click.option("--protect", multiple=True, metavar="DOMAIN", help="A domain to protect (repeatable).")
-@click.option("--protect-file", "protect_files", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="File of domains to protect, one per line (repeatable).")
+@click.option(
+    "--protect-file",
+    "protect_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File of domains to protect, one per line (repeatable).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.argument("recipients", nargs=-1)
-def check(config_path: Path | None, protect: tuple[str, ...], protect_files: tuple[Path, ...], fmt: str,
-          recipients: tuple[str, ...]) -> None:
+def check(
+    config_path: Path | None,
+    protect: tuple[str, ...],
+    protect_files: tuple[Path, ...],
+    fmt: str,
+    recipients: tuple[str, ...],
+) -> None:
     """Check RECIPIENTs (addresses or bare domains); '-' reads them from stdin, one per line.
 
     Exit 0 if all are allowed, 1 if any is flagged or invalid, 2 on usage errors.
@@ -125,8 +135,13 @@ def _write_json(verdicts: Iterable[Verdict], out: IO[bytes]) -> bool:
     return flagged
 
 
-_STYLE = {Action.ALLOW: "green", Action.WARN: "yellow", Action.HOLD: "magenta", Action.REJECT: "bold red",
-          Action.INVALID: "red"}
+_STYLE = {
+    Action.ALLOW: "green",
+    Action.WARN: "yellow",
+    Action.HOLD: "magenta",
+    Action.REJECT: "bold red",
+    Action.INVALID: "red",
+}
 
 
 def _write_text_table(verdicts: list[Verdict]) -> bool:
@@ -137,8 +152,14 @@ def _write_text_table(verdicts: list[Verdict]) -> bool:
     for col in ("recipient", "action", "did you mean", "kind", "score", "why"):
         table.add_column(col, overflow="fold")
     for v in verdicts:
-        table.add_row(_printable(v.recipient), f"[{_STYLE[v.action]}]{v.action.value}[/]", v.intended or "",
-                      v.kind or "", f"{v.score:.2f}" if v.intended else "", v.reason)
+        table.add_row(
+            _printable(v.recipient),
+            f"[{_STYLE[v.action]}]{v.action.value}[/]",
+            v.intended or "",
+            v.kind or "",
+            f"{v.score:.2f}" if v.intended else "",
+            v.reason,
+        )
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
@@ -152,21 +173,26 @@ def _write_text_stream(verdicts: Iterable[Verdict], out: IO[str]) -> bool:
     for v in verdicts:
         flagged = flagged or v.flagged
         score = f"{v.score:.2f}" if v.intended else ""
-        out.write(f"{v.action.value:<8} {_printable(v.recipient):<40} {v.intended or '-':<24} {score:>5}  "
-                  f"{_printable(v.reason)}\n")
+        out.write(
+            f"{v.action.value:<8} {_printable(v.recipient):<40} {v.intended or '-':<24} {score:>5}  "
+            f"{_printable(v.reason)}\n"
+        )
     out.flush()
     return flagged
 
 
 # --------------------------------------------------------------------------- variants
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["list", "json", "csv"]), default="list", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["list", "json", "csv"]), default="list", show_default=True
+)
 @click.option("--model", "models", multiple=True, metavar="NAME", help="Only these typo models (repeatable).")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N variants per domain.")
 @click.argument("domains", nargs=-1, required=True)
-def variants(fmt: str, models: tuple[str, ...], min_score: float, limit: int | None,
-             domains: tuple[str, ...]) -> None:
+def variants(
+    fmt: str, models: tuple[str, ...], min_score: float, limit: int | None, domains: tuple[str, ...]
+) -> None:
     """List the look-alikes of DOMAINs with kind and score, best first (for feeding other tools)."""
     from typoguard import resources
     from typoguard.core.index import LookalikeIndex
@@ -174,8 +200,9 @@ def variants(fmt: str, models: tuple[str, ...], min_score: float, limit: int | N
 
     try:
         parsed = [normalise_domain(d) for d in domains]
-        index = LookalikeIndex.compile(parsed, resources.model_context(), resources.domain_skeletons(),
-                                       models=models or None)
+        index = LookalikeIndex.compile(
+            parsed, resources.model_context(), resources.domain_skeletons(), models=models or None
+        )
     except TypoguardError as exc:
         raise UsageFailure(str(exc)) from None
     out = sys.stdout
@@ -191,8 +218,12 @@ def variants(fmt: str, models: tuple[str, ...], min_score: float, limit: int | N
             if fmt == "list":
                 out.write(name + "\n")
             elif fmt == "json":
-                out.write(orjson.dumps({"domain": d.ascii, "variant": name, "unicode": uname, "kind": kind,
-                                        "score": score}).decode() + "\n")
+                out.write(
+                    orjson.dumps(
+                        {"domain": d.ascii, "variant": name, "unicode": uname, "kind": kind, "score": score}
+                    ).decode()
+                    + "\n"
+                )
             elif writer:
                 writer.writerow([d.ascii, name, uname, kind, score])
             n += 1
@@ -215,8 +246,13 @@ def _unicode_of(name: str) -> str:
 # --------------------------------------------------------------------------- serve
 @main.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), required=True)
-@click.option("--only", "only", multiple=True, type=click.Choice(["policyd"]),
-              help="Run only these services (default: every service the config enables).")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    type=click.Choice(["policyd"]),
+    help="Run only these services (default: every service the config enables).",
+)
 def serve(config_path: Path, only: tuple[str, ...]) -> None:
     """Run the services the config enables (the Postfix policy service, ...) until SIGTERM."""
     try:

@@ -50,7 +50,9 @@ class PolicyConfig:
 class PolicydConfig:
     listen: str = "127.0.0.1:10040"  # host:port, or unix:/path/to/socket
     on_error: str = "dunno"  # what a broken request gets: "dunno" (disconnect, Postfix default applies)
-    reject_template: str = "5.1.2 <{recipient}>: {domain} looks like {intended} ({why}); did you mean {suggestion}?"
+    reject_template: str = (
+        "5.1.2 <{recipient}>: {domain} looks like {intended} ({why}); did you mean {suggestion}?"
+    )
     reject_code: int = 550
     hold_template: str = "typoguard: {domain} looks like {intended} ({why})"
     warn_header: str = "X-Typoguard-Warning"

@@ -55,8 +55,12 @@ class Detector:
         except InvalidAddress as exc:
             return _invalid(str(exc))
         if parsed.domain is None:
-            return Assessment(parsed.literal, Action.ALLOW, None,
-                              f"{parsed.literal} is an address literal, not a domain name")
+            return Assessment(
+                parsed.literal,
+                Action.ALLOW,
+                None,
+                f"{parsed.literal} is an address literal, not a domain name",
+            )
         return self.assess_domain(parsed.domain.ascii)
 
     def _assess_text(self, text: str) -> Assessment:
@@ -79,8 +83,15 @@ class Detector:
         if not findings and domain.is_idn:
             odd = mixed_script_labels(domain)
             if odd:
-                findings = [Finding(name, None, "mixed_script", MIXED_SCRIPT_SCORE,
-                                    f"{domain.unicode} mixes scripts in {odd[0]!r}, as spoofed names do")]
+                findings = [
+                    Finding(
+                        name,
+                        None,
+                        "mixed_script",
+                        MIXED_SCRIPT_SCORE,
+                        f"{domain.unicode} mixes scripts in {odd[0]!r}, as spoofed names do",
+                    )
+                ]
         return self.policy.decide(name, findings)
 
     def clear_cache(self) -> None:

@@ -38,10 +38,18 @@ FUZZY_ONE_MIN_LEN = 4
 
 
 # Models whose edits of a short name often land on someone else's real name.
-DAMPED_FOR_SHORT_NAMES = frozenset({
-    "omission", "insertion", "replacement", "transposition", "repetition", "vowel_swap", "bitsquat",
-    "ascii_lookalike",
-})
+DAMPED_FOR_SHORT_NAMES = frozenset(
+    {
+        "omission",
+        "insertion",
+        "replacement",
+        "transposition",
+        "repetition",
+        "vowel_swap",
+        "bitsquat",
+        "ascii_lookalike",
+    }
+)
 
 
 def length_factor(core: str) -> float:
@@ -140,7 +148,9 @@ class LookalikeIndex:
             if not core:  # a bare public suffix cannot be protected as a domain
                 continue
             registrable = core.rsplit(".", 1)[-1] + "." + suffix
-            seen[d.ascii] = Protected(d.ascii, core, suffix, d.unicode, registrable, weights.get(d.ascii, 1.0))
+            seen[d.ascii] = Protected(
+                d.ascii, core, suffix, d.unicode, registrable, weights.get(d.ascii, 1.0)
+            )
         return cls(list(seen.values()), select_models(models), ctx, skeletons)
 
     def _build(self) -> None:
@@ -167,7 +177,9 @@ class LookalikeIndex:
         deletes: dict[str, list[int]] = {}
         for pidx, p in enumerate(self._protected):
             sk_full.setdefault(self._skeletons.of(p.unicode), []).append(pidx)
-            ucore = p.unicode[: len(p.unicode) - len(p.suffix) - 1] if p.unicode.endswith(p.suffix) else p.core
+            ucore = (
+                p.unicode[: len(p.unicode) - len(p.suffix) - 1] if p.unicode.endswith(p.suffix) else p.core
+            )
             sk_core.setdefault(self._skeletons.of(ucore), []).append(pidx)
             if len(p.core) >= FUZZY_ONE_MIN_LEN:
                 depth = 2 if len(p.core) >= FUZZY_TWO_MIN_LEN else 1
@@ -188,8 +200,9 @@ class LookalikeIndex:
         for e in entries:
             if e >> 6 == pidx:
                 replaced = True
-                e = new if self._priors[(new >> 1) & 31] > self._priors[(e >> 1) & 31] else e
-            out.append(e)
+                out.append(new if self._priors[(new >> 1) & 31] > self._priors[(e >> 1) & 31] else e)
+            else:
+                out.append(e)
         if not replaced:
             out.append(new)
         return out[0] if len(out) == 1 else tuple(out)
@@ -255,8 +268,13 @@ class LookalikeIndex:
             else:
                 kind, prior = "suffix_swap", self._prior("suffix_swap")
                 why = f"the suffix .{qsuffix} in place of .{p.suffix}"
-            self._keep(found, pidx, Finding(name, p.domain, kind, _clip(prior * p.weight),
-                                            f"{name} looks like {p.domain} with {why}"))
+            self._keep(
+                found,
+                pidx,
+                Finding(
+                    name, p.domain, kind, _clip(prior * p.weight), f"{name} looks like {p.domain} with {why}"
+                ),
+            )
 
     def _probe_variants(self, name: str, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
         entry = self._core_variants.get(qcore)
@@ -282,8 +300,13 @@ class LookalikeIndex:
                 elif rel == "other":
                     kind, score = f"{kind}+suffix_swap", score * SUFFIX_SWAP_FACTOR
                     why += f", under .{qsuffix} instead of .{p.suffix}"
-            self._keep(found, packed >> 6, Finding(name, p.domain, kind, _clip(score * p.weight),
-                                                   f"{name} looks like {p.domain} with {why}"))
+            self._keep(
+                found,
+                packed >> 6,
+                Finding(
+                    name, p.domain, kind, _clip(score * p.weight), f"{name} looks like {p.domain} with {why}"
+                ),
+            )
 
     def _probe_skeletons(self, domain: Domain, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
         sk = self._skeletons.of(domain.unicode)
@@ -294,9 +317,17 @@ class LookalikeIndex:
             p = self._protected[pidx]
             if p.domain != domain.ascii:
                 why = _glyph_note(domain.unicode, p.unicode)
-                self._keep(found, pidx, Finding(domain.ascii, p.domain, glyph_kind,
-                                                _clip(self._prior(glyph_kind) * p.weight),
-                                                f"{domain.unicode} looks like {p.domain}: {why}"))
+                self._keep(
+                    found,
+                    pidx,
+                    Finding(
+                        domain.ascii,
+                        p.domain,
+                        glyph_kind,
+                        _clip(self._prior(glyph_kind) * p.weight),
+                        f"{domain.unicode} looks like {p.domain}: {why}",
+                    ),
+                )
         if hits or not qcore:
             return
         ucore = domain.unicode.rsplit(".", qsuffix.count(".") + 1)[0]
@@ -306,15 +337,31 @@ class LookalikeIndex:
                 continue
             rel = self._suffix_relation(qsuffix, p)
             factor = {"same": 1.0, "typo": SUFFIX_TYPO_FACTOR, "unreal_typo": SUFFIX_TYPO_FACTOR}.get(
-                rel, SUFFIX_SWAP_FACTOR)
-            kind = glyph_kind if rel == "same" else (
-                f"{glyph_kind}+suffix_typo" if factor == SUFFIX_TYPO_FACTOR else f"{glyph_kind}+suffix_swap")
+                rel, SUFFIX_SWAP_FACTOR
+            )
+            kind = (
+                glyph_kind
+                if rel == "same"
+                else (
+                    f"{glyph_kind}+suffix_typo"
+                    if factor == SUFFIX_TYPO_FACTOR
+                    else f"{glyph_kind}+suffix_swap"
+                )
+            )
             if rel == "same" and ucore == p.core:
                 continue
             why = _glyph_note(ucore, p.core)
-            self._keep(found, pidx, Finding(domain.ascii, p.domain, kind,
-                                            _clip(self._prior(glyph_kind) * factor * p.weight),
-                                            f"{domain.unicode} looks like {p.domain}: {why}"))
+            self._keep(
+                found,
+                pidx,
+                Finding(
+                    domain.ascii,
+                    p.domain,
+                    kind,
+                    _clip(self._prior(glyph_kind) * factor * p.weight),
+                    f"{domain.unicode} looks like {p.domain}: {why}",
+                ),
+            )
 
     def _probe_fuzzy(self, name: str, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
         if len(qcore) > 64:
@@ -340,8 +387,17 @@ class LookalikeIndex:
                 prior *= SUFFIX_SWAP_FACTOR
                 kind += "+suffix_swap"
                 why += f", under .{qsuffix} instead of .{p.suffix}"
-            self._keep(found, pidx, Finding(name, p.domain, kind, _clip(prior * p.weight * length_factor(p.core)),
-                                            f"{name} looks like {p.domain} with {why}"))
+            self._keep(
+                found,
+                pidx,
+                Finding(
+                    name,
+                    p.domain,
+                    kind,
+                    _clip(prior * p.weight * length_factor(p.core)),
+                    f"{name} looks like {p.domain} with {why}",
+                ),
+            )
 
     def _prior(self, kind: str) -> float:
         try:
@@ -398,5 +454,5 @@ def _glyph_note(typed: str, intended: str) -> str:
     odd = [ch for ch in typed if not ch.isascii()]
     if not odd:
         return "characters that look alike (e.g. 'rn' for 'm', '0' for 'o')"
-    shown = ", ".join(f"'{ch}' ({unicodedata.name(ch, 'U+%04X' % ord(ch)).lower()})" for ch in odd[:3])
+    shown = ", ".join(f"'{ch}' ({unicodedata.name(ch, f'U+{ord(ch):04X}').lower()})" for ch in odd[:3])
     return f"look-alike characters {shown} in place of {intended}'s own"

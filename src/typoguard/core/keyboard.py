@@ -30,9 +30,7 @@ class Layout:
     @cached_property
     def positions(self) -> Mapping[str, tuple[int, float]]:
         """key -> (row, x centre)."""
-        return {
-            key: (r, self.offsets[r] + c) for r, row in enumerate(self.rows) for c, key in enumerate(row)
-        }
+        return {key: (r, self.offsets[r] + c) for r, row in enumerate(self.rows) for c, key in enumerate(row)}
 
     @cached_property
     def adjacency(self) -> Mapping[str, frozenset[str]]:
@@ -57,15 +55,9 @@ class Layout:
         return float(((pa[0] - pb[0]) ** 2 + (pa[1] - pb[1]) ** 2) ** 0.5)
 
 
-QWERTY = Layout(
-    "qwerty", ("1234567890-", "qwertyuiop", "asdfghjkl", "zxcvbnm"), (0.0, 0.5, 0.75, 1.25)
-)
-QWERTZ = Layout(
-    "qwertz", ("1234567890-", "qwertzuiop", "asdfghjkl", "yxcvbnm"), (0.0, 0.5, 0.75, 1.25)
-)
-AZERTY = Layout(
-    "azerty", ("1234567890-", "azertyuiop", "qsdfghjklm", "wxcvbn"), (0.0, 0.5, 0.75, 1.25)
-)
+QWERTY = Layout("qwerty", ("1234567890-", "qwertyuiop", "asdfghjkl", "zxcvbnm"), (0.0, 0.5, 0.75, 1.25))
+QWERTZ = Layout("qwertz", ("1234567890-", "qwertzuiop", "asdfghjkl", "yxcvbnm"), (0.0, 0.5, 0.75, 1.25))
+AZERTY = Layout("azerty", ("1234567890-", "azertyuiop", "qsdfghjklm", "wxcvbn"), (0.0, 0.5, 0.75, 1.25))
 LAYOUTS: Mapping[str, Layout] = {lay.name: lay for lay in (QWERTY, QWERTZ, AZERTY)}
 
 

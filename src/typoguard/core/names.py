@@ -1,8 +1,9 @@
 """Recipient and domain names: parsing, validation and normalisation.
 
 A domain is normalised to its ASCII (A-label) form, lower case, without a trailing dot, following IDNA 2008
-with UTS #46 mapping (the ``idna`` package), so ``Army.MIL.``, ``army.mil`` and ``ＡＲＭＹ．ｍｉｌ`` are the same
-name. The Unicode (U-label) form is kept next to it because homoglyph detection works on what a person sees.
+with UTS #46 mapping (the ``idna`` package), so ``Army.MIL.``, ``army.mil`` and ``ＡＲＭＹ．ｍｉｌ`` are
+the same name. The Unicode (U-label) form is kept next to it: homoglyph detection works on what a
+person sees.
 
 Pure: no I/O. Errors are ``InvalidAddress`` with a sentence a person can act on.
 """
@@ -155,7 +156,8 @@ def check_local_part(local: str, whole: str) -> None:
     if len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_OCTETS:
         raise _fail(whole, f"local part longer than {MAX_LOCAL_OCTETS} octets")
     if local.startswith('"'):
-        if len(local) < 2 or not local.endswith('"') or local.endswith('\\"') and not local.endswith('\\\\"'):
+        escaped_end = local.endswith('\\"') and not local.endswith('\\\\"')
+        if len(local) < 2 or not local.endswith('"') or escaped_end:
             raise _fail(whole, "unterminated quoted local part")
         if any(0xD800 <= ord(ch) <= 0xDFFF for ch in local):
             raise _fail(whole, "not valid UTF-8")

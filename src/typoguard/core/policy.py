@@ -78,12 +78,23 @@ class Policy:
             return Assessment(domain, Action.ALLOW, None, f"{domain} does not look like a protected domain")
         best = findings[0]
         if self._listed(domain, self.trusted):
-            return Assessment(domain, Action.ALLOW, best,
-                              f"{domain} is a trusted domain (configured); {best.reason}", None, tuple(findings))
+            return Assessment(
+                domain,
+                Action.ALLOW,
+                best,
+                f"{domain} is a trusted domain (configured); {best.reason}",
+                None,
+                tuple(findings),
+            )
         if self._listed(domain, self.legitimate):
-            return Assessment(domain, Action.ALLOW, best,
-                              f"{domain} is a well-known legitimate mail domain; {best.reason}", None,
-                              tuple(findings))
+            return Assessment(
+                domain,
+                Action.ALLOW,
+                best,
+                f"{domain} is a well-known legitimate mail domain; {best.reason}",
+                None,
+                tuple(findings),
+            )
         action = self.thresholds.action_for(best.score)
         if "suffix_swap" in best.kind and action in (Action.REJECT, Action.HOLD):
             action = Action.WARN

@@ -27,8 +27,21 @@ from typoguard.errors import UnknownModel
 REGISTRY: Mapping[str, TypoModel] = {
     m.MODEL.name: m.MODEL
     for m in (
-        omission, insertion, replacement, transposition, repetition, vowel_swap, bitsquat, hyphenation,
-        dot_omission, dot_insertion, suffix_typo, suffix_append, suffix_swap, ascii_lookalike, homoglyph,
+        omission,
+        insertion,
+        replacement,
+        transposition,
+        repetition,
+        vowel_swap,
+        bitsquat,
+        hyphenation,
+        dot_omission,
+        dot_insertion,
+        suffix_typo,
+        suffix_append,
+        suffix_swap,
+        ascii_lookalike,
+        homoglyph,
     )
 }
 

@@ -1,4 +1,4 @@
-"""ascii_lookalike: ASCII characters that read as others (``rn``/``m``, ``vv``/``w``, ``0``/``o``, ``1``/``l``).
+"""ascii_lookalike: ASCII that reads as other ASCII (``rn``/``m``, ``vv``/``w``, ``0``/``o``, ``1``/``l``).
 
 Visual similarity outweighs keyboard distance (Szurdi & Christin 2017), so the prior is high.
 """
@@ -8,9 +8,28 @@ from collections.abc import Iterator
 from typoguard.core.models.base import ModelContext, SimpleModel
 
 PAIRS: tuple[tuple[str, str], ...] = (
-    ("m", "rn"), ("rn", "m"), ("w", "vv"), ("vv", "w"), ("d", "cl"), ("cl", "d"), ("m", "nn"),
-    ("o", "0"), ("0", "o"), ("l", "1"), ("1", "l"), ("i", "1"), ("l", "i"), ("i", "l"), ("g", "q"),
-    ("q", "g"), ("u", "v"), ("v", "u"), ("b", "6"), ("s", "5"), ("e", "3"), ("a", "4"),
+    ("m", "rn"),
+    ("rn", "m"),
+    ("w", "vv"),
+    ("vv", "w"),
+    ("d", "cl"),
+    ("cl", "d"),
+    ("m", "nn"),
+    ("o", "0"),
+    ("0", "o"),
+    ("l", "1"),
+    ("1", "l"),
+    ("i", "1"),
+    ("l", "i"),
+    ("i", "l"),
+    ("g", "q"),
+    ("q", "g"),
+    ("u", "v"),
+    ("v", "u"),
+    ("b", "6"),
+    ("s", "5"),
+    ("e", "3"),
+    ("a", "4"),
 )
 
 

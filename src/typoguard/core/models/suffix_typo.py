@@ -1,6 +1,8 @@
-"""suffix_typo: one edit inside the public suffix giving another real suffix (``.mil`` -> ``.ml``,
-``.com`` -> ``.co``/``.cm``/``.om``, ``.net`` -> ``.ne``). The ``army.ml`` leak. Matched at look-up by relating
-the typed suffix to the protected one, so the index holds no copy per suffix."""
+"""suffix_typo: one edit inside the public suffix giving another real suffix.
+
+``.mil`` -> ``.ml``, ``.com`` -> ``.co``/``.cm``/``.om``, ``.net`` -> ``.ne``.
+The ``army.ml`` leak. Matched at look-up by relating the typed suffix to the protected one, so the
+index holds no copy per suffix."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
