@@ -263,5 +263,27 @@ def serve(config_path: Path, only: tuple[str, ...]) -> None:
     sys.exit(serve_forever(config, config_path=config_path))
 
 
+# --------------------------------------------------------------------------- other commands
+# Each area keeps its commands in its own module with a ``COMMANDS`` list. Modules not built yet are skipped;
+# any other import error is a bug and propagates.
+_COMMAND_MODULES = ("typoguard.cli_store", "typoguard.cli_audit", "typoguard.cli_exposure")
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -125,6 +125,7 @@ class LookalikeIndex:
         self._skeleton_full: dict[str, tuple[int, ...]] = {}
         self._skeleton_core: dict[str, tuple[int, ...]] = {}
         self._deletes: dict[str, tuple[int, ...]] = {}
+        self._max_core = 0
         self._build()
 
     # ------------------------------------------------------------------ compile
@@ -190,6 +191,7 @@ class LookalikeIndex:
         self._skeleton_full = {k: tuple(v) for k, v in sk_full.items()}
         self._skeleton_core = {k: tuple(v) for k, v in sk_core.items()}
         self._deletes = {k: tuple(v) for k, v in deletes.items()}
+        self._max_core = max((len(p.core) for p in self._protected), default=0)
 
     def _merge(self, old: int | tuple[int, ...], new: int) -> int | tuple[int, ...]:
         """Keep, per protected domain, the entry with the highest prior."""
@@ -364,10 +366,10 @@ class LookalikeIndex:
             )
 
     def _probe_fuzzy(self, name: str, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
-        if len(qcore) > 64:
+        if not FUZZY_ONE_MIN_LEN - 1 <= len(qcore) <= self._max_core + 2:
             return
         candidates: set[int] = set()
-        for d in _deletes(qcore, 2):
+        for d in _deletes(qcore, 2 if len(qcore) >= FUZZY_TWO_MIN_LEN - 2 else 1):
             candidates.update(self._deletes.get(d, ()))
         for pidx in candidates:
             p = self._protected[pidx]
@@ -432,16 +434,16 @@ class LookalikeIndex:
 
 
 def _deletes(word: str, depth: int) -> set[str]:
-    out = {word}
-    frontier = {word}
-    for _ in range(depth):
-        nxt = set()
-        for w in frontier:
-            for i in range(len(w)):
-                nxt.add(w[:i] + w[i + 1 :])
-        out |= nxt
-        frontier = nxt
-    return out
+    """``word`` and every string made by deleting up to ``depth`` (1 or 2) of its characters."""
+    n = len(word)
+    one = {word[:i] + word[i + 1 :] for i in range(n)}
+    if depth < 2:
+        one.add(word)
+        return one
+    two = {w[:i] + w[i + 1 :] for w in one for i in range(n - 1)}
+    two |= one
+    two.add(word)
+    return two
 
 
 def _clip(score: float) -> float:
