@@ -59,7 +59,7 @@ def length_factor(core: str) -> float:
     domain than ``gmaul.com`` is.
     """
     n = len(core.rsplit(".", 1)[-1])
-    return {1: 0.5, 2: 0.6, 3: 0.8, 4: 0.93}.get(n, 1.0)
+    return {1: 0.5, 2: 0.6, 3: 0.7, 4: 0.93}.get(n, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,4 +12,4 @@ def _edits(core: str, ctx: ModelContext) -> Iterator[str]:
             yield core[: i + 1] + key + core[i + 1 :]
 
 
-MODEL = SimpleModel("insertion", 0.88, "a neighbouring key struck as well", _edits)
+MODEL = SimpleModel("insertion", 0.9, "a neighbouring key struck as well", _edits)

@@ -11,4 +11,4 @@ def _edits(core: str, ctx: ModelContext) -> Iterator[str]:
             yield core[:i] + key + core[i + 1 :]
 
 
-MODEL = SimpleModel("replacement", 0.88, "a character replaced by a neighbouring key", _edits)
+MODEL = SimpleModel("replacement", 0.9, "a character replaced by a neighbouring key", _edits)
