@@ -30,6 +30,7 @@ class ProtectConfig:
     models: tuple[str, ...] | None = None  # None: every registered model
     layouts: tuple[str, ...] = ("qwerty", "qwertz", "azerty")
     use_legit_list: bool = True
+    use_word_list: bool = True  # damp look-alikes whose name is a common word (life.com vs live.com)
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,13 @@ def read_domain_list(text: str) -> list[str]:
 
 
 @cache
+def common_words() -> frozenset[str]:
+    """Common words of several languages (``data/common_words.txt``, from wordfreq; see its header)."""
+    text = resources.files("typoguard").joinpath("data/common_words.txt").read_text("utf-8")
+    return frozenset(read_domain_list(text))
+
+
+@cache
 def legitimate_domains() -> frozenset[str]:
     """The shipped list of well-known legitimate mail domains (``data/legit_domains.txt``)."""
     text = resources.files("typoguard").joinpath("data/legit_domains.txt").read_text("utf-8")

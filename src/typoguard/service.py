@@ -70,6 +70,7 @@ class Guard:
             resources.domain_skeletons(),
             models=config.protect.models,
             weights=config.protect.weights,
+            common_words=resources.common_words() if config.protect.use_word_list else frozenset(),
         )
         legit = resources.legitimate_domains() if config.protect.use_legit_list else frozenset()
         policy = Policy(

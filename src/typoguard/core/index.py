@@ -35,6 +35,8 @@ PRIOR_FUZZY_ONE = 0.55  # one arbitrary edit not explained by a keyboard or visu
 PRIOR_FUZZY_TWO = 0.42  # two edits, long names only
 FUZZY_TWO_MIN_LEN = 8  # cores shorter than this get no two-edit fuzzy matches
 FUZZY_ONE_MIN_LEN = 4
+# A look-alike whose name is itself a common word (life.com for live.com) was more likely chosen than typed.
+COMMON_WORD_FACTOR = 0.6
 
 
 # Models whose edits of a short name often land on someone else's real name.
@@ -110,8 +112,10 @@ class LookalikeIndex:
         models: Sequence[TypoModel],
         ctx: ModelContext,
         skeletons: DomainSkeletons,
+        common_words: frozenset[str] = frozenset(),
     ) -> None:
         self._protected = tuple(protected)
+        self._common_words = common_words
         self._models = tuple(models)
         self._kinds = tuple(m.name for m in self._models)
         self._priors = tuple(m.prior for m in self._models)
@@ -138,6 +142,7 @@ class LookalikeIndex:
         *,
         models: Iterable[str] | None = None,
         weights: Mapping[str, float] | None = None,
+        common_words: frozenset[str] = frozenset(),
     ) -> LookalikeIndex:
         """Compile normalised protected domains. ``models`` names the typo models (all by default)."""
         weights = weights or {}
@@ -152,7 +157,7 @@ class LookalikeIndex:
             seen[d.ascii] = Protected(
                 d.ascii, core, suffix, d.unicode, registrable, weights.get(d.ascii, 1.0)
             )
-        return cls(list(seen.values()), select_models(models), ctx, skeletons)
+        return cls(list(seen.values()), select_models(models), ctx, skeletons, common_words)
 
     def _build(self) -> None:
         exact: dict[str, list[int]] = {}
@@ -302,6 +307,7 @@ class LookalikeIndex:
                 elif rel == "other":
                     kind, score = f"{kind}+suffix_swap", score * SUFFIX_SWAP_FACTOR
                     why += f", under .{qsuffix} instead of .{p.suffix}"
+                score, why = self._word_damping(qcore, p.core, score, why)
             self._keep(
                 found,
                 packed >> 6,
@@ -389,6 +395,7 @@ class LookalikeIndex:
                 prior *= SUFFIX_SWAP_FACTOR
                 kind += "+suffix_swap"
                 why += f", under .{qsuffix} instead of .{p.suffix}"
+            prior, why = self._word_damping(qcore, p.core, prior, why)
             self._keep(
                 found,
                 pidx,
@@ -400,6 +407,16 @@ class LookalikeIndex:
                     f"{name} looks like {p.domain} with {why}",
                 ),
             )
+
+    def _word_damping(self, qcore: str, pcore: str, score: float, why: str) -> tuple[float, str]:
+        """Damp a label slip whose result is itself a common word (``life`` typed for ``live``)."""
+        typed = qcore.rsplit(".", 1)[-1]
+        if typed != pcore.rsplit(".", 1)[-1] and typed in self._common_words:
+            return (
+                score * COMMON_WORD_FACTOR,
+                f"{why}; but '{typed}' is a common word, likely chosen on purpose",
+            )
+        return score, why
 
     def _prior(self, kind: str) -> float:
         try:
