@@ -1,0 +1,267 @@
+"""core/detector.py through a Guard: the verdicts a sender would see for the issue's golden cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from typoguard.config import Config, ProtectConfig
+from typoguard.core.detector import Detector
+from typoguard.core.verdict import Action, Verdict
+from typoguard.service import Guard
+
+FLAGGED = (Action.WARN, Action.HOLD, Action.REJECT)
+
+
+def _name_of_length(n: int) -> str:
+    labels, body = [], n - len(".com")
+    while body > 0:
+        take = min(60, body)
+        labels.append("a" * take)
+        body -= take + 1
+    name = ".".join(labels) + ".com"
+    assert len(name) == n
+    return name
+
+
+# ----------------------------------------------------------------------------- golden cases (issue 2)
+@pytest.mark.parametrize(
+    ("recipient", "intended"),
+    [
+        ("army.ml", "army.mil"),
+        ("bob@army.ml", "army.mil"),
+        ("navy.ml", "navy.mil"),
+        ("john.doe@navy.ml", "navy.mil"),
+        ("us.af.ml", "us.af.mil"),
+        ("BOB@US.AF.ML", "us.af.mil"),
+    ],
+)
+def test_suffix_typo_of_a_protected_domain_rejects(guard: Guard, recipient: str, intended: str) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.REJECT
+    assert v.intended == intended
+    assert v.kind == "suffix_typo"
+    assert v.flagged
+
+
+def test_army_ml_reason_is_a_sentence_a_person_understands(guard: Guard) -> None:
+    assert guard.check("bob@army.ml").reason == "army.ml looks like army.mil with the 'i' of .mil dropped"
+
+
+@pytest.mark.parametrize(
+    ("recipient", "intended", "kind"),
+    [
+        ("caibm.com", "ca.ibm.com", "dot_omission"),
+        ("jane@caibm.com", "ca.ibm.com", "dot_omission"),
+        ("gmial.com", "gmail.com", "transposition"),
+        ("someone@gmial.com", "gmail.com", "transposition"),
+        ("outlo0k.com", "outlook.com", "ascii_lookalike"),
+        ("armymil.com", "army.mil", "dot_omission"),
+        ("army.mil.com", "army.mil", "suffix_append"),
+        ("bob@аrmy.mil", "army.mil", "homoglyph"),  # Cyrillic а
+        ("statte.gov", "state.gov", "repetition"),
+    ],
+)
+def test_lookalikes_are_flagged_with_the_intended_domain(
+    guard: Guard, recipient: str, intended: str, kind: str
+) -> None:
+    v = guard.check(recipient)
+    assert v.action in FLAGGED
+    assert (v.intended, v.kind) == (intended, kind)
+    assert 0.0 < v.score <= 1.0
+    assert intended in v.reason
+
+
+@pytest.mark.parametrize("recipient", ["caibm.com", "gmial.com", "outlo0k.com", "xn--rmy-5cd.mil"])
+def test_strong_lookalikes_reject_by_default(guard: Guard, recipient: str) -> None:
+    assert guard.check(recipient).action is Action.REJECT
+
+
+@pytest.mark.parametrize("recipient", ["ymail.com", "bob@ymail.com", "mail.com", "bob@mail.com"])
+def test_well_known_mail_domains_near_gmail_are_allowed(guard: Guard, recipient: str) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.ALLOW
+    assert not v.flagged
+
+
+def test_gouv_ml_is_allowed_with_mil_protected(guard: Guard) -> None:
+    # gouv.ml is Mali's government suffix: one letter from .mil's typo .ml is not a reason to block it.
+    for r in ("gouv.ml", "info@gouv.ml", "contact@sante.gouv.ml"):
+        assert guard.check(r).action is Action.ALLOW, r
+
+
+@pytest.mark.parametrize("recipient", ["verizon.com", "bob@verizon.com", "army.com", "comcast.com"])
+def test_swap_to_another_real_tld_warns_at_most(guard: Guard, recipient: str) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.WARN
+    assert v.kind == "suffix_swap"
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "army.mil",
+        "bob@army.mil",
+        "BOB@ARMY.MIL.",
+        "<bob@army.mil>",
+        "us.af.mil",
+        "ca.ibm.com",
+        "us.ibm.com",
+        "bob@us.ibm.com",
+        "ibm.com",
+        "mail.army.mil",
+        "gmail.com",
+        "verizon.net",
+        "x@comcast.net",
+    ],
+)
+def test_protected_domains_and_their_organisation_are_allowed(guard: Guard, recipient: str) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.ALLOW
+    assert v.intended is None
+    assert "protected" in v.reason
+
+
+@pytest.mark.parametrize("recipient", ["example.com", "bob@wikipedia.org", "bob@[192.0.2.1]", "münchen.de"])
+def test_unrelated_recipients_are_allowed(guard: Guard, recipient: str) -> None:
+    assert guard.check(recipient).action is Action.ALLOW
+
+
+def test_mixed_script_name_is_flagged_even_if_it_resembles_nothing(guard: Guard) -> None:
+    v = guard.check("bob@pаypal.com")  # Cyrillic а in a Latin name
+    assert v.action is Action.WARN
+    assert v.kind == "mixed_script"
+    assert v.intended is None
+    assert "mixes scripts" in v.reason
+
+
+def test_single_script_idn_is_allowed(guard: Guard) -> None:
+    assert guard.check("info@пример.рф").action is Action.ALLOW
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("recipient", "why"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("notanaddress", "no '@'"),
+        ("bob@", "empty domain"),
+        ("@army.mil", "nothing before '@'"),
+        ("bob@" + "a" * 64 + ".mil", "64 characters"),
+        ("bob@" + _name_of_length(254), "254 characters"),
+        (_name_of_length(260), "260 characters"),
+        ("x" * 65 + "@army.mil", "local part"),
+        ("bob@army..mil", "empty label"),
+        ("bob@ar my.mil", "white space"),
+        ("bob@arm\udcffy.mil", "UTF-8"),
+        ("b\udcffob@army.mil", "UTF-8"),
+    ],
+)
+def test_bad_input_is_invalid_never_an_exception(guard: Guard, recipient: str, why: str) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.INVALID
+    assert v.flagged
+    assert v.domain is None
+    d = v.to_dict()
+    assert why in d["error"]
+    assert d["reason"].startswith("invalid recipient: ")
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "bob@arm\udcffy.mil",
+        pytest.param(
+            "\udcff",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="core bug: invalid UTF-8 without '@' is reported as \"no '@'\" with a raw "
+                "surrogate escape ('\\udcff') in the message",
+            ),
+        ),
+        pytest.param(
+            '"b\udcff"@army.mil',
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="core bug: invalid UTF-8 in a quoted local part shows a raw surrogate "
+                "escape ('\\udcff') in the message",
+            ),
+        ),
+    ],
+)
+def test_invalid_utf8_is_named_and_shown_readably(guard: Guard, recipient: str) -> None:
+    error = guard.check(recipient).to_dict()["error"]
+    assert "not valid UTF-8" in error
+    assert "\\udc" not in error
+    assert "\ufffd" in error  # the bad byte shown as the replacement character
+
+
+def test_longest_valid_name_is_checked_not_refused(guard: Guard) -> None:
+    assert guard.check("bob@" + _name_of_length(253)).action is Action.ALLOW
+
+
+# ----------------------------------------------------------------------------- consistency
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        (
+            "army.ml",
+            "bob@army.ml",
+            "BOB@ARMY.ML",
+            "<bob@army.ml>",
+            "bob@army.ml.",
+            '"j doe"@army.ml',
+            "bob@ＡＲＭＹ．ｍｌ",
+        ),
+        ("gmial.com", "x@GMIAL.COM", "x+tag@gmial.com."),
+    ],
+)
+def test_one_domain_one_verdict_whatever_the_spelling(guard: Guard, spellings: tuple[str, ...]) -> None:
+    verdicts = [guard.check(r) for r in spellings]
+    assert len({(v.action, v.domain, v.intended, v.kind, v.score, v.reason) for v in verdicts}) == 1
+    assert all(v.recipient == r for v, r in zip(verdicts, spellings, strict=True))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: leading white space is stripped (slow path) but trailing white space makes the "
+    "address invalid (fast path), so the same recipient gets different verdicts",
+)
+def test_surrounding_white_space_does_not_change_the_verdict(guard: Guard) -> None:
+    assert guard.check(" bob@army.ml").action is Action.REJECT
+    assert guard.check("bob@army.ml ").action is Action.REJECT
+
+
+def test_repeated_checks_agree_and_survive_a_cache_clear(guard: Guard) -> None:
+    first = guard.check("bob@army.ml")
+    again = guard.check("alice@army.ml")
+    guard.detector.clear_cache()
+    fresh = guard.check("bob@army.ml")
+    assert first.assessment == again.assessment == fresh.assessment
+
+
+def test_cache_bound_does_not_change_verdicts() -> None:
+    g = Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil",))))
+    tiny = Detector(g.index, g.detector.policy, cache_size=2)  # the generational clear on nearly every check
+    names = ["army.ml", "example.com", "armymil.com", "army.mil", "army.ml", "navy.ml"]
+    actions = [tiny.check(n).action for n in names]
+    assert actions == [Action.REJECT, Action.ALLOW, Action.REJECT, Action.ALLOW, Action.REJECT, Action.ALLOW]
+
+
+def test_verdict_dict_shape(guard: Guard) -> None:
+    v: Verdict = guard.check("bob@army.ml")
+    d = v.to_dict()
+    score = d.pop("score")
+    assert d == {
+        "recipient": "bob@army.ml",
+        "domain": "army.ml",
+        "action": "reject",
+        "intended": "army.mil",
+        "kind": "suffix_typo",
+        "reason": "army.ml looks like army.mil with the 'i' of .mil dropped",
+    }
+    assert isinstance(score, float) and 0.9 <= score <= 1.0
+
+
+def test_assess_domain_matches_check(guard: Guard) -> None:
+    assert guard.assess_domain("army.ml") == guard.check("bob@army.ml").assessment

@@ -1,0 +1,198 @@
+"""config.py: layered TOML configuration; a typo in a security setting is an error, never ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from typoguard.config import Config, load_config
+from typoguard.errors import ConfigError, UnknownModel
+from typoguard.service import Guard
+
+NO_ENV: dict[str, str] = {}
+
+
+def write(tmp_path: Path, text: str, name: str = "typoguard.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config(None, environ=NO_ENV)
+    assert config == Config()
+    assert config.protect.domains == ()
+    assert (config.policy.warn_at, config.policy.hold_at, config.policy.reject_at) == (0.4, 0.7, 0.9)
+    assert config.protect.use_legit_list is True
+    assert config.protect.models is None
+
+
+def test_empty_file_is_a_valid_configuration(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), environ=NO_ENV)
+    assert config.protect == Config().protect
+    assert config.source == str(tmp_path / "typoguard.toml")
+
+
+def test_shipped_example_loads(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "typoguard.toml"
+    config = load_config(example, environ=NO_ENV)
+    assert "army.mil" in config.protect.domains
+
+
+def test_values_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[protect]
+domains = ["army.mil", "gmail.com"]
+trusted = ["army.com"]
+weights = { "Gmail.com" = 0.5 }
+models = ["omission", "suffix_typo"]
+layouts = ["qwerty"]
+
+[policy]
+reject_at = 0.95
+hold_at = 0.8
+warn_at = 0
+mode = "audit"
+""",
+    )
+    config = load_config(path, environ=NO_ENV)
+    assert config.protect.domains == ("army.mil", "gmail.com")
+    assert config.protect.trusted == ("army.com",)
+    assert config.protect.weights == {"gmail.com": 0.5}
+    assert config.protect.models == ("omission", "suffix_typo")
+    assert config.policy.warn_at == 0.0 and isinstance(config.policy.warn_at, float)
+    assert config.policy.thresholds().reject_at == 0.95
+    assert config.policy.mode == "audit"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[protekt]\ndomains = ['army.mil']\n", "unknown section [protekt]"),
+        ("[protect]\ndomain = ['army.mil']\n", "unknown key 'domain' in [protect]"),
+        ("[policy]\nreject = 0.9\n", "unknown key 'reject'"),
+        ("protect = 1\n", "[protect] must be a table"),
+        ("[protect]\ndomains = 'army.mil'\n", "must be a list of strings"),
+        ("[protect]\ndomains = [1, 2]\n", "must be a list of strings"),
+        ("[protect]\nuse_legit_list = 'yes'\n", "must be true or false"),
+        ("[policy]\nreject_at = 'high'\n", "must be a number"),
+        ("[policy]\nreject_at = true\n", "must be a number"),
+        ("[policyd]\nreject_code = 550.5\n", "must be an integer"),
+        ("[protect]\nweights = { 'army.mil' = 'x' }\n", "table of numbers"),
+        ("[protect]\nweights = { 'army.mil' = 1.5 }\n", "outside 0..1"),
+        ("[policy]\nreject_at = 0.5\nhold_at = 0.7\n", "thresholds must satisfy"),
+        ("[policy]\nwarn_at = 0.8\n", "thresholds must satisfy"),
+        ("[policy]\nreject_at = 1.2\n", "thresholds must satisfy"),
+        ("[policy]\nmode = 'block'\n", "mode must be 'enforce' or 'audit'"),
+        ("[policyd]\non_error = 'ignore'\n", "on_error"),
+        ("[policyd]\nreject_code = 451\n", "reject_code"),
+        ("[protect\n", "not valid TOML"),
+    ],
+)
+def test_bad_configuration_is_an_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ=NO_ENV)
+    assert message in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "absent.toml", environ=NO_ENV)
+
+
+def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b"[protect]\ndomains = ['m\xfcnchen.de']\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(path, environ=NO_ENV)
+
+
+# ----------------------------------------------------------------------------- environment layer
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[policy]\nmode = 'enforce'\nreject_at = 0.9\n")
+    env = {
+        "TYPOGUARD_POLICY__MODE": '"audit"',
+        "TYPOGUARD_POLICY__REJECT_AT": "0.95",
+        "TYPOGUARD_POLICYD__LISTEN": "127.0.0.1:10041",  # a bare word is taken as a string
+        "TYPOGUARD_PROTECT__DOMAINS": '["navy.mil"]',
+        "UNRELATED": "x",
+    }
+    config = load_config(path, environ=env)
+    assert config.policy.mode == "audit"
+    assert config.policy.reject_at == 0.95
+    assert config.policyd.listen == "127.0.0.1:10041"
+    assert config.protect.domains == ("navy.mil",)
+
+
+def test_unknown_environment_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="unknown key 'rejectat'"):
+        load_config(None, environ={"TYPOGUARD_POLICY__REJECTAT": "0.5"})
+
+
+def test_environment_must_keep_thresholds_ordered() -> None:
+    with pytest.raises(ConfigError, match="thresholds"):
+        load_config(None, environ={"TYPOGUARD_POLICY__WARN_AT": "0.95"})
+
+
+# ----------------------------------------------------------------------------- into a Guard
+def test_protect_files_are_relative_to_the_config(tmp_path: Path) -> None:
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "mil.txt").write_text("# military\narmy.mil\n\nnavy.mil  # the navy\n", "utf-8")
+    config = load_config(write(tmp_path, "[protect]\nfiles = ['lists/mil.txt']\n"), environ=NO_ENV)
+    guard = Guard.from_config(config)
+    assert guard.index.domains == frozenset({"army.mil", "navy.mil"})
+    assert guard.check("navy.ml").action.value == "reject"
+
+
+def test_unknown_model_name_fails_the_build(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "[protect]\ndomains=['army.mil']\nmodels=['omision']\n"), environ=NO_ENV
+    )
+    with pytest.raises(UnknownModel, match="omision"):
+        Guard.from_config(config)
+
+
+def test_unknown_layout_fails_the_build(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "[protect]\ndomains=['army.mil']\nlayouts=['dvorak']\n"), environ=NO_ENV
+    )
+    with pytest.raises(ConfigError, match="dvorak"):
+        Guard.from_config(config)
+
+
+def test_invalid_protected_domain_fails_the_build(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "[protect]\ndomains=['army..mil']\n"), environ=NO_ENV)
+    with pytest.raises(ConfigError, match="empty label"):
+        Guard.from_config(config)
+
+
+def test_trusted_domain_from_config_is_allowed(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "[protect]\ndomains=['army.mil']\ntrusted=['ARMY.ML']\n"), environ=NO_ENV
+    )
+    guard = Guard.from_config(config)
+    assert guard.check("bob@army.ml").action.value == "allow"
+    assert guard.check("bob@navy.ml").action.value == "allow"  # navy.mil is not protected here
+    assert guard.check("bob@armymil.com").action.value == "reject"
+
+
+def test_legit_list_can_be_switched_off(tmp_path: Path) -> None:
+    on = Guard.from_config(load_config(write(tmp_path, "[protect]\ndomains=['gmail.com']\n"), environ=NO_ENV))
+    off = Guard.from_config(
+        load_config(
+            write(tmp_path, "[protect]\ndomains=['gmail.com']\nuse_legit_list=false\n"), environ=NO_ENV
+        )
+    )
+    assert on.check("ymail.com").action.value == "allow"
+    assert off.check("ymail.com").action.value != "allow"
+
+
+def test_thresholds_from_config_drive_the_action(tmp_path: Path) -> None:
+    lax = load_config(
+        write(tmp_path, "[protect]\ndomains=['army.mil']\n[policy]\nreject_at=1.0\nhold_at=1.0\n"),
+        environ=NO_ENV,
+    )
+    assert Guard.from_config(lax).check("army.ml").action.value == "warn"
