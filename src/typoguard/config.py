@@ -67,7 +67,17 @@ class PolicydConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str = ""
+    url: str = ""  # empty: SQLite file typoguard.db under data_dir; or postgresql+psycopg://user@host/db
+    data_dir: str = "/var/lib/typoguard"  # relative paths are relative to the config file
+    spool_dir: str = ""  # decisions waiting for the database; empty: <data_dir>/spool
+    node: str = ""  # this node's name in the decision log; empty: host name
+    batch_size: int = 1000  # decisions per database transaction
+    queue_size: int = 100_000  # decisions held in memory before spilling to the spool
+    flush_interval: float = 0.2  # seconds the writer waits for a batch to fill
+    retry_interval: float = 2.0  # seconds between attempts while the database is down
+    refresh_interval: float = 5.0  # seconds between override/correspondent snapshots
+    retention: str = "180d"  # default age for `typoguard db prune`
+    confirmed_min_count: int = 10  # mails before an admin-confirmed correspondent is allowed
 
 
 @dataclass(frozen=True)

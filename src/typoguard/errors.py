@@ -5,6 +5,8 @@
      +-- ConfigError           a configuration that cannot be loaded or is invalid
      +-- UnknownModel          a typo model name that is not in the registry (also ConfigError)
      +-- ProtocolError         a peer broke a wire protocol (e.g. Postfix policy delegation)
+     +-- StoreError            the database (decisions, overrides, ...) failed or is unreachable
+     +-- MailQueueError        Postfix's postqueue/postsuper failed (held mail)
 
 Third-party exceptions (idna, tomllib, OSError, ...) are translated into these at the boundary, so callers
 catch ``TypoguardError`` and nothing else.
@@ -31,3 +33,11 @@ class UnknownModel(ConfigError):
 
 class ProtocolError(TypoguardError):
     """The remote peer sent something the protocol does not allow."""
+
+
+class StoreError(TypoguardError):
+    """The store's database failed or cannot be reached; ``str(exc)`` names the operation."""
+
+
+class MailQueueError(TypoguardError):
+    """Postfix's queue tools (``postqueue``, ``postsuper``) failed or are missing."""

@@ -1,0 +1,43 @@
+"""typoguard's memory: decisions, correspondents, overrides and held mail (SQLAlchemy 2 Core).
+
+SQLite by default (a WAL file under ``[store] data_dir``), PostgreSQL (psycopg 3) through ``[store] url`` for
+several nodes sharing one history. The surface the service uses::
+
+    store = open_store(config)                  # connects, applies migrations
+    writer = DecisionWriter(store)              # background batching writer; submit() never blocks
+    overrides = OverrideCache(store)            # refreshed every [store] refresh_interval seconds
+    confirmed = CorrespondentCache(store)
+    assessment = apply_context(verdict.assessment, override=overrides.lookup(domain), ...)
+    writer.submit(DecisionEvent.from_verdict(...))
+    ...; writer.close(); overrides.close(); confirmed.close(); store.close()
+"""
+
+from __future__ import annotations
+
+from typoguard.store.cache import CorrespondentCache, OverrideCache
+from typoguard.store.context import apply_context, is_suffix_typo
+from typoguard.store.correspondents import CorrespondentDomain
+from typoguard.store.decisions import DecisionEvent, DecisionQuery, DecisionRecord
+from typoguard.store.held import HeldMessage, PostfixQueue, QueuedMessage
+from typoguard.store.overrides import Override
+from typoguard.store.store import Store, open_store, parse_duration
+from typoguard.store.writer import DecisionWriter
+
+__all__ = [
+    "CorrespondentCache",
+    "CorrespondentDomain",
+    "DecisionEvent",
+    "DecisionQuery",
+    "DecisionRecord",
+    "DecisionWriter",
+    "HeldMessage",
+    "Override",
+    "OverrideCache",
+    "PostfixQueue",
+    "QueuedMessage",
+    "Store",
+    "apply_context",
+    "is_suffix_typo",
+    "open_store",
+    "parse_duration",
+]

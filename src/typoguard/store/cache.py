@@ -1,0 +1,96 @@
+"""Hot-path snapshots of the store: active overrides and confirmed correspondents.
+
+Each cache holds a plain dict that a background thread replaces every ``interval`` seconds (default 5), so
+a change made on any node takes effect everywhere within that time, without a restart. A look-up is a dict
+probe per domain label; it never touches the database. If a refresh fails, the last snapshot stays in use
+and ``errors`` counts the failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Generic, TypeVar
+
+from typoguard.store.correspondents import CorrespondentDomain
+from typoguard.store.overrides import Override
+from typoguard.store.store import Store, lookup_override
+
+log = logging.getLogger("typoguard.store.cache")
+
+T = TypeVar("T")
+
+
+class _Snapshot(Generic[T]):
+    def __init__(self, store: Store, interval: float | None, *, start: bool) -> None:
+        self.store = store
+        self.interval = interval or store.config.settings.refresh_interval
+        self.snapshot: dict[str, T] = {}
+        self.refreshed_at = 0.0
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh()
+        if start:
+            self._thread = threading.Thread(
+                target=self._run, name=f"typoguard-{type(self).__name__}", daemon=True
+            )
+            self._thread.start()
+
+    def _load(self) -> dict[str, T]:
+        raise NotImplementedError
+
+    def refresh(self) -> bool:
+        """Reload now; False (and the old snapshot kept) if the database failed."""
+        try:
+            fresh = self._load()
+        except Exception as exc:
+            self.errors += 1
+            log.warning("%s refresh failed, keeping the last snapshot: %s", type(self).__name__, exc)
+            return False
+        self.snapshot = fresh  # one reference swap: readers see the old or the new dict, never a mix
+        self.refreshed_at = time.time()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+class OverrideCache(_Snapshot[Override]):
+    """Active overrides by domain; ``lookup`` also finds a parent domain's override."""
+
+    def __init__(self, store: Store, interval: float | None = None, *, start: bool = True) -> None:
+        super().__init__(store, interval, start=start)
+
+    def _load(self) -> dict[str, Override]:
+        return self.store.active_overrides()
+
+    def lookup(self, domain: str) -> Override | None:
+        """The override for ``domain`` (ASCII, lower case) or its nearest parent; expired ones excluded."""
+        found = lookup_override(self.snapshot, domain) if self.snapshot else None
+        if found is not None and found.expires_at is not None and found.expires_at <= time.time():
+            return None
+        return found
+
+
+class CorrespondentCache(_Snapshot[CorrespondentDomain]):
+    """Recipient domains an admin confirmed and people here wrote to at least ``min_count`` times."""
+
+    def __init__(
+        self, store: Store, interval: float | None = None, *, min_count: int | None = None, start: bool = True
+    ) -> None:
+        self.min_count = store.config.settings.confirmed_min_count if min_count is None else min_count
+        super().__init__(store, interval, start=start)
+
+    def _load(self) -> dict[str, CorrespondentDomain]:
+        return self.store.confirmed_correspondents(self.min_count)
+
+    def lookup(self, domain: str) -> CorrespondentDomain | None:
+        return self.snapshot.get(domain)

@@ -1,0 +1,198 @@
+"""Correspondents: who the organisation really writes to, learned from allowed (or delivered) mail.
+
+Counts and first/last seen are kept per (sender domain, recipient domain), per recipient domain and per
+recipient address. A suffix typo of a protected domain (``army.ml`` for ``army.mil``) is never learned,
+however often it is used: the caller passes ``kind`` and ``learnable`` refuses it.
+
+Upserts sort their keys, so two nodes updating the same rows lock them in the same order (no deadlock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from typoguard.store.schema import correspondent_addresses, correspondent_domains, correspondent_pairs
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One message from ``sender`` to ``recipient`` that was allowed or delivered at ``time``."""
+
+    sender: str
+    recipient: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class CorrespondentDomain:
+    domain: str
+    count: int
+    first_seen: float
+    last_seen: float
+    confirmed_by: str | None = None
+    confirmed_at: float | None = None
+    confirmed_reason: str | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+
+def learnable(action: str, kind: str | None) -> bool:
+    """May a decision with this action and finding kind teach us a correspondent?"""
+    return action == "allow" and not (kind and "suffix_typo" in kind)
+
+
+def domain_of(address: str) -> str:
+    at = address.rfind("@")
+    return address[at + 1 :].lower().rstrip(".") if at >= 0 else ""
+
+
+class _Tally:
+    """Counts and first/last times per key, folded in memory before one upsert per key."""
+
+    def __init__(self) -> None:
+        self.data: dict[Any, list[float]] = {}
+
+    def add(self, key: Any, when: float, n: int = 1) -> None:
+        entry = self.data.get(key)
+        if entry is None:
+            self.data[key] = [n, when, when]
+        else:
+            entry[0] += n
+            entry[1] = min(entry[1], when)
+            entry[2] = max(entry[2], when)
+
+
+@dataclass
+class Tallies:
+    pairs: _Tally
+    domains: _Tally
+    addresses: _Tally
+
+    @classmethod
+    def new(cls) -> Tallies:
+        return cls(_Tally(), _Tally(), _Tally())
+
+    def add(self, sender: str, recipient: str, when: float) -> None:
+        rdomain = domain_of(recipient)
+        if not rdomain:
+            return
+        sdomain = domain_of(sender)
+        if sdomain:
+            self.pairs.add((sdomain, rdomain), when)
+        self.domains.add(rdomain, when)
+        self.addresses.add(recipient.lower(), when)
+
+    def __len__(self) -> int:
+        return len(self.pairs.data) + len(self.domains.data) + len(self.addresses.data)
+
+
+def _upsert(conn: Connection, table: Table, keys: tuple[str, ...], tally: _Tally) -> None:
+    if not tally.data:
+        return
+    rows = []
+    for key in sorted(tally.data):
+        count, first, last = tally.data[key]
+        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        values.update(count=int(count), first_seen=first, last_seen=last)
+        rows.append(values)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    ex = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={
+            "count": table.c.count + ex.count,
+            "first_seen": case((table.c.first_seen < ex.first_seen, table.c.first_seen), else_=ex.first_seen),
+            "last_seen": case((table.c.last_seen > ex.last_seen, table.c.last_seen), else_=ex.last_seen),
+        },
+    )
+    conn.execute(stmt, rows)
+
+
+def record(conn: Connection, tallies: Tallies) -> None:
+    """Add folded sightings to the tables (inside the caller's transaction)."""
+    _upsert(conn, correspondent_pairs, ("sender_domain", "recipient_domain"), tallies.pairs)
+    _upsert(conn, correspondent_domains, ("domain",), tallies.domains)
+    _upsert(conn, correspondent_addresses, ("address",), tallies.addresses)
+
+
+def tally_rows(rows: Iterable[dict[str, Any]]) -> Tallies:
+    """Fold decision rows (as stored) into tallies, keeping only the learnable ones."""
+    t = Tallies.new()
+    for r in rows:
+        if learnable(r["action"], r["kind"]):
+            t.add(r["sender"], r["recipient"], r["time"])
+    return t
+
+
+def pair_count(conn: Connection, sender_domain: str, recipient_domain: str) -> int:
+    c = correspondent_pairs.c
+    found = conn.execute(
+        select(c.count).where(c.sender_domain == sender_domain, c.recipient_domain == recipient_domain)
+    ).scalar()
+    return int(found or 0)
+
+
+def address_count(conn: Connection, address: str) -> int:
+    c = correspondent_addresses.c
+    return int(conn.execute(select(c.count).where(c.address == address.lower())).scalar() or 0)
+
+
+def domain_info(conn: Connection, domain: str) -> CorrespondentDomain | None:
+    c = correspondent_domains.c
+    row = conn.execute(select(correspondent_domains).where(c.domain == domain)).first()
+    return CorrespondentDomain(**row._mapping) if row else None
+
+
+def list_domains(
+    conn: Connection, *, confirmed_only: bool = False, limit: int = 100
+) -> list[CorrespondentDomain]:
+    c = correspondent_domains.c
+    stmt = select(correspondent_domains)
+    if confirmed_only:
+        stmt = stmt.where(c.confirmed_at.is_not(None))
+    stmt = stmt.order_by(c.count.desc(), c.domain).limit(limit)
+    return [CorrespondentDomain(**r._mapping) for r in conn.execute(stmt)]
+
+
+def confirm(conn: Connection, domain: str, by: str, reason: str, when: float) -> None:
+    """Mark ``domain`` as a correspondent an admin vouched for (kept even before any mail was seen)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(correspondent_domains).values(
+        domain=domain,
+        count=0,
+        first_seen=when,
+        last_seen=when,
+        confirmed_by=by,
+        confirmed_at=when,
+        confirmed_reason=reason,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["domain"],
+        set_={"confirmed_by": by, "confirmed_at": when, "confirmed_reason": reason},
+    )
+    conn.execute(stmt)
+
+
+def unconfirm(conn: Connection, domain: str) -> bool:
+    c = correspondent_domains.c
+    result = conn.execute(
+        update(correspondent_domains)
+        .where(c.domain == domain, c.confirmed_at.is_not(None))
+        .values(confirmed_by=None, confirmed_at=None, confirmed_reason=None)
+    )
+    return bool(result.rowcount)
+
+
+def confirmed_domains(conn: Connection, min_count: int) -> dict[str, CorrespondentDomain]:
+    """Confirmed correspondents written to at least ``min_count`` times (for the hot-path snapshot)."""
+    c = correspondent_domains.c
+    stmt = select(correspondent_domains).where(c.confirmed_at.is_not(None), c.count >= min_count)
+    return {r.domain: CorrespondentDomain(**r._mapping) for r in conn.execute(stmt)}

@@ -1,0 +1,217 @@
+"""The decision log: one row per recipient decision, metadata only (never a message body).
+
+``DecisionEvent`` is what the policy service hands to the ``DecisionWriter`` on the hot path; it carries no
+id, the writer gives each one a unique ``event_id`` before it first tries to store it, so a spooled event
+replayed twice is inserted once (``tg_decisions.event_id`` is UNIQUE, inserts ignore conflicts).
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from typoguard.core.verdict import Verdict
+from typoguard.store.schema import decisions
+
+# Columns of a decision row, in insert order (``event_id`` first).
+ROW_FIELDS = (
+    "event_id",
+    "time",
+    "node",
+    "queue_id",
+    "sender",
+    "recipient",
+    "domain",
+    "action",
+    "intended",
+    "kind",
+    "score",
+    "mode",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionEvent:
+    """One decision as the policy service saw it. ``time`` is UNIX seconds (UTC)."""
+
+    time: float
+    recipient: str
+    action: str
+    domain: str = ""
+    intended: str | None = None
+    kind: str | None = None
+    score: float = 0.0
+    sender: str = ""
+    queue_id: str = ""
+    node: str = ""
+    mode: str = "enforce"
+
+    @classmethod
+    def from_verdict(
+        cls,
+        verdict: Verdict,
+        *,
+        sender: str = "",
+        queue_id: str = "",
+        node: str = "",
+        mode: str = "enforce",
+        when: float | None = None,
+    ) -> DecisionEvent:
+        """The event for ``verdict`` (the action actually taken: pass a verdict adjusted by context)."""
+        a = verdict.assessment
+        finding = a.finding
+        return cls(
+            _time.time() if when is None else when,
+            verdict.recipient,
+            a.action.value,
+            a.domain or "",
+            finding.intended if finding else None,
+            finding.kind if finding else None,
+            finding.score if finding else 0.0,
+            sender,
+            queue_id,
+            node,
+            mode,
+        )
+
+    def row(self, event_id: str) -> dict[str, Any]:
+        """The database row (also the spool file's JSON object)."""
+        return {
+            "event_id": event_id,
+            "time": self.time,
+            "node": self.node,
+            "queue_id": self.queue_id,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "domain": self.domain,
+            "action": self.action,
+            "intended": self.intended,
+            "kind": self.kind,
+            "score": self.score,
+            "mode": self.mode,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A stored decision: the event plus its id and log position (``seq``, for pagination)."""
+
+    seq: int
+    event_id: str
+    event: DecisionEvent
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionQuery:
+    """Filters for ``Store.decisions``; ``None`` means "any". Results are newest first."""
+
+    since: float | None = None
+    until: float | None = None
+    domain: str | None = None
+    recipient: str | None = None
+    sender: str | None = None
+    action: str | None = None
+    node: str | None = None
+    queue_id: str | None = None
+    before_seq: int | None = None  # pagination: pass the last page's smallest seq
+    limit: int = 100
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(decisions).on_conflict_do_nothing(index_elements=["event_id"])
+    return sqlite.insert(decisions).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows whose ids were never stored before (a duplicate id is ignored, not an error)."""
+    if rows:
+        conn.execute(_insert_ignoring_duplicates(conn), list(rows))
+
+
+def insert_new_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert the rows whose ``event_id`` is not stored yet and return them (the spool-replay path).
+
+    Callers hold a write transaction, so the rows found missing are the rows this call inserts.
+    """
+    if not rows:
+        return []
+    present: set[str] = set()
+    ids = [r["event_id"] for r in rows]
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        present.update(
+            conn.execute(select(decisions.c.event_id).where(decisions.c.event_id.in_(chunk))).scalars()
+        )
+    fresh: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["event_id"] not in present:
+            fresh.setdefault(r["event_id"], r)
+    insert_rows(conn, list(fresh.values()))
+    return list(fresh.values())
+
+
+def query(conn: Connection, q: DecisionQuery) -> list[DecisionRecord]:
+    c = decisions.c
+    stmt = select(decisions)
+    for column, value in (
+        (c.domain, q.domain),
+        (c.recipient, q.recipient),
+        (c.sender, q.sender),
+        (c.action, q.action),
+        (c.node, q.node),
+        (c.queue_id, q.queue_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if q.since is not None:
+        stmt = stmt.where(c.time >= q.since)
+    if q.until is not None:
+        stmt = stmt.where(c.time < q.until)
+    if q.before_seq is not None:
+        stmt = stmt.where(c.seq < q.before_seq)
+    stmt = stmt.order_by(c.seq.desc()).limit(max(1, q.limit))
+    return [record_from_row(r._mapping) for r in conn.execute(stmt)]
+
+
+def record_from_row(m: Any) -> DecisionRecord:
+    event = DecisionEvent(
+        time=m["time"],
+        recipient=m["recipient"],
+        action=m["action"],
+        domain=m["domain"],
+        intended=m["intended"],
+        kind=m["kind"],
+        score=m["score"],
+        sender=m["sender"],
+        queue_id=m["queue_id"],
+        node=m["node"],
+        mode=m["mode"],
+    )
+    return DecisionRecord(int(m["seq"]), m["event_id"], event)
+
+
+def prune(conn: Connection, before: float) -> int:
+    """Delete decisions older than ``before`` (UNIX seconds); returns how many."""
+    result = conn.execute(delete(decisions).where(decisions.c.time < before))
+    return int(result.rowcount or 0)
+
+
+def latest_for_queue_ids(conn: Connection, queue_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+    """The newest held/rejected-or-other decision per queue id (for joining held mail)."""
+    out: dict[str, DecisionRecord] = {}
+    ids = sorted(set(queue_ids))
+    for i in range(0, len(ids), 500):
+        stmt = select(decisions).where(decisions.c.queue_id.in_(ids[i : i + 500])).order_by(decisions.c.seq)
+        for r in conn.execute(stmt):
+            rec = record_from_row(r._mapping)
+            prev = out.get(rec.event.queue_id)
+            # Prefer the decision that held the message; otherwise the newest.
+            if prev is None or rec.event.action == "hold" or prev.event.action != "hold":
+                out[rec.event.queue_id] = rec
+    return out

@@ -1,0 +1,81 @@
+"""Versioned schema migrations, applied in order at start (``typoguard db upgrade`` does the same).
+
+Each migration is a numbered function run in one transaction together with the row that records it in
+``tg_schema_version``. Several nodes starting at once are serialised: PostgreSQL takes a transaction-scoped
+advisory lock, SQLite's ``BEGIN IMMEDIATE`` allows one writer. A database newer than this program is an
+error (an old node must not write to a schema it does not know).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, inspect, select, text
+
+from typoguard.errors import StoreError
+from typoguard.store import schema
+from typoguard.store.db import translated, write_connection
+
+_ADVISORY_LOCK_KEY = 0x7479706F  # "typo"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _initial(conn: Connection) -> None:
+    for table in (
+        schema.decisions,
+        schema.correspondent_pairs,
+        schema.correspondent_domains,
+        schema.correspondent_addresses,
+        schema.overrides,
+        schema.held_actions,
+    ):
+        table.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "decisions, correspondents, overrides, held-mail actions", _initial),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def current_version(conn: Connection) -> int:
+    """The applied schema version; 0 for an empty database."""
+    if not inspect(conn).has_table(schema.schema_version.name):
+        return 0
+    found = conn.execute(
+        select(schema.schema_version.c.version).order_by(schema.schema_version.c.version.desc()).limit(1)
+    ).scalar()
+    return int(found or 0)
+
+
+def upgrade(engine: Engine) -> list[Migration]:
+    """Apply every migration not yet applied; returns those applied now. Raises ``StoreError``."""
+    with translated("schema upgrade"), write_connection(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+        schema.schema_version.create(conn, checkfirst=True)
+        version = current_version(conn)
+        if version > LATEST:
+            raise StoreError(
+                f"database schema version {version} is newer than this typoguard knows ({LATEST}); upgrade it"
+            )
+        applied = []
+        for migration in MIGRATIONS:
+            if migration.version <= version:
+                continue
+            migration.apply(conn)
+            conn.execute(
+                schema.schema_version.insert().values(
+                    version=migration.version, description=migration.description, applied_at=time.time()
+                )
+            )
+            applied.append(migration)
+        return applied
