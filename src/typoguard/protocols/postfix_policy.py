@@ -1,0 +1,311 @@
+"""Postfix SMTPD access policy delegation protocol, sans-IO (Postfix's SMTPD_POLICY_README).
+
+No sockets, no asyncio: bytes go in through ``receive_data()``, events come out of ``next_event()``, and
+``send()`` turns a reply into bytes for the caller to write. The same object therefore serves an asyncio
+server, a blocking test client or a fuzzer.
+
+The wire format::
+
+    request=smtpd_access_policy\\n        one ``name=value`` per line, ended by "\\n";
+    protocol_state=RCPT\\n                 names are ASCII words, values anything but a newline
+    recipient=bob@army.ml\\n               (split on the first "=": values may contain "=")
+    ...\\n
+    \\n                                     an empty line ends the request
+
+    action=550 5.1.2 ...\\n               the reply: one ``action=`` line ...
+    \\n                                     ... and an empty line
+
+A connection carries many requests, one after another (smtpd waits for each reply); unknown attributes
+are kept but ignored by callers, since each Postfix release adds some.
+
+Server-side state machine (``PolicyServerConnection``)::
+
+    state       input                          -> event / next state
+    OPEN        complete request block         -> PolicyRequest, pending += 1
+    OPEN        incomplete data                -> NEED_DATA (limits checked on what has arrived)
+    OPEN        EOF, nothing buffered          -> ConnectionClosed, CLOSED
+    OPEN        EOF inside a request           -> ProtocolError, ERROR
+    OPEN        line > max_line, > max_attributes lines, a line without "=",
+                no ``request=`` or a request type other than smtpd_access_policy
+                                               -> ProtocolError, ERROR
+    ERROR       anything                       -> ProtocolError again (the caller must disconnect)
+
+Postfix's rule for trouble is "log and disconnect, never guess": a ``ProtocolError`` means exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from typoguard.errors import ProtocolError
+
+__all__ = [
+    "NEED_DATA",
+    "REQUEST_TYPE",
+    "ConnectionClosed",
+    "NeedData",
+    "PolicyClientConnection",
+    "PolicyReply",
+    "PolicyRequest",
+    "PolicyServerConnection",
+    "encode_request",
+]
+
+REQUEST_TYPE: Final = "smtpd_access_policy"
+DEFAULT_MAX_LINE: Final = 8192
+DEFAULT_MAX_ATTRIBUTES: Final = 100
+
+
+class NeedData(Enum):
+    """``next_event()`` has nothing complete yet: feed more bytes."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData.NEED_DATA
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the connection cleanly, between requests."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRequest:
+    """One request: its attributes as text (invalid UTF-8 kept as surrogates, see ``surrogateescape``)."""
+
+    attributes: Mapping[str, str]
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.attributes.get(name, default)
+
+    @property
+    def protocol_state(self) -> str:
+        return self.attributes.get("protocol_state", "")
+
+    @property
+    def recipient(self) -> str:
+        return self.attributes.get("recipient", "")
+
+    @property
+    def sender(self) -> str:
+        return self.attributes.get("sender", "")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyReply:
+    """A reply: ``action`` is what follows ``action=`` (``DUNNO``, ``550 5.1.2 text``, ``HOLD text``...)."""
+
+    action: str
+
+    def __post_init__(self) -> None:
+        if not self.action or "\n" in self.action or "\r" in self.action:
+            raise ProtocolError(f"a policy reply must be one non-empty line, got {self.action!r}")
+
+    def to_bytes(self) -> bytes:
+        return b"action=" + self.action.encode("utf-8", "surrogateescape") + b"\n\n"
+
+
+class _Framer:
+    """Splits a byte stream into blank-line-terminated blocks, enforcing size limits as bytes arrive."""
+
+    def __init__(self, max_line: int, max_attributes: int) -> None:
+        if max_line < 16 or max_attributes < 1:
+            raise ValueError("max_line must be >= 16 and max_attributes >= 1")
+        self.max_line = max_line
+        self.max_attributes = max_attributes
+        self._buf = bytearray()
+        self._start = 0  # offset of the first byte not yet consumed
+        self._held_cr = False  # a chunk ended in "\r": wait for the next one to see if "\n" follows
+        self._eof = False
+        # Limits on the incomplete tail, checked incrementally so 1-byte chunks cost O(n) overall.
+        self._checked = 0
+        self._line_start = 0
+        self._lines = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that are not part of a complete block yet."""
+        return len(self._buf) - self._start + self._held_cr
+
+    def feed(self, data: bytes) -> None:
+        if self._eof:
+            raise ProtocolError("data received after the end of the connection")
+        if not data:
+            self._eof = True
+            if self._held_cr:
+                self._buf += b"\r"
+                self._held_cr = False
+            return
+        if self._held_cr:
+            data = b"\r" + data
+            self._held_cr = False
+        if b"\r" in data:
+            # Postfix sends bare LF; people typing into nc/telnet send CRLF. Accept both.
+            if data.endswith(b"\r"):
+                data = data[:-1]
+                self._held_cr = True
+            data = data.replace(b"\r\n", b"\n")
+        self._buf += data
+
+    def next_block(self) -> bytes | None:
+        """The next complete block without its terminating blank line, or None (check limits first)."""
+        buf, start = self._buf, self._start
+        if start < len(buf) and buf[start] == 0x0A:
+            raise ProtocolError("empty request (a blank line with no attributes)")
+        end = buf.find(b"\n\n", start)
+        if end >= 0:
+            block = bytes(buf[start:end])
+            self._start = self._checked = self._line_start = end + 2
+            self._lines = 0
+            return block
+        if start:
+            del buf[:start]
+            self._checked -= start
+            self._line_start -= start
+            self._start = 0
+        self._check_partial()
+        return None
+
+    def _check_partial(self) -> None:
+        buf = self._buf
+        i = self._checked
+        while True:
+            nl = buf.find(b"\n", i)
+            if nl < 0:
+                break
+            if nl - self._line_start > self.max_line:
+                raise ProtocolError(f"attribute line longer than {self.max_line} bytes")
+            self._lines += 1
+            self._line_start = i = nl + 1
+        if len(buf) - self._line_start > self.max_line:
+            raise ProtocolError(f"attribute line longer than {self.max_line} bytes")
+        if self._lines > self.max_attributes:
+            raise ProtocolError(f"request with more than {self.max_attributes} attributes")
+        self._checked = len(buf)
+
+    @property
+    def at_eof(self) -> bool:
+        return self._eof
+
+
+class PolicyServerConnection:
+    """The policy server's side of one connection (Postfix smtpd is the client)."""
+
+    def __init__(
+        self, *, max_line: int = DEFAULT_MAX_LINE, max_attributes: int = DEFAULT_MAX_ATTRIBUTES
+    ) -> None:
+        self._framer = _Framer(max_line, max_attributes)
+        self._error: ProtocolError | None = None
+        self._closed = False
+        self.pending = 0  # requests handed out and not answered yet
+        self.requests = 0  # requests received on this connection
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete request waiting for more data (0 between requests)."""
+        return self._framer.buffered
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the peer; ``b""`` means the peer closed its side."""
+        if self._error is not None:
+            raise self._error
+        self._framer.feed(data)
+
+    def next_event(self) -> PolicyRequest | ConnectionClosed | NeedData:
+        """The next event; raises ``ProtocolError`` when the peer broke the protocol (then disconnect)."""
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            return ConnectionClosed()
+        try:
+            block = self._framer.next_block()
+            if block is None:
+                if self._framer.at_eof:
+                    if self._framer.buffered:
+                        raise ProtocolError("connection closed in the middle of a request")
+                    self._closed = True
+                    return ConnectionClosed()
+                return NEED_DATA
+            request = self._parse(block)
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+        self.pending += 1
+        self.requests += 1
+        return request
+
+    def _parse(self, block: bytes) -> PolicyRequest:
+        framer = self._framer
+        if len(block) > framer.max_line and max(map(len, block.split(b"\n"))) > framer.max_line:
+            raise ProtocolError(f"attribute line longer than {framer.max_line} bytes")
+        lines = block.decode("utf-8", "surrogateescape").split("\n")
+        if len(lines) > framer.max_attributes:
+            raise ProtocolError(f"request with more than {framer.max_attributes} attributes")
+        try:
+            attributes = dict(line.split("=", 1) for line in lines)
+        except ValueError:
+            bad = next(line for line in lines if "=" not in line)
+            raise ProtocolError(f"attribute line without '=': {bad[:60]!r}") from None
+        if "" in attributes:
+            raise ProtocolError("attribute with an empty name")
+        kind = attributes.get("request")
+        if kind != REQUEST_TYPE:
+            if kind is None:
+                raise ProtocolError("request without a request= attribute")
+            raise ProtocolError(f"unknown request type {kind[:60]!r} (expected {REQUEST_TYPE})")
+        return PolicyRequest(attributes)
+
+    def send(self, reply: PolicyReply) -> bytes:
+        """Bytes answering the oldest unanswered request (a local error if there is none)."""
+        if self.pending <= 0:
+            raise ProtocolError("reply without an outstanding request")
+        self.pending -= 1
+        return reply.to_bytes()
+
+
+def encode_request(attributes: Mapping[str, str]) -> bytes:
+    """A request as Postfix would send it; ``request=smtpd_access_policy`` is added when missing."""
+    parts = []
+    if "request" not in attributes:
+        parts.append(f"request={REQUEST_TYPE}\n")
+    for name, value in attributes.items():
+        if not name or "=" in name or "\n" in name or "\n" in value:
+            raise ProtocolError(f"cannot encode attribute {name!r}={value!r}")
+        parts.append(f"{name}={value}\n")
+    parts.append("\n")
+    return "".join(parts).encode("utf-8", "surrogateescape")
+
+
+class PolicyClientConnection:
+    """The client's side (what smtpd does): encode requests, parse ``action=`` replies. For tests and load."""
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._framer = _Framer(max_line, 8)
+        self.pending = 0
+
+    def send(self, attributes: Mapping[str, str]) -> bytes:
+        self.pending += 1
+        return encode_request(attributes)
+
+    def receive_data(self, data: bytes) -> None:
+        self._framer.feed(data)
+
+    def next_event(self) -> PolicyReply | ConnectionClosed | NeedData:
+        block = self._framer.next_block()
+        if block is None:
+            if self._framer.at_eof:
+                if self._framer.buffered:
+                    raise ProtocolError("connection closed in the middle of a reply")
+                return ConnectionClosed()
+            return NEED_DATA
+        name, sep, value = block.decode("utf-8", "surrogateescape").partition("=")
+        if name != "action" or not sep or "\n" in value:
+            raise ProtocolError(f"malformed policy reply {block[:80]!r}")
+        if self.pending <= 0:
+            raise ProtocolError("reply without an outstanding request")
+        self.pending -= 1
+        return PolicyReply(value)
