@@ -40,7 +40,10 @@ def test_first_contact_bumps_the_action_only_upwards() -> None:
     t = Thresholds(0.9, 0.7, 0.4)
     bumped = apply_context(_assessment("omission", 0.65, Action.WARN), known=False, thresholds=t)
     assert bumped.action is Action.HOLD and bumped.reason.endswith("never written to before")
-    assert apply_context(_assessment("omission", 0.65, Action.WARN), known=True, thresholds=t).action is Action.WARN
+    assert (
+        apply_context(_assessment("omission", 0.65, Action.WARN), known=True, thresholds=t).action
+        is Action.WARN
+    )
     swap = apply_context(_assessment("suffix_swap", 0.69, Action.WARN), known=False, thresholds=t)
     assert swap.action is Action.WARN  # a suffix swap is never held, as in core.policy
     allowed = _assessment("omission", 0.2, Action.ALLOW)
@@ -50,5 +53,7 @@ def test_first_contact_bumps_the_action_only_upwards() -> None:
 def test_real_suffix_typo_from_the_guard_is_never_trusted(guard: Guard) -> None:
     v = guard.check("someone@army.ml")
     assert v.kind is not None and "suffix_typo" in v.kind
-    out = apply_context(v.assessment, confirmed=CorrespondentDomain("army.ml", 10_000, 0.0, 1.0, "x", 1.0, "y"))
+    out = apply_context(
+        v.assessment, confirmed=CorrespondentDomain("army.ml", 10_000, 0.0, 1.0, "x", 1.0, "y")
+    )
     assert out.action is v.action and out.action is not Action.ALLOW

@@ -51,7 +51,9 @@ def test_two_node_processes_share_one_history(pg_url: str, tmp_path: Path) -> No
     store.close()
 
 
-def test_an_override_on_one_node_takes_effect_on_the_other_within_seconds(pg_url: str, tmp_path: Path) -> None:
+def test_an_override_on_one_node_takes_effect_on_the_other_within_seconds(
+    pg_url: str, tmp_path: Path
+) -> None:
     a = open_store(store_config(tmp_path / "a", pg_url, node="a"))
     b = open_store(store_config(tmp_path / "b", pg_url, node="b"))
     cache_b = OverrideCache(b, interval=0.2)
@@ -105,7 +107,9 @@ def test_concurrent_overrides_from_two_nodes_agree(pg_url: str, tmp_path: Path) 
         s.close()
 
 
-def test_postgres_down_then_up_replays_spool_exactly_once(pg_cluster: PgCluster, pg_url: str, tmp_path: Path) -> None:
+def test_postgres_down_then_up_replays_spool_exactly_once(
+    pg_cluster: PgCluster, pg_url: str, tmp_path: Path
+) -> None:
     store = open_store(store_config(tmp_path, pg_url))
     writer = DecisionWriter(store, batch_size=100, retry_interval=0.2)
 

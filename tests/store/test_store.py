@@ -93,7 +93,14 @@ def test_correspondents_learned_from_allowed_mail_only(any_store: Store) -> None
     any_store.write_decision_rows(_rows(6))
     any_store.write_decision_rows(_rows(4, prefix="held", action="hold"))
     any_store.write_decision_rows(
-        _rows(50, prefix="typo", recipient="x@army.ml", domain="army.ml", kind="suffix_typo", intended="army.mil")
+        _rows(
+            50,
+            prefix="typo",
+            recipient="x@army.ml",
+            domain="army.ml",
+            kind="suffix_typo",
+            intended="army.mil",
+        )
     )
     assert any_store.pair_count("army.mil", "partner0.org") == 2
     assert any_store.is_known("army.mil", "partner1.org")
