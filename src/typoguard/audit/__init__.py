@@ -1,0 +1,17 @@
+"""``typoguard audit``: find mail that already went to look-alike domains, from logs and mailboxes.
+
+    sources     which format an input is in; opening (gzip/bzip2/xz); cutting into tasks
+    postfix, exim, m365, exchange, mailbox     one reader per format -> ``Partial`` records
+    runner      tasks over worker processes; partials joined into ``AuditEvent``s
+    aggregate   totals, per domain / sender / week, repeat patterns
+    report_text, report_data, report_html      terminal tables; JSON/CSV; one offline HTML page
+"""
+
+from __future__ import annotations
+
+from typoguard.audit.aggregate import Summary, summarise
+from typoguard.audit.model import AuditEvent, Outcome, SourceStats
+from typoguard.audit.runner import AuditResult, audit
+from typoguard.audit.sources import Format
+
+__all__ = ["AuditEvent", "AuditResult", "Format", "Outcome", "SourceStats", "Summary", "audit", "summarise"]

@@ -1,0 +1,149 @@
+"""Summaries of audit events: totals, per look-alike domain, per sender, per week, and repeat patterns.
+
+A *repeat pattern* is one sender mailing one look-alike domain again and again (``REPEAT_MIN`` messages
+or more): the signature of an address-book entry or an auto-completed address, not of a one-off slip. It
+will keep leaking until the contact is fixed, so it is listed first in every report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from typoguard.audit.model import LEAKED, STOPPED, AuditEvent, Outcome
+
+REPEAT_MIN = 3
+
+
+def week_of(t: datetime | None) -> str:
+    """ISO week, e.g. ``2026-W48``; ``unknown`` for undated events."""
+    if t is None:
+        return "unknown"
+    year, week, _ = t.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+@dataclass(slots=True)
+class Tally:
+    """Counts for one group of events (a domain, a sender, a week, a sender+domain pair)."""
+
+    events: int = 0
+    leaked: int = 0
+    stopped: int = 0
+    pending: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    others: set[str] = field(default_factory=set)  # senders of a domain, domains of a sender, ...
+
+    def add(self, e: AuditEvent, other: str = "") -> None:
+        self.events += 1
+        self.outcomes[e.outcome.value] += 1
+        if e.outcome in LEAKED:
+            self.leaked += 1
+        elif e.outcome in STOPPED:
+            self.stopped += 1
+        else:
+            self.pending += 1
+        if e.time is not None:
+            if self.first is None or _lt(e.time, self.first):
+                self.first = e.time
+            if self.last is None or _lt(self.last, e.time):
+                self.last = e.time
+        if other:
+            self.others.add(other)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "leaked": self.leaked,
+            "stopped": self.stopped,
+            "pending": self.pending,
+            "first": self.first.isoformat() if self.first else None,
+            "last": self.last.isoformat() if self.last else None,
+            "outcomes": dict(sorted(self.outcomes.items())),
+        }
+
+
+def _lt(a: datetime, b: datetime) -> bool:
+    try:
+        return a < b
+    except TypeError:
+        return a.replace(tzinfo=None) < b.replace(tzinfo=None)
+
+
+@dataclass(slots=True)
+class Summary:
+    total: Tally
+    by_domain: dict[str, Tally]
+    domain_info: dict[str, tuple[str, str, float]]  # look-alike -> (intended, kind, score)
+    by_sender: dict[str, Tally]
+    by_week: dict[str, Tally]
+    by_pair: dict[tuple[str, str], Tally]
+    repeat_min: int = REPEAT_MIN
+
+    @property
+    def repeats(self) -> list[tuple[tuple[str, str], Tally]]:
+        """(sender, look-alike domain) pairs mailed at least ``repeat_min`` times, most first."""
+        rows = [(k, t) for k, t in self.by_pair.items() if t.events >= self.repeat_min]
+        return sorted(rows, key=lambda kt: (-kt[1].events, kt[0]))
+
+    def is_repeat(self, e: AuditEvent) -> bool:
+        t = self.by_pair.get((e.sender, e.domain))
+        return t is not None and t.events >= self.repeat_min
+
+    def top_domains(self, n: int | None = None) -> list[tuple[str, Tally]]:
+        return sorted(self.by_domain.items(), key=lambda kt: (-kt[1].events, kt[0]))[:n]
+
+    def top_senders(self, n: int | None = None) -> list[tuple[str, Tally]]:
+        return sorted(self.by_sender.items(), key=lambda kt: (-kt[1].events, kt[0]))[:n]
+
+    def weeks(self) -> list[tuple[str, Tally]]:
+        return sorted(self.by_week.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "totals": self.total.to_dict(),
+            "by_domain": [
+                {
+                    "domain": d,
+                    "intended": self.domain_info[d][0],
+                    "kind": self.domain_info[d][1],
+                    "score": self.domain_info[d][2],
+                    "senders": len(t.others),
+                    **t.to_dict(),
+                }
+                for d, t in self.top_domains()
+            ],
+            "by_sender": [
+                {"sender": s, "domains": len(t.others), **t.to_dict()} for s, t in self.top_senders()
+            ],
+            "by_week": [{"week": w, **t.to_dict()} for w, t in self.weeks()],
+            "repeat_patterns": [
+                {"sender": s, "domain": d, "recipients": sorted(t.others), **t.to_dict()}
+                for (s, d), t in self.repeats
+            ],
+        }
+
+
+def summarise(events: Iterable[AuditEvent], repeat_min: int = REPEAT_MIN) -> Summary:
+    total = Tally()
+    by_domain: dict[str, Tally] = defaultdict(Tally)
+    by_sender: dict[str, Tally] = defaultdict(Tally)
+    by_week: dict[str, Tally] = defaultdict(Tally)
+    by_pair: dict[tuple[str, str], Tally] = defaultdict(Tally)
+    info: dict[str, tuple[str, str, float]] = {}
+    for e in events:
+        total.add(e)
+        by_domain[e.domain].add(e, e.sender)
+        by_sender[e.sender].add(e, e.domain)
+        by_week[week_of(e.time)].add(e)
+        by_pair[(e.sender, e.domain)].add(e, e.recipient.lower())
+        info.setdefault(e.domain, (e.intended, e.kind, e.score))
+    return Summary(total, dict(by_domain), info, dict(by_sender), dict(by_week), dict(by_pair), repeat_min)
+
+
+OUTCOME_ORDER = [o.value for o in Outcome]

@@ -1,0 +1,220 @@
+"""The values an audit produces: one ``AuditEvent`` per message-and-recipient sent to a look-alike domain.
+
+Readers do not build ``AuditEvent`` directly: they emit ``Partial`` records (one per log line that matters),
+because the lines of one message may sit in different files or in different chunks of one file that were
+read by different processes. ``merge_partials`` joins them on their key once everything has been read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    """What became of one message to one recipient, as far as the log tells."""
+
+    DELIVERED = "delivered"  # a server at the look-alike domain accepted it: leaked
+    SENT = "sent"  # found in a mailbox of sent mail: it left, delivery unknown: counted as leaked
+    BOUNCED = "bounced"  # permanently failed (bounced, expired, returned to sender)
+    DEFERRED = "deferred"  # still being retried when the log ends
+    HELD = "held"  # put on hold by a policy (typoguard or other) and not released in the log
+    DISCARDED = "discarded"  # accepted and then dropped on purpose (discard transport or action)
+    REJECTED = "rejected"  # refused at SMTP time by something other than typoguard
+    REJECTED_BY_TYPOGUARD = "rejected-by-typoguard"
+
+
+#: Outcomes where the mail reached (or is believed to have reached) the look-alike domain.
+LEAKED: frozenset[Outcome] = frozenset({Outcome.DELIVERED, Outcome.SENT})
+#: Outcomes where nothing reached the look-alike domain.
+STOPPED: frozenset[Outcome] = frozenset(
+    {Outcome.BOUNCED, Outcome.HELD, Outcome.DISCARDED, Outcome.REJECTED, Outcome.REJECTED_BY_TYPOGUARD}
+)
+
+# When several lines speak of one message and recipient, the strongest outcome wins: a deferral followed
+# by a delivery is a delivery; a deferral followed by expiry is a bounce.
+_RANK = {
+    Outcome.DELIVERED: 0,
+    Outcome.SENT: 1,
+    Outcome.BOUNCED: 2,
+    Outcome.DISCARDED: 3,
+    Outcome.REJECTED_BY_TYPOGUARD: 4,
+    Outcome.REJECTED: 5,
+    Outcome.HELD: 6,
+    Outcome.DEFERRED: 7,
+}
+
+
+def stronger(a: Outcome, b: Outcome) -> Outcome:
+    """The outcome that describes the message better once both are known."""
+    return a if _RANK[a] <= _RANK[b] else b
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What the Guard said about a recipient domain that is a look-alike of a protected one."""
+
+    domain: str
+    intended: str
+    kind: str
+    score: float
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One message to one recipient at a look-alike domain, with everything the logs say about it."""
+
+    time: datetime | None  # first time the log mentions the attempt; None when the source has no date
+    sender: str  # envelope sender ("<>" for bounces); "?" when the log lost it
+    recipient: str
+    domain: str
+    intended: str
+    kind: str
+    score: float
+    outcome: Outcome
+    attempts: int  # delivery attempts seen (deferrals + the final one)
+    source: str  # the file (or mailbox) it was found in
+    fmt: str  # the input format
+    message_id: str  # queue id / message id when the source has one, else ""
+    detail: str = ""  # the server's reply or the rejection text, shortened
+
+    @property
+    def leaked(self) -> bool:
+        return self.outcome in LEAKED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": self.time.isoformat() if self.time else None,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "domain": self.domain,
+            "intended": self.intended,
+            "kind": self.kind,
+            "score": self.score,
+            "outcome": self.outcome.value,
+            "leaked": self.leaked,
+            "attempts": self.attempts,
+            "source": self.source,
+            "format": self.fmt,
+            "message_id": self.message_id,
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class Partial:
+    """What one log line says about one message and recipient; joined with others of the same ``key``.
+
+    ``key`` is None for self-contained lines (an SMTP-time rejection, a mailbox message).
+    """
+
+    key: tuple[str, ...] | None
+    time: datetime | None
+    sender: str | None
+    recipient: str
+    hit: Hit
+    outcome: Outcome
+    attempts: int
+    source: str
+    fmt: str
+    message_id: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """Counters for one input (or one chunk of one); summed over all inputs for the report."""
+
+    lines: int = 0
+    bad_lines: int = 0
+    bytes: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # e.g. "mail.log.3.gz: truncated gzip stream"
+
+    MAX_EXAMPLES = 5
+
+    def bad(self, where: str, line: bytes | str) -> None:
+        """Count a line that could not be parsed; keep the first few as examples for the report."""
+        self.bad_lines += 1
+        if len(self.bad_examples) < self.MAX_EXAMPLES:
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            self.bad_examples.append(f"{where}: {text[:160]!r}")
+
+    def add(self, other: SourceStats) -> None:
+        self.lines += other.lines
+        self.bad_lines += other.bad_lines
+        self.bytes += other.bytes
+        room = self.MAX_EXAMPLES - len(self.bad_examples)
+        if room > 0:
+            self.bad_examples.extend(other.bad_examples[:room])
+        self.errors.extend(other.errors)
+
+
+def merge_partials(partials: list[Partial], expired: set[tuple[str, ...]] | None = None) -> list[AuditEvent]:
+    """Join partial records by key into events, sorted by time (undated last).
+
+    ``expired`` holds message keys (without the recipient) whose remaining deferred recipients were given up
+    and returned to the sender: those become bounces.
+    """
+    joined: dict[tuple[str, ...], Partial] = {}
+    singles: list[Partial] = []
+    for p in partials:
+        if p.key is None:
+            singles.append(p)
+            continue
+        seen = joined.get(p.key)
+        if seen is None:
+            joined[p.key] = p
+            continue
+        if p.outcome is not Outcome.SENT:  # another copy of a sent message is not another attempt
+            seen.attempts += p.attempts
+        if p.outcome is not seen.outcome:
+            best = stronger(seen.outcome, p.outcome)
+            if best is p.outcome:
+                seen.detail = p.detail
+            seen.outcome = best
+        if seen.sender is None:
+            seen.sender = p.sender
+        if p.time is not None and (seen.time is None or _before(p.time, seen.time)):
+            seen.time = p.time
+    events = []
+    for p in [*joined.values(), *singles]:
+        outcome = p.outcome
+        if expired and outcome is Outcome.DEFERRED and p.key is not None and p.key[:-1] in expired:
+            outcome = Outcome.BOUNCED
+        events.append(
+            AuditEvent(
+                time=p.time,
+                sender=p.sender if p.sender is not None else "?",
+                recipient=p.recipient,
+                domain=p.hit.domain,
+                intended=p.hit.intended,
+                kind=p.hit.kind,
+                score=p.hit.score,
+                outcome=outcome,
+                attempts=p.attempts,
+                source=p.source,
+                fmt=p.fmt,
+                message_id=p.message_id,
+                detail=p.detail,
+            )
+        )
+    events.sort(key=_sort_key)
+    return events
+
+
+def _before(a: datetime, b: datetime) -> bool:
+    try:
+        return a < b
+    except TypeError:  # naive vs aware: compare wall clocks
+        return a.replace(tzinfo=None) < b.replace(tzinfo=None)
+
+
+def _sort_key(e: AuditEvent) -> tuple[int, float, str]:
+    if e.time is None:
+        return (1, 0.0, e.recipient)
+    t = e.time if e.time.tzinfo else e.time.replace(tzinfo=UTC)
+    return (0, t.timestamp(), e.recipient)

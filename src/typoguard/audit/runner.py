@@ -1,0 +1,160 @@
+"""Running an audit: read every task (in parallel where it pays), join partial records, return events.
+
+Plain line logs are cut into ~64 MiB byte ranges and compressed files are read whole, one task each, by a
+pool of worker processes (``fork``: the compiled Guard is inherited, not rebuilt). Small inputs are read
+in-process, where a pool would cost more than it saves. Each worker returns only the look-alike records it
+found, so what crosses process boundaries is small whatever the size of the logs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from typoguard.audit import exchange, m365, mailbox
+from typoguard.audit.classify import Classifier, DomainAssessor
+from typoguard.audit.exim import EximScanner
+from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partials
+from typoguard.audit.postfix import PostfixScanner
+from typoguard.audit.reading import line_blocks
+from typoguard.audit.sources import Format, Task, plan
+
+LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
+PARALLEL_MIN_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
+
+
+@dataclass(slots=True)
+class TaskResult:
+    partials: list[Partial]
+    expired: set[tuple[str, ...]]
+    stats: SourceStats
+
+
+@dataclass(slots=True)
+class AuditResult:
+    """Everything an audit found: the events, the counters of what was read, and the inputs' problems."""
+
+    events: list[AuditEvent]
+    stats: SourceStats
+    inputs: list[str] = field(default_factory=list)
+    formats: dict[str, int] = field(default_factory=dict)  # format -> number of inputs
+
+
+def _reference_time(path: Path) -> datetime:
+    """The year syslog lines belong to is inferred from the file's modification time."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime)
+    except OSError:
+        return datetime.now(UTC).replace(tzinfo=None)
+
+
+def run_task(task: Task, classifier: Classifier) -> TaskResult:
+    """Read one task. Never raises for bad content; unreadable inputs become ``stats.errors``."""
+    stats = SourceStats()
+    try:
+        if task.fmt in (Format.POSTFIX, Format.EXIM):
+            return _run_lines(task, classifier, stats)
+        readers = {
+            Format.M365: lambda: m365.read(task, classifier, stats),
+            Format.EXCHANGE: lambda: exchange.read(task, classifier, stats),
+            Format.MBOX: lambda: mailbox.read_mbox(task, classifier, stats),
+            Format.MAILDIR: lambda: mailbox.read_maildir(task, classifier, stats),
+            Format.EML: lambda: mailbox.read_eml(task.path, task.name, classifier, stats, "eml"),
+        }
+        partials = list(readers[task.fmt]())
+        return TaskResult(partials, set(), stats)
+    except OSError as exc:
+        stats.errors.append(f"{task.name}: {exc.strerror or exc}")
+        return TaskResult([], set(), stats)
+
+
+def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskResult:
+    scanner_type = PostfixScanner if task.fmt is Format.POSTFIX else EximScanner
+    scanner = scanner_type(classifier, task.name, _reference_time(task.path), stats)
+    for lines in line_blocks(task, stats):
+        scanner.feed(lines)
+    missing = scanner.unresolved()
+    if missing and task.start > 0:
+        _resolve_from_earlier(task, missing, scanner_type)
+    return TaskResult(scanner.partials, scanner.expired, stats)
+
+
+def _resolve_from_earlier(task: Task, missing: list[Partial], scanner_type: type) -> None:
+    """Senders of messages whose first lines are in the previous chunk: search the bytes just before."""
+    begin = max(0, task.start - LOOKBACK)
+    with task.path.open("rb") as f:
+        f.seek(begin)
+        earlier = f.read(task.start - begin)
+    for p in missing:
+        found = None
+        for m in scanner_type.sender_pattern(p.message_id).finditer(earlier):
+            found = m  # the last one before the chunk is the one that belongs to this message
+        if found is not None:
+            p.sender = found[1].decode("utf-8", "replace") or "<>"
+
+
+# Worker processes inherit this through fork (set just before the pool starts).
+_WORKER_CLASSIFIER: Classifier | None = None
+
+
+def _worker(task: Task) -> tuple[Task, TaskResult]:
+    assert _WORKER_CLASSIFIER is not None
+    return task, run_task(task, _WORKER_CLASSIFIER)
+
+
+def _results(
+    tasks: list[Task], classifier: Classifier, guard: DomainAssessor, jobs: int
+) -> Iterator[tuple[Task, TaskResult]]:
+    total = sum(t.size for t in tasks)
+    methods = multiprocessing.get_all_start_methods()
+    if jobs <= 1 or len(tasks) <= 1 or total < PARALLEL_MIN_BYTES or "fork" not in methods:
+        for task in tasks:
+            yield task, run_task(task, classifier)
+        return
+    global _WORKER_CLASSIFIER
+    _WORKER_CLASSIFIER = Classifier(guard)
+    ctx = multiprocessing.get_context("fork")
+    # Largest first, so one big compressed file does not start last and run alone.
+    ordered = sorted(tasks, key=lambda t: -t.size)
+    with ctx.Pool(min(jobs, len(tasks))) as pool:
+        yield from pool.imap_unordered(_worker, ordered)
+    _WORKER_CLASSIFIER = None
+
+
+def audit(
+    inputs: Iterable[Path],
+    guard: DomainAssessor,
+    *,
+    fmt: Format = Format.AUTO,
+    jobs: int | None = None,
+    chunk_bytes: int = 64 << 20,
+    on_plan: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> AuditResult:
+    """Audit ``inputs`` (files, rotated sets, directories, Maildirs) for mail to look-alike domains.
+
+    ``on_plan(total_bytes)`` is called once the inputs are known, ``on_progress(bytes)`` after each task.
+    """
+    tasks, problems = plan(list(inputs), fmt, chunk_bytes)
+    if on_plan is not None:
+        on_plan(sum(t.size for t in tasks))
+    classifier = Classifier(guard)
+    stats = SourceStats(errors=list(problems))
+    partials: list[Partial] = []
+    expired: set[tuple[str, ...]] = set()
+    formats: dict[str, int] = {}
+    seen: set[str] = set()
+    for task, result in _results(tasks, classifier, guard, jobs or os.cpu_count() or 1):
+        partials.extend(result.partials)
+        expired |= result.expired
+        stats.add(result.stats)
+        if task.name not in seen:
+            seen.add(task.name)
+            formats[task.fmt.value] = formats.get(task.fmt.value, 0) + 1
+        if on_progress is not None:
+            on_progress(task.size)
+    return AuditResult(merge_partials(partials, expired), stats, sorted(seen), formats)

@@ -1,0 +1,272 @@
+"""Inputs: which format a file is in, how to open it (plain, gzip, bzip2, xz), and how to cut it into tasks.
+
+Detection reads the first 64 KiB (decompressed) and looks for the shape of each format's lines; the
+``--format`` option overrides it for every input. Directories are walked: a Maildir (``cur``/``new``)
+is one input, anything else contributes its files.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+
+
+class Format(StrEnum):
+    AUTO = "auto"
+    POSTFIX = "postfix"
+    EXIM = "exim"
+    M365 = "m365"
+    EXCHANGE = "exchange"
+    MBOX = "mbox"
+    MAILDIR = "maildir"
+    EML = "eml"
+
+
+#: Line-oriented logs whose plain (uncompressed) files can be cut into byte ranges for parallel reading.
+SPLITTABLE = frozenset({Format.POSTFIX, Format.EXIM})
+
+#: Exceptions that mean "this compressed stream is damaged or cut short"; readers count them, never die.
+STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    OSError,
+    lzma.LZMAError,
+)
+
+
+def compression(path: Path) -> str | None:
+    """``gzip``, ``bzip2``, ``xz`` or None, by magic bytes (rotated files are not always named *.gz)."""
+    with path.open("rb") as f:  # OSError: the caller reports the input as unreadable
+        magic = f.read(6)
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    if magic[:3] == b"BZh":
+        return "bzip2"
+    if magic == b"\xfd7zXZ\x00":
+        return "xz"
+    return None
+
+
+class _GzipSalvage(io.RawIOBase):
+    """Gzip (one or more members) that hands out everything before a truncation or corruption: the damage
+    reads as end of file and is raised (``EOFError``, ``zlib.error``) by ``close()``, i.e. when the reader
+    leaves its ``with`` block. ``gzip.open`` raises at once and loses the data of the damaged block."""
+
+    def __init__(self, path: Path) -> None:
+        self._raw = path.open("rb")
+        self._d = zlib.decompressobj(wbits=47)  # 32 + 15: gzip header expected
+        self._buf = b""
+        self._pos = 0
+        self._done = False
+        self._damage: Exception | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._buf) and not self._done:
+            try:
+                self._fill()
+            except (EOFError, zlib.error) as exc:
+                self._damage, self._done = exc, True
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def _fill(self) -> None:
+        chunk = self._raw.read(1 << 20)
+        if not chunk:
+            self._done = True
+            if not self._d.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            return
+        out = []
+        while chunk:
+            if self._d.eof:  # the next gzip member (concatenated .gz files)
+                self._d = zlib.decompressobj(wbits=47)
+            out.append(self._d.decompress(chunk))
+            chunk = self._d.unused_data if self._d.eof else b""
+        self._buf, self._pos = b"".join(out), 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._raw.close()
+        super().close()
+        if self._damage is not None:
+            raise self._damage
+
+
+def open_bytes(path: Path) -> IO[bytes]:
+    """The file's content, decompressed if needed."""
+    kind = compression(path)
+    if kind == "gzip":
+        return io.BufferedReader(_GzipSalvage(path), buffer_size=1 << 20)
+    if kind == "bzip2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
+    return path.open("rb")
+
+
+def read_head(path: Path, size: int = 65536) -> bytes:
+    """Up to ``size`` leading bytes, decompressed; what a damaged stream yields before the damage."""
+    out = b""
+    compression(path)  # OSError here: the input cannot be read at all (the caller reports it)
+    try:
+        with open_bytes(path) as f:
+            while len(out) < size:
+                block = f.read(size - len(out))
+                if not block:
+                    break
+                out += block
+    except STREAM_ERRORS:
+        pass
+    return out
+
+
+_POSTFIX = re.compile(rb"^\S.{0,60}? \S+ (?:\S+ )?postfix[\w.-]*(?:/[\w.-]+)+\[\d+\]: ", re.M)
+_EXIM = re.compile(
+    rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?(?: \[\d+\])? "
+    rb"(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:<=|=>|->|\*\*|==|Completed)|H=)",
+    re.M,
+)
+_HEADER = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]", re.M)
+
+
+def text_of(head: bytes) -> str:
+    """Decode a sniffed head or CSV: BOM-marked UTF-16/UTF-8, else UTF-8 with replacement."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return head.decode("utf-16", "replace")
+    return head.decode("utf-8-sig", "replace")
+
+
+def sniff(head: bytes) -> Format | None:
+    """The format the leading bytes look like, or None."""
+    if head.startswith(b"From "):
+        return Format.MBOX
+    text = text_of(head[:8192]) if head[:2] in (b"\xff\xfe", b"\xfe\xff") else None
+    if b"#Software: Microsoft Exchange" in head or b"#Fields: date-time" in head:
+        return Format.EXCHANGE
+    first = (text if text is not None else head[:4096].decode("utf-8-sig", "replace")).split("\n", 1)[0]
+    low = first.lower().replace('"', "").replace(" ", "").replace("_", "")
+    if "," in low and ("recipient" in low or "recipients" in low):
+        if "eventid" in low:
+            return Format.EXCHANGE
+        return Format.M365
+    if _POSTFIX.search(head):
+        return Format.POSTFIX
+    if _EXIM.search(head):
+        return Format.EXIM
+    block = head.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    if _HEADER.match(head) and re.search(rb"^(?:From|To|Date|Message-ID|Received):", block, re.M | re.I):
+        return Format.EML
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A unit of work for one process: a whole input, or the byte range [start, end) of a plain log."""
+
+    path: Path
+    fmt: Format
+    start: int = 0
+    end: int | None = None  # None: to the end (and the whole file is one task)
+    size: int = 0  # bytes this task covers on disk, for the progress bar
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+
+def _is_maildir(path: Path) -> bool:
+    return (path / "cur").is_dir() and (path / "new").is_dir()
+
+
+def expand(inputs: Iterable[Path]) -> Iterator[Path]:
+    """Files and Maildirs named by ``inputs``; directories are walked in name order."""
+    for p in inputs:
+        if p.is_dir() and not _is_maildir(p):
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                here = Path(root)
+                if _is_maildir(here):
+                    dirs.clear()
+                    yield here
+                    continue
+                for f in sorted(files):
+                    yield here / f
+        else:
+            yield p
+
+
+def detect(path: Path) -> Format | None:
+    """The format of one input, or None when it cannot be told. ``OSError`` if it cannot be read."""
+    if path.is_dir():
+        return Format.MAILDIR if _is_maildir(path) else None
+    found = sniff(read_head(path))
+    if found is None and path.suffix.lower() == ".eml":
+        found = Format.EML
+    return found
+
+
+def plan(
+    inputs: Iterable[Path], fmt: Format = Format.AUTO, chunk_bytes: int = 64 << 20
+) -> tuple[list[Task], list[str]]:
+    """Tasks for every input, and the problems met (unreadable or unrecognised inputs), which are not fatal."""
+    tasks: list[Task] = []
+    problems: list[str] = []
+    for path in expand(inputs):
+        try:
+            kind = detect(path) if fmt is Format.AUTO else fmt
+            if kind is None:
+                problems.append(f"{path}: cannot tell its format; skipped (name it with --format)")
+                continue
+            if kind is Format.MAILDIR or path.is_dir():
+                tasks.append(Task(path, Format.MAILDIR, size=_tree_size(path)))
+                continue
+            size = path.stat().st_size
+            if kind in SPLITTABLE and compression(path) is None and size > chunk_bytes:
+                tasks.extend(_ranges(path, kind, size, chunk_bytes))
+            else:
+                tasks.append(Task(path, kind, size=size))
+        except OSError as exc:
+            problems.append(f"{path}: cannot read it ({exc.strerror or exc}); skipped")
+    return tasks, problems
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for sub in ("cur", "new"):
+        with os.scandir(path / sub) as it:
+            total += sum(e.stat().st_size for e in it if e.is_file())
+    return total
+
+
+def _ranges(path: Path, kind: Format, size: int, chunk: int) -> Iterator[Task]:
+    """Cut at line boundaries near every ``chunk`` bytes, so no line is split between tasks."""
+    start = 0
+    with path.open("rb") as f:
+        while start < size:
+            end = start + chunk
+            if end >= size:
+                end = size
+            else:
+                f.seek(end)
+                f.readline()
+                end = min(f.tell(), size)
+            yield Task(path, kind, start, end, end - start)
+            start = end

@@ -1,0 +1,113 @@
+"""Exim, Microsoft 365, Exchange and mailboxes: detected automatically, read into the same events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from typoguard.audit.sources import Format, detect
+
+
+def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, int]]:
+    return [(e["sender"], e["recipient"], e["outcome"], e["attempts"]) for e in doc["events"]]
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("postfix-syslog.log", Format.POSTFIX),
+        ("postfix-rfc3339-mixed.log", Format.POSTFIX),
+        ("exim-mainlog", Format.EXIM),
+        ("m365-trace.csv", Format.M365),
+        ("m365-trace-utf16.csv", Format.M365),
+        ("MSGTRK20261125-1.LOG", Format.EXCHANGE),
+        ("sent.mbox", Format.MBOX),
+        ("Maildir", Format.MAILDIR),
+        ("sent.eml", Format.EML),
+    ],
+)
+def test_format_is_detected(fixtures: Path, name: str, fmt: Format) -> None:
+    assert detect(fixtures / name) is fmt
+
+
+def test_exim(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+    doc = audit_json(fixtures / "exim-mainlog")
+    assert rows(doc) == [
+        ("alice@army.mil", "bob@army.ml", "delivered", 1),
+        ("alice@army.mil", "carol@army.ml", "delivered", 1),
+        ("dave@navy.mil", "eve@navy.ml", "bounced", 2),  # deferred, then bounced
+        ("dave@navy.mil", "frank@gmial.com", "rejected-by-typoguard", 1),
+    ]
+    assert doc["bad_lines"] == 1
+
+
+@pytest.mark.parametrize("name", ["m365-trace.csv", "m365-trace-utf16.csv"])
+def test_m365_message_trace(audit_json: Callable[..., dict[str, Any]], fixtures: Path, name: str) -> None:
+    doc = audit_json(fixtures / name)
+    assert rows(doc) == [
+        ("alice@army.mil", "bob@army.ml", "delivered", 1),
+        ("dave@navy.mil", "eve@navy.ml", "bounced", 1),
+        ("dave@navy.mil", "x@gmial.com", "deferred", 1),
+    ]
+    assert doc["events"][0]["time"] == "2026-11-24T16:47:38+00:00"
+    assert doc["bad_lines"] == 1
+
+
+def test_m365_recipient_status_column(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    report = tmp_path / "historical.csv"
+    report.write_text(
+        "origin_timestamp_utc,sender_address,recipient_status,message_subject,network_message_id\n"
+        '2026-11-24T16:47:38.1234567Z,alice@army.mil,"bob@army.ml##Receive, Send;ok@example.org##Receive, Send",'
+        "Hi,nm-1\n"
+        '2026-11-24T17:00:00Z,alice@army.mil,"x@navy.ml##Receive, Fail",Hi,nm-2\n'
+    )
+    assert rows(audit_json(report)) == [
+        ("alice@army.mil", "bob@army.ml", "delivered", 1),
+        ("alice@army.mil", "x@navy.ml", "bounced", 1),
+    ]
+
+
+def test_exchange_tracking_log(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+    doc = audit_json(fixtures / "MSGTRK20261125-1.LOG")
+    # RECEIVE is the same message on its way in: only SEND counts; DEFER then FAIL is one bounce.
+    assert rows(doc) == [
+        ("alice@army.mil", "bob@army.ml", "delivered", 1),
+        ("dave@navy.mil", "eve@navy.ml", "bounced", 2),
+    ]
+    assert doc["bad_lines"] == 1
+
+
+def test_mbox_headers_only_with_resent_and_bcc(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+    doc = audit_json(fixtures / "sent.mbox")
+    assert rows(doc) == [
+        ("alice@army.mil", "bob@army.ml", "sent", 1),  # not the address quoted in the body
+        ("alice@army.mil", "dan@navy.ml", "sent", 1),  # Resent-To, not the original To
+        ("alice@army.mil", "hidden@gmial.com", "sent", 1),  # Bcc
+    ]
+    assert doc["summary"]["totals"]["leaked"] == 3
+
+
+def test_maildir_counts_a_copied_message_once(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+    assert rows(audit_json(fixtures / "Maildir")) == [("dave@navy.mil", "eve@navy.ml", "sent", 1)]
+
+
+def test_eml_and_a_directory_of_mixed_inputs(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+    eml = audit_json(fixtures / "sent.eml")
+    assert [(e["recipient"], e["intended"], e["detail"]) for e in eml["events"]] == [
+        ("bob@armymil.com", "army.mil", "café")
+    ]
+    everything = audit_json(fixtures)
+    # The UTF-16 export is the same trace as the UTF-8 one: same message ids, so counted once.
+    assert len(everything["events"]) == 7 + 3 + 4 + 3 + 2 + 3 + 1 + 1
+    assert everything["errors"] == []
+
+
+def test_unknown_file_is_reported_and_skipped(audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "notes.txt"
+    odd.write_text("shopping list\nmilk\n")
+    doc = audit_json(odd, fixtures / "sent.eml")
+    assert len(doc["events"]) == 1
+    assert any("notes.txt" in e and "format" in e for e in doc["errors"])

@@ -1,0 +1,117 @@
+"""Postfix logs: what a user auditing a mail server's log sees."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def outcomes(doc: dict[str, Any]) -> Counter[str]:
+    return Counter(e["outcome"] for e in doc["events"])
+
+
+def test_syslog_log_every_outcome_and_the_sender_from_the_queue_id(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
+    doc = audit_json(fixtures / "postfix-syslog.log")
+    assert outcomes(doc) == {
+        "delivered": 3,
+        "bounced": 1,
+        "deferred": 1,
+        "rejected": 1,
+        "rejected-by-typoguard": 1,
+    }
+    first = doc["events"][0]
+    assert (first["sender"], first["recipient"], first["intended"], first["kind"]) == (
+        "alice@army.mil",
+        "bob@army.ml",
+        "army.mil",
+        "suffix_typo",
+    )
+    # A deferral then a delivery of the same queue id and recipient is one delivered mail with 2 attempts.
+    retried = [e for e in doc["events"] if e["message_id"] == "2B3C4D5E6F"]
+    assert [(e["outcome"], e["attempts"]) for e in retried] == [("delivered", 2)]
+    # The legitimate recipient of the same message (carol@army.mil) is not reported.
+    assert all(e["domain"] != "army.mil" for e in doc["events"])
+    totals = doc["summary"]["totals"]
+    assert (totals["events"], totals["leaked"], totals["stopped"], totals["pending"]) == (7, 3, 3, 1)
+
+
+def test_bad_lines_are_counted_and_shown_never_fatal(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
+    doc = audit_json(fixtures / "postfix-syslog.log")
+    assert doc["bad_lines"] == 2
+    assert any("garbage" in x for x in doc["bad_line_examples"])
+
+
+def test_rfc3339_timestamps_mixed_encodings_and_discard(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
+    doc = audit_json(fixtures / "postfix-rfc3339-mixed.log")
+    by_rcpt = {e["recipient"]: e for e in doc["events"] if e["outcome"] != "discarded"}
+    assert by_rcpt["bob@army.ml"]["sender"] == "hélène@army.mil"  # Latin-1 bytes in the log
+    assert by_rcpt["bob@army.ml"]["time"] == "2026-11-26T16:47:39.000001+00:00"
+    assert "jürgen@navy.ml" in by_rcpt  # UTF-8 (SMTPUTF8) address
+    # A header_checks warning mentioning a look-alike recipient is not a send; binary junk is a bad line.
+    assert outcomes(doc) == {"delivered": 2, "discarded": 1}
+    assert doc["bad_lines"] == 1
+
+
+def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    older = (
+        "Nov 24 23:59:58 mx1 postfix/qmgr[1]: Q1: from=<alice@army.mil>, size=1, nrcpt=1 (queue active)\n"
+        "Nov 24 23:59:59 mx1 postfix/smtp[2]: Q1: to=<bob@army.ml>, relay=none, delay=1, dsn=4.4.1,"
+        " status=deferred (connect to mx.army.ml[192.0.2.1]:25: Connection timed out)\n"
+    )
+    newer = (
+        "Nov 25 00:30:00 mx1 postfix/smtp[2]: Q1: to=<bob@army.ml>, relay=mx.army.ml[192.0.2.1]:25, delay=1,"
+        " dsn=2.0.0, status=sent (250 ok)\n"
+    )
+    with gzip.open(tmp_path / "mail.log.2.gz", "wb") as f:
+        f.write(older.encode())
+    (tmp_path / "mail.log.1").write_text(newer)
+    # A truncated rotation: the compressed stream is cut in the middle.
+    lines = "".join(
+        older.replace("Q1", f"Q{i:04X}").replace("bob", f"carol{i * 7919 % 1000}").replace(":58", f":{i % 60:02d}")
+        for i in range(300)
+    )
+    whole = gzip.compress(lines.encode())
+    (tmp_path / "mail.log.3.gz").write_bytes(whole[: len(whole) // 2])
+    for p in tmp_path.iterdir():
+        os.utime(p, (1796000000, 1796000000))  # 2026-11-30: the year of the syslog lines
+    doc = audit_json(tmp_path)
+    bob = [e for e in doc["events"] if e["recipient"] == "bob@army.ml"]
+    assert [(e["outcome"], e["attempts"], e["sender"]) for e in bob] == [("delivered", 2, "alice@army.mil")]
+    assert any("mail.log.3.gz" in err and "ends early" in err for err in doc["errors"])
+    # What came before the cut is read: some, not all, of the 300 deferred carols.
+    carols = [e for e in doc["events"] if e["recipient"].startswith("carol")]
+    assert 50 < len(carols) < 300
+    assert {e["outcome"] for e in carols} == {"deferred"}
+
+
+def test_expired_mail_counts_as_bounced(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Nov 20 10:00:00 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, size=1, nrcpt=1 (queue active)\n"
+        "Nov 20 10:00:01 mx postfix/smtp[2]: E1: to=<bob@army.ml>, relay=none, delay=1, dsn=4.4.1,"
+        " status=deferred (connect to mx.army.ml[192.0.2.1]:25: Connection timed out)\n"
+        "Nov 25 10:00:01 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, status=expired, returned to sender\n"
+    )
+    doc = audit_json(log)
+    assert outcomes(doc) == {"bounced": 1}
+
+
+def test_format_can_be_forced(run_audit: Callable[..., Any], fixtures: Path, tmp_path: Path) -> None:
+    odd = tmp_path / "odd.txt"
+    shutil.copy(fixtures / "postfix-syslog.log", odd)
+    result = run_audit("--format", "postfix", "--csv", odd)
+    assert result.exit_code == 1
+    assert result.stdout.count("\n") == 1 + 7
