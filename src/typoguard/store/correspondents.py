@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from typoguard.store.db import executemany_compiled
 from typoguard.store.schema import correspondent_addresses, correspondent_domains, correspondent_pairs
 
 
@@ -65,8 +66,10 @@ class _Tally:
             self.data[key] = [n, when, when]
         else:
             entry[0] += n
-            entry[1] = min(entry[1], when)
-            entry[2] = max(entry[2], when)
+            if when < entry[1]:
+                entry[1] = when
+            elif when > entry[2]:
+                entry[2] = when
 
 
 @dataclass
@@ -79,8 +82,8 @@ class Tallies:
     def new(cls) -> Tallies:
         return cls(_Tally(), _Tally(), _Tally())
 
-    def add(self, sender: str, recipient: str, when: float) -> None:
-        rdomain = domain_of(recipient)
+    def add(self, sender: str, recipient: str, when: float, recipient_domain: str = "") -> None:
+        rdomain = recipient_domain or domain_of(recipient)
         if not rdomain:
             return
         sdomain = domain_of(sender)
@@ -93,19 +96,11 @@ class Tallies:
         return len(self.pairs.data) + len(self.domains.data) + len(self.addresses.data)
 
 
-def _upsert(conn: Connection, table: Table, keys: tuple[str, ...], tally: _Tally) -> None:
-    if not tally.data:
-        return
-    rows = []
-    for key in sorted(tally.data):
-        count, first, last = tally.data[key]
-        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        values.update(count=int(count), first_seen=first, last_seen=last)
-        rows.append(values)
+def _upsert_statement(conn: Connection, table: Table, keys: tuple[str, ...]) -> Any:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(table)
     ex = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={
             "count": table.c.count + ex.count,
@@ -113,7 +108,21 @@ def _upsert(conn: Connection, table: Table, keys: tuple[str, ...], tally: _Tally
             "last_seen": case((table.c.last_seen > ex.last_seen, table.c.last_seen), else_=ex.last_seen),
         },
     )
-    conn.execute(stmt, rows)
+
+
+def _upsert(conn: Connection, table: Table, keys: tuple[str, ...], tally: _Tally) -> None:
+    if not tally.data:
+        return
+    rows = []
+    for key in sorted(tally.data):  # one lock order on every node: no deadlocks between them
+        count, first, last = tally.data[key]
+        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        values.update(count=int(count), first_seen=first, last_seen=last)
+        rows.append(values)
+    columns = (*keys, "count", "first_seen", "last_seen")
+    executemany_compiled(
+        conn, f"upsert_{table.name}", lambda: _upsert_statement(conn, table, keys), columns, rows
+    )
 
 
 def record(conn: Connection, tallies: Tallies) -> None:
@@ -126,9 +135,13 @@ def record(conn: Connection, tallies: Tallies) -> None:
 def tally_rows(rows: Iterable[dict[str, Any]]) -> Tallies:
     """Fold decision rows (as stored) into tallies, keeping only the learnable ones."""
     t = Tallies.new()
+    add = t.add
     for r in rows:
-        if learnable(r["action"], r["kind"]):
-            t.add(r["sender"], r["recipient"], r["time"])
+        if r["action"] == "allow":
+            kind = r["kind"]
+            if kind and "suffix_typo" in kind:
+                continue
+            add(r["sender"], r["recipient"], r["time"], r["domain"])
     return t
 
 

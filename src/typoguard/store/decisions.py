@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.core.verdict import Verdict
+from typoguard.store.db import executemany_compiled
 from typoguard.store.schema import decisions
 
 # Columns of a decision row, in insert order (``event_id`` first).
@@ -131,7 +132,9 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
 def insert_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows whose ids were never stored before (a duplicate id is ignored, not an error)."""
     if rows:
-        conn.execute(_insert_ignoring_duplicates(conn), list(rows))
+        executemany_compiled(
+            conn, "insert_decisions", lambda: _insert_ignoring_duplicates(conn), ROW_FIELDS, rows
+        )
 
 
 def insert_new_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
