@@ -265,3 +265,47 @@ def test_verdict_dict_shape(guard: Guard) -> None:
 
 def test_assess_domain_matches_check(guard: Guard) -> None:
     assert guard.assess_domain("army.ml") == guard.check("bob@army.ml").assessment
+
+
+# ----------------------------------------------------------------------------- internationalised names
+@pytest.fixture(scope="module")
+def idn_guard() -> Guard:
+    return Guard.from_config(Config(protect=ProtectConfig(domains=("münchen.de", "army.mil"))))
+
+
+@pytest.mark.parametrize("recipient", ["münchen.de", "bob@MÜNCHEN.DE", "bob@xn--mnchen-3ya.de"])
+def test_protected_idn_is_allowed_in_either_form(idn_guard: Guard, recipient: str) -> None:
+    assert idn_guard.check(recipient).action is Action.ALLOW
+
+
+@pytest.mark.parametrize("recipient", ["bob@mûnchen.de", "bob@munchen.de", "bob@mümchen.de"])
+def test_slips_of_a_protected_idn_are_flagged(idn_guard: Guard, recipient: str) -> None:
+    v = idn_guard.check(recipient)
+    assert v.action in FLAGGED
+    assert v.intended == "xn--mnchen-3ya.de"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: typo models run on the punycode of an IDN protected domain, so plain slips of the "
+    "Unicode name (müncen.de: h left out; münchn.de: e left out) are allowed",
+)
+@pytest.mark.parametrize("recipient", ["bob@müncen.de", "bob@münchn.de"])
+def test_letter_slips_of_a_protected_idn_are_flagged(idn_guard: Guard, recipient: str) -> None:
+    v = idn_guard.check(recipient)
+    assert v.action in FLAGGED
+    assert v.intended == "xn--mnchen-3ya.de"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason='core bug: reasons about an IDN protected domain show punycode ("looks like xn--mnchen-3ya.de", '
+    "\"'n' of xn--mnchen-3ya typed as 'm'\") and, for munchen.de, a wrong generic explanation "
+    "(\"'rn' for 'm', '0' for 'o'\") instead of naming ü",
+)
+@pytest.mark.parametrize("recipient", ["bob@munchen.de", "bob@mümchen.de", "bob@mûnchen.de"])
+def test_reasons_about_an_idn_read_as_a_person_writes_it(idn_guard: Guard, recipient: str) -> None:
+    reason = idn_guard.check(recipient).reason
+    assert "xn--" not in reason
+    assert "münchen.de" in reason
+    assert "'rn'" not in reason

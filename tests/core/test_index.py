@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from typoguard.core.confusables import DomainSkeletons
-from typoguard.core.index import LookalikeIndex, describe_change, length_factor
+from typoguard.core.index import LookalikeIndex, length_factor
 from typoguard.core.models import ModelContext
 from typoguard.core.names import normalise_domain
+from typoguard.errors import InvalidAddress
+
+try:  # the reason phrases are moving to core/describe.py; until then they live in core/index.py
+    from typoguard.core.describe import describe_change
+except ImportError:  # pragma: no cover - depends on the core's progress
+    from typoguard.core.index import describe_change  # type: ignore[attr-defined,no-redef]
 
 
 def _compile(ctx: ModelContext, skeletons: DomainSkeletons, *domains: str, **kw: object) -> LookalikeIndex:
@@ -193,3 +199,21 @@ def test_variants_of_a_bare_suffix_is_empty(index: LookalikeIndex) -> None:
 )
 def test_describe_change(typed: str, intended: str, phrase: str) -> None:
     assert describe_change(typed, intended, "X") == phrase
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: variants_of an IDN works on the punycode A-label, listing invalid or meaningless "
+    "names (xn--mnchen-3ay.de, nx--mnchen-3ya.de, mnᑏᑏche.de) instead of slips of münchen",
+)
+def test_variants_of_an_idn_are_valid_slips_of_what_a_person_reads(index: LookalikeIndex) -> None:
+    names = [name for name, _, _ in index.variants_of(normalise_domain("münchen.de"))]
+    bad = []
+    for name in names:
+        try:
+            normalise_domain(name)
+        except InvalidAddress:
+            bad.append(name)
+    assert bad == []
+    assert not [n for n in names if n.startswith("nx--") or "x-n-" in n]
+    assert normalise_domain("müncen.de").ascii in names  # the h left out
