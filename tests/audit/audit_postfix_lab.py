@@ -59,10 +59,12 @@ class SmtpSink:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+                await self._server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        self._loop.close()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         sender, rcpts = "", []

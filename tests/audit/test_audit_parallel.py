@@ -1,0 +1,59 @@
+"""Large inputs are cut into byte ranges read by worker processes; the answer must not change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from typoguard.audit import runner
+from typoguard.audit.sources import Format, plan
+from typoguard.service import Guard
+
+
+@pytest.fixture(scope="module")
+def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """~3 MB: 6,000 messages of 5 lines, every 20th to a look-alike, some deferred first."""
+    path = tmp_path_factory.mktemp("audit") / "mail.log"
+    out = []
+    for i in range(6000):
+        qid, ts = f"{0x100000 + i:X}", f"Nov 20 {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
+        domain = ("army.ml", "navy.ml", "gmial.com")[i % 3] if i % 20 == 0 else "example.org"
+        rcpt = f"user{i % 97}@{domain}"
+        out.append(f"{ts} mx postfix/smtpd[1]: {qid}: client=unknown[10.0.0.{i % 250}]\n")
+        out.append(f"{ts} mx postfix/qmgr[2]: {qid}: from=<sender{i % 13}@army.mil>, size=100, nrcpt=1 (queue active)\n")
+        if i % 7 == 0:
+            out.append(
+                f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1,"
+                " status=deferred (connect to mx[192.0.2.1]:25: Connection timed out)\n"
+            )
+        out.append(
+            f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=mx[192.0.2.1]:25, delay=1, delays=0/0/0/1,"
+            f" dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as {i}) {'x' * 300}\n"
+        )
+        out.append(f"{ts} mx postfix/qmgr[2]: {qid}: removed\n")
+    path.write_text("".join(out))
+    return path
+
+
+def test_chunks_end_on_line_boundaries(big_log: Path) -> None:
+    tasks, problems = plan([big_log], Format.AUTO, chunk_bytes=256 << 10)
+    assert problems == []
+    assert len(tasks) > 8
+    assert tasks[0].start == 0 and tasks[-1].end == big_log.stat().st_size
+    data = big_log.read_bytes()
+    for a, b in zip(tasks, tasks[1:], strict=False):
+        assert a.end == b.start and data[b.start - 1 : b.start] == b"\n"
+
+
+def test_parallel_chunks_give_the_serial_answer(
+    big_log: Path, guard: Guard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = runner.audit([big_log], guard, jobs=1)
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+    parallel = runner.audit([big_log], guard, jobs=2, chunk_bytes=256 << 10)
+    assert len(serial.events) > 50
+    assert parallel.events == serial.events
+    assert parallel.stats.lines == serial.stats.lines
+    # Senders whose qmgr line sits in the previous chunk are found by looking back.
+    assert all(e.sender != "?" for e in parallel.events)

@@ -1,0 +1,95 @@
+"""What a user gets out: summaries, repeat patterns, the terminal tables, CSV, and the offline HTML page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from click.testing import Result
+
+from typoguard.audit.aggregate import week_of
+
+
+def test_summaries_per_domain_sender_week(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+    summary = audit_json(fixtures / "postfix-syslog.log")["summary"]
+    by_domain = {d["domain"]: d for d in summary["by_domain"]}
+    assert (by_domain["army.ml"]["events"], by_domain["army.ml"]["leaked"], by_domain["army.ml"]["intended"]) == (
+        5,
+        3,
+        "army.mil",
+    )
+    assert [s["sender"] for s in summary["by_sender"]][:2] == ["alice@army.mil", "dave@navy.mil"]
+    assert [(w["week"], w["events"]) for w in summary["by_week"]] == [("2026-W47", 7)]
+
+
+def test_repeat_pattern_flags_a_sender_who_keeps_mailing_the_same_look_alike(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
+    doc = audit_json(fixtures / "postfix-syslog.log")
+    assert [(r["sender"], r["domain"], r["events"], r["recipients"]) for r in doc["summary"]["repeat_patterns"]] == [
+        ("alice@army.mil", "army.ml", 3, ["bob@army.ml"])
+    ]
+    flagged = {(e["sender"], e["recipient"], e["repeat_pattern"]) for e in doc["events"]}
+    assert ("alice@army.mil", "bob@army.ml", True) in flagged
+    assert ("dave@navy.mil", "frank@army.ml", False) in flagged
+    # A higher bar: no pattern.
+    assert audit_json("--repeat-min", "4", fixtures / "postfix-syslog.log")["summary"]["repeat_patterns"] == []
+
+
+def test_terminal_summary(run_audit: Callable[..., Result], fixtures: Path) -> None:
+    result = run_audit("--no-progress", fixtures / "postfix-syslog.log")
+    assert result.exit_code == 1
+    out = result.stdout
+    assert "7 mail(s) to look-alike domains: 3 leaked" in out
+    assert "Repeat patterns (1)" in out
+    assert "bad lines: 2" in out
+    assert "gmial.com" in out and "gmail.com" in out
+
+
+def test_csv_has_a_row_per_message_and_recipient(run_audit: Callable[..., Result], fixtures: Path) -> None:
+    result = run_audit("--csv", fixtures / "exim-mainlog")
+    table = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["recipient"], r["outcome"], r["leaked"]) for r in table] == [
+        ("bob@army.ml", "delivered", "true"),
+        ("carol@army.ml", "delivered", "true"),
+        ("eve@navy.ml", "bounced", "false"),
+        ("frank@gmial.com", "rejected-by-typoguard", "false"),
+    ]
+
+
+def test_html_report_is_one_offline_page_with_charts(
+    run_audit: Callable[..., Result], fixtures: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    result = run_audit("--no-progress", "--html", page, fixtures / "postfix-syslog.log", fixtures / "sent.mbox")
+    assert result.exit_code == 1
+    html = page.read_text("utf-8")
+    assert html.count("<svg") == 3  # per week, top look-alike domains, top senders
+    assert "2026-W47" in html and "army.ml" in html and "alice@army.mil" in html
+    # Nothing is fetched: no external scripts, stylesheets, images or fonts.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<script" not in html and "@import" not in html
+
+
+def test_html_escapes_what_the_logs_contain(run_audit: Callable[..., Result], tmp_path: Path) -> None:
+    eml = tmp_path / "evil.eml"
+    eml.write_text(
+        'From: "<script>alert(1)</script>" <x<b>@army.mil>\nTo: bob@army.ml\nMessage-ID: <1@x>\n'
+        "Subject: <img src=x onerror=alert(1)>\n\nbody\n"
+    )
+    page = tmp_path / "r.html"
+    run_audit("--no-progress", "--html", page, eml)
+    html = page.read_text("utf-8")
+    assert "<img" not in html and "<script" not in html
+
+
+def test_week_of() -> None:
+    from datetime import datetime
+
+    assert week_of(datetime(2026, 1, 1)) == "2026-W01"
+    assert week_of(datetime(2027, 1, 1)) == "2026-W53"
+    assert week_of(None) == "unknown"
