@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from typoguard.audit.sources import Format
 from typoguard.cli import EXIT_FLAGGED, EXIT_OK, UsageFailure, _build_guard, _load
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from typoguard.audit.runner import AuditResult
+    from typoguard.service import Guard
 
 
 @click.command()
@@ -33,7 +40,9 @@ from typoguard.cli import EXIT_FLAGGED, EXIT_OK, UsageFailure, _build_guard, _lo
     show_default=True,
     help="Input format of every INPUT; auto detects it per file.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Write one JSON document (summary and events) to stdout.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Write one JSON document (summary and events) to stdout."
+)
 @click.option("--csv", "as_csv", is_flag=True, help="Write the events as CSV to stdout.")
 @click.option(
     "--html",
@@ -49,10 +58,14 @@ from typoguard.cli import EXIT_FLAGGED, EXIT_OK, UsageFailure, _build_guard, _lo
     show_default=True,
     help="Mails from one sender to one look-alike that make a repeat pattern.",
 )
-@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Rows per terminal table.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal].")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=15, show_default=True, help="Rows per terminal table."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal]."
+)
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
-def audit(
+def audit(  # noqa: PLR0917 - click passes options positionally
     config_path: Path | None,
     protect: tuple[str, ...],
     protect_files: tuple[Path, ...],
@@ -78,7 +91,6 @@ def audit(
 
     from typoguard.audit import report_data, report_html, report_text
     from typoguard.audit.aggregate import summarise
-    from typoguard.audit.runner import audit as run_audit
 
     if not inputs:
         raise UsageFailure("give the logs or mailboxes to audit")
@@ -91,7 +103,7 @@ def audit(
 
     err = Console(stderr=True)
     show_progress = err.is_terminal if progress is None else progress
-    result = _run(run_audit, list(inputs), guard, Format(fmt), jobs, err if show_progress else None)
+    result = _run(list(inputs), guard, Format(fmt), jobs, err if show_progress else None)
     if not result.inputs:
         raise UsageFailure("no input could be read: " + "; ".join(result.stats.errors))
     summary = summarise(result.events, repeat_min=repeat_min)
@@ -120,13 +132,20 @@ def audit(
     sys.exit(EXIT_FLAGGED if result.events else EXIT_OK)
 
 
-def _run(run_audit, inputs, guard, fmt, jobs, console):  # type: ignore[no-untyped-def]
+def _run(
+    inputs: list[Path], guard: Guard, fmt: Format, jobs: int | None, console: Console | None
+) -> AuditResult:
+    """The audit, with a progress bar (bytes of input done) on ``console`` when given."""
+    from typoguard.audit.runner import audit as run_audit
+
     if console is None:
         return run_audit(inputs, guard, fmt=fmt, jobs=jobs)
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
     columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress("[progress.description]{task.description}", *columns, console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}", *columns, console=console, transient=True
+    ) as bar:
         task = bar.add_task("auditing", total=None)
         return run_audit(
             inputs,

@@ -94,7 +94,7 @@ class SmtpSink:
                         await reply("250 2.1.5 Ok")
                 elif verb == "DATA":
                     await reply("354 End data with <CR><LF>.<CR><LF>")
-                    while (data := await reader.readline()) not in (b".\r\n", b".\n", b""):
+                    while (await reader.readline()) not in (b".\r\n", b".\n", b""):
                         pass
                     self.received.append((sender, rcpts))
                     await reply("250 2.0.0 Ok: queued by sink")

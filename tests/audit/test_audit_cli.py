@@ -42,10 +42,21 @@ def test_protect_file_and_config(fixtures: Path, tmp_path: Path) -> None:
     config.write_text('[protect]\ndomains = ["gmail.com"]\n')
     result = CliRunner().invoke(
         main,
-        ["audit", "--config", str(config), "--protect-file", str(domains), "--csv", str(fixtures / "exim-mainlog")],
+        [
+            "audit",
+            "--config",
+            str(config),
+            "--protect-file",
+            str(domains),
+            "--csv",
+            str(fixtures / "exim-mainlog"),
+        ],
     )
     assert result.exit_code == 1
-    assert [line.split(",")[2] for line in result.stdout.splitlines()[1:]] == ["eve@navy.ml", "frank@gmial.com"]
+    assert [line.split(",")[2] for line in result.stdout.splitlines()[1:]] == [
+        "eve@navy.ml",
+        "frank@gmial.com",
+    ]
 
 
 def test_console_script(typoguard_exe: str, fixtures: Path) -> None:

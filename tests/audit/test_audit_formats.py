@@ -60,8 +60,8 @@ def test_m365_recipient_status_column(audit_json: Callable[..., dict[str, Any]],
     report = tmp_path / "historical.csv"
     report.write_text(
         "origin_timestamp_utc,sender_address,recipient_status,message_subject,network_message_id\n"
-        '2026-11-24T16:47:38.1234567Z,alice@army.mil,"bob@army.ml##Receive, Send;ok@example.org##Receive, Send",'
-        "Hi,nm-1\n"
+        "2026-11-24T16:47:38.1234567Z,alice@army.mil,"
+        '"bob@army.ml##Receive, Send;ok@example.org##Receive, Send",Hi,nm-1\n'
         '2026-11-24T17:00:00Z,alice@army.mil,"x@navy.ml##Receive, Fail",Hi,nm-2\n'
     )
     assert rows(audit_json(report)) == [
@@ -80,7 +80,9 @@ def test_exchange_tracking_log(audit_json: Callable[..., dict[str, Any]], fixtur
     assert doc["bad_lines"] == 1
 
 
-def test_mbox_headers_only_with_resent_and_bcc(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+def test_mbox_headers_only_with_resent_and_bcc(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
     doc = audit_json(fixtures / "sent.mbox")
     assert rows(doc) == [
         ("alice@army.mil", "bob@army.ml", "sent", 1),  # not the address quoted in the body
@@ -90,11 +92,15 @@ def test_mbox_headers_only_with_resent_and_bcc(audit_json: Callable[..., dict[st
     assert doc["summary"]["totals"]["leaked"] == 3
 
 
-def test_maildir_counts_a_copied_message_once(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+def test_maildir_counts_a_copied_message_once(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
     assert rows(audit_json(fixtures / "Maildir")) == [("dave@navy.mil", "eve@navy.ml", "sent", 1)]
 
 
-def test_eml_and_a_directory_of_mixed_inputs(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
+def test_eml_and_a_directory_of_mixed_inputs(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path
+) -> None:
     eml = audit_json(fixtures / "sent.eml")
     assert [(e["recipient"], e["intended"], e["detail"]) for e in eml["events"]] == [
         ("bob@armymil.com", "army.mil", "café")
@@ -105,7 +111,9 @@ def test_eml_and_a_directory_of_mixed_inputs(audit_json: Callable[..., dict[str,
     assert everything["errors"] == []
 
 
-def test_unknown_file_is_reported_and_skipped(audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path) -> None:
+def test_unknown_file_is_reported_and_skipped(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path
+) -> None:
     odd = tmp_path / "notes.txt"
     odd.write_text("shopping list\nmilk\n")
     doc = audit_json(odd, fixtures / "sent.eml")

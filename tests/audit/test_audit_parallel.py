@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,14 @@ def big_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
         domain = ("army.ml", "navy.ml", "gmial.com")[i % 3] if i % 20 == 0 else "example.org"
         rcpt = f"user{i % 97}@{domain}"
         out.append(f"{ts} mx postfix/smtpd[1]: {qid}: client=unknown[10.0.0.{i % 250}]\n")
-        out.append(f"{ts} mx postfix/qmgr[2]: {qid}: from=<sender{i % 13}@army.mil>, size=100, nrcpt=1 (queue active)\n")
+        out.append(
+            f"{ts} mx postfix/qmgr[2]: {qid}: from=<sender{i % 13}@army.mil>, size=100, nrcpt=1"
+            " (queue active)\n"
+        )
         if i % 7 == 0:
             out.append(
-                f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1,"
-                " status=deferred (connect to mx[192.0.2.1]:25: Connection timed out)\n"
+                f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=none, delay=1, delays=0/0/1/0,"
+                " dsn=4.4.1, status=deferred (connect to mx[192.0.2.1]:25: Connection timed out)\n"
             )
         out.append(
             f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=mx[192.0.2.1]:25, delay=1, delays=0/0/0/1,"
@@ -42,7 +46,7 @@ def test_chunks_end_on_line_boundaries(big_log: Path) -> None:
     assert len(tasks) > 8
     assert tasks[0].start == 0 and tasks[-1].end == big_log.stat().st_size
     data = big_log.read_bytes()
-    for a, b in zip(tasks, tasks[1:], strict=False):
+    for a, b in itertools.pairwise(tasks):
         assert a.end == b.start and data[b.start - 1 : b.start] == b"\n"
 
 

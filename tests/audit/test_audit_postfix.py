@@ -80,7 +80,9 @@ def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
     (tmp_path / "mail.log.1").write_text(newer)
     # A truncated rotation: the compressed stream is cut in the middle.
     lines = "".join(
-        older.replace("Q1", f"Q{i:04X}").replace("bob", f"carol{i * 7919 % 1000}").replace(":58", f":{i % 60:02d}")
+        older.replace("Q1", f"Q{i:04X}")
+        .replace("bob", f"carol{i * 7919 % 1000}")
+        .replace(":58", f":{i % 60:02d}")
         for i in range(300)
     )
     whole = gzip.compress(lines.encode())

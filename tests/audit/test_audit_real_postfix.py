@@ -98,7 +98,9 @@ def _audit(typoguard_exe: str, *inputs: Path) -> dict[str, Any]:
     return doc
 
 
-def test_audit_counts_what_a_real_postfix_logged(lab: PostfixInstance, typoguard_exe: str, tmp_path: Path) -> None:
+def test_audit_counts_what_a_real_postfix_logged(
+    lab: PostfixInstance, typoguard_exe: str, tmp_path: Path
+) -> None:
     with smtplib.SMTP("127.0.0.1", lab.smtp_port, timeout=30) as smtp:
         for _ in range(3):  # an address-book entry: the same slip three times
             smtp.sendmail("alice@army.mil", ["bob@army.ml"], MESSAGE)

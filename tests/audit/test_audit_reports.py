@@ -17,7 +17,11 @@ from typoguard.audit.aggregate import week_of
 def test_summaries_per_domain_sender_week(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
     summary = audit_json(fixtures / "postfix-syslog.log")["summary"]
     by_domain = {d["domain"]: d for d in summary["by_domain"]}
-    assert (by_domain["army.ml"]["events"], by_domain["army.ml"]["leaked"], by_domain["army.ml"]["intended"]) == (
+    assert (
+        by_domain["army.ml"]["events"],
+        by_domain["army.ml"]["leaked"],
+        by_domain["army.ml"]["intended"],
+    ) == (
         5,
         3,
         "army.mil",
@@ -30,14 +34,16 @@ def test_repeat_pattern_flags_a_sender_who_keeps_mailing_the_same_look_alike(
     audit_json: Callable[..., dict[str, Any]], fixtures: Path
 ) -> None:
     doc = audit_json(fixtures / "postfix-syslog.log")
-    assert [(r["sender"], r["domain"], r["events"], r["recipients"]) for r in doc["summary"]["repeat_patterns"]] == [
-        ("alice@army.mil", "army.ml", 3, ["bob@army.ml"])
-    ]
+    assert [
+        (r["sender"], r["domain"], r["events"], r["recipients"]) for r in doc["summary"]["repeat_patterns"]
+    ] == [("alice@army.mil", "army.ml", 3, ["bob@army.ml"])]
     flagged = {(e["sender"], e["recipient"], e["repeat_pattern"]) for e in doc["events"]}
     assert ("alice@army.mil", "bob@army.ml", True) in flagged
     assert ("dave@navy.mil", "frank@army.ml", False) in flagged
     # A higher bar: no pattern.
-    assert audit_json("--repeat-min", "4", fixtures / "postfix-syslog.log")["summary"]["repeat_patterns"] == []
+    assert (
+        audit_json("--repeat-min", "4", fixtures / "postfix-syslog.log")["summary"]["repeat_patterns"] == []
+    )
 
 
 def test_terminal_summary(run_audit: Callable[..., Result], fixtures: Path) -> None:
@@ -65,7 +71,9 @@ def test_html_report_is_one_offline_page_with_charts(
     run_audit: Callable[..., Result], fixtures: Path, tmp_path: Path
 ) -> None:
     page = tmp_path / "report.html"
-    result = run_audit("--no-progress", "--html", page, fixtures / "postfix-syslog.log", fixtures / "sent.mbox")
+    result = run_audit(
+        "--no-progress", "--html", page, fixtures / "postfix-syslog.log", fixtures / "sent.mbox"
+    )
     assert result.exit_code == 1
     html = page.read_text("utf-8")
     assert html.count("<svg") == 3  # per week, top look-alike domains, top senders

@@ -1,10 +1,10 @@
 """``typoguard audit``: find mail that already went to look-alike domains, from logs and mailboxes.
 
-    sources     which format an input is in; opening (gzip/bzip2/xz); cutting into tasks
-    postfix, exim, m365, exchange, mailbox     one reader per format -> ``Partial`` records
-    runner      tasks over worker processes; partials joined into ``AuditEvent``s
-    aggregate   totals, per domain / sender / week, repeat patterns
-    report_text, report_data, report_html      terminal tables; JSON/CSV; one offline HTML page
+sources     which format an input is in; opening (gzip/bzip2/xz); cutting into tasks
+postfix, exim, m365, exchange, mailbox     one reader per format -> ``Partial`` records
+runner      tasks over worker processes; partials joined into ``AuditEvent``s
+aggregate   totals, per domain / sender / week, repeat patterns
+report_text, report_data, report_html      terminal tables; JSON/CSV; one offline HTML page
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ def read(task: Task, classifier: Classifier, stats: SourceStats) -> Iterator[Par
         if outcome is None:
             continue
         mid = row[cols.message_id].strip() if cols.message_id >= 0 else ""
-        for recipient in row[cols.recipient].replace(",", ";").split(";"):
-            recipient = recipient.strip().strip("{}").strip()
+        for field in row[cols.recipient].replace(",", ";").split(";"):
+            recipient = field.strip().strip("{}").strip()
             if not recipient:
                 continue
             hit = classifier.recipient_hit(recipient.encode("utf-8", "surrogateescape"))

@@ -83,8 +83,8 @@ def read(task: Task, classifier: Classifier, stats: SourceStats) -> Iterator[Par
 
 
 def _recipients(field: str, status: str) -> Iterator[tuple[str, Outcome | None]]:
-    for part in field.split(";"):
-        part = part.strip()
+    for raw in field.split(";"):
+        part = raw.strip()
         if not part:
             continue
         if "##" in part:  # recipient_status: address##events

@@ -104,7 +104,7 @@ def read_eml(
     except STREAM_ERRORS as exc:
         stats.errors.append(f"{path}: cannot read ({str(exc)[:120]})")
         return
-    stats.bytes += size
+    stats.nbytes += size
     msg = _parse(b"".join(lines), str(path), stats)
     if msg is not None:
         yield from events_of(msg, source, classifier, fmt)
@@ -119,7 +119,7 @@ def read_mbox(task: Task, classifier: Classifier, stats: SourceStats) -> Iterato
     try:
         with open_bytes(task.path) as f:
             for line in f:
-                stats.bytes += len(line)
+                stats.nbytes += len(line)
                 if blank_before and line.startswith(b"From "):
                     if head is not None:  # header with no body at all
                         yield from _emit(head, task, classifier, stats, count)

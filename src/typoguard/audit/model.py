@@ -130,7 +130,7 @@ class SourceStats:
 
     lines: int = 0
     bad_lines: int = 0
-    bytes: int = 0
+    nbytes: int = 0  # bytes read (decompressed)
     bad_examples: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # e.g. "mail.log.3.gz: truncated gzip stream"
 
@@ -146,7 +146,7 @@ class SourceStats:
     def add(self, other: SourceStats) -> None:
         self.lines += other.lines
         self.bad_lines += other.bad_lines
-        self.bytes += other.bytes
+        self.nbytes += other.nbytes
         room = self.MAX_EXAMPLES - len(self.bad_examples)
         if room > 0:
             self.bad_examples.extend(other.bad_examples[:room])

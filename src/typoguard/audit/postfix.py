@@ -34,8 +34,8 @@ _DELIVERY = re.compile(
     rb"([0-9A-Za-z]+): to=<([^>]*)>,(?: orig_to=<[^>]*>,)? relay=([^,]*),.*? status=([a-z]+)(?: \((.*)\))?"
 )
 _SMTPD = re.compile(
-    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): \S+ from (?:\S*?\[[^\]]*\](?::\d+)?|\S+?):"
-    rb" (.*); from=<([^>]*)> to=<([^>]*)>"
+    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): \S+ from "
+    rb"(?:\S*?\[[^\]]*\](?::\d+)?|\S+?): (.*); from=<([^>]*)> to=<([^>]*)>"
 )
 _FROM = re.compile(rb"\]: ([0-9A-Za-z]+): (?:uid=\d+ )?from=<([^>]*)>")
 _STATUS = {
@@ -83,9 +83,8 @@ class PostfixScanner:
                 i = line.find(b"]: ")
                 if i > 0:
                     senders.pop(line[i + 3 : line.find(b":", i + 3)], None)
-            elif line[:3] not in MONTHS and not line[:4].isdigit() and line[:1] != b"<":
-                if line.strip():
-                    self.stats.bad(self.source, line)
+            elif line[:3] not in MONTHS and not line[:4].isdigit() and line[:1] != b"<" and line.strip():
+                self.stats.bad(self.source, line)
 
     def _evict(self) -> None:
         # Queue ids whose "removed" line never came (log cut, other host): drop the oldest tenth.
@@ -179,7 +178,7 @@ class PostfixScanner:
 
     @staticmethod
     def sender_pattern(qid: str) -> re.Pattern[bytes]:
-        """Finds the sender of ``qid`` in earlier text (for a chunk whose ``from=`` line is in the previous)."""
+        """Finds the sender of ``qid`` in earlier text (when its ``from=`` line is in the previous chunk)."""
         return re.compile(rb"\]: " + re.escape(qid.encode()) + rb": (?:uid=\d+ )?from=<([^>]*)>")
 
 

@@ -30,7 +30,7 @@ def line_blocks(task: Task, stats: SourceStats) -> Iterator[list[bytes]]:
                     break
                 if remaining > 0:
                     remaining -= len(data)
-                stats.bytes += len(data)
+                stats.nbytes += len(data)
                 lines = (rest + data).split(b"\n")
                 rest = lines.pop()
                 stats.lines += len(lines)

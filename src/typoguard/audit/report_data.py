@@ -22,7 +22,7 @@ def document(
     return {
         "inputs": inputs,
         "lines": stats.lines,
-        "bytes": stats.bytes,
+        "bytes": stats.nbytes,
         "bad_lines": stats.bad_lines,
         "bad_line_examples": stats.bad_examples,
         "errors": stats.errors,

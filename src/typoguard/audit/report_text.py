@@ -28,8 +28,8 @@ _NUMERIC = {"mails", "leaked", "stopped", "pending", "senders", "domains", "scor
 def render(summary: Summary, stats: SourceStats, console: Console, limit: int = 15) -> None:
     t = summary.total
     console.print(
-        f"[bold]{t.events}[/] mail(s) to look-alike domains: [bold red]{t.leaked} leaked[/] (delivered or sent),"
-        f" [green]{t.stopped} stopped[/], {t.pending} still deferred."
+        f"[bold]{t.events}[/] mail(s) to look-alike domains: [bold red]{t.leaked} leaked[/]"
+        f" (delivered or sent), [green]{t.stopped} stopped[/], {t.pending} still deferred."
     )
     if t.events:
         first, last = _when(t)
@@ -104,7 +104,7 @@ def render(summary: Summary, stats: SourceStats, console: Console, limit: int = 
             table.add_row(week, str(tally.events), str(tally.leaked), str(tally.stopped), str(tally.pending))
         console.print(table)
     console.print(
-        f"Read {stats.lines} line(s)/record(s), {stats.bytes / 1e6:.1f} MB; bad lines: {stats.bad_lines}."
+        f"Read {stats.lines} line(s)/record(s), {stats.nbytes / 1e6:.1f} MB; bad lines: {stats.bad_lines}."
     )
     for example in stats.bad_examples:
         console.print(f"  bad line: {example}", markup=False, highlight=False)

@@ -73,6 +73,7 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
 
 
 def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskResult:
+    scanner_type: type[PostfixScanner] | type[EximScanner]
     scanner_type = PostfixScanner if task.fmt is Format.POSTFIX else EximScanner
     scanner = scanner_type(classifier, task.name, _reference_time(task.path), stats)
     for lines in line_blocks(task, stats):
@@ -83,7 +84,9 @@ def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskRe
     return TaskResult(scanner.partials, scanner.expired, stats)
 
 
-def _resolve_from_earlier(task: Task, missing: list[Partial], scanner_type: type) -> None:
+def _resolve_from_earlier(
+    task: Task, missing: list[Partial], scanner_type: type[PostfixScanner] | type[EximScanner]
+) -> None:
     """Senders of messages whose first lines are in the previous chunk: search the bytes just before."""
     begin = max(0, task.start - LOOKBACK)
     with task.path.open("rb") as f:
@@ -97,13 +100,12 @@ def _resolve_from_earlier(task: Task, missing: list[Partial], scanner_type: type
             p.sender = found[1].decode("utf-8", "replace") or "<>"
 
 
-# Worker processes inherit this through fork (set just before the pool starts).
-_WORKER_CLASSIFIER: Classifier | None = None
+# Worker processes inherit the classifier through fork: it is put here just before the pool starts.
+_WORKER: dict[str, Classifier] = {}
 
 
 def _worker(task: Task) -> tuple[Task, TaskResult]:
-    assert _WORKER_CLASSIFIER is not None
-    return task, run_task(task, _WORKER_CLASSIFIER)
+    return task, run_task(task, _WORKER["classifier"])
 
 
 def _results(
@@ -115,14 +117,15 @@ def _results(
         for task in tasks:
             yield task, run_task(task, classifier)
         return
-    global _WORKER_CLASSIFIER
-    _WORKER_CLASSIFIER = Classifier(guard)
+    _WORKER["classifier"] = Classifier(guard)
     ctx = multiprocessing.get_context("fork")
     # Largest first, so one big compressed file does not start last and run alone.
     ordered = sorted(tasks, key=lambda t: -t.size)
-    with ctx.Pool(min(jobs, len(tasks))) as pool:
-        yield from pool.imap_unordered(_worker, ordered)
-    _WORKER_CLASSIFIER = None
+    try:
+        with ctx.Pool(min(jobs, len(tasks))) as pool:
+            yield from pool.imap_unordered(_worker, ordered)
+    finally:
+        _WORKER.clear()
 
 
 def audit(

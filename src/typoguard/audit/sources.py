@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO, Any
 
 
-
 class Format(StrEnum):
     AUTO = "auto"
     POSTFIX = "postfix"
@@ -226,7 +225,7 @@ def detect(path: Path) -> Format | None:
 def plan(
     inputs: Iterable[Path], fmt: Format = Format.AUTO, chunk_bytes: int = 64 << 20
 ) -> tuple[list[Task], list[str]]:
-    """Tasks for every input, and the problems met (unreadable or unrecognised inputs), which are not fatal."""
+    """Tasks for every input, and the (non-fatal) problems met: unreadable or unrecognised inputs."""
     tasks: list[Task] = []
     problems: list[str] = []
     for path in expand(inputs):

@@ -51,15 +51,12 @@ def _text_lines(task: Task, stats: SourceStats) -> Iterator[str]:
     try:
         with open_bytes(task.path) as raw:
             head = raw.read(4)
-            if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-                encoding = "utf-16"
-            else:
-                encoding = "utf-8-sig"
+            encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
             decoder = codecs.getincrementaldecoder(encoding)("replace")
             pending = decoder.decode(head)
             while True:
                 block = raw.read(1 << 20)
-                stats.bytes += len(block)
+                stats.nbytes += len(block)
                 pending += decoder.decode(block, final=not block)
                 lines = pending.split("\n")
                 pending = lines.pop()
