@@ -7,6 +7,7 @@ Exit codes are a contract other tools script against: 0 all allowed, 1 something
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -45,7 +46,46 @@ def _build_guard(config: Config, protect: Iterable[str], protect_files: Iterable
     return guard
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands of other areas live in their own modules (each with a ``COMMANDS`` list) and are imported only
+# when used, so ``typoguard check`` does not pay for the store, audit or DNS code at start-up.
+LAZY_COMMANDS: dict[str, str] = {
+    "db": "typoguard.cli_store",
+    "allow": "typoguard.cli_store",
+    "block": "typoguard.cli_store",
+    "overrides": "typoguard.cli_store",
+    "correspondents": "typoguard.cli_store",
+    "decisions": "typoguard.cli_store",
+    "held": "typoguard.cli_store",
+    "learn": "typoguard.cli_store",
+    "audit": "typoguard.cli_audit",
+    "exposure": "typoguard.cli_exposure",
+    "export": "typoguard.cli_exposure",
+}
+
+
+def _module_exists(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        lazy = {name for name, module in LAZY_COMMANDS.items() if _module_exists(module)}
+        return sorted(set(super().list_commands(ctx)) | lazy)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        module_name = LAZY_COMMANDS.get(cmd_name)
+        if command is not None or module_name is None or not _module_exists(module_name):
+            return command
+        import importlib
+
+        module = importlib.import_module(module_name)
+        return {c.name: c for c in module.COMMANDS}.get(cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="typoguard")
 def main() -> None:
     """typoguard: stop mail to look-alike domains (army.ml for army.mil) before it leaves."""
@@ -80,20 +120,36 @@ def check(
     if "-" in recipients and len(recipients) > 1:
         raise UsageFailure("'-' (standard input) cannot be combined with recipients on the command line")
     guard = _build_guard(_load(config_path), protect, protect_files)
-    stream = _stdin_lines() if recipients == ("-",) else iter(recipients)
-    verdicts = (guard.check(r) for r in stream)
+    check_one = guard.check
+    if recipients != ("-",):
+        verdicts = [check_one(r) for r in recipients]
+        flagged = _write_json([verdicts], sys.stdout.buffer) if fmt == "json" else _write_text_table(verdicts)
+        sys.exit(EXIT_FLAGGED if flagged else EXIT_OK)
+    batches = ([check_one(r) for r in batch] for batch in _stdin_batches())
     if fmt == "json":
-        flagged = _write_json(verdicts, sys.stdout.buffer)
-    elif recipients == ("-",):
-        flagged = _write_text_stream(verdicts, sys.stdout)
+        flagged = _write_json(batches, sys.stdout.buffer)
     else:
-        flagged = _write_text_table(list(verdicts))
+        flagged = _write_text_stream(batches, sys.stdout)
     sys.exit(EXIT_FLAGGED if flagged else EXIT_OK)
 
 
-def _stdin_lines() -> Iterator[str]:
-    for raw in sys.stdin.buffer:
-        yield raw.rstrip(b"\r\n").decode("utf-8", "surrogateescape").strip()
+def _stdin_batches() -> Iterator[list[str]]:
+    """Lines from standard input, in batches of what is available now.
+
+    Reading whatever the pipe holds (not a fixed-size buffer) lets a tool that writes one address and waits
+    get its answer at once, while a bulk pipe is still processed thousands of lines per system call.
+    """
+    fd = sys.stdin.fileno()
+    pending = b""
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        yield [raw.rstrip(b"\r").decode("utf-8", "surrogateescape").strip() for raw in lines]
+    if pending:
+        yield [pending.rstrip(b"\r").decode("utf-8", "surrogateescape").strip()]
 
 
 def _printable(text: str) -> str:
@@ -105,9 +161,19 @@ def _printable(text: str) -> str:
     return text
 
 
-def _write_json(verdicts: Iterable[Verdict], out: IO[bytes]) -> bool:
-    """One JSON object per verdict. Everything but the recipient is encoded once per assessment."""
+def _write_json(batches: Iterable[list[Verdict]], out: IO[bytes]) -> bool:
+    """One JSON object per verdict, flushed per batch; all but the recipient encoded once per assessment."""
     tails: dict[int, tuple[Assessment, bytes]] = {}
+    flagged = False
+    for batch in batches:
+        flagged = _write_json_batch(batch, out, tails) or flagged
+        out.flush()
+    return flagged
+
+
+def _write_json_batch(
+    verdicts: list[Verdict], out: IO[bytes], tails: dict[int, tuple[Assessment, bytes]]
+) -> bool:
     flagged = False
     chunk: list[bytes] = []
     for v in verdicts:
@@ -127,11 +193,7 @@ def _write_json(verdicts: Iterable[Verdict], out: IO[bytes]) -> bool:
         except orjson.JSONEncodeError:
             rcpt = orjson.dumps(_printable(v.recipient))
         chunk.append(b'{"recipient":' + rcpt + entry[1])
-        if len(chunk) >= 4096:
-            out.write(b"".join(chunk))
-            chunk.clear()
     out.write(b"".join(chunk))
-    out.flush()
     return flagged
 
 
@@ -167,17 +229,18 @@ def _write_text_table(verdicts: list[Verdict]) -> bool:
     return any(v.flagged for v in verdicts)
 
 
-def _write_text_stream(verdicts: Iterable[Verdict], out: IO[str]) -> bool:
+def _write_text_stream(batches: Iterable[list[Verdict]], out: IO[str]) -> bool:
     flagged = False
     out.write(f"{'ACTION':<8} {'RECIPIENT':<40} {'DID YOU MEAN':<24} {'SCORE':>5}  WHY\n")
-    for v in verdicts:
-        flagged = flagged or v.flagged
-        score = f"{v.score:.2f}" if v.intended else ""
-        out.write(
-            f"{v.action.value:<8} {_printable(v.recipient):<40} {v.intended or '-':<24} {score:>5}  "
-            f"{_printable(v.reason)}\n"
-        )
-    out.flush()
+    for batch in batches:
+        for v in batch:
+            flagged = flagged or v.flagged
+            score = f"{v.score:.2f}" if v.intended else ""
+            out.write(
+                f"{v.action.value:<8} {_printable(v.recipient):<40} {v.intended or '-':<24} {score:>5}  "
+                f"{_printable(v.reason)}\n"
+            )
+        out.flush()
     return flagged
 
 
@@ -262,28 +325,6 @@ def serve(config_path: Path, only: tuple[str, ...]) -> None:
     config = _load(config_path)
     sys.exit(serve_forever(config, config_path=config_path))
 
-
-# --------------------------------------------------------------------------- other commands
-# Each area keeps its commands in its own module with a ``COMMANDS`` list. Modules not built yet are skipped;
-# any other import error is a bug and propagates.
-_COMMAND_MODULES = ("typoguard.cli_store", "typoguard.cli_audit", "typoguard.cli_exposure")
-
-
-def _register_commands() -> None:
-    import importlib
-
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

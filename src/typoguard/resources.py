@@ -30,6 +30,9 @@ def _icann_suffixes(text: str) -> set[str]:
         elif "===END ICANN DOMAINS===" in line:
             break
         elif in_icann and line and not line.startswith("//") and line[0] not in "*!":
+            if line.isascii():
+                out.add(line.lower())
+                continue
             try:
                 out.add(idna.encode(line, uts46=True).decode("ascii"))
             except idna.IDNAError:

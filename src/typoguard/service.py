@@ -7,7 +7,7 @@ reference (the Postfix service does that on SIGHUP), so a check never sees half 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from typoguard import resources
@@ -39,6 +39,17 @@ def read_protect_file(path: Path) -> list[str]:
         raise ConfigError(f"protected-domain file {path} is not UTF-8") from None
 
 
+def _normalise_weights(weights: Mapping[str, float], protected: set[str]) -> dict[str, float]:
+    """Weights keyed by normalised domain; a weight for a domain that is not protected is an error."""
+    out: dict[str, float] = {}
+    for name, weight in weights.items():
+        (domain,) = _normalise_all([name], "[protect] weights")
+        if domain.ascii not in protected:
+            raise ConfigError(f"[protect] weights: {name} is not a protected domain (a typo?)")
+        out[domain.ascii] = weight
+    return out
+
+
 class Guard:
     """Checks recipients for one configuration."""
 
@@ -62,6 +73,7 @@ class Guard:
         for path in [*config.protect_files(), *extra_files]:
             names.extend(read_protect_file(path))
         protected = _normalise_all(names, "protected domains")
+        weights = _normalise_weights(config.protect.weights, {d.ascii for d in protected})
         trusted = [d.ascii for d in _normalise_all(config.protect.trusted, "[protect] trusted")]
         ctx = resources.model_context(tuple(config.protect.layouts))
         index = LookalikeIndex.compile(
@@ -69,7 +81,7 @@ class Guard:
             ctx,
             resources.domain_skeletons(),
             models=config.protect.models,
-            weights=config.protect.weights,
+            weights=weights,
             common_words=resources.common_words() if config.protect.use_word_list else frozenset(),
         )
         legit = resources.legitimate_domains() if config.protect.use_legit_list else frozenset()

@@ -8,6 +8,7 @@ folded and combining marks are dropped, so ``àrmy`` and ``аrmy`` (Cyrillic a) 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
@@ -41,16 +42,75 @@ def skeleton(text: str, table: ConfusableTable) -> str:
     return unicodedata.normalize("NFD", "".join(table.get(ch, ch) for ch in nfd))
 
 
+_I_AS_L = str.maketrans({"i": "l", "1": "l"})
+
+
 class DomainSkeletons:
     """Skeletons tuned for host names: UTS #39 skeleton, then case folded and combining marks removed."""
 
     def __init__(self, table: ConfusableTable) -> None:
         self._table = table
+        # For ASCII text the skeleton is a per-character mapping: one str.translate does it.
+        self._ascii = str.maketrans({chr(c): self._slow(chr(c)) for c in range(128)})
         self.of = lru_cache(maxsize=1 << 14)(self._of)
 
+    def fold(self, text: str) -> str | None:
+        """``fold_to_ascii`` with this table."""
+        return fold_to_ascii(text, self._table)
+
     def _of(self, text: str) -> str:
+        if text.isascii():
+            return text.translate(self._ascii)
+        return self._slow(text)
+
+    def _slow(self, text: str) -> str:
         sk = skeleton(text, self._table).casefold()
         # casefolding can produce characters that themselves have prototypes (e.g. 'O' -> 'o' is fine,
         # but some capitals fold to letters with marks); one more pass settles it.
         sk = skeleton(sk, self._table).casefold()
-        return "".join(ch for ch in sk if not unicodedata.combining(ch))
+        # i, l and 1 read alike in most fonts; in a name that is case-insensitive, PAYPAI.COM shows an I.
+        return "".join(ch for ch in sk if not unicodedata.combining(ch)).translate(_I_AS_L)
+
+
+# Lower-case Cyrillic letters that read as Latin ones in a lower-case name. UTS #39 maps several of them to
+# small capitals or other shapes (т -> ᴛ, м -> ʍ), which no protected name contains, so we fold them here.
+CYRILLIC_AS_LATIN = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "з": "3", "і": "i", "ї": "i", "ј": "j", "к": "k", "м": "m",
+    "н": "h", "о": "o", "п": "n", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "ԁ": "d",
+    "ԍ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ь": "b", "ү": "y", "г": "r", "и": "u", "л": "n",
+}  # fmt: skip
+# Letters no rule above reaches that look-alike generators (dnstwist's glyph table) use for Latin ones.
+OTHER_AS_LATIN = {"ə": "a", "ǝ": "e", "ŋ": "n", "ĸ": "k", "ƿ": "p", "ɩ": "i", "ɑ": "a", "ß": "b"}
+_LATIN_NAME = re.compile(
+    r"(?:LATIN|GREEK|CYRILLIC) (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL )?([A-Z])(?: |\Z)"
+)
+
+
+def fold_to_ascii(text: str, table: ConfusableTable) -> str | None:
+    """Fold every character of ``text`` to the ASCII letter it reads as, or None if one has no such letter.
+
+    Beyond UTS #39 this folds what a reader takes for a Latin letter although the standard does not list it:
+    small capitals (ᴍ, ʀ, ɪ), letters with hooks, bars and strokes (ƫ, ʉ, ƈ), and Cyrillic letters as they
+    look in lower case. Used only after exact skeletons found nothing.
+    """
+    out = []
+    for ch in unicodedata.normalize("NFC", text):
+        if ch.isascii():
+            out.append(ch.lower())
+            continue
+        mapped = CYRILLIC_AS_LATIN.get(ch) or OTHER_AS_LATIN.get(ch)
+        if mapped is None:
+            proto = "".join(
+                c
+                for c in unicodedata.normalize("NFD", table.get(ch, ch)).casefold()
+                if not unicodedata.combining(c)
+            )
+            if proto and proto.isascii() and proto.isalnum():
+                mapped = proto
+            else:
+                m = _LATIN_NAME.match(unicodedata.name(ch, ""))
+                if m is None:
+                    return None
+                mapped = m.group(1).lower()
+        out.append(mapped)
+    return "".join(out)

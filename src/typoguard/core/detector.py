@@ -36,7 +36,12 @@ class Detector:
     def check(self, recipient: str) -> Verdict:
         """The verdict for one recipient: an address or a bare domain. Never raises for bad input."""
         at = recipient.rfind("@")
-        if 0 < at <= MAX_LOCAL_OCTETS and _PLAIN_LOCAL.fullmatch(recipient, 0, at) and recipient[-1] != "]":
+        if (
+            0 < at <= MAX_LOCAL_OCTETS
+            and _PLAIN_LOCAL.fullmatch(recipient, 0, at)
+            and recipient[-1] != "]"
+            and not recipient[-1].isspace()
+        ):
             key = recipient[at + 1 :]
             found = self._cache.get(key)
             if found is None:

@@ -6,7 +6,8 @@ same, a one-edit typo such as ``.mil``/``.ml``, or another suffix altogether). S
 
 * ``_core_exact``: core -> protected domains with that core (``army`` -> army.mil), for suffix typos/swaps;
 * ``_core_variants``: every core a typo model makes -> (protected domain, kind), for the label slips;
-* ``_skeletons``: UTS #39 skeletons of protected domains and cores, for homoglyphs from any script;
+* ``_skeleton_*``: UTS #39 skeletons of protected domains and cores, for homoglyphs from any script, and a
+  fold of what the standard leaves out (small capitals, hooked letters) for the rest;
 * ``_deletes``: a deletion index (SymSpell) of protected cores, the bounded fuzzy stage for slips no model
   precomputes (two edits, or an arbitrary character).
 
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from rapidfuzz.distance import OSA
 
 from typoguard.core.confusables import DomainSkeletons
-from typoguard.core.models import ModelContext, Target, TypoModel, select_models
-from typoguard.core.names import Domain
+from typoguard.core.describe import describe_change, glyph_note
+from typoguard.core.models import REGISTRY, ModelContext, Target, TypoModel, ascii_core, select_models
+from typoguard.core.names import Domain, normalise_domain
 from typoguard.core.verdict import Finding
+from typoguard.errors import InvalidAddress
 
 # How much a combined slip keeps of its label-slip prior when the suffix differs too.
 SUFFIX_TYPO_FACTOR = 0.9
@@ -37,21 +40,12 @@ FUZZY_TWO_MIN_LEN = 8  # cores shorter than this get no two-edit fuzzy matches
 FUZZY_ONE_MIN_LEN = 4
 # A look-alike whose name is itself a common word (life.com for live.com) was more likely chosen than typed.
 COMMON_WORD_FACTOR = 0.6
-
-
 # Models whose edits of a short name often land on someone else's real name.
 DAMPED_FOR_SHORT_NAMES = frozenset(
-    {
-        "omission",
-        "insertion",
-        "replacement",
-        "transposition",
-        "repetition",
-        "vowel_swap",
-        "bitsquat",
-        "ascii_lookalike",
-    }
-)
+    {"omission", "insertion", "replacement", "transposition", "repetition", "vowel_swap", "bitsquat",
+     "ascii_lookalike"}
+)  # fmt: skip
+_FREE_SUFFIX_DEFAULTS = ("com", "net", "org")  # suffixes listed for "any suffix" variants
 
 
 def length_factor(core: str) -> float:
@@ -66,41 +60,31 @@ def length_factor(core: str) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Protected:
-    """A compiled protected domain."""
+    """A compiled protected domain. ``u*`` fields are what a person reads (Unicode)."""
 
     domain: str
     core: str
     suffix: str
     unicode: str
+    ucore: str
     registrable: str
     weight: float
 
 
-def describe_change(typed: str, intended: str, what: str) -> str:
-    """A short phrase for the difference between two strings: "the i of .mil dropped"."""
-    p = 0
-    while p < min(len(typed), len(intended)) and typed[p] == intended[p]:
-        p += 1
-    q = 0
-    while q < min(len(typed), len(intended)) - p and typed[-1 - q] == intended[-1 - q]:
-        q += 1
-    t_mid, i_mid = typed[p : len(typed) - q], intended[p : len(intended) - q]
-    if not t_mid and len(i_mid) == 1:
-        return f"the {_ch(i_mid)} of {what} dropped"
-    if not i_mid and len(t_mid) == 1:
-        before = intended[p - 1] if p > 0 else ""
-        if t_mid == before or (len(intended) > p and t_mid == intended[p]):
-            return f"the {_ch(t_mid)} of {what} doubled"
-        return f"an extra {_ch(t_mid)} in {what}"
-    if len(t_mid) == 2 and t_mid == i_mid[::-1]:
-        return f"{_ch(i_mid)} of {what} swapped"
-    if t_mid and i_mid:
-        return f"{_ch(i_mid)} of {what} typed as {_ch(t_mid)}"
-    return f"{what} changed"
+@dataclass(frozen=True, slots=True)
+class _Query:
+    """A typed domain, split: ASCII forms for the tables, Unicode forms for the sentences."""
+
+    name: str
+    core: str
+    suffix: str
+    unicode: str
+    ucore: str
 
 
-def _ch(s: str) -> str:
-    return {".": "dot", "-": "hyphen"}.get(s, f"'{s}'") if len(s) == 1 else f"'{s}'"
+def _unicode_core(unicode: str, suffix: str) -> str:
+    labels = unicode.split(".")
+    return ".".join(labels[: len(labels) - suffix.count(".") - 1])
 
 
 class LookalikeIndex:
@@ -154,8 +138,9 @@ class LookalikeIndex:
             if not core:  # a bare public suffix cannot be protected as a domain
                 continue
             registrable = core.rsplit(".", 1)[-1] + "." + suffix
+            ucore = _unicode_core(d.unicode, suffix)
             seen[d.ascii] = Protected(
-                d.ascii, core, suffix, d.unicode, registrable, weights.get(d.ascii, 1.0)
+                d.ascii, core, suffix, d.unicode, ucore, registrable, weights.get(d.ascii, 1.0)
             )
         return cls(list(seen.values()), select_models(models), ctx, skeletons, common_words)
 
@@ -165,28 +150,27 @@ class LookalikeIndex:
         kind_index = {k: i for i, k in enumerate(self._kinds)}
         for pidx, p in enumerate(self._protected):
             exact.setdefault(p.core, []).append(pidx)
-            target = Target(p.domain, p.core, p.suffix)
+            # Models work on what a person types: the Unicode name; the index keys are A-labels.
+            target = Target(p.domain, p.ucore, p.suffix)
+            idn = not p.ucore.isascii()
             for model in self._models:
                 if not model.indexed:
                     continue
                 kidx = kind_index[model.name]
                 for v in model.variants(target, self._ctx):
+                    key = ascii_core(v.core) if idn else v.core
+                    if key is None:
+                        continue
                     packed = (pidx << 6) | (kidx << 1) | (v.suffix is None)
-                    old = variants.get(v.core)
-                    if old is None:
-                        variants[v.core] = packed
-                    else:
-                        variants[v.core] = self._merge(old, packed)
+                    old = variants.get(key)
+                    variants[key] = packed if old is None else self._merge(old, packed)
         self._core_exact = {k: tuple(v) for k, v in exact.items()}
         sk_full: dict[str, list[int]] = {}
         sk_core: dict[str, list[int]] = {}
         deletes: dict[str, list[int]] = {}
         for pidx, p in enumerate(self._protected):
             sk_full.setdefault(self._skeletons.of(p.unicode), []).append(pidx)
-            ucore = (
-                p.unicode[: len(p.unicode) - len(p.suffix) - 1] if p.unicode.endswith(p.suffix) else p.core
-            )
-            sk_core.setdefault(self._skeletons.of(ucore), []).append(pidx)
+            sk_core.setdefault(self._skeletons.of(p.ucore), []).append(pidx)
             if len(p.core) >= FUZZY_ONE_MIN_LEN:
                 depth = 2 if len(p.core) >= FUZZY_TWO_MIN_LEN else 1
                 for d in _deletes(p.core, depth):
@@ -239,19 +223,28 @@ class LookalikeIndex:
         if self.is_protected(name):
             return []
         qcore, qsuffix = self._suffixes.split(name)
+        q = _Query(name, qcore, qsuffix, domain.unicode, _unicode_core(domain.unicode, qsuffix))
         found: dict[int, Finding] = {}
         if qcore:
-            self._probe_exact(name, qcore, qsuffix, found)
-            self._probe_variants(name, qcore, qsuffix, found)
-        self._probe_skeletons(domain, qcore, qsuffix, found)
+            self._probe_exact(q, found)
+            self._probe_variants(q, found)
+        self._probe_skeletons(q, found)
+        if not found and qcore and not q.ucore.isascii():
+            self._probe_folded(q, found)
         if not found and qcore:
-            self._probe_fuzzy(name, qcore, qsuffix, found)
+            self._probe_fuzzy(q, found)
         return sorted(found.values(), key=lambda f: (-f.score, f.intended or ""))
 
-    def _keep(self, found: dict[int, Finding], pidx: int, finding: Finding) -> None:
+    @staticmethod
+    def _keep(found: dict[int, Finding], pidx: int, finding: Finding) -> None:
         old = found.get(pidx)
         if old is None or finding.score > old.score:
             found[pidx] = finding
+
+    def _finding(self, q: _Query, p: Protected, kind: str, score: float, why: str) -> Finding:
+        return Finding(
+            q.name, p.domain, kind, _clip(score * p.weight), f"{q.unicode} looks like {p.unicode} {why}"
+        )
 
     def _suffix_relation(self, qsuffix: str, p: Protected) -> str:
         if qsuffix == p.suffix:
@@ -262,116 +255,111 @@ class LookalikeIndex:
             return "unreal_typo"
         return "other"
 
-    def _probe_exact(self, name: str, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
-        for pidx in self._core_exact.get(qcore, ()):
+    def _combine_suffix(
+        self, q: _Query, p: Protected, kind: str, score: float, why: str
+    ) -> tuple[str, float, str]:
+        """Fold the suffix relation into a label slip's kind, score and explanation."""
+        rel = self._suffix_relation(q.suffix, p)
+        if rel in ("typo", "unreal_typo"):
+            return (f"{kind}+suffix_typo", score * SUFFIX_TYPO_FACTOR,
+                    f"{why}, and {describe_change(q.suffix, p.suffix, '.' + p.suffix)}")  # fmt: skip
+        if rel == "other":
+            return (
+                f"{kind}+suffix_swap",
+                score * SUFFIX_SWAP_FACTOR,
+                f"{why}, under .{q.suffix} instead of .{p.suffix}",
+            )
+        return kind, score, why
+
+    def _probe_exact(self, q: _Query, found: dict[int, Finding]) -> None:
+        for pidx in self._core_exact.get(q.core, ()):
             p = self._protected[pidx]
-            rel = self._suffix_relation(qsuffix, p)
-            change = describe_change(qsuffix, p.suffix, "." + p.suffix)
+            rel = self._suffix_relation(q.suffix, p)
+            change = describe_change(q.suffix, p.suffix, "." + p.suffix)
             if rel == "typo":
                 kind, prior, why = "suffix_typo", self._prior("suffix_typo"), change
             elif rel == "unreal_typo":
                 kind, prior = "suffix_typo", PRIOR_UNREAL_SUFFIX_TYPO
-                why = f"{change} (.{qsuffix} is no real suffix: such mail bounces)"
-            else:
+                why = f"{change} (.{q.suffix} is no real suffix: such mail bounces)"
+            elif rel == "other":
                 kind, prior = "suffix_swap", self._prior("suffix_swap")
-                why = f"the suffix .{qsuffix} in place of .{p.suffix}"
-            self._keep(
-                found,
-                pidx,
-                Finding(
-                    name, p.domain, kind, _clip(prior * p.weight), f"{name} looks like {p.domain} with {why}"
-                ),
-            )
+                why = f"the suffix .{q.suffix} in place of .{p.suffix}"
+            else:  # same core and suffix: only reached for folded homoglyphs
+                continue
+            self._keep(found, pidx, self._finding(q, p, kind, prior, f"with {why}"))
 
-    def _probe_variants(self, name: str, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
-        entry = self._core_variants.get(qcore)
+    def _probe_variants(self, q: _Query, found: dict[int, Finding], *, words: bool = True) -> None:
+        entry = self._core_variants.get(q.core)
         if entry is None:
             return
         for packed in (entry,) if isinstance(entry, int) else entry:
             p = self._protected[packed >> 6]
             kidx = (packed >> 1) & 31
-            kind, prior = self._kinds[kidx], self._priors[kidx]
-            if packed & 1:  # any suffix: armymil.com, army.mil.com
+            kind, score = self._kinds[kidx], self._priors[kidx]
+            if packed & 1:  # any suffix: armymil.com, army-mil.com, army.mil.com
                 if kind == "suffix_append":
-                    why = f"'.{qsuffix}' appended"
+                    why = f"'.{q.suffix}' appended"
+                elif kind == "dot_hyphen":
+                    why = f"the dot before '{p.suffix}' typed as a hyphen and '.{q.suffix}' added"
                 else:
-                    why = f"the dot before '{p.suffix}' dropped and '.{qsuffix}' added"
-                score = prior
+                    why = f"the dot before '{p.suffix}' dropped and '.{q.suffix}' added"
             else:
-                why = describe_change(qcore, p.core, p.core)
-                score = prior * length_factor(p.core) if kind in DAMPED_FOR_SHORT_NAMES else prior
-                rel = self._suffix_relation(qsuffix, p)
-                if rel in ("typo", "unreal_typo"):
-                    kind, score = f"{kind}+suffix_typo", score * SUFFIX_TYPO_FACTOR
-                    why += f", and {describe_change(qsuffix, p.suffix, '.' + p.suffix)}"
-                elif rel == "other":
-                    kind, score = f"{kind}+suffix_swap", score * SUFFIX_SWAP_FACTOR
-                    why += f", under .{qsuffix} instead of .{p.suffix}"
-                score, why = self._word_damping(qcore, p.core, score, why)
-            self._keep(
-                found,
-                packed >> 6,
-                Finding(
-                    name, p.domain, kind, _clip(score * p.weight), f"{name} looks like {p.domain} with {why}"
-                ),
-            )
+                why = describe_change(q.ucore, p.ucore, p.ucore)
+                if kind in DAMPED_FOR_SHORT_NAMES:
+                    score *= length_factor(p.core)
+                kind, score, why = self._combine_suffix(q, p, kind, score, why)
+                if words:
+                    score, why = self._word_damping(q.core, p.core, score, why)
+            self._keep(found, packed >> 6, self._finding(q, p, kind, score, f"with {why}"))
 
-    def _probe_skeletons(self, domain: Domain, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
-        sk = self._skeletons.of(domain.unicode)
-        hits = self._skeleton_full.get(sk, ())
+    def _probe_skeletons(self, q: _Query, found: dict[int, Finding]) -> None:
+        hits = self._skeleton_full.get(self._skeletons.of(q.unicode), ())
         # An all-ASCII name that shares a skeleton is an ASCII look-alike (rn/m, 0/o), not another script.
-        glyph_kind = "ascii_lookalike" if domain.unicode.isascii() else "homoglyph"
+        glyph_kind = "ascii_lookalike" if q.unicode.isascii() else "homoglyph"
+        prior = self._prior(glyph_kind)
         for pidx in hits:
             p = self._protected[pidx]
-            if p.domain != domain.ascii:
-                why = _glyph_note(domain.unicode, p.unicode)
+            if p.domain != q.name:
                 self._keep(
-                    found,
-                    pidx,
-                    Finding(
-                        domain.ascii,
-                        p.domain,
-                        glyph_kind,
-                        _clip(self._prior(glyph_kind) * p.weight),
-                        f"{domain.unicode} looks like {p.domain}: {why}",
-                    ),
+                    found, pidx, self._finding(q, p, glyph_kind, prior, f"({glyph_note(q.ucore, p.ucore)})")
                 )
-        if hits or not qcore:
+        if hits or not q.core:
             return
-        ucore = domain.unicode.rsplit(".", qsuffix.count(".") + 1)[0]
-        for pidx in self._skeleton_core.get(self._skeletons.of(ucore), ()):
+        for pidx in self._skeleton_core.get(self._skeletons.of(q.ucore), ()):
             p = self._protected[pidx]
-            if pidx in found:
+            if pidx in found or q.core == p.core:
                 continue
-            rel = self._suffix_relation(qsuffix, p)
-            factor = {"same": 1.0, "typo": SUFFIX_TYPO_FACTOR, "unreal_typo": SUFFIX_TYPO_FACTOR}.get(
-                rel, SUFFIX_SWAP_FACTOR
-            )
-            kind = (
-                glyph_kind
-                if rel == "same"
-                else (
-                    f"{glyph_kind}+suffix_typo"
-                    if factor == SUFFIX_TYPO_FACTOR
-                    else f"{glyph_kind}+suffix_swap"
-                )
-            )
-            if rel == "same" and ucore == p.core:
-                continue
-            why = _glyph_note(ucore, p.core)
-            self._keep(
-                found,
-                pidx,
-                Finding(
-                    domain.ascii,
-                    p.domain,
-                    kind,
-                    _clip(self._prior(glyph_kind) * factor * p.weight),
-                    f"{domain.unicode} looks like {p.domain}: {why}",
-                ),
-            )
+            kind, score, why = self._combine_suffix(q, p, glyph_kind, prior, glyph_note(q.ucore, p.ucore))
+            self._keep(found, pidx, self._finding(q, p, kind, score, f"({why})"))
 
-    def _probe_fuzzy(self, name: str, qcore: str, qsuffix: str, found: dict[int, Finding]) -> None:
+    def _probe_folded(self, q: _Query, found: dict[int, Finding]) -> None:
+        """An IDN whose letters read as ASCII ones UTS #39 does not list: match what it reads as."""
+        folded = self._skeletons.fold(q.ucore)
+        if folded is None or ascii_core(folded) is None or folded == q.core:
+            return
+        fq = _Query(q.name, folded, q.suffix, f"{folded}.{q.suffix}", folded)
+        inner: dict[int, Finding] = {}
+        for pidx in self._core_exact.get(folded, ()):
+            p = self._protected[pidx]
+            kind, score, why = self._combine_suffix(fq, p, "homoglyph", 1.0, "")
+            why = why.removeprefix(", and ").removeprefix(", ")
+            inner[pidx] = self._finding(fq, p, kind, score, f"with {why}")
+        self._probe_variants(fq, inner, words=False)  # a name spelt with foreign letters is no chosen word
+        if not inner:
+            self._probe_fuzzy(fq, inner)
+        prior = self._prior("homoglyph")
+        for pidx, f in inner.items():
+            p = self._protected[pidx]
+            kind = f.kind if f.kind.startswith("homoglyph") else f"homoglyph+{f.kind}"
+            rest = f.reason.removeprefix(f"{fq.unicode} looks like {p.unicode} with ")
+            why = f"({glyph_note(q.ucore, p.ucore)}; it reads as {fq.unicode}" + (
+                f", with {rest})" if rest else ")"
+            )
+            reason = f"{q.unicode} looks like {p.unicode} {why}"
+            self._keep(found, pidx, Finding(q.name, p.domain, kind, _clip(f.score * prior), reason))
+
+    def _probe_fuzzy(self, q: _Query, found: dict[int, Finding]) -> None:
+        qcore = q.core
         if not FUZZY_ONE_MIN_LEN - 1 <= len(qcore) <= self._max_core + 2:
             return
         candidates: set[int] = set()
@@ -380,33 +368,13 @@ class LookalikeIndex:
         for pidx in candidates:
             p = self._protected[pidx]
             dist = OSA.distance(qcore, p.core, score_cutoff=2)
-            if dist == 0 or dist > 2:
+            if dist == 0 or dist > 2 or (dist == 2 and len(p.core) < FUZZY_TWO_MIN_LEN):
                 continue
-            if dist == 2 and len(p.core) < FUZZY_TWO_MIN_LEN:
-                continue
-            prior = PRIOR_FUZZY_ONE if dist == 1 else PRIOR_FUZZY_TWO
-            kind = "edit" if dist == 1 else "two_edits"
-            rel = self._suffix_relation(qsuffix, p)
-            why = describe_change(qcore, p.core, p.core) if dist == 1 else f"two slips in {p.core}"
-            if rel in ("typo", "unreal_typo"):
-                prior *= SUFFIX_TYPO_FACTOR
-                kind += "+suffix_typo"
-            elif rel == "other":
-                prior *= SUFFIX_SWAP_FACTOR
-                kind += "+suffix_swap"
-                why += f", under .{qsuffix} instead of .{p.suffix}"
+            prior = (PRIOR_FUZZY_ONE if dist == 1 else PRIOR_FUZZY_TWO) * length_factor(p.core)
+            why = describe_change(q.ucore, p.ucore, p.ucore) if dist == 1 else f"two slips in {p.ucore}"
+            kind, prior, why = self._combine_suffix(q, p, "edit" if dist == 1 else "two_edits", prior, why)
             prior, why = self._word_damping(qcore, p.core, prior, why)
-            self._keep(
-                found,
-                pidx,
-                Finding(
-                    name,
-                    p.domain,
-                    kind,
-                    _clip(prior * p.weight * length_factor(p.core)),
-                    f"{name} looks like {p.domain} with {why}",
-                ),
-            )
+            self._keep(found, pidx, self._finding(q, p, kind, prior, f"with {why}"))
 
     def _word_damping(self, qcore: str, pcore: str, score: float, why: str) -> tuple[float, str]:
         """Damp a label slip whose result is itself a common word (``life`` typed for ``live``)."""
@@ -422,32 +390,43 @@ class LookalikeIndex:
         try:
             return self._priors[self._kinds.index(kind)]
         except ValueError:  # model disabled in configuration: the match still counts, at its default
-            from typoguard.core.models import REGISTRY
-
             return REGISTRY[kind].prior
 
     # ------------------------------------------------------------------ generation
     def variants_of(self, domain: Domain) -> Iterator[tuple[str, str, float]]:
-        """(look-alike domain, kind, score) for one domain, as the models generate them, best first."""
+        """(look-alike domain, kind, score) of a protected domain, best first.
+
+        The models generate the names; the score and kind are what a check of that name gives, so this list
+        and ``typoguard check`` never disagree. Names that would not be flagged as this domain are left out.
+        """
         core, suffix = self._suffixes.split(domain.ascii)
-        if not core:
+        if not core:  # a bare public suffix has no look-alikes of its own
             return iter(())
-        target = Target(domain.ascii, core, suffix)
-        best: dict[str, tuple[str, float]] = {}
-        lf = length_factor(core)
+        if domain.ascii not in self.domains:
+            raise ValueError(f"{domain.ascii} is not protected by this index")
+        target = Target(domain.ascii, _unicode_core(domain.unicode, suffix), suffix)
+        names: dict[str, None] = {}
         for model in self._models:
             for v in model.variants(target, self._ctx):
-                suffixes = [v.suffix] if v.suffix is not None else ["com", "net", "org"]
-                for s in suffixes:
-                    name = f"{v.core}.{s}"
-                    if name == domain.ascii or len(name) > 253:
-                        continue
-                    free = v.suffix is None or v.core == core
-                    score = model.prior if free else model.prior * lf
-                    if name not in best or best[name][1] < score:
-                        best[name] = (model.name, score)
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][1], kv[0]))
-        return ((name, kind, round(score, 4)) for name, (kind, score) in ranked)
+                acore = ascii_core(v.core)
+                if acore is None:
+                    continue
+                for s in (v.suffix,) if v.suffix is not None else _FREE_SUFFIX_DEFAULTS:
+                    names[f"{acore}.{s}"] = None
+        ranked = []
+        for name in names:
+            try:
+                typed = normalise_domain(name)
+            except InvalidAddress:
+                continue
+            if typed.ascii == domain.ascii or self.is_protected(typed.ascii):
+                continue
+            for f in self.lookup(typed):
+                if f.intended == domain.ascii:
+                    ranked.append((typed.ascii, f.kind, round(f.score, 4)))
+                    break
+        ranked.sort(key=lambda r: (-r[2], r[0]))
+        return iter(ranked)
 
 
 def _deletes(word: str, depth: int) -> set[str]:
@@ -465,13 +444,3 @@ def _deletes(word: str, depth: int) -> set[str]:
 
 def _clip(score: float) -> float:
     return 0.0 if score < 0 else 1.0 if score > 1 else score
-
-
-def _glyph_note(typed: str, intended: str) -> str:
-    import unicodedata
-
-    odd = [ch for ch in typed if not ch.isascii()]
-    if not odd:
-        return "characters that look alike (e.g. 'rn' for 'm', '0' for 'o')"
-    shown = ", ".join(f"'{ch}' ({unicodedata.name(ch, f'U+{ord(ch):04X}').lower()})" for ch in odd[:3])
-    return f"look-alike characters {shown} in place of {intended}'s own"

@@ -59,14 +59,30 @@ class Recipient:
     literal: str | None = None
 
 
+# Full stops that IDNA (UTS #46) maps to '.', accepted as the trailing root dot too.
+_FULL_STOPS = (".", "\u3002", "\uff0e", "\uff61")
+
+
+def printable(text: str) -> str:
+    """``text`` with undecodable bytes (kept as surrogate escapes) shown as U+FFFD."""
+    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _fail(text: str, why: str) -> InvalidAddress:
+    text = printable(text)
     shown = text if len(text) <= 80 else text[:77] + "..."
     return InvalidAddress(f"{shown!r}: {why}")
 
 
+def _has_surrogates(text: str) -> bool:
+    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
 def _check_text(text: str) -> None:
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
-        raise _fail(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), "not valid UTF-8")
+    if _has_surrogates(text):
+        raise _fail(text, "not valid UTF-8")
     if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in text):
         raise _fail(text, "contains white space or control characters")
 
@@ -79,7 +95,7 @@ def normalise_domain(text: str) -> Domain:
     if not text:
         raise InvalidAddress("empty domain")
     _check_text(text)
-    name = text[:-1] if text.endswith(".") else text
+    name = text[:-1] if text.endswith(_FULL_STOPS) else text
     if not name:
         raise _fail(text, "empty domain")
     if name.isascii():
@@ -135,6 +151,8 @@ def parse_recipient(text: str) -> Recipient:
         raw = raw[1:-1].strip()
     if not raw:
         raise InvalidAddress("empty recipient")
+    if _has_surrogates(raw):
+        raise _fail(raw, "not valid UTF-8")
     at = raw.rfind("@")
     if at < 0:
         if "." not in raw.rstrip("."):
@@ -159,7 +177,7 @@ def check_local_part(local: str, whole: str) -> None:
         escaped_end = local.endswith('\\"') and not local.endswith('\\\\"')
         if len(local) < 2 or not local.endswith('"') or escaped_end:
             raise _fail(whole, "unterminated quoted local part")
-        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in local):
+        if _has_surrogates(local):
             raise _fail(whole, "not valid UTF-8")
         return
     _check_text(local)

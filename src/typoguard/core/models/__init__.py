@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typoguard.core.models import (
     ascii_lookalike,
     bitsquat,
+    dot_hyphen,
     dot_insertion,
     dot_omission,
     homoglyph,
@@ -21,7 +22,14 @@ from typoguard.core.models import (
     transposition,
     vowel_swap,
 )
-from typoguard.core.models.base import ModelContext, Target, TypoModel, Variant, valid_core
+from typoguard.core.models.base import (
+    ModelContext,
+    Target,
+    TypoModel,
+    Variant,
+    ascii_core,
+    valid_core,
+)
 from typoguard.errors import UnknownModel
 
 REGISTRY: Mapping[str, TypoModel] = {
@@ -36,6 +44,7 @@ REGISTRY: Mapping[str, TypoModel] = {
         bitsquat,
         hyphenation,
         dot_omission,
+        dot_hyphen,
         dot_insertion,
         suffix_typo,
         suffix_append,
@@ -57,4 +66,13 @@ def select_models(names: Iterable[str] | None = None) -> tuple[TypoModel, ...]:
     return tuple(m for name, m in REGISTRY.items() if name in wanted)
 
 
-__all__ = ["REGISTRY", "ModelContext", "Target", "TypoModel", "Variant", "select_models", "valid_core"]
+__all__ = [
+    "REGISTRY",
+    "ModelContext",
+    "Target",
+    "TypoModel",
+    "Variant",
+    "ascii_core",
+    "select_models",
+    "valid_core",
+]

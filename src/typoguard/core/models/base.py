@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
+
+import idna
 
 from typoguard.core.suffixes import SuffixRules
 
@@ -55,9 +58,26 @@ class TypoModel(Protocol):
     def variants(self, target: Target, ctx: ModelContext) -> Iterator[Variant]: ...
 
 
+_LDH_CORE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
 def valid_core(core: str) -> bool:
-    """True when every label of ``core`` is a valid LDH host-name label."""
-    return bool(core) and all(_LABEL.match(label) for label in core.split("."))
+    """True when ``core`` is a valid host name: LDH labels, or Unicode labels IDNA 2008 accepts."""
+    if core.isascii():
+        return _LDH_CORE.fullmatch(core) is not None
+    return ascii_core(core) is not None
+
+
+@lru_cache(maxsize=1 << 16)
+def ascii_core(core: str) -> str | None:
+    """The A-label (``xn--``) form of a core, or None when it is no valid host name."""
+    if core.isascii():
+        return core if core and all(_LABEL.match(label) for label in core.split(".")) else None
+    try:
+        encoded = idna.encode(core).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return None
+    return encoded if all(_LABEL.match(label) for label in encoded.split(".")) else None
 
 
 def editable_positions(core: str) -> Iterator[int]:
