@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import socket
 import string
-from dataclasses import dataclass
 from typing import Any, Final
 
 from typoguard.config import Config
-from typoguard.core.verdict import Action, Verdict
+from typoguard.core.verdict import Action, Assessment, Verdict
 from typoguard.errors import ConfigError
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest
 from typoguard.senders import InternalSenders
@@ -38,13 +37,14 @@ MAX_REPLY_TEXT: Final = 400  # SMTP reply lines are at most 512 octets, Postfix 
 _HEADER_NAME_CHARS: Final = frozenset(chr(c) for c in range(33, 127)) - {":"}
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What to answer, and what to log and count."""
+# What to answer, and what to log and count: (reply, action, record). ``action`` is a verdict action
+# ("reject", ...), "skip" (sender not internal) or "ignored" (not a RCPT request); ``record`` is the
+# decision log record, None when nothing was decided. A plain tuple: one is made per request.
+Decision = tuple[PolicyReply, str, dict[str, Any] | None]
 
-    reply: PolicyReply
-    action: str  # a verdict action ("reject", ...), or "skip" (sender not internal) / "ignored"
-    record: dict[str, Any] | None  # the decision log record, None when nothing was decided
+
+IGNORED: Final[Decision] = (DUNNO, "ignored", None)
+_Entry = tuple[Assessment, str, PolicyReply | None, str, str, dict[str, Any]]
 
 
 def _check_template(template: str, where: str) -> None:
@@ -93,6 +93,8 @@ class PolicyDecider:
         self._reject_template = pd.reject_template
         self._hold_template = pd.hold_template
         self._warn_prefix = f"PREPEND {pd.warn_header}: "
+        self._reject_code = pd.reject_code
+        self._by_assessment: dict[int, _Entry] = {}
 
     @classmethod
     def build(cls, config: Config) -> PolicyDecider:
@@ -105,62 +107,86 @@ class PolicyDecider:
         return len(self.guard.index.protected)
 
     def decide(self, request: PolicyRequest) -> Decision:
-        attrs = request.attributes
-        recipient = attrs.get("recipient", "")
-        if not recipient or attrs.get("protocol_state") != "RCPT":
-            return Decision(DUNNO, "ignored", None)
-        sender = attrs.get("sender", "")
-        client = attrs.get("client_address", "")
-        internal = self.senders.match(sender, attrs.get("sasl_username", ""), client)
-        record: dict[str, Any] = {
+        get = request.get
+        recipient = get("recipient")
+        if not recipient or get("protocol_state") != "RCPT":
+            return IGNORED
+        sender = get("sender")
+        client = get("client_address")
+        internal = self.senders.match(sender, get("sasl_username"), client)
+        if internal is None:
+            record = {
+                "event": "decision",
+                "instance": self.instance,
+                "sender": sender,
+                "recipient": recipient,
+                "client": client,
+                "action": "skip",
+                "reply": "DUNNO",
+                "internal": False,
+                "mode": self.mode,
+            }
+            return (DUNNO, "skip", record)
+        verdict = self.guard.check(recipient)
+        a = verdict.assessment
+        # Everything but the recipient depends only on the assessment, which the detector shares
+        # between every recipient at one domain: prepare it once per assessment.
+        entry = self._by_assessment.get(id(a))
+        if entry is None or entry[0] is not a:
+            entry = self._assessment_entry(verdict)
+        _, action, reply, word, partial, tail = entry
+        if reply is None:
+            local, at, _ = recipient.rpartition("@")
+            suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
+            text = partial.format(recipient=recipient, suggestion=suggestion, sender=sender)
+            reply = PolicyReply(smtp_text(text, MAX_REPLY_TEXT if word != "PREPEND" else 900))
+        record = {
             "event": "decision",
             "instance": self.instance,
             "sender": sender,
             "recipient": recipient,
             "client": client,
+            "action": action,
+            "reply": word,
+            **tail,
+            "internal": internal,
+            "mode": self.mode,
+            "txn": get("instance"),
         }
-        if internal is None:
-            record.update(action="skip", reply="DUNNO", internal=False, mode=self.mode)
-            return Decision(DUNNO, "skip", record)
-        verdict = self.guard.check(recipient)
-        action = verdict.action
-        reply = DUNNO if self.audit else self._reply(verdict, sender)
-        record.update(
-            action=action.value,
-            reply=reply.action.split(" ", 1)[0],
-            intended=verdict.intended,
-            kind=verdict.kind,
-            score=round(verdict.score, 4),
-            internal=internal,
-            mode=self.mode,
-            txn=attrs.get("instance", ""),
-        )
-        if action is not Action.ALLOW:
-            record["reason"] = verdict.reason
-        return Decision(reply, action.value, record)
+        return (reply, action, record)
 
-    def _reply(self, verdict: Verdict, sender: str) -> PolicyReply:
-        action = verdict.action
-        if action is Action.ALLOW or action is Action.INVALID or verdict.intended is None:
-            return DUNNO
-        fields = self._fields(verdict, sender)
-        if action is Action.REJECT:
-            return PolicyReply(self._reject_prefix + smtp_text(self._reject_template.format(**fields)))
-        if action is Action.HOLD:
-            return PolicyReply("HOLD " + smtp_text(self._hold_template.format(**fields)))
-        return PolicyReply(self._warn_prefix + smtp_text(WARN_TEXT.format(**fields), 900))
+    def _assessment_entry(self, verdict: Verdict) -> _Entry:
+        """(assessment, action, fixed reply or None, reply word, reply template left to fill, log fields)."""
+        a = verdict.assessment
+        tail: dict[str, Any] = {"intended": a.intended, "kind": a.kind, "score": round(a.score, 4)}
+        if a.action is not Action.ALLOW:
+            tail["reason"] = a.reason
+        entry: _Entry
+        if self.audit or a.action in (Action.ALLOW, Action.INVALID) or a.intended is None:
+            entry = (a, a.action.value, DUNNO, "DUNNO", "", tail)
+        else:
+            if a.action is Action.REJECT:
+                word, prefix, template = str(self._reject_code), self._reject_prefix, self._reject_template
+            elif a.action is Action.HOLD:
+                word, prefix, template = "HOLD", "HOLD ", self._hold_template
+            else:
+                word, prefix, template = "PREPEND", self._warn_prefix, WARN_TEXT
 
-    @staticmethod
-    def _fields(verdict: Verdict, sender: str) -> dict[str, str]:
-        local, at, _ = verdict.recipient.rpartition("@")
-        intended = verdict.intended or ""
-        return {
-            "recipient": verdict.recipient,
-            "domain": verdict.domain or "",
-            "intended": intended,
-            "why": why_of(verdict),
-            "suggestion": f"{local}@{intended}" if at else intended,
-            "kind": verdict.kind or "",
-            "score": f"{verdict.score:.2f}",
-            "sender": sender,
-        }
+            def esc(value: str) -> str:
+                return value.replace("{", "{{").replace("}", "}}")
+
+            partial = esc(prefix) + template.format(
+                recipient="{recipient}",
+                suggestion="{suggestion}",
+                sender="{sender}",
+                domain=esc(a.domain or ""),
+                intended=esc(a.intended),
+                why=esc(why_of(verdict)),
+                kind=esc(a.kind or ""),
+                score=f"{a.score:.2f}",
+            )
+            entry = (a, a.action.value, None, word, partial, tail)
+        if len(self._by_assessment) >= 8192:
+            self._by_assessment.clear()
+        self._by_assessment[id(a)] = entry
+        return entry

@@ -183,14 +183,13 @@ class PolicyServer:
     def answer(self, request: PolicyRequest, conn: PolicyConnection) -> PolicyReply:
         started = _perf()
         try:
-            decision = self.decider.decide(request)
+            reply, action, record = self.decider.decide(request)
         except Exception as exc:  # a bug in deciding: declared fail-safe, never a guess
             return self._decision_failed(exc, conn)
-        record = decision.record
         if record is not None:
             self.log.record(record)
-        self.metrics.decision(decision.action, self.decider.mode, _perf() - started)
-        return decision.reply
+        self.metrics.decision(action, self.decider.mode, _perf() - started)
+        return reply
 
     def _decision_failed(self, exc: Exception, conn: PolicyConnection) -> PolicyReply:
         on_error = self.config.policyd.on_error
