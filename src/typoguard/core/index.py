@@ -113,6 +113,7 @@ class LookalikeIndex:
         self._skeleton_full: dict[str, tuple[int, ...]] = {}
         self._skeleton_core: dict[str, tuple[int, ...]] = {}
         self._deletes: dict[str, tuple[int, ...]] = {}
+        self._skeleton_deletes: dict[str, tuple[int, ...]] = {}
         self._max_core = 0
         self._build()
 
@@ -168,18 +169,25 @@ class LookalikeIndex:
         sk_full: dict[str, list[int]] = {}
         sk_core: dict[str, list[int]] = {}
         deletes: dict[str, list[int]] = {}
+        sk_deletes: dict[str, list[int]] = {}
         for pidx, p in enumerate(self._protected):
             sk_full.setdefault(self._skeletons.of(p.unicode), []).append(pidx)
-            sk_core.setdefault(self._skeletons.of(p.ucore), []).append(pidx)
+            core_skeleton = self._skeletons.of(p.ucore)
+            sk_core.setdefault(core_skeleton, []).append(pidx)
             if len(p.core) >= FUZZY_ONE_MIN_LEN:
                 depth = 2 if len(p.core) >= FUZZY_TWO_MIN_LEN else 1
                 for d in _deletes(p.core, depth):
                     lst = deletes.setdefault(d, [])
                     if not lst or lst[-1] != pidx:
                         lst.append(pidx)
+                for d in _deletes(core_skeleton, 1):
+                    lst = sk_deletes.setdefault(d, [])
+                    if not lst or lst[-1] != pidx:
+                        lst.append(pidx)
         self._skeleton_full = {k: tuple(v) for k, v in sk_full.items()}
         self._skeleton_core = {k: tuple(v) for k, v in sk_core.items()}
         self._deletes = {k: tuple(v) for k, v in deletes.items()}
+        self._skeleton_deletes = {k: tuple(v) for k, v in sk_deletes.items()}
         self._max_core = max((len(p.core) for p in self._protected), default=0)
 
     def _merge(self, old: int | tuple[int, ...], new: int) -> int | tuple[int, ...]:
@@ -233,6 +241,8 @@ class LookalikeIndex:
             self._probe_folded(q, found)
         if not found and qcore:
             self._probe_fuzzy(q, found)
+        if not found and qcore:
+            self._probe_skeleton_fuzzy(q, found)
         return sorted(found.values(), key=lambda f: (-f.score, f.intended or ""))
 
     @staticmethod
@@ -375,6 +385,29 @@ class LookalikeIndex:
             kind, prior, why = self._combine_suffix(q, p, "edit" if dist == 1 else "two_edits", prior, why)
             prior, why = self._word_damping(qcore, p.core, prior, why)
             self._keep(found, pidx, self._finding(q, p, kind, prior, f"with {why}"))
+
+    def _probe_skeleton_fuzzy(self, q: _Query, found: dict[int, Finding]) -> None:
+        """One edit away from a protected name *as read*.
+
+        ``gna1l`` reads as ``gnall``, one step from ``gmail`` read as ``grnall``: two look-alike substitutions
+        at once, which plain edit distance counts as two.
+        """
+        sk = self._skeletons.of(q.ucore)
+        if not FUZZY_ONE_MIN_LEN - 1 <= len(sk) <= 2 * self._max_core + 2:
+            return
+        candidates: set[int] = set()
+        for d in _deletes(sk, 1):
+            candidates.update(self._skeleton_deletes.get(d, ()))
+        glyph_kind = "ascii_lookalike" if q.ucore.isascii() else "homoglyph"
+        for pidx in candidates:
+            p = self._protected[pidx]
+            if OSA.distance(sk, self._skeletons.of(p.ucore), score_cutoff=1) != 1:
+                continue
+            prior = PRIOR_FUZZY_ONE * length_factor(p.core)
+            why = f"{glyph_note(q.ucore, p.ucore)}, and one more slip"
+            kind, prior, why = self._combine_suffix(q, p, f"{glyph_kind}+edit", prior, why)
+            prior, why = self._word_damping(q.core, p.core, prior, why)
+            self._keep(found, pidx, self._finding(q, p, kind, prior, f"({why})"))
 
     def _word_damping(self, qcore: str, pcore: str, score: float, why: str) -> tuple[float, str]:
         """Damp a label slip whose result is itself a common word (``life`` typed for ``live``)."""
