@@ -34,8 +34,8 @@ def variants(model: str, target: Target, ctx: ModelContext) -> list[Variant]:
 
 # ----------------------------------------------------------------------------- registry
 def test_registry_names_are_stable() -> None:
-    # Configuration files name these; renaming one breaks deployed configs.
-    assert set(REGISTRY) == {
+    # Configuration files name these; renaming or dropping one breaks deployed configs (adding is fine).
+    assert set(REGISTRY) >= {
         "omission",
         "insertion",
         "replacement",

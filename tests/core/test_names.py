@@ -45,11 +45,6 @@ def test_ideographic_full_stop_separates_labels() -> None:
     assert normalise_domain("army。mil").ascii == "army.mil"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a trailing non-ASCII full stop (U+3002 / U+FF0E) is not accepted as the root dot, "
-    "while a trailing ASCII dot is",
-)
 @pytest.mark.parametrize("text", ["army.mil。", "ＡＲＭＹ．ｍｉｌ．"])
 def test_trailing_unicode_full_stop_is_the_root_like_an_ascii_dot(text: str) -> None:
     assert normalise_domain(text).ascii == "army.mil"
