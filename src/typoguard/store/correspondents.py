@@ -9,7 +9,7 @@ Upserts sort their keys, so two nodes updating the same rows lock them in the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,12 @@ from sqlalchemy import Connection, Table, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.store.db import executemany_compiled
+from typoguard.store.decisions import ACTION as _ACTION
+from typoguard.store.decisions import DOMAIN as _DOMAIN
+from typoguard.store.decisions import KIND as _KIND
+from typoguard.store.decisions import RECIPIENT as _RECIPIENT
+from typoguard.store.decisions import SENDER as _SENDER
+from typoguard.store.decisions import TIME as _TIME
 from typoguard.store.schema import correspondent_addresses, correspondent_domains, correspondent_pairs
 
 
@@ -116,9 +122,7 @@ def _upsert(conn: Connection, table: Table, keys: tuple[str, ...], tally: _Tally
     rows = []
     for key in sorted(tally.data):  # one lock order on every node: no deadlocks between them
         count, first, last = tally.data[key]
-        values = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        values.update(count=int(count), first_seen=first, last_seen=last)
-        rows.append(values)
+        rows.append((*(key if isinstance(key, tuple) else (key,)), int(count), first, last))
     columns = (*keys, "count", "first_seen", "last_seen")
     executemany_compiled(
         conn, f"upsert_{table.name}", lambda: _upsert_statement(conn, table, keys), columns, rows
@@ -132,16 +136,16 @@ def record(conn: Connection, tallies: Tallies) -> None:
     _upsert(conn, correspondent_addresses, ("address",), tallies.addresses)
 
 
-def tally_rows(rows: Iterable[dict[str, Any]]) -> Tallies:
-    """Fold decision rows (as stored) into tallies, keeping only the learnable ones."""
-    t = Tallies.new()
+def tally_rows(rows: Iterable[Sequence[Any]], into: Tallies | None = None) -> Tallies:
+    """Fold decision rows (tuples in ``decisions.ROW_FIELDS`` order) into tallies, learnable ones only."""
+    t = Tallies.new() if into is None else into
     add = t.add
     for r in rows:
-        if r["action"] == "allow":
-            kind = r["kind"]
+        if r[_ACTION] == "allow":
+            kind = r[_KIND]
             if kind and "suffix_typo" in kind:
                 continue
-            add(r["sender"], r["recipient"], r["time"], r["domain"])
+            add(r[_SENDER], r[_RECIPIENT], r[_TIME], r[_DOMAIN])
     return t
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,7 @@ def hostname() -> str:
     return os.uname().nodename
 
 
-_COMPILED: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+_COMPILED: dict[tuple[str, str], tuple[str, Callable[[Sequence[Any]], Any]]] = {}
 
 
 def executemany_compiled(
@@ -116,9 +116,9 @@ def executemany_compiled(
     name: str,
     build: Callable[[], Any],
     keys: Sequence[str],
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Sequence[Any]],
 ) -> None:
-    """Run the Core statement ``build()`` once per row, through the driver's ``executemany``.
+    """Run the Core statement ``build()`` for each row (a tuple in ``keys`` order) via ``executemany``.
 
     The statement is compiled once per dialect and cached under ``name``. This skips SQLAlchemy's per-row
     parameter processing, which otherwise costs more than the database itself for the decision writer's
@@ -129,13 +129,22 @@ def executemany_compiled(
     entry = _COMPILED.get(cache_key)
     if entry is None:
         compiled = build().compile(dialect=conn.dialect, column_keys=list(keys))
-        positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        entry = (str(compiled), positional)
+        order = list(compiled.positiontup or ()) if compiled.positional else []
+        shape: Callable[[Sequence[Any]], Any]
+        if compiled.positional and order == list(keys):
+            shape = tuple
+        elif compiled.positional:
+            index = [list(keys).index(k) for k in order]
+            shape = (
+                operator.itemgetter(*index)
+                if len(index) > 1
+                else operator.itemgetter(slice(index[0], index[0] + 1))
+            )
+        else:
+            names = tuple(keys)
+            shape = lambda r: dict(zip(names, r, strict=True))  # noqa: E731
+        entry = (str(compiled), shape)
         _COMPILED[cache_key] = entry
-    sql, order = entry
-    if order is not None:
-        getter = operator.itemgetter(*order)
-        params: Any = [getter(r) for r in rows] if len(order) > 1 else [(getter(r),) for r in rows]
-    else:
-        params = list(rows)
-    conn.exec_driver_sql(sql, params)
+    sql, shape = entry
+    params = rows if shape is tuple else [shape(r) for r in rows]
+    conn.exec_driver_sql(sql, params if isinstance(params, list) else list(params))
