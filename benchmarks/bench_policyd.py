@@ -213,7 +213,8 @@ def _config(tmp: Path) -> Path:
     quoted = lambda items: ", ".join(f'"{x}"' for x in items)  # noqa: E731
     path = tmp / "bench.toml"
     path.write_text(
-        f"[protect]\ndomains = [{quoted(example.protect.domains)}]\ntrusted = [{quoted(example.protect.trusted)}]\n"
+        f"[protect]\ndomains = [{quoted(example.protect.domains)}]\n"
+        f"trusted = [{quoted(example.protect.trusted)}]\n"
         f"[policy]\ninternal_senders = [{quoted(example.policy.internal_senders)}]\n"
         f'internal_networks = ["127.0.0.0/8"]\n'
         f'[policyd]\nlisten = "{HOST}:0"\nmax_connections = 256\n'

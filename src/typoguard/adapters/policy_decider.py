@@ -58,6 +58,35 @@ def _check_template(template: str, where: str) -> None:
         raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}; known: {known}")
     if "\n" in template or "\r" in template:
         raise ConfigError(f"{where} must be one line")
+    try:
+        template.format(**dict.fromkeys(TEMPLATE_FIELDS, "x"))
+    except (ValueError, KeyError, IndexError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+_PER_REQUEST_FIELDS: Final = frozenset({"recipient", "suggestion", "sender"})
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _prefill(template: str, fixed: dict[str, str]) -> str:
+    """``template`` with the per-assessment fields filled in; the per-request ones stay ``{fields}``."""
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        out.append(_escape(literal))
+        if name is None:
+            continue
+        if name in _PER_REQUEST_FIELDS:
+            out.append(
+                "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            )
+        else:
+            value = fixed[name]
+            value = repr(value) if conversion == "r" else ascii(value) if conversion == "a" else value
+            out.append(_escape(format(value, spec or "")))
+    return "".join(out)
 
 
 def smtp_text(text: str, limit: int = MAX_REPLY_TEXT) -> str:
@@ -172,19 +201,14 @@ class PolicyDecider:
             else:
                 word, prefix, template = "PREPEND", self._warn_prefix, WARN_TEXT
 
-            def esc(value: str) -> str:
-                return value.replace("{", "{{").replace("}", "}}")
-
-            partial = esc(prefix) + template.format(
-                recipient="{recipient}",
-                suggestion="{suggestion}",
-                sender="{sender}",
-                domain=esc(a.domain or ""),
-                intended=esc(a.intended),
-                why=esc(why_of(verdict)),
-                kind=esc(a.kind or ""),
-                score=f"{a.score:.2f}",
-            )
+            fixed = {
+                "domain": a.domain or "",
+                "intended": a.intended,
+                "why": why_of(verdict),
+                "kind": a.kind or "",
+                "score": f"{a.score:.2f}",
+            }
+            partial = _escape(prefix) + _prefill(template, fixed)
             entry = (a, a.action.value, None, word, partial, tail)
         if len(self._by_assessment) >= 8192:
             self._by_assessment.clear()

@@ -405,9 +405,10 @@ class PolicyServer:
         for task in list(self._tasks):
             task.cancel()
         if self._metrics_http is not None:
-            httpd = self._metrics_http[0] if isinstance(self._metrics_http, tuple) else None
-            if httpd is not None:
-                httpd.shutdown()
+            httpd, thread = self._metrics_http
+            await asyncio.get_running_loop().run_in_executor(None, httpd.shutdown)
+            httpd.server_close()
+            thread.join(5)
         self.log.flush()
 
     async def run(self, *, on_ready: Callable[[PolicyServer], None] | None = None) -> int:

@@ -1,0 +1,191 @@
+"""adapters/policy_decider.py: what Postfix is told for each verdict, for whom, and in which mode."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
+from typoguard.config import Config, PolicyConfig, PolicydConfig, ProtectConfig
+from typoguard.errors import ConfigError
+from typoguard.protocols.postfix_policy import PolicyRequest
+from typoguard.senders import InternalSenders
+
+CONFIG = Config(
+    protect=ProtectConfig(domains=("army.mil", "gmail.com", "comcast.net")),
+    policy=PolicyConfig(internal_senders=("army.mil", "*.army.mil"), internal_networks=("10.0.0.0/8",)),
+    policyd=PolicydConfig(instance="node-1"),
+)
+
+
+@pytest.fixture(scope="module")
+def decider() -> PolicyDecider:
+    return PolicyDecider.build(CONFIG)
+
+
+def rcpt(recipient: str, sender: str = "alice@army.mil", **extra: str) -> PolicyRequest:
+    attrs = {
+        "protocol_state": "RCPT",
+        "client_address": "192.0.2.7",
+        "sender": sender,
+        "recipient": recipient,
+    }
+    attrs.update(extra)
+    return PolicyRequest.from_attributes(attrs)
+
+
+def test_reject_is_550_with_did_you_mean(decider: PolicyDecider) -> None:
+    reply, action, record = decider.decide(rcpt("bob@army.ml"))
+    assert action == "reject"
+    assert reply.action.startswith("550 5.1.2 <bob@army.ml>: army.ml looks like army.mil (")
+    assert reply.action.endswith("did you mean bob@army.mil?")
+    assert record is not None
+    assert record["action"] == "reject" and record["reply"] == "550" and record["intended"] == "army.mil"
+    assert record["instance"] == "node-1" and record["sender"] == "alice@army.mil"
+    assert record["kind"] == "suffix_typo" and record["score"] > 0.9
+
+
+def test_the_suggestion_keeps_each_recipients_local_part(decider: PolicyDecider) -> None:
+    first = decider.decide(rcpt("bob@army.ml"))[0].action
+    second = decider.decide(rcpt("carol@army.ml"))[0].action
+    assert "did you mean bob@army.mil?" in first and "<carol@army.ml>" in second
+    assert "did you mean carol@army.mil?" in second
+
+
+def test_hold_and_warn(decider: PolicyDecider) -> None:
+    hold = decider.decide(rcpt("bob@arny.mil"))
+    assert hold[1] == "hold" and hold[0].action.startswith("HOLD typoguard: arny.mil looks like army.mil")
+    warn = decider.decide(rcpt("x@comcast.com"))
+    assert warn[1] == "warn"
+    assert warn[0].action.startswith(
+        "PREPEND X-Typoguard-Warning: x@comcast.com may be a typo for x@comcast.net"
+    )
+
+
+@pytest.mark.parametrize(
+    "recipient", ["bob@army.mil", "bob@Army.MIL.", "someone@example.org", "x@", "no-at-all"]
+)
+def test_allowed_and_unparseable_recipients_get_dunno(decider: PolicyDecider, recipient: str) -> None:
+    reply, action, _ = decider.decide(rcpt(recipient))
+    assert reply.action == "DUNNO"
+    assert action in ("allow", "invalid")
+
+
+def test_mail_from_outside_is_not_ours_to_judge(decider: PolicyDecider) -> None:
+    reply, action, record = decider.decide(rcpt("bob@army.ml", sender="stranger@example.net"))
+    assert (reply.action, action) == ("DUNNO", "skip")
+    assert record is not None and record["internal"] is False
+
+
+@pytest.mark.parametrize(
+    ("sender", "extra", "why"),
+    [
+        ("a@army.mil", {}, "sender"),
+        ("a@hq.army.mil", {}, "sender"),
+        ("", {"sasl_username": "alice"}, "sasl"),
+        ("stranger@example.net", {"client_address": "10.1.2.3"}, "network"),
+    ],
+)
+def test_internal_senders_by_domain_sasl_or_network(
+    decider: PolicyDecider, sender: str, extra: dict[str, str], why: str
+) -> None:
+    reply, action, record = decider.decide(rcpt("bob@army.ml", sender=sender, **extra))
+    assert action == "reject" and reply.action.startswith("550")
+    assert record is not None and record["internal"] == why
+
+
+def test_non_rcpt_requests_are_ignored(decider: PolicyDecider) -> None:
+    for state in ("DATA", "END-OF-MESSAGE", "MAIL", "VRFY"):
+        reply, action, record = decider.decide(rcpt("bob@army.ml", protocol_state=state))
+        assert (reply.action, action, record) == ("DUNNO", "ignored", None)
+
+
+def test_audit_mode_decides_and_logs_but_always_answers_dunno() -> None:
+    audit = PolicyDecider.build(replace(CONFIG, policy=replace(CONFIG.policy, mode="audit")))
+    for recipient, expected in (
+        ("bob@army.ml", "reject"),
+        ("bob@arny.mil", "hold"),
+        ("x@comcast.com", "warn"),
+    ):
+        reply, action, record = audit.decide(rcpt(recipient))
+        assert reply.action == "DUNNO" and action == expected
+        assert record is not None and record["mode"] == "audit" and record["reply"] == "DUNNO"
+
+
+def test_reject_code_and_templates_are_configurable() -> None:
+    config = replace(
+        CONFIG,
+        policyd=replace(
+            CONFIG.policyd,
+            reject_code=554,
+            reject_template="5.7.1 {recipient} refused by policy; try {suggestion} ({kind}, {score})",
+            hold_template="held {{literally}} for {domain}",
+            warn_header="X-Lookalike",
+        ),
+    )
+    d = PolicyDecider.build(config)
+    assert d.decide(rcpt("bob@army.ml"))[0].action.startswith(
+        "554 5.7.1 bob@army.ml refused by policy; try bob@army.mil (suffix_typo, 0.9"
+    )
+    assert d.decide(rcpt("bob@arny.mil"))[0].action == "HOLD held {literally} for arny.mil"
+    assert d.decide(rcpt("x@comcast.com"))[0].action.startswith("PREPEND X-Lookalike: ")
+
+
+def test_braces_in_a_recipient_are_not_template_fields(decider: PolicyDecider) -> None:
+    reply = decider.decide(rcpt("{domain}@army.ml"))[0].action
+    assert "<{domain}@army.ml>" in reply and "did you mean {domain}@army.mil?" in reply
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"reject_template": "5.1.2 {nope}"}, "unknown field"),
+        ({"hold_template": "held {"}, "hold_template"),
+        ({"warn_header": "X Bad: header"}, "warn_header"),
+        ({"reject_template": "line one\nline two"}, "one line"),
+    ],
+)
+def test_bad_templates_are_config_errors(change: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PolicyDecider.build(replace(CONFIG, policyd=replace(CONFIG.policyd, **change)))  # type: ignore[arg-type]
+
+
+def test_replies_are_printable_ascii_and_bounded() -> None:
+    assert smtp_text("bob@ärmy.ml\x00") == "bob@?rmy.ml?"
+    assert len(smtp_text("x" * 1000)) == 400
+
+
+def test_an_smtputf8_recipient_still_gets_an_ascii_reply(decider: PolicyDecider) -> None:
+    reply = decider.decide(rcpt("bøb@army.ml"))[0].action
+    assert reply.isascii() and reply.startswith("550 5.1.2 <b?b@army.ml>")
+
+
+# --------------------------------------------------------------------------- senders
+def test_sender_patterns() -> None:
+    senders = InternalSenders.from_config(
+        PolicyConfig(
+            internal_senders=("army.mil", "*.navy.mil"), internal_networks=("192.0.2.0/24", "2001:db8::/32")
+        )
+    )
+    assert senders.match("a@ARMY.MIL.") == "sender"
+    assert senders.match("a@hq.army.mil") is None  # "army.mil" is exact; "*.army.mil" would be needed
+    assert senders.match("a@ship.navy.mil") == "sender"
+    assert senders.match("a@navy.mil") is None  # "*.navy.mil" is subdomains only
+    assert senders.match("a@notnavy.mil") is None
+    assert senders.match("", "", "192.0.2.200") == "network"
+    assert senders.match("", "", "::ffff:192.0.2.1") == "network"
+    assert senders.match("", "", "2001:db8::5") == "network"
+    assert senders.match("", "", "unknown") is None
+    assert senders.match("", "alice", "") == "sasl"
+    no_sasl = InternalSenders.from_config(PolicyConfig(guard_sasl=False))
+    assert no_sasl.match("", "alice", "") is None
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [PolicyConfig(internal_senders=("not a domain!",)), PolicyConfig(internal_networks=("10.0.0.0/33",))],
+)
+def test_bad_sender_patterns_are_config_errors(policy: PolicyConfig) -> None:
+    with pytest.raises(ConfigError):
+        InternalSenders.from_config(policy)
