@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the end-to-end tests need, when missing. Idempotent: with everything present
+# it only prints what it found. scripts/test.sh runs it under CI=true (where those tests must run, never skip).
+#
+#   postfix  the real MTA the policy-service tests drive (preseeded "No configuration": the package writes
+#            no main.cf and starts nothing; tests/e2e/postfix_lab.py writes its own loopback-only config)
+#   swaks    the SMTP client those tests send with
+#
+# To add a dependency for another area, add "command:package" to NEEDS (and a preseed below if the package
+# asks questions). Needs root for apt-get.
+set -euo pipefail
+
+NEEDS=(
+  "/usr/sbin/postfix:postfix"
+  "swaks:swaks"
+)
+
+missing=()
+for need in "${NEEDS[@]}"; do
+  cmd="${need%%:*}"
+  pkg="${need#*:}"
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-system-deps: all present (postfix $(postconf -dh mail_version 2>/dev/null || echo '?'), $(swaks --version 2>&1 | head -1))"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-system-deps: need root to apt-get install: ${missing[*]}" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+# Postfix: "No configuration" = no generated main.cf, no questions; the tests write the whole config.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string lab.localdomain" | debconf-set-selections
+
+echo "install-system-deps: installing ${missing[*]}"
+apt-get update -qq
+# --no-install-recommends keeps it small (swaks needs no Net::DNS/Net::SSLeay for plain SMTP on loopback).
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-system-deps: installed ${missing[*]}"
