@@ -1,4 +1,4 @@
-"""A real Postfix on loopback for end-to-end tests of the policy service: write config, start, send, look, stop.
+"""A real Postfix on loopback for end-to-end tests of the policy service: configure, run, send, look.
 
     lab = PostfixLab(smtp_port=52525, policy_service="inet:127.0.0.1:40123")
     lab.start()                       # writes /etc/postfix/{main,master}.cf, starts (or reloads) Postfix
@@ -69,7 +69,7 @@ class SwaksResult:
     transcript: str
 
     def reply_to(self, command: str) -> str:
-        """The server's reply line right after the client line starting with ``command`` (e.g. RCPT TO:<x>)."""
+        """The server's reply right after the client line starting with ``command`` (e.g. RCPT TO:<x>)."""
         lines = self.transcript.splitlines()
         for i, line in enumerate(lines):
             if line.lstrip(" ->~*").startswith(command):
@@ -246,9 +246,12 @@ maillog_file = {self.maillog}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in self.log_lines():
-                if f"to=<{recipient}>" in line and "status=sent" in line:
-                    if queue_id is None or f" {queue_id}:" in line:
-                        return line
+                if (
+                    f"to=<{recipient}>" in line
+                    and "status=sent" in line
+                    and (queue_id is None or f" {queue_id}:" in line)
+                ):
+                    return line
             time.sleep(0.1)
         raise AssertionError(
             f"{recipient} not delivered within {timeout}s; log tail:\n" + "\n".join(self.log_lines()[-15:])

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from postfix_lab import PostfixLab, missing_tools  # tests/e2e is on sys.path (no __init__.py here)
 
 pytestmark = pytest.mark.e2e
