@@ -35,16 +35,16 @@ class Classifier:
 
     def __init__(self, guard: DomainAssessor) -> None:
         self._guard = guard
-        self._cache: dict[bytes, Hit | None] = {}
+        self.cache: dict[bytes, Hit | None] = {}  # read directly by the hot loops of the log scanners
 
     def domain_hit(self, domain: bytes) -> Hit | None:
-        cached = self._cache.get(domain, _MISS)
+        cached = self.cache.get(domain, _MISS)
         if cached is not _MISS:
             return cached  # type: ignore[return-value]
         hit = self._assess(domain)
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[domain] = hit
+        if len(self.cache) >= _CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[domain] = hit
         return hit
 
     def recipient_hit(self, recipient: bytes) -> Hit | None:

@@ -10,9 +10,12 @@ from typoguard.audit.sources import STREAM_ERRORS, Task, compression, open_bytes
 BLOCK = 4 << 20  # bytes read at a time: large enough to amortise the split, small enough to stay flat
 
 
-def line_blocks(task: Task, stats: SourceStats) -> Iterator[list[bytes]]:
-    """Lists of lines (without newlines) of the task's range; a truncated or corrupt compressed stream ends
-    the input early and is recorded in ``stats.errors``; what was read before the damage is kept."""
+def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
+    """The task's bytes in blocks of whole lines (each ends with a newline, except perhaps the last).
+
+    A truncated or corrupt compressed stream ends the input early and is recorded in ``stats.errors``; what
+    was read before the damage is kept, except a half line at the point of damage.
+    """
     rest = b""
     try:
         if task.end is None or compression(task.path) is not None:
@@ -24,23 +27,33 @@ def line_blocks(task: Task, stats: SourceStats) -> Iterator[list[bytes]]:
             remaining = task.end - task.start
         with f:
             while remaining != 0:
-                want = BLOCK if remaining < 0 else min(BLOCK, remaining)
-                data = f.read(want)
+                data = f.read(BLOCK if remaining < 0 else min(BLOCK, remaining))
                 if not data:
                     break
                 if remaining > 0:
                     remaining -= len(data)
                 stats.nbytes += len(data)
-                lines = (rest + data).split(b"\n")
-                rest = lines.pop()
-                stats.lines += len(lines)
-                yield lines
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # no newline in a whole block: keep gathering (a very long line)
+                    rest += data
+                    continue
+                yield rest + data[:cut]
+                rest = data[cut:]
     except STREAM_ERRORS as exc:
         stats.errors.append(f"{task.name}: input ends early ({_describe(exc)}); lines before it were read")
-        rest = b""  # a half line at the point of damage is not worth parsing
+        rest = b""
     if rest:
-        stats.lines += 1
-        yield [rest]
+        yield rest
+
+
+def line_blocks(task: Task, stats: SourceStats) -> Iterator[list[bytes]]:
+    """Lists of lines (without newlines) of the task; counts them in ``stats.lines``."""
+    for block in byte_blocks(task, stats):
+        lines = block.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        stats.lines += len(lines)
+        yield lines
 
 
 def _describe(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ from typoguard.audit.classify import Classifier, DomainAssessor
 from typoguard.audit.exim import EximScanner
 from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partials
 from typoguard.audit.postfix import PostfixScanner
-from typoguard.audit.reading import line_blocks
+from typoguard.audit.reading import byte_blocks, line_blocks
 from typoguard.audit.sources import Format, Task, plan
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
@@ -73,14 +73,18 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
 
 
 def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskResult:
-    scanner_type: type[PostfixScanner] | type[EximScanner]
-    scanner_type = PostfixScanner if task.fmt is Format.POSTFIX else EximScanner
-    scanner = scanner_type(classifier, task.name, _reference_time(task.path), stats)
-    for lines in line_blocks(task, stats):
-        scanner.feed(lines)
+    scanner: PostfixScanner | EximScanner
+    if task.fmt is Format.POSTFIX:
+        scanner = PostfixScanner(classifier, task.name, _reference_time(task.path), stats)
+        for block in byte_blocks(task, stats):
+            scanner.feed(block)
+    else:
+        scanner = EximScanner(classifier, task.name, _reference_time(task.path), stats)
+        for lines in line_blocks(task, stats):
+            scanner.feed(lines)
     missing = scanner.unresolved()
     if missing and task.start > 0:
-        _resolve_from_earlier(task, missing, scanner_type)
+        _resolve_from_earlier(task, missing, type(scanner))
     return TaskResult(scanner.partials, scanner.expired, stats)
 
 

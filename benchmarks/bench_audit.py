@@ -1,0 +1,112 @@
+"""``typoguard audit`` against pflogsumm on the same generated Postfix log, in the same run.
+
+Generates a realistic syslog-format Postfix log (``gen_postfix_log``; ~0.5 % of recipients at look-alikes)
+of ``TYPOGUARD_BENCH_AUDIT_MB`` megabytes (default 1024) in a temporary directory, then times:
+
+* ``typoguard audit --json`` on it (all cores), and on an eighth of it, to show memory stays flat;
+* ``pflogsumm`` (Debian package; ``scripts/install-bench-deps.sh``) on the same file, if installed,
+  else skipped with the reason printed.
+
+Prints seconds, MB/s, the peak resident memory of the whole process tree (workers included), and the
+ratio pflogsumm / audit (target: >= 3). Bounded: every run has a timeout; the directory is removed.
+
+    python -m benchmarks --only audit
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]  # bench extra; no stubs installed
+
+from benchmarks.gen_postfix_log import PROTECTED, generate
+
+TIMEOUT = 1800.0  # seconds per run
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss: int  # bytes, summed over the process tree at its largest sample
+    peak_process_rss: int  # bytes, the largest single process (the parent or one worker)
+    returncode: int
+
+
+def measure(argv: list[str], stdout_path: Path) -> Run:
+    """Wall time and peak tree RSS (sampled every 20 ms) of one command."""
+    with stdout_path.open("wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        ps = psutil.Process(proc.pid)
+        peak = peak_one = 0
+        while proc.poll() is None:
+            try:
+                rss = [p.memory_info().rss for p in [ps, *ps.children(recursive=True)]]
+                peak, peak_one = max(peak, sum(rss)), max(peak_one, *rss)
+            except psutil.Error:  # a worker ended between listing and measuring
+                pass
+            if time.perf_counter() - started > TIMEOUT:
+                proc.kill()
+                break
+            time.sleep(0.02)
+        proc.wait()
+        elapsed = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        print(f"  {argv[0]} exited {proc.returncode}: {err[-500:]}")
+    return Run(elapsed, peak, peak_one, proc.returncode)
+
+
+def _line(name: str, run: Run, megabytes: float) -> str:
+    return (
+        f"  {name:<26} {run.seconds:8.2f} s  {megabytes / run.seconds:8.1f} MB/s"
+        f"  peak RSS {run.peak_rss / 2**20:6.0f} MiB"
+        f" (largest process {run.peak_process_rss / 2**20:4.0f} MiB)"
+    )
+
+
+def main() -> None:
+    megabytes = float(os.environ.get("TYPOGUARD_BENCH_AUDIT_MB", "1024"))
+    exe = str(Path(sys.executable).with_name("typoguard"))
+    protect = [arg for d in PROTECTED for arg in ("--protect", d)]
+    with tempfile.TemporaryDirectory(prefix="typoguard-bench-audit-") as tmp:
+        work = Path(tmp)
+        log, small = work / "mail.log", work / "mail-small.log"
+        started = time.perf_counter()
+        size = generate(log, megabytes) / 1e6
+        small_size = generate(small, megabytes / 8, seed=2) / 1e6
+        took = time.perf_counter() - started
+        print(f"  generated {size:.0f} MB (+{small_size:.0f} MB) of Postfix log in {took:.1f} s")
+        print(f"  cores: {os.cpu_count()}")
+
+        audit_small = measure([exe, "audit", *protect, "--json", str(small)], work / "small.json")
+        audit = measure([exe, "audit", *protect, "--json", str(log)], work / "audit.json")
+        print(_line(f"typoguard audit {small_size:.0f} MB", audit_small, small_size))
+        print(_line(f"typoguard audit {size:.0f} MB", audit, size))
+        growth = audit.peak_process_rss / max(audit_small.peak_process_rss, 1)
+        scale = size / max(small_size, 1e-9)
+        print(
+            f"  memory of the largest process: x{growth:.2f} for x{scale:.1f} the input"
+            " (flat is ~x1; the tree adds one process per core)"
+        )
+
+        pflogsumm = shutil.which("pflogsumm")
+        if pflogsumm is None:
+            print("  pflogsumm: skipped, not installed (bash scripts/install-bench-deps.sh installs it)")
+            return
+        baseline = measure([pflogsumm, str(log)], work / "pflogsumm.txt")
+        print(_line(f"pflogsumm {size:.0f} MB", baseline, size))
+        ratio = baseline.seconds / audit.seconds
+        verdict = "meets" if ratio >= 3 else "MISSES"
+        print(f"  typoguard audit is {ratio:.1f}x faster than pflogsumm ({verdict} the >= 3x target)")
+
+
+if __name__ == "__main__":
+    main()
