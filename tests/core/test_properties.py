@@ -103,6 +103,8 @@ def test_every_variant_of_a_protected_domain_maps_back_to_it(
                 continue  # same organisation (cb.ibm.com for ca.ibm.com): allowed by design
             if not ctx.suffixes.split(typed.ascii)[0]:
                 continue  # itself a public suffix (aaa.pro, a swap of aaa.com): nobody can register it
+            if ctx.suffixes.split(typed.ascii) != (v.core, v.suffix or fused_suffix):
+                continue  # the slip made a new public suffix (neta.net.au): pinned by the xfail test below
             intended = {f.intended for f in index.lookup(typed)}
             assert target.domain in intended, (
                 f"{model.name} made {name}, which does not map back to {protected}"
@@ -169,3 +171,43 @@ def test_dot_insertion_that_lands_on_a_public_suffix_maps_back(
     made = {v.domain() for v in REGISTRY["dot_insertion"].variants(Target(protected, core, suffix), ctx)}
     if typed in made:  # what a model generates must map back (or the model must not generate it)
         assert protected in {f.intended for f in index.lookup(normalise_domain(typed))}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: a slip that turns the end of the name into a public suffix (neta.neta.au -> "
+    "neta.net.au, scom.scom.ml -> scom.com.ml, aa.aa.au -> aa.wa.au, a00.kep.com -> a00.kep.tr) is generated "
+    "by the model but look-up splits the result at the new suffix, so it maps back to nothing (the "
+    "dot_insertion case is fixed)",
+)
+@pytest.mark.parametrize(
+    ("protected", "typed", "model"),
+    [
+        ("neta.neta.au", "neta.net.au", "omission"),
+        ("scom.scom.ml", "scom.com.ml", "omission"),
+        ("aa.aa.au", "aa.wa.au", "replacement"),
+        ("a00.kep.com", "a00.kep.tr", "suffix_swap"),
+    ],
+)
+def test_letter_slip_that_lands_on_a_public_suffix_maps_back(
+    protected: str, typed: str, model: str, ctx: ModelContext, skeletons: DomainSkeletons
+) -> None:
+    index = LookalikeIndex.compile([normalise_domain(protected)], ctx, skeletons)
+    core, suffix = ctx.suffixes.split(protected)
+    made = {v.domain() for v in REGISTRY[model].variants(Target(protected, core, suffix), ctx)}
+    if typed in made:  # what a model generates must map back (or the model must not generate it)
+        assert protected in {f.intended for f in index.lookup(normalise_domain(typed))}
+
+
+# ----------------------------------------------------------------------------- suffix swaps
+@settings(max_examples=40)
+@given(protected=domains, data=st.data())
+def test_a_swap_to_another_real_tld_never_rejects_or_holds(
+    protected: str, data: st.DataObject, ctx: ModelContext
+) -> None:
+    guard = Guard.from_config(Config(protect=ProtectConfig(domains=(protected,), use_legit_list=False)))
+    core, suffix = ctx.suffixes.split(protected)
+    far = sorted(t for t in ctx.swap_tlds if ctx.suffixes.edit_distance(t, suffix) >= 2)
+    tld = data.draw(st.sampled_from(far))
+    v = guard.check(f"bob@{core}.{tld}")
+    assert v.action in (Action.ALLOW, Action.WARN), (v.domain, v.kind, v.reason)
