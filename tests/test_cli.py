@@ -475,3 +475,20 @@ def test_variants_score_is_the_score_check_gives(typoguard_exe: str, domain: str
         if v["intended"] != domain or abs(o["score"] - v["score"]) > 1e-3
     ]
     assert mismatched == []
+
+
+def test_text_output_stays_utf8_for_undecodable_input(typoguard_exe: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    table = subprocess.run(
+        [typoguard_exe.encode(), b"check", b"--protect", b"army.mil", b"bob@arm\xffy.mil"],
+        capture_output=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+    stream = run(typoguard_exe, ["check", "--protect", "army.mil", "-"], b"bob@arm\xffy.mil\n")
+    for proc in (table, stream):
+        assert proc.returncode == 1
+        text = proc.stdout.decode("utf-8")  # raises if a raw byte leaked through
+        assert "invalid" in text and "UTF-8" in text
+        assert "\ufffd" in text
