@@ -76,7 +76,6 @@ class StoreConfig:
     flush_interval: float = 0.2  # seconds the writer waits for a batch to fill
     retry_interval: float = 2.0  # seconds between attempts while the database is down
     refresh_interval: float = 5.0  # seconds between override/correspondent snapshots
-    learn_interval: float = 5.0  # seconds the writer folds correspondent counts before storing them
     retention: str = "180d"  # default age for `typoguard db prune`
     confirmed_min_count: int = 10  # mails before an admin-confirmed correspondent is allowed
 

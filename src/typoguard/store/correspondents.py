@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, case, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.store.db import executemany_compiled
@@ -23,7 +23,12 @@ from typoguard.store.decisions import KIND as _KIND
 from typoguard.store.decisions import RECIPIENT as _RECIPIENT
 from typoguard.store.decisions import SENDER as _SENDER
 from typoguard.store.decisions import TIME as _TIME
-from typoguard.store.schema import correspondent_addresses, correspondent_domains, correspondent_pairs
+from typoguard.store.schema import (
+    correspondent_addresses,
+    correspondent_domains,
+    correspondent_pairs,
+    decisions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +152,77 @@ def tally_rows(rows: Iterable[Sequence[Any]], into: Tallies | None = None) -> Ta
                 continue
             add(r[_SENDER], r[_RECIPIENT], r[_TIME], r[_DOMAIN])
     return t
+
+
+def _learn_statements(dialect_name: str) -> list[Any]:
+    """INSERT ... SELECT ... GROUP BY ... ON CONFLICT upserts that fold the just-inserted decisions into the
+    three tables inside the database (no per-row Python work). Which rows: on SQLite ``seq > :after`` (the
+    writer holds SQLite's one write lock, so those are exactly this transaction's rows); on PostgreSQL,
+    whose writers run concurrently, ``event_id IN :ids``. The sender's domain is what follows its first '@'.
+    """
+    d = decisions.c
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    if dialect_name == "sqlite":
+        which = d.seq > bindparam("after")
+        at = func.instr(d.sender, "@")
+    else:
+        which = d.event_id.in_(bindparam("ids", expanding=True))
+        at = func.strpos(d.sender, "@")
+    learnable_rows = and_(
+        which, d.action == "allow", d.domain != "", or_(d.kind.is_(None), ~d.kind.contains("suffix_typo"))
+    )
+    sender_domain = func.lower(func.substr(d.sender, at + 1))
+    stats = (func.count().label("count"), func.min(d.time).label("first"), func.max(d.time).label("last"))
+    sources = (
+        (correspondent_pairs, ("sender_domain", "recipient_domain"), (sender_domain, d.domain), at > 0),
+        (correspondent_domains, ("domain",), (d.domain,), None),
+        (correspondent_addresses, ("address",), (func.lower(d.recipient),), None),
+    )
+    out = []
+    for table, keys, exprs, extra in sources:
+        cond = learnable_rows if extra is None else and_(learnable_rows, extra)
+        grouped = select(*exprs, *stats).where(cond).group_by(*exprs).order_by(*exprs)
+        stmt = dialect.insert(table).from_select([*keys, "count", "first_seen", "last_seen"], grouped)
+        ex = stmt.excluded
+        out.append(
+            stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={
+                    "count": table.c.count + ex.count,
+                    "first_seen": case(
+                        (table.c.first_seen < ex.first_seen, table.c.first_seen), else_=ex.first_seen
+                    ),
+                    "last_seen": case(
+                        (table.c.last_seen > ex.last_seen, table.c.last_seen), else_=ex.last_seen
+                    ),
+                },
+            )
+        )
+    return out
+
+
+_LEARN: dict[str, list[Any]] = {}
+
+
+def last_seq(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(decisions.c.seq), 0))).scalar_one())
+
+
+def learn_from_decisions(conn: Connection, *, after_seq: int, event_ids: Sequence[str]) -> None:
+    """Count the learnable decisions inserted in this transaction (SQLite: ``seq > after_seq``;
+    PostgreSQL: ``event_ids``) as correspondents."""
+    name = conn.dialect.name
+    stmts = _LEARN.get(name)
+    if stmts is None:
+        stmts = _LEARN[name] = _learn_statements(name)
+    if name == "sqlite":
+        for stmt in stmts:
+            conn.execute(stmt, {"after": after_seq})
+        return
+    for i in range(0, len(event_ids), 5000):
+        chunk = list(event_ids[i : i + 5000])
+        for stmt in stmts:
+            conn.execute(stmt, {"ids": chunk})
 
 
 def pair_count(conn: Connection, sender_domain: str, recipient_domain: str) -> int:

@@ -110,34 +110,28 @@ class Store:
         self.engine.dispose()
 
     # ------------------------------------------------------------------ decisions
-    def write_decisions(
-        self, rows: Sequence[tuple[Any, ...]], *, replay: bool = False, learn: Tallies | None = None
-    ) -> list[tuple[Any, ...]]:
-        """Store decision rows (tuples in ``ROW_FIELDS`` order, see ``DecisionEvent.values``) in one
-        transaction and return the rows inserted now.
+    def write_decisions(self, rows: Sequence[tuple[Any, ...]], *, replay: bool = False) -> int:
+        """Store decision rows (tuples in ``ROW_FIELDS`` order, see ``DecisionEvent.values``) and learn
+        correspondents from the allowed ones, in one transaction; returns the rows inserted now.
 
-        ``replay``: rows may have been stored before (from the spool); those are skipped. Correspondents
-        are learned from the allowed rows inserted now: in the same transaction, or, if ``learn`` is given,
-        folded into it for the caller to store later with ``record_sightings`` (the writer does that).
-        Either way nothing is counted twice.
+        ``replay``: rows may have been stored before (from the spool); those are skipped and not counted
+        again. The counting runs inside the database (``correspondents.learn_from_decisions``).
         """
         with translated("write decisions"), write_connection(self.engine) as conn:
+            after = correspondents.last_seq(conn) if conn.dialect.name == "sqlite" else 0
             if replay:
                 fresh = decisions.insert_new_rows(conn, rows)
             else:
                 decisions.insert_rows(conn, rows)
                 fresh = list(rows)
-            if learn is None:
-                tallies = correspondents.tally_rows(fresh)
-                if len(tallies):
-                    correspondents.record(conn, tallies)
-        if learn is not None:
-            correspondents.tally_rows(fresh, learn)
-        return fresh
+            if fresh:
+                ids = [r[decisions.EVENT_ID] for r in fresh] if conn.dialect.name != "sqlite" else []
+                correspondents.learn_from_decisions(conn, after_seq=after, event_ids=ids)
+            return len(fresh)
 
     def write_decision_rows(self, rows: Sequence[dict[str, Any]], *, replay: bool = False) -> int:
         """``write_decisions`` for rows as dicts (``DecisionEvent.row``); returns how many were inserted."""
-        return len(self.write_decisions([decisions.ROW_TUPLE(r) for r in rows], replay=replay))
+        return self.write_decisions([decisions.ROW_TUPLE(r) for r in rows], replay=replay)
 
     def decisions(self, query: DecisionQuery | None = None) -> list[DecisionRecord]:
         with translated("query decisions"), self.engine.connect() as conn:

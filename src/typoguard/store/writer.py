@@ -8,11 +8,6 @@ and so does everything after it until a retry (every ``retry_interval``) succeed
 replayed. A full queue also spills to the spool rather than block. Every event gets a unique id before it is
 first stored or spooled, and inserts ignore ids already present, so a replay stores each event exactly once.
 
-Correspondents are learned from the decisions committed (each exactly once, replays included) but folded in
-memory for ``learn_interval`` seconds and then stored in one transaction: diverse traffic would otherwise
-cost an upsert per address per batch. The price: a crash (``kill -9``) loses at most that many seconds of
-correspondent *counts*, never a decision, and never counts anything twice.
-
 Metrics are plain attributes for the service to export: ``written``, ``replayed``, ``spooled``,
 ``dropped`` (lost: the spool itself failed), ``failures`` (failed database writes), ``backlog``.
 """
@@ -30,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from typoguard.errors import StoreError
-from typoguard.store.correspondents import Tallies
 from typoguard.store.decisions import ROW_TUPLE, DecisionEvent, row_dict
 from typoguard.store.spool import Spool
 from typoguard.store.store import Store
@@ -38,7 +32,6 @@ from typoguard.store.store import Store
 log = logging.getLogger("typoguard.store.writer")
 
 RowsCallback = Callable[[list[tuple[Any, ...]]], None]
-MAX_TALLY_KEYS = 200_000  # store folded correspondent counts early when they grow past this
 
 
 class DecisionWriter:
@@ -53,7 +46,6 @@ class DecisionWriter:
         queue_size: int | None = None,
         flush_interval: float | None = None,
         retry_interval: float | None = None,
-        learn_interval: float | None = None,
         on_commit: RowsCallback | None = None,
     ) -> None:
         settings = store.config.settings
@@ -62,10 +54,6 @@ class DecisionWriter:
         self.queue_size = queue_size or settings.queue_size
         self.flush_interval = flush_interval or settings.flush_interval
         self.retry_interval = retry_interval or settings.retry_interval
-        self.learn_interval = learn_interval or settings.learn_interval
-        self._tallies = Tallies.new()
-        self._next_learn = time.monotonic() + self.learn_interval
-        self.learn_failures = 0
         self.spool = Spool(spool_dir or store.config.spool_dir)
         self._on_commit = on_commit
         self._queue: collections.deque[DecisionEvent] = collections.deque()
@@ -147,9 +135,6 @@ class DecisionWriter:
             if batch:
                 self._write(batch)
                 continue
-            due = self._stop.is_set() or time.monotonic() >= self._next_learn
-            if due and (self._tallies.pairs.data or self._tallies.domains.data):
-                self._store_tallies()
             self._idle.set()
             if self._stop.is_set():
                 return
@@ -168,7 +153,7 @@ class DecisionWriter:
             self._spool_rows(rows)
             return
         try:
-            self.store.write_decisions(rows, learn=self._tallies)
+            self.store.write_decisions(rows)
         except Exception as exc:
             self._failed(exc)
             self._spool_rows(rows)
@@ -180,22 +165,6 @@ class DecisionWriter:
             self.db_ok = True
             log.warning("decision store is back; replaying the spool")
             self._replay()
-        if len(self._tallies) > MAX_TALLY_KEYS or time.monotonic() >= self._next_learn:
-            self._store_tallies()
-
-    def _store_tallies(self) -> None:
-        """Store the folded correspondent counts; on failure keep them for the next attempt."""
-        self._next_learn = time.monotonic() + self.learn_interval
-        try:
-            self.store.record_sightings(self._tallies)
-        except Exception as exc:
-            self.learn_failures += 1
-            log.warning("storing correspondent counts failed, will retry: %s", exc)
-            if len(self._tallies) > 4 * MAX_TALLY_KEYS:  # bounded memory: give the counts up
-                log.error("dropping %d correspondent counts after repeated failures", len(self._tallies))
-                self._tallies = Tallies.new()
-            return
-        self._tallies = Tallies.new()
 
     def _spool_rows(self, rows: list[tuple[Any, ...]]) -> None:
         try:
@@ -226,10 +195,10 @@ class DecisionWriter:
                     values.append(ROW_TUPLE(r))
                 except (KeyError, TypeError):
                     self.spool.skipped += 1  # not a decision row: never retried forever
-            fresh = self.store.write_decisions(values, replay=True, learn=self._tallies)
+            fresh = self.store.write_decisions(values, replay=True)
             if self._on_commit is not None:
                 self._on_commit(values)
-            return len(fresh)
+            return fresh
 
         try:
             n = self.spool.replay(write, self.batch_size)
