@@ -69,3 +69,12 @@ def test_console_script(typoguard_exe: str, fixtures: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert "bob@armymil.com" in proc.stdout
+
+
+def test_progress_bar_can_be_forced_and_does_not_change_the_output(
+    run_audit: Callable[..., Result], fixtures: Path
+) -> None:
+    plain = run_audit("--csv", "--no-progress", fixtures / "exim-mainlog")
+    with_bar = run_audit("--csv", "--progress", fixtures / "exim-mainlog")
+    assert with_bar.exit_code == plain.exit_code == 1
+    assert with_bar.stdout == plain.stdout

@@ -119,3 +119,17 @@ def test_unknown_file_is_reported_and_skipped(
     doc = audit_json(odd, fixtures / "sent.eml")
     assert len(doc["events"]) == 1
     assert any("notes.txt" in e and "format" in e for e in doc["errors"])
+
+
+def test_raw_8bit_headers_are_read_as_utf8_or_latin1(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    eml = tmp_path / "raw.eml"
+    eml.write_bytes(
+        b"From: J\xc3\xbcrgen <j\xc3\xbcrgen@army.mil>\nTo: b\xc3\xb6b@army.ml\nSubject: caf\xe9\n"
+        b"Message-ID: <u1@x>\n\nbody\n"
+    )
+    doc = audit_json(eml)
+    assert [(e["sender"], e["recipient"], e["detail"]) for e in doc["events"]] == [
+        ("jürgen@army.mil", "böb@army.ml", "café")
+    ]

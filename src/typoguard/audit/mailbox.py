@@ -12,16 +12,16 @@ import os
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
-from typoguard.audit.classify import Classifier
+from typoguard.audit.classify import Classifier, decode
 from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.sources import STREAM_ERRORS, Task, open_bytes
 
 MAX_HEADER = 256 << 10  # a header block longer than this is not mail; the rest is skipped
-_PARSER = BytesHeaderParser()
+_PARSER = HeaderParser()
 
 
 def _text(value: object) -> str:
@@ -81,7 +81,8 @@ def _parse(head: bytes, where: str, stats: SourceStats) -> Message | None:
     if not head.strip():
         stats.bad(where, "empty message")
         return None
-    msg = _PARSER.parsebytes(head)
+    # Raw 8-bit headers are common in old mail: each line is UTF-8 if valid, else Latin-1 (never U+FFFD).
+    msg = _PARSER.parsestr("".join(decode(line) for line in head.splitlines(keepends=True)))
     if not msg.keys():
         stats.bad(where, head[:160])
         return None
