@@ -101,3 +101,23 @@ def test_week_of() -> None:
     assert week_of(datetime(2026, 1, 1)) == "2026-W01"
     assert week_of(datetime(2027, 1, 1)) == "2026-W53"
     assert week_of(None) == "unknown"
+
+
+def test_weekly_chart_has_a_bar_slot_for_every_week_in_between(
+    run_audit: Callable[..., Result], tmp_path: Path
+) -> None:
+    log = tmp_path / "mail.log"
+    line = (
+        "2026-{d}T10:00:00+00:00 mx postfix/smtp[1]: Q{n}: to=<bob@army.ml>, relay=mx[192.0.2.1]:25, delay=1,"
+        " dsn=2.0.0, status=sent (250 ok)\n"
+    )
+    log.write_text(line.format(d="11-02", n=1) + line.format(d="11-25", n=2))  # weeks 45 and 48
+    page = tmp_path / "r.html"
+    run_audit("--no-progress", "--html", page, log)
+    html = page.read_text("utf-8")
+    assert [w for w in ("2026-W45", "2026-W46", "2026-W47", "2026-W48") if f">{w}</text>" in html] == [
+        "2026-W45",
+        "2026-W46",
+        "2026-W47",
+        "2026-W48",
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from typoguard.audit.model import LEAKED, STOPPED, AuditEvent, Outcome
@@ -103,6 +103,24 @@ class Summary:
 
     def weeks(self) -> list[tuple[str, Tally]]:
         return sorted(self.by_week.items())
+
+    def week_series(self, max_weeks: int = 520) -> list[tuple[str, Tally]]:
+        """Dated weeks from the first to the last, with empty weeks in between (for a time axis)."""
+        dated = {w: t for w, t in self.by_week.items() if w != "unknown"}
+        if not dated:
+            return []
+        first, last = min(dated), max(dated)
+        start = date.fromisocalendar(int(first[:4]), int(first[6:]), 1)
+        end = date.fromisocalendar(int(last[:4]), int(last[6:]), 1)
+        if (end - start).days // 7 >= max_weeks:
+            return sorted(dated.items())
+        out = []
+        day = start
+        while day <= end:
+            key = week_of(datetime(day.year, day.month, day.day))
+            out.append((key, dated.get(key, Tally())))
+            day += timedelta(days=7)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {

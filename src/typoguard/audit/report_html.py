@@ -222,7 +222,7 @@ def render(
 <p class=muted>typoguard audit of {len(inputs)} input(s), {stats.lines} lines/records,
 generated {generated}.</p>
 {_cards(summary, stats)}
-<h2>Per week</h2>{weekly_chart(summary.weeks())}
+<h2>Per week</h2>{weekly_chart(summary.week_series())}
 <h2>Top look-alike domains</h2>{bar_chart(summary.top_domains(top), "top look-alike domains")}
 <h2>Top senders</h2>{bar_chart(summary.top_senders(top), "top senders")}
 <h2>Repeat patterns</h2>
