@@ -459,12 +459,6 @@ def test_every_variant_is_caught_by_check(typoguard_exe: str) -> None:
     assert [v for v in verdicts if v["intended"] != "army.mil"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli bug: `variants` compiles its index without the common-word list that `check` uses by "
-    "default, so it lists amy.mil at 0.8649 (hold) while check gives 0.5189 (warn), usaf.mil 0.93 vs 0.558, "
-    "and lists armi.mil, us.fa.mil... that check allows",
-)
 @pytest.mark.parametrize("domain", ["army.mil", "us.af.mil"])
 def test_variants_score_is_the_score_check_gives(typoguard_exe: str, domain: str) -> None:
     out = variants_json(domain)

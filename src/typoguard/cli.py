@@ -257,15 +257,14 @@ def variants(
     fmt: str, models: tuple[str, ...], min_score: float, limit: int | None, domains: tuple[str, ...]
 ) -> None:
     """List the look-alikes of DOMAINs with kind and score, best first (for feeding other tools)."""
-    from typoguard import resources
-    from typoguard.core.index import LookalikeIndex
+    from typoguard.config import ProtectConfig
     from typoguard.core.names import normalise_domain
+    from typoguard.service import Guard
 
     try:
         parsed = [normalise_domain(d) for d in domains]
-        index = LookalikeIndex.compile(
-            parsed, resources.model_context(), resources.domain_skeletons(), models=models or None
-        )
+        config = Config(protect=ProtectConfig(domains=tuple(d.ascii for d in parsed), models=models or None))
+        index = Guard.from_config(config).index  # the same index `check` builds, so scores agree
     except TypoguardError as exc:
         raise UsageFailure(str(exc)) from None
     out = sys.stdout

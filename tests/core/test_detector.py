@@ -276,11 +276,6 @@ def test_reasons_about_an_idn_read_as_a_person_writes_it(idn_guard: Guard, recip
     assert "'rn'" not in reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='core bug: allow reasons still show punycode ("xn--kln-sna.de does not look like a protected '
-    'domain", "xn--mnchen-3ya.de is a protected domain") where flag reasons now use the Unicode name',
-)
 @pytest.mark.parametrize(
     ("recipient", "shown"), [("bob@köln.de", "köln.de"), ("bob@münchen.de", "münchen.de")]
 )

@@ -192,9 +192,9 @@ def test_variants_of_a_bare_suffix_is_empty(index: LookalikeIndex) -> None:
         ("aarmy", "army", "the 'a' of X doubled"),
         ("gmaiol", "gmail", "an extra 'o' in X"),
         ("gma-il", "gmail", "an extra hyphen in X"),
-        ("gmial", "gmail", "'ai' of X swapped"),
-        ("outlo0k", "outlook", "'o' of X typed as '0'"),
-        ("arrny", "army", "'m' of X typed as 'rn'"),
+        ("gmial", "gmail", "the 'ai' of X swapped"),
+        ("outlo0k", "outlook", "the 'o' of X typed as '0'"),
+        ("arrny", "army", "the 'm' of X typed as 'rn'"),
     ],
 )
 def test_describe_change(typed: str, intended: str, phrase: str) -> None:

@@ -104,7 +104,7 @@ def test_every_variant_of_a_protected_domain_maps_back_to_it(
             if not ctx.suffixes.split(typed.ascii)[0]:
                 continue  # itself a public suffix (aaa.pro, a swap of aaa.com): nobody can register it
             if ctx.suffixes.split(typed.ascii) != (v.core, v.suffix or fused_suffix):
-                continue  # the slip made a new public suffix (neta.net.au): pinned by the xfail test below
+                continue  # the slip made a new public suffix; models must not (test below)
             intended = {f.intended for f in index.lookup(typed)}
             assert target.domain in intended, (
                 f"{model.name} made {name}, which does not map back to {protected}"
@@ -173,13 +173,6 @@ def test_dot_insertion_that_lands_on_a_public_suffix_maps_back(
         assert protected in {f.intended for f in index.lookup(normalise_domain(typed))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a slip that turns the end of the name into a public suffix (neta.neta.au -> "
-    "neta.net.au, scom.scom.ml -> scom.com.ml, aa.aa.au -> aa.wa.au, a00.kep.com -> a00.kep.tr) is generated "
-    "by the model but look-up splits the result at the new suffix, so it maps back to nothing (the "
-    "dot_insertion case is fixed)",
-)
 @pytest.mark.parametrize(
     ("protected", "typed", "model"),
     [

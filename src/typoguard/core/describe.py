@@ -22,14 +22,18 @@ def describe_change(typed: str, intended: str, what: str) -> str:
             return f"the {_ch(t_mid)} of {what} doubled"
         return f"an extra {_ch(t_mid)} in {what}"
     if len(t_mid) == 2 and t_mid == i_mid[::-1]:
-        return f"{_ch(i_mid)} of {what} swapped"
+        return f"the {_ch(i_mid)} of {what} swapped"
     if t_mid and i_mid:
-        return f"{_ch(i_mid)} of {what} typed as {_ch(t_mid)}"
+        return f"the {_ch(i_mid)} of {what} typed as {_ch(t_mid, article=True)}"
     return f"{what} changed"
 
 
-def _ch(s: str) -> str:
-    return {".": "dot", "-": "hyphen"}.get(s, f"'{s}'") if len(s) == 1 else f"'{s}'"
+def _ch(s: str, *, article: bool = False) -> str:
+    if s == ".":
+        return "a dot" if article else "dot"
+    if s == "-":
+        return "a hyphen" if article else "hyphen"
+    return f"'{s}'"
 
 
 def glyph_note(typed: str, intended: str) -> str:

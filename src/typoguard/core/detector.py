@@ -83,7 +83,7 @@ class Detector:
     def _assess(self, domain: Domain) -> Assessment:
         name = domain.ascii
         if self.index.is_protected(name):
-            return self.policy.decide(name, (), protected=True)
+            return self.policy.decide(name, (), protected=True, display=domain.unicode)
         findings = self.index.lookup(domain)
         if not findings and domain.is_idn:
             odd = mixed_script_labels(domain)
@@ -97,7 +97,7 @@ class Detector:
                         f"{domain.unicode} mixes scripts in {odd[0]!r}, as spoofed names do",
                     )
                 ]
-        return self.policy.decide(name, findings)
+        return self.policy.decide(name, findings, display=domain.unicode)
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -70,19 +70,22 @@ class Policy:
         reg = self._registrable(domain)
         return reg is not None and reg in listed
 
-    def decide(self, domain: str, findings: Sequence[Finding], *, protected: bool = False) -> Assessment:
-        """The action for ``domain`` given its findings (best first)."""
+    def decide(
+        self, domain: str, findings: Sequence[Finding], *, protected: bool = False, display: str | None = None
+    ) -> Assessment:
+        """The action for ``domain`` given its findings (best first). ``display``: its Unicode form."""
+        shown = display or domain
         if protected:
-            return Assessment(domain, Action.ALLOW, None, f"{domain} is a protected domain")
+            return Assessment(domain, Action.ALLOW, None, f"{shown} is a protected domain")
         if not findings:
-            return Assessment(domain, Action.ALLOW, None, f"{domain} does not look like a protected domain")
+            return Assessment(domain, Action.ALLOW, None, f"{shown} does not look like a protected domain")
         best = findings[0]
         if self._listed(domain, self.trusted):
             return Assessment(
                 domain,
                 Action.ALLOW,
                 best,
-                f"{domain} is a trusted domain (configured); {best.reason}",
+                f"{shown} is a trusted domain (configured); {best.reason}",
                 None,
                 tuple(findings),
             )
@@ -91,7 +94,7 @@ class Policy:
                 domain,
                 Action.ALLOW,
                 best,
-                f"{domain} is a well-known legitimate mail domain; {best.reason}",
+                f"{shown} is a well-known legitimate mail domain; {best.reason}",
                 None,
                 tuple(findings),
             )

@@ -80,6 +80,15 @@ def ascii_core(core: str) -> str | None:
     return encoded if all(_LABEL.match(label) for label in encoded.split(".")) else None
 
 
+def lands_on_suffix(core: str, suffix: str, ctx: ModelContext) -> bool:
+    """True when ``core``'s last label and ``suffix`` together form a longer public suffix.
+
+    ``neta.net`` + ``au`` is ``neta`` under ``net.au``: another registrable name altogether, which a
+    look-up would never split as a slip of ``neta.neta.au``; models do not produce such names.
+    """
+    return f"{core.rsplit('.', 1)[-1]}.{suffix}" in ctx.suffixes.known
+
+
 def editable_positions(core: str) -> Iterator[int]:
     """Indexes of the characters an edit may touch (not the dots between labels)."""
     return (i for i, ch in enumerate(core) if ch != ".")
@@ -100,6 +109,6 @@ class SimpleModel:
         assert callable(fn)
         seen: set[str] = {target.core}
         for core in fn(target.core, ctx):
-            if core not in seen and valid_core(core):
+            if core not in seen and valid_core(core) and not lands_on_suffix(core, target.suffix, ctx):
                 seen.add(core)
                 yield Variant(core, target.suffix, self.name)

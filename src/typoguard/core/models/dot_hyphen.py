@@ -4,7 +4,7 @@ suffix is added (``army-mil.com``, ``comcast-net.com``): a common way people and
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from typoguard.core.models.base import ModelContext, Target, Variant, valid_core
+from typoguard.core.models.base import ModelContext, Target, Variant, lands_on_suffix, valid_core
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class DotHyphen:
         for i, ch in enumerate(core):
             if ch == ".":
                 made = core[:i] + "-" + core[i + 1 :]
-                if valid_core(made):
+                if valid_core(made) and not lands_on_suffix(made, target.suffix, ctx):
                     yield Variant(made, target.suffix, self.name)
         fused = core + "-" + target.suffix.replace(".", "-")
         if valid_core(fused):

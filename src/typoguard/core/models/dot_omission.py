@@ -4,7 +4,7 @@ after which the mail client or the sender adds one (``army.mil`` -> ``armymil.co
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from typoguard.core.models.base import ModelContext, Target, Variant, valid_core
+from typoguard.core.models.base import ModelContext, Target, Variant, lands_on_suffix, valid_core
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class DotOmission:
         for i, ch in enumerate(core):
             if ch == ".":
                 fused = core[:i] + core[i + 1 :]
-                if valid_core(fused):
+                if valid_core(fused) and not lands_on_suffix(fused, target.suffix, ctx):
                     yield Variant(fused, target.suffix, self.name)
         fused_suffix = core + target.suffix.replace(".", "")
         if valid_core(fused_suffix):

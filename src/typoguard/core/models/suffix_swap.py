@@ -6,7 +6,7 @@ never rejects on it alone."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from typoguard.core.models.base import ModelContext, Target, Variant
+from typoguard.core.models.base import ModelContext, Target, Variant, lands_on_suffix
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class SuffixSwap:
     def variants(self, target: Target, ctx: ModelContext) -> Iterator[Variant]:
         typos = ctx.suffixes.one_edit_suffixes(target.suffix)
         for tld in sorted(ctx.swap_tlds):
-            if tld != target.suffix and tld not in typos:
+            if tld != target.suffix and tld not in typos and not lands_on_suffix(target.core, tld, ctx):
                 yield Variant(target.core, tld, self.name)
 
 

@@ -7,7 +7,7 @@ index holds no copy per suffix."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from typoguard.core.models.base import ModelContext, Target, Variant
+from typoguard.core.models.base import ModelContext, Target, Variant, lands_on_suffix
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,8 @@ class SuffixTypo:
 
     def variants(self, target: Target, ctx: ModelContext) -> Iterator[Variant]:
         for suffix in sorted(ctx.suffixes.one_edit_suffixes(target.suffix)):
-            yield Variant(target.core, suffix, self.name)
+            if not lands_on_suffix(target.core, suffix, ctx):
+                yield Variant(target.core, suffix, self.name)
 
 
 MODEL = SuffixTypo()
