@@ -109,7 +109,7 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     summary = summarise(result.events, repeat_min=repeat_min)
 
     if as_json:
-        doc = report_data.document(result.events, summary, result.stats, result.inputs)
+        doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
         report_data.write_json(doc, sys.stdout.buffer)
     elif as_csv:
         report_data.write_csv(result.events, summary, sys.stdout)

@@ -17,7 +17,15 @@ import threading
 import time
 from pathlib import Path
 
-MASTER_CF = Path("/usr/share/postfix/master.cf.dist")
+# The package's pristine master.cf (Debian), else the installed one.
+MASTER_CF = next(
+    (
+        p
+        for p in (Path("/usr/share/postfix/master.cf.dist"), Path("/etc/postfix/master.cf.proto"))
+        if p.exists()
+    ),
+    Path("/etc/postfix/master.cf"),
+)
 
 
 def free_port() -> int:

@@ -17,10 +17,16 @@ CSV_COLUMNS = (
 
 
 def document(
-    events: list[AuditEvent], summary: Summary, stats: SourceStats, inputs: list[str]
+    events: list[AuditEvent],
+    summary: Summary,
+    stats: SourceStats,
+    inputs: list[str],
+    formats: dict[str, int] | None = None,
 ) -> dict[str, Any]:
+    """The --json document: inputs and their formats, counters, the summary, and every event."""
     return {
         "inputs": inputs,
+        "formats": formats or {},
         "lines": stats.lines,
         "bytes": stats.nbytes,
         "bad_lines": stats.bad_lines,

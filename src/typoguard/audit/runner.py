@@ -123,8 +123,8 @@ def _results(
         return
     _WORKER["classifier"] = Classifier(guard)
     ctx = multiprocessing.get_context("fork")
-    # Largest first, so one big compressed file does not start last and run alone.
-    ordered = sorted(tasks, key=lambda t: -t.size)
+    # Most work first, so one big compressed file does not start last and run alone (logs compress ~6x).
+    ordered = sorted(tasks, key=lambda t: -t.size * (6 if t.compressed else 1))
     try:
         with ctx.Pool(min(jobs, len(tasks))) as pool:
             yield from pool.imap_unordered(_worker, ordered)

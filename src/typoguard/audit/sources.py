@@ -185,6 +185,7 @@ class Task:
     start: int = 0
     end: int | None = None  # None: to the end (and the whole file is one task)
     size: int = 0  # bytes this task covers on disk, for the progress bar
+    compressed: bool = False  # decompresses to several times ``size``: scheduled accordingly
 
     @property
     def name(self) -> str:
@@ -238,10 +239,11 @@ def plan(
                 tasks.append(Task(path, Format.MAILDIR, size=_tree_size(path)))
                 continue
             size = path.stat().st_size
-            if kind in SPLITTABLE and compression(path) is None and size > chunk_bytes:
+            packed = compression(path) is not None
+            if kind in SPLITTABLE and not packed and size > chunk_bytes:
                 tasks.extend(_ranges(path, kind, size, chunk_bytes))
             else:
-                tasks.append(Task(path, kind, size=size))
+                tasks.append(Task(path, kind, size=size, compressed=packed))
         except OSError as exc:
             problems.append(f"{path}: cannot read it ({exc.strerror or exc}); skipped")
     return tasks, problems
