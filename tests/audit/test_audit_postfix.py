@@ -117,3 +117,27 @@ def test_format_can_be_forced(run_audit: Callable[..., Any], fixtures: Path, tmp
     result = run_audit("--format", "postfix", "--csv", odd)
     assert result.exit_code == 1
     assert result.stdout.count("\n") == 1 + 7
+
+
+def test_header_and_body_check_actions_are_not_bad_lines(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Nov 20 10:00:00 mx postfix/cleanup[3]: H1: hold: header Subject: budget from unknown[10.0.0.5];"
+        " from=<alice@army.mil> to=<bob@army.ml> proto=ESMTP helo=<ws1>: typoguard: army.ml looks like"
+        " army.mil\n"
+        "Nov 20 10:01:00 mx postfix/cleanup[3]: H2: reject: body secret from unknown[10.0.0.5];"
+        " from=<alice@army.mil> to=<carol@army.ml> proto=ESMTP helo=<ws1>: 5.7.1 no secrets\n"
+        "Nov 20 10:02:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from mail.example[2001:db8::1]:4567:"
+        " 554 5.7.1 <dan@navy.ml>: Relay access denied; from=<alice@army.mil> to=<dan@navy.ml>"
+        " proto=ESMTP helo=<ws1>\n"
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["outcome"]) for e in doc["events"]] == [
+        ("bob@army.ml", "held"),
+        ("carol@army.ml", "rejected"),
+        ("dan@navy.ml", "rejected"),
+    ]
+    assert doc["events"][2]["detail"].startswith("554 5.7.1 <dan@navy.ml>: Relay access denied")
+    assert doc["bad_lines"] == 0

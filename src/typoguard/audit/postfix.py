@@ -38,10 +38,11 @@ _HEAD = re.compile(
 _DELIVERY = re.compile(
     rb"([0-9A-Za-z]+): to=<([^>]*)>,(?: orig_to=<[^>]*>,)? relay=([^,]*),.*? status=([a-z]+)(?: \((.*)\))?"
 )
+# smtpd (``RCPT from host[addr]: text``) and cleanup (``header Subject: ... from host[addr]; ...``) actions.
 _SMTPD = re.compile(
-    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): \S+ from "
-    rb"(?:\S*?\[[^\]]*\](?::\d+)?|\S+?): (.*); from=<([^>]*)> to=<([^>]*)>"
+    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): (.*); from=<([^>]*)> to=<([^>]*)>"
 )
+_CLIENT_PREFIX = re.compile(rb"^[A-Z-]+ from (?:\S*?\[[^\]]*\](?::\d+)?|\S+?): ")
 # Block scanners: each starts with a literal, so the engine skips ahead in C.
 _SENDER = re.compile(rb": from=<([^>\n]*)>")
 _PICKUP = re.compile(rb": uid=\d+ from=<([^>\n]*)>")
@@ -188,7 +189,7 @@ class PostfixScanner:
             self._malformed(line)
             return
         t, host, _prog = head
-        text = m[3]
+        text = _CLIENT_PREFIX.sub(b"", m[3])
         outcome = _SMTPD_ACTION.get(m[2], Outcome.DISCARDED)
         if outcome is not Outcome.HELD and any(k in text.lower() for k in TYPOGUARD_MARKERS):
             outcome = Outcome.REJECTED_BY_TYPOGUARD
