@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
 from pathlib import Path
 
@@ -61,3 +62,20 @@ def test_parallel_chunks_give_the_serial_answer(
     assert parallel.stats.lines == serial.stats.lines
     # Senders whose qmgr line sits in the previous chunk are found by looking back.
     assert all(e.sender != "?" for e in parallel.events)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_progress_counts_every_byte_on_disk(
+    big_log: Path, guard: Guard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    packed = tmp_path / "mail.log.1.gz"
+    packed.write_bytes(gzip.compress(big_log.read_bytes()[: 1 << 20]))
+    if parallel:
+        monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+    planned: list[int] = []
+    done: list[int] = []
+    runner.audit(
+        [big_log, packed], guard, jobs=2, chunk_bytes=1 << 20, on_plan=planned.append, on_progress=done.append
+    )
+    assert planned == [big_log.stat().st_size + packed.stat().st_size]
+    assert sum(done) == planned[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from typoguard.audit.model import SourceStats
-from typoguard.audit.sources import STREAM_ERRORS, Task, compression, open_bytes
+from typoguard.audit.sources import STREAM_ERRORS, Task, compression, open_bytes, report_progress
 
 BLOCK = 4 << 20  # bytes read at a time: large enough to amortise the split, small enough to stay flat
 
@@ -30,8 +30,9 @@ def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
                 data = f.read(BLOCK if remaining < 0 else min(BLOCK, remaining))
                 if not data:
                     break
-                if remaining > 0:
+                if remaining > 0:  # a byte range of a plain file, read without open_bytes
                     remaining -= len(data)
+                    report_progress(len(data))
                 stats.nbytes += len(data)
                 cut = data.rfind(b"\n") + 1
                 if cut == 0:  # no newline in a whole block: keep gathering (a very long line)

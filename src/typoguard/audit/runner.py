@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from typoguard.audit import exchange, m365, mailbox
 from typoguard.audit.classify import Classifier, DomainAssessor
@@ -21,7 +22,7 @@ from typoguard.audit.exim import EximScanner
 from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partials
 from typoguard.audit.postfix import PostfixScanner
 from typoguard.audit.reading import byte_blocks, line_blocks
-from typoguard.audit.sources import Format, Task, plan
+from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
 PARALLEL_MIN_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
@@ -104,30 +105,58 @@ def _resolve_from_earlier(
             p.sender = found[1].decode("utf-8", "replace") or "<>"
 
 
-# Worker processes inherit the classifier through fork: it is put here just before the pool starts.
-_WORKER: dict[str, Classifier] = {}
+def _ignore(nbytes: int) -> None:
+    pass
+
+
+# Worker processes inherit the classifier and the shared byte counter through fork: they are put here just
+# before the pool starts.
+_WORKER: dict[str, Any] = {}
+
+
+def _count(nbytes: int) -> None:
+    counter = _WORKER["counter"]
+    with counter.get_lock():
+        counter.value += nbytes
 
 
 def _worker(task: Task) -> tuple[Task, TaskResult]:
-    return task, run_task(task, _WORKER["classifier"])
+    with progress_hook(_count):
+        return task, run_task(task, _WORKER["classifier"])
 
 
 def _results(
-    tasks: list[Task], classifier: Classifier, guard: DomainAssessor, jobs: int
+    tasks: list[Task], classifier: Classifier, guard: DomainAssessor, jobs: int, on_progress: ProgressHook
 ) -> Iterator[tuple[Task, TaskResult]]:
     total = sum(t.size for t in tasks)
     methods = multiprocessing.get_all_start_methods()
     if jobs <= 1 or len(tasks) <= 1 or total < PARALLEL_MIN_BYTES or "fork" not in methods:
-        for task in tasks:
-            yield task, run_task(task, classifier)
+        with progress_hook(on_progress):
+            for task in tasks:
+                yield task, run_task(task, classifier)
         return
-    _WORKER["classifier"] = Classifier(guard)
     ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", 0)
+    _WORKER.update(classifier=Classifier(guard), counter=counter)
     # Most work first, so one big compressed file does not start last and run alone (logs compress ~6x).
     ordered = sorted(tasks, key=lambda t: -t.size * (6 if t.compressed else 1))
+    reported = 0
     try:
         with ctx.Pool(min(jobs, len(tasks))) as pool:
-            yield from pool.imap_unordered(_worker, ordered)
+            results = pool.imap_unordered(_worker, ordered)
+            while True:
+                try:
+                    item = results.next(timeout=0.2)
+                except multiprocessing.TimeoutError:
+                    item = None
+                except StopIteration:
+                    break
+                done = counter.value
+                if done > reported:
+                    on_progress(done - reported)
+                    reported = done
+                if item is not None:
+                    yield item
     finally:
         _WORKER.clear()
 
@@ -144,7 +173,8 @@ def audit(
 ) -> AuditResult:
     """Audit ``inputs`` (files, rotated sets, directories, Maildirs) for mail to look-alike domains.
 
-    ``on_plan(total_bytes)`` is called once the inputs are known, ``on_progress(bytes)`` after each task.
+    ``on_plan(total_bytes)`` is called once the inputs are known, ``on_progress(bytes)`` as input bytes
+    (on disk, before decompression) are read.
     """
     tasks, problems = plan(list(inputs), fmt, chunk_bytes)
     if on_plan is not None:
@@ -155,13 +185,12 @@ def audit(
     expired: set[tuple[str, ...]] = set()
     formats: dict[str, int] = {}
     seen: set[str] = set()
-    for task, result in _results(tasks, classifier, guard, jobs or os.cpu_count() or 1):
+    progress = on_progress if on_progress is not None else _ignore
+    for task, result in _results(tasks, classifier, guard, jobs or os.cpu_count() or 1, progress):
         partials.extend(result.partials)
         expired |= result.expired
         stats.add(result.stats)
         if task.name not in seen:
             seen.add(task.name)
             formats[task.fmt.value] = formats.get(task.fmt.value, 0) + 1
-        if on_progress is not None:
-            on_progress(task.size)
     return AuditResult(merge_partials(partials, expired), stats, sorted(seen), formats)

@@ -14,7 +14,8 @@ import lzma
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -58,13 +59,53 @@ def compression(path: Path) -> str | None:
     return None
 
 
+ProgressHook = Callable[[int], None]
+_hooks: list[ProgressHook] = []  # the runner's, for this process; at most one
+
+
+def report_progress(nbytes: int) -> None:
+    """Tell the progress bar (if any) that ``nbytes`` more bytes of input were read from disk."""
+    if _hooks:
+        _hooks[-1](nbytes)
+
+
+@contextmanager
+def progress_hook(hook: ProgressHook) -> Iterator[None]:
+    """Within the block, every byte read from an input file (compressed or not) is reported to ``hook``."""
+    _hooks.append(hook)
+    try:
+        yield
+    finally:
+        _hooks.remove(hook)
+
+
+class _Counting(io.RawIOBase):
+    """A file that reports the bytes read from it: progress in on-disk bytes, whatever the compression."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)  # type: ignore[attr-defined]
+        if n:
+            report_progress(n)
+        return int(n or 0)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class _GzipSalvage(io.RawIOBase):
     """Gzip (one or more members) that hands out everything before a truncation or corruption: the damage
     reads as end of file and is raised (``EOFError``, ``zlib.error``) by ``close()``, i.e. when the reader
     leaves its ``with`` block. ``gzip.open`` raises at once and loses the data of the damaged block."""
 
-    def __init__(self, path: Path) -> None:
-        self._raw = path.open("rb")
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
         self._d = zlib.decompressobj(wbits=47)  # 32 + 15: gzip header expected
         self._buf = b""
         self._pos = 0
@@ -110,15 +151,18 @@ class _GzipSalvage(io.RawIOBase):
 
 
 def open_bytes(path: Path) -> IO[bytes]:
-    """The file's content, decompressed if needed."""
+    """The file's content, decompressed if needed; reads are reported to the progress hook, if any."""
     kind = compression(path)
+    raw: IO[bytes] = path.open("rb")
+    if _hooks:
+        raw = io.BufferedReader(_Counting(raw), buffer_size=1 << 20)
     if kind == "gzip":
-        return io.BufferedReader(_GzipSalvage(path), buffer_size=1 << 20)
+        return io.BufferedReader(_GzipSalvage(raw), buffer_size=1 << 20)
     if kind == "bzip2":
-        return bz2.open(path, "rb")
+        return bz2.open(raw, "rb")
     if kind == "xz":
-        return lzma.open(path, "rb")
-    return path.open("rb")
+        return lzma.open(raw, "rb")
+    return raw
 
 
 def read_head(path: Path, size: int = 65536) -> bytes:
