@@ -52,16 +52,25 @@ class Spool:
         except OSError:
             return False
 
-    def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write rows durably enough to survive a crash of this process (flushed to the OS)."""
+    def append(self, rows: Sequence[dict[str, Any]], *, flush: bool = True) -> None:
+        """Write rows; with ``flush`` (the default) durably enough to survive a crash of this process
+        (handed to the OS). ``flush=False`` (the hot path's overflow) leaves them in the buffer until the
+        next ``flush()``."""
         data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
         with self._lock:
             if self._file is None:
                 self._open()
             assert self._file is not None
             self._file.write(data)
-            self._file.flush()
+            if flush:
+                self._file.flush()
             self.pending += len(rows)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            with self._lock:
+                if self._file is not None:
+                    self._file.flush()
 
     def _open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

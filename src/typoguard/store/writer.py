@@ -5,8 +5,14 @@ raises. A background thread takes batches (up to ``batch_size``, or whatever arr
 ``flush_interval``) and writes each in one transaction, learning correspondents from the allowed decisions
 in the same transaction. When the database fails the batch goes to the spool (JSON lines on local disk),
 and so does everything after it until a retry (every ``retry_interval``) succeeds; then the spool is
-replayed. A full queue also spills to the spool rather than block. Every event gets a unique id before it is
-first stored or spooled, and inserts ignore ids already present, so a replay stores each event exactly once.
+replayed. A full queue also spills to the spool rather than block.
+
+The thread runs at a low CPU priority (``writer_nice``, 19 by default, Linux only): when the machine is
+saturated, checking mail gets the CPU and the log catches up when it is not; the queue, then the spool, hold
+the difference (``backlog`` shows it). Unneeded on a machine with spare cores, harmless there.
+
+Every event gets a unique id before it is first stored or spooled, and inserts ignore ids already present,
+so a replay stores each event exactly once.
 
 Metrics are plain attributes for the service to export: ``written``, ``replayed``, ``spooled``,
 ``dropped`` (lost: the spool itself failed), ``failures`` (failed database writes), ``backlog``.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -47,6 +54,7 @@ class DecisionWriter:
         flush_interval: float | None = None,
         retry_interval: float | None = None,
         on_commit: RowsCallback | None = None,
+        nice: int | None = None,
     ) -> None:
         settings = store.config.settings
         self.store = store
@@ -54,6 +62,7 @@ class DecisionWriter:
         self.queue_size = queue_size or settings.queue_size
         self.flush_interval = flush_interval or settings.flush_interval
         self.retry_interval = retry_interval or settings.retry_interval
+        self.nice = settings.writer_nice if nice is None else nice
         self.spool = Spool(spool_dir or store.config.spool_dir)
         self._on_commit = on_commit
         self._queue: collections.deque[DecisionEvent] = collections.deque()
@@ -121,16 +130,26 @@ class DecisionWriter:
 
     def _spill(self, events: list[DecisionEvent]) -> None:
         try:
-            self.spool.append([row_dict(r) for r in self._rows(events)])
+            self.spool.append([row_dict(r) for r in self._rows(events)], flush=False)
             self.spooled += len(events)
         except Exception:  # the hot path must not raise: count the loss and log it
             self.dropped += len(events)
             log.exception("decision spool failed: %d decisions dropped", len(events))
 
+    def _lower_priority(self) -> None:
+        if self.nice <= 0 or not hasattr(os, "setpriority"):
+            return
+        try:  # on Linux a thread id is a process id for setpriority: this thread only
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        except OSError as exc:
+            log.warning("cannot lower the decision writer's priority: %s", exc)
+
     def _run(self) -> None:
+        self._lower_priority()
         if self.spool.has_files():
             self._replay()
         while True:
+            self.spool.flush()  # what submit() spilled since the last round
             batch = self._take()
             if batch:
                 self._write(batch)
