@@ -15,12 +15,14 @@ ratio pflogsumm / audit (target: >= 3). Bounded: every run has a timeout; the di
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +82,8 @@ def main() -> None:
         work = Path(tmp)
         log, small = work / "mail.log", work / "mail-small.log"
         started = time.perf_counter()
-        size = generate(log, megabytes) / 1e6
+        truth: dict[tuple[str, str], str] = {}
+        size = generate(log, megabytes, truth=truth) / 1e6
         small_size = generate(small, megabytes / 8, seed=2) / 1e6
         took = time.perf_counter() - started
         print(f"  generated {size:.0f} MB (+{small_size:.0f} MB) of Postfix log in {took:.1f} s")
@@ -90,6 +93,11 @@ def main() -> None:
         audit = measure([exe, "audit", *protect, "--json", str(log)], work / "audit.json")
         print(_line(f"typoguard audit {small_size:.0f} MB", audit_small, small_size))
         print(_line(f"typoguard audit {size:.0f} MB", audit, size))
+        found = Counter(e["outcome"] for e in json.loads((work / "audit.json").read_bytes())["events"])
+        expected = Counter(truth.values())
+        check = "exact" if found == expected else "MISMATCH"
+        print(f"  outcomes: audit {dict(sorted(found.items()))}")
+        print(f"  generated {dict(sorted(expected.items()))}: {check}")
         growth = audit.peak_process_rss / max(audit_small.peak_process_rss, 1)
         scale = size / max(small_size, 1e-9)
         print(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROTECTED = ("army.mil", "navy.mil", "state.gov", "gmail.com", "outlook.com")
@@ -35,6 +35,7 @@ class _World:
     external: list[str]
     users: list[str]
     senders: list[str]
+    truth: dict[tuple[str, str], str] = field(default_factory=dict)  # (queue id, look-alike rcpt) -> outcome
 
 
 def _delivery(w: _World, ts: str, qid: str, pid: int, qmgr_line: str) -> list[str]:
@@ -46,6 +47,8 @@ def _delivery(w: _World, ts: str, qid: str, pid: int, qmgr_line: str) -> list[st
     relay = f"relay=mx.{domain}[192.0.2.{pid % 250}]:25"
     out = []
     s = w.rng.random()
+    if domain in LOOKALIKES:
+        w.truth[(qid, rcpt)] = "bounced" if s < 0.01 else "delivered"
     if s < 0.02:
         out.append(
             f"{head}, relay=none, {delays}, dsn=4.4.1, status=deferred"
@@ -94,8 +97,11 @@ def _message(w: _World, ts: str, qn: int) -> list[str]:
     return lines
 
 
-def generate(path: Path, megabytes: float, seed: int = 1) -> int:
-    """Write the log; returns the number of bytes written."""
+def generate(
+    path: Path, megabytes: float, seed: int = 1, truth: dict[tuple[str, str], str] | None = None
+) -> int:
+    """Write the log; returns the number of bytes written. ``truth`` receives, per message and look-alike
+    recipient, the outcome an audit must report."""
     rng = random.Random(seed)
     users = [f"user{i}" for i in range(400)]
     w = _World(
@@ -124,6 +130,8 @@ def generate(path: Path, megabytes: float, seed: int = 1) -> int:
         text = "".join(chunk)
         f.write(text)
         written += len(text)
+    if truth is not None:
+        truth.update(w.truth)
     return written
 
 
