@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,19 @@ FIXTURES = Path(__file__).parent / "fixtures"
 PROTECT = ("--protect", "army.mil", "--protect", "navy.mil", "--protect", "gmail.com")
 
 
+# Syslog lines carry no year; the audit takes it from the file's modification time. The fixtures are copied
+# with this one, so the expected years and weeks do not depend on when the repository was checked out.
+FIXTURE_MTIME = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()
+
+
 @pytest.fixture
-def fixtures() -> Path:
-    return FIXTURES
+def fixtures(tmp_path: Path) -> Path:
+    """A copy of tests/audit/fixtures dated 2026-11-30."""
+    copy = tmp_path / "fixtures"
+    shutil.copytree(FIXTURES, copy)
+    for path in [copy, *copy.rglob("*")]:
+        os.utime(path, (FIXTURE_MTIME, FIXTURE_MTIME))
+    return copy
 
 
 @pytest.fixture
