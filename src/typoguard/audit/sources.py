@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 
 class Format(StrEnum):
@@ -99,14 +99,33 @@ class _Counting(io.RawIOBase):
         super().close()
 
 
-class _GzipSalvage(io.RawIOBase):
-    """Gzip (one or more members) that hands out everything before a truncation or corruption: the damage
-    reads as end of file and is raised (``EOFError``, ``zlib.error``) by ``close()``, i.e. when the reader
-    leaves its ``with`` block. ``gzip.open`` raises at once and loses the data of the damaged block."""
+class _Decompressor(Protocol):
+    @property
+    def eof(self) -> bool: ...
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    @property
+    def unused_data(self) -> bytes: ...
+
+    def decompress(self, data: bytes, /) -> bytes: ...
+
+
+_DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
+    "gzip": lambda: zlib.decompressobj(wbits=47),  # 32 + 15: expect a gzip header
+    "bzip2": bz2.BZ2Decompressor,
+    "xz": lzma.LZMADecompressor,
+}
+
+
+class _Salvage(io.RawIOBase):
+    """A compressed stream (one or more concatenated members) that hands out everything before a truncation
+    or corruption: the damage reads as end of file and is raised (``EOFError``, ``zlib.error``, ...) by
+    ``close()``, i.e. when the reader leaves its ``with`` block. ``gzip.open`` raises at once and loses the
+    data of the damaged block."""
+
+    def __init__(self, raw: IO[bytes], kind: str) -> None:
         self._raw = raw
-        self._d = zlib.decompressobj(wbits=47)  # 32 + 15: gzip header expected
+        self._new = _DECOMPRESSORS[kind]
+        self._d = self._new()
         self._buf = b""
         self._pos = 0
         self._done = False
@@ -119,7 +138,7 @@ class _GzipSalvage(io.RawIOBase):
         while self._pos >= len(self._buf) and not self._done:
             try:
                 self._fill()
-            except (EOFError, zlib.error) as exc:
+            except (EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
                 self._damage, self._done = exc, True
         n = min(len(b), len(self._buf) - self._pos)
         b[:n] = self._buf[self._pos : self._pos + n]
@@ -135,8 +154,8 @@ class _GzipSalvage(io.RawIOBase):
             return
         out = []
         while chunk:
-            if self._d.eof:  # the next gzip member (concatenated .gz files)
-                self._d = zlib.decompressobj(wbits=47)
+            if self._d.eof:  # the next member (concatenated .gz files)
+                self._d = self._new()
             out.append(self._d.decompress(chunk))
             chunk = self._d.unused_data if self._d.eof else b""
         self._buf, self._pos = b"".join(out), 0
@@ -156,12 +175,8 @@ def open_bytes(path: Path) -> IO[bytes]:
     raw: IO[bytes] = path.open("rb")
     if _hooks:
         raw = io.BufferedReader(_Counting(raw), buffer_size=1 << 20)
-    if kind == "gzip":
-        return io.BufferedReader(_GzipSalvage(raw), buffer_size=1 << 20)
-    if kind == "bzip2":
-        return bz2.open(raw, "rb")
-    if kind == "xz":
-        return lzma.open(raw, "rb")
+    if kind is not None:
+        return io.BufferedReader(_Salvage(raw, kind), buffer_size=1 << 20)
     return raw
 
 
@@ -273,7 +288,12 @@ def plan(
     """Tasks for every input, and the (non-fatal) problems met: unreadable or unrecognised inputs."""
     tasks: list[Task] = []
     problems: list[str] = []
+    seen: set[Path] = set()
     for path in expand(inputs):
+        real = path.resolve()
+        if real in seen:  # named twice (mail.log and ./mail.log, a directory and a file in it): read once
+            continue
+        seen.add(real)
         try:
             kind = detect(path) if fmt is Format.AUTO else fmt
             if kind is None:

@@ -1,0 +1,40 @@
+"""Inputs: syslog years, inputs named twice, compressed formats other than gzip."""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from typoguard.audit.timeparse import syslog_time
+
+LINE = (
+    "Dec 31 23:59:00 mx postfix/smtp[2]: Q1: to=<bob@army.ml>, relay=mx[192.0.2.1]:25, delay=1, dsn=2.0.0,"
+    " status=sent (250 ok)\n"
+)
+
+
+def test_syslog_year_comes_from_the_reference_and_rolls_back_over_new_year() -> None:
+    january = datetime(2027, 1, 2, 8, 0)
+    assert syslog_time(b"Dec", b"31", b"23:59:00", january) == datetime(2026, 12, 31, 23, 59)
+    assert syslog_time(b"Jan", b"2", b"07:00:00", january) == datetime(2027, 1, 2, 7, 0)
+    assert syslog_time(b"Feb", b"29", b"07:00:00", january) is None  # 2026 has no Feb 29: not a date
+    assert syslog_time(b"Foo", b"1", b"07:00:00", january) is None
+
+
+def test_an_input_named_twice_is_read_once(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text(LINE)
+    doc = audit_json(log, tmp_path, tmp_path / "." / "mail.log")
+    assert [(e["recipient"], e["attempts"]) for e in doc["events"]] == [("bob@army.ml", 1)]
+
+
+def test_bzip2_and_xz_rotations(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    (tmp_path / "mail.log.1.bz2").write_bytes(bz2.compress(LINE.encode()))
+    (tmp_path / "mail.log.2.xz").write_bytes(lzma.compress(LINE.replace("Q1", "Q2").encode()))
+    doc = audit_json(tmp_path)
+    assert sorted(e["message_id"] for e in doc["events"]) == ["Q1", "Q2"]
+    assert doc["formats"] == {"postfix": 2}
