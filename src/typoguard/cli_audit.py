@@ -107,6 +107,12 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     if not result.inputs:
         raise UsageFailure("no input could be read: " + "; ".join(result.stats.errors))
     summary = summarise(result.events, repeat_min=repeat_min)
+    if html_path is not None:
+        page = report_html.render(result.events, summary, result.stats, result.inputs)
+        try:
+            html_path.write_text(page, "utf-8")
+        except OSError as exc:
+            raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
 
     if as_json:
         doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
@@ -123,12 +129,6 @@ def audit(  # noqa: PLR0917 - click passes options positionally
             err.print(f"[yellow]warning:[/] {error}", highlight=False)
         if result.stats.bad_lines:
             err.print(f"bad lines: {result.stats.bad_lines}", highlight=False)
-    if html_path is not None:
-        page = report_html.render(result.events, summary, result.stats, result.inputs)
-        try:
-            html_path.write_text(page, "utf-8")
-        except OSError as exc:
-            raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
     sys.exit(EXIT_FLAGGED if result.events else EXIT_OK)
 
 
