@@ -148,11 +148,20 @@ class DecisionWriter:
         self._lower_priority()
         if self.spool.has_files():
             self._replay()
+        oldest = 0.0  # when the queue was first seen non-empty since the last write
         while True:
             self.spool.flush()  # what submit() spilled since the last round
-            batch = self._take()
-            if batch:
-                self._write(batch)
+            queued = len(self._queue)
+            if queued:
+                now = time.monotonic()
+                oldest = oldest or now
+                # A transaction costs far more than a row: wait for a full batch, but never let a
+                # decision wait longer than flush_interval (nor at all when stopping).
+                if queued >= self.batch_size or now - oldest >= self.flush_interval or self._stop.is_set():
+                    self._write(self._take())
+                    oldest = 0.0
+                    continue
+                self._stop.wait(min(self.flush_interval, oldest + self.flush_interval - now))
                 continue
             self._idle.set()
             if self._stop.is_set():
