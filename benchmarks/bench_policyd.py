@@ -233,6 +233,13 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def main() -> None:
+    # A shared machine makes loopback numbers swing with everyone else's load; when allowed (root), run this
+    # benchmark and its servers (children inherit it) at a higher priority. Best effort, for ~1.5 minutes.
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
+        priority = "nice -10"
+    except (OSError, AttributeError):
+        priority = "default priority"
     if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
         _pin(0, 1)
         pinning = "servers on CPU 0, load generator on CPU 1"
@@ -268,7 +275,10 @@ def main() -> None:
             _stop(floor)
             _stop(tg)
         logged = sum(1 for _ in (tmp / "decisions.log").open("rb"))
-    print(f"policy service over loopback ({pinning}); median of {REPEATS} runs; {len(MIX)}-recipient mix")
+    print(
+        f"policy service over loopback ({pinning}, {priority}); median of {REPEATS} runs; "
+        f"{len(MIX)}-recipient mix; floor = toy_policy.py's loop (split into attributes, answer DUNNO)"
+    )
     print(
         f"{'conns':>5} {'server':<10} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 us':>7} "
         f"{'p99 us':>7} {'srv cpu':>7} {'vs floor':>8}"

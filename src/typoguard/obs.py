@@ -109,6 +109,16 @@ class JsonLog:
         elif len(self._chunks) == 1:
             self.flush_soon()
 
+    def record_json(self, body: bytes) -> None:
+        """Queue one record already serialised as a JSON object (without ``time``: it is put first here)."""
+        line = b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n"
+        self._chunks.append(line)
+        self._size += len(line)
+        if self._size >= _FLUSH_AT or self.flush_soon is None:
+            self.flush()
+        elif len(self._chunks) == 1:
+            self.flush_soon()
+
     def event(self, level: str, event: str, **fields: Any) -> None:
         """A non-decision record (startup, reload, errors)."""
         if LEVELS[level] >= self.threshold:

@@ -58,6 +58,7 @@ REQUEST_TYPE: Final = "smtpd_access_policy"
 DEFAULT_MAX_LINE: Final = 8192
 DEFAULT_MAX_ATTRIBUTES: Final = 100
 _ALL_BUT_NL_EQ: Final = bytes(c for c in range(256) if c not in b"\n=")
+_REQUEST_LINE: Final = b"request=" + REQUEST_TYPE.encode() + b"\n"
 _NEEDLES: dict[str, str] = {}  # attribute name -> "\nname=", what PolicyRequest.get() searches for
 
 
@@ -162,6 +163,9 @@ class _Framer:
         self.max_line = max_line
         self.max_attributes = max_attributes
         self._buf = bytearray()
+        # Fast path: a chunk arriving while nothing is buffered waits here uncopied; usually it is exactly
+        # one whole request (smtpd writes a request at once and waits for the reply).
+        self._pending: bytes | None = None
         self._start = 0  # offset of the first byte not yet consumed
         self._held_cr = False  # a chunk ended in "\r": wait for the next one to see if "\n" follows
         self._eof = False
@@ -173,13 +177,17 @@ class _Framer:
     @property
     def buffered(self) -> int:
         """Bytes received that are not part of a complete block yet."""
-        return len(self._buf) - self._start + self._held_cr
+        pending = len(self._pending) if self._pending is not None else 0
+        return len(self._buf) - self._start + self._held_cr + pending
 
     def feed(self, data: bytes) -> None:
         if self._eof:
             raise ProtocolError("data received after the end of the connection")
         if not data:
             self._eof = True
+            if self._pending is not None:
+                self._buf += self._pending
+                self._pending = None
             if self._held_cr:
                 self._buf += b"\r"
                 self._held_cr = False
@@ -193,10 +201,23 @@ class _Framer:
                 data = data[:-1]
                 self._held_cr = True
             data = data.replace(b"\r\n", b"\n")
+        if self._pending is not None:
+            self._buf += self._pending
+            self._pending = None
+        elif not self._buf:
+            self._pending = data
+            return
         self._buf += data
 
     def next_block(self) -> bytes | None:
         """The next complete block without its terminating blank line, or None (check limits first)."""
+        chunk = self._pending
+        if chunk is not None:
+            self._pending = None
+            end = len(chunk) - 2
+            if end > 0 and chunk[0] != 0x0A and chunk.find(b"\n\n") == end:
+                return chunk[:-2]  # exactly one request, nothing before or after it
+            self._buf += chunk  # anything else: the general path below
         buf, start = self._buf, self._start
         if start == len(buf):  # everything consumed: the usual case between requests
             if start:
@@ -302,6 +323,8 @@ class PolicyServerConnection:
         if block[:1] == b"=" or b"\n=" in block:
             raise ProtocolError("attribute with an empty name")
         request = PolicyRequest(block.decode("utf-8", "surrogateescape"))
+        if block.startswith(_REQUEST_LINE) and b"\nrequest=" not in block:
+            return request  # what smtpd always sends first (and only once)
         kind = request.get("request", "")
         if kind != REQUEST_TYPE:
             if not kind:
