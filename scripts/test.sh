@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole suite. Under CI=true, first installs the system packages the end-to-end tests need
-# (they must run there, never skip); elsewhere those tests skip with a printed reason if the packages
-# are missing.
+# Runs the whole suite. Under CI=true it first installs every system package a test needs (Postfix and
+# swaks, PostgreSQL, Chromium): there those tests must run, never skip. Elsewhere they skip with a printed
+# reason when their package is missing; run the install scripts yourself (as root) to run them too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${CI:-}" = "true" ] && [ -x scripts/install-system-deps.sh ]; then
-  bash scripts/install-system-deps.sh
+if [ "${CI:-}" = "true" ]; then
+  for script in install-system-deps.sh install-postgres.sh install-chromium.sh; do
+    if [ -f "scripts/$script" ]; then
+      bash "scripts/$script"
+    fi
+  done
 fi
 exec .venv/bin/python -m pytest "$@"
