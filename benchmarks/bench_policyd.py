@@ -150,6 +150,11 @@ class Run:
     def rate(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU time per request: steadier than req/s when other work shares the machine."""
+        return self.server_cpu * self.seconds / self.requests * 1e6 if self.requests else float("nan")
+
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -281,7 +286,7 @@ def main() -> None:
     )
     print(
         f"{'conns':>5} {'server':<10} {'requests':>9} {'errors':>6} {'req/s':>8} {'p50 us':>7} "
-        f"{'p99 us':>7} {'srv cpu':>7} {'vs floor':>8}"
+        f"{'p99 us':>7} {'srv cpu':>7} {'cpu us/req':>10} {'vs floor':>8} {'cpu ratio':>9}"
     )
     for conns in CONNECTIONS:
         base = results["floor", conns].rate
@@ -289,11 +294,16 @@ def main() -> None:
             r = results[name, conns]
             print(
                 f"{conns:>5} {name:<10} {r.requests:>9} {r.errors:>6} {r.rate:>8.0f} {r.p50_us:>7.0f} "
-                f"{r.p99_us:>7.0f} {r.server_cpu:>6.0%} {r.rate / base:>8.0%}"
+                f"{r.p99_us:>7.0f} {r.server_cpu:>6.0%} {r.cpu_us:>10.1f} {r.rate / base:>8.0%} "
+                f"{results['floor', conns].cpu_us / r.cpu_us:>9.0%}"
             )
     ok8 = results["typoguard", 8].rate >= 0.8 * results["floor", 8].rate
     ok32 = results["typoguard", 32].rate >= 0.8 * results["floor", 32].rate
     p99 = results["typoguard", 32].p99_us
+    print(
+        "vs floor: req/s ratio; cpu ratio: the floor's CPU per request / this server's (100% = as cheap);\n"
+        "when 'srv cpu' is well below 100% the machine was busy: req/s then shows scheduling, not the server"
+    )
     print(
         f"targets: >=80% of floor at 8 conns {'met' if ok8 else 'MISSED'}, at 32 conns "
         f"{'met' if ok32 else 'MISSED'}; p99 at 32 conns {p99:.0f} us "
