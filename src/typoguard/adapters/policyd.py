@@ -486,8 +486,8 @@ def banner(server: PolicyServer) -> str:
             "  smtpd_recipient_restrictions =",
             f"      check_policy_service {{ {service}, default_action=DUNNO }},",
             "      permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
-            "  (fail-open: DUNNO; fail-closed: default_action=451 4.3.5 Policy service unavailable;",
-            "   for submission: -o smtpd_recipient_restrictions=... in master.cf; see docs/postfix.md)",
+            "  (that is fail-open; fail-closed: { default_action = 451 4.3.5 typoguard unavailable } in",
+            "   inner braces; the submission service needs the same: see docs/postfix.md)",
             f"Try it:  {try_it}",
             "  -> action=550 5.1.2 <bob@army.ml>: army.ml looks like army.mil (...);"
             " did you mean bob@army.mil?",
