@@ -147,9 +147,36 @@ def row_dict(values: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(ROW_FIELDS, values, strict=True))
 
 
+_PG_STAGE = "tg_decisions_in"
+
+
+def _copy_rows_postgresql(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: ``COPY`` into a session temp table, then one ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING``. psycopg adapts COPY rows in C; ``executemany`` adapts each parameter in Python."""
+    cols = ", ".join(ROW_FIELDS)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (event_id text, time double precision, node text, "
+            "queue_id text, sender text, recipient text, domain text, action text, intended text, kind text, "
+            "score double precision, mode text) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY {_PG_STAGE} ({cols}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(r)
+        cur.execute(
+            f"INSERT INTO {decisions.name} ({cols}) SELECT {cols} FROM {_PG_STAGE} "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        cur.execute(f"DELETE FROM {_PG_STAGE}")
+
+
 def insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows (tuples in ``ROW_FIELDS`` order); a duplicate ``event_id`` is ignored, not an error."""
-    if rows:
+    if len(rows) >= 50 and conn.dialect.name == "postgresql":
+        _copy_rows_postgresql(conn, rows)
+    elif rows:
         executemany_compiled(
             conn, "insert_decisions", lambda: _insert_ignoring_duplicates(conn), ROW_FIELDS, rows
         )
