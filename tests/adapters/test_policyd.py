@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
 import threading
 import time
@@ -216,6 +217,11 @@ def test_connections_over_the_cap_are_closed_at_once_and_others_keep_working(tmp
 
 
 def test_a_thousand_connections_do_not_hurt(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096 and (hard == resource.RLIM_INFINITY or hard > soft):
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (min(4096, hard) if hard != resource.RLIM_INFINITY else 4096, hard)
+        )
     r = Running(replace(CONFIG, policyd=replace(CONFIG.policyd, max_connections=200)), tmp_path)
     socks: list[socket.socket] = []
     try:
