@@ -30,7 +30,7 @@ if _MISSING:
     _REASON = f"needs {', '.join(_MISSING)}; run scripts/install-system-deps.sh as root"
     if os.environ.get("CI") == "true":
         raise RuntimeError(f"CI=true: Postfix end-to-end tests must run, but: {_REASON}")
-    print(f"\nSKIP tests/e2e/test_postfix_policy.py: {_REASON}")
+    print(f"\nSKIP tests/e2e/test_postfix_e2e.py: {_REASON}")
     pytest.skip(_REASON, allow_module_level=True)
 
 CONFIG = """
