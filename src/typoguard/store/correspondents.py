@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.store.db import executemany_compiled
@@ -23,6 +23,7 @@ from typoguard.store.decisions import KIND as _KIND
 from typoguard.store.decisions import RECIPIENT as _RECIPIENT
 from typoguard.store.decisions import SENDER as _SENDER
 from typoguard.store.decisions import TIME as _TIME
+from typoguard.store.decisions import staged
 from typoguard.store.schema import (
     correspondent_addresses,
     correspondent_domains,
@@ -158,15 +159,18 @@ def _learn_statements(dialect_name: str) -> list[Any]:
     """INSERT ... SELECT ... GROUP BY ... ON CONFLICT upserts that fold the just-inserted decisions into the
     three tables inside the database (no per-row Python work). Which rows: on SQLite ``seq > :after`` (the
     writer holds SQLite's one write lock, so those are exactly this transaction's rows); on PostgreSQL,
-    whose writers run concurrently, ``event_id IN :ids``. The sender's domain is what follows its first '@'.
+    whose writers run concurrently, the rows staged by this transaction's ``COPY`` (see
+    ``decisions.insert_rows``), read from the stage itself. The sender's domain is what follows its first '@'.
     """
-    d = decisions.c
     dialect = postgresql if dialect_name == "postgresql" else sqlite
+    d: Any
     if dialect_name == "sqlite":
+        d = decisions.c
         which = d.seq > bindparam("after")
         at = func.instr(d.sender, "@")
     else:
-        which = d.event_id.in_(bindparam("ids", expanding=True))
+        d = staged.c  # exactly the rows this transaction inserted (see decisions.insert_rows)
+        which = true()
         at = func.strpos(d.sender, "@")
     learnable_rows = and_(
         which, d.action == "allow", d.domain != "", or_(d.kind.is_(None), ~d.kind.contains("suffix_typo"))
@@ -208,21 +212,15 @@ def last_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(decisions.c.seq), 0))).scalar_one())
 
 
-def learn_from_decisions(conn: Connection, *, after_seq: int, event_ids: Sequence[str]) -> None:
-    """Count the learnable decisions inserted in this transaction (SQLite: ``seq > after_seq``;
-    PostgreSQL: ``event_ids``) as correspondents."""
+def learn_from_decisions(conn: Connection, *, after_seq: int) -> None:
+    """Count the learnable decisions inserted in this transaction as correspondents (SQLite: those with
+    ``seq > after_seq``; PostgreSQL: those staged by ``decisions.insert_rows``)."""
     name = conn.dialect.name
     stmts = _LEARN.get(name)
     if stmts is None:
         stmts = _LEARN[name] = _learn_statements(name)
-    if name == "sqlite":
-        for stmt in stmts:
-            conn.execute(stmt, {"after": after_seq})
-        return
-    for i in range(0, len(event_ids), 5000):
-        chunk = list(event_ids[i : i + 5000])
-        for stmt in stmts:
-            conn.execute(stmt, {"ids": chunk})
+    for stmt in stmts:
+        conn.execute(stmt, {"after": after_seq} if name == "sqlite" else {})
 
 
 def pair_count(conn: Connection, sender_domain: str, recipient_domain: str) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, column, delete, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.core.verdict import Verdict
@@ -147,7 +147,8 @@ def row_dict(values: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(ROW_FIELDS, values, strict=True))
 
 
-_PG_STAGE = "tg_decisions_in"
+_PG_STAGE = "tg_decisions_in"  # per-session temp table: this transaction's rows (PostgreSQL)
+staged = table(_PG_STAGE, *(column(name) for name in ROW_FIELDS))
 
 
 def _copy_rows_postgresql(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -169,12 +170,12 @@ def _copy_rows_postgresql(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> 
             f"INSERT INTO {decisions.name} ({cols}) SELECT {cols} FROM {_PG_STAGE} "
             "ON CONFLICT (event_id) DO NOTHING"
         )
-        cur.execute(f"DELETE FROM {_PG_STAGE}")
+        # The staged rows stay until commit (ON COMMIT DELETE ROWS): correspondents are counted from them.
 
 
 def insert_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert rows (tuples in ``ROW_FIELDS`` order); a duplicate ``event_id`` is ignored, not an error."""
-    if len(rows) >= 50 and conn.dialect.name == "postgresql":
+    if rows and conn.dialect.name == "postgresql":
         _copy_rows_postgresql(conn, rows)
     elif rows:
         executemany_compiled(
@@ -207,7 +208,7 @@ def insert_new_rows(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[t
 def query(conn: Connection, q: DecisionQuery) -> list[DecisionRecord]:
     c = decisions.c
     stmt = select(decisions)
-    for column, value in (
+    for col, value in (
         (c.domain, q.domain),
         (c.recipient, q.recipient),
         (c.sender, q.sender),
@@ -216,7 +217,7 @@ def query(conn: Connection, q: DecisionQuery) -> list[DecisionRecord]:
         (c.queue_id, q.queue_id),
     ):
         if value is not None:
-            stmt = stmt.where(column == value)
+            stmt = stmt.where(col == value)
     if q.since is not None:
         stmt = stmt.where(c.time >= q.since)
     if q.until is not None:

@@ -125,8 +125,7 @@ class Store:
                 decisions.insert_rows(conn, rows)
                 fresh = list(rows)
             if fresh:
-                ids = [r[decisions.EVENT_ID] for r in fresh] if conn.dialect.name != "sqlite" else []
-                correspondents.learn_from_decisions(conn, after_seq=after, event_ids=ids)
+                correspondents.learn_from_decisions(conn, after_seq=after)
             return len(fresh)
 
     def write_decision_rows(self, rows: Sequence[dict[str, Any]], *, replay: bool = False) -> int:
