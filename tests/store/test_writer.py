@@ -171,3 +171,12 @@ def test_kill_9_during_heavy_writes_loses_nothing_committed(tmp_path: Path) -> N
         total = conn.execute(text("SELECT coalesce(sum(count), 0) FROM tg_correspondent_domains")).scalar()
     assert total == len(stored)
     store.close()
+
+
+def test_close_stores_what_spilled(sqlite_store: Store) -> None:
+    writer = DecisionWriter(sqlite_store, queue_size=5, batch_size=5)
+    for i in range(300):
+        writer.submit(_event(i))
+    writer.close()
+    assert writer.backlog == 0 and writer.written + writer.replayed == 300
+    assert sqlite_store.count_decisions() == 300

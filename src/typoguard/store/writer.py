@@ -163,9 +163,12 @@ class DecisionWriter:
                     continue
                 self._stop.wait(min(self.flush_interval, oldest + self.flush_interval - now))
                 continue
-            self._idle.set()
             if self._stop.is_set():
+                if self.spool.pending and self.db_ok:
+                    self._replay()  # close() leaves nothing behind that the database could take
+                self._idle.set()
                 return
+            self._idle.set()
             if self.spool.pending and (self.db_ok or time.monotonic() >= self._next_retry):
                 self._replay()  # overflow spilled while busy, or a retry while the database is down
             self._stop.wait(self.flush_interval)
