@@ -108,6 +108,8 @@ class ExposureResolver:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._ns: dict[str, asyncio.Task[_Reply]] = {}
         self.queries = 0
+        self.peak_in_flight = 0  # the most queries that were ever in flight together
+        self._in_flight = 0
 
     async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> _Reply:
         """One question, with retries after timeouts; never raises for DNS trouble."""
@@ -116,6 +118,8 @@ class ExposureResolver:
         for _attempt in range(self.settings.retries + 1):
             async with self._slots:
                 self.queries += 1
+                self._in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
                 try:
                     answer = await self._resolver.resolve(
                         qname, rdtype, search=False, raise_on_no_answer=False
@@ -130,6 +134,8 @@ class ExposureResolver:
                     return _Reply(error=f"{rdtype.name}: {_server_failure(exc)}")
                 except dns.exception.DNSException as exc:
                     return _Reply(error=f"{rdtype.name}: {exc}")
+                finally:
+                    self._in_flight -= 1
             if answer.rrset is None:
                 return _Reply()
             return _Reply(values=tuple(_text(rdtype, rd) for rd in answer.rrset))
@@ -156,9 +162,11 @@ class ExposureResolver:
         mx = await self._query(name, dns.rdatatype.MX)
         if mx.nxdomain:
             return DnsAnswers(name, nxdomain=True, queries=self.queries - start)
+        if mx.error:  # the server is in trouble: asking it more about this name would only wait longer
+            return DnsAnswers(name, error=mx.error, queries=self.queries - start)
         addresses: tuple[str, ...] = ()
-        error = mx.error
-        if not mx.values and not mx.error:
+        error = ""
+        if not mx.values:
             a = await self._query(name, dns.rdatatype.A)
             addresses, error = a.values, a.error
             if not addresses and not error:
