@@ -202,6 +202,7 @@ def _run_with_progress(todo: Any, settings: Any, registrable: Any, show: bool, s
     distinct = len({c.lookalike for c in todo})
     if not show:
         return asyncio.run(scan(todo, settings, registrable))
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
@@ -210,6 +211,7 @@ def _run_with_progress(todo: Any, settings: Any, registrable: Any, show: bool, s
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         transient=True,
+        console=Console(stderr=True),  # stdout may carry --json/--csv
     ) as bar:
         task = bar.add_task("resolve", total=distinct)
 

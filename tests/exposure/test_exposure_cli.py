@@ -158,3 +158,16 @@ def test_postmap_builds_and_answers_from_the_exported_map(
         [*postmap, "-q", "army.mil", f"hash:{table}"], capture_output=True, text=True, check=False
     )
     assert miss.returncode == 1  # the real domain is not in the block list
+
+
+def test_progress_goes_to_stderr_so_json_stays_parseable(dns_lab: LocalDnsServer, typoguard_exe: str) -> None:
+    args = [a for a in _lab(dns_lab) if a != "--no-progress"]
+    proc = subprocess.run(
+        [typoguard_exe, *args, "--json", "--progress"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["format"] == "typoguard-exposure/1"

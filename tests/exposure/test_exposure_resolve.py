@@ -92,3 +92,11 @@ def test_concurrency_is_bounded(dns_lab: LocalDnsServer) -> None:
     assert queries == 300
     assert PEAK[-1] == 7
     assert all(a.nxdomain for a in answers.values())
+
+
+def test_an_answer_too_big_for_udp_is_fetched_over_tcp() -> None:
+    hosts = [f"{10 + i} mail-exchanger-number-{i}.bigprovider.example." for i in range(30)]
+    with LocalDnsServer({"big.ml": {"MX": hosts}}) as server:
+        answers, _ = _resolve(server, ["big.ml"], timeout=1)
+    assert len(answers["big.ml"].mx) == 30
+    assert _status(answers["big.ml"]) is Status.ACCEPTS_MAIL
