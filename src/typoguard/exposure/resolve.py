@@ -113,7 +113,10 @@ class ExposureResolver:
 
     async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> _Reply:
         """One question, with retries after timeouts; never raises for DNS trouble."""
-        qname = dns.name.from_text(name)
+        try:
+            qname = dns.name.from_text(name)
+        except dns.exception.DNSException as exc:  # a label over 63 octets: no server can be asked
+            return _Reply(error=f"{name!r} cannot be asked: {exc}")
         error = ""
         for _attempt in range(self.settings.retries + 1):
             async with self._slots:
