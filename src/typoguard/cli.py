@@ -60,6 +60,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "audit": "typoguard.cli_audit",
     "exposure": "typoguard.cli_exposure",
     "export": "typoguard.cli_exposure",
+    "token": "typoguard.cli_http",
+    "http": "typoguard.cli_http",
 }
 
 

@@ -88,12 +88,22 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    enabled: bool = False  # started by `typoguard serve` when true; `typoguard http` runs it on its own
+    listen: str = "127.0.0.1:8025"  # host:port
+    session_secret_file: str = ""  # key signing session cookies; empty: <data_dir>/http-session.key
+    login_attempts_per_minute: int = 5  # per client IP
+    session_max_age: int = 8 * 3600  # seconds
+
+
+@dataclass(frozen=True)
 class Config:
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     policyd: PolicydConfig = field(default_factory=PolicydConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     source: str = "<defaults>"
     base_dir: str = "."
 
@@ -107,6 +117,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "policyd": PolicydConfig,
     "store": StoreConfig,
     "log": LogConfig,
+    "http": HttpConfig,
 }
 
 

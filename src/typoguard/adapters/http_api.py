@@ -1,0 +1,518 @@
+"""JSON API (and the dashboard's mount point) over ASGI: warn before send, let admins see and act.
+
+    app = create_app(config)                 # Starlette app; uvicorn/hypercorn or serve_http(config)
+    POST /v1/check        scope check   {"sender", "recipients": [...]} -> verdicts (typoguard check JSON)
+    GET  /v1/decisions    scope read    filters + pagination (before=<seq>)
+    GET  /v1/stats        scope read    per day and action, top look-alike domains, top senders
+    GET  /v1/held         scope read    Postfix hold queue joined with the decisions that held it
+    POST /v1/held/{id}/release, DELETE /v1/held/{id}                 scope admin (recorded with who)
+    GET/POST /v1/overrides, DELETE /v1/overrides/{id}                  read / admin / admin
+    GET  /metrics         scope read    Prometheus text;   GET /healthz, GET /openapi.json: no token
+
+Tokens (``Authorization: Bearer tg_...``) come from ``typoguard token create``; see ``store/tokens.py``.
+A request without a valid token gets 401, one whose scope is too small 403, whatever it asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import uvicorn
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import Counter as PromCounter
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from typoguard.config import Config
+from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, StoreError, TypoguardError
+from typoguard.service import Guard
+from typoguard.store import (
+    DecisionQuery,
+    DecisionRecord,
+    Override,
+    PostfixQueue,
+    QueuedMessage,
+    Store,
+    open_store,
+)
+from typoguard.store.held import check_queue_id
+from typoguard.store.schema import decisions as decisions_table
+from typoguard.store.tokens import ApiToken, TokenStore, scope_allows
+
+MAX_RECIPIENTS = 1000
+MAX_PAGE = 1000
+TOKEN_CACHE_SECONDS = 2.0  # a revoked token stops working within this long on every worker
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HoldQueue(Protocol):
+    """What the API needs of Postfix's queue (``PostfixQueue``; a fake in unit tests)."""
+
+    def held(self) -> list[QueuedMessage]: ...
+    def release(self, queue_id: str) -> None: ...
+    def delete(self, queue_id: str) -> None: ...
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class ApiState:
+    """What every request handler shares: the guard, the store, tokens and metrics."""
+
+    def __init__(self, config: Config, guard: Guard, store: Store, queue: HoldQueue) -> None:
+        self.config = config
+        self.guard = guard
+        self.store = store
+        self.queue = queue
+        self.tokens = TokenStore(store)
+        self._token_cache: dict[str, tuple[float, ApiToken | None]] = {}
+        self.registry = CollectorRegistry()
+        self.requests = PromCounter(
+            "typoguard_http_requests", "HTTP API requests", ["endpoint", "status"], registry=self.registry
+        )
+        self.verdicts = PromCounter(
+            "typoguard_http_verdicts", "Verdicts given by POST /v1/check", ["action"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "typoguard_http_check_seconds",
+            "POST /v1/check latency",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1),
+            registry=self.registry,
+        )
+
+    def authenticate(self, request: Request) -> ApiToken | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return None
+        secret = secret.strip()
+        now = time.monotonic()
+        cached = self._token_cache.get(secret)
+        if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
+            return cached[1]
+        token = self.tokens.verify(secret)
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        self._token_cache[secret] = (now, token)
+        return token
+
+
+def _who(request: Request) -> str:
+    token: ApiToken | None = request.scope.get("typoguard.token")
+    if token is not None:
+        return f"token:{token.name}"
+    user = request.scope.get("typoguard.user")
+    return str(user) if user else "unknown"
+
+
+def requires(scope: str) -> Callable[[Handler], Handler]:
+    """Wrap a handler: 401 without a valid token (or dashboard session), 403 if its scope is too small."""
+
+    def wrap(handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            state: ApiState = request.app.state.api
+            token = state.authenticate(request)
+            if token is None:
+                return _error(401, "a valid API token is required (Authorization: Bearer ...)")
+            if not scope_allows(token.scope, scope):
+                return _error(403, f"this endpoint needs scope {scope!r}; the token has {token.scope!r}")
+            request.scope["typoguard.token"] = token
+            try:
+                return await handler(request)
+            except ApiError as exc:
+                return _error(exc.status, exc.message)
+            except (ConfigError, InvalidAddress) as exc:
+                return _error(400, str(exc))
+            except MailQueueError as exc:
+                return _error(409 if "no held message" in str(exc) else 502, str(exc))
+            except StoreError as exc:
+                return _error(503, str(exc))
+            except TypoguardError as exc:
+                return _error(500, str(exc))
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        return endpoint
+
+    return wrap
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError(400, "the body must be a JSON object") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _text_param(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return value if value else None
+
+
+def _number_param(request: Request, name: str, kind: type[int] | type[float], low: float, high: float) -> Any:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise ApiError(400, f"{name} must be a number") from exc
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be between {low} and {high}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- check
+def check_recipients(guard: Guard, recipients: list[str]) -> list[dict[str, Any]]:
+    """Verdicts for each recipient, each exactly the JSON of ``typoguard check --format json``."""
+    return [guard.check(r).to_dict() for r in recipients]
+
+
+@requires("check")
+async def post_check(request: Request) -> Response:
+    """Verdicts for a message's recipients, before it is sent."""
+    state: ApiState = request.app.state.api
+    started = time.perf_counter()
+    body = await _json_body(request)
+    recipients = body.get("recipients")
+    sender = body.get("sender", "")
+    if not isinstance(sender, str):
+        raise ApiError(400, "sender must be a string")
+    if not isinstance(recipients, list) or not recipients or not all(isinstance(r, str) for r in recipients):
+        raise ApiError(400, "recipients must be a non-empty list of addresses")
+    if len(recipients) > MAX_RECIPIENTS:
+        raise ApiError(400, f"at most {MAX_RECIPIENTS} recipients per request")
+    verdicts = check_recipients(state.guard, recipients)
+    for v in verdicts:
+        state.verdicts.labels(v["action"]).inc()
+    worst = max((v["action"] for v in verdicts), key=_ACTION_ORDER.index)
+    state.latency.observe(time.perf_counter() - started)
+    return JSONResponse({"sender": sender, "action": worst, "verdicts": verdicts})
+
+
+_ACTION_ORDER = ["allow", "warn", "hold", "reject"]
+
+
+# ---------------------------------------------------------------------------------------------- read
+def decision_dict(record: DecisionRecord) -> dict[str, Any]:
+    e = record.event
+    return {
+        "seq": record.seq,
+        "time": e.time,
+        "node": e.node,
+        "queue_id": e.queue_id,
+        "sender": e.sender,
+        "recipient": e.recipient,
+        "domain": e.domain,
+        "action": e.action,
+        "intended": e.intended,
+        "kind": e.kind,
+        "score": e.score,
+        "mode": e.mode,
+    }
+
+
+def decision_query(request: Request) -> DecisionQuery:
+    action = _text_param(request, "action")
+    if action is not None and action not in _ACTION_ORDER:
+        raise ApiError(400, f"action must be one of {', '.join(_ACTION_ORDER)}")
+    return DecisionQuery(
+        since=_number_param(request, "since", float, 0, 1e11),
+        until=_number_param(request, "until", float, 0, 1e11),
+        domain=_text_param(request, "domain"),
+        recipient=_text_param(request, "recipient"),
+        sender=_text_param(request, "sender"),
+        action=action,
+        before_seq=_number_param(request, "before", int, 1, 2**62),
+        limit=_number_param(request, "limit", int, 1, MAX_PAGE) or 100,
+    )
+
+
+@requires("read")
+async def get_decisions(request: Request) -> Response:
+    """Decisions, newest first; the next page: ``before=<next_before>``."""
+    state: ApiState = request.app.state.api
+    query = decision_query(request)
+    records = await asyncio.to_thread(state.store.decisions, query)
+    page = [decision_dict(r) for r in records]
+    next_before = records[-1].seq if len(records) == query.limit else None
+    return JSONResponse({"decisions": page, "next_before": next_before})
+
+
+def decision_stats(store: Store, *, days: int, top: int = 10, now: float | None = None) -> dict[str, Any]:
+    """Counts for the last ``days`` days: per UTC day and action, top look-alike domains, top senders."""
+    since = (time.time() if now is None else now) - days * 86400
+    c = decisions_table.c
+    stmt = select(c.time, c.action, c.domain, c.intended, c.sender).where(c.time >= since)
+    per_day: dict[str, Counter[str]] = {}
+    lookalikes: Counter[tuple[str, str]] = Counter()
+    senders: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    with store.engine.connect() as conn:
+        for row in conn.execute(stmt):
+            t, action, domain, intended = float(row.time), str(row.action), str(row.domain), row.intended
+            sender = str(row.sender)
+            day = time.strftime("%Y-%m-%d", time.gmtime(t))
+            per_day.setdefault(day, Counter())[action] += 1
+            total[action] += 1
+            if action != "allow" and intended:
+                lookalikes[(domain, str(intended))] += 1
+                senders[sender or "<>"] += 1
+    return {
+        "since": since,
+        "days": days,
+        "total": {a: total.get(a, 0) for a in _ACTION_ORDER},
+        "per_day": [
+            {"day": day, **{a: counts.get(a, 0) for a in _ACTION_ORDER}}
+            for day, counts in sorted(per_day.items())
+        ],
+        "top_lookalikes": [
+            {"domain": d, "intended": i, "count": n} for (d, i), n in lookalikes.most_common(top)
+        ],
+        "top_senders": [{"sender": s, "count": n} for s, n in senders.most_common(top)],
+    }
+
+
+@requires("read")
+async def get_stats(request: Request) -> Response:
+    """Decision counts per day and action, top look-alike domains and top senders (flagged mail only)."""
+    state: ApiState = request.app.state.api
+    days = _number_param(request, "days", int, 1, 3660) or 30
+    stats = await asyncio.to_thread(decision_stats, state.store, days=days)
+    return JSONResponse(stats)
+
+
+# ---------------------------------------------------------------------------------------------- held
+def held_list(state: ApiState) -> list[dict[str, Any]]:
+    out = []
+    for held in state.store.held(state.queue):  # type: ignore[arg-type]  # any HoldQueue will do
+        m = held.message
+        out.append(
+            {
+                "queue_id": m.queue_id,
+                "arrival_time": m.arrival_time,
+                "size": m.size,
+                "sender": m.sender,
+                "recipients": list(m.recipients),
+                "decision": decision_dict(held.decision) if held.decision else None,
+            }
+        )
+    return out
+
+
+@requires("read")
+async def get_held(request: Request) -> Response:
+    """Messages in Postfix's hold queue, with the decision that held each."""
+    state: ApiState = request.app.state.api
+    return JSONResponse({"held": await asyncio.to_thread(held_list, state)})
+
+
+def act_on_held(state: ApiState, queue_id: str, action: str, who: str, reason: str) -> None:
+    """Release or delete a held message and record who did it. ``ApiError`` 400 for a malformed id."""
+    try:
+        check_queue_id(queue_id)
+    except MailQueueError as exc:
+        raise ApiError(400, str(exc)) from exc
+    if action == "release":
+        state.queue.release(queue_id)
+    else:
+        state.queue.delete(queue_id)
+    state.store.record_held_action(queue_id, action, by=who, reason=reason)
+
+
+@requires("admin")
+async def post_release(request: Request) -> Response:
+    """Release a held message for delivery (recorded with the token's name)."""
+    state: ApiState = request.app.state.api
+    queue_id = request.path_params["queue_id"]
+    await asyncio.to_thread(act_on_held, state, queue_id, "release", _who(request), "released via HTTP API")
+    return JSONResponse({"queue_id": queue_id, "action": "release", "by": _who(request)})
+
+
+@requires("admin")
+async def delete_held(request: Request) -> Response:
+    """Delete a held message (recorded with the token's name)."""
+    state: ApiState = request.app.state.api
+    queue_id = request.path_params["queue_id"]
+    await asyncio.to_thread(act_on_held, state, queue_id, "delete", _who(request), "deleted via HTTP API")
+    return JSONResponse({"queue_id": queue_id, "action": "delete", "by": _who(request)})
+
+
+# ---------------------------------------------------------------------------------------------- overrides
+def override_dict(o: Override) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "domain": o.domain,
+        "action": o.action,
+        "reason": o.reason,
+        "created_by": o.created_by,
+        "created_at": o.created_at,
+        "expires_at": o.expires_at,
+        "removed_by": o.removed_by,
+        "removed_at": o.removed_at,
+    }
+
+
+@requires("read")
+async def get_overrides(request: Request) -> Response:
+    """Active overrides (``?all=1``: removed and expired ones too)."""
+    state: ApiState = request.app.state.api
+    include = request.query_params.get("all") in ("1", "true")
+    rows = await asyncio.to_thread(state.store.overrides, include_inactive=include)
+    return JSONResponse({"overrides": [override_dict(o) for o in rows]})
+
+
+@requires("admin")
+async def post_override(request: Request) -> Response:
+    """Allow or block a domain on every node: {"domain", "action": allow|block, "reason", "expires_in"?}."""
+    state: ApiState = request.app.state.api
+    body = await _json_body(request)
+    domain, action, reason = body.get("domain"), body.get("action"), body.get("reason")
+    expires_in = body.get("expires_in")
+    if not isinstance(domain, str) or not isinstance(action, str) or not isinstance(reason, str):
+        raise ApiError(400, "domain, action and reason must be strings")
+    if expires_in is not None and (
+        not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0
+    ):
+        raise ApiError(400, "expires_in must be a positive number of seconds")
+    added = await asyncio.to_thread(
+        state.store.add_override, domain, action, reason=reason, by=_who(request), expires_in=expires_in
+    )
+    return JSONResponse(override_dict(added), status_code=201)
+
+
+@requires("admin")
+async def delete_override(request: Request) -> Response:
+    """Remove an override by id (recorded with the token's name)."""
+    state: ApiState = request.app.state.api
+    try:
+        override_id = int(request.path_params["override_id"])
+    except ValueError as exc:
+        raise ApiError(404, "no such override") from exc
+    n = await asyncio.to_thread(
+        state.store.remove_override, override_id=override_id, by=_who(request), reason="removed via HTTP API"
+    )
+    if n == 0:
+        raise ApiError(404, "no such override")
+    return JSONResponse({"removed": n})
+
+
+# ---------------------------------------------------------------------------------------------- ops
+async def healthz(request: Request) -> Response:
+    """Liveness: the index is compiled and the store answers."""
+    state: ApiState = request.app.state.api
+    try:
+        await asyncio.to_thread(state.store.schema_version)
+    except TypoguardError as exc:
+        return JSONResponse({"status": "degraded", "error": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+@requires("read")
+async def metrics(request: Request) -> Response:
+    state: ApiState = request.app.state.api
+    return Response(generate_latest(state.registry), media_type="text/plain; version=0.0.4")
+
+
+async def openapi(request: Request) -> Response:
+    from typoguard.web.openapi import document
+
+    return JSONResponse(document())
+
+
+def api_routes() -> list[Route]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/check", post_check, methods=["POST"]),
+        Route("/v1/decisions", get_decisions, methods=["GET"]),
+        Route("/v1/stats", get_stats, methods=["GET"]),
+        Route("/v1/held", get_held, methods=["GET"]),
+        Route("/v1/held/{queue_id}/release", post_release, methods=["POST"]),
+        Route("/v1/held/{queue_id}", delete_held, methods=["DELETE"]),
+        Route("/v1/overrides", get_overrides, methods=["GET"]),
+        Route("/v1/overrides", post_override, methods=["POST"]),
+        Route("/v1/overrides/{override_id}", delete_override, methods=["DELETE"]),
+    ]
+
+
+def create_app(
+    config: Config,
+    *,
+    guard: Guard | None = None,
+    store: Store | None = None,
+    queue: HoldQueue | None = None,
+) -> Starlette:
+    """The ASGI app. ``guard``/``store`` default to ones built from ``config`` (the store is then closed
+    on shutdown); ``queue`` defaults to the local Postfix (``PostfixQueue()``)."""
+    owns_store = store is None
+    the_store = open_store(config) if store is None else store
+    state = ApiState(
+        config,
+        Guard.from_config(config) if guard is None else guard,
+        the_store,
+        PostfixQueue() if queue is None else queue,
+    )
+    from typoguard.web.auth import LoginRateLimit
+    from typoguard.web.dashboard import dashboard_middleware, dashboard_routes
+
+    routes: list[BaseRoute] = [*api_routes(), *dashboard_routes()]
+    middleware = dashboard_middleware(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owns_store:
+            the_store.close()
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.api = state
+    app.state.login_limit = LoginRateLimit(config.http.login_attempts_per_minute)
+    return app
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"[http] listen must be host:port, got {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def uvicorn_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for ``app`` (not started): ``await server.serve()``, stop with ``should_exit``."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on", server_header=False
+    )
+    return uvicorn.Server(config)
+
+
+def serve_http(config: Config) -> int:
+    """Run the API and dashboard on ``[http] listen`` until interrupted. Returns an exit code.
+
+    To run it inside another asyncio program (``typoguard serve``): ``server = uvicorn_server(create_app(
+    config), *parse_listen(config.http.listen))`` and ``await server.serve()`` as a task; set
+    ``server.should_exit = True`` to stop it."""
+    host, port = parse_listen(config.http.listen)
+    server = uvicorn_server(create_app(config), host, port)
+    server.run()
+    return 0 if server.started else 1

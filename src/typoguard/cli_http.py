@@ -1,0 +1,151 @@
+"""HTTP API commands: ``typoguard token create|list|revoke`` and ``typoguard http``.
+
+Registered by ``typoguard.cli`` through ``COMMANDS``. Exit codes: 0 done, 1 the operation failed (database
+down, nothing to revoke), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from typoguard.config import load_config
+from typoguard.errors import ConfigError, TypoguardError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Usage(click.UsageError):
+    exit_code = 2
+
+
+class _Failed(click.ClickException):
+    exit_code = 1
+
+
+def _config_option(f: F) -> F:
+    return click.option(
+        "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config."
+    )(f)
+
+
+def _translate_errors(f: F) -> F:
+    """ConfigError -> exit 2, any other TypoguardError -> exit 1, both with one line on stderr."""
+
+    @wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ConfigError as exc:
+            raise _Usage(str(exc)) from None
+        except TypoguardError as exc:
+            raise _Failed(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _tokens(config_path: Path | None) -> Iterator[Any]:
+    from typoguard.store import open_store
+    from typoguard.store.tokens import TokenStore
+
+    store = open_store(load_config(config_path))
+    try:
+        yield TokenStore(store)
+    finally:
+        store.close()
+
+
+def _when(t: float | None) -> str:
+    return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.group()
+def token() -> None:
+    """API tokens for the HTTP API and the dashboard (scopes: check < read < admin)."""
+
+
+@token.command()
+@_config_option
+@click.option("--scope", type=click.Choice(["check", "read", "admin"]), required=True)
+@click.option("--name", required=True, help="Who or what uses it (recorded with every admin action).")
+@click.option("--by", default=None, help="Who creates it (default: $USER).")
+@_translate_errors
+def create(config_path: Path | None, scope: str, name: str, by: str | None) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    who = by or os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
+    with _tokens(config_path) as tokens:
+        record, secret = tokens.create(name, scope, by=who)
+    click.echo(secret)
+    click.echo(f"token {record.id} ({record.name}, scope {record.scope}): shown once, store it now", err=True)
+
+
+@token.command(name="list")
+@_config_option
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_translate_errors
+def list_tokens(config_path: Path | None, include_revoked: bool, fmt: str) -> None:
+    """List tokens (never their secrets)."""
+    with _tokens(config_path) as tokens:
+        rows = tokens.list(include_revoked=include_revoked)
+    if fmt == "json":
+        for t in rows:
+            sys.stdout.write(
+                orjson.dumps(
+                    {
+                        "id": t.id,
+                        "name": t.name,
+                        "scope": t.scope,
+                        "created_by": t.created_by,
+                        "created_at": t.created_at,
+                        "revoked_at": t.revoked_at,
+                    }
+                ).decode()
+                + "\n"
+            )
+        return
+    for t in rows:
+        revoked = f"  revoked {_when(t.revoked_at)}" if t.revoked_at else ""
+        click.echo(f"{t.id:>4}  {t.scope:<6} {t.name:<24} by {t.created_by} {_when(t.created_at)}{revoked}")
+
+
+@token.command()
+@_config_option
+@click.argument("token_id", type=int)
+@_translate_errors
+def revoke(config_path: Path | None, token_id: int) -> None:
+    """Revoke token TOKEN_ID (see `typoguard token list`)."""
+    with _tokens(config_path) as tokens:
+        if not tokens.revoke(token_id):
+            raise _Failed(f"no active token with id {token_id}")
+    click.echo(f"token {token_id} revoked")
+
+
+@click.command()
+@_config_option
+@click.option("--listen", default=None, help="host:port (default: [http] listen, 127.0.0.1:8025).")
+@_translate_errors
+def http(config_path: Path | None, listen: str | None) -> None:
+    """Run the HTTP API and dashboard on its own (`typoguard serve` starts it when [http] enabled)."""
+    from dataclasses import replace
+
+    from typoguard.adapters.http_api import parse_listen, serve_http
+
+    config = load_config(config_path)
+    if listen is not None:
+        parse_listen(listen)
+        config = replace(config, http=replace(config.http, listen=listen))
+    sys.exit(serve_http(config))
+
+
+COMMANDS: list[click.Command] = [token, http]

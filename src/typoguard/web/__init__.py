@@ -1,0 +1,1 @@
+"""The HTTP API's published OpenAPI document and the server-rendered dashboard (templates, SVG charts)."""

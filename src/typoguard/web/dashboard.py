@@ -1,0 +1,273 @@
+"""The dashboard: server-rendered pages over the same state as the JSON API (see adapters/http_api.py).
+
+    /login, /logout            sign in with a read or admin token (rate-limited per client address)
+    /dashboard                 overview: decisions per day by action, top look-alike domains, top senders
+    /dashboard/decisions       the decision log with filters and pagination
+    /dashboard/held            held mail; release / delete (admin)
+    /dashboard/overrides       overrides; add / remove (admin)
+    /dashboard/try             "try an address": the verdict and why
+
+Every POST checks the session's CSRF token; admin actions are recorded with the signed-in token's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from typoguard.config import Config
+from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, TypoguardError
+from typoguard.store.tokens import ApiToken, scope_allows
+from typoguard.web import charts
+from typoguard.web.auth import LoginRateLimit, client_address, csrf_ok, csrf_token, session_secret
+
+_WEB = files("typoguard.web")
+templates = Jinja2Templates(directory=str(_WEB / "templates"))
+templates.env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) if t else ""
+Page = Callable[[Request, ApiToken], Awaitable[Response]]
+
+
+def dashboard_middleware(config: Config) -> list[Middleware]:
+    return [
+        Middleware(
+            SessionMiddleware,
+            secret_key=session_secret(config),
+            session_cookie="typoguard_session",
+            max_age=config.http.session_max_age,
+            same_site="strict",
+            https_only=False,  # loopback by default; behind TLS the proxy sets Secure
+        )
+    ]
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.api
+
+
+def _render(
+    request: Request, name: str, token: ApiToken | None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    context.update(
+        user=token.name if token else None,
+        is_admin=token is not None and scope_allows(token.scope, "admin"),
+        csrf=csrf_token(request),
+        message=request.query_params.get("msg", ""),
+    )
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _back(path: str, message: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'msg': message})}", status_code=303)
+
+
+def signed_in(admin: bool = False) -> Callable[[Page], Callable[[Request], Awaitable[Response]]]:
+    """A page for signed-in users (admins only with ``admin``); POSTs must carry the CSRF token."""
+
+    def wrap(page: Page) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            token_id = request.session.get("token_id")
+            token = None
+            if isinstance(token_id, int):
+                token = await asyncio.to_thread(_state(request).tokens.active, token_id)
+            if token is None or not scope_allows(token.scope, "read"):
+                request.session.pop("token_id", None)
+                return RedirectResponse("/login", status_code=303)
+            if request.method == "POST":
+                form = await request.form()
+                if not csrf_ok(request, form.get("csrf")):
+                    return HTMLResponse("CSRF token missing or wrong; reload the page.", status_code=403)
+            if admin and not scope_allows(token.scope, "admin"):
+                return HTMLResponse("This needs an admin token.", status_code=403)
+            request.scope["typoguard.token"] = token
+            return await page(request, token)
+
+        endpoint.__name__ = page.__name__
+        return endpoint
+
+    return wrap
+
+
+# ---------------------------------------------------------------------------------------------- login
+async def login(request: Request) -> Response:
+    if request.method == "GET":
+        return _render(request, "login.html", None, error="")
+    limiter: LoginRateLimit = request.app.state.login_limit
+    if not limiter.allow(client_address(request)):
+        return _render(
+            request, "login.html", None, error="Too many attempts; wait a minute.", status_code=429
+        )
+    form = await request.form()
+    if not csrf_ok(request, form.get("csrf")):
+        return _render(request, "login.html", None, error="The form expired; try again.", status_code=403)
+    secret = form.get("token")
+    token = (
+        await asyncio.to_thread(_state(request).tokens.verify, secret) if isinstance(secret, str) else None
+    )
+    if token is None or not scope_allows(token.scope, "read"):
+        return _render(
+            request, "login.html", None, error="That token is not valid for the dashboard.", status_code=401
+        )
+    request.session.clear()  # a new session on sign-in (no fixation)
+    request.session["token_id"] = token.id
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    if csrf_ok(request, form.get("csrf")):
+        request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+async def root(request: Request) -> Response:
+    return RedirectResponse("/dashboard", status_code=303)
+
+
+# ---------------------------------------------------------------------------------------------- pages
+@signed_in()
+async def overview(request: Request, token: ApiToken) -> Response:
+    from typoguard.adapters.http_api import decision_stats
+
+    days = 30
+    stats = await asyncio.to_thread(decision_stats, _state(request).store, days=days)
+    per_day = charts.stacked_bars(stats["per_day"], ["allow", "warn", "hold", "reject"])
+    lookalikes = charts.horizontal_bars(
+        [(f"{r['domain']} → {r['intended']}", r["count"]) for r in stats["top_lookalikes"]],
+        label="top look-alike domains",
+    )
+    senders = charts.horizontal_bars(
+        [(r["sender"], r["count"]) for r in stats["top_senders"]], label="top senders of flagged mail"
+    )
+    return _render(
+        request,
+        "overview.html",
+        token,
+        stats=stats,
+        days=days,
+        per_day=per_day,
+        lookalikes=lookalikes,
+        senders=senders,
+    )
+
+
+@signed_in()
+async def decisions_page(request: Request, token: ApiToken) -> Response:
+    from typoguard.adapters.http_api import ApiError, decision_dict, decision_query
+
+    try:
+        query = decision_query(request)
+    except ApiError as exc:
+        return _back("/dashboard/decisions", exc.message)
+    records = await asyncio.to_thread(_state(request).store.decisions, query)
+    rows = [decision_dict(r) for r in records]
+    filters = {k: v for k, v in request.query_params.items() if k not in ("before", "msg") and v}
+    next_url = None
+    if len(records) == query.limit:
+        next_url = "/dashboard/decisions?" + urlencode({**filters, "before": records[-1].seq})
+    return _render(request, "decisions.html", token, rows=rows, filters=filters, next_url=next_url)
+
+
+@signed_in()
+async def held_page(request: Request, token: ApiToken) -> Response:
+    from typoguard.adapters.http_api import held_list
+
+    try:
+        held = await asyncio.to_thread(held_list, _state(request))
+        error = ""
+    except TypoguardError as exc:
+        held, error = [], str(exc)
+    return _render(request, "held.html", token, held=held, error=error)
+
+
+@signed_in(admin=True)
+async def held_action(request: Request, token: ApiToken) -> Response:
+    from typoguard.adapters.http_api import ApiError, act_on_held
+
+    queue_id = request.path_params["queue_id"]
+    action = request.path_params["action"]
+    if action not in ("release", "delete"):
+        return _back("/dashboard/held", f"unknown action {action}")
+    try:
+        await asyncio.to_thread(
+            act_on_held, _state(request), queue_id, action, f"token:{token.name}", f"{action}d in dashboard"
+        )
+    except ApiError as exc:
+        return _back("/dashboard/held", exc.message)
+    except (MailQueueError, ConfigError) as exc:
+        return _back("/dashboard/held", str(exc))
+    return _back("/dashboard/held", f"{queue_id}: {action}d")
+
+
+@signed_in()
+async def overrides_page(request: Request, token: ApiToken) -> Response:
+    rows = await asyncio.to_thread(_state(request).store.overrides)
+    return _render(request, "overrides.html", token, overrides=rows)
+
+
+@signed_in(admin=True)
+async def override_add(request: Request, token: ApiToken) -> Response:
+    form = await request.form()
+    domain, action, reason = (str(form.get(k, "")).strip() for k in ("domain", "action", "reason"))
+    try:
+        added = await asyncio.to_thread(
+            _state(request).store.add_override, domain, action, reason=reason, by=f"token:{token.name}"
+        )
+    except (ConfigError, InvalidAddress) as exc:
+        return _back("/dashboard/overrides", str(exc))
+    return _back("/dashboard/overrides", f"{added.action} {added.domain}: added")
+
+
+@signed_in(admin=True)
+async def override_remove(request: Request, token: ApiToken) -> Response:
+    try:
+        override_id = int(request.path_params["override_id"])
+    except ValueError:
+        return _back("/dashboard/overrides", "no such override")
+    n = await asyncio.to_thread(
+        _state(request).store.remove_override,
+        override_id=override_id,
+        by=f"token:{token.name}",
+        reason="removed in dashboard",
+    )
+    return _back("/dashboard/overrides", "removed" if n else "no such override")
+
+
+@signed_in()
+async def try_page(request: Request, token: ApiToken) -> Response:
+    address = ""
+    verdict: dict[str, Any] | None = None
+    if request.method == "POST":
+        form = await request.form()
+        address = str(form.get("address", "")).strip()
+        if address:
+            verdict = _state(request).guard.check(address).to_dict()
+    return _render(request, "try.html", token, address=address, verdict=verdict)
+
+
+def dashboard_routes() -> list[Route | Mount]:
+    return [
+        Route("/", root, methods=["GET"]),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/dashboard", overview, methods=["GET"]),
+        Route("/dashboard/decisions", decisions_page, methods=["GET"]),
+        Route("/dashboard/held", held_page, methods=["GET"]),
+        Route("/dashboard/held/{queue_id}/{action}", held_action, methods=["POST"]),
+        Route("/dashboard/overrides", overrides_page, methods=["GET"]),
+        Route("/dashboard/overrides", override_add, methods=["POST"]),
+        Route("/dashboard/overrides/{override_id}/remove", override_remove, methods=["POST"]),
+        Route("/dashboard/try", try_page, methods=["GET", "POST"]),
+        Mount("/static", app=StaticFiles(directory=str(_WEB / "static")), name="static"),
+    ]

@@ -1,0 +1,262 @@
+"""The OpenAPI 3.0 document of the JSON API (``GET /openapi.json``), written out by hand.
+
+Kept next to the handlers' contract rather than generated: schemathesis (tests/http) fuzzes the running app
+against this document, so a handler and its description cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ACTIONS = ["allow", "warn", "hold", "reject"]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERR = {"401": _json(_ref("Error"), "no valid token"), "403": _json(_ref("Error"), "scope too small")}
+_BAD = {"400": _json(_ref("Error"), "invalid request")}
+
+
+def _q(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _p(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _op(summary: str, scope: str | None, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    if scope is None:
+        op["security"] = []
+    else:
+        op["description"] = f"Needs a token of scope `{scope}` (or higher)."
+        responses.update(_ERR)
+    return op
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    nullable_str = {"type": "string", "nullable": True}
+    schemas: dict[str, Any] = {
+        "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+        "Verdict": {
+            "type": "object",
+            "description": "Exactly the JSON of `typoguard check --format json`.",
+            "properties": {
+                "recipient": {"type": "string"},
+                "domain": nullable_str,
+                "action": {"type": "string", "enum": ACTIONS},
+                "intended": nullable_str,
+                "kind": nullable_str,
+                "score": {"type": "number"},
+                "reason": {"type": "string"},
+                "error": {"type": "string"},
+            },
+            "required": ["recipient", "domain", "action", "intended", "kind", "score", "reason"],
+        },
+        "CheckRequest": {
+            "type": "object",
+            "properties": {
+                "sender": {"type": "string"},
+                "recipients": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1000},
+            },
+            "required": ["recipients"],
+        },
+        "CheckResponse": {
+            "type": "object",
+            "properties": {
+                "sender": {"type": "string"},
+                "action": {"type": "string", "enum": ACTIONS},
+                "verdicts": {"type": "array", "items": _ref("Verdict")},
+            },
+            "required": ["sender", "action", "verdicts"],
+        },
+        "Decision": {
+            "type": "object",
+            "properties": {
+                "seq": {"type": "integer"},
+                "time": {"type": "number"},
+                "node": {"type": "string"},
+                "queue_id": {"type": "string"},
+                "sender": {"type": "string"},
+                "recipient": {"type": "string"},
+                "domain": {"type": "string"},
+                "action": {"type": "string"},
+                "intended": nullable_str,
+                "kind": nullable_str,
+                "score": {"type": "number"},
+                "mode": {"type": "string"},
+            },
+        },
+        "Override": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "domain": {"type": "string"},
+                "action": {"type": "string", "enum": ["allow", "block"]},
+                "reason": {"type": "string"},
+                "created_by": {"type": "string"},
+                "created_at": {"type": "number"},
+                "expires_at": {"type": "number", "nullable": True},
+                "removed_by": nullable_str,
+                "removed_at": {"type": "number", "nullable": True},
+            },
+        },
+        "OverrideRequest": {
+            "type": "object",
+            "properties": {
+                "domain": {"type": "string"},
+                "action": {"type": "string", "enum": ["allow", "block"]},
+                "reason": {"type": "string"},
+                "expires_in": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+            },
+            "required": ["domain", "action", "reason"],
+        },
+    }
+    paths: dict[str, Any] = {
+        "/healthz": {
+            "get": _op(
+                "Liveness",
+                None,
+                {"200": _json({"type": "object"}, "ok"), "503": _json({"type": "object"}, "degraded")},
+            )
+        },
+        "/v1/check": {
+            "post": _op(
+                "Verdicts for a message's recipients, before send",
+                "check",
+                {"200": _json(_ref("CheckResponse"), "verdicts"), **_BAD},
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("CheckRequest")}},
+                },
+            )
+        },
+        "/v1/decisions": {
+            "get": _op(
+                "Decisions, newest first",
+                "read",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "decisions": {"type": "array", "items": _ref("Decision")},
+                                "next_before": {"type": "integer", "nullable": True},
+                            },
+                        },
+                        "a page of decisions",
+                    ),
+                    **_BAD,
+                },
+                parameters=[
+                    _q("since", {"type": "number", "minimum": 0, "maximum": 1e11}, "UNIX seconds"),
+                    _q("until", {"type": "number", "minimum": 0, "maximum": 1e11}, "UNIX seconds"),
+                    _q("domain", {"type": "string"}),
+                    _q("recipient", {"type": "string"}),
+                    _q("sender", {"type": "string"}),
+                    _q("action", {"type": "string", "enum": ACTIONS}),
+                    _q("before", {"type": "integer", "minimum": 1}, "next page: the last page's next_before"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                ],
+            )
+        },
+        "/v1/stats": {
+            "get": _op(
+                "Counts per day and action; top look-alike domains and senders",
+                "read",
+                {"200": _json({"type": "object"}, "statistics"), **_BAD},
+                parameters=[_q("days", {"type": "integer", "minimum": 1, "maximum": 3660})],
+            )
+        },
+        "/v1/held": {
+            "get": _op(
+                "Held mail",
+                "read",
+                {
+                    "200": _json({"type": "object"}, "held messages"),
+                    "502": _json(_ref("Error"), "Postfix failed"),
+                },
+            )
+        },
+        "/v1/held/{queue_id}/release": {
+            "post": _op(
+                "Release a held message",
+                "admin",
+                {
+                    "200": _json({"type": "object"}, "released"),
+                    "400": _json(_ref("Error"), "bad id"),
+                    "409": _json(_ref("Error"), "not held"),
+                    "502": _json(_ref("Error"), "Postfix failed"),
+                },
+                parameters=[_p("queue_id")],
+            )
+        },
+        "/v1/held/{queue_id}": {
+            "delete": _op(
+                "Delete a held message",
+                "admin",
+                {
+                    "200": _json({"type": "object"}, "deleted"),
+                    "400": _json(_ref("Error"), "bad id"),
+                    "409": _json(_ref("Error"), "not held"),
+                    "502": _json(_ref("Error"), "Postfix failed"),
+                },
+                parameters=[_p("queue_id")],
+            )
+        },
+        "/v1/overrides": {
+            "get": _op(
+                "Overrides",
+                "read",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"overrides": {"type": "array", "items": _ref("Override")}},
+                        },
+                        "overrides",
+                    )
+                },
+                parameters=[_q("all", {"type": "string", "enum": ["0", "1", "true", "false"]})],
+            ),
+            "post": _op(
+                "Allow or block a domain",
+                "admin",
+                {"201": _json(_ref("Override"), "added"), **_BAD},
+                requestBody={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("OverrideRequest")}},
+                },
+            ),
+        },
+        "/v1/overrides/{override_id}": {
+            "delete": _op(
+                "Remove an override",
+                "admin",
+                {
+                    "200": _json({"type": "object"}, "removed"),
+                    "404": _json(_ref("Error"), "no such override"),
+                },
+                parameters=[_p("override_id")],
+            )
+        },
+        "/metrics": {"get": _op("Prometheus metrics", "read", {"200": {"description": "text exposition"}})},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "typoguard HTTP API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"token": []}],
+    }

@@ -1,0 +1,34 @@
+"""HTTP test fixtures. Helpers live in http_fixtures.py: ``tests/http`` is no package (``http`` is stdlib)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from http_fixtures import Api, FakeHoldQueue, RunningServer, http_config, seed_decisions
+
+from typoguard.adapters.http_api import create_app
+from typoguard.service import Guard
+from typoguard.store import QueuedMessage, open_store
+from typoguard.store.tokens import TokenStore
+
+
+@pytest.fixture
+def api(tmp_path: Path, guard: Guard, protected: tuple[str, ...]) -> Iterator[Api]:
+    config = http_config(tmp_path, protected)
+    store = open_store(config)
+    tokens = TokenStore(store)
+    secrets = {
+        scope: tokens.create(f"{scope}-user", scope, by="test")[1] for scope in ("check", "read", "admin")
+    }
+    seed_decisions(store, guard)
+    queue = FakeHoldQueue(
+        [QueuedMessage("BBBB2", "hold", time.time() - 60, 1234, "dave@army.mil", ("frank@navy.mi",))]
+    )
+    app = create_app(config, guard=guard, store=store, queue=queue)
+    with RunningServer(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        yield Api(client, base_url, store, queue, secrets)
+    store.close()

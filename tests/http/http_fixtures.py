@@ -1,0 +1,112 @@
+"""HTTP API test helpers: an app over a fresh SQLite store per test, tokens of each scope, a fake hold queue.
+
+The fake queue stands in for Postfix's ``postqueue``/``postsuper`` in these HTTP-layer unit tests only;
+the store's ``PostfixQueue`` itself is tested against a real Postfix in tests/store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from starlette.applications import Starlette
+
+from typoguard.adapters.http_api import uvicorn_server
+from typoguard.config import Config, HttpConfig, ProtectConfig, StoreConfig
+from typoguard.errors import MailQueueError
+from typoguard.service import Guard
+from typoguard.store import DecisionEvent, QueuedMessage, Store
+
+
+@dataclass
+class FakeHoldQueue:
+    """Postfix's hold queue as a list; release/delete remove the message, as postsuper does."""
+
+    messages: list[QueuedMessage] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def held(self) -> list[QueuedMessage]:
+        return list(self.messages)
+
+    def _take(self, queue_id: str) -> None:
+        if not any(m.queue_id == queue_id for m in self.messages):
+            raise MailQueueError(f"no held message with queue id {queue_id}")
+        self.messages = [m for m in self.messages if m.queue_id != queue_id]
+
+    def release(self, queue_id: str) -> None:
+        self._take(queue_id)
+        self.released.append(queue_id)
+
+    def delete(self, queue_id: str) -> None:
+        self._take(queue_id)
+        self.deleted.append(queue_id)
+
+
+class RunningServer:
+    """``app`` served by uvicorn on 127.0.0.1 (an ephemeral port) in a thread, as in production."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.server = uvicorn_server(app, "127.0.0.1", 0)
+        self.thread = threading.Thread(target=self.server.run, name="http-test-server", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test HTTP server did not start")
+            time.sleep(0.01)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def http_config(tmp_path: Path, protected: tuple[str, ...]) -> Config:
+    return Config(
+        protect=ProtectConfig(domains=protected),
+        store=StoreConfig(data_dir=str(tmp_path / "data"), node="test-node", refresh_interval=0.2),
+        http=HttpConfig(login_attempts_per_minute=5),
+        base_dir=str(tmp_path),
+    )
+
+
+def seed_decisions(store: Store, guard: Guard) -> None:
+    """A few days of decisions: allowed mail, and look-alikes warned, held and rejected."""
+    now = time.time()
+    rows = [
+        ("alice@army.mil", "bob@army.mil", "", 0),
+        ("alice@army.mil", "bob@army.ml", "AAAA1", 0),
+        ("alice@army.mil", "carol@army.ml", "", 1),
+        ("dave@army.mil", "eve@gmial.com", "", 1),
+        ("dave@army.mil", "frank@navy.mi", "BBBB2", 2),
+        ("alice@army.mil", "gina@state.gov", "", 2),
+    ]
+    events = []
+    for sender, recipient, queue_id, days_ago in rows:
+        verdict = guard.check(recipient)
+        events.append(
+            DecisionEvent.from_verdict(
+                verdict, sender=sender, queue_id=queue_id, node="test-node", when=now - days_ago * 86400
+            )
+        )
+    store.write_decision_rows([e.row(f"e{i}") for i, e in enumerate(events)])
+
+
+@dataclass
+class Api:
+    client: httpx.Client
+    base_url: str
+    store: Store
+    queue: FakeHoldQueue
+    tokens: dict[str, str]
+
+    def headers(self, scope: str | None) -> dict[str, str]:
+        return {} if scope is None else {"Authorization": f"Bearer {self.tokens[scope]}"}

@@ -1,0 +1,137 @@
+"""No endpoint reveals more than its scope allows; the dashboard's session, CSRF and login rate limit."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from http_fixtures import Api
+
+# (method, path, json body, scope needed)
+ENDPOINTS = [
+    ("POST", "/v1/check", {"recipients": ["bob@army.ml"]}, "check"),
+    ("GET", "/v1/decisions", None, "read"),
+    ("GET", "/v1/stats", None, "read"),
+    ("GET", "/v1/held", None, "read"),
+    ("GET", "/v1/overrides", None, "read"),
+    ("GET", "/metrics", None, "read"),
+    ("POST", "/v1/held/BBBB2/release", None, "admin"),
+    ("DELETE", "/v1/held/BBBB2", None, "admin"),
+    ("POST", "/v1/overrides", {"domain": "army.ml", "action": "allow", "reason": "x"}, "admin"),
+    ("DELETE", "/v1/overrides/1", None, "admin"),
+]
+SCOPES = ["check", "read", "admin"]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "needed"), ENDPOINTS)
+def test_each_endpoint_refuses_missing_bad_and_too_small_tokens(
+    api: Api, method: str, path: str, body: object, needed: str
+) -> None:
+    for headers in ({}, {"Authorization": "Bearer tg_not-a-token"}, {"Authorization": "Basic abc"}):
+        r = api.client.request(method, path, json=body, headers=headers)
+        assert r.status_code == 401, (path, headers)
+        assert set(r.json()) == {"error"}
+    for scope in SCOPES[: SCOPES.index(needed)]:
+        r = api.client.request(method, path, json=body, headers=api.headers(scope))
+        assert r.status_code == 403, (path, scope)
+        assert set(r.json()) == {"error"}  # nothing of what the endpoint guards
+    r = api.client.request(method, path, json=body, headers=api.headers(needed))
+    assert r.status_code < 400 or r.status_code == 404, (path, r.text)
+
+
+def test_refused_requests_change_nothing(api: Api) -> None:
+    api.client.post("/v1/held/BBBB2/release", headers=api.headers("read"))
+    api.client.post(
+        "/v1/overrides",
+        json={"domain": "army.ml", "action": "allow", "reason": "x"},
+        headers=api.headers("read"),
+    )
+    assert api.queue.released == [] and api.store.held_actions() == []
+    assert api.store.overrides() == []
+
+
+def test_a_revoked_token_stops_working(api: Api) -> None:
+    from typoguard.adapters import http_api
+    from typoguard.store.tokens import TokenStore
+
+    tokens = TokenStore(api.store)
+    record, secret = tokens.create("temp", "read", by="test")
+    h = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/v1/stats", headers=h).status_code == 200
+    tokens.revoke(record.id)
+    import time
+
+    time.sleep(http_api.TOKEN_CACHE_SECONDS + 0.1)
+    assert api.client.get("/v1/stats", headers=h).status_code == 401
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def _login(client: httpx.Client, secret: str) -> httpx.Response:
+    page = client.get("/login")
+    return client.post("/login", data={"token": secret, "csrf": _csrf(page.text)})
+
+
+def test_dashboard_needs_sign_in_and_the_cookie_is_strict(api: Api) -> None:
+    with httpx.Client(base_url=api.base_url) as browser:
+        r = browser.get("/dashboard")
+        assert r.status_code == 303 and r.headers["location"] == "/login"
+        page = browser.get("/login")
+        cookie = page.headers["set-cookie"].lower()
+        assert "samesite=strict" in cookie and "httponly" in cookie
+        r = _login(browser, api.tokens["admin"])
+        assert r.status_code == 303 and r.headers["location"] == "/dashboard"
+        overview = browser.get("/dashboard")
+        assert overview.status_code == 200
+        assert "army.ml → army.mil" in overview.text
+        assert api.tokens["admin"] not in overview.text
+
+
+def test_a_check_token_cannot_sign_in(api: Api) -> None:
+    with httpx.Client(base_url=api.base_url) as browser:
+        r = _login(browser, api.tokens["check"])
+        assert r.status_code == 401
+        assert browser.get("/dashboard").status_code == 303
+
+
+def test_dashboard_forms_need_the_csrf_token(api: Api) -> None:
+    with httpx.Client(base_url=api.base_url) as browser:
+        _login(browser, api.tokens["admin"])
+        r = browser.post("/dashboard/overrides", data={"domain": "army.ml", "action": "allow", "reason": "x"})
+        assert r.status_code == 403
+        r = browser.post(
+            "/dashboard/overrides",
+            data={"domain": "army.ml", "action": "allow", "reason": "x", "csrf": "forged"},
+        )
+        assert r.status_code == 403
+        assert api.store.overrides() == []
+        csrf = _csrf(browser.get("/dashboard/overrides").text)
+        r = browser.post(
+            "/dashboard/overrides", data={"domain": "army.ml", "action": "allow", "reason": "x", "csrf": csrf}
+        )
+        assert r.status_code == 303
+        assert [(o.domain, o.created_by) for o in api.store.overrides()] == [("army.ml", "token:admin-user")]
+
+
+def test_a_read_token_sees_but_cannot_act_in_the_dashboard(api: Api) -> None:
+    with httpx.Client(base_url=api.base_url) as browser:
+        _login(browser, api.tokens["read"])
+        page = browser.get("/dashboard/held")
+        assert "BBBB2" in page.text and "Release" not in page.text
+        r = browser.post("/dashboard/held/BBBB2/release", data={"csrf": _csrf(page.text)})
+        assert r.status_code == 403
+        assert api.queue.released == []
+
+
+def test_login_is_rate_limited_per_client(api: Api) -> None:
+    with httpx.Client(base_url=api.base_url) as browser:
+        statuses = [_login(browser, "tg_wrong").status_code for _ in range(5)]
+        assert statuses == [401] * 5
+        # The sixth attempt within a minute is refused even with the right token.
+        assert _login(browser, api.tokens["admin"]).status_code == 429
+        assert browser.get("/dashboard").status_code == 303
