@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import uvicorn
@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from typoguard.config import Config
+from typoguard.core.verdict import Action
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, StoreError, TypoguardError
 from typoguard.service import Guard
 from typoguard.store import (
@@ -47,6 +48,9 @@ from typoguard.store.held import check_queue_id
 from typoguard.store.schema import decisions as decisions_table
 from typoguard.store.tokens import ApiToken, TokenStore, scope_allows
 
+# Mildest first (``Action``'s order); a message's overall action is its worst recipient's, and an address
+# that cannot be parsed ("invalid") outranks them all: the client must have it fixed before sending.
+_ACTION_ORDER = [a.value for a in Action]
 MAX_RECIPIENTS = 1000
 MAX_PAGE = 1000
 TOKEN_CACHE_SECONDS = 2.0  # a revoked token stops working within this long on every worker
@@ -163,14 +167,16 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _text_param(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
+def _text_param(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
     return value if value else None
 
 
-def _number_param(request: Request, name: str, kind: type[int] | type[float], low: float, high: float) -> Any:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
+def _number_param(
+    params: Mapping[str, str], name: str, kind: type[int] | type[float], low: float, high: float
+) -> Any:
+    raw = params.get(name)
+    if raw is None:
         return None
     try:
         value = kind(raw)
@@ -209,9 +215,6 @@ async def post_check(request: Request) -> Response:
     return JSONResponse({"sender": sender, "action": worst, "verdicts": verdicts})
 
 
-_ACTION_ORDER = ["allow", "warn", "hold", "reject"]
-
-
 # ---------------------------------------------------------------------------------------------- read
 def decision_dict(record: DecisionRecord) -> dict[str, Any]:
     e = record.event
@@ -231,19 +234,20 @@ def decision_dict(record: DecisionRecord) -> dict[str, Any]:
     }
 
 
-def decision_query(request: Request) -> DecisionQuery:
-    action = _text_param(request, "action")
+def decision_query(params: Mapping[str, str]) -> DecisionQuery:
+    """The query for ``GET /v1/decisions``'s parameters; ``ApiError`` 400 when one is malformed."""
+    action = params.get("action")
     if action is not None and action not in _ACTION_ORDER:
         raise ApiError(400, f"action must be one of {', '.join(_ACTION_ORDER)}")
     return DecisionQuery(
-        since=_number_param(request, "since", float, 0, 1e11),
-        until=_number_param(request, "until", float, 0, 1e11),
-        domain=_text_param(request, "domain"),
-        recipient=_text_param(request, "recipient"),
-        sender=_text_param(request, "sender"),
+        since=_number_param(params, "since", float, 0, 1e11),
+        until=_number_param(params, "until", float, 0, 1e11),
+        domain=_text_param(params, "domain"),
+        recipient=_text_param(params, "recipient"),
+        sender=_text_param(params, "sender"),
         action=action,
-        before_seq=_number_param(request, "before", int, 1, 2**62),
-        limit=_number_param(request, "limit", int, 1, MAX_PAGE) or 100,
+        before_seq=_number_param(params, "before", int, 1, 2**62),
+        limit=_number_param(params, "limit", int, 1, MAX_PAGE) or 100,
     )
 
 
@@ -251,7 +255,7 @@ def decision_query(request: Request) -> DecisionQuery:
 async def get_decisions(request: Request) -> Response:
     """Decisions, newest first; the next page: ``before=<next_before>``."""
     state: ApiState = request.app.state.api
-    query = decision_query(request)
+    query = decision_query(request.query_params)
     records = await asyncio.to_thread(state.store.decisions, query)
     page = [decision_dict(r) for r in records]
     next_before = records[-1].seq if len(records) == query.limit else None
@@ -296,7 +300,7 @@ def decision_stats(store: Store, *, days: int, top: int = 10, now: float | None 
 async def get_stats(request: Request) -> Response:
     """Decision counts per day and action, top look-alike domains and top senders (flagged mail only)."""
     state: ApiState = request.app.state.api
-    days = _number_param(request, "days", int, 1, 3660) or 30
+    days = _number_param(request.query_params, "days", int, 1, 3660) or 30
     stats = await asyncio.to_thread(decision_stats, state.store, days=days)
     return JSONResponse(stats)
 
@@ -376,7 +380,10 @@ def override_dict(o: Override) -> dict[str, Any]:
 async def get_overrides(request: Request) -> Response:
     """Active overrides (``?all=1``: removed and expired ones too)."""
     state: ApiState = request.app.state.api
-    include = request.query_params.get("all") in ("1", "true")
+    flag = request.query_params.get("all", "0")
+    if flag not in ("0", "1", "true", "false"):
+        raise ApiError(400, "all must be 0, 1, true or false")
+    include = flag in ("1", "true")
     rows = await asyncio.to_thread(state.store.overrides, include_inactive=include)
     return JSONResponse({"overrides": [override_dict(o) for o in rows]})
 
@@ -439,6 +446,15 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(document())
 
 
+def by_method(**handlers: Handler) -> Handler:
+    """One endpoint for several methods on a path (so a 405 names every allowed method)."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers[request.method](request)
+
+    return endpoint
+
+
 def api_routes() -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
@@ -450,8 +466,7 @@ def api_routes() -> list[Route]:
         Route("/v1/held", get_held, methods=["GET"]),
         Route("/v1/held/{queue_id}/release", post_release, methods=["POST"]),
         Route("/v1/held/{queue_id}", delete_held, methods=["DELETE"]),
-        Route("/v1/overrides", get_overrides, methods=["GET"]),
-        Route("/v1/overrides", post_override, methods=["POST"]),
+        Route("/v1/overrides", by_method(GET=get_overrides, POST=post_override), methods=["GET", "POST"]),
         Route("/v1/overrides/{override_id}", delete_override, methods=["DELETE"]),
     ]
 

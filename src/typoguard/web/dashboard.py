@@ -166,13 +166,14 @@ async def overview(request: Request, token: ApiToken) -> Response:
 async def decisions_page(request: Request, token: ApiToken) -> Response:
     from typoguard.adapters.http_api import ApiError, decision_dict, decision_query
 
+    filters = {k: v for k, v in request.query_params.items() if k != "msg" and v}  # empty: any
     try:
-        query = decision_query(request)
+        query = decision_query(filters)
     except ApiError as exc:
         return _back("/dashboard/decisions", exc.message)
     records = await asyncio.to_thread(_state(request).store.decisions, query)
     rows = [decision_dict(r) for r in records]
-    filters = {k: v for k, v in request.query_params.items() if k not in ("before", "msg") and v}
+    filters.pop("before", None)
     next_url = None
     if len(records) == query.limit:
         next_url = "/dashboard/decisions?" + urlencode({**filters, "before": records[-1].seq})
@@ -256,6 +257,10 @@ async def try_page(request: Request, token: ApiToken) -> Response:
     return _render(request, "try.html", token, address=address, verdict=verdict)
 
 
+async def _overrides(request: Request) -> Response:
+    return await (override_add if request.method == "POST" else overrides_page)(request)
+
+
 def dashboard_routes() -> list[Route | Mount]:
     return [
         Route("/", root, methods=["GET"]),
@@ -265,8 +270,7 @@ def dashboard_routes() -> list[Route | Mount]:
         Route("/dashboard/decisions", decisions_page, methods=["GET"]),
         Route("/dashboard/held", held_page, methods=["GET"]),
         Route("/dashboard/held/{queue_id}/{action}", held_action, methods=["POST"]),
-        Route("/dashboard/overrides", overrides_page, methods=["GET"]),
-        Route("/dashboard/overrides", override_add, methods=["POST"]),
+        Route("/dashboard/overrides", _overrides, methods=["GET", "POST"]),
         Route("/dashboard/overrides/{override_id}/remove", override_remove, methods=["POST"]),
         Route("/dashboard/try", try_page, methods=["GET", "POST"]),
         Mount("/static", app=StaticFiles(directory=str(_WEB / "static")), name="static"),

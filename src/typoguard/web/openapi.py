@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-ACTIONS = ["allow", "warn", "hold", "reject"]
+ACTIONS = ["allow", "warn", "hold", "reject", "invalid"]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -27,8 +27,11 @@ def _q(name: str, schema: dict[str, Any], description: str = "") -> dict[str, An
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _p(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def _p(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+QUEUE_ID = {"type": "string", "pattern": "^[0-9A-Za-z]{5,32}$"}
 
 
 def _op(summary: str, scope: str | None, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -112,9 +115,13 @@ def document() -> dict[str, Any]:
         "OverrideRequest": {
             "type": "object",
             "properties": {
-                "domain": {"type": "string"},
+                "domain": {
+                    "type": "string",
+                    "description": "a domain name (IDN allowed); a name that is not one gets 400",
+                    "minLength": 1,
+                },
                 "action": {"type": "string", "enum": ["allow", "block"]},
-                "reason": {"type": "string"},
+                "reason": {"type": "string", "pattern": "\\S"},
                 "expires_in": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
             },
             "required": ["domain", "action", "reason"],
@@ -163,7 +170,11 @@ def document() -> dict[str, Any]:
                     _q("recipient", {"type": "string"}),
                     _q("sender", {"type": "string"}),
                     _q("action", {"type": "string", "enum": ACTIONS}),
-                    _q("before", {"type": "integer", "minimum": 1}, "next page: the last page's next_before"),
+                    _q(
+                        "before",
+                        {"type": "integer", "minimum": 1, "maximum": 2**62},
+                        "next page: the last page's next_before",
+                    ),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
                 ],
             )
@@ -196,7 +207,7 @@ def document() -> dict[str, Any]:
                     "409": _json(_ref("Error"), "not held"),
                     "502": _json(_ref("Error"), "Postfix failed"),
                 },
-                parameters=[_p("queue_id")],
+                parameters=[_p("queue_id", QUEUE_ID)],
             )
         },
         "/v1/held/{queue_id}": {
@@ -209,7 +220,7 @@ def document() -> dict[str, Any]:
                     "409": _json(_ref("Error"), "not held"),
                     "502": _json(_ref("Error"), "Postfix failed"),
                 },
-                parameters=[_p("queue_id")],
+                parameters=[_p("queue_id", QUEUE_ID)],
             )
         },
         "/v1/overrides": {
@@ -223,7 +234,8 @@ def document() -> dict[str, Any]:
                             "properties": {"overrides": {"type": "array", "items": _ref("Override")}},
                         },
                         "overrides",
-                    )
+                    ),
+                    **_BAD,
                 },
                 parameters=[_q("all", {"type": "string", "enum": ["0", "1", "true", "false"]})],
             ),
