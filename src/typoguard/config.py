@@ -94,6 +94,7 @@ class HttpConfig:
     session_secret_file: str = ""  # key signing session cookies; empty: <data_dir>/http-session.key
     login_attempts_per_minute: int = 5  # per client IP
     session_max_age: int = 8 * 3600  # seconds
+    cors_origins: tuple[str, ...] = ()  # web pages that may call the API (webmail, add-ins)
 
 
 @dataclass(frozen=True)

@@ -176,3 +176,44 @@ def test_cli_token_create_list_revoke(tmp_path: Path, typoguard_exe: str) -> Non
         check=False,
     )
     assert bad.returncode == 2
+
+
+def test_a_configured_web_page_may_call_check_across_origins(
+    tmp_path: Path, guard: Guard, protected: tuple[str, ...]
+) -> None:
+    from dataclasses import replace
+
+    import httpx
+    from http_fixtures import RunningServer, http_config
+
+    from typoguard.adapters.http_api import create_app
+    from typoguard.store import open_store
+    from typoguard.store.tokens import TokenStore
+
+    config = http_config(tmp_path, protected)
+    config = replace(config, http=replace(config.http, cors_origins=("https://webmail.army.mil",)))
+    store = open_store(config)
+    _, secret = TokenStore(store).create("webmail", "check", by="test")
+    with RunningServer(create_app(config, guard=guard, store=store)) as base_url:
+        preflight = httpx.options(
+            f"{base_url}/v1/check",
+            headers={
+                "Origin": "https://webmail.army.mil",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://webmail.army.mil"
+        other = httpx.options(
+            f"{base_url}/v1/check",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in other.headers
+        r = httpx.post(
+            f"{base_url}/v1/check",
+            json={"recipients": ["bob@army.ml"]},
+            headers={"Origin": "https://webmail.army.mil", "Authorization": f"Bearer {secret}"},
+        )
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://webmail.army.mil"
+    store.close()

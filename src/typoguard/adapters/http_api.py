@@ -27,6 +27,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client import Counter as PromCounter
 from sqlalchemy import select
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -493,6 +495,17 @@ def create_app(
 
     routes: list[BaseRoute] = [*api_routes(), *dashboard_routes()]
     middleware = dashboard_middleware(config)
+    if config.http.cors_origins:
+        # Mail clients' web pages (webmail, add-ins) call /v1/check with a bearer token, never cookies.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.http.cors_origins),
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+                allow_credentials=False,
+            )
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
