@@ -116,3 +116,58 @@ def test_sign_in_overview_override_try_and_held_mail(browser: object, api: Api) 
     # Every asset came from this server: no CDN.
     assert requested and all(u.startswith(api.base_url) for u in requested), requested
     context.close()
+
+
+def test_the_mail_client_example_warns_before_send(
+    browser: object, tmp_path: Path, guard: object, protected: tuple[str, ...]
+) -> None:
+    import functools
+    import threading
+    from dataclasses import replace
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from http_fixtures import RunningServer, http_config
+    from playwright.sync_api import Browser, expect
+
+    from typoguard.adapters.http_api import create_app
+    from typoguard.service import Guard
+    from typoguard.store import open_store
+    from typoguard.store.tokens import TokenStore
+
+    assert isinstance(browser, Browser) and isinstance(guard, Guard)
+    example = Path(__file__).resolve().parents[2] / "examples" / "mail-client"
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    pages = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(example)))
+    threading.Thread(target=pages.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{pages.server_address[1]}"
+    config = http_config(tmp_path, protected)
+    config = replace(config, http=replace(config.http, cors_origins=(origin,)))
+    store = open_store(config)
+    _, secret = TokenStore(store).create("webmail", "check", by="test")
+    try:
+        with RunningServer(create_app(config, guard=guard, store=store)) as api_url:
+            page = browser.new_page()
+            page.goto(f"{origin}/index.html")
+            page.fill("#server", api_url)
+            page.fill("#token", secret)
+            page.fill("#to", "bob@army.ml, carol@army.mil")
+            page.click("#compose > button[type=submit]")
+            expect(page.locator("#warning")).to_be_visible()
+            expect(page.locator("#findings li")).to_have_count(1)
+            expect(page.locator("#findings")).to_contain_text("army.ml looks like army.mil")
+            expect(page.locator("#findings")).to_contain_text("bob@army.mil")
+            _shot(page, "06-mail-client-warning")
+            page.click("#fix")
+            expect(page.locator("#status")).to_have_text("Not sent.")
+            page.fill("#to", "bob@army.mil")
+            page.click("#compose > button[type=submit]")
+            expect(page.locator("#status")).to_contain_text("Sent")
+            page.close()
+    finally:
+        pages.shutdown()
+        pages.server_close()
+        store.close()
