@@ -9,48 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 
+from typoguard.cli_store import _config_option, _Failed, _translate_errors
 from typoguard.config import load_config
-from typoguard.errors import ConfigError, TypoguardError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _Usage(click.UsageError):
-    exit_code = 2
-
-
-class _Failed(click.ClickException):
-    exit_code = 1
-
-
-def _config_option(f: F) -> F:
-    return click.option(
-        "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config."
-    )(f)
-
-
-def _translate_errors(f: F) -> F:
-    """ConfigError -> exit 2, any other TypoguardError -> exit 1, both with one line on stderr."""
-
-    @wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except ConfigError as exc:
-            raise _Usage(str(exc)) from None
-        except TypoguardError as exc:
-            raise _Failed(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @contextlib.contextmanager
