@@ -62,6 +62,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "export": "typoguard.cli_exposure",
     "token": "typoguard.cli_http",
     "http": "typoguard.cli_http",
+    "relay": "typoguard.cli_relay",
+    "sink": "typoguard.cli_sink",
 }
 
 

@@ -98,6 +98,21 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class RelayConfig:
+    """``typoguard relay``: the SMTP filtering smart host (issue 8). Fields are owned by adapters/smtp_proxy.py."""
+
+    listen: str = "127.0.0.1:10025"  # host:port
+    next_hop: str = "127.0.0.1:25"  # host:port of the MTA that delivers onwards
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """``typoguard sink``: the MX for look-alike domains (issue 9). Fields are owned by adapters/sink.py."""
+
+    listen: tuple[str, ...] = ("127.0.0.1:2525",)  # host:port, several allowed
+
+
+@dataclass(frozen=True)
 class Config:
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -105,6 +120,8 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+    sink: SinkConfig = field(default_factory=SinkConfig)
     source: str = "<defaults>"
     base_dir: str = "."
 
@@ -119,6 +136,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "store": StoreConfig,
     "log": LogConfig,
     "http": HttpConfig,
+    "relay": RelayConfig,
+    "sink": SinkConfig,
 }
 
 
