@@ -316,17 +316,16 @@ def _unicode_of(name: str) -> str:
     "--only",
     "only",
     multiple=True,
-    type=click.Choice(["policyd"]),
+    type=click.Choice(["policyd", "http"]),
     help="Run only these services (default: every service the config enables).",
 )
 def serve(config_path: Path, only: tuple[str, ...]) -> None:
-    """Run the services the config enables (the Postfix policy service, ...) until SIGTERM."""
-    try:
-        from typoguard.adapters.policyd import serve_forever
-    except ImportError as exc:  # pragma: no cover - only while the service is not built
-        raise UsageFailure(f"the policy service is not available: {exc}") from None
+    """Run the services the config enables until SIGTERM: the Postfix policy service (with the decision
+    store's writer, overrides and history when [store] is enabled) and the HTTP API ([http] enabled)."""
+    from typoguard.adapters.serve import run
+
     config = _load(config_path)
-    sys.exit(serve_forever(config, config_path=config_path))
+    sys.exit(run(config, config_path=config_path, only=only))
 
 
 if __name__ == "__main__":  # pragma: no cover

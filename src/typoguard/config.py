@@ -68,6 +68,7 @@ class PolicydConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     url: str = ""  # empty: SQLite file typoguard.db under data_dir; or postgresql+psycopg://user@host/db
+    enabled: bool = True  # false: no decision store, overrides or history (the detector's word alone)
     data_dir: str = "/var/lib/typoguard"  # relative paths are relative to the config file
     spool_dir: str = ""  # decisions waiting for the database; empty: <data_dir>/spool
     node: str = ""  # this node's name in the decision log; empty: host name
@@ -99,7 +100,7 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    """``typoguard relay``: the SMTP filtering smart host (issue 8). Fields are owned by adapters/smtp_proxy.py."""
+    """``typoguard relay``: the SMTP filtering smart host (issue 8), see adapters/smtp_proxy.py."""
 
     listen: str = "127.0.0.1:10025"  # host:port
     next_hop: str = "127.0.0.1:25"  # host:port of the MTA that delivers onwards

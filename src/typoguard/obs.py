@@ -111,7 +111,14 @@ class JsonLog:
 
     def record_json(self, body: bytes) -> None:
         """Queue one record already serialised as a JSON object (without ``time``: it is put first here)."""
-        line = b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n"
+        self.append_line(b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n")
+
+    def line(self, body: bytes) -> bytes:
+        """The log line for a record serialised as a JSON object without ``time``."""
+        return b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n"
+
+    def append_line(self, line: bytes) -> None:
+        """Queue one complete line (see ``line``)."""
         self._chunks.append(line)
         self._size += len(line)
         if self._size >= _FLUSH_AT or self.flush_soon is None:

@@ -21,6 +21,8 @@ internal_senders = ["army.mil"]
 listen = "127.0.0.1:0"
 [log]
 file = "{log}"
+[store]
+data_dir = "{data}"
 """
 
 
@@ -43,7 +45,7 @@ def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigter
     typoguard_exe: str, tmp_path: Path
 ) -> None:
     config, log, out = tmp_path / "t.toml", tmp_path / "t.jsonl", tmp_path / "out.txt"
-    config.write_text(CONFIG.format(domains='"army.mil"', log=log))
+    config.write_text(CONFIG.format(domains='"army.mil"', log=log, data=tmp_path / "data"))
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [typoguard_exe, "serve", "--config", str(config), "--only", "policyd"],
@@ -57,7 +59,7 @@ def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigter
         assert f"check_policy_service {{ inet:{address}, default_action=DUNNO }}" in banner
         assert "policy_query" in banner  # how to try it
         assert query(address, [rcpt_request("a@army.mil", "b@exmaple.com")]) == ["DUNNO"]
-        config.write_text(CONFIG.format(domains='"army.mil", "example.com"', log=log))
+        config.write_text(CONFIG.format(domains='"army.mil", "example.com"', log=log, data=tmp_path / "data"))
         proc.send_signal(signal.SIGHUP)
         _wait_for(log, r'"event":"reloaded"', proc)
         assert query(address, [rcpt_request("a@army.mil", "b@exmaple.com")])[0].startswith("550 5.1.2")
@@ -68,7 +70,8 @@ def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigter
             proc.kill()
             proc.wait()
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
-    assert events[0] == "listening" and events[-2:] == ["stopping", "stopped"]
+    assert events[0] == "decision_writer_started" and events[1] == "listening"
+    assert events[-3:] == ["stopping", "decision_writer_stopped", "stopped"]
 
 
 def test_serve_with_an_unusable_config_exits_2(typoguard_exe: str, tmp_path: Path) -> None:

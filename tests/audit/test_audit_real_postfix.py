@@ -53,6 +53,7 @@ def lab(typoguard_exe: str) -> Iterator[PostfixInstance]:
         '[protect]\ndomains = ["army.mil", "navy.mil", "gmail.com"]\n'
         '[policy]\nmode = "enforce"\ninternal_senders = ["guarded.example"]\n'
         f'[policyd]\nlisten = "127.0.0.1:{policy_port}"\n'
+        f'[store]\ndata_dir = "{root / "typoguard-data"}"\n'
     )
     sink = SmtpSink().start()
     with (root / "policyd.log").open("wb") as policy_log:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import string
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -29,6 +29,10 @@ from typoguard.errors import ConfigError
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest
 from typoguard.senders import InternalSenders
 from typoguard.service import Guard
+
+if TYPE_CHECKING:
+    from typoguard.store.context import LiveContext
+
 
 DUNNO: Final = PolicyReply("DUNNO")
 WARN_TEXT: Final = "{recipient} may be a typo for {suggestion}: {domain} looks like {intended} ({why})"
@@ -115,7 +119,9 @@ def why_of(verdict: Verdict) -> str:
 class PolicyDecider:
     """Answers policy requests for one configuration."""
 
-    def __init__(self, config: Config, guard: Guard, senders: InternalSenders) -> None:
+    def __init__(
+        self, config: Config, guard: Guard, senders: InternalSenders, *, context: LiveContext | None = None
+    ) -> None:
         pd = config.policyd
         _check_template(pd.reject_template, "[policyd] reject_template")
         _check_template(pd.hold_template, "[policyd] hold_template")
@@ -124,6 +130,7 @@ class PolicyDecider:
         self.config = config
         self.guard = guard
         self.senders = senders
+        self.context = context  # the store's overrides and history; None: the detector's word alone
         self.audit = config.policy.mode == "audit"
         self.mode = config.policy.mode
         self.instance = config.policyd.instance or socket.gethostname()
@@ -160,9 +167,15 @@ class PolicyDecider:
         else:
             internal = senders.match("", get("sasl_username"), client)
         if internal is None:
-            return (DUNNO, "skip", self._json_record(sender, recipient, client, b"false", self._skip_tail))
+            record = self._json_record(sender, recipient, client, b"false", "", self._skip_tail)
+            return (DUNNO, "skip", record)
         verdict = self.guard.check(recipient)
         a = verdict.assessment
+        context = self.context
+        if context is not None:
+            adjusted = context.adjust(a, sender)
+            if adjusted is not a:
+                verdict, a = Verdict(recipient, adjusted), adjusted
         # Everything but the recipient depends only on the assessment, which the detector shares
         # between every recipient at one domain: prepare it once per assessment.
         entry = self._by_assessment.get(id(a))
@@ -174,9 +187,12 @@ class PolicyDecider:
             suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
             text = partial.format(recipient=recipient, suggestion=suggestion, sender=sender)
             reply = PolicyReply(smtp_text(text, MAX_REPLY_TEXT if word != "PREPEND" else 900))
-        return (reply, action, self._json_record(sender, recipient, client, _INTERNAL_JSON[internal], tail))
+        record = self._json_record(sender, recipient, client, _INTERNAL_JSON[internal], get("queue_id"), tail)
+        return (reply, action, record)
 
-    def _json_record(self, sender: str, recipient: str, client: str, internal: bytes, tail: bytes) -> bytes:
+    def _json_record(  # noqa: PLR0917 - the hot path: plain positional strings, no tuple or dict built
+        self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes
+    ) -> bytes:
         """The decision's JSON object (no time: the log adds it), from cached pieces and three strings."""
         try:
             return b"".join(
@@ -189,12 +205,14 @@ class PolicyDecider:
                     _dumps(client),
                     b',"internal":',
                     internal,
+                    b',"queue_id":',
+                    _dumps(queue_id),
                     tail,
                 )
             )
         except TypeError:  # invalid UTF-8 from the wire (kept as surrogates): log it readably
             s, r, c = (_printable(v) for v in (sender, recipient, client))
-            return self._json_record(s, r, c, internal, tail)
+            return self._json_record(s, r, c, internal, _printable(queue_id), tail)
 
     def _tail(self, action: str, word: str, fields: dict[str, Any]) -> bytes:
         """``,"action":...,"mode":...}``: the end of a decision record, serialised once per assessment."""
@@ -204,8 +222,13 @@ class PolicyDecider:
     def _assessment_entry(self, verdict: Verdict) -> _Entry:
         """(assessment, action, fixed reply or None, reply word, reply template left to fill, log fields)."""
         a = verdict.assessment
-        fields: dict[str, Any] = {"intended": a.intended, "kind": a.kind, "score": round(a.score, 4)}
-        if a.action is not Action.ALLOW:
+        fields: dict[str, Any] = {
+            "domain": a.domain or "",
+            "intended": a.intended,
+            "kind": a.kind,
+            "score": round(a.score, 4),
+        }
+        if a.action is not Action.ALLOW or a.intended is not None:  # flagged, or allowed despite a finding
             fields["reason"] = a.reason
         entry: _Entry
         if self.audit or a.action in (Action.ALLOW, Action.INVALID) or a.intended is None:

@@ -33,13 +33,16 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from typoguard.adapters.policy_decider import DUNNO, PolicyDecider
 from typoguard.config import Config, load_config
 from typoguard.errors import ConfigError, ProtocolError, TypoguardError
 from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry, parse_listen
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
+
+if TYPE_CHECKING:
+    from typoguard.store.feed import DecisionFeed
 
 DRAIN_SECONDS: Final = 5.0
 MAX_REQUEST_SECONDS: Final = 10.0  # a started request must be complete by then (slow-loris guard)
@@ -96,7 +99,7 @@ class PolicyConnection(asyncio.Protocol):
         # between chunks takes effect at once and never in the middle of a request.
         decider = server.decider
         decide, mode, metrics = decider.decide, decider.mode, server.metrics
-        log_record = server.log.record_json if server.log_decisions else None
+        log_record = server.record_decision
         try:
             codec.receive_data(data)
             while True:
@@ -160,6 +163,17 @@ class PolicyConnection(asyncio.Protocol):
         self.close()
 
 
+class Companion(Protocol):
+    """A service run in the policy service's event loop (the HTTP API): started after the listeners,
+    stopped while draining, told about reloads."""
+
+    async def start(self, server: PolicyServer) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def reloaded(self, decider: PolicyDecider) -> None: ...
+
+
 class _Disconnect(Exception):
     """Raised inside the request loop when ``on_error = "disconnect"`` and a decision failed."""
 
@@ -183,6 +197,9 @@ class PolicyServer:
         self.metrics = metrics or PolicydMetrics()
         self.metrics.protected_domains = decider.protected_domains
         self.log_decisions = log.enabled("info")
+        self.feed: DecisionFeed | None = None  # decisions to the store's writer process
+        self.record_decision: Callable[[bytes], None] | None = log.record_json if self.log_decisions else None
+        self.companions: list[Companion] = []  # services run beside this one (the HTTP API)
         self.connections: set[PolicyConnection] = set()
         self.draining = False
         self.addresses: list[str] = []  # what we actually listen on, e.g. "127.0.0.1:40123"
@@ -196,6 +213,27 @@ class PolicyServer:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ decisions
+    def attach_feed(self, feed: DecisionFeed) -> None:
+        """Send every decision's log line to the store's writer process too (before ``start``)."""
+        self.feed = feed
+        log, append = self.log, feed.append
+        if self.log_decisions:
+            line_of, log_line = log.line, log.append_line
+
+            def both(body: bytes) -> None:
+                line = line_of(body)
+                append(line)
+                log_line(line)
+
+            self.record_decision = both
+        else:
+            line_of = log.line
+
+            def feed_only(body: bytes) -> None:
+                append(line_of(body))
+
+            self.record_decision = feed_only
+
     def decision_failed(self, exc: Exception, conn: PolicyConnection) -> PolicyReply:
         on_error = self.config.policyd.on_error
         self.metrics.error("internal")
@@ -285,8 +323,25 @@ class PolicyServer:
             loop.call_soon(self.log.flush)
 
         self.log.flush_soon = flush_soon
+        feed = self.feed
+        if feed is not None:
+
+            def feed_soon() -> None:
+                loop.call_soon(feed.flush)
+
+            feed.flush_soon = feed_soon
+            self._spawn(self._pump_feed(feed))
         self._spawn(self._sweep())
         self._start_metrics_http()
+        for companion in self.companions:
+            await companion.start(self)
+
+    async def _pump_feed(self, feed: DecisionFeed) -> None:
+        """Retry what the writer's pipe did not take (nothing new may come to trigger a flush)."""
+        while True:
+            await asyncio.sleep(0.1)
+            if feed.pending_bytes:
+                feed.flush()
 
     def _start_metrics_http(self) -> None:
         listen = self.config.policyd.metrics_listen
@@ -372,12 +427,21 @@ class PolicyServer:
             max_attributes=old.max_attributes,
         )
         config = replace(config, policyd=policyd, log=self.config.log)
-        decider = PolicyDecider(config, decider.guard, decider.senders)
+        context = self.decider.context
+        if context is not None:  # the same store snapshots, the new thresholds
+            from typoguard.store.context import LiveContext
+
+            context = LiveContext(
+                context.overrides, context.confirmed, context.known, config.policy.thresholds()
+            )
+        decider = PolicyDecider(config, decider.guard, decider.senders, context=context)
         self.config, self.decider = config, decider  # the swap: every later request sees the new one
         gc.freeze()  # the new index too (the old one is freed by reference counting as it goes)
         self.metrics.reloads["ok"] += 1
         self.metrics.config_loaded_at = time.time()
         self.metrics.protected_domains = decider.protected_domains
+        for companion in self.companions:
+            companion.reloaded(decider)
         self.log.event(
             "info", "reloaded", config=str(self.config_path), protected=decider.protected_domains,
             mode=decider.mode, seconds=round(_perf() - started, 3),
@@ -410,6 +474,12 @@ class PolicyServer:
                 os.unlink(path)
         for task in list(self._tasks):
             task.cancel()
+        for companion in reversed(self.companions):
+            with contextlib.suppress(Exception):
+                await companion.stop()
+        if self.feed is not None:
+            clean = await asyncio.get_running_loop().run_in_executor(None, self.feed.close)
+            self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
         if self._metrics_http is not None:
             httpd, thread = self._metrics_http
             await asyncio.get_running_loop().run_in_executor(None, httpd.shutdown)

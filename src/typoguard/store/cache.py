@@ -94,3 +94,61 @@ class CorrespondentCache(_Snapshot[CorrespondentDomain]):
 
     def lookup(self, domain: str) -> CorrespondentDomain | None:
         return self.snapshot.get(domain)
+
+
+class KnownPairsCache:
+    """Whether a sender domain wrote to a recipient domain before, for the look-alikes mail went to.
+
+    The pairs table can be large; the policy only asks about recipient domains it flagged. So the cache
+    *watches*: ``lookup`` of a domain it has not loaded answers None (unknown: no first-contact bump) and
+    adds the domain to the watch list; the next refresh (``interval`` seconds) loads every pair for the
+    watched domains. At most ``max_watched`` domains are watched.
+    """
+
+    def __init__(
+        self, store: Store, interval: float | None = None, *, start: bool = True, max_watched: int = 50_000
+    ) -> None:
+        self.store = store
+        self.interval = interval or store.config.settings.refresh_interval
+        self.max_watched = max_watched
+        self.watched: set[str] = set()
+        self.loaded: frozenset[str] = frozenset()
+        self.pairs: frozenset[tuple[str, str]] = frozenset()
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._run, name="typoguard-KnownPairs", daemon=True)
+            self._thread.start()
+
+    def lookup(self, sender_domain: str, recipient_domain: str) -> bool | None:
+        if recipient_domain in self.loaded:
+            return (sender_domain, recipient_domain) in self.pairs
+        if len(self.watched) < self.max_watched:
+            self.watched.add(recipient_domain)  # a set.add is atomic under the GIL
+        return None
+
+    def refresh(self) -> bool:
+        wanted = frozenset(self.watched)
+        if not wanted:
+            return True
+        try:
+            pairs = self.store.known_pairs(wanted)
+        except Exception as exc:
+            self.errors += 1
+            log.warning("known-pairs refresh failed, keeping the last snapshot: %s", exc)
+            return False
+        # Publish the pairs before the domains they answer for: a reader never sees a domain as loaded
+        # with the previous pairs (which would say "never written to" for a pair just loaded).
+        self.pairs = frozenset(pairs)
+        self.loaded = wanted
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)

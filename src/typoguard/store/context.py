@@ -18,6 +18,7 @@ The finding itself (the evidence, its score) is never changed; only the action a
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, Protocol
 
 from typoguard.core.policy import Thresholds
 from typoguard.core.verdict import Action, Assessment
@@ -71,3 +72,65 @@ def apply_context(
         if _SEVERITY[action] > _SEVERITY[assessment.action]:
             return replace(assessment, action=action, reason=f"{assessment.reason}; never written to before")
     return assessment
+
+
+class _Lookup(Protocol):
+    def lookup(self, domain: str) -> Any: ...
+
+
+class _Pairs(Protocol):
+    def lookup(self, sender_domain: str, recipient_domain: str) -> bool | None: ...
+
+
+class LiveContext:
+    """``apply_context`` on the hot path, over the store's snapshots (``OverrideCache``,
+    ``CorrespondentCache``, ``KnownPairsCache``).
+
+    Mail to allowed domains with no override costs one attribute test. Adjusted assessments are memoised
+    per (assessment, override, correspondent, known) so that the same inputs give the *same* object: the
+    policy service caches its reply per assessment object.
+    """
+
+    def __init__(
+        self,
+        overrides: _Lookup,
+        confirmed: _Lookup,
+        known: _Pairs | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.overrides = overrides
+        self.confirmed = confirmed
+        self.known = known
+        self.thresholds = thresholds
+        self._memo: dict[tuple[int, int, int, bool | None], tuple[Any, ...]] = {}
+
+    def adjust(self, assessment: Assessment, sender: str) -> Assessment:
+        a = assessment
+        domain = a.domain
+        if not domain:
+            return a
+        ov = self.overrides.lookup(domain)
+        if ov is None and (a.action is Action.ALLOW or a.action is Action.INVALID):
+            return a
+        conf = self.confirmed.lookup(domain) if ov is None else None
+        known: bool | None = None
+        if (
+            ov is None
+            and conf is None
+            and self.known is not None
+            and self.thresholds is not None
+            and (a.action is Action.WARN or a.action is Action.HOLD)
+        ):
+            at = sender.rfind("@")
+            if at >= 0:
+                known = self.known.lookup(sender[at + 1 :].lower(), domain)
+        key = (id(a), id(ov), id(conf), known)
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] is a and hit[1] is ov and hit[2] is conf:
+            result: Assessment = hit[3]
+            return result
+        result = apply_context(a, override=ov, confirmed=conf, known=known, thresholds=self.thresholds)
+        if len(self._memo) >= 8192:
+            self._memo.clear()
+        self._memo[key] = (a, ov, conf, result)
+        return result

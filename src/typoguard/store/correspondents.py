@@ -240,6 +240,19 @@ def pair_count(conn: Connection, sender_domain: str, recipient_domain: str) -> i
     return int(found or 0)
 
 
+def pairs_to(conn: Connection, recipient_domains: Iterable[str]) -> set[tuple[str, str]]:
+    """Every (sender domain, recipient domain) pair seen, for these recipient domains."""
+    c = correspondent_pairs.c
+    wanted = sorted(set(recipient_domains))
+    found: set[tuple[str, str]] = set()
+    for i in range(0, len(wanted), 500):
+        stmt = select(c.sender_domain, c.recipient_domain).where(
+            c.recipient_domain.in_(wanted[i : i + 500]), c.count > 0
+        )
+        found.update((str(s), str(r)) for s, r in conn.execute(stmt))
+    return found
+
+
 def address_count(conn: Connection, address: str) -> int:
     c = correspondent_addresses.c
     return int(conn.execute(select(c.count).where(c.address == address.lower())).scalar() or 0)

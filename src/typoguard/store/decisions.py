@@ -251,6 +251,36 @@ def prune(conn: Connection, before: float) -> int:
     return int(result.rowcount or 0)
 
 
+def hold_for_envelope(
+    conn: Connection, sender: str, recipients: Iterable[str], arrival: float, *, window: float = 900.0
+) -> DecisionRecord | None:
+    """The newest ``hold`` decision for this sender and one of these recipients, made up to ``window``
+    seconds before the message arrived (or a minute after: clocks of several nodes).
+
+    Postfix creates the queue file only once the first recipient is accepted, so the policy request for
+    that recipient carries no queue id: most messages held by typoguard are found this way.
+    """
+    rcpts = sorted({r for r in recipients if r})
+    if not rcpts:
+        return None
+    c = decisions.c
+    stmt = (
+        select(decisions)
+        .where(
+            c.action == "hold",
+            c.queue_id == "",  # a decision with a queue id belongs to that message only
+            c.sender == sender,
+            c.recipient.in_(rcpts[:500]),
+            c.time >= arrival - window,
+            c.time <= arrival + 60.0,
+        )
+        .order_by(c.seq.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).first()
+    return record_from_row(row._mapping) if row is not None else None
+
+
 def latest_for_queue_ids(conn: Connection, queue_ids: Iterable[str]) -> dict[str, DecisionRecord]:
     """The newest held/rejected-or-other decision per queue id (for joining held mail)."""
     out: dict[str, DecisionRecord] = {}

@@ -46,6 +46,12 @@ class Spool:
                     n += sum(1 for _ in f)
         return n
 
+    def recount(self) -> None:
+        """Count again the rows waiting in every spool file (others' too)."""
+        n = self._count_existing()
+        with self._lock:
+            self.pending = n
+
     def has_files(self) -> bool:
         try:
             return any(p != self._path for p in self.directory.glob("*" + SUFFIX)) or self._path is not None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,11 @@ class Store:
         """Has mail from ``sender_domain`` to ``recipient_domain`` been allowed before?"""
         return self.pair_count(sender_domain, recipient_domain) > 0
 
+    def known_pairs(self, recipient_domains: Iterable[str]) -> set[tuple[str, str]]:
+        """(sender domain, recipient domain) pairs with mail seen, for these recipient domains."""
+        with translated("read correspondents"), self.engine.connect() as conn:
+            return correspondents.pairs_to(conn, recipient_domains)
+
     def correspondent(self, domain: str) -> CorrespondentDomain | None:
         with translated("read correspondents"), self.engine.connect() as conn:
             return correspondents.domain_info(conn, normal_domain(domain))
@@ -244,6 +249,11 @@ class Store:
         msgs = queue.held()
         with translated("read decisions for held mail"), self.engine.connect() as conn:
             found = decisions.latest_for_queue_ids(conn, [m.queue_id for m in msgs])
+            for m in msgs:
+                if m.queue_id not in found:
+                    by_envelope = decisions.hold_for_envelope(conn, m.sender, m.recipients, m.arrival_time)
+                    if by_envelope is not None:
+                        found[m.queue_id] = by_envelope
         return [HeldMessage(m, found.get(m.queue_id)) for m in msgs]
 
     def record_held_action(self, queue_id: str, action: str, *, by: str, reason: str = "") -> None:

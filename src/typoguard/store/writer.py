@@ -116,6 +116,12 @@ class DecisionWriter:
         self._thread.join(timeout)
         self.spool.close()
 
+    def adopt_spool(self) -> None:
+        """Notice spool files written by other processes (the policy service spills there when this
+        writer lags); the thread replays them when it is idle."""
+        if not self.spool.pending and self.spool.has_files():
+            self.spool.recount()
+
     def replay_now(self) -> int:
         """Replay the spool if the database answers (normally the thread does this itself)."""
         return self._replay()

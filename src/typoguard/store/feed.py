@@ -1,0 +1,378 @@
+"""The decision feed: the policy service's decisions reach the store through a writer *process*.
+
+The policy service already turns every decision into one JSON log line. The same bytes go down a pipe to
+``python -m typoguard.store.feed`` (a child process at a low CPU priority), which parses them into
+``DecisionEvent``s and hands them to a ``DecisionWriter`` (batches, spool, exactly-once replay). Why a
+process and not the writer thread in the service (ADR 0007):
+
+* a thread shares the GIL with the event loop: whatever CPU the writer uses (about as much per decision as
+  the request itself) is taken from answering Postfix, whatever its ``nice`` value - a niced thread that
+  holds the GIL makes the event loop wait;
+* a process at ``nice 19`` gets a spare core when there is one and only idle time when there is not: at
+  saturation the log lags (pipe, then memory, then the spool hold the difference) and catches up after.
+
+Parent side (``DecisionFeed``, event-loop thread only): ``append(line)`` is a list append; ``flush()``
+(once per loop turn, and on a timer while anything is pending) writes what the pipe takes without
+blocking. What the pipe does not take waits in memory up to ``[store] queue_size`` decisions' worth of
+bytes, beyond that in the spool (the writer process replays it). A writer process that dies is restarted
+(at most once a second) and the pending bytes are sent to the new one; a line torn by the death is skipped.
+
+Child side (``main``): reads lines until end of file (the service closed the pipe: it is stopping, or it
+was killed), writes everything, exits 0. It ignores SIGTERM/SIGINT/SIGHUP: a service manager signalling
+the whole process group must not make it drop decisions the service already handed over; end of file is
+its only stop signal. If the database cannot be opened it spools lines and keeps trying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+
+from typoguard.store.decisions import DecisionEvent, row_dict
+from typoguard.store.spool import Spool
+
+log = logging.getLogger("typoguard.store.feed")
+
+LINE_BYTES: Final = 512  # a decision line's typical size: turns ``queue_size`` (decisions) into bytes
+PIPE_BYTES: Final = 1 << 20  # ask the kernel for a 1 MiB pipe (Linux; the default is 64 KiB)
+_SKIPPED_ACTIONS: Final = frozenset({"skip", "ignored"})  # not guarded mail: logged, not stored
+
+
+# --------------------------------------------------------------------------- line -> event
+def _parse_time(text: str) -> float:
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return _dt.datetime.fromisoformat(text).timestamp()
+
+
+def event_from_line(line: bytes, node: str) -> DecisionEvent | None:
+    """The ``DecisionEvent`` in one decision log line; None for other records (``ValueError`` if broken)."""
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(rec, dict) or rec.get("event") != "decision":
+        return None
+    action = rec.get("action")
+    if not isinstance(action, str) or action in _SKIPPED_ACTIONS:
+        return None
+    try:
+        return DecisionEvent(
+            time=_parse_time(rec["time"]),
+            recipient=str(rec["recipient"]),
+            action=action,
+            domain=str(rec.get("domain") or ""),
+            intended=rec.get("intended"),
+            kind=rec.get("kind"),
+            score=float(rec.get("score") or 0.0),
+            sender=str(rec.get("sender") or ""),
+            queue_id=str(rec.get("queue_id") or ""),
+            node=node,
+            mode=str(rec.get("mode") or "enforce"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a decision record: {exc}") from None
+
+
+def _spool_lines(spool: Spool, lines: Sequence[bytes], node: str) -> int:
+    """Decision lines into the spool as rows with fresh ids (the rare path); returns rows written."""
+    rows = []
+    for line in lines:
+        try:
+            event = event_from_line(line, node)
+        except ValueError:
+            continue
+        if event is not None:
+            rows.append(row_dict(event.values(str(uuid.uuid4()))))
+    if rows:
+        spool.append(rows)
+    return len(rows)
+
+
+# --------------------------------------------------------------------------- parent side
+class DecisionFeed:
+    """Ships decision log lines to a writer process through a non-blocking pipe (event-loop thread only)."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        spool_dir: Path,
+        node: str,
+        queue_size: int = 100_000,
+        on_event: Callable[..., None] | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.spool_dir = spool_dir
+        self.node = node
+        self.max_pending = max(1, queue_size) * LINE_BYTES
+        self.on_event = on_event  # (level, event, **fields) -> None: the service's JSON log
+        self.flush_soon: Callable[[], None] | None = None  # set by the event loop's owner
+        self._buf: list[bytes] = []
+        self._pending = b""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._fd = -1
+        self._last_start = 0.0
+        self._spool: Spool | None = None
+        self.sent = 0  # bytes handed to a writer process
+        self.spilled = 0  # decisions spilled to the spool because the writer lagged too far
+        self.restarts = 0
+        self._start()
+
+    # ------------------------------------------------------------------ hot path
+    def append(self, line: bytes) -> None:
+        buf = self._buf
+        buf.append(line)
+        if len(buf) == 1 and self.flush_soon is not None:
+            self.flush_soon()
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._pending) + sum(map(len, self._buf))
+
+    def flush(self) -> None:
+        """Write what the pipe takes now; never blocks."""
+        if self._buf:
+            data = self._pending + b"".join(self._buf) if self._pending else b"".join(self._buf)
+            self._buf.clear()
+        elif self._pending:
+            data = self._pending
+        else:
+            return
+        written = self._write(data)
+        rest = data[written:] if written else data
+        if len(rest) > self.max_pending:
+            rest = self._spill(rest)
+        self._pending = rest
+
+    def _write(self, data: bytes) -> int:
+        if self._fd < 0 and not self._restart():
+            return 0
+        try:
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:  # EPIPE: the writer process died
+            self._lost(f"{type(exc).__name__}: {exc}")
+            return 0
+        self.sent += n
+        return n
+
+    # ------------------------------------------------------------------ the writer process
+    def _start(self) -> None:
+        self._last_start = time.monotonic()
+        try:
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            self._event("error", "decision_writer_failed", error=str(exc))
+            return
+        assert proc.stdin is not None
+        fd = proc.stdin.fileno()
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        os.set_blocking(fd, False)
+        self._proc, self._fd = proc, fd
+        self._event("info", "decision_writer_started", pid=proc.pid)
+
+    def _restart(self) -> bool:
+        if time.monotonic() - self._last_start < 1.0:
+            return False
+        self._close_pipe()
+        self.restarts += 1
+        # The new process must not start mid-line: drop the torn head of what the old one half read.
+        self._start()
+        return self._fd >= 0
+
+    def _lost(self, why: str) -> None:
+        code = self._proc.poll() if self._proc is not None else None
+        self._event("error", "decision_writer_lost", error=why, exit_code=code)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        proc, self._proc = self._proc, None
+        self._fd = -1
+        if proc is not None and proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.1)
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    # ------------------------------------------------------------------ overflow
+    def _spill(self, data: bytes) -> bytes:
+        """Spool every complete line of ``data`` but the first (it may be half written); return the rest."""
+        first = data.find(b"\n") + 1
+        last = data.rfind(b"\n") + 1
+        if last <= first:
+            return data
+        if self._spool is None:
+            self._spool = Spool(self.spool_dir)
+        try:
+            n = _spool_lines(self._spool, data[first:last].splitlines(), self.node)
+            self._spool.rotate()  # unlocked: the writer process may replay it now
+        except Exception as exc:  # never raise into the event loop
+            self._event("error", "decision_spool_failed", error=repr(exc))
+            return data
+        self.spilled += n
+        self._event("warning", "decision_writer_lagging", spilled=n, spool=str(self.spool_dir))
+        return data[:first] + data[last:]
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self, timeout: float = 30.0) -> bool:
+        """Hand over everything pending (blocking, up to ``timeout``), close the pipe, wait for the writer
+        to store it and exit. False if something was left behind (spooled or dropped)."""
+        deadline = time.monotonic() + timeout
+        self.flush()
+        data, self._pending = self._pending, b""
+        while data and self._fd >= 0 and time.monotonic() < deadline:
+            select.select([], [self._fd], [], max(0.0, min(0.5, deadline - time.monotonic())))
+            n = self._write(data)
+            data = data[n:]
+        clean = True
+        if data:  # no writer, or it did not keep up in time: keep the decisions in the spool
+            self._spill(b"\n" + data if not data.startswith(b"\n") else data)
+            clean = False
+        proc = self._proc
+        if proc is not None:
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._event("error", "decision_writer_timeout", pid=proc.pid)
+                proc.kill()
+                proc.wait(5)
+                clean = False
+            self._proc, self._fd = None, -1
+        if self._spool is not None:
+            self._spool.close()
+        return clean
+
+    def _event(self, level: str, event: str, **fields: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(level, event, **fields)
+        else:
+            log.log(logging.getLevelName(level.upper()), "%s %s", event, fields)
+
+
+def writer_argv(config_path: str | Path) -> list[str]:
+    """The command that runs the writer process for the config at ``config_path``."""
+    return [sys.executable, "-m", "typoguard.store.feed", "--config", str(Path(config_path).resolve())]
+
+
+# --------------------------------------------------------------------------- child side
+class _Child:
+    """The writer process: lines from standard input into a ``DecisionWriter`` (or the spool)."""
+
+    def __init__(self, config_path: str) -> None:
+        from typoguard.config import load_config
+        from typoguard.store.store import resolve
+
+        self.config = load_config(config_path)
+        self.resolved = resolve(self.config)
+        self.spool = Spool(self.resolved.spool_dir)  # used only while the database cannot be opened
+        self.writer: Any = None  # a DecisionWriter once the database answers
+        self.next_try = 0.0
+        self.next_adopt = time.monotonic() + 2.0
+        self.torn = True  # the first line may be the tail of one a previous writer process half read
+
+    def connect(self, now: float) -> None:
+        from typoguard.errors import TypoguardError
+        from typoguard.store.store import open_store
+        from typoguard.store.writer import DecisionWriter
+
+        if self.writer is None and now >= self.next_try:
+            try:
+                store = open_store(self.config)
+            except (TypoguardError, OSError) as exc:
+                log.warning("decision store unavailable, spooling: %s", exc)
+                self.next_try = now + self.resolved.settings.retry_interval
+            else:
+                self.writer = DecisionWriter(store, nice=0)  # this whole process is already niced
+        if self.writer is not None and now >= self.next_adopt:
+            self.writer.adopt_spool()  # lines the service spilled while we lagged
+            self.next_adopt = now + 2.0
+
+    def take(self, lines: list[bytes]) -> None:
+        if self.torn and lines:
+            if not lines[0].startswith(b"{"):
+                lines.pop(0)
+            self.torn = False
+        node = self.resolved.node
+        if self.writer is None:
+            _spool_lines(self.spool, [x for x in lines if x], node)
+            return
+        submit = self.writer.submit
+        for line in lines:
+            if not line:
+                continue
+            try:
+                event = event_from_line(line, node)
+            except ValueError as exc:
+                log.warning("skipping a decision line: %s", exc)
+                continue
+            if event is not None:
+                submit(event)
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        nice = self.resolved.settings.writer_nice
+        if nice > 0:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+        fd = sys.stdin.fileno()
+        pending = b""
+        while True:
+            self.connect(time.monotonic())
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 20)
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop() if chunk else b""
+            self.take(lines)
+            if not chunk:
+                break
+        self.spool.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer.store.close()
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m typoguard.store.feed", description=__doc__)
+    parser.add_argument("--config", required=True, help="the service's TOML config file")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="typoguard decision writer: %(levelname)s %(message)s")
+    return _Child(args.config).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
