@@ -9,6 +9,7 @@ error (a typo in a security setting must not be silently ignored). Environment o
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -108,9 +109,37 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class SinkConfig:
-    """``typoguard sink``: the MX for look-alike domains (issue 9). Fields are owned by adapters/sink.py."""
+    """``typoguard sink``: the MX for look-alike domains (issue 9). Fields are owned by adapters/sink.py.
+
+    Templates are the text after ``550 5.1.2 `` and may use {recipient}, {intended_address}, {domain} and
+    {intended} (the neutral one only {recipient} and {domain}).
+    """
 
     listen: tuple[str, ...] = ("127.0.0.1:2525",)  # host:port, several allowed
+    hostname: str = ""  # the name in the greeting; empty: this host's name
+    domains: tuple[str, ...] = ()  # look-alikes answered for: "army-mil.com" or "army-mil.com=army.mil"
+    lookalikes_of: tuple[str, ...] | None = None  # answer for look-alikes of these; None: [protect] domains
+    min_score: float = 0.7  # a domain is a look-alike of a protected one from this score on
+    reject_template: str = (
+        "<{recipient}>: {domain} is not {intended}; you probably meant <{intended_address}>."
+        " Check the address and send again"
+    )
+    neutral_template: str = "<{recipient}>: {domain} does not receive mail; check the address"
+    tls_cert: str = ""  # PEM files for STARTTLS; both or neither
+    tls_key: str = ""
+    sender_hash_key_file: str = ""  # HMAC key for repeat-sender statistics; empty: senders not counted
+    retention: str = "400d"  # counts older than this are deleted
+    database: str = ""  # empty: [store] url if set, else SQLite sink.db under [store] data_dir
+    flush_interval: float = 10.0  # seconds between writes of the in-memory counts
+    max_sessions: int = 1000  # SMTP sessions at once; beyond: 421 at connect
+    max_connections_per_network: int = 20  # sessions at once from one client network
+    connections_per_minute_per_network: int = 120
+    rcpt_per_minute_per_network: int = 1200  # RCPTs beyond get 450 4.7.1 (try later)
+    max_rcpt_per_session: int = 1000  # then 421 and the session is closed
+    ipv4_prefix: int = 24  # a client network: the address's /24 (IPv4) or /64 (IPv6)
+    ipv6_prefix: int = 64
+    command_timeout: float = 60.0  # idle seconds before the session is closed
+    session_timeout: float = 600.0  # a whole session at most
 
 
 @dataclass(frozen=True)
@@ -217,7 +246,52 @@ def validate(config: Config) -> Config:
     for name, w in config.protect.weights.items():
         if not 0.0 <= w <= 1.0:
             raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
+    _validate_sink(config.sink)
     return config
+
+
+_SINK_DURATION = re.compile(r"\d+(?:\.\d+)?\s*[smhdw]?")
+_SINK_SAMPLE = {"recipient": "bob@army.ml", "intended_address": "bob@army.mil", "domain": "army.ml",
+                "intended": "army.mil"}  # fmt: skip
+
+
+def _validate_sink(sink: SinkConfig) -> None:
+    """``[sink]`` checks: addresses, numbers, templates that render to one ASCII reply line."""
+    if not sink.listen:
+        raise ConfigError("[sink] listen must name at least one host:port")
+    for item in sink.listen:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"[sink] listen must be host:port entries, got {item!r}")
+    if not 0.0 <= sink.min_score <= 1.0:
+        raise ConfigError(f"[sink] min_score must be within 0..1, got {sink.min_score}")
+    for name, keys in (
+        ("reject_template", tuple(_SINK_SAMPLE)),
+        ("neutral_template", ("recipient", "domain")),
+    ):
+        template = getattr(sink, name)
+        try:
+            text = template.format(**{k: _SINK_SAMPLE[k] for k in keys})
+        except (KeyError, IndexError, ValueError) as exc:
+            known = ", ".join("{" + k + "}" for k in keys)
+            raise ConfigError(f"[sink] {name}: bad placeholder {exc} (known: {known})") from None
+        if not text.isascii() or not text.isprintable() or len(text) > 400:
+            raise ConfigError(f"[sink] {name} must be printable ASCII of at most 400 characters")
+    if bool(sink.tls_cert) != bool(sink.tls_key):
+        raise ConfigError("[sink] tls_cert and tls_key go together")
+    if not _SINK_DURATION.fullmatch(sink.retention.strip().lower()):
+        raise ConfigError(f"[sink] retention is not a duration: {sink.retention!r} (e.g. 400d, 12w)")
+    for name in ("flush_interval", "command_timeout", "session_timeout"):
+        if not getattr(sink, name) > 0:
+            raise ConfigError(f"[sink] {name} must be positive")
+    for name in (
+        "max_sessions", "max_connections_per_network", "connections_per_minute_per_network",
+        "rcpt_per_minute_per_network", "max_rcpt_per_session",
+    ):  # fmt: skip
+        if getattr(sink, name) < 1:
+            raise ConfigError(f"[sink] {name} must be at least 1")
+    if not 8 <= sink.ipv4_prefix <= 32 or not 16 <= sink.ipv6_prefix <= 128:
+        raise ConfigError("[sink] ipv4_prefix must be 8..32 and ipv6_prefix 16..128")
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
