@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 
 DUNNO: Final = PolicyReply("DUNNO")
+BLOCKED_TEXT: Final = "5.7.1 <{{recipient}}>: mail to {domain} is blocked by this organisation's policy"
 WARN_TEXT: Final = "{recipient} may be a typo for {suggestion}: {domain} looks like {intended} ({why})"
 TEMPLATE_FIELDS: Final = frozenset(
     {"recipient", "domain", "intended", "why", "suggestion", "kind", "score", "sender"}
@@ -231,8 +232,14 @@ class PolicyDecider:
         if a.action is not Action.ALLOW or a.intended is not None:  # flagged, or allowed despite a finding
             fields["reason"] = a.reason
         entry: _Entry
-        if self.audit or a.action in (Action.ALLOW, Action.INVALID) or a.intended is None:
+        if self.audit or a.action in (Action.ALLOW, Action.INVALID):
             entry = (a, a.action.value, DUNNO, "DUNNO", "", self._tail(a.action.value, "DUNNO", fields))
+        elif a.intended is None:  # an admin's block override of a domain that looks like nothing protected
+            word = str(self._reject_code) if a.action is Action.REJECT else "HOLD"
+            text = BLOCKED_TEXT if a.action is Action.REJECT else "typoguard: {reason}"
+            partial = _escape(f"{word} ") + _escape(text.format(domain=a.domain or "", reason=a.reason))
+            partial = partial.replace("<{{recipient}}>", "<{recipient}>")
+            entry = (a, a.action.value, None, word, partial, self._tail(a.action.value, word, fields))
         else:
             if a.action is Action.REJECT:
                 word, prefix, template = str(self._reject_code), self._reject_prefix, self._reject_template

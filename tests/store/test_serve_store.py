@@ -1,0 +1,140 @@
+"""``typoguard serve`` with its memory, as an operator runs it: a real process, its writer process, SQLite
+or a real PostgreSQL shared by two nodes, the HTTP API in the same process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from typoguard.config import load_config
+from typoguard.store import DecisionQuery, open_store
+
+from .serve_process import ServeProcess
+
+
+def _eventually(check: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.1)
+
+
+def _stored(node: ServeProcess) -> list[tuple[str, str, str, str]]:
+    store = open_store(load_config(node.config))
+    try:
+        rows = store.decisions(DecisionQuery(limit=10_000))
+    finally:
+        store.close()
+    return sorted((r.event.recipient, r.event.action, r.event.node, r.event.queue_id) for r in rows)
+
+
+@pytest.fixture
+def served(typoguard_exe: str, tmp_path: Path) -> Iterator[ServeProcess]:
+    node = ServeProcess(typoguard_exe, tmp_path / "a").start()
+    yield node
+    node.stop()
+
+
+def test_every_guarded_decision_is_stored_and_the_service_stops_cleanly(served: ServeProcess) -> None:
+    assert served.ask("bob@army.ml", queue_id="4Xk1Qz0mKfz3").startswith("550 5.1.2")
+    assert served.ask("bob@army.mil") == "DUNNO"
+    assert served.ask("bob@army.ml", sender="stranger@example.net") == "DUNNO"  # not guarded: not stored
+    assert served.stop() == 0
+    assert _stored(served) == [
+        ("bob@army.mil", "allow", "node-a", ""),
+        ("bob@army.ml", "reject", "node-a", "4Xk1Qz0mKfz3"),
+    ]
+    events = [r["event"] for r in served.records()]
+    assert events.index("decision_writer_stopped") < events.index("stopped")
+    assert served.records("decision_writer_stopped")[0]["clean"] is True
+
+
+def test_a_killed_writer_process_is_replaced_and_later_decisions_are_stored(served: ServeProcess) -> None:
+    served.ask("carol@army.mil")
+    first = served.writer_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    # Decisions keep being answered at once; the feed notices the broken pipe and starts a new writer.
+    _eventually(
+        lambda: served.ask("dave@army.mil") == "DUNNO" and served.writer_pid() not in (None, first),
+        "a new writer process",
+    )
+    assert served.records("decision_writer_lost")
+    served.ask("erin@arny.mil")
+    assert served.stop() == 0
+    stored = {r[0] for r in _stored(served)}
+    assert "erin@arny.mil" in stored  # after the restart
+    assert "dave@army.mil" in stored or len(stored) >= 2
+
+
+def test_overrides_from_the_command_line_reach_the_running_service(served: ServeProcess) -> None:
+    assert served.ask("frank@arny.mil").startswith(("HOLD", "550"))
+    served.cli("allow", "arny.mil", "--reason", "a real partner")
+    _eventually(lambda: served.ask("frank@arny.mil") == "DUNNO", "the allow override applied")
+    served.cli("block", "example.com", "--reason", "never mail them")
+    _eventually(lambda: served.ask("gina@example.com").startswith("550"), "the block override applied")
+    served.cli("overrides", "remove", "arny.mil", "--reason", "done")
+    _eventually(lambda: served.ask("frank@arny.mil") != "DUNNO", "the removal applied")
+
+
+def test_the_http_api_runs_in_the_same_process_and_follows_reloads(typoguard_exe: str, tmp_path: Path) -> None:
+    node = ServeProcess(typoguard_exe, tmp_path / "h", http=True).start()
+    try:
+        base = f"http://127.0.0.1:{node.http_port}"
+        assert f"{base}/" in node.out.read_text()  # the banner names the API's address
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
+            assert r.status == 200
+        token = node.cli("token", "create", "--scope", "check", "--name", "test").split()[-1]
+
+        def check(rcpt: str) -> str:
+            req = urllib.request.Request(
+                f"{base}/v1/check",
+                data=json.dumps({"sender": "alice@army.mil", "recipients": [rcpt]}).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return str(json.load(r)["verdicts"][0]["action"])
+
+        assert check("bob@army.ml") == "reject"
+        assert check("bob@exmaple.com") == "allow"
+        node.config.write_text(
+            node.config.read_text().replace('"army.mil", "navy.mil"', '"army.mil", "navy.mil", "example.com"')
+        )
+        assert node.proc is not None
+        node.proc.send_signal(signal.SIGHUP)
+        _eventually(lambda: bool(node.records("reloaded")), "reloaded")
+        assert check("bob@exmaple.com") != "allow"
+        assert node.ask("bob@exmaple.com").startswith("550")
+    finally:
+        assert node.stop() == 0
+
+
+def test_two_serve_processes_sharing_postgresql_see_one_history_and_one_set_of_overrides(
+    typoguard_exe: str, tmp_path: Path, pg_url: str
+) -> None:
+    a = ServeProcess(typoguard_exe, tmp_path / "a", node="mx1", url=pg_url).start()
+    b = ServeProcess(typoguard_exe, tmp_path / "b", node="mx2", url=pg_url).start()
+    try:
+        assert a.ask("bob@army.ml").startswith("550")
+        assert b.ask("carol@army.ml").startswith("550")
+        # One history: each node's decisions are visible from the other's configuration.
+        _eventually(
+            lambda: {(r[0], r[2]) for r in _stored(b)} >= {("bob@army.ml", "mx1"), ("carol@army.ml", "mx2")},
+            "both nodes' decisions in PostgreSQL",
+        )
+        # One set of overrides: made through node a's config, applied by node b.
+        assert b.ask("dave@arny.mil") != "DUNNO"
+        a.cli("allow", "arny.mil", "--reason", "shared override")
+        _eventually(lambda: b.ask("dave@arny.mil") == "DUNNO", "node b applies node a's override")
+        assert a.ask("dave@arny.mil") == "DUNNO"
+    finally:
+        assert a.stop() == 0
+        assert b.stop() == 0
+    assert {r[2] for r in _stored(a)} == {"mx1", "mx2"}
