@@ -84,7 +84,9 @@ def test_overrides_from_the_command_line_reach_the_running_service(served: Serve
     _eventually(lambda: served.ask("frank@arny.mil") != "DUNNO", "the removal applied")
 
 
-def test_the_http_api_runs_in_the_same_process_and_follows_reloads(typoguard_exe: str, tmp_path: Path) -> None:
+def test_the_http_api_runs_in_the_same_process_and_follows_reloads(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
     node = ServeProcess(typoguard_exe, tmp_path / "h", http=True).start()
     try:
         base = f"http://127.0.0.1:{node.http_port}"
