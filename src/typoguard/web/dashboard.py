@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from typoguard.config import Config
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, TypoguardError
@@ -39,10 +40,29 @@ templates.env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", tim
 Page = Callable[[Request, ApiToken], Awaitable[Response]]
 
 
+# The JSON API authenticates with bearer tokens only: its requests skip the session cookie's parsing and
+# signature check (a few microseconds on every /v1/check), and no API reply can set a cookie.
+_API_PATHS = ("/v1/", "/metrics", "/healthz", "/openapi.json")
+
+
+class PageSessions:
+    """``SessionMiddleware`` for the dashboard's pages only; API paths go straight to the app."""
+
+    def __init__(self, app: ASGIApp, /, **session_options: Any) -> None:
+        self.app = app
+        self.sessions = SessionMiddleware(app, **session_options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(_API_PATHS):
+            await self.app(scope, receive, send)
+        else:
+            await self.sessions(scope, receive, send)
+
+
 def dashboard_middleware(config: Config) -> list[Middleware]:
     return [
         Middleware(
-            SessionMiddleware,
+            PageSessions,
             secret_key=session_secret(config),
             session_cookie="typoguard_session",
             max_age=config.http.session_max_age,
