@@ -12,6 +12,7 @@ every local part gets the same code and the same sentence.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,6 +43,16 @@ class Answer:
     reply: str
     lookalike: str | None
     intended: str | None
+
+
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _local_form(local: str) -> str:
+    """The local part as written in an address (the SMTP parser may have unquoted it; quoted stays quoted)."""
+    if _DOT_ATOM.fullmatch(local) or (len(local) >= 2 and local[0] == local[-1] == '"'):
+        return local
+    return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _ascii_line(text: str) -> str:
@@ -153,6 +164,7 @@ class Answerer:
         decided = self.domain(domain)
         if decided.lookalike is None:
             return Answer(NOT_OURS, None, None)
+        local = _local_form(local)
         recipient = _ascii_line(f"{local}@{decided.lookalike}")
         if decided.intended is None:
             text = self._neutral.format(recipient=recipient, domain=decided.lookalike)

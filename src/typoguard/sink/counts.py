@@ -306,8 +306,10 @@ class CountStore:
                 sink_senders.c.day >= since_day, sink_senders.c.day <= until_day
             )
             per: dict[tuple[str, str], int] = {}
-            for la, h, n in conn.execute(q).tuples():
-                per[(str(la), str(h))] = per.get((str(la), str(h)), 0) + int(n)
+            for row in conn.execute(q):
+                m: Any = row._mapping
+                key = (str(m["lookalike"]), str(m["sender_hash"]))
+                per[key] = per.get(key, 0) + int(m["count"])
         out: dict[str, tuple[int, int]] = {}
         for (la, _), n in per.items():
             distinct, repeat = out.get(la, (0, 0))
