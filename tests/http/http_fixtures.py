@@ -1,15 +1,19 @@
 """HTTP API test helpers: an app over a fresh SQLite store per test, tokens of each scope, a fake hold queue.
 
 The fake queue stands in for Postfix's ``postqueue``/``postsuper`` in these HTTP-layer unit tests only;
-the store's ``PostfixQueue`` itself is tested against a real Postfix in tests/store.
+the browser test releases a message from a real private Postfix (``audit_postfix_lab``), and the store's
+``PostfixQueue`` itself is tested against a real Postfix in tests/store.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 from starlette.applications import Starlette
@@ -110,3 +114,18 @@ class Api:
 
     def headers(self, scope: str | None) -> dict[str, str]:
         return {} if scope is None else {"Authorization": f"Bearer {self.tokens[scope]}"}
+
+
+def audit_postfix_lab() -> ModuleType:
+    """tests/audit/audit_postfix_lab.py (a throw-away Postfix instance in a temp dir: own config, queue and
+    port), imported rather than copied. Neither test directory is a package, hence the import by path."""
+    name = "audit_postfix_lab"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parents[1] / "audit" / "audit_postfix_lab.py"
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
