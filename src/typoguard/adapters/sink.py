@@ -358,8 +358,8 @@ def banner(server: SinkServer) -> str:
         [
             f"typoguard sink: {', '.join(server.addresses)}  (pid {os.getpid()}); accepts no mail",
             "Point a look-alike's MX here:   army.ml.  IN MX 10 sink.example.net.",
-            f"Try it:  swaks --server {first} --from alice@example.org --to bob@army.ml",
-            "  -> 550 5.1.2 <bob@army.ml>: army.ml is not army.mil; you probably meant <bob@army.mil>. ...",
+            f"Try it:  swaks --server {first} --from user@example.org --to user@army.ml",
+            "  -> 550 5.1.2 <user@army.ml>: army.ml is not army.mil; you probably meant <user@army.mil>. ...",
             "Report: typoguard sink report --config FILE [--format text|json|html]   Stop: kill -TERM <pid>",
         ]
     )
