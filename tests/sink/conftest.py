@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ flush_interval = 0.2
 
 def _toml_value(v: Any) -> str:
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(v)  # a JSON string is a TOML basic string
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, list | tuple):
@@ -45,7 +46,12 @@ def _toml_value(v: Any) -> str:
 
 def write_config(root: Path, **sink: Any) -> Path:
     """The base config with ``[sink]`` keys overridden; returns its path."""
-    lines = [ln for ln in BASE_TOML.splitlines() if ln.split(" = ")[0] not in sink]
+    head, _, body = BASE_TOML.partition("[sink]\n")
+    lines = [
+        *head.splitlines(),
+        "[sink]",
+        *(ln for ln in body.splitlines() if ln.split(" = ")[0] not in sink),
+    ]
     lines += [f"{k} = {_toml_value(v)}" for k, v in sink.items()]
     path = root / "typoguard.toml"
     path.write_text("\n".join(lines) + "\n")
