@@ -7,12 +7,13 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import orjson
 import pytest
 from click.testing import CliRunner
-from conftest import write_config
 
+from conftest import write_config
 from typoguard.cli import main
 from typoguard.config import load_config
 from typoguard.sink import report as sink_report
@@ -99,14 +100,14 @@ def test_cli_writes_a_file_and_rejects_a_bad_day(config_path: Path, tmp_path: Pa
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    bodies: list[bytes] = []
+    bodies: ClassVar[list[bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
         self.send_response(204)
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
