@@ -211,27 +211,38 @@ def _start(
     raise RuntimeError(f"{cmd[0]} did not start")
 
 
-def _config(tmp: Path) -> Path:
+def _config(tmp: Path, store: str = "off", name: str = "bench") -> Path:
+    """The example's protected domains and senders; ``store``: "off", "sqlite" or a PostgreSQL URL."""
     from typoguard.config import load_config
 
     example = load_config(ROOT / "examples" / "typoguard.toml", environ={})
     quoted = lambda items: ", ".join(f'"{x}"' for x in items)  # noqa: E731
-    path = tmp / "bench.toml"
+    path = tmp / f"{name}.toml"
+    if store == "off":
+        store_section = "[store]\nenabled = false\n"
+    else:
+        url = "" if store == "sqlite" else store
+        store_section = f'[store]\ndata_dir = "{tmp / name}"\nurl = "{url}"\nnode = "{name}"\n'
     path.write_text(
         f"[protect]\ndomains = [{quoted(example.protect.domains)}]\n"
         f"trusted = [{quoted(example.protect.trusted)}]\n"
         f"[policy]\ninternal_senders = [{quoted(example.policy.internal_senders)}]\n"
         f'internal_networks = ["127.0.0.0/8"]\n'
         f'[policyd]\nlisten = "{HOST}:0"\nmax_connections = 256\n'
-        f'[log]\nfile = "{tmp / "decisions.log"}"\n'
+        f'[log]\nfile = "{tmp / (name + ".log") if name != "bench" else tmp / "decisions.log"}"\n'
+        + store_section
     )
     return path
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
+    _stop_wait(proc, 10)
+
+
+def _stop_wait(proc: subprocess.Popen[str], timeout: float) -> None:
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(10)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

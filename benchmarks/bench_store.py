@@ -5,13 +5,13 @@ policy service.
    500 senders) submitted at once to a ``DecisionWriter``, timed until the last is committed, correspondents
    learned in the same transactions. SQLite: a WAL file in a temp dir. PostgreSQL: a throwaway local
    cluster started here with durable settings (fsync, synchronous_commit on), if the server is installed.
-2. **policy throughput, store off vs on**: an asyncio stand-in for the policy service (read a Postfix policy
-   request of 26 attributes, parse it, ``guard.check`` the recipient, reply; with the store also build a
-   ``DecisionEvent`` and ``writer.submit`` it) driven over a unix socket by a load-generator process with 16
-   connections, each waiting for its reply as smtpd does. Saturated (as fast as it goes: the target is
-   >= 90% of store off) and paced at 5,000 req/s (CPU per request, the writer included). Off and on runs are
-   interleaved and the best of two kept: the machine may be shared.
-3. The same work as a bare loop without I/O, the floor that shows the raw per-decision cost.
+2. **policy throughput, store off vs on**: the real ``typoguard serve`` (the example's protected domains,
+   JSON decision log) three times - ``[store] enabled = false``, SQLite, PostgreSQL - driven by
+   ``bench_policyd``'s load generator (real 29-attribute Postfix requests, 8 and 32 persistent
+   connections, servers pinned to CPU 0, generator to CPU 1), runs interleaved, median of ``REPEAT``.
+   With the store on, decisions go through the pipe to the writer process (nice 19): at saturation it gets
+   only idle CPU, so the table also shows how long ``SIGTERM`` took to drain the backlog and that every
+   decision was stored exactly once.
 
 Bounded: about two minutes. Run: ``python -m benchmarks --only store``.
 """
@@ -19,6 +19,7 @@ Bounded: about two minutes. Run: ``python -m benchmarks --only store``.
 from __future__ import annotations
 
 import importlib.util
+import os
 import random
 import resource
 import sys
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from typoguard.config import Config, ProtectConfig, StoreConfig
+from typoguard.config import StoreConfig
 from typoguard.service import Guard
 from typoguard.store import DecisionEvent, DecisionWriter, Store, open_store
 
@@ -109,118 +110,79 @@ def writer_rate(store: Store, events: list[DecisionEvent]) -> tuple[float, Decis
     return len(events) / elapsed, writer
 
 
-_REQUEST = (
-    "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nhelo_name=client.army.mil\n"
-    "queue_id=8045F2AB23\nsender=alice@army.mil\nrecipient={rcpt}\nrecipient_count=0\n"
-    "client_address=10.1.2.3\nclient_name=client.army.mil\nreverse_client_name=client.army.mil\n"
-    "instance=123.456.7\nsasl_method=plain\nsasl_username=alice\nsasl_sender=\nsize=12345\n"
-    "ccert_subject=\nccert_issuer=\nccert_fingerprint=\nccert_pubkey_fingerprint=\nencryption_protocol=TLSv1.3\n"
-    "encryption_cipher=TLS_AES_256_GCM_SHA384\nencryption_keysize=256\netrn_domain=\nstress=\n"
-    "server_address=10.0.0.1\n\n"
-)
+def _count_rows(config_path: Path) -> int:
+    from typoguard.config import load_config
 
-# The load generator: CONNECTIONS connections, each sending one request and waiting for its reply, as
-# Postfix's smtpd processes do; requests are read from a file, one per line (the recipient).
-_CLIENT = r"""
-import asyncio, sys
-path, rcpt_file = sys.argv[1], sys.argv[2]
-connections, rate, n = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-template = sys.stdin.read()
-rcpts = open(rcpt_file).read().split()[:n]
-async def conn(part):
-    reader, writer = await asyncio.open_unix_connection(path)
-    start, per_conn = asyncio.get_running_loop().time(), rate / connections
-    for k, r in enumerate(part):
-        if rate > 0:
-            ahead = start + k / per_conn - asyncio.get_running_loop().time()
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-        writer.write(template.replace("{rcpt}", r).encode())
-        await reader.readuntil(b"\n\n")
-    writer.close()
-async def main():
-    await asyncio.gather(*(conn(rcpts[i::connections]) for i in range(connections)))
-asyncio.run(main())
-"""
-CONNECTIONS = 16
-_STATS: list[tuple[int, int, int]] = []  # (backlog when the run ended, spooled, dropped) per store-on run
-PACED_RATE = 5_000.0  # requests/s offered in the paced run
+    store = open_store(load_config(config_path, environ={}))
+    try:
+        return store.count_decisions()
+    finally:
+        store.close()
 
 
-def _policy_server_rate(
-    guard: Guard, store: Store | None, rcpt_file: Path, n: int, tmp: Path, *, rate: float = 0.0
-) -> float:
-    """An asyncio stand-in for the policy service (read a request, parse its attributes, ``guard.check``,
-    reply; with a store also build a ``DecisionEvent`` and ``writer.submit`` it) driven over a unix socket
-    by a separate load-generator process. ``rate`` 0: as fast as it goes, returns requests/s. Otherwise the
-    load is offered at ``rate`` requests/s and the result is requests per CPU-second of this process (all
-    threads: the writer's work counts), measured until the writer has stored everything."""
-    import asyncio
-    import subprocess
+def serve_store_ratio(pg_url: str | None, tmp: Path) -> list[tuple[str, ...]]:
+    """Rows for the table: ``typoguard serve`` store off / SQLite / PostgreSQL under the same load."""
+    from benchmarks import bench_policyd as pd
 
-    writer = DecisionWriter(store) if store is not None else None
-    submit = writer.submit if writer is not None else None
-    check = guard.check
-    path = str(tmp / f"policy-{time.monotonic_ns()}.sock")
-
-    async def handle(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                raw = await reader.readuntil(b"\n\n")
-                attrs = dict(line.split("=", 1) for line in raw.decode().split("\n") if line)
-                verdict = check(attrs["recipient"])
-                if submit is not None:
-                    submit(
-                        DecisionEvent.from_verdict(
-                            verdict, sender=attrs["sender"], queue_id=attrs["queue_id"], node="bench"
-                        )
-                    )
-                reply = "action=DUNNO\n\n" if not verdict.flagged else f"action=HOLD {verdict.reason}\n\n"
-                out.write(reply.encode())
-        except asyncio.IncompleteReadError:
-            out.close()
-
-    async def run() -> float:
-        server = await asyncio.start_unix_server(handle, path)
-        started = time.perf_counter()
-        client = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _CLIENT, path, str(rcpt_file), str(CONNECTIONS), str(rate), str(n),
-            stdin=subprocess.PIPE,
-        )  # fmt: skip
-        await client.communicate(_REQUEST.encode())
-        elapsed = time.perf_counter() - started
-        if client.returncode != 0:
-            raise RuntimeError(f"load generator failed (exit {client.returncode})")
-        server.close()
-        await server.wait_closed()
-        return elapsed
-
-    cpu0 = time.process_time()
-    elapsed = asyncio.run(run())
-    if writer is not None:
-        backlog_at_end = writer.backlog
-        writer.close()
-        _STATS.append((backlog_at_end, writer.spooled, writer.dropped))
-    cpu = time.process_time() - cpu0
-    return n / cpu if rate > 0 else n / elapsed
-
-
-def _policy_loop_rate(guard: Guard, store: Store | None, requests: list[str]) -> float:
-    """Requests/s of the bare in-process loop (parse, check, format; with a store also submit), no I/O."""
-    writer = DecisionWriter(store, queue_size=len(requests) + 1) if store is not None else None
-    submit = writer.submit if writer is not None else None
-    check = guard.check
-    started = time.perf_counter()
-    for raw in requests:
-        attrs = dict(line.split("=", 1) for line in raw.split("\n") if line)
-        verdict = check(attrs["recipient"])
-        if submit is not None:
-            submit(DecisionEvent.from_verdict(verdict, sender=attrs["sender"], queue_id=attrs["queue_id"]))
-        _reply = "action=DUNNO\n\n" if not verdict.flagged else f"action=HOLD {verdict.reason}\n\n"
-    elapsed = time.perf_counter() - started
-    if writer is not None:
-        writer.close()
-    return len(requests) / elapsed
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    variants = [("off", "off"), ("sqlite", "sqlite")] + ([("postgresql", pg_url)] if pg_url else [])
+    servers = {}
+    for name, store in variants:
+        config = pd._config(tmp, store, name=f"serve-{name}")
+        cmd = [
+            sys.executable,
+            "-c",
+            "from typoguard.cli import main; main()",
+            "serve",
+            "--config",
+            str(config),
+        ]
+        proc, port = pd._start(cmd, r"policy service: [\d.]+:(\d+)", env)
+        servers[name] = (proc, port, config)
+    rates: dict[tuple[str, int], list[Any]] = {}
+    sent = dict.fromkeys(servers, 0)
+    try:
+        for conns in (8, 32):
+            for _ in range(REPEAT):  # interleaved: a busy machine shifts all three alike
+                for name, (proc, port, _config) in servers.items():
+                    run = pd.measure(port, proc.pid, conns, N_SERVER, name == "off")
+                    rates.setdefault((name, conns), []).append(run)
+                    sent[name] += run.requests + min(N_SERVER, 2000)  # the measured run and its warm-up
+    finally:
+        drained: dict[str, float] = {}
+        for name, (proc, _port, _config) in servers.items():
+            t0 = time.perf_counter()
+            pd._stop_wait(proc, 120)
+            drained[name] = time.perf_counter() - t0
+    rows: list[tuple[str, ...]] = []
+    for conns in (8, 32):
+        med = {k: sorted(v, key=lambda r: r.rate)[len(v) // 2] for (k, c), v in rates.items() if c == conns}
+        base = med["off"].rate
+        cells = [
+            f"{med[n].rate:,.0f} ({med[n].rate / base:.0%})" if n in med else "n/a"
+            for n in ("sqlite", "postgresql")
+        ]
+        rows.append(
+            (
+                f"typoguard serve, {conns} conns, saturated: req/s",
+                f"{base:,.0f}",
+                *cells,
+                ">= 90% of store off",
+            )
+        )
+        p99 = [f"{med[n].p99_us:,.0f}" if n in med else "n/a" for n in ("off", "sqlite", "postgresql")]
+        rows.append((f"  p99 latency at {conns} conns (us)", *p99, "(shown)"))
+    stored = []
+    for name in ("sqlite", "postgresql"):
+        if name not in servers:
+            stored.append("n/a")
+            continue
+        n = _count_rows(servers[name][2])
+        stored.append(f"{n:,} of {sent[name]:,} in {drained[name]:.1f} s")
+    rows.append(
+        ("  stored after SIGTERM drained the writer", f"stop {drained['off']:.1f} s", *stored, "all, once")
+    )
+    return rows
 
 
 def _table(rows: list[tuple[str, ...]]) -> None:
@@ -231,15 +193,10 @@ def _table(rows: list[tuple[str, ...]]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, print
+def main() -> None:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="typoguard-bench-store-"))
     events = _events(N_WRITER)
-    guard = Guard.from_config(Config(protect=ProtectConfig(domains=PROTECTED)))
-    rcpts = _recipients(N_POLICY, guard)
-    requests = [_REQUEST.format(rcpt=r) for r in rcpts]
-    for r in rcpts[:20000]:
-        guard.check(r)  # warm the detector's cache, as a running server's is
 
     stores: list[tuple[str, Store]] = []
     sqlite_store = open_store(StoreConfig(data_dir=str(tmp / "sqlite"), spool_dir=str(tmp / "spool1")))
@@ -266,46 +223,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, print
             writer_cells.append("n/a")
         rows.append(("writer decisions/s", "-", *writer_cells, ">= 20,000/s on SQLite"))
 
-        rcpt_file = tmp / "recipients.txt"
-        rcpt_file.write_text("\n".join(rcpts[:N_SERVER]))
-        runs: list[tuple[str, Any, str]] = [
-            (
-                "policy over a socket, saturated: req/s",
-                lambda st: _policy_server_rate(guard, st, rcpt_file, N_SERVER, tmp),
-                ">= 90% of store off",
-            ),
-            (
-                f"policy over a socket at {PACED_RATE:,.0f} req/s: req per CPU-s",
-                lambda st: _policy_server_rate(guard, st, rcpt_file, N_PACED, tmp, rate=PACED_RATE),
-                "(CPU cost, shown)",
-            ),
-            (
-                "policy loop without I/O: req/s",
-                lambda st: _policy_loop_rate(guard, st, requests),
-                "(no I/O at all, shown)",
-            ),
-        ]
-        for label, measure, target in runs:
-            base = 0.0
-            on_rates = [0.0] * len(stores)
-            _STATS.clear()
-            for _ in range(REPEAT):  # interleaved off/on runs: a busy machine shifts both alike
-                base = max(base, measure(None))
-                for k, (_name, store) in enumerate(stores):
-                    on_rates[k] = max(on_rates[k], measure(store))
-            cells = [f"{on:,.0f} ({on / base:.0%})" for on in on_rates]
-            while len(cells) < 2:
-                cells.append("n/a")
-            rows.append((label, f"{base:,.0f}", *cells, target))
-            if "saturated" in label:
-                per_store = [
-                    " / ".join(f"{_STATS[i][0]:,}" for i in range(k, len(_STATS), len(stores)))
-                    for k in range(len(stores))
-                ]
-                while len(per_store) < 2:
-                    per_store.append("n/a")
-                label2 = f"  decisions not yet stored when those runs ended (of {N_SERVER:,})"
-                rows.append((label2, "-", *per_store, "(stored right after)"))
+        pg_url = cluster.create_database("serve") if cluster is not None else None
+        rows.extend(serve_store_ratio(pg_url, tmp))
     finally:
         for _name, store in stores:
             store.close()

@@ -325,11 +325,7 @@ class PolicyServer:
         self.log.flush_soon = flush_soon
         feed = self.feed
         if feed is not None:
-
-            def feed_soon() -> None:
-                loop.call_soon(feed.flush)
-
-            feed.flush_soon = feed_soon
+            feed.loop = loop
             self._spawn(self._pump_feed(feed))
         self._spawn(self._sweep())
         self._start_metrics_http()
@@ -337,11 +333,13 @@ class PolicyServer:
             await companion.start(self)
 
     async def _pump_feed(self, feed: DecisionFeed) -> None:
-        """Retry what the writer's pipe did not take (nothing new may come to trigger a flush)."""
+        """Hand the writer process what gathered since the last batch (``DecisionFeed.append`` writes
+        full batches itself)."""
+        from typoguard.store.feed import FLUSH_SECONDS
+
         while True:
-            await asyncio.sleep(0.1)
-            if feed.pending_bytes:
-                feed.flush()
+            await asyncio.sleep(FLUSH_SECONDS)
+            feed.flush()
 
     def _start_metrics_http(self) -> None:
         listen = self.config.policyd.metrics_listen

@@ -12,8 +12,8 @@ process and not the writer thread in the service (ADR 0007):
   saturation the log lags (pipe, then memory, then the spool hold the difference) and catches up after.
 
 Parent side (``DecisionFeed``, event-loop thread only): ``append(line)`` is a list append; ``flush()``
-(once per loop turn, and on a timer while anything is pending) writes what the pipe takes without
-blocking. What the pipe does not take waits in memory up to ``[store] queue_size`` decisions' worth of
+(every 256 lines, and on a 50 ms timer) writes what the pipe takes without blocking, and when the pipe is
+full waits for it to become writable (``loop.add_writer``). What the pipe does not take waits in memory up to ``[store] queue_size`` decisions' worth of
 bytes, beyond that in the spool (the writer process replays it). A writer process that dies is restarted
 (at most once a second) and the pending bytes are sent to the new one; a line torn by the death is skipped.
 
@@ -25,6 +25,8 @@ its only stop signal. If the database cannot be opened it spools lines and keeps
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import datetime as _dt
 import fcntl
@@ -48,6 +50,8 @@ from typoguard.store.spool import Spool
 log = logging.getLogger("typoguard.store.feed")
 
 LINE_BYTES: Final = 512  # a decision line's typical size: turns ``queue_size`` (decisions) into bytes
+BATCH_LINES: Final = 256  # lines gathered before a write to the pipe ...
+FLUSH_SECONDS: Final = 0.05  # ... or at most this long
 PIPE_BYTES: Final = 1 << 20  # ask the kernel for a 1 MiB pipe (Linux; the default is 64 KiB)
 _SKIPPED_ACTIONS: Final = frozenset({"skip", "ignored"})  # not guarded mail: logged, not stored
 
@@ -121,56 +125,82 @@ class DecisionFeed:
         self.node = node
         self.max_pending = max(1, queue_size) * LINE_BYTES
         self.on_event = on_event  # (level, event, **fields) -> None: the service's JSON log
-        self.flush_soon: Callable[[], None] | None = None  # set by the event loop's owner
+        self.loop: asyncio.AbstractEventLoop | None = None  # set by the owner: wait for the pipe, not poll
         self._buf: list[bytes] = []
-        self._pending = b""
+        self._chunks: collections.deque[bytes] = collections.deque()  # what the pipe has not taken yet
+        self._chunk_bytes = 0
+        self._waiting = False  # registered with the loop for the pipe to become writable
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
         self._last_start = 0.0
-        self._spool: Spool | None = None
+        self._spills = 0
         self.sent = 0  # bytes handed to a writer process
-        self.spilled = 0  # decisions spilled to the spool because the writer lagged too far
+        self.spilled = 0  # bytes spilled to the spool directory because the writer lagged too far
         self.restarts = 0
         self._start()
 
     # ------------------------------------------------------------------ hot path
     def append(self, line: bytes) -> None:
+        """Queue one line. Lines are written in batches: when ``BATCH_LINES`` have gathered, or by the
+        owner's timer (``flush`` every ``FLUSH_SECONDS``): one ``write(2)`` and one wake-up of the writer
+        per batch, not per event-loop turn."""
         buf = self._buf
         buf.append(line)
-        if len(buf) == 1 and self.flush_soon is not None:
-            self.flush_soon()
+        if len(buf) >= BATCH_LINES:
+            self.flush()
 
     @property
     def pending_bytes(self) -> int:
-        return len(self._pending) + sum(map(len, self._buf))
+        return self._chunk_bytes + sum(map(len, self._buf))
 
     def flush(self) -> None:
-        """Write what the pipe takes now; never blocks."""
+        """Queue what was appended and write what the pipe takes now; never blocks."""
         if self._buf:
-            data = self._pending + b"".join(self._buf) if self._pending else b"".join(self._buf)
+            chunk = b"".join(self._buf)
             self._buf.clear()
-        elif self._pending:
-            data = self._pending
-        else:
-            return
-        written = self._write(data)
-        rest = data[written:] if written else data
-        if len(rest) > self.max_pending:
-            rest = self._spill(rest)
-        self._pending = rest
+            self._chunks.append(chunk)
+            self._chunk_bytes += len(chunk)
+        if self._chunks and not self._waiting:
+            self._drain()
+        if self._chunk_bytes > self.max_pending:
+            self._spill()
 
-    def _write(self, data: bytes) -> int:
-        if self._fd < 0 and not self._restart():
-            return 0
-        try:
-            n = os.write(self._fd, data)
-        except BlockingIOError:
-            return 0
-        except OSError as exc:  # EPIPE: the writer process died
-            self._lost(f"{type(exc).__name__}: {exc}")
-            return 0
-        self.sent += n
-        return n
+    def _drain(self) -> None:
+        chunks = self._chunks
+        while chunks:
+            if self._fd < 0 and not self._restart():
+                return
+            head = chunks[0]
+            try:
+                n = os.write(self._fd, head)
+            except BlockingIOError:
+                self._wait_writable()
+                return
+            except OSError as exc:  # EPIPE: the writer process died
+                self._lost(f"{type(exc).__name__}: {exc}")
+                return
+            self.sent += n
+            self._chunk_bytes -= n
+            if n == len(head):
+                chunks.popleft()
+            else:
+                chunks[0] = head[n:]
+                self._wait_writable()
+                return
+
+    def _wait_writable(self) -> None:
+        loop = self.loop
+        if loop is None or self._waiting or self._fd < 0:
+            return
+        fd = self._fd
+        self._waiting = True
+
+        def writable() -> None:
+            loop.remove_writer(fd)
+            self._waiting = False
+            self._drain()
+
+        loop.add_writer(fd, writable)
 
     # ------------------------------------------------------------------ the writer process
     def _start(self) -> None:
@@ -193,8 +223,7 @@ class DecisionFeed:
             return False
         self._close_pipe()
         self.restarts += 1
-        # The new process must not start mid-line: drop the torn head of what the old one half read.
-        self._start()
+        self._start()  # the new process skips a torn first line (the old one may have read half of it)
         return self._fd >= 0
 
     def _lost(self, why: str) -> None:
@@ -204,6 +233,9 @@ class DecisionFeed:
 
     def _close_pipe(self) -> None:
         proc, self._proc = self._proc, None
+        if self._waiting and self.loop is not None and self._fd >= 0:
+            self.loop.remove_writer(self._fd)
+        self._waiting = False
         self._fd = -1
         if proc is not None and proc.stdin is not None:
             with contextlib.suppress(OSError):
@@ -221,38 +253,47 @@ class DecisionFeed:
         return self._proc.pid if self._proc is not None else None
 
     # ------------------------------------------------------------------ overflow
-    def _spill(self, data: bytes) -> bytes:
-        """Spool every complete line of ``data`` but the first (it may be half written); return the rest."""
-        first = data.find(b"\n") + 1
-        last = data.rfind(b"\n") + 1
-        if last <= first:
-            return data
-        if self._spool is None:
-            self._spool = Spool(self.spool_dir)
+    def _spill(self) -> None:
+        """Move every queued chunk but the one the pipe is taking into a file the writer picks up later.
+
+        The lines are written as they are (one ``write``): cheap enough for the event loop. The writer
+        process turns such files into spool files, idempotently (``_adopt_raw``)."""
+        chunks = self._chunks
+        keep = chunks.popleft() if self._waiting and chunks else None
+        data = b"".join(chunks)
+        chunks.clear()
+        self._chunk_bytes = 0
+        if keep is not None:
+            chunks.append(keep)
+            self._chunk_bytes = len(keep)
         try:
-            n = _spool_lines(self._spool, data[first:last].splitlines(), self.node)
-            self._spool.rotate()  # unlocked: the writer process may replay it now
-        except Exception as exc:  # never raise into the event loop
-            self._event("error", "decision_spool_failed", error=repr(exc))
-            return data
-        self.spilled += n
-        self._event("warning", "decision_writer_lagging", spilled=n, spool=str(self.spool_dir))
-        return data[:first] + data[last:]
+            write_raw_spill(self.spool_dir, data, os.getpid(), self._spills)
+        except OSError as exc:  # never raise into the event loop; the metric and the log show the loss
+            self._event("error", "decision_spill_failed", error=str(exc), lost_bytes=len(data))
+            return
+        self._spills += 1
+        self.spilled += len(data)
+        self._event("warning", "decision_writer_lagging", spilled_bytes=len(data), spool=str(self.spool_dir))
 
     # ------------------------------------------------------------------ shutdown
     def close(self, timeout: float = 30.0) -> bool:
         """Hand over everything pending (blocking, up to ``timeout``), close the pipe, wait for the writer
-        to store it and exit. False if something was left behind (spooled or dropped)."""
+        to store it and exit. False if something was left behind (in the spool directory) or lost."""
         deadline = time.monotonic() + timeout
-        self.flush()
-        data, self._pending = self._pending, b""
-        while data and self._fd >= 0 and time.monotonic() < deadline:
+        if self._waiting and self.loop is not None and self._fd >= 0:
+            with contextlib.suppress(Exception):
+                self.loop.remove_writer(self._fd)
+        self._waiting = False
+        self.loop = None
+        if self._buf:
+            self._chunks.append(b"".join(self._buf))
+            self._buf.clear()
+        while self._chunks and self._fd >= 0 and time.monotonic() < deadline:
             select.select([], [self._fd], [], max(0.0, min(0.5, deadline - time.monotonic())))
-            n = self._write(data)
-            data = data[n:]
+            self._drain()
         clean = True
-        if data:  # no writer, or it did not keep up in time: keep the decisions in the spool
-            self._spill(b"\n" + data if not data.startswith(b"\n") else data)
+        if self._chunks:  # no writer, or it did not keep up in time: leave the lines in the spool directory
+            self._spill()
             clean = False
         proc = self._proc
         if proc is not None:
@@ -267,8 +308,6 @@ class DecisionFeed:
                 proc.wait(5)
                 clean = False
             self._proc, self._fd = None, -1
-        if self._spool is not None:
-            self._spool.close()
         return clean
 
     def _event(self, level: str, event: str, **fields: Any) -> None:
@@ -276,6 +315,51 @@ class DecisionFeed:
             self.on_event(level, event, **fields)
         else:
             log.log(logging.getLevelName(level.upper()), "%s %s", event, fields)
+
+
+RAW_PREFIX: Final = "feed-"
+RAW_SUFFIX: Final = ".lines"
+
+
+def write_raw_spill(spool_dir: Path, data: bytes, pid: int, serial: int) -> Path:
+    """Decision log lines the writer could not take yet, as a file it will pick up (complete or absent:
+    written under a temporary name, then renamed)."""
+    spool_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    path = spool_dir / f"{RAW_PREFIX}{stamp}-{pid}-{serial}{RAW_SUFFIX}"
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return path
+
+
+def adopt_raw_spills(spool_dir: Path, node: str) -> int:
+    """Turn the service's raw spill files into spool files (rows with ids) the writer replays; returns rows.
+
+    Idempotent: the spool file's name is derived from the raw file's and written complete before the raw
+    file is removed, so a crash in between converts nothing twice."""
+    rows_total = 0
+    for raw in sorted(spool_dir.glob(f"{RAW_PREFIX}*{RAW_SUFFIX}")):
+        target = raw.with_name(raw.name[: -len(RAW_SUFFIX)] + ".jsonl")
+        if not target.exists():
+            rows = []
+            for line in raw.read_bytes().splitlines():
+                try:
+                    event = event_from_line(line, node)
+                except ValueError:
+                    continue  # a torn first line
+                if event is not None:
+                    rows.append(orjson.dumps(row_dict(event.values(str(uuid.uuid4())))) + b"\n")
+            tmp = target.with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                f.write(b"".join(rows))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+            rows_total += len(rows)
+        raw.unlink()
+    return rows_total
 
 
 def writer_argv(config_path: str | Path) -> list[str]:
@@ -313,7 +397,11 @@ class _Child:
             else:
                 self.writer = DecisionWriter(store, nice=0)  # this whole process is already niced
         if self.writer is not None and now >= self.next_adopt:
-            self.writer.adopt_spool()  # lines the service spilled while we lagged
+            try:  # lines the service spilled while we lagged
+                if adopt_raw_spills(self.resolved.spool_dir, self.resolved.node):
+                    self.writer.adopt_spool()
+            except OSError as exc:
+                log.warning("cannot adopt spilled decisions: %s", exc)
             self.next_adopt = now + 2.0
 
     def take(self, lines: list[bytes]) -> None:
