@@ -13,9 +13,11 @@ process and not the writer thread in the service (ADR 0007):
 
 Parent side (``DecisionFeed``, event-loop thread only): ``append(line)`` is a list append; ``flush()``
 (every 256 lines, and on a 50 ms timer) writes what the pipe takes without blocking, and when the pipe is
-full waits for it to become writable (``loop.add_writer``). What the pipe does not take waits in memory up to ``[store] queue_size`` decisions' worth of
-bytes, beyond that in the spool (the writer process replays it). A writer process that dies is restarted
-(at most once a second) and the pending bytes are sent to the new one; a line torn by the death is skipped.
+full waits for it to become writable (``loop.add_writer``). What the pipe does not take waits in memory
+up to ``[store] queue_size`` decisions' worth of bytes; beyond that it is written as it is to a file in
+the spool directory, which the writer process turns into spool rows and replays. A writer process that
+dies is restarted (at most once a second) and the pending bytes go to the new one; a line torn by the
+death is skipped.
 
 Child side (``main``): reads lines until end of file (the service closed the pipe: it is stopping, or it
 was killed), writes everything, exits 0. It ignores SIGTERM/SIGINT/SIGHUP: a service manager signalling
