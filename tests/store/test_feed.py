@@ -1,0 +1,100 @@
+"""The decision feed: log lines -> pipe -> writer process; overflow spilled and adopted exactly once."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from typoguard.adapters.policy_decider import PolicyDecider
+from typoguard.config import Config, PolicyConfig, ProtectConfig
+from typoguard.obs import JsonLog
+from typoguard.protocols.postfix_policy import PolicyRequest
+from typoguard.store import DecisionWriter, Store
+from typoguard.store.feed import DecisionFeed, adopt_raw_spills, event_from_line
+
+from .conftest import store_config
+
+CONFIG = Config(
+    protect=ProtectConfig(domains=("army.mil",)), policy=PolicyConfig(internal_senders=("army.mil",))
+)
+
+
+def _line(recipient: str, sender: str = "alice@army.mil", queue_id: str = "") -> bytes:
+    decider = PolicyDecider.build(CONFIG)
+    request = PolicyRequest.from_attributes(
+        {
+            "request": "smtpd_access_policy",
+            "protocol_state": "RCPT",
+            "sender": sender,
+            "recipient": recipient,
+            "client_address": "192.0.2.7",
+            "queue_id": queue_id,
+        }
+    )
+    _reply, _action, record = decider.decide(request)
+    assert record is not None
+    return JsonLog(level="info", path="/dev/null").line(record)
+
+
+def test_a_decision_log_line_is_the_stored_event() -> None:
+    event = event_from_line(_line("bob@army.ml", queue_id="4Xk1Qz0mKfz3"), "mx1")
+    assert event is not None
+    assert (event.recipient, event.action, event.domain, event.intended, event.kind) == (
+        "bob@army.ml", "reject", "army.ml", "army.mil", "suffix_typo",
+    )  # fmt: skip
+    assert (event.sender, event.queue_id, event.node, event.mode) == (
+        "alice@army.mil", "4Xk1Qz0mKfz3", "mx1", "enforce",
+    )  # fmt: skip
+    assert abs(event.time - time.time()) < 60
+    assert event_from_line(_line("bob@army.ml", sender="x@example.net"), "mx1") is None  # not guarded
+    assert event_from_line(b'{"time":"2026-11-27T00:00:00.000Z","event":"reloaded"}', "mx1") is None
+
+
+def test_what_a_stalled_writer_cannot_take_is_spilled_and_stored_exactly_once(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    stalled = [sys.executable, "-c", "import time; time.sleep(60)"]  # never reads its pipe
+    feed = DecisionFeed(stalled, spool_dir=spool, node="mx1", queue_size=100)
+    line = _line("bob@army.ml")
+    try:
+        for _ in range(6000):  # about 2.4 MB: more than the pipe and the 100-line memory allowance
+            feed.append(line)
+        feed.flush()
+        spilled = sorted(spool.glob("feed-*.lines"))
+        assert spilled, "nothing spilled"
+        assert feed.pending_bytes <= 100 * 512
+    finally:
+        assert feed.close(timeout=0.5) is False  # the stalled writer took nothing: the rest is spilled too
+    raw = b"".join(p.read_bytes() for p in spool.glob("feed-*.lines"))
+    total_lines = sum(1 for x in raw.splitlines() if x.startswith(b"{"))
+    # What the pipe buffer took before it filled is lost with the process that never read it (plus at
+    # most the one line it took half of); everything else was spilled whole.
+    assert raw.count(b"\n") - total_lines <= 1
+    assert 1000 < total_lines < 6000  # the pipe itself holds up to 1 MiB
+    assert adopt_raw_spills(spool, "mx1") == total_lines
+    assert adopt_raw_spills(spool, "mx1") == 0  # idempotent: converted once
+    writer = DecisionWriter(sqlite_store, spool_dir=spool)
+    writer.adopt_spool()
+    writer.replay_now()
+    writer.close()
+    assert sqlite_store.count_decisions() == total_lines
+
+
+def test_the_real_writer_process_stores_what_it_is_fed(tmp_path: Path) -> None:
+    from typoguard.store import open_store
+    from typoguard.store.feed import writer_argv
+
+    config = tmp_path / "t.toml"
+    cfg = store_config(tmp_path)
+    config.write_text(f'[store]\ndata_dir = "{cfg.data_dir}"\nspool_dir = "{cfg.spool_dir}"\nnode = "mx9"\n')
+    feed = DecisionFeed(writer_argv(config), spool_dir=Path(cfg.spool_dir), node="mx9")
+    for i in range(1000):
+        feed.append(_line(f"user{i}@army.ml"))
+    assert feed.close() is True
+    store = open_store(cfg)
+    try:
+        assert store.count_decisions() == 1000
+    finally:
+        store.close()
