@@ -232,19 +232,27 @@ def main() -> None:
     rss: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmpdir:
         tmp = Path(tmpdir)
-        for name, cmd, pattern in (
-            ("baseline", [sys.executable, __file__, "--baseline"], r"listening on [\d.]+:(\d+)"),
-            ("sink", [sys.executable, "-c", "from typoguard.cli import main; main()", "sink", "--config",
-                      str(_config(tmp))], r"typoguard sink: [\d.]+:(\d+)"),
-        ):  # fmt: skip
-            proc, port = _start(cmd, pattern)
-            try:
+        servers = {
+            "baseline": _start([sys.executable, __file__, "--baseline"], r"listening on [\d.]+:(\d+)"),
+            "sink": _start(
+                [sys.executable, "-c", "from typoguard.cli import main; main()", "sink", "--config",
+                 str(_config(tmp))], r"typoguard sink: [\d.]+:(\d+)",
+            ),
+        }  # fmt: skip
+        try:
+            runs: dict[str, list[Run]] = {name: [] for name in servers}
+            for name, (proc, port) in servers.items():
                 measure(port, proc.pid, 3000)  # warm up: caches, first connections
                 rss[name] = [_rss_mib(proc.pid)]
-                runs = [measure(port, proc.pid, RCPTS) for _ in range(REPEATS)]
-                rss[name] += [r.rss_after_mib for r in runs]
-                results[name] = sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
-            finally:
+            for _ in range(REPEATS):  # interleaved, so both see the same machine load
+                for name, (proc, port) in servers.items():
+                    run = measure(port, proc.pid, RCPTS)
+                    runs[name].append(run)
+                    rss[name].append(run.rss_after_mib)
+            for name, measured in runs.items():
+                results[name] = sorted(measured, key=lambda r: r.rate)[len(measured) // 2]
+        finally:
+            for proc, _ in servers.values():
                 _stop(proc)
         counted = _counted(tmp)
     print(
@@ -253,15 +261,20 @@ def main() -> None:
     )
     print(
         f"{'server':<9} {'RCPTs':>7} {'errors':>6} {'sessions':>8} {'RCPT/s':>8} {'srv cpu':>7} "
-        f"{'cpu us/RCPT':>11} {'vs baseline':>11}  RSS MiB (after warm-up, after each run)"
+        f"{'cpu us/RCPT':>11} {'vs baseline':>11} {'cpu ratio':>9}  RSS MiB (after warm-up, after each run)"
     )
     base = results["baseline"].rate
     for name in ("baseline", "sink"):
         r = results[name]
         print(
             f"{name:<9} {r.rcpts:>7} {r.errors:>6} {r.sessions:>8} {r.rate:>8.0f} {r.server_cpu:>6.0%} "
-            f"{r.cpu_us:>11.1f} {r.rate / base:>11.0%}  {', '.join(f'{m:.1f}' for m in rss[name])}"
+            f"{r.cpu_us:>11.1f} {r.rate / base:>11.0%} {results['baseline'].cpu_us / r.cpu_us:>9.0%}  "
+            f"{', '.join(f'{m:.1f}' for m in rss[name])}"
         )
+    print(
+        "cpu ratio: the baseline's server CPU per RCPT / this server's (100% = as cheap);\nwhen 'srv cpu' is "
+        "well below 100% the load generator or the machine was the limit; RCPT/s then shows that"
+    )
     sink = results["sink"]
     growth = rss["sink"][-1] - rss["sink"][0]
     print(
