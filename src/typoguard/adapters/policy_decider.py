@@ -155,18 +155,15 @@ class PolicyDecider:
         return len(self.guard.index.protected)
 
     def decide(self, request: PolicyRequest) -> Decision:
-        get = request.get
-        recipient = get("recipient")
-        if not recipient or get("protocol_state") != "RCPT":
+        state, recipient, sender, client, queue_id = request.rcpt_fields()
+        if not recipient or state != "RCPT":
             return IGNORED
-        sender = get("sender")
-        client = get("client_address")
         senders = self.senders
         # The sender's domain (cached) usually decides; the SASL login is only looked up when it does not.
         if sender and senders.sender_domain_is_internal(sender):
             internal: str | None = "sender"
         else:
-            internal = senders.match("", get("sasl_username"), client)
+            internal = senders.match("", request.get("sasl_username"), client)
         if internal is None:
             record = self._json_record(sender, recipient, client, b"false", "", self._skip_tail)
             return (DUNNO, "skip", record)
@@ -188,7 +185,7 @@ class PolicyDecider:
             suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
             text = partial.format(recipient=recipient, suggestion=suggestion, sender=sender)
             reply = PolicyReply(smtp_text(text, MAX_REPLY_TEXT if word != "PREPEND" else 900))
-        record = self._json_record(sender, recipient, client, _INTERNAL_JSON[internal], get("queue_id"), tail)
+        record = self._json_record(sender, recipient, client, _INTERNAL_JSON[internal], queue_id, tail)
         return (reply, action, record)
 
     def _json_record(  # noqa: PLR0917 - the hot path: plain positional strings, no tuple or dict built

@@ -91,6 +91,43 @@ class PolicyConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        codec = self.codec
+        try:
+            event = codec.receive_one(data)
+        except ProtocolError as exc:
+            self.abort("protocol", str(exc))
+            return
+        if event is None:
+            self._data_received(data)
+            return
+        # The hot path: one whole request in this chunk (what smtpd sends). Decide, log, count, reply.
+        self.last_activity = _mono()
+        server = self.server
+        decider = server.decider
+        started = _perf()
+        try:
+            reply, action, record = decider.decide(event)
+        except Exception as exc:  # a bug in deciding: declared fail-safe, never a guess
+            try:
+                reply = server.decision_failed(exc, self)
+            except _Disconnect:
+                self.close()
+                return
+        else:
+            if record is not None:
+                record_decision = server.record_decision
+                if record_decision is not None:
+                    record_decision(record)
+            server.metrics.decision(action, decider.mode, _perf() - started)
+        transport = self.transport
+        if transport is not None:
+            transport.write(codec.send(reply))
+        self.partial_since = None
+        if server.draining:
+            self.close()
+
+    def _data_received(self, data: bytes) -> None:
+        """The general path: requests split across chunks, several in one chunk, CRLF, the end."""
         now = self.last_activity = _mono()
         codec = self.codec
         server = self.server

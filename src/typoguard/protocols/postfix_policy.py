@@ -59,6 +59,7 @@ DEFAULT_MAX_LINE: Final = 8192
 DEFAULT_MAX_ATTRIBUTES: Final = 100
 _ALL_BUT_NL_EQ: Final = bytes(c for c in range(256) if c not in b"\n=")
 _REQUEST_LINE: Final = b"request=" + REQUEST_TYPE.encode() + b"\n"
+_RCPT_NEEDLES: Final = ("\nprotocol_state=", "\nrecipient=", "\nsender=", "\nclient_address=", "\nqueue_id=")
 _NEEDLES: dict[str, str] = {}  # attribute name -> "\nname=", what PolicyRequest.get() searches for
 
 
@@ -107,6 +108,20 @@ class PolicyRequest:
             return default
         start = i + len(needle)
         return text[start : text.index("\n", start)]
+
+    def rcpt_fields(self) -> tuple[str, str, str, str, str]:
+        """(protocol_state, recipient, sender, client_address, queue_id) in one call: what a policy
+        server reads on every request ("" for each one missing)."""
+        text = self._text
+        out = []
+        for needle in _RCPT_NEEDLES:
+            i = text.rfind(needle)
+            if i < 0:
+                out.append("")
+            else:
+                start = i + len(needle)
+                out.append(text[start : text.index("\n", start)])
+        return out[0], out[1], out[2], out[3], out[4]
 
     @property
     def attributes(self) -> Mapping[str, str]:
@@ -284,6 +299,34 @@ class PolicyServerConnection:
         if self._error is not None:
             raise self._error
         self._framer.feed(data)
+
+    def receive_one(self, data: bytes) -> PolicyRequest | None:
+        """The fast path for what smtpd nearly always sends: exactly one whole request in one chunk, with
+        nothing buffered before it. Returns the request (as ``receive_data`` + ``next_event`` would), or
+        None without consuming anything: then use ``receive_data`` and ``next_event``."""
+        framer = self._framer
+        end = len(data) - 2
+        if (
+            self._error is not None
+            or self._closed
+            or framer._pending is not None
+            or framer._held_cr
+            or framer._start != len(framer._buf)
+            or framer._eof
+            or end <= 0
+            or data[0] == 0x0A
+            or data.find(b"\n\n") != end
+            or b"\r" in data
+        ):
+            return None
+        try:
+            request = self._parse(data[:-2])
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+        self.pending += 1
+        self.requests += 1
+        return request
 
     def next_event(self) -> PolicyRequest | ConnectionClosed | NeedData:
         """The next event; raises ``ProtocolError`` when the peer broke the protocol (then disconnect)."""
