@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from running_sink import write_config
 
-from conftest import write_config
 from typoguard.adapters.sink import SinkServer
 from typoguard.config import load_config
 from typoguard.errors import ConfigError

@@ -7,18 +7,15 @@ under CI=true, where it must run.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pgcluster import PgCluster, pg_bin_dir  # tests/store/pgcluster.py, on the path via conftest.py
 from sqlalchemy import create_engine
 
 from typoguard.errors import StoreError
 from typoguard.sink.counts import OTHER, CountStore, Tally, sender_domain
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "store"))
-from pgcluster import PgCluster, pg_bin_dir
 
 DAY = 86400.0
 T0 = 1_790_000_000.0  # 2026-09-21

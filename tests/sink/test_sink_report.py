@@ -12,8 +12,8 @@ from typing import ClassVar
 import orjson
 import pytest
 from click.testing import CliRunner
+from running_sink import write_config
 
-from conftest import write_config
 from typoguard.cli import main
 from typoguard.config import load_config
 from typoguard.sink import report as sink_report

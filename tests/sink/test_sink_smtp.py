@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import RunningSink
+from running_sink import RunningSink
 
 
 def _session(port: int) -> smtplib.SMTP:
