@@ -472,10 +472,10 @@ def by_method(**handlers: Handler) -> Handler:
 
 def api_routes() -> list[Route]:
     return [
+        Route("/v1/check", post_check, methods=["POST"]),  # first: the router tries routes in order
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/v1/check", post_check, methods=["POST"]),
         Route("/v1/decisions", get_decisions, methods=["GET"]),
         Route("/v1/stats", get_stats, methods=["GET"]),
         Route("/v1/held", get_held, methods=["GET"]),
