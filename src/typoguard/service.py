@@ -96,5 +96,9 @@ class Guard:
     def check(self, recipient: str) -> Verdict:
         return self.detector.check(recipient)
 
+    def assess(self, recipient: str) -> Assessment:
+        """``check(recipient).assessment``, without building the ``Verdict``."""
+        return self.detector.assess(recipient)
+
     def assess_domain(self, domain: str) -> Assessment:
         return self.detector.assess_domain(domain)

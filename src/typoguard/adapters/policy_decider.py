@@ -110,7 +110,7 @@ def smtp_text(text: str, limit: int = MAX_REPLY_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def why_of(verdict: Verdict) -> str:
+def why_of(verdict: Verdict | Assessment) -> str:
     """The short explanation inside the reply: the reason minus its "X looks like Y" opening."""
     reason = verdict.reason
     opening = f"{verdict.domain} looks like {verdict.intended} "
@@ -167,18 +167,15 @@ class PolicyDecider:
         if internal is None:
             record = self._json_record(sender, recipient, client, b"false", "", self._skip_tail)
             return (DUNNO, "skip", record)
-        verdict = self.guard.check(recipient)
-        a = verdict.assessment
+        a = self.guard.assess(recipient)
         context = self.context
         if context is not None:
-            adjusted = context.adjust(a, sender)
-            if adjusted is not a:
-                verdict, a = Verdict(recipient, adjusted), adjusted
+            a = context.adjust(a, sender)
         # Everything but the recipient depends only on the assessment, which the detector shares
         # between every recipient at one domain: prepare it once per assessment.
         entry = self._by_assessment.get(id(a))
         if entry is None or entry[0] is not a:
-            entry = self._assessment_entry(verdict)
+            entry = self._assessment_entry(a)
         _, action, reply, word, partial, tail = entry
         if reply is None:
             local, at, _ = recipient.rpartition("@")
@@ -217,9 +214,8 @@ class PolicyDecider:
         body = orjson.dumps({"action": action, "reply": word, **fields, "mode": self.mode})
         return b"," + body[1:]
 
-    def _assessment_entry(self, verdict: Verdict) -> _Entry:
+    def _assessment_entry(self, a: Assessment) -> _Entry:
         """(assessment, action, fixed reply or None, reply word, reply template left to fill, log fields)."""
-        a = verdict.assessment
         fields: dict[str, Any] = {
             "domain": a.domain or "",
             "intended": a.intended,
@@ -248,7 +244,7 @@ class PolicyDecider:
             fixed = {
                 "domain": a.domain or "",
                 "intended": a.intended,
-                "why": why_of(verdict),
+                "why": why_of(a),
                 "kind": a.kind or "",
                 "score": f"{a.score:.2f}",
             }

@@ -35,6 +35,10 @@ class Detector:
 
     def check(self, recipient: str) -> Verdict:
         """The verdict for one recipient: an address or a bare domain. Never raises for bad input."""
+        return Verdict(recipient, self.assess(recipient))
+
+    def assess(self, recipient: str) -> Assessment:
+        """``check(recipient).assessment`` without building the ``Verdict`` (the policy service's path)."""
         at = recipient.rfind("@")
         if (
             0 < at <= MAX_LOCAL_OCTETS
@@ -44,10 +48,8 @@ class Detector:
         ):
             key = recipient[at + 1 :]
             found = self._cache.get(key)
-            if found is None:
-                found = self._assess_text(key)
-            return Verdict(recipient, found)
-        return Verdict(recipient, self._assess_slow(recipient))
+            return found if found is not None else self._assess_text(key)
+        return self._assess_slow(recipient)
 
     def assess_domain(self, domain: str) -> Assessment:
         """The assessment of a bare domain (cached)."""
