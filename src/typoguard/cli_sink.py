@@ -28,7 +28,7 @@ def sink(ctx: click.Context, config_path: Path | None) -> None:
         return
     from typoguard.adapters.sink import serve_sink
 
-    sys.exit(serve_sink(load_config(config_path)))
+    sys.exit(serve_sink(load_config(config_path), config_path=config_path))
 
 
 @sink.command()

@@ -29,7 +29,8 @@ def start_sink(tmp_path: Path) -> Iterator[Callable[..., RunningSink]]:
     def start(**sink: Any) -> RunningSink:
         root = tmp_path / f"sink{len(running)}"
         root.mkdir()
-        s = RunningSink(load_config(write_config(root, **sink)))
+        path = write_config(root, **sink)
+        s = RunningSink(load_config(path), path)
         running.append(s)
         return s
 

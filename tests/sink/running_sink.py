@@ -54,11 +54,11 @@ def write_config(root: Path, **sink: Any) -> Path:
 class RunningSink:
     """A started sink: ``port``, ``config``, ``log_path``; ``flush()`` writes the counts now."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, config_path: Path | None = None) -> None:
         self.config = config
         self.log_path = Path(config.base_dir) / "sink.log"
         self.log = JsonLog(level="info", path=str(self.log_path))
-        self.server = SinkServer.build(config, self.log)
+        self.server = SinkServer.build(config, self.log, config_path=config_path)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

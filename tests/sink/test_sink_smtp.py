@@ -269,3 +269,34 @@ def test_starttls(start_sink: type, tmp_path: Path) -> None:
     while sink.server.limits.sessions and time.monotonic() < deadline:
         time.sleep(0.01)
     assert sink.server.limits.sessions == 0  # released once, not twice
+
+
+def test_reload_changes_the_answers_and_keeps_sessions(sink: RunningSink) -> None:
+    s = _session(sink.port)
+    s.mail("alice@example.org")
+    assert s.rcpt("x@new.example")[1].startswith(b"5.7.1")
+    path = Path(sink.config.base_dir) / "typoguard.toml"
+    path.write_text(path.read_text().replace('"weird.example"', '"weird.example", "new.example"'))
+    sink.loop.call_soon_threadsafe(sink.server.request_reload)
+    deadline = time.monotonic() + 10
+    while b"does not receive mail" not in s.rcpt("x@new.example")[1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"does not receive mail" in s.rcpt("x@new.example")[1]  # same session, new answers
+    path.write_text("[sink]\nmin_score = 7\n")  # broken: the running configuration stays
+    sink.loop.call_soon_threadsafe(sink.server.request_reload)
+    time.sleep(0.5)
+    assert b"does not receive mail" in s.rcpt("x@new.example")[1]
+    assert "sink_reload_failed" in sink.log_path.read_text()
+    s.quit()
+
+
+def test_refuses_while_the_database_is_down_and_keeps_the_counts(start_sink: type) -> None:
+    sink: RunningSink = start_sink(database="sqlite:////nonexistent/typoguard/sink.db")
+    s = _session(sink.port)
+    s.mail("alice@example.org")
+    assert b"<bob@army.mil>" in s.rcpt("bob@army.ml")[1]
+    s.quit()
+    sink.flush()
+    assert sink.server.flush_errors >= 1 and sink.server.tally.attempts == 1  # kept for the next round
+    log = sink.log_path.read_text()
+    assert "sink_database_unavailable" in log and "sink_flush_failed" in log

@@ -33,7 +33,7 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from typoguard.config import Config
-from typoguard.errors import ConfigError, TypoguardError
+from typoguard.errors import ConfigError, StoreError, TypoguardError
 from typoguard.obs import JsonLog, parse_listen
 from typoguard.sink.answer import Answerer
 from typoguard.sink.counts import CountStore, SenderHasher, Tally, day_of, duration_seconds, sender_domain
@@ -193,8 +193,10 @@ class SinkServer:
         hasher: SenderHasher | None = None,
         tls_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
+        config_path: str | Path | None = None,
     ) -> None:
         self.config = config
+        self.config_path = config_path
         self.answerer = answerer
         self.store = store
         self.log = log
@@ -214,16 +216,25 @@ class SinkServer:
         self._last_prune = 0.0
         self._refusals_logged = 0.0
         self.flush_errors = 0
+        self.schema_ready = False
+        self._reloading = False
 
-    @classmethod
-    def build(cls, config: Config, log: JsonLog) -> SinkServer:
-        """From configuration; raises ``ConfigError`` (and ``StoreError`` when the database is unusable)."""
-        quiet_aiosmtpd()
+    @staticmethod
+    def build_answerer(config: Config) -> Answerer:
+        """The answerer for ``config``; raises ``ConfigError`` (also when it would answer for nothing)."""
         answerer = Answerer.from_config(config)
         if not answerer.answers_for_anything():
             raise ConfigError(
                 "[sink] answers for nothing: set [sink] domains, or [protect]/lookalikes_of domains"
             )
+        return answerer
+
+    @classmethod
+    def build(cls, config: Config, log: JsonLog, *, config_path: str | Path | None = None) -> SinkServer:
+        """From configuration; raises ``ConfigError``. A database that is down is not fatal: refusing
+        needs no database, and the counts wait in memory until it is back."""
+        quiet_aiosmtpd()
+        answerer = cls.build_answerer(config)
         base = Path(config.base_dir)
         hasher = None
         if config.sink.sender_hash_key_file:
@@ -235,8 +246,22 @@ class SinkServer:
                 tls.load_cert_chain(base / config.sink.tls_cert, base / config.sink.tls_key)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(f"[sink] tls_cert/tls_key: {exc}") from None
-        store = CountStore.open(config)
-        return cls(config, answerer, store, log, hasher=hasher, tls_context=tls)
+        store = CountStore.open(config, create=False)
+        server = cls(config, answerer, store, log, hasher=hasher, tls_context=tls, config_path=config_path)
+        server.ensure_schema()
+        return server
+
+    def ensure_schema(self) -> bool:
+        """Create the count tables if needed (blocking); False, logged, while the database is unusable."""
+        if self.schema_ready or self.store is None:
+            return self.schema_ready
+        try:
+            self.store.create()
+        except TypoguardError as exc:
+            self.log.event("warning", "sink_database_unavailable", error=str(exc))
+            return False
+        self.schema_ready = True
+        return True
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -296,6 +321,8 @@ class SinkServer:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(sig, self.stop)
                 installed.append(sig)
+            self.loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            installed.append(signal.SIGHUP)
         self.log.event(
             "info", "sink_listening", addresses=self.addresses, explicit=len(self.answerer.explicit),
             lookalikes_of=sorted(self.answerer.targets), pid=os.getpid(), tls=self.tls_context is not None,
@@ -312,6 +339,30 @@ class SinkServer:
         self.log.flush()
         return 0
 
+    def request_reload(self) -> None:
+        """SIGHUP: reopen the log file (logrotate) and rebuild the answers from the config file."""
+        self.log.reopen()
+        if self.config_path is None or self._reloading:
+            return
+        self._reloading = True
+        self.loop.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        from typoguard.config import load_config
+
+        try:
+            config = await self.loop.run_in_executor(None, load_config, self.config_path)
+            answerer = await self.loop.run_in_executor(None, self.build_answerer, config)
+        except TypoguardError as exc:
+            self.log.event("error", "sink_reload_failed", error=str(exc), kept="the running configuration")
+        else:
+            # Listeners, limits, TLS and the database stay as started; the answers change at once.
+            self.answerer = answerer
+            self.log.event("info", "sink_reloaded", explicit=len(answerer.explicit),
+                           lookalikes_of=sorted(answerer.targets))  # fmt: skip
+        finally:
+            self._reloading = False
+
     # ------------------------------------------------------------------ counts
     async def _flush_loop(self) -> None:
         interval = self.config.sink.flush_interval
@@ -326,6 +377,8 @@ class SinkServer:
         if store is None:
             return
         try:
+            if not self.schema_ready and not await self.loop.run_in_executor(None, self.ensure_schema):
+                raise StoreError("sink database unavailable")
             written = await self.loop.run_in_executor(None, store.flush, batch) if len(batch) else 0
             if time.time() - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = time.time()
@@ -360,16 +413,17 @@ def banner(server: SinkServer) -> str:
             "Point a look-alike's MX here:   army.ml.  IN MX 10 sink.example.net.",
             f"Try it:  swaks --server {first} --from user@example.org --to user@army.ml",
             "  -> 550 5.1.2 <user@army.ml>: army.ml is not army.mil; you probably meant <user@army.mil>. ...",
-            "Report: typoguard sink report --config FILE [--format text|json|html]   Stop: kill -TERM <pid>",
+            "Report: typoguard sink report --config FILE [--format text|json|html]",
+            "Reload domains and reopen the log: kill -HUP <pid>   Stop: kill -TERM <pid>",
         ]
     )
 
 
-def serve_sink(config: Config) -> int:
+def serve_sink(config: Config, *, config_path: str | Path | None = None) -> int:
     """Run the sink until SIGTERM; the exit status (0 clean, 1 cannot listen, 2 configuration)."""
     try:
         log = JsonLog(level=config.log.level, path=config.log.file)
-        server = SinkServer.build(config, log)
+        server = SinkServer.build(config, log, config_path=config_path)
     except TypoguardError as exc:
         print(f"typoguard sink: {exc}", file=sys.stderr)
         return 2
