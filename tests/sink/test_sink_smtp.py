@@ -300,3 +300,29 @@ def test_refuses_while_the_database_is_down_and_keeps_the_counts(start_sink: typ
     assert sink.server.flush_errors >= 1 and sink.server.tally.attempts == 1  # kept for the next round
     log = sink.log_path.read_text()
     assert "sink_database_unavailable" in log and "sink_flush_failed" in log
+
+
+def test_random_garbage_sessions_leave_nothing_behind(sink: RunningSink) -> None:
+    """Mixed valid verbs, random bytes and cut-off lines, pipelined; every session's place is released."""
+    import random
+
+    rng = random.Random(9)
+    verbs = [b"EHLO x", b"HELO", b"MAIL FROM:<a@b.example>", b"RCPT TO:<bob@army.ml>", b"DATA", b"RSET",
+             b"NOOP", b"VRFY bob@army.ml", b"STARTTLS", b"BDAT 10 LAST", b"QUIT", b".", b""]  # fmt: skip
+    for _ in range(30):
+        lines = [
+            rng.choice(verbs) if rng.random() < 0.6 else rng.randbytes(rng.randint(1, 300)) for _ in range(20)
+        ]
+        payload = b"\r\n".join(lines)
+        if rng.random() < 0.5:
+            payload = payload[: rng.randint(1, len(payload))]  # cut mid-line
+        out = _raw(sink.port, payload, wait=0.05)
+        assert b"354" not in out and b"250 2.0.0" not in out
+    deadline = time.monotonic() + 5
+    while sink.server.limits.sessions and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sink.server.limits.sessions == 0 and not sink.server.sessions
+    s = _session(sink.port)
+    s.mail("alice@example.org")
+    assert s.rcpt("bob@army.ml")[0] == 550
+    s.quit()
