@@ -78,7 +78,7 @@ config_path, data_dir, port, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]
 for _ in range(workers - 1):
     if os.fork() == 0:
         break
-sock = socket.socket()
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto: asyncio sets NODELAY
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 sock.bind(("127.0.0.1", port))
 config = load_config(config_path)
