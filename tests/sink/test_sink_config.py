@@ -94,3 +94,14 @@ def test_admission_counts_and_releases(tmp_path: Path) -> None:
     limits.release("192.0.2.0/24")
     assert limits.admit("192.0.2.9")[0] is None
     assert limits.refused == {"busy": 1, "connections": 1, "connect_rate": 0, "rcpt_rate": 0}
+
+
+def test_cli_without_anything_to_answer_for_exits_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from typoguard.cli import main
+
+    path = write_config(tmp_path, domains=[], lookalikes_of=[])
+    result = CliRunner().invoke(main, ["sink", "--config", str(path)])
+    assert result.exit_code == 2 and "answers for nothing" in result.output
+    assert "report" in CliRunner().invoke(main, ["sink", "--help"]).output
