@@ -18,7 +18,7 @@ domains = ["army.mil", "navy.mil", "gmail.com"]
 [store]
 data_dir = "data"
 [log]
-file = "sink.log"
+file = "{log}"
 [sink]
 listen = ["127.0.0.1:0"]
 domains = ["army-mil.com", "weird.example"]
@@ -39,7 +39,7 @@ def _toml_value(v: Any) -> str:
 
 def write_config(root: Path, **sink: Any) -> Path:
     """The base config with ``[sink]`` keys overridden; returns its path."""
-    head, _, body = BASE_TOML.partition("[sink]\n")
+    head, _, body = BASE_TOML.replace("{log}", str(root / "sink.log")).partition("[sink]\n")
     lines = [
         *head.splitlines(),
         "[sink]",
