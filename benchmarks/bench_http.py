@@ -90,6 +90,32 @@ app.add_route("/bench/noop", noop, methods=["POST"])
 uvicorn_server(app, "127.0.0.1", port).run(sockets=[sock])
 """
 
+# The floor: a fixed reply from a bare uvloop protocol, no HTTP framework. Its p99 is what this machine's
+# scheduling and loopback give anything at that load right now (other work on a shared machine shows here).
+FLOOR = """
+import asyncio, sys, uvloop
+REPLY = b"HTTP/1.1 200 OK\\r\\ncontent-length: 11\\r\\ncontent-type: application/json\\r\\n\\r\\n"
+REPLY += b'{"ok":true}'
+class Reply(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        self.buffer += data
+        while (end := self.buffer.find(b"\\r\\n\\r\\n")) >= 0:
+            length = 0
+            for line in self.buffer[:end].lower().split(b"\\r\\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            self.transport.write(REPLY)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Reply, "127.0.0.1", int(sys.argv[3]))
+    await server.serve_forever()
+uvloop.run(main())
+"""
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -204,11 +230,11 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
 
 
 @contextlib.contextmanager
-def _server(data_dir: str, workers: int) -> Iterator[tuple[int, list[int]]]:
+def _server(data_dir: str, workers: int, code: str = SERVER) -> Iterator[tuple[int, list[int]]]:
     port = _free_port()
     pin = _pin(0) if workers == 1 else []
     proc = subprocess.Popen(
-        [*pin, sys.executable, "-c", SERVER, str(CONFIG), data_dir, str(port), str(workers)],
+        [*pin, sys.executable, "-c", code, str(CONFIG), data_dir, str(port), str(workers)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -226,14 +252,15 @@ def _server(data_dir: str, workers: int) -> Iterator[tuple[int, list[int]]]:
 Row = tuple[str, str, int, float, float, float, float]  # load, endpoint, n, req/s, p50, p99, CPU us/request
 
 
-def _measure(
-    port: int, pids: list[int], load: str, requests: dict[str, bytes], run: Callable[[bytes], Any]
-) -> list[Row]:
+Target = tuple[int, list[int], bytes]  # port, server pids, request
+
+
+def _measure(load: str, targets: dict[str, Target], run: Callable[[int, bytes], Any]) -> list[Row]:
     rows = []
-    for name, request in requests.items():
+    for name, (port, pids, request) in targets.items():
         _asyncio_run(_run(port, request, WARMUP, CLIENTS))
         cpu = _cpu_seconds(pids)
-        latencies, seconds = _asyncio_run(run(request))
+        latencies, seconds = _asyncio_run(run(port, request))
         cpu_us = (_cpu_seconds(pids) - cpu) / len(latencies) * 1e6
         n = len(latencies)
         rows.append((load, name, n, n / seconds, _pct(latencies, 0.5), _pct(latencies, 0.99), cpu_us))
@@ -256,27 +283,26 @@ def main() -> None:
         _, token = TokenStore(store).create("bench", "check", by="bench")
         store.close()
         check = orjson.dumps({"sender": "a@army.mil", "recipients": RECIPIENTS})
-        requests = {
-            "trivial": _request("/bench/noop", b"{}", token),
-            "check x10": _request("/v1/check", check, token),
-        }
+        trivial, check_x10 = _request("/bench/noop", b"{}", token), _request("/v1/check", check, token)
         affinity = os.sched_getaffinity(0)
-        with _server(tmp, 1) as (port, pids):
+        with _server(tmp, 1) as (port, pids), _server(tmp, 1, FLOOR) as (floor_port, floor_pids):
             if _pin(1):
                 os.sched_setaffinity(0, {1})
-            rows += _measure(port, pids, "saturated", requests, lambda r: _run(port, r, REQUESTS, CLIENTS))
+            targets = {
+                "floor": (floor_port, floor_pids, trivial),
+                "trivial": (port, pids, trivial),
+                "check x10": (port, pids, check_x10),
+            }
+            rows += _measure("saturated", targets, lambda p, r: _run(p, r, REQUESTS, CLIENTS))
             for rate in RATES:
                 n = int(rate * OPEN_SECONDS)
                 rows += _measure(
-                    port,
-                    pids,
-                    f"{rate:.0f}/s",
-                    requests,
-                    lambda r, n=n, rate=rate: _run(port, r, n, CLIENTS, rate),
+                    f"{rate:.0f}/s", targets, lambda p, r, n=n, rate=rate: _run(p, r, n, CLIENTS, rate)
                 )
         os.sched_setaffinity(0, affinity)
         with _server(tmp, 2) as (port, pids):
-            rows += _measure(port, pids, "2 workers", requests, lambda r: _run(port, r, REQUESTS, CLIENTS))
+            targets = {"trivial": (port, pids, trivial), "check x10": (port, pids, check_x10)}
+            rows += _measure("2 workers", targets, lambda p, r: _run(p, r, REQUESTS, CLIENTS))
     _report(rows, load_before)
 
 
@@ -296,7 +322,8 @@ def _report(rows: list[Row], load_before: tuple[float, float, float]) -> None:
         print(
             f"{load:<10} check/trivial: req/s {real[3] / base[3]:.2f}, p99 {real[5] / base[5]:.2f}x, "
             f"CPU {real[6] / base[6]:.2f}x; target p99 <= {TARGET_P99_MS:g} ms {verdict} "
-            f"(check {real[5]:.2f} ms, trivial {base[5]:.2f} ms)"
+            f"(check {real[5]:.2f} ms, trivial {base[5]:.2f} ms"
+            + (f", floor {by[(load, 'floor')][5]:.2f} ms)" if (load, "floor") in by else ")")
         )
 
 
