@@ -77,3 +77,20 @@ def test_typoguard_http_stops_cleanly_on_a_signal(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_typoguard_http_exits_1_when_its_address_is_taken(tmp_path: Path, typoguard_exe: str) -> None:
+    config = tmp_path / "typoguard.toml"
+    config.write_text(f'[protect]\ndomains = ["army.mil"]\n[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [typoguard_exe, "http", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr.decode()
+    assert b"Traceback" not in done.stderr, done.stderr.decode()

@@ -601,5 +601,10 @@ def serve_http(config: Config) -> int:
     host, port = parse_listen(config.http.listen)
     server = uvicorn_server(create_app(config), host, port)
     with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
-        runner.run(_serve_until_signalled(server))
+        try:
+            runner.run(_serve_until_signalled(server))
+        except SystemExit:
+            # uvicorn logs why it could not start (address in use) and exits 3; ours is 1: it failed.
+            if server.started:
+                raise
     return 0 if server.started else 1
