@@ -105,6 +105,28 @@ class RelayConfig:
 
     listen: str = "127.0.0.1:10025"  # host:port
     next_hop: str = "127.0.0.1:25"  # host:port of the MTA that delivers onwards
+    hostname: str = ""  # the name in the greeting and the Received header; empty: this host's name
+    tls_cert: str = ""  # PEM files for STARTTLS offered to clients; both or neither
+    tls_key: str = ""
+    require_tls: bool = False  # clients must STARTTLS before MAIL and AUTH
+    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # may relay without AUTH (CIDR)
+    auth_users_file: str = ""  # "user:<hash>" lines (typoguard relay hash-password); empty: no SMTP AUTH
+    next_hop_tls: str = "opportunistic"  # STARTTLS to the next hop: "none", "opportunistic", "required"
+    next_hop_ca_file: str = ""  # CA bundle that signed the next hop's certificate; empty: system CAs
+    next_hop_verify: bool = True  # "required": check the next hop's certificate and name
+    next_hop_timeout: float = 60.0  # seconds for each next-hop command (DATA: per message)
+    max_message_size: int = 36_700_160  # bytes (35 MiB, Exchange Online's default); larger: 552 5.3.4
+    max_recipients: int = 1000  # per message; more: 452 4.5.3
+    max_sessions: int = 500  # SMTP sessions at once; beyond: 421 at connect
+    command_timeout: float = 300.0  # idle seconds before a client session is closed (RFC 5321: 5 min)
+    quarantine_dir: str = ""  # held messages; empty: <[store] data_dir>/quarantine
+    on_error: str = "tempfail"  # checking failed: "tempfail" (451, the sender retries) or "accept"
+    add_received: bool = True  # prepend a Received header (trace) to relayed mail
+    content_scan: bool = True  # look for sensitive content (categories and counts only are recorded)
+    content_max_bytes: int = 1_048_576  # decoded text scanned per message; the rest is not looked at
+    content_flagged_action: str = "hold"  # a flagged (warn) recipient and any sensitive content
+    content_first_contact_action: str = "hold"  # a first-time external recipient and high content
+    content_high: tuple[str, ...] = ("classified", "cui", "credential", "ssn", "payment_card", "passport")
 
 
 @dataclass(frozen=True)
@@ -247,7 +269,47 @@ def validate(config: Config) -> Config:
         if not 0.0 <= w <= 1.0:
             raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
     _validate_sink(config.sink)
+    _validate_relay(config.relay)
     return config
+
+
+RELAY_CONTENT_CATEGORIES = ("classified", "cui", "credential", "ssn", "payment_card", "passport", "itinerary")
+
+
+def _validate_relay(relay: RelayConfig) -> None:
+    """``[relay]`` checks: addresses, networks, TLS and content choices, positive limits."""
+    import ipaddress
+
+    for name in ("listen", "next_hop"):
+        host, sep, port = getattr(relay, name).rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"[relay] {name} must be host:port, got {getattr(relay, name)!r}")
+    if bool(relay.tls_cert) != bool(relay.tls_key):
+        raise ConfigError("[relay] tls_cert and tls_key go together")
+    if (relay.require_tls or relay.auth_users_file) and not relay.tls_cert:
+        raise ConfigError("[relay] require_tls and auth_users_file need tls_cert and tls_key (AUTH only over TLS)")
+    for cidr in relay.allowed_networks:
+        try:
+            ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"[relay] allowed_networks: {exc}") from None
+    if relay.next_hop_tls not in ("none", "opportunistic", "required"):
+        raise ConfigError("[relay] next_hop_tls must be 'none', 'opportunistic' or 'required'")
+    if relay.on_error not in ("tempfail", "accept"):
+        raise ConfigError("[relay] on_error must be 'tempfail' or 'accept'")
+    for name in ("content_flagged_action", "content_first_contact_action"):
+        if getattr(relay, name) not in ("allow", "warn", "hold", "reject"):
+            raise ConfigError(f"[relay] {name} must be 'allow', 'warn', 'hold' or 'reject'")
+    unknown = set(relay.content_high) - set(RELAY_CONTENT_CATEGORIES)
+    if unknown:
+        known = ", ".join(RELAY_CONTENT_CATEGORIES)
+        raise ConfigError(f"[relay] content_high: unknown {', '.join(sorted(unknown))}; known: {known}")
+    for name in ("next_hop_timeout", "command_timeout"):
+        if not getattr(relay, name) > 0:
+            raise ConfigError(f"[relay] {name} must be positive")
+    for name in ("max_message_size", "max_recipients", "max_sessions", "content_max_bytes"):
+        if getattr(relay, name) < 1:
+            raise ConfigError(f"[relay] {name} must be at least 1")
 
 
 _SINK_DURATION = re.compile(r"\d+(?:\.\d+)?\s*[smhdw]?")

@@ -1,0 +1,790 @@
+"""``typoguard relay``: an SMTP filtering smart host (aiosmtpd) for Exchange, Microsoft 365 and other MTAs.
+
+Before-queue proxy: every client session gets its own session with the next hop, and every command is
+answered only once the next hop answered it::
+
+    client            typoguard relay                                  next hop (MTA)
+    MAIL FROM   ->    allowed network or SMTP AUTH?  ->  MAIL FROM  ->  reply passed back (4xx if down)
+    RCPT TO     ->    PolicyDecider (the Postfix policy service's own decision, templates and log):
+                        reject -> "550 5.1.2 <bob@army.ml>: ... did you mean bob@army.mil?" (not proxied)
+                        hold/warn/allow -> RCPT TO  ->  reply passed back
+    DATA        ->    content scan (categories and counts); flagged or first-time external recipients
+                      with sensitive content are held (or as configured); then
+                        held  -> quarantine (fsync'd) + RSET next hop -> 250 "held as TG..."
+                        else  -> Received + X-Typoguard-Warning headers + the message as it came
+                                 -> DATA -> the next hop's reply passed back (250 only after it took it)
+
+No loss by construction: the client hears 250 only when the next hop (or the fsync'd quarantine) has the
+message; a next hop that is down or fails mid-transaction gives 451 4.4.1, so the client keeps the message
+and retries. A failure inside typoguard follows ``[relay] on_error``: ``tempfail`` (451, retried) or
+``accept`` (the recipient passes unchecked). Bad input gets aiosmtpd's 5xx replies; it never ends the
+server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import aiosmtplib
+import orjson
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
+from typoguard.adapters.sink import quiet_aiosmtpd
+from typoguard.config import Config
+from typoguard.content import ContentReport, scan_message
+from typoguard.errors import ConfigError, TypoguardError
+from typoguard.obs import JsonLog, parse_listen
+from typoguard.protocols.postfix_policy import PolicyRequest
+from typoguard.senders import InternalSenders
+from typoguard.store.quarantine import Quarantine, next_hop_tls_context
+
+if TYPE_CHECKING:
+    from typoguard.adapters.serve import _StoreParts
+
+NEXT_HOP_DOWN: Final = "451 4.4.1 Next hop unavailable, message not accepted; try again later"
+TEMPFAIL: Final = "451 4.3.0 typoguard: temporary failure, please try again later"
+BUSY: Final = b"421 4.3.2 Too many connections, try again later\r\n"
+SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
+DRAIN_SECONDS: Final = 30.0
+INLINE_SCAN_BYTES: Final = 64 * 1024  # larger messages are scanned in a thread (the loop keeps answering)
+_ORDER: Final = {"allow": 0, "warn": 1, "hold": 2, "reject": 3}
+
+
+# --------------------------------------------------------------------------- SMTP AUTH users
+SCRYPT_N: Final = 1 << 14
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64) for a users file line ``name:<this>``."""
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=8, p=1, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}$8$1${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: bytes, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        got = hashlib.scrypt(
+            password, salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32,
+            maxmem=256 * 1024 * 1024,
+        )  # fmt: skip
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, base64.b64decode(digest))
+
+
+def load_users(path: Path) -> dict[str, str]:
+    """``name:scrypt$...`` lines (``#`` comments); ``ConfigError`` if unreadable or malformed."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[relay] auth_users_file {path}: {exc}") from None
+    users = {}
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, stored = line.partition(":")
+        if not sep or not name or not stored.startswith("scrypt$") or stored.count("$") != 5:
+            raise ConfigError(f"[relay] auth_users_file {path}:{n}: expected name:scrypt$... (hash-password)")
+        users[name] = stored
+    return users
+
+
+class Authenticator:
+    """aiosmtpd ``authenticator``: PLAIN/LOGIN against the users file. A success is remembered (by a
+    keyed digest of the password) so a client that reconnects all day costs one scrypt, not thousands."""
+
+    def __init__(self, users: dict[str, str]) -> None:
+        self.users = users
+        self._key = os.urandom(32)
+        self._ok: dict[str, bytes] = {}
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        name = auth_data.login.decode("utf-8", "replace")
+        stored = self.users.get(name)
+        if stored is None:
+            return AuthResult(success=False, handled=False)
+        mark = hmac.new(self._key, auth_data.password, "sha256").digest()
+        if self._ok.get(name) == mark or verify_password(auth_data.password, stored):
+            self._ok[name] = mark
+            return AuthResult(success=True, auth_data=name)
+        return AuthResult(success=False, handled=False)
+
+
+# --------------------------------------------------------------------------- the next hop
+class NextHopDown(Exception):
+    """The next hop could not be reached or dropped the session."""
+
+
+class NextHop:
+    """One session with the next hop (aiosmtplib), opened at the client's first MAIL."""
+
+    def __init__(self, relay: RelayServer) -> None:
+        self.relay = relay
+        self.smtp: aiosmtplib.SMTP | None = None
+        # A transaction the client may have abandoned without RSET (aiosmtpd ends one by itself after a
+        # refused DATA): the next MAIL resets it at the next hop first.
+        self.in_transaction = False
+
+    async def open(self) -> None:
+        if self.smtp is not None and self.smtp.is_connected:
+            return
+        r = self.relay
+        smtp = aiosmtplib.SMTP(
+            hostname=r.next_hop[0], port=r.next_hop[1], timeout=r.config.relay.next_hop_timeout,
+            local_hostname=r.hostname, start_tls=False,
+        )  # fmt: skip
+        try:
+            await smtp.connect()
+            policy = r.config.relay.next_hop_tls
+            if policy != "none" and smtp.supports_extension("starttls"):
+                await smtp.starttls(tls_context=r.next_hop_tls, server_hostname=r.next_hop[0])
+            elif policy == "required":
+                smtp.close()
+                raise NextHopDown("the next hop does not offer STARTTLS ([relay] next_hop_tls = required)")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise NextHopDown(str(exc)) from None
+        self.smtp = smtp
+
+    async def command(self, verb: str, *args: Any, **kwargs: Any) -> str:
+        """Run ``mail``/``rcpt``/``data``/``rset`` and return the reply line to pass back to the client."""
+        if self.smtp is None:
+            raise NextHopDown("not connected")
+        if verb == "mail" and self.in_transaction:
+            await self.command("rset")
+        try:
+            response = await getattr(self.smtp, verb)(*args, **kwargs)
+            code, message = response.code, response.message
+        except aiosmtplib.SMTPResponseException as exc:
+            if isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == 421:
+                self.close()
+                raise NextHopDown(str(exc)) from None
+            code, message = exc.code, exc.message
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise NextHopDown(str(exc)) from None
+        if verb == "mail":
+            self.in_transaction = 200 <= code < 300
+        elif verb in ("data", "rset"):
+            self.in_transaction = False
+        first = (message or "").splitlines()[0] if message else ""
+        return smtp_text(f"{code} {first}".rstrip(), 500)
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(Exception):
+                self.smtp.close()
+            self.smtp = None
+        self.in_transaction = False
+
+
+# --------------------------------------------------------------------------- one transaction
+@dataclass
+class Recipient:
+    address: str
+    action: str  # allow / warn / hold (rejected ones are not kept)
+    header: str = ""  # an X-Typoguard-Warning line, for warn
+    record: dict[str, Any] = field(default_factory=dict)  # the RCPT decision record (for content)
+
+
+@dataclass
+class Transaction:
+    recipients: list[Recipient] = field(default_factory=list)
+    hold_reasons: list[str] = field(default_factory=list)
+
+
+class RelayHandler:
+    """aiosmtpd hooks: MAIL and RCPT are decided here and proxied; DATA is scanned, held or delivered."""
+
+    def __init__(self, relay: RelayServer) -> None:
+        self.relay = relay
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd hook name
+        self, server: RelaySMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        relay = self.relay
+        if not (session.authenticated or relay.client_allowed(server.client_ip)):
+            return "530 5.7.0 Authentication required" if relay.auth else "554 5.7.1 Relay access denied"
+        server.txn = Transaction()
+        try:
+            await server.hop.open()
+            reply = await server.hop.command("mail", address, options=options, encoding="utf-8")
+        except NextHopDown as exc:
+            relay.log.event("warning", "next_hop_down", stage="MAIL", error=str(exc))
+            return NEXT_HOP_DOWN
+        if reply.startswith("2"):
+            envelope.mail_from = address
+            envelope.mail_options.extend(options)
+        return reply
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd hook name
+        self, server: RelaySMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        relay = self.relay
+        if len(envelope.rcpt_tos) >= relay.config.relay.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        try:
+            decided = relay.decide(envelope.mail_from or "", address, server)
+        except Exception as exc:  # a bug in deciding: the declared fail-safe, never a guess
+            relay.log.event("error", "decision_failed", error=f"{type(exc).__name__}: {exc}")
+            if relay.config.relay.on_error == "tempfail":
+                return TEMPFAIL
+            decided = Recipient(address, "allow")
+        if isinstance(decided, str):
+            return decided  # the policy's refusal (5xx), not proxied
+        try:
+            reply = await server.hop.command("rcpt", address, options=options, encoding="utf-8")
+        except NextHopDown as exc:
+            relay.log.event("warning", "next_hop_down", stage="RCPT", error=str(exc))
+            return NEXT_HOP_DOWN
+        if reply.startswith("2"):
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(options)
+            server.txn.recipients.append(decided)
+        return reply
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd hook name
+        self, server: RelaySMTP, session: Session, envelope: Envelope
+    ) -> str:
+        relay = self.relay
+        raw = envelope.original_content or b""
+        txn, server.txn = server.txn, Transaction()
+        try:
+            outcome = await relay.judge_content(raw, envelope.mail_from or "", txn, server)
+        except Exception as exc:
+            relay.log.event("error", "content_check_failed", error=f"{type(exc).__name__}: {exc}")
+            if relay.config.relay.on_error == "tempfail":
+                await self._rset(server)
+                return TEMPFAIL
+            outcome = ("deliver", None)
+        verdict, report = outcome
+        if verdict.startswith("5"):
+            await self._rset(server)
+            return verdict
+        if verdict == "hold":
+            return await self._hold(server, envelope, raw, txn, report)
+        headers = relay.added_headers(server, session, txn)
+        try:
+            return await server.hop.command("data", headers + raw)
+        except NextHopDown as exc:
+            relay.log.event("warning", "next_hop_down", stage="DATA", error=str(exc))
+            return NEXT_HOP_DOWN
+
+    async def _hold(
+        self,
+        server: RelaySMTP,
+        envelope: Envelope,
+        raw: bytes,
+        txn: Transaction,
+        report: ContentReport | None,
+    ) -> str:
+        relay = self.relay
+        details = {
+            "client": server.client_ip,
+            "auth": str(server.session.auth_data or "") if server.session else "",
+            "reasons": txn.hold_reasons,
+            "decisions": [r.record for r in txn.recipients if r.record],
+            "content": report.to_dict() if report is not None else None,
+            "node": relay.instance,
+        }
+        try:
+            qid = await asyncio.to_thread(
+                relay.quarantine.put, raw, envelope.mail_from or "", list(envelope.rcpt_tos),
+                mail_options=envelope.mail_options, details=details,
+            )  # fmt: skip
+        except OSError as exc:
+            relay.log.event("error", "quarantine_failed", error=str(exc))
+            await self._rset(server)
+            return "451 4.3.0 Cannot keep the message for review now; try again later"
+        await self._rset(server)
+        relay.log.event(
+            "info", "held", queue_id=qid, recipients=len(envelope.rcpt_tos), size=len(raw),
+            content=dict(report.counts) if report else {},
+        )  # fmt: skip
+        return f"250 2.0.0 Ok: held for review as {qid}"
+
+    async def _rset(self, server: RelaySMTP) -> None:
+        with contextlib.suppress(NextHopDown):
+            if server.hop.smtp is not None:
+                await server.hop.command("rset")
+
+    async def handle_RSET(  # noqa: N802 - aiosmtpd hook name
+        self, server: RelaySMTP, session: Session, envelope: Envelope
+    ) -> str:
+        server.txn = Transaction()
+        await self._rset(server)
+        return "250 2.0.0 Ok"
+
+    async def handle_exception(self, error: Exception) -> str:
+        self.relay.log.event("error", "session_error", error=f"{type(error).__name__}: {error}")
+        return "451 4.3.0 Local error, try again later"
+
+
+class RelaySMTP(SMTP):
+    """One client session and its next-hop session; refused with 421 beyond ``max_sessions``."""
+
+    def __init__(self, relay: RelayServer) -> None:
+        cfg = relay.config.relay
+        super().__init__(
+            relay.handler,
+            hostname=relay.hostname,
+            ident="typoguard relay",
+            tls_context=relay.tls_context,
+            require_starttls=cfg.require_tls,
+            timeout=cfg.command_timeout,
+            data_size_limit=cfg.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            authenticator=relay.auth,
+            auth_required=False,
+            auth_require_tls=True,
+            command_call_limit={"RCPT": cfg.max_recipients + 10, "*": 1000},
+            loop=asyncio.get_running_loop(),
+        )
+        self.relay = relay
+        self.hop = NextHop(relay)
+        self.txn = Transaction()
+        self.client_ip = ""
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:  # the TLS transport after STARTTLS: same session
+            super().connection_made(transport)
+            return
+        relay = self.relay
+        if relay.draining or len(relay.sessions) >= relay.config.relay.max_sessions:
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(SHUTTING_DOWN if relay.draining else BUSY)
+            transport.close()
+            return
+        peer = transport.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        self._admitted = True
+        relay.sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self._admitted:
+            return
+        if self._original_transport is not None and self.transport is None:
+            return  # the TLS layer's second notice for the same session
+        self._admitted = False
+        self.relay.sessions.discard(self)
+        self.hop.close()
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if not self._admitted:
+            return False
+        return super().eof_received()
+
+
+# --------------------------------------------------------------------------- the server
+class RelayServer:
+    """Listener, sessions, the current decider, the quarantine, and the decision log (and store feed)."""
+
+    def __init__(
+        self,
+        config: Config,
+        decider: PolicyDecider,
+        log: JsonLog,
+        *,
+        quarantine: Quarantine,
+        store_parts: _StoreParts | None = None,
+        config_path: str | Path | None = None,
+    ) -> None:
+        relay = config.relay
+        base = Path(config.base_dir)
+        self.config = config
+        self.decider = decider
+        self.log = log
+        self.quarantine = quarantine
+        self.parts = store_parts
+        self.config_path = config_path
+        self.instance = decider.instance
+        self.hostname = relay.hostname or socket.getfqdn()
+        self.listen = parse_listen(relay.listen, "[relay] listen")
+        self.next_hop = parse_listen(relay.next_hop, "[relay] next_hop")
+        self.next_hop_tls = next_hop_tls_context(relay, base)
+        self.tls_context: ssl.SSLContext | None = None
+        if relay.tls_cert:
+            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                self.tls_context.load_cert_chain(_path(base, relay.tls_cert), _path(base, relay.tls_key))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(f"[relay] tls_cert/tls_key: {exc}") from None
+        self.auth = (
+            Authenticator(load_users(_path(base, relay.auth_users_file))) if relay.auth_users_file else None
+        )
+        self.networks = [ipaddress.ip_network(n.strip(), strict=False) for n in relay.allowed_networks]
+        self.internal = InternalSenders.from_config(config.policy)  # whose domains are not "external"
+        self.handler = RelayHandler(self)
+        self.sessions: set[RelaySMTP] = set()
+        self.draining = False
+        self.addresses: list[str] = []
+        self.record_decision: Callable[[bytes], None] | None = None
+        self._server: asyncio.Server | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._setup_log()
+
+    @classmethod
+    def build(cls, config: Config, log: JsonLog, *, config_path: str | Path | None = None) -> RelayServer:
+        """Guard, decider (every accepted message is outbound, so every sender is guarded), store, quarantine."""
+        guard_decider = PolicyDecider.build(config)
+        if not guard_decider.protected_domains:
+            raise ConfigError("nothing to protect: add [protect] domains or files to the config")
+        everyone = InternalSenders(networks=[ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")])
+        parts = None
+        context = None
+        if config.store.enabled and config_path is not None:
+            from typoguard.adapters.serve import _StoreParts
+
+            parts = _StoreParts(config, Path(config_path), log)
+            context = parts.context
+        decider = PolicyDecider(config, guard_decider.guard, everyone, context=context)
+        quarantine = Quarantine.from_config(config)
+        quarantine.ensure()
+        return cls(config, decider, log, quarantine=quarantine, store_parts=parts, config_path=config_path)
+
+    def _setup_log(self) -> None:
+        log, feed = self.log, self.parts.feed if self.parts is not None else None
+        to_log = log.enabled("info")
+        if feed is None:
+            self.record_decision = log.record_json if to_log else None
+            return
+        line_of, append, log_line = log.line, feed.append, log.append_line
+
+        def both(body: bytes) -> None:
+            line = line_of(body)
+            append(line)
+            if to_log:
+                log_line(line)
+
+        self.record_decision = both
+
+    # ------------------------------------------------------------------ decisions
+    def client_allowed(self, ip: str) -> bool:
+        try:
+            address = ipaddress.ip_address(ip.partition("%")[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.networks)
+
+    def decide(self, sender: str, recipient: str, server: RelaySMTP) -> Recipient | str:
+        """The policy's word for one recipient: a ``Recipient`` to proxy, or the refusal to answer."""
+        session = server.session
+        auth = str(session.auth_data) if session is not None and session.authenticated else ""
+        request = PolicyRequest.from_attributes(
+            {"request": "smtpd_access_policy", "protocol_state": "RCPT", "sender": sender,
+             "recipient": recipient, "client_address": server.client_ip, "sasl_username": auth}
+        )  # fmt: skip
+        reply, action, record = self.decider.decide(request)
+        if record is not None and self.record_decision is not None:
+            self.record_decision(record)
+        text = reply.action
+        if text[:1] in ("4", "5"):
+            return text
+        rec = orjson.loads(record) if record is not None and action in ("warn", "hold") else {}
+        if text.startswith("HOLD "):
+            server.txn.hold_reasons.append(text[5:])
+            return Recipient(recipient, "hold", record=rec)
+        if text.startswith("PREPEND "):
+            return Recipient(recipient, "warn", header=text[8:], record=rec)
+        return Recipient(recipient, "allow" if action != "warn" else "warn", record=rec)
+
+    async def judge_content(
+        self, raw: bytes, sender: str, txn: Transaction, server: RelaySMTP
+    ) -> tuple[str, ContentReport | None]:
+        """("deliver" | "hold" | a 5xx reply, the content report). Raises the stakes, never lowers them."""
+        cfg = self.config.relay
+        held = any(r.action == "hold" for r in txn.recipients)
+        if not cfg.content_scan or not txn.recipients:
+            return ("hold" if held else "deliver"), None
+        if len(raw) > INLINE_SCAN_BYTES:
+            report = await asyncio.to_thread(scan_message, raw, cfg.content_max_bytes)
+        else:
+            report = scan_message(raw, cfg.content_max_bytes)
+        if not report:
+            return ("hold" if held else "deliver"), report
+        found = sorted(report.counts)
+        high = sorted(set(found) & set(cfg.content_high))
+        worst = "hold" if held else "allow"
+        refusal = ""
+        for r in txn.recipients:
+            action, why = "allow", ""
+            if r.action == "warn":
+                action, why = (
+                    cfg.content_flagged_action,
+                    f"sensitive content ({', '.join(found)}) to a flagged recipient",
+                )
+            elif high and r.action == "allow" and await self._first_contact(sender, r.address):
+                action, why = (
+                    cfg.content_first_contact_action,
+                    (f"sensitive content ({', '.join(high)}) to a first-time external recipient"),
+                )
+            if _ORDER[action] <= _ORDER["allow"]:
+                continue
+            self._log_content_decision(sender, r, action, why, report, server)
+            if self.decider.audit:
+                continue
+            if action == "warn":
+                r.header = r.header or f"X-Typoguard-Warning: {smtp_text(f'{r.address}: {why}', 900)}"
+            elif _ORDER[action] > _ORDER[worst]:
+                worst = action
+                if action == "reject":
+                    refusal = smtp_text(f"550 5.7.1 <{r.address}>: not sent: {why}")
+            if action == "hold":
+                txn.hold_reasons.append(why)
+        if worst == "reject":
+            return refusal, report
+        return ("hold" if worst == "hold" else "deliver"), report
+
+    async def _first_contact(self, sender: str, recipient: str) -> bool:
+        """True when ``recipient``'s domain is external and this sender's domain never wrote to it (as far
+        as the store knows: without a store nothing is "first")."""
+        rdomain = recipient.rpartition("@")[2].lower().rstrip(".")
+        sdomain = sender.rpartition("@")[2].lower().rstrip(".")
+        if not rdomain or rdomain == sdomain or self.internal.sender_domain_is_internal(recipient):
+            return False
+        if self.parts is None:
+            return False
+        store = self.parts.store
+        try:
+            known = await asyncio.to_thread(store.is_known, sdomain, rdomain)
+        except TypoguardError:
+            return False
+        return not known
+
+    def _log_content_decision(
+        self, sender: str, r: Recipient, action: str, why: str, report: ContentReport, server: RelaySMTP
+    ) -> None:
+        if self.record_decision is None:
+            return
+        rec = r.record or {}
+        word = {"reject": "550", "hold": "HOLD", "warn": "PREPEND"}.get(action, "DUNNO")
+        body = {
+            "event": "decision", "instance": self.instance, "sender": sender, "recipient": r.address,
+            "client": server.client_ip, "internal": "relay", "queue_id": "", "stage": "DATA",
+            "action": action, "reply": "DUNNO" if self.decider.audit else word,
+            "domain": rec.get("domain") or r.address.rpartition("@")[2].lower(),
+            "intended": rec.get("intended"), "kind": rec.get("kind"), "score": rec.get("score", 0.0),
+            "reason": why, "content": dict(sorted(report.counts.items())), "mode": self.decider.mode,
+        }  # fmt: skip
+        self.record_decision(orjson.dumps(body))
+
+    def added_headers(self, server: RelaySMTP, session: Session, txn: Transaction) -> bytes:
+        lines = []
+        if self.config.relay.add_received:
+            proto = (
+                "ESMTP" + ("S" if session.ssl is not None else "") + ("A" if session.authenticated else "")
+            )
+            helo = smtp_text(session.host_name or "unknown", 200)
+            lines.append(
+                f"Received: from {helo} ([{server.client_ip}])\r\n\tby {self.hostname} (typoguard relay) "
+                f"with {proto};\r\n\t{formatdate(time.time())}"
+            )
+        seen = set()
+        for r in txn.recipients:
+            if r.header and r.header not in seen:
+                seen.add(r.header)
+                lines.append(r.header)
+        return "".join(line + "\r\n" for line in lines).encode("utf-8", "replace")
+
+    # ------------------------------------------------------------------ running
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.listen
+        self._server = await loop.create_server(
+            lambda: RelaySMTP(self), host, port, backlog=1024, reuse_address=True
+        )
+        for sock in self._server.sockets:
+            name = sock.getsockname()
+            self.addresses.append(f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}")
+
+        def flush_soon() -> None:
+            loop.call_soon(self.log.flush)
+
+        self.log.flush_soon = flush_soon
+        if self.parts is not None:
+            self.parts.feed.loop = loop
+            self._spawn(self._pump_feed())
+
+    @property
+    def port(self) -> int:
+        return int(self.addresses[0].rpartition(":")[2])
+
+    async def _pump_feed(self) -> None:
+        from typoguard.store.feed import FLUSH_SECONDS
+
+        assert self.parts is not None
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.parts.feed.flush()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Stop listening; sessions in the middle of a transaction may finish it (up to ``timeout``)."""
+        self.draining = True
+        if self._server is not None:
+            self._server.close()
+        deadline = time.monotonic() + timeout
+        while self.sessions and time.monotonic() < deadline:
+            for s in list(self.sessions):
+                if s.envelope is None or not s.envelope.mail_from:  # between transactions: close now
+                    if s.transport is not None and not s.transport.is_closing():
+                        assert isinstance(s.transport, asyncio.WriteTransport)
+                        s.transport.write(SHUTTING_DOWN)
+                        s.transport.close()
+            await asyncio.sleep(0.05)
+        for s in list(self.sessions):
+            if s.transport is not None:
+                s.transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self.parts is not None:
+            feed = self.parts.feed
+            feed.flush()
+            clean = await asyncio.get_running_loop().run_in_executor(None, feed.close)
+            self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
+        self.log.flush()
+
+    async def reload(self) -> None:
+        """SIGHUP: a new decider from the config file (templates, thresholds, protected domains)."""
+        if self.config_path is None:
+            return
+        from typoguard.config import load_config
+
+        loop = asyncio.get_running_loop()
+        try:
+            config = await loop.run_in_executor(None, load_config, self.config_path)
+            built = await loop.run_in_executor(None, PolicyDecider.build, config)
+        except TypoguardError as exc:
+            self.log.event("error", "reload_failed", error=str(exc), kept="old config")
+            return
+        context = self.decider.context
+        self.decider = PolicyDecider(config, built.guard, self.decider.senders, context=context)
+        self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
+
+    async def run(self, *, on_ready: Callable[[RelayServer], None] | None = None) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.start()
+        except OSError as exc:
+            self.log.event("error", "listen_failed", listen=self.config.relay.listen, error=str(exc))
+            self.log.flush()
+            print(f"typoguard: cannot listen on {self.config.relay.listen}: {exc}", file=sys.stderr)
+            return 1
+        installed = []
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
+            installed = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+        self.log.event(
+            "info", "listening", addresses=self.addresses, next_hop=self.config.relay.next_hop,
+            protected=self.decider.protected_domains, mode=self.decider.mode, pid=os.getpid(),
+            tls=self.tls_context is not None, auth=self.auth is not None,
+            quarantine=str(self.quarantine.directory),
+        )  # fmt: skip
+        self.log.flush()
+        if on_ready is not None:
+            on_ready(self)
+        await self._stop.wait()
+        self.log.event("info", "stopping", sessions=len(self.sessions))
+        await self.drain()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        self.log.event("info", "stopped")
+        self.log.flush()
+        return 0
+
+    def close(self) -> None:
+        if self.parts is not None:
+            self.parts.close()
+
+
+def _path(base: Path, name: str) -> Path:
+    p = Path(name)
+    return p if p.is_absolute() else base / p
+
+
+def banner(server: RelayServer) -> str:
+    return "\n".join(
+        [
+            f"typoguard relay: {', '.join(server.addresses)} -> next hop {server.config.relay.next_hop}"
+            f"  (mode {server.decider.mode}, {server.decider.protected_domains} protected domains, "
+            f"pid {os.getpid()})",
+            f"Quarantine: {server.quarantine.directory}   Held mail: typoguard held list",
+            "Exchange/M365: point an outbound (smart host) connector at this address: see docs/relay.md",
+            "Reload: kill -HUP <pid>   Stop: kill -TERM <pid>   Logs: JSON lines on stderr or [log] file",
+        ]
+    )
+
+
+def serve_relay(config: Config, *, config_path: str | Path | None = None) -> int:
+    """Run the relay until SIGTERM; 0 after a clean stop, 1 if it cannot listen, 2 for a bad config."""
+    quiet_aiosmtpd()
+    try:
+        log = JsonLog(level=config.log.level, path=config.log.file)
+        server = RelayServer.build(config, log, config_path=config_path)
+    except TypoguardError as exc:
+        print(f"typoguard: {exc}", file=sys.stderr)
+        return 2
+
+    def ready(srv: RelayServer) -> None:
+        print(banner(srv), flush=True)
+
+    try:
+        return asyncio.run(server.run(on_ready=ready))
+    finally:
+        server.close()
+        log.close()
+
+
+__all__ = [
+    "RelayHandler",
+    "RelaySMTP",
+    "RelayServer",
+    "banner",
+    "hash_password",
+    "serve_relay",
+    "verify_password",
+]

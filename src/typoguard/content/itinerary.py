@@ -1,0 +1,41 @@
+"""Travel itineraries: flight segments in a message that talks about travel.
+
+A *segment* is a line holding a flight number (``AF 123``, ``DL4032``, ``U2 8011``) together with a route
+(``IAD-BKO``, ``IAD to BKO``, ``IAD → BKO``) or a time of day (``14:35``). Lines are only looked at when the
+text uses travel words (itinerary, flight, departure, boarding, record locator, e-ticket ...), so part
+numbers and catalogue codes in other mail do not count. A booking reference ("record locator: X7Y2ZQ")
+counts as one more. Counts only.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_TRAVEL_WORDS: Final = re.compile(
+    r"(?i)\b(?:itinerary|flight|departs?|departure|arrival|arrives?|boarding|record[ \t]+locator"
+    r"|booking[ \t]+reference|e-?ticket|layover|terminal)\b"
+)
+_FLIGHT: Final = re.compile(r"\b(?:[A-Z]{2}|[A-Z][0-9]|[0-9][A-Z])[ \t]?[0-9]{1,4}[A-Z]?\b")
+_ROUTE: Final = re.compile(r"\b[A-Z]{3}[ \t]*(?:-|–|—|→|>|/|\bto\b)[ \t]*[A-Z]{3}\b")
+_TIME: Final = re.compile(r"\b(?:[01]?\d|2[0-3]):[0-5]\d\b")
+_LOCATOR: Final = re.compile(
+    r"(?i:\b(?:record[ \t]+locator|booking[ \t]+reference|PNR|confirmation[ \t]+code))[ \t]*[:#]?[ \t]*"
+    r"\b[A-Z0-9]{6}\b"
+)
+
+
+_ANCHORS: Final = ("itinerar", "flight", "depart", "arriv", "boarding", "locator", "booking", "ticket",
+            "layover", "terminal")  # fmt: skip
+
+
+def count_itinerary(text: str, low: str) -> int:
+    if not any(a in low for a in _ANCHORS) or _TRAVEL_WORDS.search(text) is None:
+        return 0
+    n = 0
+    for line in text.splitlines():
+        if len(line) > 300 or _FLIGHT.search(line) is None:
+            continue
+        if _ROUTE.search(line) is not None or _TIME.search(line) is not None:
+            n += 1
+    return n + sum(1 for _ in _LOCATOR.finditer(text))
