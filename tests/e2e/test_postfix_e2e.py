@@ -99,6 +99,7 @@ class Service:
         raise AssertionError("typoguard serve did not start:\n" + self.stdout.read_text())
 
     def records(self, event: str | None = None) -> list[dict[str, object]]:
+        time.sleep(0.05)  # the service writes its log at most LOG_FLUSH_SECONDS (5 ms) after a decision
         if not self.log.exists():
             return []
         out = [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
@@ -233,9 +234,10 @@ def test_an_admin_override_changes_what_postfix_is_told_within_seconds(
     service.cli("allow", "arnmy.mil", "--reason", "e2e: a partner really is called this", json_out=False)
     deadline = time.monotonic() + 10
     while True:
+        # Until the override arrives the answer is hold, or reject once the store said this sender domain
+        # never wrote there (the first-contact bump); after it, the mail is accepted and delivered.
         result = enforcing.swaks(SENDER, ["fay@arnmy.mil"])
-        assert result.exit_code == 0 and result.queue_id, result.transcript
-        if not any(m["queue_name"] == "hold" for m in enforcing.queue()):
+        if result.exit_code == 0 and not any(m["queue_name"] == "hold" for m in enforcing.queue()):
             break
         enforcing.purge()
         assert time.monotonic() < deadline, "the allow override was not picked up within 10 s"

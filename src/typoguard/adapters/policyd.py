@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed
 
 DRAIN_SECONDS: Final = 5.0
+LOG_FLUSH_SECONDS: Final = 0.005  # decision log lines reach the file at most this late
 MAX_REQUEST_SECONDS: Final = 10.0  # a started request must be complete by then (slow-loris guard)
 TEMPFAIL: Final = PolicyReply("451 4.3.0 typoguard: temporary failure, please try again later")
 _perf = time.perf_counter
@@ -356,8 +357,8 @@ class PolicyServer:
         if not self._servers:
             raise ConfigError("[policyd] listen is empty")
 
-        def flush_soon() -> None:
-            loop.call_soon(self.log.flush)
+        def flush_soon() -> None:  # at most one write(2) per LOG_FLUSH_SECONDS, whatever the rate
+            loop.call_later(LOG_FLUSH_SECONDS, self.log.flush)
 
         self.log.flush_soon = flush_soon
         feed = self.feed
