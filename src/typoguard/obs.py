@@ -5,8 +5,8 @@ of thousands of requests a second), so neither uses the general-purpose machiner
 
 * ``JsonLog`` formats each record with orjson and *buffers* it; the owner flushes a few milliseconds
   after the first record of a batch (``flush_soon`` hook; the policy service: 5 ms), so a busy service
-  costs at most a couple of hundred ``write(2)`` a second, not one per request or per loop turn. The timestamp's
-  seconds part is formatted once a second.
+  costs at most a couple of hundred ``write(2)`` a second, not one per request or per loop turn. The
+  timestamp's seconds part is formatted once a second.
 * ``PolicydMetrics`` keeps plain integers and a bucketed latency array; ``PolicydCollector`` turns them
   into Prometheus families only when scraped. prometheus-client's own ``Counter.inc()`` takes a lock and
   ``Histogram.observe()`` walks every bucket, which is measurable at this rate.
