@@ -336,10 +336,12 @@ def decisions(  # noqa: PLR0917 - click passes options positionally
 
 
 # --------------------------------------------------------------------------- held mail
-def _queue(postfix_config: str | None) -> Any:
+def _queue(postfix_config: str | None, config_path: Path | None = None) -> Any:
+    """Postfix's hold queue and ``typoguard relay``'s quarantine ([relay] quarantine_dir) as one."""
     from typoguard.store import PostfixQueue
+    from typoguard.store.quarantine import HoldQueues
 
-    return PostfixQueue(config_dir=postfix_config)
+    return HoldQueues.from_config(_config(config_path), PostfixQueue(config_dir=postfix_config))
 
 
 def _postfix_option(f: F) -> F:
@@ -350,7 +352,7 @@ def _postfix_option(f: F) -> F:
 
 @click.group()
 def held() -> None:
-    """Mail in Postfix's hold queue, with the typoguard decision that held it."""
+    """Held mail (Postfix's hold queue, typoguard relay's quarantine) with the decision that held it."""
 
 
 @held.command(name="list")
@@ -360,8 +362,11 @@ def held() -> None:
 @_translate_errors
 def held_list(config_path: Path | None, postfix_config: str | None, fmt: str) -> None:
     """Held messages."""
+    queue = _queue(postfix_config, config_path)
     with _store(config_path) as store:
-        items = store.held(_queue(postfix_config))
+        items = store.held(queue)
+    for warning in queue.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
         _json_lines([_held_json(h) for h in items])
         return
@@ -395,12 +400,15 @@ def held_show(config_path: Path | None, postfix_config: str | None, queue_id: st
     """One held message, its decision and what admins did with it (JSON)."""
     from dataclasses import asdict
 
+    queue = _queue(postfix_config, config_path)
     with _store(config_path) as store:
-        items = [h for h in store.held(_queue(postfix_config)) if h.message.queue_id == queue_id]
+        items = [h for h in store.held(queue) if h.message.queue_id == queue_id]
         actions = store.held_actions(queue_id)
     if not items:
         raise _Failed(f"no held message with queue id {queue_id}")
     out = _held_json(items[0])
+    if queue.quarantine.owns(queue_id):  # the relay's sidecar: client, reasons, content categories/counts
+        out["relay"] = queue.quarantine.show(queue_id)
     out["actions"] = [asdict(a) for a in actions]
     click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
 
@@ -420,7 +428,7 @@ def _held_action(action: str) -> click.Command:
         reason: str,
         by: str | None,
     ) -> None:
-        queue = _queue(postfix_config)
+        queue = _queue(postfix_config, config_path)
         with _store(config_path) as store:
             for qid in queue_ids:
                 getattr(queue, action)(qid)
@@ -428,9 +436,10 @@ def _held_action(action: str) -> click.Command:
                 click.echo(f"{action}d {qid}" if action == "release" else f"deleted {qid}")
 
     command.help = (
-        "Release held QUEUE_IDs for delivery (postsuper -H); recorded with who and when."
+        "Release held QUEUE_IDs for delivery (postsuper -H; relay-held TG... ids are re-injected to"
+        " [relay] next_hop); recorded with who and when."
         if action == "release"
-        else "Delete held QUEUE_IDs (postsuper -d); recorded with who and when."
+        else "Delete held QUEUE_IDs (postsuper -d, or from the relay's quarantine); recorded with who and when."
     )
     return command
 

@@ -4,7 +4,7 @@
     POST /v1/check        scope check   {"sender", "recipients": [...]} -> verdicts (typoguard check JSON)
     GET  /v1/decisions    scope read    filters + pagination (before=<seq>)
     GET  /v1/stats        scope read    per day and action, top look-alike domains, top senders
-    GET  /v1/held         scope read    Postfix hold queue joined with the decisions that held it
+    GET  /v1/held         scope read    Postfix hold queue + relay quarantine, joined with the decisions
     POST /v1/held/{id}/release, DELETE /v1/held/{id}                 scope admin (recorded with who)
     GET/POST /v1/overrides, DELETE /v1/overrides/{id}                  read / admin / admin
     GET  /metrics         scope read    Prometheus text;   GET /healthz, GET /openapi.json: no token
@@ -49,6 +49,7 @@ from typoguard.store import (
     open_store,
 )
 from typoguard.store.held import check_queue_id
+from typoguard.store.quarantine import HoldQueues
 from typoguard.store.schema import decisions as decisions_table
 from typoguard.store.tokens import ApiToken, TokenStore, scope_allows
 
@@ -501,7 +502,7 @@ def create_app(
         config,
         Guard.from_config(config) if guard is None else guard,
         the_store,
-        PostfixQueue() if queue is None else queue,
+        HoldQueues.from_config(config, PostfixQueue()) if queue is None else queue,  # + relay quarantine
     )
     from typoguard.web.auth import LoginRateLimit
     from typoguard.web.dashboard import dashboard_middleware, dashboard_routes

@@ -305,8 +305,18 @@ class HoldQueues:
             raise MailQueueError(f"no held message with queue id {queue_id}")
         return self.postfix
 
+    def _act(self, action: str, queue_id: str) -> None:
+        source = self._source(queue_id)
+        try:
+            getattr(source, action)(queue_id)
+        except MailQueueError:
+            if source is self.postfix and queue_id.startswith(ID_PREFIX) and self.quarantine is not None:
+                # released or deleted from the quarantine meanwhile (and Postfix does not have it either)
+                raise MailQueueError(f"no held message with queue id {queue_id}") from None
+            raise
+
     def release(self, queue_id: str) -> None:
-        self._source(queue_id).release(queue_id)
+        self._act("release", queue_id)
 
     def delete(self, queue_id: str) -> None:
-        self._source(queue_id).delete(queue_id)
+        self._act("delete", queue_id)

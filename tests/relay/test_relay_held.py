@@ -1,0 +1,153 @@
+"""Held mail: the relay keeps it in its quarantine, `typoguard held` lists, shows, releases (re-injects to
+the next hop) and deletes it; sensitive content is recorded as categories and counts, never as text."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from click.testing import CliRunner, Result
+from relay_lab import NextHopSink, RunningRelay
+
+from typoguard.cli import main
+from typoguard.store.quarantine import HoldQueues, Quarantine
+
+PLAIN = b"From: alice@army.mil\r\nTo: bob@nvy.mil\r\nSubject: lunch\r\n\r\nLunch at noon?\r\n"
+SSN, CARD = "123-45-6780", "4111 1111 1111 1111"
+SENSITIVE = (
+    "From: alice@army.mil\r\nTo: x@example.org\r\nSubject: forms\r\n\r\n"
+    f"CUI//SP-PRVCY\r\nMy SSN is {SSN}, card {CARD}.\r\npassword: Tr0ub4dor&3\r\n"
+).encode()
+
+
+def held_cli(relay: RunningRelay, *args: str) -> Result:
+    return CliRunner().invoke(
+        main, ["held", *args, "--config", str(relay.config_path)], catch_exceptions=False
+    )
+
+
+def held_json(relay: RunningRelay) -> list[dict[str, Any]]:
+    result = held_cli(relay, "list", "--format", "json")
+    assert result.exit_code == 0, result.output
+    return [orjson.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def test_hold_quarantine_list_release(start_relay: Callable[..., RunningRelay], next_hop: NextHopSink) -> None:
+    relay = start_relay(store=True)
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt("bob@nvy.mil")[0] == 250  # nvy.mil: held, not refused
+        assert s.rcpt("carol@navy.mil")[0] == 250
+        code, text = s.data(PLAIN)
+    assert code == 250 and b"held for review as TG" in text
+    qid = text.decode().rsplit(" ", 1)[1]
+    assert next_hop.received == []  # nothing went on
+
+    def listed() -> list[dict[str, Any]]:
+        return [h for h in held_json(relay) if h["queue_id"] == qid and h["decision"]]
+
+    (item,) = wait_until(listed)
+    assert item["sender"] == "alice@army.mil" and item["recipients"] == ["bob@nvy.mil", "carol@navy.mil"]
+    assert item["decision"]["action"] == "hold" and item["decision"]["intended"] == "navy.mil"
+    shown = held_cli(relay, "show", qid)
+    assert shown.exit_code == 0, shown.output
+    assert orjson.loads(shown.stdout)["relay"]["client"] == "127.0.0.1"
+
+    released = held_cli(relay, "release", qid, "--by", "admin", "--reason", "checked with bob")
+    assert released.exit_code == 0, released.output
+    (got,) = next_hop.wait_for(1)
+    assert got.content == PLAIN and got.rcpt_tos == ["bob@nvy.mil", "carol@navy.mil"]
+    assert all(h["queue_id"] != qid for h in held_json(relay))
+    again = held_cli(relay, "release", qid)
+    assert again.exit_code == 1 and "no held message" in again.output
+
+
+def test_delete_and_concurrent_claims(tmp_path: Path, next_hop: NextHopSink) -> None:
+    delivered: list[str] = []
+    q = Quarantine(tmp_path / "q", lambda s, r, m, o: delivered.append(s) or {})
+    q.ensure()
+    a = q.put(b"Subject: a\r\n\r\na\r\n", "a@army.mil", ["b@nvy.mil"])
+    b = q.put(b"Subject: b\r\n\r\nb\r\n", "c@army.mil", ["d@nvy.mil"])
+    assert [m.queue_id for m in q.held()] == [a, b]
+    (q.msg_dir / "TG0000000000000000000000.eml").write_bytes(b"torn")  # a crash before the sidecar
+    assert len(q.held()) == 2
+    queues = HoldQueues(None, q)
+    queues.delete(a)
+    queues.release(b)
+    assert delivered == ["c@army.mil"] and q.held() == []
+
+
+def test_sensitive_content_to_first_time_recipient_is_held_counts_only(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    relay = start_relay(store=True)
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt("x@example.org")[0] == 250
+        code, text = s.data(SENSITIVE)
+    assert code == 250 and b"held for review" in text
+    qid = text.decode().rsplit(" ", 1)[1]
+    sidecar = Quarantine(relay.server.quarantine.directory).show(qid)
+    assert sidecar["content"]["counts"] == {"credential": 1, "cui": 1, "payment_card": 1, "ssn": 1}
+    decisions = [r for r in relay.log_records() if r.get("stage") == "DATA"]
+    assert decisions and decisions[0]["action"] == "hold" and decisions[0]["content"]["ssn"] == 1
+    # the numbers and the password are nowhere but in the held message itself
+    data_dir = relay.config_path.parent / "data"
+    wait_until(lambda: (data_dir / "typoguard.db").exists())
+    time.sleep(0.5)
+    for path in [relay.log_path, *data_dir.rglob("*")]:
+        if path.is_file() and path.suffix != ".eml":
+            blob = path.read_bytes()
+            for secret in (SSN.encode(), CARD.encode(), b"Tr0ub4dor", b"4111111111111111"):
+                assert secret not in blob, (path, secret)
+
+
+def test_sensitive_content_to_own_domain_goes_through(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    relay = start_relay(store=True)
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["hr@army.mil"], SENSITIVE) == {}
+    (got,) = next_hop.wait_for(1)
+    assert got.content.endswith(SENSITIVE)
+
+
+def test_flagged_recipient_with_itinerary_is_held(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    relay = start_relay()  # no store: first contact unknown, the flagged rule alone
+    trip = b"Subject: trip\r\n\r\nItinerary:\r\nDL 4032 IAD-BKO 14:35\r\nRecord locator: X7Y2ZQ\r\n"
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt("joe@gmail.net")[0] == 250  # warned look-alike
+        code, text = s.data(trip)
+        assert code == 250 and b"held for review" in text
+        assert s.sendmail("alice@army.mil", ["joe@gmail.com"], trip) == {}  # not flagged, no store: passes
+    assert [d.rcpt_tos for d in next_hop.wait_for(1)] == [["joe@gmail.com"]]
+
+
+def test_audit_mode_logs_but_delivers(start_relay: Callable[..., RunningRelay], next_hop: NextHopSink) -> None:
+    relay = start_relay(policy='mode = "audit"')
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["bob@army.ml", "joe@gmail.net"], SENSITIVE) == {}
+    (got,) = next_hop.wait_for(1)
+    assert got.rcpt_tos == ["bob@army.ml", "joe@gmail.net"] and b"X-Typoguard" not in got.content
+    actions = {(r["recipient"], r["action"], r["reply"]) for r in relay.log_records() if r.get("event") == "decision"}
+    assert ("bob@army.ml", "reject", "DUNNO") in actions
+    assert ("joe@gmail.net", "hold", "DUNNO") in actions  # the content rule, logged only
