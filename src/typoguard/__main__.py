@@ -1,0 +1,5 @@
+"""``python -m typoguard``: the same as the ``typoguard`` command."""
+
+from typoguard.cli import main
+
+main()
