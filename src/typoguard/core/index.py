@@ -38,6 +38,7 @@ PRIOR_FUZZY_ONE = 0.55  # one arbitrary edit not explained by a keyboard or visu
 PRIOR_FUZZY_TWO = 0.42  # two edits, long names only
 FUZZY_TWO_MIN_LEN = 8  # cores shorter than this get no two-edit fuzzy matches
 FUZZY_ONE_MIN_LEN = 4
+_DOT_KINDS = frozenset({"dot_omission", "dot_hyphen"})  # may leave a shorter suffix
 # A look-alike whose name is itself a common word (life.com for live.com) was more likely chosen than typed.
 COMMON_WORD_FACTOR = 0.6
 # Models whose edits of a short name often land on someone else's real name.
@@ -313,6 +314,10 @@ class LookalikeIndex:
                     why = f"the dot before '{p.suffix}' typed as a hyphen and '.{q.suffix}' added"
                 else:
                     why = f"the dot before '{p.suffix}' dropped and '.{q.suffix}' added"
+            elif kind in _DOT_KINDS and p.suffix.endswith("." + q.suffix):  # bbcco.uk for bbc.co.uk
+                inner = p.suffix[: -len(q.suffix) - 1]
+                done = "typed as a hyphen" if kind == "dot_hyphen" else "dropped"
+                why = f"the dot between '{p.core.rsplit('.', 1)[-1]}' and '{inner}' {done}"
             else:
                 why = describe_change(q.ucore, p.ucore, p.ucore)
                 if kind in DAMPED_FOR_SHORT_NAMES:
