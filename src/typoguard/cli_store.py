@@ -439,7 +439,7 @@ def _held_action(action: str) -> click.Command:
         "Release held QUEUE_IDs for delivery (postsuper -H; relay-held TG... ids are re-injected to"
         " [relay] next_hop); recorded with who and when."
         if action == "release"
-        else "Delete held QUEUE_IDs (postsuper -d, or from the relay's quarantine); recorded with who and when."
+        else "Delete held QUEUE_IDs (postsuper -d, or from the relay's quarantine); recorded with who, when."
     )
     return command
 

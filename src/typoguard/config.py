@@ -287,7 +287,7 @@ def _validate_relay(relay: RelayConfig) -> None:
     if bool(relay.tls_cert) != bool(relay.tls_key):
         raise ConfigError("[relay] tls_cert and tls_key go together")
     if (relay.require_tls or relay.auth_users_file) and not relay.tls_cert:
-        raise ConfigError("[relay] require_tls and auth_users_file need tls_cert and tls_key (AUTH only over TLS)")
+        raise ConfigError("[relay] require_tls and auth_users_file need tls_cert and tls_key (AUTH over TLS)")
     for cidr in relay.allowed_networks:
         try:
             ipaddress.ip_network(cidr.strip(), strict=False)

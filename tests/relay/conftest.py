@@ -34,7 +34,9 @@ def start_relay(tmp_path: Path, next_hop: NextHopSink) -> Iterator[Callable[...,
     """``start_relay(next_hop_port=None, policy="", store=False, **relay_keys)``: a running relay."""
     running: list[RunningRelay] = []
 
-    def start(next_hop_port: int | None = None, policy: str = "", store: bool = False, **relay: Any) -> RunningRelay:
+    def start(
+        next_hop_port: int | None = None, policy: str = "", store: bool = False, **relay: Any
+    ) -> RunningRelay:
         root = tmp_path / f"relay{len(running)}"
         root.mkdir()
         path = write_config(root, next_hop_port or next_hop.port, relay=relay, policy=policy, store=store)

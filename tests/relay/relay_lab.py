@@ -86,7 +86,9 @@ class NextHopSink:
             return session
 
         async def listen() -> asyncio.Server:
-            return await asyncio.get_running_loop().create_server(factory, "127.0.0.1", self.port, reuse_address=True)
+            return await asyncio.get_running_loop().create_server(
+                factory, "127.0.0.1", self.port, reuse_address=True
+            )
 
         self._server = asyncio.run_coroutine_threadsafe(listen(), self._loop).result(10)
         return self

@@ -45,7 +45,9 @@ def wait_until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
         time.sleep(0.1)
 
 
-def test_hold_quarantine_list_release(start_relay: Callable[..., RunningRelay], next_hop: NextHopSink) -> None:
+def test_hold_quarantine_list_release(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
     relay = start_relay(store=True)
     with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
         s.ehlo("client.test")
@@ -108,7 +110,7 @@ def test_sensitive_content_to_first_time_recipient_is_held_counts_only(
     assert decisions and decisions[0]["action"] == "hold" and decisions[0]["content"]["ssn"] == 1
     # the numbers and the password are nowhere but in the held message itself
     data_dir = relay.config_path.parent / "data"
-    wait_until(lambda: (data_dir / "typoguard.db").exists())
+    wait_until((data_dir / "typoguard.db").exists)
     time.sleep(0.5)
     for path in [relay.log_path, *data_dir.rglob("*")]:
         if path.is_file() and path.suffix != ".eml":
@@ -142,12 +144,16 @@ def test_flagged_recipient_with_itinerary_is_held(
     assert [d.rcpt_tos for d in next_hop.wait_for(1)] == [["joe@gmail.com"]]
 
 
-def test_audit_mode_logs_but_delivers(start_relay: Callable[..., RunningRelay], next_hop: NextHopSink) -> None:
+def test_audit_mode_logs_but_delivers(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
     relay = start_relay(policy='mode = "audit"')
     with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
         assert s.sendmail("alice@army.mil", ["bob@army.ml", "joe@gmail.net"], SENSITIVE) == {}
     (got,) = next_hop.wait_for(1)
     assert got.rcpt_tos == ["bob@army.ml", "joe@gmail.net"] and b"X-Typoguard" not in got.content
-    actions = {(r["recipient"], r["action"], r["reply"]) for r in relay.log_records() if r.get("event") == "decision"}
+    actions = {
+        (r["recipient"], r["action"], r["reply"]) for r in relay.log_records() if r.get("event") == "decision"
+    }
     assert ("bob@army.ml", "reject", "DUNNO") in actions
     assert ("joe@gmail.net", "hold", "DUNNO") in actions  # the content rule, logged only

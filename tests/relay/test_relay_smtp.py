@@ -46,17 +46,24 @@ def test_lookalike_refused_at_rcpt_with_did_you_mean(relay: RunningRelay, next_h
     got = next_hop.wait_for(1)
     assert [d.rcpt_tos for d in got] == [["bob@navy.mil"]]
     decisions = [r for r in relay.log_records() if r.get("event") == "decision"]
-    assert {(r["recipient"], r["action"]) for r in decisions} >= {("bob@army.ml", "reject"), ("bob@navy.mil", "allow")}
+    assert {(r["recipient"], r["action"]) for r in decisions} >= {
+        ("bob@army.ml", "reject"),
+        ("bob@navy.mil", "allow"),
+    }
 
 
 def test_good_mail_delivered_byte_identical(relay: RunningRelay, next_hop: NextHopSink) -> None:
-    body = MESSAGE + bytes(range(32, 127)) + b"\r\n" + "Grüße, ça va\r\n".encode() + (b"x" * 900 + b"\r\n") * 6
+    body = (
+        MESSAGE + bytes(range(32, 127)) + b"\r\n" + "Grüße, ça va\r\n".encode() + (b"x" * 900 + b"\r\n") * 6
+    )
     with client(relay) as s:
         s.sendmail("alice@army.mil", ["bob@navy.mil", "carol@gmail.com"], body)
     (got,) = next_hop.wait_for(1)
     assert got.mail_from == "alice@army.mil"
     assert got.rcpt_tos == ["bob@navy.mil", "carol@gmail.com"]
-    assert got.content.startswith(b"Received: from client.test ([127.0.0.1])\r\n\tby relay.test (typoguard relay)")
+    assert got.content.startswith(
+        b"Received: from client.test ([127.0.0.1])\r\n\tby relay.test (typoguard relay)"
+    )
     assert strip_added(got.content) == body
 
 
@@ -86,9 +93,8 @@ def test_next_hop_down_is_4xx_and_the_retry_arrives(start_relay, tmp_path) -> No
         code, text = s.mail("alice@army.mil")
         assert code == 451 and text.startswith(b"4.4.1")
         s.rset()
-    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
-        with client(relay) as s:
-            s.sendmail("alice@army.mil", ["bob@navy.mil"], MESSAGE)
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused, client(relay) as s:
+        s.sendmail("alice@army.mil", ["bob@navy.mil"], MESSAGE)
     assert refused.value.smtp_code == 451
     hop.start()
     try:

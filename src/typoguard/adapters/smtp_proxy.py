@@ -100,8 +100,8 @@ def load_users(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"[relay] auth_users_file {path}: {exc}") from None
     users = {}
-    for n, line in enumerate(lines, 1):
-        line = line.strip()
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
         if not line or line.startswith("#"):
             continue
         name, sep, stored = line.partition(":")
@@ -161,6 +161,7 @@ class NextHop:
         )  # fmt: skip
         try:
             await smtp.connect()
+            await smtp.ehlo()
             policy = r.config.relay.next_hop_tls
             if policy != "none" and smtp.supports_extension("starttls"):
                 await smtp.starttls(tls_context=r.next_hop_tls, server_hostname=r.next_hop[0])
@@ -456,7 +457,7 @@ class RelayServer:
 
     @classmethod
     def build(cls, config: Config, log: JsonLog, *, config_path: str | Path | None = None) -> RelayServer:
-        """Guard, decider (every accepted message is outbound, so every sender is guarded), store, quarantine."""
+        """Guard, decider (every relayed message is outbound: every sender is guarded), store, quarantine."""
         guard_decider = PolicyDecider.build(config)
         if not guard_decider.protected_domains:
             raise ConfigError("nothing to protect: add [protect] domains or files to the config")
@@ -584,7 +585,7 @@ class RelayServer:
             return False
         return not known
 
-    def _log_content_decision(
+    def _log_content_decision(  # noqa: PLR0917 - private, one caller
         self, sender: str, r: Recipient, action: str, why: str, report: ContentReport, server: RelaySMTP
     ) -> None:
         if self.record_decision is None:
@@ -667,11 +668,11 @@ class RelayServer:
         deadline = time.monotonic() + timeout
         while self.sessions and time.monotonic() < deadline:
             for s in list(self.sessions):
-                if s.envelope is None or not s.envelope.mail_from:  # between transactions: close now
-                    if s.transport is not None and not s.transport.is_closing():
-                        assert isinstance(s.transport, asyncio.WriteTransport)
-                        s.transport.write(SHUTTING_DOWN)
-                        s.transport.close()
+                idle = s.envelope is None or not s.envelope.mail_from  # between transactions: close now
+                if idle and s.transport is not None and not s.transport.is_closing():
+                    assert isinstance(s.transport, asyncio.WriteTransport)
+                    s.transport.write(SHUTTING_DOWN)
+                    s.transport.close()
             await asyncio.sleep(0.05)
         for s in list(self.sessions):
             if s.transport is not None:

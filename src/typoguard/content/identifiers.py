@@ -40,7 +40,7 @@ def _bounded(text: str, start: int, end: int, stop: frozenset[str] = _DIGITS_OR_
 def ssn_is_valid(area: str, group: str, serial: str) -> bool:
     """SSA's structural rules (the numbers are random since 2011; these parts were never issued)."""
     a = int(area)
-    if a == 0 or a == 666 or a >= 900 or group == "00" or serial == "0000":
+    if a in {0, 666} or a >= 900 or group == "00" or serial == "0000":
         return False
     return area + group + serial not in _SSN_EXAMPLES
 

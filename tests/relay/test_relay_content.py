@@ -1,0 +1,90 @@
+"""Content sensitivity detectors: what counts, what does not, and that only counts come out."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from typoguard.content import CATEGORIES, scan_message, scan_text
+from typoguard.content.identifiers import luhn_ok, ssn_is_valid
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SECRET//NOFORN\nplan\n", {"classified": 1}),
+        ("TOP SECRET\nthe plan", {"classified": 1}),
+        ("(S//NF) troops move at dawn", {"classified": 1}),
+        ("CUI//SP-PRVCY\nroster", {"cui": 1}),
+        ("(U//FOUO) roster attached", {"cui": 1}),
+        ("This is For Official Use Only.", {"cui": 1}),
+        ("SSN: 123-45-6780", {"ssn": 1}),
+        ("social security number 234567890", {"ssn": 1}),
+        ("card 4111 1111 1111 1111 exp 12/27", {"payment_card": 1}),
+        ("amex 3782-822463-10005", {"payment_card": 1}),
+        ("Passport No. 123456789", {"passport": 1}),
+        ("P<USASMITH<<JOHN<<<<<<<<<<<<<<<<<<<<<<<<<<<", {"passport": 1}),
+        ("password: Tr0ub4dor&3", {"credential": 1}),
+        ("aws_access_key_id = AKIAIOSFODNN7EXAMPLE", {"credential": 1}),
+        ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", {"credential": 1}),
+        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", {"credential": 1}),
+        ("Itinerary:\nDL 4032 IAD-BKO 14:35\nAF 123 BKO to CDG 23:10\n", {"itinerary": 2}),
+        ("Your flight UA 918 departs 09:40 from gate C7", {"itinerary": 1}),
+    ],
+)
+def test_detects(text: str, expected: dict[str, int]) -> None:
+    assert scan_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We keep a secret recipe. The confidential report is ready.",
+        "UNCLASSIFIED",
+        "Call 555-123-4567 about order 4111-1111.",
+        "SSN 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567, 078-05-1120",  # never issued / ads
+        "card 4111 1111 1111 1112",  # Luhn fails
+        "card 1234 5678 9012 3456",  # no network
+        "The password policy is strict. Password: see below",
+        "Meet at 10:30, room AB1234, flight of stairs on the left",  # no segment
+        "My passport is in the drawer",
+    ],
+)
+def test_does_not_count(text: str) -> None:
+    assert scan_text(text) == {}
+
+
+def test_ssn_and_luhn_rules() -> None:
+    assert ssn_is_valid("123", "45", "6780")
+    assert not ssn_is_valid("123", "45", "6789")  # the placeholder of every form
+    assert not ssn_is_valid("900", "45", "6789") and not ssn_is_valid("123", "45", "0000")
+    assert luhn_ok("79927398713") and not luhn_ok("79927398710")
+
+
+def test_message_parts_decoded_and_attachments_counted() -> None:
+    msg = EmailMessage()
+    msg["Subject"] = "=?utf-8?q?SECRET//NOFORN?="
+    msg.set_content("My SSN is 123-45-6780\n", charset="utf-8", cte="base64")
+    msg.add_attachment("card 4111111111111111\n", filename="card.txt")
+    msg.add_attachment(b"%PDF-1.4 ...", maintype="application", subtype="pdf", filename="x.pdf")
+    report = scan_message(msg.as_bytes())
+    assert report.counts == {"classified": 1, "ssn": 1, "payment_card": 1}
+    assert report.unscanned_parts == 1 and not report.truncated
+
+
+def test_budget_and_garbage() -> None:
+    big = b"Subject: x\r\n\r\n" + b"a" * 5000 + b"\r\nSSN 123-45-6780\r\n"
+    report = scan_message(big, max_bytes=1000)
+    assert report.truncated and "ssn" not in report.counts
+    assert scan_message(b"\xff\xfe\x00garbage\r\n\r\n\xc3(").counts == {}
+
+
+@given(st.binary(max_size=2000))
+def test_never_raises_and_reports_only_counts(raw: bytes) -> None:
+    report = scan_message(raw)
+    data = report.to_dict()
+    assert set(data["counts"]) <= set(CATEGORIES)
+    assert all(isinstance(v, int) and v > 0 for v in data["counts"].values())
