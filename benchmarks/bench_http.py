@@ -335,8 +335,7 @@ def _report(rows: list[Row], load_before: tuple[float, float, float]) -> None:
             f"(check {real[5]:.2f} ms, trivial {base[5]:.2f} ms"
             + (f", floor {by[(load, 'floor')][5]:.2f} ms)" if (load, "floor") in by else ")")
             + (
-                f"; NOISY: the floor's p99 is over {NOISY_FLOOR_MS:g} ms, other work on this machine shows"
-                " in these figures: rerun when it is idle"
+                f"; NOISY (floor p99 > {NOISY_FLOOR_MS:g} ms: other work on this machine): rerun when idle"
                 if (load, "floor") in by and by[(load, "floor")][5] > NOISY_FLOOR_MS
                 else ""
             )
