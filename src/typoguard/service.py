@@ -76,6 +76,12 @@ class Guard:
         weights = _normalise_weights(config.protect.weights, {d.ascii for d in protected})
         trusted = [d.ascii for d in _normalise_all(config.protect.trusted, "[protect] trusted")]
         ctx = resources.model_context(tuple(config.protect.layouts))
+        suffixes = sorted({d.ascii for d in protected if ctx.suffixes.is_known(d.ascii)})
+        if suffixes:
+            raise ConfigError(
+                f"protected domains: {', '.join(suffixes)}: a public suffix, under which anyone registers "
+                "names, not a mail domain; protect the domains under it (e.g. hmrc.gov.uk for gov.uk)"
+            )
         index = LookalikeIndex.compile(
             protected,
             ctx,

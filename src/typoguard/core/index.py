@@ -449,7 +449,13 @@ class LookalikeIndex:
                 acore = ascii_core(v.core)
                 if acore is None:
                     continue
-                for s in (v.suffix,) if v.suffix is not None else _FREE_SUFFIX_DEFAULTS:
+                # "any suffix" variants (armymil.com): the common ones, and the domain's own (armymil.mil)
+                free = (
+                    (*_FREE_SUFFIX_DEFAULTS, suffix)
+                    if suffix not in _FREE_SUFFIX_DEFAULTS
+                    else _FREE_SUFFIX_DEFAULTS
+                )
+                for s in (v.suffix,) if v.suffix is not None else free:
                     names[f"{acore}.{s}"] = None
         ranked = []
         for name in names:
