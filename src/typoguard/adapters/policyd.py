@@ -600,32 +600,3 @@ def banner(server: PolicyServer) -> str:
             "Reload: kill -HUP <pid>   Stop: kill -TERM <pid>   Logs: JSON lines on stderr or [log] file",
         ]
     )
-
-
-def serve_forever(config: Config, *, config_path: str | Path | None = None) -> int:
-    """Run the policy service until SIGTERM; the exit status for ``sys.exit``.
-
-    0 after a clean drain, 1 if it cannot listen, 2 if the configuration cannot be used.
-    """
-    try:
-        log = JsonLog(level=config.log.level, path=config.log.file)
-        decider = PolicyDecider.build(config)
-    except TypoguardError as exc:
-        print(f"typoguard: {exc}", file=sys.stderr)
-        return 2
-    if not decider.protected_domains:
-        print("typoguard: nothing to protect: add [protect] domains or files to the config", file=sys.stderr)
-        return 2
-    server = PolicyServer(config, decider, log, config_path=config_path)
-    # The compiled index lives as long as the process: keep it out of every garbage collection (shorter
-    # pauses, so a better p99). Reloads freeze the new index the same way.
-    gc.collect()
-    gc.freeze()
-
-    def ready(srv: PolicyServer) -> None:
-        print(banner(srv), flush=True)
-
-    try:
-        return asyncio.run(server.run(on_ready=ready))
-    finally:
-        log.close()

@@ -22,21 +22,43 @@ log = logging.getLogger("typoguard.store.cache")
 T = TypeVar("T")
 
 
-class _Snapshot(Generic[T]):
-    def __init__(self, store: Store, interval: float | None, *, start: bool) -> None:
+class _Refresher:
+    """A daemon thread that calls ``refresh()`` every ``interval`` seconds until ``close()``."""
+
+    def __init__(self, store: Store, interval: float | None) -> None:
         self.store = store
         self.interval = interval or store.config.settings.refresh_interval
-        self.snapshot: dict[str, T] = {}
-        self.refreshed_at = 0.0
         self.errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"typoguard-{type(self).__name__}", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+class _Snapshot(_Refresher, Generic[T]):
+    def __init__(self, store: Store, interval: float | None, *, start: bool) -> None:
+        super().__init__(store, interval)
+        self.snapshot: dict[str, T] = {}
+        self.refreshed_at = 0.0
         self.refresh()
         if start:
-            self._thread = threading.Thread(
-                target=self._run, name=f"typoguard-{type(self).__name__}", daemon=True
-            )
-            self._thread.start()
+            self._start()
 
     def _load(self) -> dict[str, T]:
         raise NotImplementedError
@@ -52,15 +74,6 @@ class _Snapshot(Generic[T]):
         self.snapshot = fresh  # one reference swap: readers see the old or the new dict, never a mix
         self.refreshed_at = time.time()
         return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.refresh()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
 
 
 class OverrideCache(_Snapshot[Override]):
@@ -96,7 +109,7 @@ class CorrespondentCache(_Snapshot[CorrespondentDomain]):
         return self.snapshot.get(domain)
 
 
-class KnownPairsCache:
+class KnownPairsCache(_Refresher):
     """Whether a sender domain wrote to a recipient domain before, for the look-alikes mail went to.
 
     The pairs table can be large; the policy only asks about recipient domains it flagged. So the cache
@@ -108,18 +121,13 @@ class KnownPairsCache:
     def __init__(
         self, store: Store, interval: float | None = None, *, start: bool = True, max_watched: int = 50_000
     ) -> None:
-        self.store = store
-        self.interval = interval or store.config.settings.refresh_interval
+        super().__init__(store, interval)
         self.max_watched = max_watched
         self.watched: set[str] = set()
         self.loaded: frozenset[str] = frozenset()
         self.pairs: frozenset[tuple[str, str]] = frozenset()
-        self.errors = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         if start:
-            self._thread = threading.Thread(target=self._run, name="typoguard-KnownPairs", daemon=True)
-            self._thread.start()
+            self._start()
 
     def lookup(self, sender_domain: str, recipient_domain: str) -> bool | None:
         if recipient_domain in self.loaded:
@@ -143,12 +151,3 @@ class KnownPairsCache:
         self.pairs = frozenset(pairs)
         self.loaded = wanted
         return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.refresh()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
