@@ -94,3 +94,32 @@ def test_typoguard_http_exits_1_when_its_address_is_taken(tmp_path: Path, typogu
         )
     assert done.returncode == 1, done.stderr.decode()
     assert b"Traceback" not in done.stderr, done.stderr.decode()
+
+
+def test_an_embedded_server_leaves_the_host_programs_signal_handlers_alone() -> None:
+    """``typoguard serve`` runs ``uvicorn_server(...).serve()`` as a task next to the policy service: its
+    SIGTERM handler (the drain) must stay in place while the HTTP server runs, and nothing re-raises."""
+    import asyncio
+
+    from starlette.applications import Starlette
+
+    from typoguard.adapters.http_api import uvicorn_server
+
+    seen: list[str] = []
+
+    async def host() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, lambda: seen.append("host drain"))
+        server = uvicorn_server(Starlette(), "127.0.0.1", 0)
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.sleep(0.05)
+        assert seen == ["host drain"] and not server.should_exit
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        loop.remove_signal_handler(signal.SIGTERM)
+
+    asyncio.run(host())
+    assert seen == ["host drain"]
