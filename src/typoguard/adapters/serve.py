@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import gc
 import sys
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,16 +51,10 @@ class HttpCompanion:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, policy: PolicyServer) -> None:
-        import uvicorn
-
         from typoguard.adapters.http_api import uvicorn_server
 
-        class Embedded(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Generator[None, None, None]:
-                yield  # the policy service owns SIGTERM/SIGHUP; it stops us by should_exit
-
-        self.server = server = Embedded(uvicorn_server(self.app, self.host, self.port).config)
+        # It installs no signal handlers: the policy service owns SIGTERM/SIGHUP and stops it by should_exit.
+        self.server = server = uvicorn_server(self.app, self.host, self.port)
         self.task = asyncio.get_running_loop().create_task(server.serve())
         while not server.started and not self.task.done():
             await asyncio.sleep(0.01)
