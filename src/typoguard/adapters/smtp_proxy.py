@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import signal
 import socket
 import ssl
@@ -43,7 +44,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiosmtplib
 import orjson
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
 from typoguard.adapters.sink import quiet_aiosmtpd
@@ -65,6 +67,7 @@ SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
 DRAIN_SECONDS: Final = 30.0
 INLINE_SCAN_BYTES: Final = 64 * 1024  # larger messages are scanned in a thread (the loop keeps answering)
 _ORDER: Final = {"allow": 0, "warn": 1, "hold": 2, "reject": 3}
+_PERIOD: Final = re.compile(rb"(?m)^\.")
 
 
 # --------------------------------------------------------------------------- SMTP AUTH users
@@ -150,6 +153,11 @@ class NextHop:
         # A transaction the client may have abandoned without RSET (aiosmtpd ends one by itself after a
         # refused DATA): the next MAIL resets it at the next hop first.
         self.in_transaction = False
+        # MAIL is sent at once but its reply awaited only before the first RCPT (one round trip less per
+        # message); DATA is started when the client's DATA arrives and finished when its body is complete.
+        self._mail: asyncio.Task[str] | None = None
+        self.mail_reply = ""
+        self._data: asyncio.Task[str] | None = None
 
     async def open(self) -> None:
         if self.smtp is not None and self.smtp.is_connected:
@@ -173,14 +181,69 @@ class NextHop:
             raise NextHopDown(str(exc)) from None
         self.smtp = smtp
 
+    def mail_soon(self, address: str, options: list[str]) -> None:
+        self.mail_reply = ""
+        self._mail = asyncio.get_running_loop().create_task(
+            self.command("mail", address, options=options, encoding="utf-8")
+        )
+
+    async def mail_result(self) -> str:
+        """The next hop's reply to the MAIL sent by ``mail_soon`` (``NextHopDown`` if it went away)."""
+        task, self._mail = self._mail, None
+        if task is not None:
+            self.mail_reply = await task
+        return self.mail_reply
+
+    def data_soon(self) -> None:
+        """Send DATA now (the client is about to send its body); ``finish_data`` sends the body."""
+        if self.smtp is not None and self.in_transaction and self._mail is None:
+            self._data = asyncio.get_running_loop().create_task(self._start_data())
+
+    async def _start_data(self) -> str:
+        return await self.command("execute_command", b"DATA")
+
+    async def finish_data(self, message: bytes) -> str:
+        """The body (line endings made CRLF, dots stuffed) and its end; the next hop's reply."""
+        task, self._data = self._data, None
+        reply = await task if task is not None else await self._start_data()
+        if not reply.startswith("354"):
+            self.in_transaction = False
+            return reply
+        assert self.smtp is not None
+        body = _PERIOD.sub(b"..", normalize_message_line_endings(message))
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        try:
+            self.smtp.protocol.write(body + b".\r\n")  # type: ignore[union-attr]
+        except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
+            self.close()
+            raise NextHopDown(str(exc)) from None
+        return await self.command("_read_data_reply")
+
+    async def abandon(self) -> None:
+        """End the next hop's transaction without delivering: RSET, or drop the session mid-DATA."""
+        data, self._data = self._data, None
+        if data is not None:
+            data.cancel()
+            self.close()  # a started DATA cannot be taken back: the next hop discards it when we go
+            return
+        with contextlib.suppress(NextHopDown):
+            if self.smtp is not None:
+                await self.mail_result()
+                await self.command("rset")
+
     async def command(self, verb: str, *args: Any, **kwargs: Any) -> str:
-        """Run ``mail``/``rcpt``/``data``/``rset`` and return the reply line to pass back to the client."""
+        """Run ``mail``/``rcpt``/``rset`` (or a raw command) and return the reply line to pass back."""
         if self.smtp is None:
             raise NextHopDown("not connected")
         if verb == "mail" and self.in_transaction:
             await self.command("rset")
+        smtp = self.smtp
         try:
-            response = await getattr(self.smtp, verb)(*args, **kwargs)
+            if verb == "_read_data_reply":
+                response = await smtp.protocol.read_response(timeout=smtp.timeout)  # type: ignore[union-attr]
+            else:
+                response = await getattr(smtp, verb)(*args, **kwargs)
             code, message = response.code, response.message
         except aiosmtplib.SMTPResponseException as exc:
             if isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == 421:
@@ -192,7 +255,7 @@ class NextHop:
             raise NextHopDown(str(exc)) from None
         if verb == "mail":
             self.in_transaction = 200 <= code < 300
-        elif verb in ("data", "rset"):
+        elif verb in ("_read_data_reply", "rset") or (verb == "execute_command" and code != 354):
             self.in_transaction = False
         first = (message or "").splitlines()[0] if message else ""
         return smtp_text(f"{code} {first}".rstrip(), 500)
@@ -203,6 +266,10 @@ class NextHop:
                 self.smtp.close()
             self.smtp = None
         self.in_transaction = False
+        for task in (self._mail, self._data):
+            if task is not None:
+                task.cancel()
+        self._mail = self._data = None
 
 
 # --------------------------------------------------------------------------- one transaction
@@ -235,14 +302,15 @@ class RelayHandler:
         server.txn = Transaction()
         try:
             await server.hop.open()
-            reply = await server.hop.command("mail", address, options=options, encoding="utf-8")
+            if server.hop.in_transaction:
+                await server.hop.command("rset")
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="MAIL", error=str(exc))
             return NEXT_HOP_DOWN
-        if reply.startswith("2"):
-            envelope.mail_from = address
-            envelope.mail_options.extend(options)
-        return reply
+        server.hop.mail_soon(address, options)  # its reply is awaited before the first RCPT
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd hook name
         self, server: RelaySMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -260,6 +328,9 @@ class RelayHandler:
         if isinstance(decided, str):
             return decided  # the policy's refusal (5xx), not proxied
         try:
+            mail = await server.hop.mail_result()
+            if not mail.startswith("2"):
+                return mail  # the next hop refused the sender: each recipient gets its reply
             reply = await server.hop.command("rcpt", address, options=options, encoding="utf-8")
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="RCPT", error=str(exc))
@@ -281,18 +352,18 @@ class RelayHandler:
         except Exception as exc:
             relay.log.event("error", "content_check_failed", error=f"{type(exc).__name__}: {exc}")
             if relay.config.relay.on_error == "tempfail":
-                await self._rset(server)
+                await server.hop.abandon()
                 return TEMPFAIL
             outcome = ("deliver", None)
         verdict, report = outcome
         if verdict.startswith("5"):
-            await self._rset(server)
+            await server.hop.abandon()
             return verdict
         if verdict == "hold":
             return await self._hold(server, envelope, raw, txn, report)
         headers = relay.added_headers(server, session, txn)
         try:
-            return await server.hop.command("data", headers + raw)
+            return await server.hop.finish_data(headers + raw)
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="DATA", error=str(exc))
             return NEXT_HOP_DOWN
@@ -321,25 +392,20 @@ class RelayHandler:
             )  # fmt: skip
         except OSError as exc:
             relay.log.event("error", "quarantine_failed", error=str(exc))
-            await self._rset(server)
+            await server.hop.abandon()
             return "451 4.3.0 Cannot keep the message for review now; try again later"
-        await self._rset(server)
+        await server.hop.abandon()
         relay.log.event(
             "info", "held", queue_id=qid, recipients=len(envelope.rcpt_tos), size=len(raw),
             content=dict(report.counts) if report else {},
         )  # fmt: skip
         return f"250 2.0.0 Ok: held for review as {qid}"
 
-    async def _rset(self, server: RelaySMTP) -> None:
-        with contextlib.suppress(NextHopDown):
-            if server.hop.smtp is not None:
-                await server.hop.command("rset")
-
     async def handle_RSET(  # noqa: N802 - aiosmtpd hook name
         self, server: RelaySMTP, session: Session, envelope: Envelope
     ) -> str:
         server.txn = Transaction()
-        await self._rset(server)
+        await server.hop.abandon()
         return "250 2.0.0 Ok"
 
     async def handle_exception(self, error: Exception) -> str:
@@ -404,6 +470,58 @@ class RelaySMTP(SMTP):
         if not self._admitted:
             return False
         return super().eof_received()
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd command name
+        """aiosmtpd's DATA, reading the body in blocks rather than line by line (about 30 times fewer
+        Python steps for a 1 MB message), and starting the next hop's DATA while the body arrives."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        self.hop.data_soon()
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        body = await self._read_body(self.data_size_limit)
+        if body is None:  # too much: read to the end, refuse, the session goes on
+            await self.hop.abandon()
+            self.txn = Transaction()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
+            return
+        self.envelope.content = self.envelope.original_content = body
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(status)
+
+    async def _read_body(self, limit: int | None) -> bytes | None:
+        """The message up to the lone dot, dot-unstuffed; None if it exceeded ``limit`` bytes."""
+        reader = self._reader
+        buf = bytearray(b"\r\n")  # the CRLF that ended the DATA line: the end mark is CRLF . CRLF
+        start, too_much = 0, False
+        while True:
+            end = buf.find(b"\r\n.\r\n", start)
+            if end >= 0:
+                break
+            if limit and len(buf) - 2 > limit:
+                del buf[:-4]  # too much: keep only what may be the start of the end mark
+                too_much = True
+            start = max(0, len(buf) - 4)
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionResetError("connection closed during DATA")
+            buf += chunk
+        rest = bytes(buf[end + 5 :])
+        if rest:  # pipelined commands after the end of data go back to the command reader
+            reader._buffer[:0] = rest  # type: ignore[attr-defined]
+        if too_much or (limit and end > limit):
+            return None
+        del buf[end + 2 :]
+        return bytes(buf).replace(b"\r\n..", b"\r\n.")[2:]
 
 
 # --------------------------------------------------------------------------- the server
