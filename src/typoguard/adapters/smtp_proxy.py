@@ -202,19 +202,22 @@ class NextHop:
     async def _start_data(self) -> str:
         return await self.command("execute_command", b"DATA")
 
-    async def finish_data(self, message: bytes) -> str:
-        """The body (line endings made CRLF, dots stuffed) and its end; the next hop's reply."""
+    async def finish_data(self, headers: bytes, wire_body: bytes) -> str:
+        """``headers`` and the body as the client sent it on the wire (dot-stuffed, ending in CRLF), then
+        the end mark; the next hop's reply. The client's own stuffing is valid for the next hop too, so the
+        body is forwarded as received: no copy-and-transform pass over a large message."""
         task, self._data = self._data, None
         reply = await task if task is not None else await self._start_data()
         if not reply.startswith("354"):
             self.in_transaction = False
             return reply
         assert self.smtp is not None
-        body = _PERIOD.sub(b"..", normalize_message_line_endings(message))
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
         try:
-            self.smtp.protocol.write(body + b".\r\n")  # type: ignore[union-attr]
+            protocol = self.smtp.protocol
+            assert protocol is not None
+            protocol.write(_PERIOD.sub(b"..", normalize_message_line_endings(headers)))
+            protocol.write(wire_body)
+            protocol.write(b".\r\n")
         except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
             self.close()
             raise NextHopDown(str(exc)) from None
@@ -363,7 +366,7 @@ class RelayHandler:
             return await self._hold(server, envelope, raw, txn, report)
         headers = relay.added_headers(server, session, txn)
         try:
-            return await server.hop.finish_data(headers + raw)
+            return await server.hop.finish_data(headers, server.wire_body or _stuffed(raw))
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="DATA", error=str(exc))
             return NEXT_HOP_DOWN
@@ -437,6 +440,7 @@ class RelaySMTP(SMTP):
         self.relay = relay
         self.hop = NextHop(relay)
         self.txn = Transaction()
+        self.wire_body = b""  # the current message as the client sent it (dot-stuffed)
         self.client_ip = ""
         self._admitted = False
 
@@ -486,20 +490,22 @@ class RelaySMTP(SMTP):
             return
         self.hop.data_soon()
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        body = await self._read_body(self.data_size_limit)
-        if body is None:  # too much: read to the end, refuse, the session goes on
+        got = await self._read_body(self.data_size_limit)
+        if got is None:  # too much: read to the end, refuse, the session goes on
             await self.hop.abandon()
             self.txn = Transaction()
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
             return
+        self.wire_body, body = got
         self.envelope.content = self.envelope.original_content = body
         status = await self._call_handler_hook("DATA")
+        self.wire_body = b""
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
 
-    async def _read_body(self, limit: int | None) -> bytes | None:
-        """The message up to the lone dot, dot-unstuffed; None if it exceeded ``limit`` bytes."""
+    async def _read_body(self, limit: int | None) -> tuple[bytes, bytes] | None:
+        """(as on the wire, dot-unstuffed) up to the lone dot; None if it exceeded ``limit`` bytes."""
         reader = self._reader
         buf = bytearray(b"\r\n")  # the CRLF that ended the DATA line: the end mark is CRLF . CRLF
         start, too_much = 0, False
@@ -520,8 +526,8 @@ class RelaySMTP(SMTP):
             reader._buffer[:0] = rest  # type: ignore[attr-defined]
         if too_much or (limit and end > limit):
             return None
-        del buf[end + 2 :]
-        return bytes(buf).replace(b"\r\n..", b"\r\n.")[2:]
+        wire = bytes(memoryview(buf)[2 : end + 2])
+        return wire, (b"\r\n" + wire).replace(b"\r\n..", b"\r\n.")[2:]
 
 
 # --------------------------------------------------------------------------- the server
@@ -858,6 +864,11 @@ class RelayServer:
     def close(self) -> None:
         if self.parts is not None:
             self.parts.close()
+
+
+def _stuffed(body: bytes) -> bytes:
+    out = _PERIOD.sub(b"..", normalize_message_line_endings(body))
+    return out if out.endswith(b"\r\n") or not out else out + b"\r\n"
 
 
 def _path(base: Path, name: str) -> Path:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from typoguard.content.prepared import Prepared
+
 _SSN_FORMATTED: Final = re.compile(r"(\d{3})([- ])(\d{2})\2(\d{4})")
 _SSN_KEYWORD: Final = re.compile(
     r"(?:\bssn\b|\bsocial[ \t]+security(?:[ \t]+(?:number|no\.?|#))?)[ \t]*[:#]?[ \t]*(\d{9})(?!\d)"
@@ -45,7 +47,11 @@ def ssn_is_valid(area: str, group: str, serial: str) -> bool:
     return area + group + serial not in _SSN_EXAMPLES
 
 
-def count_ssn(text: str, low: str) -> int:
+def count_ssn(p: Prepared) -> int:
+    text = p.digit_windows  # an SSN has three digits in a row: it is in one of these windows
+    if not text:
+        return 0
+    low = text.lower()
     n = sum(
         1
         for m in _SSN_FORMATTED.finditer(text)
@@ -88,7 +94,8 @@ def _card_network(digits: str) -> bool:
     return False
 
 
-def count_payment_cards(text: str, low: str) -> int:
+def count_payment_cards(p: Prepared) -> int:
+    text = p.digit_windows
     n = 0
     for m in _CARD.finditer(text):
         raw = m[0]
@@ -103,10 +110,10 @@ def count_payment_cards(text: str, low: str) -> int:
     return n
 
 
-def count_passports(text: str, low: str) -> int:
+def count_passports(p: Prepared) -> int:
     n = 0
-    if "passport" in low:
-        n = sum(1 for m in _PASSPORT.finditer(low) if any(ch.isdigit() for ch in m[1]))
-    if "P<" in text:
-        n += sum(1 for _ in _MRZ.finditer(text))
+    if "passport" in p.low:
+        n = sum(1 for m in _PASSPORT.finditer(p.low) if any(ch.isdigit() for ch in m[1]))
+    if "P<" in p.text:
+        n += sum(1 for _ in _MRZ.finditer(p.text))
     return n

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from typoguard.content.prepared import Prepared
+
 _TRAVEL_WORDS: Final = re.compile(
     r"(?i)\b(?:itinerary|flight|departs?|departure|arrival|arrives?|boarding|record[ \t]+locator"
     r"|booking[ \t]+reference|e-?ticket|layover|terminal)\b"
@@ -31,8 +33,12 @@ _ANCHORS: Final = ("itinerar", "flight", "depart", "arriv", "boarding", "locator
             "layover", "terminal")  # fmt: skip
 
 
-def count_itinerary(text: str, low: str) -> int:
-    if not any(a in low for a in _ANCHORS) or _TRAVEL_WORDS.search(text) is None:
+def count_itinerary(p: Prepared) -> int:
+    # a segment has a route (three capitals) or a time (digit, colon, two digits): else nothing to count
+    if not ("AAA" in p.shape or "0:00" in p.shape) or not any(a in p.low for a in _ANCHORS):
+        return 0
+    text = p.text
+    if _TRAVEL_WORDS.search(text) is None:
         return 0
     n = 0
     for line in text.splitlines():

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from typoguard.content.prepared import Prepared
+
 _LEVEL = r"(?:TOP[ \t]+SECRET|SECRET|CONFIDENTIAL)"
 _CLASSIFIED: Final = re.compile(
     rf"(?m)^[ \t>*]*{_LEVEL}[ \t]*$"  # a banner line: the level alone
@@ -35,21 +37,25 @@ _CUI: Final = re.compile(
 )
 
 
-# Substrings one of which any marking contains: a text without them (most mail) costs a few ``in`` tests
-# (each a fast substring search) instead of a regular-expression pass over every position.
-_CLASSIFIED_ANCHORS: Final = ("SECRET", "CONFIDENTIAL", "NOFORN", "ORCON", "REL TO", "(TS", "(S", "(C")
-_CUI_ANCHORS: Final = ("CUI", "FOUO", "official use", "unclassified info", "enforcement sens", "limited dist")
+# Every marking has capitals (see ``_capitals``) or is one of these phrases (any case): a text without
+# them - most mail - costs a few substring tests instead of a regular-expression pass (prepared.py).
+_CUI_PHRASES: Final = ("official use", "unclassified info", "enforcement sens")
 
 
-def count_classified(text: str, low: str) -> int:
-    """How many classification markings ``text`` (``low``: the same, lower-cased) carries."""
-    if not any(a in text for a in _CLASSIFIED_ANCHORS):
+def _capitals(p: Prepared) -> bool:
+    """Three capitals in a row (every banner, acronym and control) or a capital after "(" (portion marks)."""
+    return "AAA" in p.shape or "(A" in p.shape
+
+
+def count_classified(p: Prepared) -> int:
+    """How many classification markings the text carries."""
+    if not _capitals(p):
         return 0
-    return sum(1 for _ in _CLASSIFIED.finditer(text))
+    return sum(1 for _ in _CLASSIFIED.finditer(p.text))
 
 
-def count_cui(text: str, low: str) -> int:
-    """How many CUI / FOUO handling markings ``text`` carries."""
-    if not any(a in text for a in _CUI_ANCHORS[:2]) and not any(a in low for a in _CUI_ANCHORS[2:]):
+def count_cui(p: Prepared) -> int:
+    """How many CUI / FOUO handling markings the text carries."""
+    if not _capitals(p) and not any(a in p.low for a in _CUI_PHRASES):
         return 0
-    return sum(1 for _ in _CUI.finditer(text))
+    return sum(1 for _ in _CUI.finditer(p.text))

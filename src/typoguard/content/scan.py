@@ -13,15 +13,17 @@ import email.message
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
 from typing import Any, Final
 
 from typoguard.content.credentials import count_credentials
 from typoguard.content.identifiers import count_passports, count_payment_cards, count_ssn
 from typoguard.content.itinerary import count_itinerary
 from typoguard.content.markings import count_classified, count_cui
+from typoguard.content.prepared import Prepared
 
-# Each detector: (text, the same text lower-cased) -> count.
-DETECTORS: Final[tuple[tuple[str, Callable[[str, str], int]], ...]] = (
+# Each detector: the prepared text -> count.
+DETECTORS: Final[tuple[tuple[str, Callable[[Prepared], int]], ...]] = (
     ("classified", count_classified),
     ("cui", count_cui),
     ("credential", count_credentials),
@@ -61,9 +63,9 @@ class ContentReport:
 def scan_text(text: str) -> dict[str, int]:
     """Category -> count for one piece of text (categories with a count of 0 left out)."""
     out = {}
-    low = text.lower()
+    prepared = Prepared(text)
     for name, detector in DETECTORS:
-        n = detector(text, low)
+        n = detector(prepared)
         if n:
             out[name] = n
     return out
@@ -77,7 +79,8 @@ def _texts(msg: email.message.Message) -> Iterator[tuple[str | None, email.messa
 
 
 def _decode_part(part: email.message.Message) -> str:
-    payload = part.get_payload(decode=True)
+    raw = part.get_payload()
+    payload = raw if isinstance(raw, bytes) else part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
     charset = part.get_content_charset() or "utf-8"
@@ -87,9 +90,27 @@ def _decode_part(part: email.message.Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+_PLAIN_ENCODINGS: Final = frozenset({"", "7bit", "8bit", "binary"})
+
+
+def _single_text_body(raw: bytes) -> email.message.Message | None:
+    """The headers of a message that is one unencoded text part (most mail), parsed alone, so a large body
+    is decoded once rather than parsed line by line by the ``email`` package; None for anything else."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = BytesHeaderParser().parsebytes(raw[: end + 4])
+    if head.get_content_maintype() != "text" or head.defects:
+        return None
+    if str(head.get("Content-Transfer-Encoding", "")).strip().lower() not in _PLAIN_ENCODINGS:
+        return None
+    head.set_payload(raw[end + 4 :])
+    return head
+
+
 def scan_message(raw: bytes, max_bytes: int = 1 << 20) -> ContentReport:
     """Scan ``raw`` (an RFC 5322 message); never raises on malformed input."""
-    msg = email.message_from_bytes(raw)
+    msg = _single_text_body(raw) or email.message_from_bytes(raw)
     pieces: list[str] = []
     budget = max_bytes
     truncated = False
