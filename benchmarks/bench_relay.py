@@ -33,10 +33,37 @@ REPEATS = int(os.environ.get("BENCH_RELAY_REPEATS", "3"))
 MAX_SECONDS = float(os.environ.get("BENCH_RELAY_SECONDS", "8"))
 SIZES = ((10 * 1024, 2000), (1024 * 1024, 120))  # (message bytes, at most this many messages per run)
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = (
-    "the meeting tomorrow at noon about budget schedule for next quarter please review attached draft and "
-    "send comments before friday regards logistics team motor pool inventory training range report"
-).split()
+WORDS = [
+    "the",
+    "meeting",
+    "tomorrow",
+    "at",
+    "noon",
+    "about",
+    "budget",
+    "schedule",
+    "for",
+    "next",
+    "quarter",
+    "please",
+    "review",
+    "attached",
+    "draft",
+    "and",
+    "send",
+    "comments",
+    "before",
+    "friday",
+    "regards",
+    "logistics",
+    "team",
+    "motor",
+    "pool",
+    "inventory",
+    "training",
+    "range",
+    "report",
+]
 
 NEXT_HOP = r"""
 import asyncio, sys

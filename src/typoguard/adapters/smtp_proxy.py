@@ -215,9 +215,8 @@ class NextHop:
         try:
             protocol = self.smtp.protocol
             assert protocol is not None
-            protocol.write(_PERIOD.sub(b"..", normalize_message_line_endings(headers)))
-            protocol.write(wire_body)
-            protocol.write(b".\r\n")
+            # one write, so one send(2) for a message that fits the socket buffer
+            protocol.write(b"".join((_stuffed(headers), wire_body, b".\r\n")))
         except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
             self.close()
             raise NextHopDown(str(exc)) from None
