@@ -18,7 +18,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from typoguard.adapters.smtp_proxy import RelayServer
+from typoguard.adapters.smtp_proxy import RelayServer, _loop_factory
 from typoguard.config import load_config
 from typoguard.obs import JsonLog
 
@@ -157,7 +157,8 @@ class RunningRelay:
         self.log_path = config_path.parent / "relay.log"
         self.log = JsonLog(level="info", path=str(self.log_path))
         self.server = RelayServer.build(self.config, self.log, config_path=config_path)
-        self._loop = asyncio.new_event_loop()
+        factory = _loop_factory()  # the loop `typoguard relay` itself runs on (uvloop where installed)
+        self._loop = factory() if factory is not None else asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -173,3 +173,21 @@ def test_many_recipients_and_sessions(relay: RunningRelay, next_hop: NextHopSink
     got = next_hop.wait_for(5)
     assert len(got) == 5 and all(d.rcpt_tos == rcpts for d in got)
     assert time.monotonic() - started < 10
+
+
+def test_client_gone_mid_data_nothing_delivered(relay: RunningRelay, next_hop: NextHopSink) -> None:
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as raw:
+        f = raw.makefile("rb")
+        f.readline()
+        for line in (b"EHLO client.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<bob@navy.mil>", b"DATA"):
+            raw.sendall(line + b"\r\n")
+            while (reply := f.readline())[3:4] == b"-":
+                pass
+            assert reply[:1] in (b"2", b"3"), reply
+        raw.sendall(b"Subject: half\r\n\r\nthe first half of a message")
+    time.sleep(0.3)
+    with client(relay) as s:
+        assert s.sendmail("alice@army.mil", ["bob@navy.mil"], MESSAGE) == {}
+    got = next_hop.wait_for(1)
+    time.sleep(0.2)
+    assert len(got) == 1 and strip_added(got[0].content) == MESSAGE
