@@ -24,13 +24,9 @@ server.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import ipaddress
 import os
-import re
 import signal
 import socket
 import ssl
@@ -42,12 +38,12 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import aiosmtplib
 import orjson
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
-from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
+from typoguard.adapters.relay_auth import Authenticator, hash_password, load_users, verify_password
+from typoguard.adapters.relay_next_hop import NextHop, NextHopDown, stuffed
 from typoguard.adapters.sink import quiet_aiosmtpd
 from typoguard.config import Config
 from typoguard.content import ContentReport, scan_message
@@ -67,211 +63,6 @@ SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
 DRAIN_SECONDS: Final = 30.0
 INLINE_SCAN_BYTES: Final = 64 * 1024  # larger messages are scanned in a thread (the loop keeps answering)
 _ORDER: Final = {"allow": 0, "warn": 1, "hold": 2, "reject": 3}
-_PERIOD: Final = re.compile(rb"(?m)^\.")
-
-
-# --------------------------------------------------------------------------- SMTP AUTH users
-SCRYPT_N: Final = 1 << 14
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """``scrypt$N$r$p$salt$hash`` (base64) for a users file line ``name:<this>``."""
-    salt = os.urandom(16) if salt is None else salt
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=8, p=1, dklen=32)
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}$8$1${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_password(password: bytes, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        got = hashlib.scrypt(
-            password, salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32,
-            maxmem=256 * 1024 * 1024,
-        )  # fmt: skip
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, base64.b64decode(digest))
-
-
-def load_users(path: Path) -> dict[str, str]:
-    """``name:scrypt$...`` lines (``#`` comments); ``ConfigError`` if unreadable or malformed."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"[relay] auth_users_file {path}: {exc}") from None
-    users = {}
-    for n, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, stored = line.partition(":")
-        if not sep or not name or not stored.startswith("scrypt$") or stored.count("$") != 5:
-            raise ConfigError(f"[relay] auth_users_file {path}:{n}: expected name:scrypt$... (hash-password)")
-        users[name] = stored
-    return users
-
-
-class Authenticator:
-    """aiosmtpd ``authenticator``: PLAIN/LOGIN against the users file. A success is remembered (by a
-    keyed digest of the password) so a client that reconnects all day costs one scrypt, not thousands."""
-
-    def __init__(self, users: dict[str, str]) -> None:
-        self.users = users
-        self._key = os.urandom(32)
-        self._ok: dict[str, bytes] = {}
-
-    def __call__(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        name = auth_data.login.decode("utf-8", "replace")
-        stored = self.users.get(name)
-        if stored is None:
-            return AuthResult(success=False, handled=False)
-        mark = hmac.new(self._key, auth_data.password, "sha256").digest()
-        if self._ok.get(name) == mark or verify_password(auth_data.password, stored):
-            self._ok[name] = mark
-            return AuthResult(success=True, auth_data=name)
-        return AuthResult(success=False, handled=False)
-
-
-# --------------------------------------------------------------------------- the next hop
-class NextHopDown(Exception):
-    """The next hop could not be reached or dropped the session."""
-
-
-class NextHop:
-    """One session with the next hop (aiosmtplib), opened at the client's first MAIL."""
-
-    def __init__(self, relay: RelayServer) -> None:
-        self.relay = relay
-        self.smtp: aiosmtplib.SMTP | None = None
-        # A transaction the client may have abandoned without RSET (aiosmtpd ends one by itself after a
-        # refused DATA): the next MAIL resets it at the next hop first.
-        self.in_transaction = False
-        # MAIL is sent at once but its reply awaited only before the first RCPT (one round trip less per
-        # message); DATA is started when the client's DATA arrives and finished when its body is complete.
-        self._mail: asyncio.Task[str] | None = None
-        self.mail_reply = ""
-        self._data: asyncio.Task[str] | None = None
-
-    async def open(self) -> None:
-        if self.smtp is not None and self.smtp.is_connected:
-            return
-        r = self.relay
-        smtp = aiosmtplib.SMTP(
-            hostname=r.next_hop[0], port=r.next_hop[1], timeout=r.config.relay.next_hop_timeout,
-            local_hostname=r.hostname, start_tls=False,
-        )  # fmt: skip
-        try:
-            await smtp.connect()
-            await smtp.ehlo()
-            policy = r.config.relay.next_hop_tls
-            if policy != "none" and smtp.supports_extension("starttls"):
-                await smtp.starttls(tls_context=r.next_hop_tls, server_hostname=r.next_hop[0])
-            elif policy == "required":
-                smtp.close()
-                raise NextHopDown("the next hop does not offer STARTTLS ([relay] next_hop_tls = required)")
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            smtp.close()
-            raise NextHopDown(str(exc)) from None
-        self.smtp = smtp
-
-    def mail_soon(self, address: str, options: list[str]) -> None:
-        self.mail_reply = ""
-        self._mail = asyncio.get_running_loop().create_task(
-            self.command("mail", address, options=options, encoding="utf-8")
-        )
-
-    async def mail_result(self) -> str:
-        """The next hop's reply to the MAIL sent by ``mail_soon`` (``NextHopDown`` if it went away)."""
-        task, self._mail = self._mail, None
-        if task is not None:
-            self.mail_reply = await task
-        return self.mail_reply
-
-    def data_soon(self) -> None:
-        """Send DATA now (the client is about to send its body); ``finish_data`` sends the body."""
-        if self.smtp is not None and self.in_transaction and self._mail is None:
-            self._data = asyncio.get_running_loop().create_task(self._start_data())
-
-    async def _start_data(self) -> str:
-        return await self.command("execute_command", b"DATA")
-
-    async def finish_data(self, headers: bytes, wire_body: bytes) -> str:
-        """``headers`` and the body as the client sent it on the wire (dot-stuffed, ending in CRLF), then
-        the end mark; the next hop's reply. The client's own stuffing is valid for the next hop too, so the
-        body is forwarded as received: no copy-and-transform pass over a large message."""
-        task, self._data = self._data, None
-        reply = await task if task is not None else await self._start_data()
-        if not reply.startswith("354"):
-            self.in_transaction = False
-            return reply
-        assert self.smtp is not None
-        try:
-            protocol = self.smtp.protocol
-            assert protocol is not None
-            # one write, so one send(2) for a message that fits the socket buffer
-            protocol.write(b"".join((_stuffed(headers), wire_body, b".\r\n")))
-        except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
-            self.close()
-            raise NextHopDown(str(exc)) from None
-        return await self.command("_read_data_reply")
-
-    async def abandon(self) -> None:
-        """End the next hop's transaction without delivering: RSET, or drop the session mid-DATA."""
-        data, self._data = self._data, None
-        if data is not None:
-            data.cancel()
-            self.close()  # a started DATA cannot be taken back: the next hop discards it when we go
-            return
-        with contextlib.suppress(NextHopDown):
-            if self.smtp is not None:
-                await self.mail_result()
-                await self.command("rset")
-
-    async def command(self, verb: str, *args: Any, **kwargs: Any) -> str:
-        """Run ``mail``/``rcpt``/``rset`` (or a raw command) and return the reply line to pass back."""
-        if self.smtp is None:
-            raise NextHopDown("not connected")
-        if verb == "mail" and self.in_transaction:
-            await self.command("rset")
-        smtp = self.smtp
-        try:
-            if verb == "_read_data_reply":
-                response = await smtp.protocol.read_response(timeout=smtp.timeout)  # type: ignore[union-attr]
-            else:
-                response = await getattr(smtp, verb)(*args, **kwargs)
-            code, message = response.code, response.message
-        except aiosmtplib.SMTPResponseException as exc:
-            if isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == 421:
-                self.close()
-                raise NextHopDown(str(exc)) from None
-            code, message = exc.code, exc.message
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self.close()
-            raise NextHopDown(str(exc)) from None
-        if verb == "mail":
-            self.in_transaction = 200 <= code < 300
-        elif verb in ("_read_data_reply", "rset") or (verb == "execute_command" and code != 354):
-            self.in_transaction = False
-        first = (message or "").splitlines()[0] if message else ""
-        return smtp_text(f"{code} {first}".rstrip(), 500)
-
-    def close(self) -> None:
-        if self.smtp is not None:
-            with contextlib.suppress(Exception):
-                self.smtp.close()
-            self.smtp = None
-        self.in_transaction = False
-        for task in (self._mail, self._data):
-            if task is not None:
-                task.cancel()
-        self._mail = self._data = None
 
 
 # --------------------------------------------------------------------------- one transaction
@@ -365,7 +156,7 @@ class RelayHandler:
             return await self._hold(server, envelope, raw, txn, report)
         headers = relay.added_headers(server, session, txn)
         try:
-            return await server.hop.finish_data(headers, server.wire_body or _stuffed(raw))
+            return await server.hop.finish_data(headers, server.wire_body or stuffed(raw))
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="DATA", error=str(exc))
             return NEXT_HOP_DOWN
@@ -864,11 +655,6 @@ class RelayServer:
     def close(self) -> None:
         if self.parts is not None:
             self.parts.close()
-
-
-def _stuffed(body: bytes) -> bytes:
-    out = _PERIOD.sub(b"..", normalize_message_line_endings(body))
-    return out if out.endswith(b"\r\n") or not out else out + b"\r\n"
 
 
 def _path(base: Path, name: str) -> Path:

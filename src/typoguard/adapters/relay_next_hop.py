@@ -1,0 +1,159 @@
+"""The relay's session with its next hop (aiosmtplib): MAIL sent ahead, DATA started early, the body
+forwarded as it came on the wire. Any failure to reach or keep the next hop is ``NextHopDown`` (the relay
+answers 451 4.4.1, so the client retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
+
+from typoguard.adapters.policy_decider import smtp_text
+
+if TYPE_CHECKING:
+    from typoguard.adapters.smtp_proxy import RelayServer
+
+_PERIOD: Final = re.compile(rb"(?m)^\.")
+
+
+class NextHopDown(Exception):
+    """The next hop could not be reached or dropped the session."""
+
+
+class NextHop:
+    """One session with the next hop (aiosmtplib), opened at the client's first MAIL."""
+
+    def __init__(self, relay: RelayServer) -> None:
+        self.relay = relay
+        self.smtp: aiosmtplib.SMTP | None = None
+        # A transaction the client may have abandoned without RSET (aiosmtpd ends one by itself after a
+        # refused DATA): the next MAIL resets it at the next hop first.
+        self.in_transaction = False
+        # MAIL is sent at once but its reply awaited only before the first RCPT (one round trip less per
+        # message); DATA is started when the client's DATA arrives and finished when its body is complete.
+        self._mail: asyncio.Task[str] | None = None
+        self.mail_reply = ""
+        self._data: asyncio.Task[str] | None = None
+
+    async def open(self) -> None:
+        if self.smtp is not None and self.smtp.is_connected:
+            return
+        r = self.relay
+        smtp = aiosmtplib.SMTP(
+            hostname=r.next_hop[0], port=r.next_hop[1], timeout=r.config.relay.next_hop_timeout,
+            local_hostname=r.hostname, start_tls=False,
+        )  # fmt: skip
+        try:
+            await smtp.connect()
+            await smtp.ehlo()
+            policy = r.config.relay.next_hop_tls
+            if policy != "none" and smtp.supports_extension("starttls"):
+                await smtp.starttls(tls_context=r.next_hop_tls, server_hostname=r.next_hop[0])
+            elif policy == "required":
+                smtp.close()
+                raise NextHopDown("the next hop does not offer STARTTLS ([relay] next_hop_tls = required)")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise NextHopDown(str(exc)) from None
+        self.smtp = smtp
+
+    def mail_soon(self, address: str, options: list[str]) -> None:
+        self.mail_reply = ""
+        self._mail = asyncio.get_running_loop().create_task(
+            self.command("mail", address, options=options, encoding="utf-8")
+        )
+
+    async def mail_result(self) -> str:
+        """The next hop's reply to the MAIL sent by ``mail_soon`` (``NextHopDown`` if it went away)."""
+        task, self._mail = self._mail, None
+        if task is not None:
+            self.mail_reply = await task
+        return self.mail_reply
+
+    def data_soon(self) -> None:
+        """Send DATA now (the client is about to send its body); ``finish_data`` sends the body."""
+        if self.smtp is not None and self.in_transaction and self._mail is None:
+            self._data = asyncio.get_running_loop().create_task(self._start_data())
+
+    async def _start_data(self) -> str:
+        return await self.command("execute_command", b"DATA")
+
+    async def finish_data(self, headers: bytes, wire_body: bytes) -> str:
+        """``headers`` and the body as the client sent it on the wire (dot-stuffed, ending in CRLF), then
+        the end mark; the next hop's reply. The client's own stuffing is valid for the next hop too, so the
+        body is forwarded as received: no copy-and-transform pass over a large message."""
+        task, self._data = self._data, None
+        reply = await task if task is not None else await self._start_data()
+        if not reply.startswith("354"):
+            self.in_transaction = False
+            return reply
+        assert self.smtp is not None
+        try:
+            protocol = self.smtp.protocol
+            assert protocol is not None
+            # one write, so one send(2) for a message that fits the socket buffer
+            protocol.write(b"".join((stuffed(headers), wire_body, b".\r\n")))
+        except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
+            self.close()
+            raise NextHopDown(str(exc)) from None
+        return await self.command("_read_data_reply")
+
+    async def abandon(self) -> None:
+        """End the next hop's transaction without delivering: RSET, or drop the session mid-DATA."""
+        data, self._data = self._data, None
+        if data is not None:
+            data.cancel()
+            self.close()  # a started DATA cannot be taken back: the next hop discards it when we go
+            return
+        with contextlib.suppress(NextHopDown):
+            if self.smtp is not None:
+                await self.mail_result()
+                await self.command("rset")
+
+    async def command(self, verb: str, *args: Any, **kwargs: Any) -> str:
+        """Run ``mail``/``rcpt``/``rset`` (or a raw command) and return the reply line to pass back."""
+        if self.smtp is None:
+            raise NextHopDown("not connected")
+        if verb == "mail" and self.in_transaction:
+            await self.command("rset")
+        smtp = self.smtp
+        try:
+            if verb == "_read_data_reply":
+                response = await smtp.protocol.read_response(timeout=smtp.timeout)  # type: ignore[union-attr]
+            else:
+                response = await getattr(smtp, verb)(*args, **kwargs)
+            code, message = response.code, response.message
+        except aiosmtplib.SMTPResponseException as exc:
+            if isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == 421:
+                self.close()
+                raise NextHopDown(str(exc)) from None
+            code, message = exc.code, exc.message
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise NextHopDown(str(exc)) from None
+        if verb == "mail":
+            self.in_transaction = 200 <= code < 300
+        elif verb in ("_read_data_reply", "rset") or (verb == "execute_command" and code != 354):
+            self.in_transaction = False
+        first = (message or "").splitlines()[0] if message else ""
+        return smtp_text(f"{code} {first}".rstrip(), 500)
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(Exception):
+                self.smtp.close()
+            self.smtp = None
+        self.in_transaction = False
+        for task in (self._mail, self._data):
+            if task is not None:
+                task.cancel()
+        self._mail = self._data = None
+
+
+def stuffed(body: bytes) -> bytes:
+    out = _PERIOD.sub(b"..", normalize_message_line_endings(body))
+    return out if out.endswith(b"\r\n") or not out else out + b"\r\n"
