@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 HERE = Path(__file__).resolve().parent
-# The audit tests' private Postfix instance (tests/audit/audit_postfix_lab.py) is reused, not copied.
-for _dir in (HERE, HERE.parent / "audit"):
+# The audit tests' private Postfix instance (tests/audit/audit_postfix_lab.py) and the HTTP tests' uvicorn
+# runner (tests/http/http_fixtures.py) are reused, not copied.
+for _dir in (HERE, HERE.parent / "audit", HERE.parent / "http"):
     if str(_dir) not in sys.path:
         sys.path.insert(0, str(_dir))
 
