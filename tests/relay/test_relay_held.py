@@ -157,3 +157,27 @@ def test_audit_mode_logs_but_delivers(
     }
     assert ("bob@army.ml", "reject", "DUNNO") in actions
     assert ("joe@gmail.net", "hold", "DUNNO") in actions  # the content rule, logged only
+
+
+def test_held_first_contact_is_not_learned_as_a_correspondent(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    relay = start_relay(store=True)
+
+    def send() -> bytes:
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+            s.ehlo("client.test")
+            s.mail("alice@army.mil")
+            assert s.rcpt("x@example.org")[0] == 250
+            return s.data(SENSITIVE)[1]
+
+    assert b"held for review" in send()
+    store = relay.server.parts.store  # type: ignore[union-attr]
+    decided = wait_until(
+        lambda: [d.event.action for d in store.decisions() if d.event.recipient == "x@example.org"]
+    )
+    time.sleep(0.5)  # the writer has had its chance to learn from whatever it got
+    assert decided == ["hold"]  # the DATA decision replaced the RCPT allow: nothing to learn from
+    assert not store.is_known("army.mil", "example.org")
+    assert b"held for review" in send()  # still a first contact
+    assert next_hop.received == []

@@ -72,6 +72,10 @@ class Recipient:
     action: str  # allow / warn / hold (rejected ones are not kept)
     header: str = ""  # an X-Typoguard-Warning line, for warn
     record: dict[str, Any] = field(default_factory=dict)  # the RCPT decision record (for content)
+    # An *allow* decision is logged only once the content check is done: the store learns correspondents
+    # from allowed decisions, and this message's own must not make its recipient look "known" to the
+    # first-contact rule. A recipient the content check escalates gets the DATA decision instead.
+    pending: bytes | None = None
 
 
 @dataclass
@@ -92,6 +96,7 @@ class RelayHandler:
         relay = self.relay
         if not (session.authenticated or relay.client_allowed(server.client_ip)):
             return "530 5.7.0 Authentication required" if relay.auth else "554 5.7.1 Relay access denied"
+        relay.flush_pending(server.txn)
         server.txn = Transaction()
         try:
             await server.hop.open()
@@ -143,11 +148,13 @@ class RelayHandler:
         try:
             outcome = await relay.judge_content(raw, envelope.mail_from or "", txn, server)
         except Exception as exc:
+            relay.flush_pending(txn)
             relay.log.event("error", "content_check_failed", error=f"{type(exc).__name__}: {exc}")
             if relay.config.relay.on_error == "tempfail":
                 await server.hop.abandon()
                 return TEMPFAIL
             outcome = ("deliver", None)
+        relay.flush_pending(txn)
         verdict, report = outcome
         if verdict.startswith("5"):
             await server.hop.abandon()
@@ -197,6 +204,7 @@ class RelayHandler:
     async def handle_RSET(  # noqa: N802 - aiosmtpd hook name
         self, server: RelaySMTP, session: Session, envelope: Envelope
     ) -> str:
+        self.relay.flush_pending(server.txn)
         server.txn = Transaction()
         await server.hop.abandon()
         return "250 2.0.0 Ok"
@@ -257,6 +265,7 @@ class RelaySMTP(SMTP):
             return  # the TLS layer's second notice for the same session
         self._admitted = False
         self.relay.sessions.discard(self)
+        self.relay.flush_pending(self.txn)
         self.hop.close()
         super().connection_lost(error)
 
@@ -283,6 +292,7 @@ class RelaySMTP(SMTP):
         got = await self._read_body(self.data_size_limit)
         if got is None:  # too much: read to the end, refuse, the session goes on
             await self.hop.abandon()
+            self.relay.flush_pending(self.txn)
             self.txn = Transaction()
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
@@ -423,9 +433,11 @@ class RelayServer:
              "recipient": recipient, "client_address": server.client_ip, "sasl_username": auth}
         )  # fmt: skip
         reply, action, record = self.decider.decide(request)
+        text = reply.action
+        if action == "allow" and text == "DUNNO" and record is not None:
+            return Recipient(recipient, "allow", pending=record)
         if record is not None and self.record_decision is not None:
             self.record_decision(record)
-        text = reply.action
         if text[:1] in ("4", "5"):
             return text
         rec = orjson.loads(record) if record is not None and action in ("warn", "hold") else {}
@@ -468,6 +480,7 @@ class RelayServer:
                 )
             if _ORDER[action] <= _ORDER["allow"]:
                 continue
+            r.pending = None  # this decision replaces the RCPT one
             self._log_content_decision(sender, r, action, why, report, server)
             if self.decider.audit:
                 continue
@@ -482,6 +495,14 @@ class RelayServer:
         if worst == "reject":
             return refusal, report
         return ("hold" if worst == "hold" else "deliver"), report
+
+    def flush_pending(self, txn: Transaction) -> None:
+        """Log the allow decisions held back for the content check (the transaction is over)."""
+        for r in txn.recipients:
+            if r.pending is not None:
+                if self.record_decision is not None:
+                    self.record_decision(r.pending)
+                r.pending = None
 
     async def _first_contact(self, sender: str, recipient: str) -> bool:
         """True when ``recipient``'s domain is external and this sender's domain never wrote to it (as far
