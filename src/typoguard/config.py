@@ -68,8 +68,8 @@ class PolicydConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    url: str = ""  # empty: SQLite file typoguard.db under data_dir; or postgresql+psycopg://user@host/db
     enabled: bool = True  # false: no decision store, overrides or history (the detector's word alone)
+    url: str = ""  # empty: SQLite file typoguard.db under data_dir; or postgresql+psycopg://user@host/db
     data_dir: str = "/var/lib/typoguard"  # relative paths are relative to the config file
     spool_dir: str = ""  # decisions waiting for the database; empty: <data_dir>/spool
     node: str = ""  # this node's name in the decision log; empty: host name

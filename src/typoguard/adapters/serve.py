@@ -74,7 +74,7 @@ class HttpCompanion:
         self.app.state.api.guard = decider.guard  # /v1/check answers with the new configuration too
 
 
-class _StoreParts:
+class StoreParts:
     """The parent's side of the store: one ``Store`` (engine), the snapshot caches, the decision feed."""
 
     def __init__(self, config: Config, config_path: Path, log: JsonLog) -> None:
@@ -127,10 +127,10 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     if not decider.protected_domains:
         print("typoguard: nothing to protect: add [protect] domains or files to the config", file=sys.stderr)
         return 2
-    parts: _StoreParts | None = None
+    parts: StoreParts | None = None
     if config.store.enabled:
         try:
-            parts = _StoreParts(config, config_path, log)
+            parts = StoreParts(config, config_path, log)
         except TypoguardError as exc:
             print(f"typoguard: [store]: {exc}", file=sys.stderr)
             return 2

@@ -54,7 +54,7 @@ from typoguard.senders import InternalSenders
 from typoguard.store.quarantine import Quarantine, next_hop_tls_context
 
 if TYPE_CHECKING:
-    from typoguard.adapters.serve import _StoreParts
+    from typoguard.adapters.serve import StoreParts
 
 NEXT_HOP_DOWN: Final = "451 4.4.1 Next hop unavailable, message not accepted; try again later"
 TEMPFAIL: Final = "451 4.3.0 typoguard: temporary failure, please try again later"
@@ -341,7 +341,7 @@ class RelayServer:
         log: JsonLog,
         *,
         quarantine: Quarantine,
-        store_parts: _StoreParts | None = None,
+        store_parts: StoreParts | None = None,
         config_path: str | Path | None = None,
     ) -> None:
         relay = config.relay
@@ -389,9 +389,9 @@ class RelayServer:
         parts = None
         context = None
         if config.store.enabled and config_path is not None:
-            from typoguard.adapters.serve import _StoreParts
+            from typoguard.adapters.serve import StoreParts
 
-            parts = _StoreParts(config, Path(config_path), log)
+            parts = StoreParts(config, Path(config_path), log)
             context = parts.context
         decider = PolicyDecider(config, guard_decider.guard, everyone, context=context)
         quarantine = Quarantine.from_config(config)
