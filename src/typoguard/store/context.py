@@ -105,29 +105,33 @@ class LiveContext:
         self.known = known
         self.thresholds = thresholds
         self._memo: dict[tuple[int, int, int, bool | None], tuple[Any, ...]] = {}
+        self._senders: dict[str, str] = {}  # sender address -> its domain
 
     def adjust(self, assessment: Assessment, sender: str) -> Assessment:
         a = assessment
         domain = a.domain
-        if not domain or (
-            (a.action is Action.ALLOW or a.action is Action.INVALID) and not self.overrides.snapshot
-        ):
-            return a  # most mail: allowed, and no override anywhere
-        ov = self.overrides.lookup(domain)
-        if ov is None and (a.action is Action.ALLOW or a.action is Action.INVALID):
+        if not domain:
             return a
-        conf = self.confirmed.lookup(domain) if ov is None else None
+        action = a.action
+        overrides = self.overrides
+        ov = overrides.lookup(domain) if overrides.snapshot else None
+        if ov is None:
+            if action is Action.ALLOW or action is Action.INVALID:
+                return a  # most mail: allowed, and no override for it
+            conf = self.confirmed.snapshot.get(domain) if self.confirmed.snapshot else None
+        else:
+            conf = None
         known: bool | None = None
         if (
             ov is None
             and conf is None
+            and (action is Action.WARN or action is Action.HOLD)
             and self.known is not None
             and self.thresholds is not None
-            and (a.action is Action.WARN or a.action is Action.HOLD)
         ):
-            at = sender.rfind("@")
-            if at >= 0:
-                known = self.known.lookup(sender[at + 1 :].lower(), domain)
+            known = self.known.lookup(self._sender_domain(sender), domain)
+        if ov is None and conf is None and known is None:
+            return a  # nothing the store knows changes it (a reject can only go one way: stay)
         key = (id(a), id(ov), id(conf), known)
         hit = self._memo.get(key)
         if hit is not None and hit[0] is a and hit[1] is ov and hit[2] is conf:
@@ -138,3 +142,12 @@ class LiveContext:
             self._memo.clear()
         self._memo[key] = (a, ov, conf, result)
         return result
+
+    def _sender_domain(self, sender: str) -> str:
+        found = self._senders.get(sender)
+        if found is None:
+            found = sender[sender.rfind("@") + 1 :].lower()
+            if len(self._senders) >= 8192:
+                self._senders.clear()
+            self._senders[sender] = found
+        return found
