@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 import os
-import signal
 import ssl
 import sys
 import time
@@ -32,6 +30,16 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from typoguard.adapters.smtp_common import (
+    SHUTTING_DOWN,
+    AdmittedSMTP,
+    install_signals,
+    listen_addresses,
+    peer_ip,
+    quiet_aiosmtpd,
+    remove_signals,
+    server_tls_context,
+)
 from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
 from typoguard.obs import JsonLog, parse_listen
@@ -40,14 +48,8 @@ from typoguard.sink.counts import CountStore, SenderHasher, Tally, day_of, durat
 from typoguard.sink.limits import RCPT_TOO_FAST, NetworkLimits
 
 SESSION_EXPIRED = b"421 4.4.2 Session too long, closing\r\n"
-SHUTTING_DOWN = b"421 4.3.2 Service shutting down\r\n"
 PRUNE_EVERY = 3600.0  # seconds between retention runs
 _STATS = ("lookalike", "neutral", "not_ours", "invalid", "rate_limited")
-
-
-def quiet_aiosmtpd() -> None:
-    """aiosmtpd logs every command (addresses included) at INFO and tracebacks with arguments: off."""
-    logging.getLogger("mail.log").disabled = True
 
 
 class SinkHandler:
@@ -112,7 +114,7 @@ class SinkHandler:
         return "451 4.3.0 Local error, try again later"
 
 
-class SinkSMTP(SMTP):
+class SinkSMTP(AdmittedSMTP):
     """One SMTP session, admitted (or refused with 421) by the network limits before the greeting."""
 
     def __init__(self, sink: SinkServer) -> None:
@@ -132,52 +134,25 @@ class SinkSMTP(SMTP):
         self.local_part_limit = 64
         self.sink = sink
         self.network = "unknown"
-        self._admitted = False
         self._expiry: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is not None:  # the TLS transport after STARTTLS: same session
-            super().connection_made(transport)
-            return
-        peer = transport.get_extra_info("peername")
-        ip = peer[0] if isinstance(peer, tuple) and peer else ""
-        refusal, self.network = self.sink.limits.admit(ip)
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        refusal, self.network = self.sink.limits.admit(peer_ip(transport))
         if refusal is not None:
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(refusal.encode() + b"\r\n")
-            transport.close()
+            self.refuse(transport, refusal.encode() + b"\r\n")
             self.sink.log_refusal(self.network, refusal)
-            return
-        self._admitted = True
+            return False
         self.sink.sessions.add(self)
         self._expiry = self.loop.call_later(
-            self.sink.config.sink.session_timeout, self._expire, SESSION_EXPIRED
+            self.sink.config.sink.session_timeout, self.close_with, SESSION_EXPIRED
         )
-        super().connection_made(transport)
+        return True
 
-    def _expire(self, reply: bytes) -> None:
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(reply)
-            transport.close()
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if not self._admitted:
-            return
-        if self._original_transport is not None and self.transport is None:
-            return  # the TLS layer's second notice for the same session
-        self._admitted = False
+    def release(self) -> None:
         self.sink.limits.release(self.network)
         self.sink.sessions.discard(self)
         if self._expiry is not None:
             self._expiry.cancel()
-        super().connection_lost(error)
-
-    def eof_received(self) -> bool | None:
-        if not self._admitted:
-            return False
-        return super().eof_received()
 
 
 class SinkServer:
@@ -241,11 +216,7 @@ class SinkServer:
             hasher = SenderHasher.from_file(base / config.sink.sender_hash_key_file)
         tls = None
         if config.sink.tls_cert:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            try:
-                tls.load_cert_chain(base / config.sink.tls_cert, base / config.sink.tls_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"[sink] tls_cert/tls_key: {exc}") from None
+            tls = server_tls_context("sink", base / config.sink.tls_cert, base / config.sink.tls_key)
         store = CountStore.open(config, create=False)
         server = cls(config, answerer, store, log, hasher=hasher, tls_context=tls, config_path=config_path)
         server.ensure_schema()
@@ -277,9 +248,7 @@ class SinkServer:
                 lambda: SinkSMTP(self), host, port, backlog=1024, reuse_address=True
             )
             self._servers.append(server)
-            for sock in server.sockets:
-                name = sock.getsockname()
-                self.addresses.append(f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}")
+            self.addresses.extend(listen_addresses(server))
         self._flusher = self.loop.create_task(self._flush_loop())
 
     @property
@@ -294,7 +263,7 @@ class SinkServer:
         for server in self._servers:
             server.close()
         for session in list(self.sessions):
-            session._expire(SHUTTING_DOWN)
+            session.close_with(SHUTTING_DOWN)
         for server in self._servers:
             await server.wait_closed()
         if self._flusher is not None:
@@ -316,13 +285,7 @@ class SinkServer:
                 file=sys.stderr,
             )
             return 1
-        installed = []
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.loop.add_signal_handler(sig, self.stop)
-                installed.append(sig)
-            self.loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-            installed.append(signal.SIGHUP)
+        installed = install_signals(self.loop, self.stop, self.request_reload)
         self.log.event(
             "info", "sink_listening", addresses=self.addresses, explicit=len(self.answerer.explicit),
             lookalikes_of=sorted(self.answerer.targets), pid=os.getpid(), tls=self.tls_context is not None,
@@ -333,8 +296,7 @@ class SinkServer:
         await self._stop.wait()
         self.log.event("info", "sink_stopping", open_sessions=len(self.sessions))
         await self.drain()
-        for sig in installed:
-            self.loop.remove_signal_handler(sig)
+        remove_signals(self.loop, installed)
         self.log.event("info", "sink_stopped", **self.stats)
         self.log.flush()
         return 0

@@ -24,10 +24,8 @@ server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
-import signal
 import socket
 import ssl
 import sys
@@ -39,12 +37,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
+from aiosmtpd.smtp import Envelope, Session, syntax
 
 from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
 from typoguard.adapters.relay_auth import Authenticator, hash_password, load_users, verify_password
 from typoguard.adapters.relay_next_hop import NextHop, NextHopDown, stuffed
-from typoguard.adapters.sink import quiet_aiosmtpd
+from typoguard.adapters.smtp_common import (
+    SHUTTING_DOWN,
+    AdmittedSMTP,
+    install_signals,
+    listen_addresses,
+    peer_ip,
+    quiet_aiosmtpd,
+    remove_signals,
+    server_tls_context,
+)
 from typoguard.config import Config
 from typoguard.content import ContentReport, scan_message
 from typoguard.errors import ConfigError, TypoguardError
@@ -59,7 +66,6 @@ if TYPE_CHECKING:
 NEXT_HOP_DOWN: Final = "451 4.4.1 Next hop unavailable, message not accepted; try again later"
 TEMPFAIL: Final = "451 4.3.0 typoguard: temporary failure, please try again later"
 BUSY: Final = b"421 4.3.2 Too many connections, try again later\r\n"
-SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
 DRAIN_SECONDS: Final = 30.0
 INLINE_SCAN_BYTES: Final = 64 * 1024  # larger messages are scanned in a thread (the loop keeps answering)
 _ORDER: Final = {"allow": 0, "warn": 1, "hold": 2, "reject": 3}
@@ -214,7 +220,7 @@ class RelayHandler:
         return "451 4.3.0 Local error, try again later"
 
 
-class RelaySMTP(SMTP):
+class RelaySMTP(AdmittedSMTP):
     """One client session and its next-hop session; refused with 421 beyond ``max_sessions``."""
 
     def __init__(self, relay: RelayServer) -> None:
@@ -240,39 +246,20 @@ class RelaySMTP(SMTP):
         self.txn = Transaction()
         self.wire_body = b""  # the current message as the client sent it (dot-stuffed)
         self.client_ip = ""
-        self._admitted = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._original_transport is not None:  # the TLS transport after STARTTLS: same session
-            super().connection_made(transport)
-            return
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
         relay = self.relay
         if relay.draining or len(relay.sessions) >= relay.config.relay.max_sessions:
-            assert isinstance(transport, asyncio.WriteTransport)
-            transport.write(SHUTTING_DOWN if relay.draining else BUSY)
-            transport.close()
-            return
-        peer = transport.get_extra_info("peername")
-        self.client_ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
-        self._admitted = True
+            self.refuse(transport, SHUTTING_DOWN if relay.draining else BUSY)
+            return False
+        self.client_ip = peer_ip(transport)
         relay.sessions.add(self)
-        super().connection_made(transport)
+        return True
 
-    def connection_lost(self, error: Exception | None) -> None:
-        if not self._admitted:
-            return
-        if self._original_transport is not None and self.transport is None:
-            return  # the TLS layer's second notice for the same session
-        self._admitted = False
+    def release(self) -> None:
         self.relay.sessions.discard(self)
         self.relay.flush_pending(self.txn)
         self.hop.close()
-        super().connection_lost(error)
-
-    def eof_received(self) -> bool | None:
-        if not self._admitted:
-            return False
-        return super().eof_received()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd command name
@@ -359,11 +346,9 @@ class RelayServer:
         self.next_hop_tls = next_hop_tls_context(relay, base)
         self.tls_context: ssl.SSLContext | None = None
         if relay.tls_cert:
-            self.tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            try:
-                self.tls_context.load_cert_chain(_path(base, relay.tls_cert), _path(base, relay.tls_key))
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(f"[relay] tls_cert/tls_key: {exc}") from None
+            self.tls_context = server_tls_context(
+                "relay", _path(base, relay.tls_cert), _path(base, relay.tls_key)
+            )
         self.auth = (
             Authenticator(load_users(_path(base, relay.auth_users_file))) if relay.auth_users_file else None
         )
@@ -562,9 +547,7 @@ class RelayServer:
         self._server = await loop.create_server(
             lambda: RelaySMTP(self), host, port, backlog=1024, reuse_address=True
         )
-        for sock in self._server.sockets:
-            name = sock.getsockname()
-            self.addresses.append(f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}")
+        self.addresses.extend(listen_addresses(self._server))
 
         def flush_soon() -> None:
             loop.call_soon(self.log.flush)
@@ -603,11 +586,8 @@ class RelayServer:
         deadline = time.monotonic() + timeout
         while self.sessions and time.monotonic() < deadline:
             for s in list(self.sessions):
-                idle = s.envelope is None or not s.envelope.mail_from  # between transactions: close now
-                if idle and s.transport is not None and not s.transport.is_closing():
-                    assert isinstance(s.transport, asyncio.WriteTransport)
-                    s.transport.write(SHUTTING_DOWN)
-                    s.transport.close()
+                if s.envelope is None or not s.envelope.mail_from:  # between transactions: close now
+                    s.close_with(SHUTTING_DOWN)
             await asyncio.sleep(0.05)
         for s in list(self.sessions):
             if s.transport is not None:
@@ -648,13 +628,7 @@ class RelayServer:
             self.log.flush()
             print(f"typoguard: cannot listen on {self.config.relay.listen}: {exc}", file=sys.stderr)
             return 1
-        installed = []
-        # not the main thread (tests): RuntimeError from asyncio's loop, ValueError from uvloop's
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, self.stop)
-            loop.add_signal_handler(signal.SIGINT, self.stop)
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self.reload()))
-            installed = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+        installed = install_signals(loop, self.stop, lambda: self._spawn(self.reload()))
         self.log.event(
             "info", "listening", addresses=self.addresses, next_hop=self.config.relay.next_hop,
             protected=self.decider.protected_domains, mode=self.decider.mode, pid=os.getpid(),
@@ -667,8 +641,7 @@ class RelayServer:
         await self._stop.wait()
         self.log.event("info", "stopping", sessions=len(self.sessions))
         await self.drain()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        remove_signals(loop, installed)
         self.log.event("info", "stopped")
         self.log.flush()
         return 0
