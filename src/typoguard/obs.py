@@ -168,6 +168,8 @@ class PolicydMetrics:
         self.config_loaded_at = time.time()
         self.protected_domains = 0
 
+    feed: Any = None  # a store.feed.DecisionFeed when decisions are stored (its backlog is exported)
+
     def decision(self, action: str, mode: str, seconds: float) -> None:
         key = (action, mode)
         self.decisions[key] = self.decisions.get(key, 0) + 1
@@ -239,6 +241,24 @@ class PolicydCollector(Collector):
         yield GaugeMetricFamily(
             "typoguard_protected_domains", "Protected domains in the active index", m.protected_domains
         )
+        feed = m.feed
+        if feed is not None:  # the decision store's writer process (typoguard serve with [store])
+            yield GaugeMetricFamily(
+                "typoguard_store_backlog_bytes",
+                "Decision log bytes not yet handed to the store's writer process",
+                feed.pending_bytes,
+            )
+            yield CounterMetricFamily(
+                "typoguard_store_spilled_bytes",
+                "Decision log bytes written to the spool directory because the writer lagged",
+                feed.spilled,
+            )
+            yield CounterMetricFamily(
+                "typoguard_store_writer_restarts", "Decision writer processes restarted", feed.restarts
+            )
+            yield GaugeMetricFamily(
+                "typoguard_store_writer_up", "1 if the writer process runs", int(feed.alive)
+            )
 
 
 def metrics_registry(metrics: PolicydMetrics, log: JsonLog | None = None) -> CollectorRegistry:

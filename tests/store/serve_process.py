@@ -22,6 +22,7 @@ internal_senders = ["army.mil"]
 [policyd]
 listen = "127.0.0.1:0"
 instance = "{node}"
+metrics_listen = "127.0.0.1:{metrics_port}"
 [log]
 file = "{log}"
 [store]
@@ -53,6 +54,7 @@ class ServeProcess:
         self.log = workdir / "typoguard.jsonl"
         self.out = workdir / "serve.out"
         self.http_port = free_port() if http else 0
+        self.metrics_port = free_port()
         self.config.write_text(
             CONFIG.format(
                 node=node,
@@ -61,6 +63,7 @@ class ServeProcess:
                 store_extra=f'url = "{url}"' if url else "",
                 http="true" if http else "false",
                 http_port=self.http_port,
+                metrics_port=self.metrics_port,
             )
         )
         self.address = ""

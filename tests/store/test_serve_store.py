@@ -56,6 +56,14 @@ def test_every_guarded_decision_is_stored_and_the_service_stops_cleanly(served: 
     assert served.records("decision_writer_stopped")[0]["clean"] is True
 
 
+def test_the_metrics_page_shows_the_writer_and_its_backlog(served: ServeProcess) -> None:
+    served.ask("bob@army.ml")
+    with urllib.request.urlopen(f"http://127.0.0.1:{served.metrics_port}/metrics", timeout=5) as r:
+        page = r.read().decode()
+    assert "typoguard_store_writer_up 1.0" in page
+    assert "typoguard_store_backlog_bytes" in page and "typoguard_store_writer_restarts_total 0.0" in page
+
+
 def test_a_killed_writer_process_is_replaced_and_later_decisions_are_stored(served: ServeProcess) -> None:
     served.ask("carol@army.mil")
     first = served.writer_pid()
@@ -67,6 +75,8 @@ def test_a_killed_writer_process_is_replaced_and_later_decisions_are_stored(serv
         "a new writer process",
     )
     assert served.records("decision_writer_lost")
+    with urllib.request.urlopen(f"http://127.0.0.1:{served.metrics_port}/metrics", timeout=5) as r:
+        assert "typoguard_store_writer_restarts_total 1.0" in r.read().decode()
     served.ask("erin@arny.mil")
     assert served.stop() == 0
     stored = {r[0] for r in _stored(served)}

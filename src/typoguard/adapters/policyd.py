@@ -254,6 +254,7 @@ class PolicyServer:
     def attach_feed(self, feed: DecisionFeed) -> None:
         """Send every decision's log line to the store's writer process too (before ``start``)."""
         self.feed = feed
+        self.metrics.feed = feed
         log, append = self.log, feed.append
         if self.log_decisions:
             line_of, log_line = log.line, log.append_line
