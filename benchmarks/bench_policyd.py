@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks._common import clean_env, cpu_seconds, prioritize_and_pin, start, stop
+
+# bench_store starts and stops its servers through these names
+_start, _stop_wait = start, stop
 
 HOST = "127.0.0.1"  # loopback only, by construction
 REQUESTS = int(os.environ.get("BENCH_POLICYD_REQUESTS", "60000"))
@@ -157,11 +160,6 @@ class Run:
         return self.server_cpu * self.seconds / self.requests * 1e6 if self.requests else float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _load(port: int, conns: int, total: int, check: bool) -> tuple[int, int, list[float]]:
     loop = asyncio.get_running_loop()
     deadline = time.perf_counter() + MAX_SECONDS
@@ -179,39 +177,16 @@ async def _load(port: int, conns: int, total: int, check: bool) -> tuple[int, in
 
 def measure(port: int, pid: int, conns: int, total: int, check: bool) -> Run:
     asyncio.run(_load(port, conns, min(total, 2000), check))  # warm up (connections, caches)
-    cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     sent, bad, lat = asyncio.run(_load(port, conns, total, check))
     elapsed = time.perf_counter() - t0
-    cpu = (_cpu_seconds(pid) - cpu0) / elapsed
+    cpu = (cpu_seconds(pid) - cpu0) / elapsed
     lat.sort()
     pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6 if lat else float("nan")  # noqa: E731
     return Run(sent, bad, elapsed, pct(0.50), pct(0.99), cpu)
 
 
 # --------------------------------------------------------------------------- servers under test
-def _pin(pid: int, cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(pid, {cpu})
-
-
-def _start(
-    cmd: list[str], pattern: str, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    _pin(proc.pid, 0)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(pattern, line)
-        if m:
-            return proc, int(m.group(1))
-    proc.kill()
-    raise RuntimeError(f"{cmd[0]} did not start")
-
-
 def _config(tmp: Path, store: str = "off", name: str = "bench") -> Path:
     """The example's protected domains and senders; ``store``: "off", "sqlite" or a PostgreSQL URL."""
     from typoguard.config import load_config
@@ -236,37 +211,17 @@ def _config(tmp: Path, store: str = "off", name: str = "bench") -> Path:
     return path
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    _stop_wait(proc, 10)
-
-
-def _stop_wait(proc: subprocess.Popen[str], timeout: float) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def main() -> None:
-    # A shared machine makes loopback numbers swing with everyone else's load; when allowed (root), run this
-    # benchmark and its servers (children inherit it) at a higher priority. Best effort, for ~1.5 minutes.
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, -10)
-        priority = "nice -10"
-    except (OSError, AttributeError):
-        priority = "default priority"
-    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
-        _pin(0, 1)
-        pinning = "servers on CPU 0, load generator on CPU 1"
-    else:
-        pinning = "not pinned (one CPU)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    priority, pinning = prioritize_and_pin()  # best effort, for ~1.5 minutes
+    env = clean_env()
     with tempfile.TemporaryDirectory(prefix="bench-policyd-") as tmpdir:
         tmp = Path(tmpdir)
-        floor, floor_port = _start([sys.executable, __file__, "--floor"], r"listening on [\d.]+:(\d+)")
-        tg, tg_port = _start(
+        floor, floor_port = start(
+            [sys.executable, "-m", "benchmarks.bench_policyd", "--floor"],
+            r"listening on [\d.]+:(\d+)",
+            cwd=ROOT,
+        )
+        tg, tg_port = start(
             [
                 sys.executable,
                 "-c",
@@ -293,8 +248,8 @@ def main() -> None:
                     # Best of the runs: other work on the machine only ever slows a run down.
                     results[name, conns] = max(done, key=lambda r: r.rate)
         finally:
-            _stop(floor)
-            _stop(tg)
+            stop(floor)
+            stop(tg)
         logged = sum(1 for _ in (tmp / "decisions.log").open("rb"))
     print(
         f"policy service over loopback ({pinning}, {priority}); best of {REPEATS} interleaved runs; "

@@ -18,14 +18,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import signal
 import smtplib
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from benchmarks._common import median, start, stop
 
 HOST = "127.0.0.1"  # loopback only, by construction
 CLIENTS = 4
@@ -99,30 +99,6 @@ def message(size: int, seed: int) -> bytes:
     return head + b"".join(lines)
 
 
-def _start(argv: list[str], pattern: str, cwd: Path) -> tuple[subprocess.Popen[bytes], int]:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline().decode()
-        if not line:
-            break
-        found = re.search(pattern, line)
-        if found:
-            return proc, int(found[1])
-    proc.kill()
-    raise RuntimeError(f"{argv[:3]} did not start")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def measure(port: int, body: bytes, limit: int) -> float:
     """Messages/s of ``CLIENTS`` threads sending ``body`` over persistent sessions, bounded in count/time."""
     sent = [0] * CLIENTS
@@ -157,11 +133,14 @@ def measure(port: int, body: bytes, limit: int) -> float:
 
 def _config(tmp: Path, next_hop: int) -> Path:
     path = tmp / "relay.toml"
-    path.write_text(
-        (ROOT / "examples" / "typoguard.toml").read_text()
-        if (ROOT / "examples" / "typoguard.toml").exists()
+    example = ROOT / "examples" / "typoguard.toml"
+    text = (
+        example.read_text()
+        if example.exists()
         else '[protect]\ndomains = ["army.mil", "navy.mil", "gmail.com"]\n'
     )
+    # the example's own relay section: replaced by the benchmark's below
+    path.write_text(re.sub(r"(?ms)^\[relay\].*?(?=^\[|\Z)", "", text))
     with path.open("a") as f:
         f.write(
             f'\n[relay]\nlisten = "{HOST}:0"\nnext_hop = "{HOST}:{next_hop}"\nnext_hop_tls = "none"\n'
@@ -178,12 +157,15 @@ def _config(tmp: Path, next_hop: int) -> Path:
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmpdir:
         tmp = Path(tmpdir)
-        hop, hop_port = _start([sys.executable, "-c", NEXT_HOP], r"listening on [\d.]+:(\d+)", tmp)
+        hop, hop_port = start(
+            [sys.executable, "-c", NEXT_HOP], r"listening on [\d.]+:(\d+)", cwd=tmp, timeout=60, cpu=None
+        )
         relay = None
         try:
-            relay, relay_port = _start(
+            relay, relay_port = start(
                 [sys.executable, "-c", "from typoguard.cli import main; main()", "relay", "--config",
-                 str(_config(tmp, hop_port))], r"typoguard relay: [\d.]+:(\d+)", tmp,
+                 str(_config(tmp, hop_port))], r"typoguard relay: [\d.]+:(\d+)",
+                cwd=tmp, timeout=60, cpu=None,
             )  # fmt: skip
             print(
                 f"relay over loopback: {CLIENTS} client threads, persistent sessions, one good recipient; "
@@ -198,14 +180,14 @@ def main() -> None:
                 for _ in range(REPEATS):  # alternate, so both see the same machine load
                     direct.append(measure(hop_port, body, limit))
                     relayed.append(measure(relay_port, body, limit))
-                d, r = sorted(direct)[len(direct) // 2], sorted(relayed)[len(relayed) // 2]
+                d, r = median(direct), median(relayed)
                 label = f"{size // 1024} KB" if size < 1024 * 1024 else f"{size // (1024 * 1024)} MB"
                 verdict = "met" if r >= 0.7 * d else "MISSED"
                 print(f"{label:>8} {d:13.1f} {r:12.1f} {r / d:7.0%}  {verdict}")
         finally:
             if relay is not None:
-                _stop(relay)
-            _stop(hop)
+                stop(relay, 30)
+            stop(hop, 30)
 
 
 if __name__ == "__main__":

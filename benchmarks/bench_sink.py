@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from benchmarks._common import clean_env, cpu_seconds, median, prioritize_and_pin, start, stop
 
 HOST = "127.0.0.1"  # loopback only, by construction
 RCPTS = int(os.environ.get("BENCH_SINK_RCPTS", "60000"))
@@ -137,11 +137,6 @@ class Run:
         return self.server_cpu * self.seconds / self.rcpts * 1e6 if self.rcpts else float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -150,36 +145,14 @@ def _rss_mib(pid: int) -> float:
 
 
 def measure(port: int, pid: int, total: int) -> Run:
-    cpu0, t0 = _cpu_seconds(pid), time.perf_counter()
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     c = asyncio.run(_load(port, total))
     elapsed = time.perf_counter() - t0
-    cpu = (_cpu_seconds(pid) - cpu0) / elapsed
+    cpu = (cpu_seconds(pid) - cpu0) / elapsed
     return Run(c.rcpts, c.bad, c.sessions, elapsed, cpu, _rss_mib(pid))
 
 
 # --------------------------------------------------------------------------- servers under test
-def _pin(pid: int, cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(pid, {cpu})
-
-
-def _start(cmd: list[str], pattern: str) -> tuple[subprocess.Popen[str], int]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    _pin(proc.pid, 0)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = re.search(pattern, line)
-        if m:
-            return proc, int(m.group(1))
-    proc.kill()
-    raise RuntimeError(f"{cmd} did not start")
-
-
 def _config(tmp: Path) -> Path:
     from typoguard.config import load_config
 
@@ -198,15 +171,6 @@ def _config(tmp: Path) -> Path:
     return path
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _counted(tmp: Path) -> int:
     import sqlite3
 
@@ -218,25 +182,18 @@ def _counted(tmp: Path) -> int:
 
 
 def main() -> None:
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, -10)
-        priority = "nice -10"
-    except (OSError, AttributeError):
-        priority = "default priority"
-    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
-        _pin(0, 1)
-        pinning = "servers on CPU 0, load generator on CPU 1"
-    else:
-        pinning = "not pinned (one CPU)"
+    priority, pinning = prioritize_and_pin()
+    env = clean_env()
     results: dict[str, Run] = {}
     rss: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmpdir:
         tmp = Path(tmpdir)
         servers = {
-            "baseline": _start([sys.executable, __file__, "--baseline"], r"listening on [\d.]+:(\d+)"),
-            "sink": _start(
+            "baseline": start([sys.executable, "-m", "benchmarks.bench_sink", "--baseline"],
+                              r"listening on [\d.]+:(\d+)", env, cwd=ROOT, timeout=60),
+            "sink": start(
                 [sys.executable, "-c", "from typoguard.cli import main; main()", "sink", "--config",
-                 str(_config(tmp))], r"typoguard sink: [\d.]+:(\d+)",
+                 str(_config(tmp))], r"typoguard sink: [\d.]+:(\d+)", env, timeout=60,
             ),
         }  # fmt: skip
         try:
@@ -250,10 +207,10 @@ def main() -> None:
                     runs[name].append(run)
                     rss[name].append(run.rss_after_mib)
             for name, measured in runs.items():
-                results[name] = sorted(measured, key=lambda r: r.rate)[len(measured) // 2]
+                results[name] = median(measured, key=lambda r: r.rate)
         finally:
             for proc, _ in servers.values():
-                _stop(proc)
+                stop(proc, 15)
         counted = _counted(tmp)
     print(
         f"sink over loopback ({pinning}, {priority}); {SESSIONS} concurrent SMTP sessions, "
