@@ -10,12 +10,20 @@ Needs root and the Debian ``postfix`` package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+
+POSTFIX = Path("/usr/sbin/postfix")
 
 # The package's pristine master.cf (Debian), else the installed one.
 MASTER_CF = next(
@@ -26,6 +34,34 @@ MASTER_CF = next(
     ),
     Path("/etc/postfix/master.cf"),
 )
+
+
+def postfix_missing() -> str | None:
+    """Why a private Postfix instance cannot run here, or None."""
+    if not POSTFIX.exists():
+        return "Postfix is not installed (scripts/install-system-deps.sh installs it)"
+    if os.geteuid() != 0:
+        return "running a Postfix instance needs root"
+    return None
+
+
+@contextlib.contextmanager
+def postfix_lab_dir(prefix: str) -> Iterator[Path]:
+    """For a lab fixture: skip (with the reason) without Postfix or root, except under CI=true, where the
+    test fails instead; else put the sbin directories on PATH and yield a fresh directory under /var/tmp
+    (removed afterwards) for the instance and whatever runs next to it."""
+    reason = postfix_missing()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {reason}")
+        print(f"skipped: {reason}")
+        pytest.skip(reason)
+    os.environ["PATH"] = f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}"
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -9,12 +9,9 @@ Skips (with the reason) without Postfix or root, except under CI=true, where it 
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
 import smtplib
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,31 +20,20 @@ from typing import Any
 
 import orjson
 import pytest
-from audit_postfix_lab import PostfixInstance, SmtpSink, free_port, wait_for_port
+from audit_postfix_lab import PostfixInstance, SmtpSink, free_port, postfix_lab_dir, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
-POSTFIX = Path("/usr/sbin/postfix")
 MESSAGE = b"Subject: audit test\r\n\r\nhello\r\n"
-
-
-def _missing() -> str | None:
-    if not POSTFIX.exists():
-        return "Postfix is not installed (scripts/install-system-deps.sh installs it)"
-    if os.geteuid() != 0:
-        return "running a Postfix instance needs root"
-    return None
 
 
 @pytest.fixture
 def lab(typoguard_exe: str) -> Iterator[PostfixInstance]:
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    os.environ["PATH"] = f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}"
-    root = Path(tempfile.mkdtemp(prefix="typoguard-audit-", dir="/var/tmp"))
+    with postfix_lab_dir("typoguard-audit-") as root:
+        yield from _lab(typoguard_exe, root)
+
+
+def _lab(typoguard_exe: str, root: Path) -> Iterator[PostfixInstance]:
     policy_port = free_port()
     (root / "typoguard.toml").write_text(
         '[protect]\ndomains = ["army.mil", "navy.mil", "gmail.com"]\n'
@@ -72,7 +58,6 @@ def lab(typoguard_exe: str) -> Iterator[PostfixInstance]:
         policy.terminate()
         policy.wait(10)
         sink.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _wait_for(log: Path, needles: Counter[str], timeout: float = 30.0) -> str:

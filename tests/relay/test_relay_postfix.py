@@ -6,17 +6,13 @@ Skips (with the reason) without Postfix or root, except under CI=true, where it 
 
 from __future__ import annotations
 
-import os
-import shutil
 import smtplib
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import orjson
 import pytest
-from audit_postfix_lab import PostfixInstance, SmtpSink
+from audit_postfix_lab import PostfixInstance, SmtpSink, postfix_lab_dir
 from click.testing import CliRunner
 from relay_lab import RunningRelay
 
@@ -24,37 +20,20 @@ from typoguard.cli import main
 
 pytestmark = pytest.mark.e2e
 
-POSTFIX = Path("/usr/sbin/postfix")
 MESSAGE = b"From: alice@army.mil\r\nSubject: via postfix\r\n\r\nhello\r\n"
-
-
-def _missing() -> str | None:
-    if not POSTFIX.exists():
-        return "Postfix is not installed (scripts/install-system-deps.sh installs it)"
-    if os.geteuid() != 0:
-        return "running a Postfix instance needs root"
-    return None
 
 
 @pytest.fixture
 def lab() -> Iterator[tuple[PostfixInstance, SmtpSink]]:
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        print(f"skipped: {reason}")
-        pytest.skip(reason)
-    os.environ["PATH"] = f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}"
-    root = Path(tempfile.mkdtemp(prefix="typoguard-relay-", dir="/var/tmp"))
-    sink = SmtpSink().start()
-    postfix = PostfixInstance(root, sink.port)
-    try:
-        postfix.start()
-        yield postfix, sink
-    finally:
-        postfix.stop()
-        sink.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with postfix_lab_dir("typoguard-relay-") as root:
+        sink = SmtpSink().start()
+        postfix = PostfixInstance(root, sink.port)
+        try:
+            postfix.start()
+            yield postfix, sink
+        finally:
+            postfix.stop()
+            sink.stop()
 
 
 def _wait(sink: SmtpSink, n: int, timeout: float = 30.0) -> list[tuple[str, list[str]]]:

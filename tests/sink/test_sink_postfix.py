@@ -12,13 +12,10 @@ Skips (with the reason) without Postfix or root, except under CI=true, where it 
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import smtplib
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,20 +24,11 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
-from audit_postfix_lab import PostfixInstance, free_port, wait_for_port
+from audit_postfix_lab import PostfixInstance, free_port, postfix_lab_dir, wait_for_port
 
 pytestmark = pytest.mark.e2e
 
-POSTFIX = Path("/usr/sbin/postfix")
 SENDER = "alice@sender.example"
-
-
-def _missing() -> str | None:
-    if not POSTFIX.exists():
-        return "Postfix is not installed (scripts/install-system-deps.sh installs it)"
-    if os.geteuid() != 0:
-        return "running a Postfix instance needs root"
-    return None
 
 
 class _Capture:
@@ -57,13 +45,11 @@ class _Capture:
 
 @pytest.fixture
 def lab(typoguard_exe: str) -> Iterator[dict[str, Any]]:
-    reason = _missing()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    os.environ["PATH"] = f"/usr/sbin:/usr/bin:/sbin:/bin:{os.environ.get('PATH', '')}"
-    root = Path(tempfile.mkdtemp(prefix="typoguard-sink-", dir="/var/tmp"))
+    with postfix_lab_dir("typoguard-sink-") as root:
+        yield from _lab(typoguard_exe, root)
+
+
+def _lab(typoguard_exe: str, root: Path) -> Iterator[dict[str, Any]]:
     sink_port = free_port()
     (root / "typoguard.toml").write_text(
         '[protect]\ndomains = ["army.mil", "navy.mil", "gmail.com"]\n'
@@ -97,7 +83,6 @@ def lab(typoguard_exe: str) -> Iterator[dict[str, Any]]:
             sink.terminate()
             sink.wait(10)
         controller.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_sender_gets_a_bounce_naming_the_intended_domain_and_the_sink_keeps_no_address(
