@@ -30,16 +30,7 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from typoguard.adapters.smtp_common import (
-    SHUTTING_DOWN,
-    AdmittedSMTP,
-    install_signals,
-    listen_addresses,
-    peer_ip,
-    quiet_aiosmtpd,
-    remove_signals,
-    server_tls_context,
-)
+from typoguard.adapters.smtp_common import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
 from typoguard.obs import JsonLog, parse_listen
@@ -137,7 +128,7 @@ class SinkSMTP(AdmittedSMTP):
         self._expiry: asyncio.TimerHandle | None = None
 
     def admit(self, transport: asyncio.BaseTransport) -> bool:
-        refusal, self.network = self.sink.limits.admit(peer_ip(transport))
+        refusal, self.network = self.sink.limits.admit(self.peer_ip(transport))
         if refusal is not None:
             self.refuse(transport, refusal.encode() + b"\r\n")
             self.sink.log_refusal(self.network, refusal)
@@ -155,8 +146,10 @@ class SinkSMTP(AdmittedSMTP):
             self._expiry.cancel()
 
 
-class SinkServer:
+class SinkServer(SMTPService):
     """The sink process: listeners, answerer, limits, tally and the background writer."""
+
+    START_ERRORS = (OSError, ConfigError)
 
     def __init__(
         self,
@@ -216,7 +209,7 @@ class SinkServer:
             hasher = SenderHasher.from_file(base / config.sink.sender_hash_key_file)
         tls = None
         if config.sink.tls_cert:
-            tls = server_tls_context("sink", base / config.sink.tls_cert, base / config.sink.tls_key)
+            tls = cls.server_tls_context("sink", base / config.sink.tls_cert, base / config.sink.tls_key)
         store = CountStore.open(config, create=False)
         server = cls(config, answerer, store, log, hasher=hasher, tls_context=tls, config_path=config_path)
         server.ensure_schema()
@@ -244,20 +237,12 @@ class SinkServer:
         self._loop = asyncio.get_running_loop()
         for item in self.config.sink.listen:
             host, port = parse_listen(item, "[sink] listen")
-            server = await self.loop.create_server(
-                lambda: SinkSMTP(self), host, port, backlog=1024, reuse_address=True
-            )
-            self._servers.append(server)
-            self.addresses.extend(listen_addresses(server))
+            self._servers.append(await self.add_listener(lambda: SinkSMTP(self), host, port))
         self._flusher = self.loop.create_task(self._flush_loop())
 
     @property
     def ports(self) -> list[int]:
         return [int(a.rsplit(":", 1)[1]) for a in self.addresses]
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
 
     async def drain(self) -> None:
         for server in self._servers:
@@ -272,34 +257,21 @@ class SinkServer:
                 await self._flusher
         await self.flush()
 
-    async def run(self, *, on_ready: Callable[[SinkServer], None] | None = None) -> int:
-        """Serve until SIGTERM/SIGINT (or ``stop()``); returns the exit status."""
-        self._stop = asyncio.Event()
-        try:
-            await self.start()
-        except (OSError, ConfigError) as exc:
-            self.log.event("error", "listen_failed", listen=list(self.config.sink.listen), error=str(exc))
-            self.log.flush()
-            print(
-                f"typoguard sink: cannot listen on {', '.join(self.config.sink.listen)}: {exc}",
-                file=sys.stderr,
-            )
-            return 1
-        installed = install_signals(self.loop, self.stop, self.request_reload)
+    def listen_failed(self, exc: Exception) -> str:
+        self.log.event("error", "listen_failed", listen=list(self.config.sink.listen), error=str(exc))
+        return f"typoguard sink: cannot listen on {', '.join(self.config.sink.listen)}: {exc}"
+
+    def log_listening(self) -> None:
         self.log.event(
             "info", "sink_listening", addresses=self.addresses, explicit=len(self.answerer.explicit),
             lookalikes_of=sorted(self.answerer.targets), pid=os.getpid(), tls=self.tls_context is not None,
         )  # fmt: skip
-        self.log.flush()
-        if on_ready is not None:
-            on_ready(self)
-        await self._stop.wait()
+
+    def log_stopping(self) -> None:
         self.log.event("info", "sink_stopping", open_sessions=len(self.sessions))
-        await self.drain()
-        remove_signals(self.loop, installed)
+
+    def log_stopped(self) -> None:
         self.log.event("info", "sink_stopped", **self.stats)
-        self.log.flush()
-        return 0
 
     def request_reload(self) -> None:
         """SIGHUP: reopen the log file (logrotate) and rebuild the answers from the config file."""

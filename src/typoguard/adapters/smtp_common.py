@@ -1,6 +1,6 @@
 """What the two aiosmtpd servers (``typoguard sink`` and ``typoguard relay``) share: session admission and
-its bookkeeping across STARTTLS, closing a session with a reply, listener addresses, the TLS context, and
-the signal handlers of ``run()``."""
+its bookkeeping across STARTTLS, closing a session with a reply (``AdmittedSMTP``); listeners, the TLS
+context and the run loop with its signal handlers (``SMTPService``)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ import contextlib
 import logging
 import signal
 import ssl
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, ClassVar, Final, Self
 
 from aiosmtpd.smtp import SMTP
 
 from typoguard.errors import ConfigError
+from typoguard.obs import JsonLog
 
 SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
 
@@ -46,6 +48,11 @@ class AdmittedSMTP(SMTP):
         transport.write(reply)
         transport.close()
 
+    @staticmethod
+    def peer_ip(transport: asyncio.BaseTransport) -> str:
+        peer = transport.get_extra_info("peername")
+        return str(peer[0]) if isinstance(peer, tuple) and peer else ""
+
     def close_with(self, reply: bytes) -> None:
         """Send ``reply`` (a 421) and close, unless the session is already closing."""
         transport = self.transport
@@ -74,11 +81,6 @@ class AdmittedSMTP(SMTP):
         if not self._admitted:
             return False
         return super().eof_received()
-
-
-def peer_ip(transport: asyncio.BaseTransport) -> str:
-    peer = transport.get_extra_info("peername")
-    return str(peer[0]) if isinstance(peer, tuple) and peer else ""
 
 
 def listen_addresses(server: asyncio.Server) -> list[str]:
@@ -120,12 +122,87 @@ def remove_signals(loop: asyncio.AbstractEventLoop, installed: list[signal.Signa
         loop.remove_signal_handler(sig)
 
 
+class SMTPService:
+    """A server process: its listeners and ``run()``, serving until SIGTERM/SIGINT (SIGHUP: reload).
+
+    Subclasses provide ``start()``, ``drain()``, ``request_reload()``, what is logged and printed when
+    it cannot listen (``listen_failed()``), and the listening/stopping/stopped log events.
+    """
+
+    START_ERRORS: ClassVar[tuple[type[Exception], ...]] = (OSError,)
+    log: JsonLog
+    addresses: list[str]
+    sessions: set[Any]
+    _stop: asyncio.Event | None
+
+    server_tls_context = staticmethod(server_tls_context)
+
+    async def add_listener(
+        self, factory: Callable[[], asyncio.BaseProtocol], host: str, port: int
+    ) -> asyncio.Server:
+        """Listen on ``host``:``port``; its addresses are added to ``self.addresses``."""
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(factory, host, port, backlog=1024, reuse_address=True)
+        self.addresses.extend(listen_addresses(server))
+        return server
+
+    async def start(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def drain(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def request_reload(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def listen_failed(self, exc: Exception) -> str:  # pragma: no cover - abstract
+        """Log that ``start()`` failed; the line for stderr."""
+        raise NotImplementedError
+
+    def log_listening(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_stopping(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def log_stopped(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, *, on_ready: Callable[[Self], None] | None = None) -> int:
+        """Serve until SIGTERM/SIGINT (or ``stop()``); returns the exit status (1: cannot listen)."""
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.start()
+        except self.START_ERRORS as exc:
+            message = self.listen_failed(exc)
+            self.log.flush()
+            print(message, file=sys.stderr)
+            return 1
+        installed = install_signals(loop, self.stop, self.request_reload)
+        self.log_listening()
+        self.log.flush()
+        if on_ready is not None:
+            on_ready(self)
+        await self._stop.wait()
+        self.log_stopping()
+        await self.drain()
+        remove_signals(loop, installed)
+        self.log_stopped()
+        self.log.flush()
+        return 0
+
+
 __all__ = [
     "SHUTTING_DOWN",
     "AdmittedSMTP",
+    "SMTPService",
     "install_signals",
     "listen_addresses",
-    "peer_ip",
     "quiet_aiosmtpd",
     "remove_signals",
     "server_tls_context",

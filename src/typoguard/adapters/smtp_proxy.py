@@ -42,16 +42,7 @@ from aiosmtpd.smtp import Envelope, Session, syntax
 from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
 from typoguard.adapters.relay_auth import Authenticator, hash_password, load_users, verify_password
 from typoguard.adapters.relay_next_hop import NextHop, NextHopDown, stuffed
-from typoguard.adapters.smtp_common import (
-    SHUTTING_DOWN,
-    AdmittedSMTP,
-    install_signals,
-    listen_addresses,
-    peer_ip,
-    quiet_aiosmtpd,
-    remove_signals,
-    server_tls_context,
-)
+from typoguard.adapters.smtp_common import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 from typoguard.config import Config
 from typoguard.content import ContentReport, scan_message
 from typoguard.errors import ConfigError, TypoguardError
@@ -252,7 +243,7 @@ class RelaySMTP(AdmittedSMTP):
         if relay.draining or len(relay.sessions) >= relay.config.relay.max_sessions:
             self.refuse(transport, SHUTTING_DOWN if relay.draining else BUSY)
             return False
-        self.client_ip = peer_ip(transport)
+        self.client_ip = self.peer_ip(transport)
         relay.sessions.add(self)
         return True
 
@@ -318,7 +309,7 @@ class RelaySMTP(AdmittedSMTP):
 
 
 # --------------------------------------------------------------------------- the server
-class RelayServer:
+class RelayServer(SMTPService):
     """Listener, sessions, the current decider, the quarantine, and the decision log (and store feed)."""
 
     def __init__(
@@ -346,7 +337,7 @@ class RelayServer:
         self.next_hop_tls = next_hop_tls_context(relay, base)
         self.tls_context: ssl.SSLContext | None = None
         if relay.tls_cert:
-            self.tls_context = server_tls_context(
+            self.tls_context = self.server_tls_context(
                 "relay", _path(base, relay.tls_cert), _path(base, relay.tls_key)
             )
         self.auth = (
@@ -544,10 +535,7 @@ class RelayServer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         host, port = self.listen
-        self._server = await loop.create_server(
-            lambda: RelaySMTP(self), host, port, backlog=1024, reuse_address=True
-        )
-        self.addresses.extend(listen_addresses(self._server))
+        self._server = await self.add_listener(lambda: RelaySMTP(self), host, port)
 
         def flush_soon() -> None:
             loop.call_soon(self.log.flush)
@@ -573,10 +561,6 @@ class RelayServer:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
 
     async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
         """Stop listening; sessions in the middle of a transaction may finish it (up to ``timeout``)."""
@@ -618,33 +602,26 @@ class RelayServer:
         self.decider = PolicyDecider(config, built.guard, self.decider.senders, context=context)
         self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
 
-    async def run(self, *, on_ready: Callable[[RelayServer], None] | None = None) -> int:
-        loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        try:
-            await self.start()
-        except OSError as exc:
-            self.log.event("error", "listen_failed", listen=self.config.relay.listen, error=str(exc))
-            self.log.flush()
-            print(f"typoguard: cannot listen on {self.config.relay.listen}: {exc}", file=sys.stderr)
-            return 1
-        installed = install_signals(loop, self.stop, lambda: self._spawn(self.reload()))
+    def request_reload(self) -> None:
+        self._spawn(self.reload())
+
+    def listen_failed(self, exc: Exception) -> str:
+        self.log.event("error", "listen_failed", listen=self.config.relay.listen, error=str(exc))
+        return f"typoguard: cannot listen on {self.config.relay.listen}: {exc}"
+
+    def log_listening(self) -> None:
         self.log.event(
             "info", "listening", addresses=self.addresses, next_hop=self.config.relay.next_hop,
             protected=self.decider.protected_domains, mode=self.decider.mode, pid=os.getpid(),
             tls=self.tls_context is not None, auth=self.auth is not None,
             quarantine=str(self.quarantine.directory),
         )  # fmt: skip
-        self.log.flush()
-        if on_ready is not None:
-            on_ready(self)
-        await self._stop.wait()
+
+    def log_stopping(self) -> None:
         self.log.event("info", "stopping", sessions=len(self.sessions))
-        await self.drain()
-        remove_signals(loop, installed)
+
+    def log_stopped(self) -> None:
         self.log.event("info", "stopped")
-        self.log.flush()
-        return 0
 
     def close(self) -> None:
         if self.parts is not None:
