@@ -173,7 +173,8 @@ def serve_store_ratio(pg_url: str | None, tmp: Path) -> list[tuple[str, ...]]:
         p99 = [f"{med[n].p99_us:,.0f}" if n in med else "n/a" for n in ("off", "sqlite", "postgresql")]
         rows.append((f"  p99 latency at {conns} conns (us)", *p99, "(shown)"))
         cpu = [f"{med[n].cpu_us:.1f}" if n in med else "n/a" for n in ("off", "sqlite", "postgresql")]
-        rows.append((f"  service CPU per request at {conns} conns (us)", *cpu, "(writer process not counted)"))
+        label = f"  service CPU per request at {conns} conns (us)"
+        rows.append((label, *cpu, "(writer process not counted)"))
     stored = []
     for name in ("sqlite", "postgresql"):
         if name not in servers:
