@@ -72,7 +72,8 @@ class Service:
         self, domains: tuple[str, ...] = ("army.mil", "gmail.com"), mode: str = "enforce"
     ) -> None:
         quoted = ", ".join(f'"{d}"' for d in domains)
-        self.config.write_text(CONFIG.format(
+        self.config.write_text(
+            CONFIG.format(
                 domains=quoted, mode=mode, port=self.port, log=self.log, data=self.config.parent / "data"
             )
         )
