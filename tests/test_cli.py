@@ -213,9 +213,9 @@ def test_stdin_is_streamed_answer_before_end_of_input(typoguard_exe: str, fmt: s
     try:
         proc.stdin.write(b"bob@army.ml\n")
         proc.stdin.flush()
-        first = _read_line_within(proc, 4.0)
+        first = _read_line_within(proc, 15.0)
         if fmt == "text":  # a header line first, then the verdict
-            first += _read_line_within(proc, 4.0) if first.count(b"\n") < 2 else b""
+            first += _read_line_within(proc, 15.0) if first.count(b"\n") < 2 else b""
         assert b"army.mil" in first, f"no answer while stdin is still open: {first!r}"
         assert b"reject" in first
     finally:
