@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import os
-import select
+import selectors
 import subprocess
 import time
 from collections.abc import Sequence
@@ -191,13 +191,14 @@ def _read_line_within(proc: subprocess.Popen[bytes], seconds: float) -> bytes:
     fd = proc.stdout.fileno()
     buf = b""
     deadline = time.monotonic() + seconds
-    while b"\n" not in buf and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            buf += chunk
+    with selectors.DefaultSelector() as sel:  # not select(): file descriptors may be past 1024 here
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in buf and time.monotonic() < deadline:
+            if sel.select(max(0.0, deadline - time.monotonic())):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                buf += chunk
     return buf
 
 
