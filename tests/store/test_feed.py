@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -20,8 +21,12 @@ CONFIG = Config(
 )
 
 
+@functools.cache
+def _decider() -> PolicyDecider:
+    return PolicyDecider.build(CONFIG)
+
+
 def _line(recipient: str, sender: str = "alice@army.mil", queue_id: str = "") -> bytes:
-    decider = PolicyDecider.build(CONFIG)
     request = PolicyRequest.from_attributes(
         {
             "request": "smtpd_access_policy",
@@ -32,9 +37,13 @@ def _line(recipient: str, sender: str = "alice@army.mil", queue_id: str = "") ->
             "queue_id": queue_id,
         }
     )
-    _reply, _action, record = decider.decide(request)
+    _reply, _action, record = _decider().decide(request)
     assert record is not None
-    return JsonLog(level="info", path="/dev/null").line(record)
+    log = JsonLog(level="info", path="/dev/null")
+    try:
+        return log.line(record)
+    finally:
+        log.close()
 
 
 def test_a_decision_log_line_is_the_stored_event() -> None:
