@@ -8,7 +8,8 @@ policy service.
 2. **policy throughput, store off vs on**: the real ``typoguard serve`` (the example's protected domains,
    JSON decision log) three times - ``[store] enabled = false``, SQLite, PostgreSQL - driven by
    ``bench_policyd``'s load generator (real 29-attribute Postfix requests, 8 and 32 persistent
-   connections, servers pinned to CPU 0, generator to CPU 1), runs interleaved, best of ``REPEAT``.
+   connections, servers pinned to CPU 0, generator to CPU 1). One server at a time (a writer process
+   draining its backlog must not weigh on another variant's run), the variants in turn, best of ``ROUNDS``.
    With the store on, decisions go through the pipe to the writer process (nice 19): at saturation it gets
    only idle CPU, so the table also shows how long ``SIGTERM`` took to drain the backlog and that every
    decision was stored exactly once.
@@ -36,7 +37,8 @@ N_WRITER = 200_000
 N_POLICY = 150_000  # requests in the in-process loop
 N_SERVER = 40_000  # requests per saturated socket run
 N_PACED = 15_000  # requests per paced socket run (3 s)
-REPEAT = 3  # best of
+ROUNDS = 3  # best of
+SETTLE_SECONDS = 6.0  # after start, before measuring (every variant alike)
 SEED = 20261127
 PROTECTED = ("army.mil", "navy.mil", "state.gov", "gmail.com", "outlook.com", "comcast.net", "ca.ibm.com")
 
@@ -126,34 +128,26 @@ def serve_store_ratio(pg_url: str | None, tmp: Path) -> list[tuple[str, ...]]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
     variants = [("off", "off"), ("sqlite", "sqlite")] + ([("postgresql", pg_url)] if pg_url else [])
-    servers = {}
-    for name, store in variants:
-        config = pd._config(tmp, store, name=f"serve-{name}")
-        cmd = [
-            sys.executable,
-            "-c",
-            "from typoguard.cli import main; main()",
-            "serve",
-            "--config",
-            str(config),
-        ]
-        proc, port = pd._start(cmd, r"policy service: [\d.]+:(\d+)", env)
-        servers[name] = (proc, port, config)
     rates: dict[tuple[str, int], list[Any]] = {}
-    sent = dict.fromkeys(servers, 0)
-    try:
-        for conns in (8, 32):
-            for _ in range(REPEAT):  # interleaved: a busy machine shifts all three alike
-                for name, (proc, port, _config) in servers.items():
+    sent = {name: 0 for name, _ in variants}
+    drained = {name: 0.0 for name, _ in variants}
+    configs = {name: pd._config(tmp, store, name=f"serve-{name}") for name, store in variants}
+    # One server at a time (its writer process must not compete with another variant's measurement),
+    # the three variants in turn, ROUNDS times; the best run of each counts.
+    for _round in range(ROUNDS):
+        for name, _store in variants:
+            cmd = [sys.executable, "-c", "from typoguard.cli import main; main()", "serve", "--config"]
+            proc, port = pd._start([*cmd, str(configs[name])], r"policy service: [\d.]+:(\d+)", env)
+            time.sleep(SETTLE_SECONDS)  # a service that runs for days: writer started, first snapshots read
+            try:
+                for conns in (8, 32):
                     run = pd.measure(port, proc.pid, conns, N_SERVER, name == "off")
                     rates.setdefault((name, conns), []).append(run)
                     sent[name] += run.requests + min(N_SERVER, 2000)  # the measured run and its warm-up
-    finally:
-        drained: dict[str, float] = {}
-        for name, (proc, _port, _config) in servers.items():
-            t0 = time.perf_counter()
-            pd._stop_wait(proc, 120)
-            drained[name] = time.perf_counter() - t0
+            finally:
+                t0 = time.perf_counter()
+                pd._stop_wait(proc, 120)
+                drained[name] = max(drained[name], time.perf_counter() - t0)
     rows: list[tuple[str, ...]] = []
     for conns in (8, 32):
         med = {k: max(v, key=lambda r: r.rate) for (k, c), v in rates.items() if c == conns}  # best of
@@ -177,11 +171,11 @@ def serve_store_ratio(pg_url: str | None, tmp: Path) -> list[tuple[str, ...]]:
         rows.append((label, *cpu, "(writer process not counted)"))
     stored = []
     for name in ("sqlite", "postgresql"):
-        if name not in servers:
+        if name not in configs:
             stored.append("n/a")
             continue
-        n = _count_rows(servers[name][2])
-        stored.append(f"{n:,} of {sent[name]:,} in {drained[name]:.1f} s")
+        n = _count_rows(configs[name])
+        stored.append(f"{n:,} of {sent[name]:,} (longest drain {drained[name]:.1f} s)")
     rows.append(
         ("  stored after SIGTERM drained the writer", f"stop {drained['off']:.1f} s", *stored, "all, once")
     )
