@@ -34,9 +34,7 @@ from typoguard.service import Guard
 from typoguard.store import DecisionEvent, DecisionWriter, Store, open_store
 
 N_WRITER = 200_000
-N_POLICY = 150_000  # requests in the in-process loop
-N_SERVER = 40_000  # requests per saturated socket run
-N_PACED = 15_000  # requests per paced socket run (3 s)
+N_SERVER = int(os.environ.get("BENCH_STORE_REQUESTS", "40000"))  # per saturated run (about 1 s)
 ROUNDS = 3  # best of
 SETTLE_SECONDS = 6.0  # after start, before measuring (every variant alike)
 SEED = 20261127

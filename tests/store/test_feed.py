@@ -12,7 +12,7 @@ from typoguard.config import Config, PolicyConfig, ProtectConfig
 from typoguard.obs import JsonLog
 from typoguard.protocols.postfix_policy import PolicyRequest
 from typoguard.store import DecisionWriter, Store
-from typoguard.store.feed import DecisionFeed, adopt_raw_spills, event_from_line
+from typoguard.store.feed import DecisionFeed, adopt_raw_spills, event_from_line, write_raw_spill
 
 from .conftest import store_config
 
@@ -101,9 +101,13 @@ def test_the_real_writer_process_stores_what_it_is_fed(tmp_path: Path) -> None:
     feed = DecisionFeed(writer_argv(config), spool_dir=Path(cfg.spool_dir), node="mx9")
     for i in range(1000):
         feed.append(_line(f"user{i}@army.ml"))
+    # What the service spilled while the writer lagged is stored too, by the time the writer exits.
+    spilled = b"".join(_line(f"late{i}@army.ml") for i in range(50))
+    write_raw_spill(Path(cfg.spool_dir), spilled, 1, 1)
     assert feed.close() is True
+    assert not list(Path(cfg.spool_dir).glob("*.lines")) and not list(Path(cfg.spool_dir).glob("*.jsonl"))
     store = open_store(cfg)
     try:
-        assert store.count_decisions() == 1000
+        assert store.count_decisions() == 1050
     finally:
         store.close()

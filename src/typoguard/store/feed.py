@@ -451,6 +451,8 @@ class _Child:
                 break
         self.spool.close()
         if self.writer is not None:
+            self.next_adopt = 0.0
+            self.connect(time.monotonic())  # lines the service spilled: into the spool, replayed by close()
             self.writer.close()
             self.writer.store.close()
         return 0
