@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from typoguard.adapters.policy_decider import PolicyDecider
 from typoguard.config import Config, PolicyConfig, ProtectConfig
@@ -60,22 +63,27 @@ def test_a_decision_log_line_is_the_stored_event() -> None:
     assert event_from_line(b'{"time":"2026-11-27T00:00:00.000Z","event":"reloaded"}', "mx1") is None
 
 
+@pytest.mark.parametrize("in_loop", [False, True], ids=["no-loop", "event-loop"])
 def test_what_a_stalled_writer_cannot_take_is_spilled_and_stored_exactly_once(
-    sqlite_store: Store, tmp_path: Path
+    sqlite_store: Store, tmp_path: Path, in_loop: bool
 ) -> None:
     spool = tmp_path / "spool"
     stalled = [sys.executable, "-c", "import time; time.sleep(60)"]  # never reads its pipe
     feed = DecisionFeed(stalled, spool_dir=spool, node="mx1", queue_size=100)
+    loop = asyncio.new_event_loop() if in_loop else None
+    feed.loop = loop  # with a loop: waits for the pipe with add_writer, spills from a worker thread
     line = _line("bob@army.ml")
     try:
         for _ in range(6000):  # about 2.4 MB: more than the pipe and the 100-line memory allowance
             feed.append(line)
         feed.flush()
-        spilled = sorted(spool.glob("feed-*.lines"))
-        assert spilled, "nothing spilled"
+        if loop is None:
+            assert sorted(spool.glob("feed-*.lines")), "nothing spilled"
         assert feed.pending_bytes <= 100 * 512
     finally:
         assert feed.close(timeout=0.5) is False  # the stalled writer took nothing: the rest is spilled too
+        if loop is not None:
+            loop.close()
     raw = b"".join(p.read_bytes() for p in spool.glob("feed-*.lines"))
     total_lines = sum(1 for x in raw.splitlines() if x.startswith(b"{"))
     # What the pipe buffer took before it filled is lost with the process that never read it (plus at

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import datetime as _dt
 import fcntl
@@ -136,6 +137,8 @@ class DecisionFeed:
         self._fd = -1
         self._last_start = 0.0
         self._spills = 0
+        self._spill_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._spill_jobs: set[concurrent.futures.Future[None]] = set()
         self.sent = 0  # bytes handed to a writer process
         self.spilled = 0  # bytes spilled to the spool directory because the writer lagged too far
         self.restarts = 0
@@ -258,8 +261,8 @@ class DecisionFeed:
     def _spill(self) -> None:
         """Move every queued chunk but the one the pipe is taking into a file the writer picks up later.
 
-        The lines are written as they are (one ``write``): cheap enough for the event loop. The writer
-        process turns such files into spool files, idempotently (``_adopt_raw``)."""
+        The lines are written as they are, in a worker thread. The writer process turns such files into
+        spool files, idempotently (``adopt_raw_spills``)."""
         chunks = self._chunks
         keep = chunks.popleft() if self._waiting and chunks else None
         data = b"".join(chunks)
@@ -268,12 +271,23 @@ class DecisionFeed:
         if keep is not None:
             chunks.append(keep)
             self._chunk_bytes = len(keep)
+        serial = self._spills
+        self._spills += 1
+        if self.loop is None:  # shutting down (or no event loop): write it now
+            self._spilled(data, serial)
+            return
+        # Off the event loop: tens of megabytes written to disk would stall every connection meanwhile.
+        if self._spill_pool is None:
+            self._spill_pool = concurrent.futures.ThreadPoolExecutor(1, "typoguard-spill")
+        self._spill_jobs.add(self._spill_pool.submit(self._spilled, data, serial))
+        self._spill_jobs = {job for job in self._spill_jobs if not job.done()}
+
+    def _spilled(self, data: bytes, serial: int) -> None:
         try:
-            write_raw_spill(self.spool_dir, data, os.getpid(), self._spills)
+            write_raw_spill(self.spool_dir, data, os.getpid(), serial)
         except OSError as exc:  # never raise into the event loop; the metric and the log show the loss
             self._event("error", "decision_spill_failed", error=str(exc), lost_bytes=len(data))
             return
-        self._spills += 1
         self.spilled += len(data)
         self._event("warning", "decision_writer_lagging", spilled_bytes=len(data), spool=str(self.spool_dir))
 
@@ -282,6 +296,9 @@ class DecisionFeed:
         """Hand over everything pending (blocking, up to ``timeout``), close the pipe, wait for the writer
         to store it and exit. False if something was left behind (in the spool directory) or lost."""
         deadline = time.monotonic() + timeout
+        if self._spill_pool is not None:  # spills in progress reach the disk before the writer's EOF
+            self._spill_pool.shutdown(wait=True)
+            self._spill_pool = None
         if self._waiting and self.loop is not None and self._fd >= 0:
             with contextlib.suppress(Exception):
                 self.loop.remove_writer(self._fd)
