@@ -34,3 +34,24 @@ def test_a_dot_lost_inside_the_suffix_is_refused_naming_the_domain(
 def test_the_real_domains_and_unrelated_uk_names_pass(guard: Guard) -> None:
     for rcpt in ("a@bbc.co.uk", "a@hmrc.gov.uk", "a@bbcnews.co.uk", "a@cco.uk", "a@gov.uk"):
         assert guard.check(rcpt).assessment.action is Action.ALLOW, rcpt
+
+
+@pytest.fixture(scope="module")
+def providers() -> Guard:
+    return Guard.from_config(Config(protect=ProtectConfig(domains=("gmail.com", "comcast.net", "af.mil"))))
+
+
+@pytest.mark.parametrize(
+    ("recipient", "intended", "action"),
+    [
+        ("a@gmailc.om", "gmail.com", Action.REJECT),  # .om: Oman
+        ("a@comcastn.et", "comcast.net", Action.REJECT),  # .et: Ethiopia
+        ("a@afm.il", "af.mil", Action.WARN),  # a two-letter name: damped, it may be someone's own
+    ],
+)
+def test_the_dot_typed_one_key_late_lands_under_another_suffix(
+    providers: Guard, recipient: str, intended: str, action: Action
+) -> None:
+    a = providers.check(recipient).assessment
+    assert (a.action, a.intended, a.kind) == (action, intended, "dot_shift")
+    assert "the dot typed after" in a.reason

@@ -44,7 +44,7 @@ COMMON_WORD_FACTOR = 0.6
 # Models whose edits of a short name often land on someone else's real name.
 DAMPED_FOR_SHORT_NAMES = frozenset(
     {"omission", "insertion", "replacement", "transposition", "repetition", "vowel_swap", "bitsquat",
-     "ascii_lookalike"}
+     "ascii_lookalike", "dot_shift"}
 )  # fmt: skip
 _FREE_SUFFIX_DEFAULTS = ("com", "net", "org")  # suffixes listed for "any suffix" variants
 
@@ -314,6 +314,10 @@ class LookalikeIndex:
                     why = f"the dot before '{p.suffix}' typed as a hyphen and '.{q.suffix}' added"
                 else:
                     why = f"the dot before '{p.suffix}' dropped and '.{q.suffix}' added"
+            elif kind == "dot_shift" and q.core == f"{p.core}{p.suffix[0]}" and p.suffix[1:] == q.suffix:
+                first = p.suffix[0]
+                why = f"the dot typed after the '{first}' of .{p.suffix} (.{q.suffix} is another suffix)"
+                score *= length_factor(p.core)  # afm.il for af.mil may well be someone's own name
             elif kind in _DOT_KINDS and p.suffix.endswith("." + q.suffix):  # bbcco.uk for bbc.co.uk
                 inner = p.suffix[: -len(q.suffix) - 1]
                 done = "typed as a hyphen" if kind == "dot_hyphen" else "dropped"
