@@ -54,4 +54,4 @@ def test_the_dot_typed_one_key_late_lands_under_another_suffix(
 ) -> None:
     a = providers.check(recipient).assessment
     assert (a.action, a.intended, a.kind) == (action, intended, "dot_shift")
-    assert "the dot typed after" in a.reason
+    assert "the dot typed one letter late" in a.reason

@@ -315,8 +315,7 @@ class LookalikeIndex:
                 else:
                     why = f"the dot before '{p.suffix}' dropped and '.{q.suffix}' added"
             elif kind == "dot_shift" and q.core == f"{p.core}{p.suffix[0]}" and p.suffix[1:] == q.suffix:
-                first = p.suffix[0]
-                why = f"the dot typed after the '{first}' of .{p.suffix} (.{q.suffix} is another suffix)"
+                why = f"the dot typed one letter late: .{q.suffix} instead of .{p.suffix}"
                 score *= length_factor(p.core)  # afm.il for af.mil may well be someone's own name
             elif kind in _DOT_KINDS and p.suffix.endswith("." + q.suffix):  # bbcco.uk for bbc.co.uk
                 inner = p.suffix[: -len(q.suffix) - 1]
