@@ -12,7 +12,7 @@ process and not the writer thread in the service (ADR 0007):
   saturation the log lags (pipe, then memory, then the spool hold the difference) and catches up after.
 
 Parent side (``DecisionFeed``, event-loop thread only): ``append(line)`` is a list append; ``flush()``
-(every 256 lines, and on a 50 ms timer) writes what the pipe takes without blocking, and when the pipe is
+(every 2,048 lines, and on a 200 ms timer) writes what the pipe takes without blocking, and when the pipe is
 full waits for it to become writable (``loop.add_writer``). What the pipe does not take waits in memory
 up to ``[store] queue_size`` decisions' worth of bytes; beyond that it is written as it is to a file in
 the spool directory, which the writer process turns into spool rows and replays. A writer process that
