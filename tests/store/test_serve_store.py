@@ -16,6 +16,7 @@ import pytest
 from typoguard.config import load_config
 from typoguard.store import DecisionQuery, open_store
 
+from .pgcluster import PgCluster
 from .serve_process import ServeProcess
 
 
@@ -150,3 +151,25 @@ def test_two_serve_processes_sharing_postgresql_see_one_history_and_one_set_of_o
         assert a.stop() == 0
         assert b.stop() == 0
     assert {r[2] for r in _stored(a)} == {"mx1", "mx2"}
+
+
+def test_serve_starts_and_answers_with_postgresql_down_and_stores_everything_once_it_is_back(
+    typoguard_exe: str, tmp_path: Path, pg_cluster: PgCluster, pg_url: str
+) -> None:
+    pg_cluster.stop()
+    node = None
+    try:
+        node = ServeProcess(typoguard_exe, tmp_path / "down", node="mx3", url=pg_url).start()
+        assert node.records("store_unavailable")  # said loudly, and mail goes on
+        assert node.ask("bob@army.ml").startswith("550")
+        assert node.ask("bob@army.mil") == "DUNNO"
+        time.sleep(1.0)  # the writer process gets the lines while the database is still down: it spools them
+    finally:
+        pg_cluster.start()
+    assert node is not None
+    try:
+        assert node.ask("carol@army.mil") == "DUNNO"  # after the database came back
+        _eventually(lambda: len(_stored(node)) == 3, "the spooled and the new decisions stored", timeout=30)
+    finally:
+        assert node.stop() == 0
+    assert sorted(r[0] for r in _stored(node)) == ["bob@army.mil", "bob@army.ml", "carol@army.mil"]

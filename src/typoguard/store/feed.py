@@ -414,6 +414,7 @@ class _Child:
                 log.warning("decision store unavailable, spooling: %s", exc)
                 self.next_try = now + self.resolved.settings.retry_interval
             else:
+                self.spool.rotate()  # unlock what was spooled while the database was away: replayable now
                 self.writer = DecisionWriter(store, nice=0)  # this whole process is already niced
         if self.writer is not None and now >= self.next_adopt:
             try:  # lines the service spilled while we lagged
