@@ -35,8 +35,9 @@ from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
 from typoguard.obs import JsonLog, parse_listen
 from typoguard.sink.answer import Answerer
-from typoguard.sink.counts import CountStore, SenderHasher, Tally, day_of, duration_seconds, sender_domain
+from typoguard.sink.counts import CountStore, SenderHasher, Tally, day_of, sender_domain
 from typoguard.sink.limits import RCPT_TOO_FAST, NetworkLimits
+from typoguard.store.store import parse_duration
 
 SESSION_EXPIRED = b"421 4.4.2 Session too long, closing\r\n"
 PRUNE_EVERY = 3600.0  # seconds between retention runs
@@ -316,7 +317,7 @@ class SinkServer(SMTPService):
             written = await self.loop.run_in_executor(None, store.flush, batch) if len(batch) else 0
             if time.time() - self._last_prune >= PRUNE_EVERY:
                 self._last_prune = time.time()
-                cutoff = day_of(time.time() - duration_seconds(self.config.sink.retention))
+                cutoff = day_of(time.time() - parse_duration(self.config.sink.retention))
                 pruned = await self.loop.run_in_executor(None, store.prune, cutoff)
                 if pruned:
                     self.log.event("info", "sink_pruned", rows=pruned, before=cutoff)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,16 +77,6 @@ sink_senders = Table(
     Column("first_seen", Float, nullable=False),
     Column("last_seen", Float, nullable=False),
 )
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
-_UNIT = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-
-
-def duration_seconds(text: str) -> float:
-    m = _DURATION.fullmatch(text.strip().lower())
-    if not m:
-        raise ConfigError(f"not a duration: {text!r}")
-    return float(m.group(1)) * _UNIT[m.group(2)]
 
 
 def day_of(t: float) -> str:
