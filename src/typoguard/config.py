@@ -122,7 +122,9 @@ class RelayConfig:
     quarantine_dir: str = ""  # held messages; empty: <[store] data_dir>/quarantine
     on_error: str = "tempfail"  # checking failed: "tempfail" (451, the sender retries) or "accept"
     add_received: bool = True  # prepend a Received header (trace) to relayed mail
-    content_scan: bool = True  # look for sensitive content (categories and counts only are recorded)
+    # look for sensitive content (categories and counts only are recorded): "when-relevant" (when a content
+    # rule could change a recipient's decision, ADR 0010), "always" or true, or false (never)
+    content_scan: bool | str = "when-relevant"
     content_max_bytes: int = 1_048_576  # decoded text scanned per message; the rest is not looked at
     content_flagged_action: str = "hold"  # a flagged (warn) recipient and any sensitive content
     content_first_contact_action: str = "hold"  # a first-time external recipient and high content
@@ -193,8 +195,16 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+# Keys whose value is a word or, as they were first, true/false (validated by their section).
+_WORD_OR_BOOL = frozenset({("relay", "content_scan")})
+
+
 def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     where = f"[{section}] {key}"
+    if (section, key) in _WORD_OR_BOOL:
+        if not isinstance(value, bool | str):
+            raise ConfigError(f"{where} must be true, false or a string, got {value!r}")
+        return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -297,6 +307,8 @@ def _validate_relay(relay: RelayConfig) -> None:
         raise ConfigError("[relay] next_hop_tls must be 'none', 'opportunistic' or 'required'")
     if relay.on_error not in ("tempfail", "accept"):
         raise ConfigError("[relay] on_error must be 'tempfail' or 'accept'")
+    if relay.content_scan not in (True, False, "always", "when-relevant"):
+        raise ConfigError("[relay] content_scan must be 'when-relevant', 'always' (or true) or false")
     for name in ("content_flagged_action", "content_first_contact_action"):
         if getattr(relay, name) not in ("allow", "warn", "hold", "reject"):
             raise ConfigError(f"[relay] {name} must be 'allow', 'warn', 'hold' or 'reject'")

@@ -12,6 +12,11 @@ def test_defaults_are_valid() -> None:
     relay = load_config(None, environ={}).relay
     assert relay.next_hop_tls == "opportunistic" and relay.on_error == "tempfail"
     assert relay.max_message_size == 36_700_160 and "ssn" in relay.content_high
+    assert relay.content_scan == "when-relevant"
+    for value, expected in (("true", True), ("false", False), ('"always"', "always")):
+        assert (
+            load_config(None, environ={"TYPOGUARD_RELAY__CONTENT_SCAN": value}).relay.content_scan == expected
+        )
 
 
 @pytest.mark.parametrize(
@@ -27,6 +32,8 @@ def test_defaults_are_valid() -> None:
         ({"TYPOGUARD_RELAY__ON_ERROR": '"dunno"'}, "on_error"),
         ({"TYPOGUARD_RELAY__CONTENT_FLAGGED_ACTION": '"bounce"'}, "content_flagged_action"),
         ({"TYPOGUARD_RELAY__CONTENT_HIGH": '["ssn", "dna"]'}, "unknown dna"),
+        ({"TYPOGUARD_RELAY__CONTENT_SCAN": '"sometimes"'}, "content_scan"),
+        ({"TYPOGUARD_RELAY__CONTENT_SCAN": "1"}, "content_scan"),
         ({"TYPOGUARD_RELAY__COMMAND_TIMEOUT": "0"}, "command_timeout"),
         ({"TYPOGUARD_RELAY__MAX_MESSAGE_SIZE": "0"}, "max_message_size"),
         ({"TYPOGUARD_RELAY__SURPRISE": "1"}, "unknown key"),

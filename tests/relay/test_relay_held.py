@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from click.testing import CliRunner, Result
 from relay_lab import NextHopSink, RunningRelay
 
@@ -127,6 +128,36 @@ def test_sensitive_content_to_own_domain_goes_through(
         assert s.sendmail("alice@army.mil", ["hr@army.mil"], SENSITIVE) == {}
     (got,) = next_hop.wait_for(1)
     assert got.content.endswith(SENSITIVE)
+
+
+def test_held_at_rcpt_sidecar_has_the_content_counts(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    relay = start_relay()  # content_scan "when-relevant" (the default), no store: scanned because held
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt("bob@nvy.mil")[0] == 250
+        code, text = s.data(SENSITIVE)
+    assert code == 250 and b"held for review" in text
+    sidecar = Quarantine(relay.server.quarantine.directory).show(text.decode().rsplit(" ", 1)[1])
+    assert sidecar["content"]["counts"] == {"credential": 1, "cui": 1, "payment_card": 1, "ssn": 1}
+
+
+@pytest.mark.parametrize(
+    ("scan", "held"), [(True, True), ("always", True), ("when-relevant", True), (False, False)]
+)
+def test_content_scan_settings_on_first_contact(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink, scan: bool | str, held: bool
+) -> None:
+    relay = start_relay(store=True, content_scan=scan)
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt("x@example.com")[0] == 250  # external, first contact
+        code, text = s.data(SENSITIVE)
+    assert code == 250 and (b"held for review" in text) is held
+    assert len(next_hop.wait_for(0 if held else 1)) == (0 if held else 1)
 
 
 def test_flagged_recipient_with_itinerary_is_held(

@@ -430,7 +430,10 @@ class RelayServer(SMTPService):
         """("deliver" | "hold" | a 5xx reply, the content report). Raises the stakes, never lowers them."""
         cfg = self.config.relay
         held = any(r.action == "hold" for r in txn.recipients)
-        if not cfg.content_scan or not txn.recipients:
+        scan = cfg.content_scan
+        if scan is False or not txn.recipients:
+            return ("hold" if held else "deliver"), None
+        if scan == "when-relevant" and not self._content_can_matter(sender, txn):
             return ("hold" if held else "deliver"), None
         if len(raw) > INLINE_SCAN_BYTES:
             report = await asyncio.to_thread(scan_message, raw, cfg.content_max_bytes)
@@ -480,15 +483,33 @@ class RelayServer(SMTPService):
                     self.record_decision(r.pending)
                 r.pending = None
 
+    def _content_can_matter(self, sender: str, txn: Transaction) -> bool:
+        """Could what the message carries change a decision or a record? (``content_scan = "when-relevant"``,
+        ADR 0010.) Yes for a flagged (warn) recipient - the flagged rule - and for a held message, whose
+        sidecar shows the reviewer the content counts; yes for an external recipient when there is a store
+        (the first-contact rule; whether it is a first contact is asked only if high content is found). No
+        for mail only to internal or own-domain recipients, or with no store: every rule would pass it as
+        it is, and nothing records the counts of delivered mail."""
+        recipients = txn.recipients
+        if any(r.action != "allow" for r in recipients):
+            return True
+        if self.parts is None:
+            return False
+        return any(self._external(sender, r.address) for r in recipients)
+
+    def _external(self, sender: str, recipient: str) -> bool:
+        """``recipient``'s domain is neither the sender's nor internal (``[policy] internal_senders``)."""
+        rdomain = recipient.rpartition("@")[2].lower().rstrip(".")
+        sdomain = sender.rpartition("@")[2].lower().rstrip(".")
+        return bool(rdomain) and rdomain != sdomain and not self.internal.sender_domain_is_internal(recipient)
+
     async def _first_contact(self, sender: str, recipient: str) -> bool:
         """True when ``recipient``'s domain is external and this sender's domain never wrote to it (as far
         as the store knows: without a store nothing is "first")."""
+        if self.parts is None or not self._external(sender, recipient):
+            return False
         rdomain = recipient.rpartition("@")[2].lower().rstrip(".")
         sdomain = sender.rpartition("@")[2].lower().rstrip(".")
-        if not rdomain or rdomain == sdomain or self.internal.sender_domain_is_internal(recipient):
-            return False
-        if self.parts is None:
-            return False
         store = self.parts.store
         try:
             known = await asyncio.to_thread(store.is_known, sdomain, rdomain)
