@@ -40,6 +40,60 @@ def test_check_gives_the_same_json_as_the_cli(api: Api, guard: Guard, typoguard_
     assert body["verdicts"][0] == guard.check("bob@army.ml").to_dict()
 
 
+ODD_RECIPIENTS = [
+    "bob@army.ml",
+    "Bob@ARMY.ML.",
+    "x@gmial.com",
+    "not-an-address",
+    "",
+    "x@[192.0.2.1]",
+    "ü@bücher.de",
+    '"quoted local"@army.ml',
+    "carol@xn--bcher-kva.de",
+]
+
+
+def test_check_replies_with_exactly_the_verdicts_json_byte_for_byte(api: Api, guard: Guard) -> None:
+    """The reply is assembled from verdict JSON serialised once per domain: it must be what serialising
+    the verdicts gives, for odd addresses too, the first time and every time after."""
+    import orjson
+
+    body = {"sender": "älice@army.mil", "recipients": ODD_RECIPIENTS}
+    for _ in range(2):
+        r = api.client.post("/v1/check", json=body, headers=api.headers("check"))
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        verdicts = [guard.check(recipient).to_dict() for recipient in ODD_RECIPIENTS]
+        expected = {"sender": "älice@army.mil", "action": "invalid", "verdicts": verdicts}
+        assert r.content == orjson.dumps(expected)
+        assert int(r.headers["content-length"]) == len(r.content)
+
+
+def test_check_answers_with_the_new_configuration_after_a_reload(
+    tmp_path: Path, guard: Guard, protected: tuple[str, ...]
+) -> None:
+    """``typoguard serve`` swaps in a new Guard on SIGHUP (``HttpCompanion.reloaded``)."""
+    import httpx
+    from http_fixtures import RunningServer, http_config
+
+    from typoguard.adapters.http_api import create_app
+    from typoguard.config import Config, ProtectConfig
+    from typoguard.store import open_store
+    from typoguard.store.tokens import TokenStore
+
+    store = open_store(http_config(tmp_path, protected))
+    _, secret = TokenStore(store).create("webmail", "check", by="test")
+    app = create_app(http_config(tmp_path, protected), guard=guard, store=store)
+    check = {"recipients": ["bob@army.ml", "x@navy.mi"]}
+    headers = {"Authorization": f"Bearer {secret}"}
+    with RunningServer(app) as base_url:
+        before = httpx.post(f"{base_url}/v1/check", json=check, headers=headers).json()
+        assert [v["intended"] for v in before["verdicts"]] == ["army.mil", "navy.mil"]
+        app.state.api.guard = Guard.from_config(Config(protect=ProtectConfig(domains=("navy.mil",))))
+        after = httpx.post(f"{base_url}/v1/check", json=check, headers=headers).json()
+        assert [v["intended"] for v in after["verdicts"]] == [None, "navy.mil"]
+    store.close()
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -51,19 +51,26 @@ def test_refused_requests_change_nothing(api: Api) -> None:
     assert api.store.overrides() == []
 
 
-def test_a_revoked_token_stops_working(api: Api) -> None:
+@pytest.mark.parametrize(
+    ("scope", "method", "path", "body"),
+    [("read", "GET", "/v1/stats", None), ("check", "POST", "/v1/check", {"recipients": ["bob@army.ml"]})],
+)
+def test_a_revoked_token_stops_working_within_the_cache_time(
+    api: Api, scope: str, method: str, path: str, body: object
+) -> None:
+    import time
+
     from typoguard.adapters import http_api
     from typoguard.store.tokens import TokenStore
 
     tokens = TokenStore(api.store)
-    record, secret = tokens.create("temp", "read", by="test")
+    record, secret = tokens.create("temp", scope, by="test")
     h = {"Authorization": f"Bearer {secret}"}
-    assert api.client.get("/v1/stats", headers=h).status_code == 200
+    assert api.client.request(method, path, json=body, headers=h).status_code == 200
     tokens.revoke(record.id)
-    import time
-
     time.sleep(http_api.TOKEN_CACHE_SECONDS + 0.1)
-    assert api.client.get("/v1/stats", headers=h).status_code == 401
+    r = api.client.request(method, path, json=body, headers=h)
+    assert r.status_code == 401 and set(r.json()) == {"error"}
 
 
 def _csrf(html: str) -> str:
