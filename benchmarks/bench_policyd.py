@@ -6,6 +6,9 @@ does: send a real 29-attribute RCPT request (as Postfix 3.7 sends it), wait for 
 
 * **floor**: the cheapest correct policy server (asyncio.Protocol, splits requests into attribute dicts
   and answers DUNNO): what the protocol costs in this Python on this machine.
+* **floor-uv**: the same no-op server on uvloop (the event loop ``typoguard serve`` runs on): what the
+  protocol costs when the loop is as cheap as typoguard's. Reported for honesty; the issue's target is
+  against **floor** (the recipe's ``toy_policy.py``, asyncio).
 * **typoguard**: ``typoguard serve`` with full detection (the example config's 19 protected domains),
   internal-sender matching and one JSON decision log line per request written to a file.
 
@@ -29,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from benchmarks._common import clean_env, cpu_seconds, prioritize_and_pin, start, stop
 
@@ -66,8 +70,7 @@ PAYLOADS = tuple((REQUEST_TEMPLATE.format(rcpt=r).encode(), expect) for r, expec
 # --------------------------------------------------------------------------- the no-op floor server
 class _FloorProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
         self.buf = bytearray()
 
     def data_received(self, data: bytes) -> None:
@@ -157,7 +160,10 @@ class Run:
     @property
     def cpu_us(self) -> float:
         """Server CPU time per request: steadier than req/s when other work shares the machine."""
-        return self.server_cpu * self.seconds / self.requests * 1e6 if self.requests else float("nan")
+        cpu = self.server_cpu * self.seconds / self.requests * 1e6 if self.requests else 0.0
+        if not cpu:
+            raise RuntimeError(f"the server answered {self.requests} requests: see its output above")
+        return cpu
 
 
 async def _load(port: int, conns: int, total: int, check: bool) -> tuple[int, int, list[float]]:
@@ -221,6 +227,11 @@ def main() -> None:
             r"listening on [\d.]+:(\d+)",
             cwd=ROOT,
         )
+        floor_uv, floor_uv_port = start(
+            [sys.executable, "-m", "benchmarks.bench_policyd", "--floor-uvloop"],
+            r"listening on [\d.]+:(\d+)",
+            cwd=ROOT,
+        )
         tg, tg_port = start(
             [
                 sys.executable,
@@ -237,10 +248,11 @@ def main() -> None:
         try:
             for conns in CONNECTIONS:
                 total = REQUESTS // 4 if conns == 1 else REQUESTS
-                runs: dict[str, list[Run]] = {"floor": [], "typoguard": []}
+                runs: dict[str, list[Run]] = {"floor": [], "floor-uv": [], "typoguard": []}
                 for _ in range(REPEATS):  # interleaved, so that a busy spell hits both servers alike
                     for name, port, pid, check in (
                         ("floor", floor_port, floor.pid, False),
+                        ("floor-uv", floor_uv_port, floor_uv.pid, False),
                         ("typoguard", tg_port, tg.pid, True),
                     ):
                         runs[name].append(measure(port, pid, conns, total, check))
@@ -249,6 +261,7 @@ def main() -> None:
                     results[name, conns] = max(done, key=lambda r: r.rate)
         finally:
             stop(floor)
+            stop(floor_uv)
             stop(tg)
         logged = sum(1 for _ in (tmp / "decisions.log").open("rb"))
     print(
@@ -261,7 +274,7 @@ def main() -> None:
     )
     for conns in CONNECTIONS:
         base = results["floor", conns].rate
-        for name in ("floor", "typoguard"):
+        for name in ("floor", "floor-uv", "typoguard"):
             r = results[name, conns]
             print(
                 f"{conns:>5} {name:<10} {r.requests:>9} {r.errors:>6} {r.rate:>8.0f} {r.p50_us:>7.0f} "
@@ -271,6 +284,9 @@ def main() -> None:
     ok8 = results["typoguard", 8].rate >= 0.8 * results["floor", 8].rate
     ok32 = results["typoguard", 32].rate >= 0.8 * results["floor", 32].rate
     p99 = results["typoguard", 32].p99_us
+    vs_uv = ", ".join(
+        f"{c} conns {results['typoguard', c].rate / results['floor-uv', c].rate:.0%}" for c in CONNECTIONS
+    )
     print(
         "vs floor: req/s ratio; cpu ratio: the floor's CPU per request / this server's (100% = as cheap);\n"
         "when 'srv cpu' is well below 100% the machine was busy: req/s then shows scheduling, not the server"
@@ -280,10 +296,15 @@ def main() -> None:
         f"{'met' if ok32 else 'MISSED'}; p99 at 32 conns {p99:.0f} us "
         f"({'met' if p99 <= 2000 else 'MISSED'}, target <= 2000 us); decision log lines written: {logged}"
     )
+    print(f"typoguard vs floor-uv (no-op on typoguard's own event loop): {vs_uv}")
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--floor"]:
         asyncio.run(_floor_serve())
+    elif sys.argv[1:] == ["--floor-uvloop"]:
+        import uvloop
+
+        uvloop.run(_floor_serve())
     else:
         main()

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from typoguard.adapters import event_loop
 from typoguard.adapters.policy_decider import PolicyDecider
 from typoguard.adapters.policyd import PolicyServer, banner
 from typoguard.config import Config
@@ -153,7 +154,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
         print(banner(srv), flush=True)
 
     try:
-        return asyncio.run(server.run(on_ready=ready))
+        return event_loop.run(server.run(on_ready=ready))
     finally:
         if parts is not None:
             with contextlib.suppress(Exception):
