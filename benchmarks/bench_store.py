@@ -139,7 +139,7 @@ def serve_store_ratio(pg_url: str | None, tmp: Path) -> list[tuple[str, ...]]:
             time.sleep(SETTLE_SECONDS)  # a service that runs for days: writer started, first snapshots read
             try:
                 for conns in (8, 32):
-                    run = pd.measure(port, proc.pid, conns, N_SERVER, name == "off")
+                    run = pd.measure(port, proc.pid, conns, N_SERVER, True if name == "off" else None)
                     rates.setdefault((name, conns), []).append(run)
                     sent[name] += run.requests + min(N_SERVER, 2000)  # the measured run and its warm-up
             finally:
