@@ -102,9 +102,18 @@ def revoke(config_path: Path | None, token_id: int) -> None:
 @click.command()
 @_config_option
 @click.option("--listen", default=None, help="host:port (default: [http] listen, 127.0.0.1:8025).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes answering on the address (default: [http] workers, 1).",
+)
 @_translate_errors
-def http(config_path: Path | None, listen: str | None) -> None:
-    """Run the HTTP API and dashboard on its own (`typoguard serve` starts it when [http] enabled)."""
+def http(config_path: Path | None, listen: str | None, workers: int | None) -> None:
+    """Run the HTTP API and dashboard on its own (`typoguard serve` starts it when [http] enabled).
+
+    SIGTERM or SIGINT: stop after requests in flight; SIGHUP: reload the config file's protected
+    domains, models and thresholds (every worker)."""
     from dataclasses import replace
 
     from typoguard.adapters.http_api import parse_listen, serve_http
@@ -113,7 +122,7 @@ def http(config_path: Path | None, listen: str | None) -> None:
     if listen is not None:
         parse_listen(listen)
         config = replace(config, http=replace(config.http, listen=listen))
-    sys.exit(serve_http(config))
+    sys.exit(serve_http(config, workers=workers))
 
 
 COMMANDS: list[click.Command] = [token, http]

@@ -97,6 +97,7 @@ class HttpConfig:
     login_attempts_per_minute: int = 5  # per client IP
     session_max_age: int = 8 * 3600  # seconds
     cors_origins: tuple[str, ...] = ()  # web pages that may call the API (webmail, add-ins)
+    workers: int = 1  # `typoguard http` processes on one address (SO_REUSEPORT); see docs/http-api.md
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,8 @@ def validate(config: Config) -> Config:
     for name, w in config.protect.weights.items():
         if not 0.0 <= w <= 1.0:
             raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
+    if config.http.workers < 1:
+        raise ConfigError(f"[http] workers must be at least 1, got {config.http.workers}")
     _validate_sink(config.sink)
     _validate_relay(config.relay)
     return config

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -703,37 +702,15 @@ def uvicorn_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
     return EmbeddedServer(config)
 
 
-async def _serve_until_signalled(server: uvicorn.Server) -> None:
-    loop = asyncio.get_running_loop()
-
-    def stop() -> None:
-        if server.should_exit:
-            server.force_exit = True  # a second signal: stop waiting for requests in flight
-        server.should_exit = True
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop)
-    try:
-        await server.serve()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-def serve_http(config: Config) -> int:
-    """Run the API and dashboard on ``[http] listen`` until SIGTERM or SIGINT. Returns an exit code: 0
-    after a clean stop (listener closed, requests in flight finished, store closed), 1 if it never started.
+def serve_http(config: Config, *, workers: int | None = None) -> int:
+    """Run the API and dashboard on ``[http] listen`` until SIGTERM or SIGINT, in ``workers`` processes
+    (default ``[http] workers``); SIGHUP reloads the config file. Returns an exit code: 0 after a clean
+    stop (listener closed, requests in flight finished, store closed), 1 if it never started. See
+    ``http_serve``.
 
     To run it inside another asyncio program (``typoguard serve``): ``server = uvicorn_server(create_app(
     config), *parse_listen(config.http.listen))`` and ``await server.serve()`` as a task; set
     ``server.should_exit = True`` to stop it (the host program keeps its own signal handlers)."""
-    host, port = parse_listen(config.http.listen)
-    server = uvicorn_server(create_app(config), host, port)
-    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
-        try:
-            runner.run(_serve_until_signalled(server))
-        except SystemExit:
-            # uvicorn logs why it could not start (address in use) and exits 3; ours is 1: it failed.
-            if server.started:
-                raise
-    return 0 if server.started else 1
+    from typoguard.adapters.http_serve import serve
+
+    return serve(config, workers=workers)
