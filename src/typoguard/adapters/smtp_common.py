@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import ssl
 import sys
@@ -20,6 +21,14 @@ from typoguard.errors import ConfigError
 from typoguard.obs import JsonLog
 
 SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
+# A plain ``<local@domain>`` path - dot-atoms of ASCII atext, the argument of nearly every real MAIL and
+# RCPT - and, when parameters follow, the one space before them. Anything else (quoted local parts, domain
+# literals, non-ASCII, comments, odd spacing) goes to aiosmtpd's own parser.
+_PLAIN_PATH: Final = re.compile(
+    r"<((?:[\w!#$%&'*+/=?^`{|}~-]+\.)*[\w!#$%&'*+/=?^`{|}~-]+@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>"
+    r"(?: (?=[^\s(]))?",
+    re.ASCII,
+)
 
 
 def quiet_aiosmtpd() -> None:
@@ -58,6 +67,21 @@ class AdmittedSMTP(SMTP):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             self.refuse(transport, reply)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's MAIL/RCPT address parser, with a fast path for a plain ``<local@domain>``: the same
+        answer (a property test compares them) without the ``email`` header parser and the class that
+        aiosmtpd's version defines on every call - about a fifth of the relay's CPU per message."""
+        m = _PLAIN_PATH.match(arg)
+        if m is None:
+            return super()._getaddr(arg)
+        rest = arg[m.end() :]
+        if rest[:1] in (" ", "\t", "("):  # more spacing or a comment: the full parser's business
+            return super()._getaddr(arg)
+        address = m.group(1)
+        if self.local_part_limit and address.index("@") > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is not None:  # the TLS transport after STARTTLS: same session
