@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import aiosmtplib
 from aiosmtplib.protocol import normalize_message_line_endings
@@ -53,6 +53,7 @@ class NextHop:
             policy = r.config.relay.next_hop_tls
             if policy != "none" and smtp.supports_extension("starttls"):
                 await smtp.starttls(tls_context=r.next_hop_tls, server_hostname=r.next_hop[0])
+                await smtp.ehlo()  # a new session over TLS (commands go out raw, nothing sends it for us)
             elif policy == "required":
                 smtp.close()
                 raise NextHopDown("the next hop does not offer STARTTLS ([relay] next_hop_tls = required)")
@@ -64,8 +65,11 @@ class NextHop:
     def mail_soon(self, address: str, options: list[str]) -> None:
         self.mail_reply = ""
         self._mail = asyncio.get_running_loop().create_task(
-            self.command("mail", address, options=options, encoding="utf-8")
+            self.command(b"MAIL", b"FROM:" + _path(address), *_opts(options))
         )
+
+    async def rcpt(self, address: str, options: list[str]) -> str:
+        return await self.command(b"RCPT", b"TO:" + _path(address), *_opts(options))
 
     async def mail_result(self) -> str:
         """The next hop's reply to the MAIL sent by ``mail_soon`` (``NextHopDown`` if it went away)."""
@@ -80,7 +84,7 @@ class NextHop:
             self._data = asyncio.get_running_loop().create_task(self._start_data())
 
     async def _start_data(self) -> str:
-        return await self.command("execute_command", b"DATA")
+        return await self.command(b"DATA")
 
     async def finish_data(self, headers: bytes, wire_body: bytes) -> str:
         """``headers`` and the body as the client sent it on the wire (dot-stuffed, ending in CRLF), then
@@ -100,7 +104,7 @@ class NextHop:
         except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
             self.close()
             raise NextHopDown(str(exc)) from None
-        return await self.command("_read_data_reply")
+        return await self.command()
 
     async def abandon(self) -> None:
         """End the next hop's transaction without delivering: RSET, or drop the session mid-DATA."""
@@ -112,32 +116,34 @@ class NextHop:
         with contextlib.suppress(NextHopDown):
             if self.smtp is not None:
                 await self.mail_result()
-                await self.command("rset")
+                await self.command(b"RSET")
 
-    async def command(self, verb: str, *args: Any, **kwargs: Any) -> str:
-        """Run ``mail``/``rcpt``/``rset`` (or a raw command) and return the reply line to pass back."""
+    async def command(self, *words: bytes) -> str:
+        """Send one command (``b"RSET"``, ``b"RCPT", b"TO:<bob@navy.mil>"``; none: read the reply to the
+        message just sent) and return the reply line to pass back. The addresses come from aiosmtpd's
+        parser and go out as they came (aiosmtplib's ``mail()``/``rcpt()`` would parse them once more with
+        the ``email`` package); aiosmtplib still refuses control characters in a command."""
         if self.smtp is None:
             raise NextHopDown("not connected")
-        if verb == "mail" and self.in_transaction:
-            await self.command("rset")
+        verb = words[0] if words else b""
+        if verb == b"MAIL" and self.in_transaction:
+            await self.command(b"RSET")
         smtp = self.smtp
         try:
-            if verb == "_read_data_reply":
-                response = await smtp.protocol.read_response(timeout=smtp.timeout)  # type: ignore[union-attr]
+            if verb:
+                response = await smtp.execute_command(*words)
             else:
-                response = await getattr(smtp, verb)(*args, **kwargs)
+                response = await smtp.protocol.read_response(timeout=smtp.timeout)  # type: ignore[union-attr]
             code, message = response.code, response.message
-        except aiosmtplib.SMTPResponseException as exc:
-            if isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == 421:
-                self.close()
-                raise NextHopDown(str(exc)) from None
-            code, message = exc.code, exc.message
         except (aiosmtplib.SMTPException, OSError) as exc:
             self.close()
             raise NextHopDown(str(exc)) from None
-        if verb == "mail":
+        if code == 421:  # the next hop is closing the session
+            self.close()
+            raise NextHopDown(f"{code} {message}")
+        if verb == b"MAIL":
             self.in_transaction = 200 <= code < 300
-        elif verb in ("_read_data_reply", "rset") or (verb == "execute_command" and code != 354):
+        elif verb in (b"", b"RSET") or (verb == b"DATA" and code != 354):
             self.in_transaction = False
         first = (message or "").splitlines()[0] if message else ""
         return smtp_text(f"{code} {first}".rstrip(), 500)
@@ -152,6 +158,14 @@ class NextHop:
             if task is not None:
                 task.cancel()
         self._mail = self._data = None
+
+
+def _path(address: str) -> bytes:
+    return b"<" + address.encode("utf-8") + b">"
+
+
+def _opts(options: list[str]) -> list[bytes]:
+    return [o.encode("ascii") for o in options]
 
 
 def stuffed(body: bytes) -> bytes:

@@ -98,7 +98,7 @@ class RelayHandler:
         try:
             await server.hop.open()
             if server.hop.in_transaction:
-                await server.hop.command("rset")
+                await server.hop.command(b"RSET")
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="MAIL", error=str(exc))
             return NEXT_HOP_DOWN
@@ -126,7 +126,7 @@ class RelayHandler:
             mail = await server.hop.mail_result()
             if not mail.startswith("2"):
                 return mail  # the next hop refused the sender: each recipient gets its reply
-            reply = await server.hop.command("rcpt", address, options=options, encoding="utf-8")
+            reply = await server.hop.rcpt(address, options)
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="RCPT", error=str(exc))
             return NEXT_HOP_DOWN
