@@ -182,10 +182,23 @@ def test_overrides_crud_records_who(api: Api) -> None:
 
 def test_health_metrics_and_openapi(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
-    api.client.post("/v1/check", json={"recipients": ["bob@army.ml"]}, headers=api.headers("check"))
+    for _ in range(3):
+        r = api.client.post(
+            "/v1/check", json={"recipients": ["bob@army.ml", "a@army.mil"]}, headers=api.headers("check")
+        )
+        flagged = r.json()["verdicts"][0]["action"]
     metrics = api.client.get("/metrics", headers=api.headers("read"))
     assert metrics.status_code == 200
-    assert "typoguard_http_verdicts_total" in metrics.text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['typoguard_http_verdicts_total{action="allow"}'] == 3
+    assert samples[f'typoguard_http_verdicts_total{{action="{flagged}"}}'] == 3
+    assert samples["typoguard_http_check_seconds_count"] == 3
+    assert samples['typoguard_http_check_seconds_bucket{le="+Inf"}'] == 3
+    assert 0 < samples["typoguard_http_check_seconds_sum"] < 3
     doc = api.client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.") and "/v1/check" in doc["paths"]
 

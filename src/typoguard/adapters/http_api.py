@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import orjson
 import uvicorn
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import Counter as PromCounter
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -35,8 +35,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from typoguard.adapters.http_check import ACTION_ORDER, CheckReplies, MalformedCheck
 from typoguard.config import Config
-from typoguard.core.verdict import Action, Assessment, Verdict
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, StoreError, TypoguardError
 from typoguard.service import Guard
 from typoguard.store import (
@@ -53,10 +53,7 @@ from typoguard.store.quarantine import HoldQueues
 from typoguard.store.schema import decisions as decisions_table
 from typoguard.store.tokens import ApiToken, TokenStore, scope_allows
 
-# Mildest first (``Action``'s order); a message's overall action is its worst recipient's, and an address
-# that cannot be parsed ("invalid") outranks them all: the client must have it fixed before sending.
-_ACTION_ORDER = [a.value for a in Action]
-MAX_RECIPIENTS = 1000
+_ACTION_ORDER = ACTION_ORDER  # mildest first
 MAX_PAGE = 1000
 TOKEN_CACHE_SECONDS = 2.0  # a revoked token stops working within this long on every worker
 Handler = Callable[[Request], Awaitable[Response]]
@@ -87,26 +84,11 @@ class ApiState:
         self.queue = queue
         self.tokens = TokenStore(store)
         self._token_cache: dict[bytes, tuple[float, ApiToken | None]] = {}  # header -> (when, token)
-        # A verdict's JSON after its "recipient" depends only on its Assessment, which the detector caches
-        # per domain and shares: serialise each once. id -> (the assessment, kept so the id stays its own;
-        # the JSON; the action).
-        self._fragments: dict[int, tuple[Assessment, bytes, str]] = {}
-        self._fragments_of: Guard | None = None
         self.registry = CollectorRegistry()
         self.requests = PromCounter(
             "typoguard_http_requests", "HTTP API requests", ["endpoint", "status"], registry=self.registry
         )
-        self.verdicts = PromCounter(
-            "typoguard_http_verdicts", "Verdicts given by POST /v1/check", ["action"], registry=self.registry
-        )
-        # ``labels()`` costs ~1 us a call (a lock and a dict); bound once, an increment is a third of that.
-        self.verdicts_by_action = {a: self.verdicts.labels(a) for a in _ACTION_ORDER}
-        self.latency = Histogram(
-            "typoguard_http_check_seconds",
-            "POST /v1/check latency",
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1),
-            registry=self.registry,
-        )
+        self.checks = CheckReplies(self.registry)  # POST /v1/check: replies, verdict counts, latency
 
     async def authenticate(self, authorization: bytes) -> ApiToken | None:
         """The active token an ``Authorization`` header value names, else ``None``.
@@ -130,63 +112,10 @@ class ApiState:
 
     def check_reply(self, body: bytes) -> bytes:
         """``POST /v1/check``'s JSON reply to request body ``body``; ``ApiError`` 400 when it is malformed."""
-        started = time.perf_counter()
         try:
-            request = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "the body must be a JSON object") from exc
-        if not isinstance(request, dict):
-            raise ApiError(400, "the body must be a JSON object")
-        recipients = request.get("recipients")
-        sender = request.get("sender", "")
-        if not isinstance(sender, str):
-            raise ApiError(400, "sender must be a string")
-        if (
-            not isinstance(recipients, list)
-            or not recipients
-            or not all(isinstance(r, str) for r in recipients)
-        ):
-            raise ApiError(400, "recipients must be a non-empty list of addresses")
-        if len(recipients) > MAX_RECIPIENTS:
-            raise ApiError(400, f"at most {MAX_RECIPIENTS} recipients per request")
-        guard = self.guard
-        if self._fragments_of is not guard:  # reloaded: new assessments
-            self._fragments.clear()
-            self._fragments_of = guard
-        fragments = self._fragments
-        parts = []
-        counts: dict[str, int] = {}
-        for recipient in recipients:
-            assessment = guard.assess(recipient)
-            known = fragments.get(id(assessment))
-            if known is None or known[0] is not assessment:
-                known = (assessment, _verdict_tail(assessment), assessment.action.value)
-                if len(fragments) >= 65_536:
-                    fragments.clear()
-                fragments[id(assessment)] = known
-            parts.append(b'{"recipient":' + orjson.dumps(recipient) + known[1])
-            counts[known[2]] = counts.get(known[2], 0) + 1
-        for action, n in counts.items():
-            self.verdicts_by_action[action].inc(n)
-        worst = max(counts, key=_ACTION_ORDER.index)
-        # Byte for byte orjson.dumps({"sender", "action", "verdicts": [Verdict.to_dict(), ...]}) (tested).
-        reply = b"".join(
-            (b'{"sender":', orjson.dumps(sender), b',"action":"', worst.encode(), b'","verdicts":[',
-             b",".join(parts), b"]}")
-        )  # fmt: skip
-        self.latency.observe(time.perf_counter() - started)
-        return reply
-
-
-_NO_RECIPIENT = b'{"recipient":""'
-
-
-def _verdict_tail(assessment: Assessment) -> bytes:
-    """``Verdict(r, assessment).to_dict()`` as JSON, without its opening ``{"recipient":"..."``."""
-    full = orjson.dumps(Verdict("", assessment).to_dict())
-    if not full.startswith(_NO_RECIPIENT):
-        raise AssertionError(f"Verdict.to_dict() no longer starts with the recipient: {full[:40]!r}")
-    return full[len(_NO_RECIPIENT) :]
+            return self.checks.reply(self.guard, body)
+        except MalformedCheck as exc:
+            raise ApiError(400, str(exc)) from None
 
 
 def _who(request: Request) -> str:
