@@ -16,8 +16,9 @@ Target (issue 7): POST /v1/check with 10 recipients, p99 <= 5 ms at 50 concurren
   clients together send RATES req/s on a fixed schedule. Latency counts from when a request was due if the
   server's late reply held it back (no coordinated omission), else from when it was sent (the client's
   own timer lateness is not the server's).
-* **2 workers, saturated**: two server processes on one SO_REUSEPORT address, unpinned (they share both
-  CPUs with the load generator, as they would share them with the policy service in production).
+* **2 workers, saturated**: ``typoguard http --workers 2`` (two worker processes, one SO_REUSEPORT
+  socket each), unpinned (they share both CPUs with the load generator, as they would share them with the
+  policy service in production).
 
 Also reported: a *floor* row per one-worker load (a bare uvloop responder, no HTTP framework: what this
 machine's loopback and scheduling give anything, other work on a shared machine included), the server's
@@ -72,29 +73,32 @@ RECIPIENTS = [
     "joe@comcast.net",
 ]
 
-# Runs in each server process: the production app plus one trivial endpoint for the baseline. With
-# workers > 1 the process forks after binding one SO_REUSEPORT socket per worker (the kernel spreads
-# connections over them), and every worker builds its own app, as separate `typoguard http` would.
+# The server: `typoguard http` itself (``http_serve.serve``: one process, or with workers > 1 the
+# supervisor and its workers on one SO_REUSEPORT socket each), the production app plus one trivial
+# endpoint for the baseline, added to the app every worker builds.
 SERVER = """
-import os, socket, sys
+import sys
 from dataclasses import replace
 from starlette.responses import JSONResponse
-from typoguard.adapters.http_api import create_app, uvicorn_server
+from typoguard.adapters import http_serve
 from typoguard.config import load_config
 config_path, data_dir, port, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-for _ in range(workers - 1):
-    if os.fork() == 0:
-        break
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto: asyncio sets NODELAY
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-sock.bind(("127.0.0.1", port))
 config = load_config(config_path)
-config = replace(config, store=replace(config.store, data_dir=data_dir, url=""))
-app = create_app(config)
+config = replace(
+    config,
+    store=replace(config.store, data_dir=data_dir, url=""),
+    http=replace(config.http, listen=f"127.0.0.1:{port}"),
+    log=replace(config.log, level="warning", file=""),
+)
 async def noop(request):
     return JSONResponse({"ok": True})
-app.add_route("/bench/noop", noop, methods=["POST"])
-uvicorn_server(app, "127.0.0.1", port).run(sockets=[sock])
+production_app = http_serve.create_app
+def create_app(config):
+    app = production_app(config)
+    app.add_route("/bench/noop", noop, methods=["POST"])
+    return app
+http_serve.create_app = create_app
+sys.exit(http_serve.serve(config, workers=workers))
 """
 
 # The floor: a fixed reply from a bare uvloop protocol, no HTTP framework. Its p99 is what this machine's
@@ -250,9 +254,8 @@ def _server(data_dir: str, workers: int, code: str = SERVER) -> Iterator[tuple[i
         time.sleep(0.5 if workers > 1 else 0)  # every worker listening
         yield port, _server_pids(proc)
     finally:
-        for pid in reversed(_server_pids(proc)) if proc.poll() is None else []:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 15)
+        if proc.poll() is None:
+            proc.terminate()  # with workers: the supervisor stops them
         proc.wait(timeout=15)
 
 
