@@ -78,7 +78,8 @@ class StoreConfig:
     flush_interval: float = 0.2  # seconds the writer waits for a batch to fill
     retry_interval: float = 2.0  # seconds between attempts while the database is down
     refresh_interval: float = 5.0  # seconds between override/correspondent snapshots
-    writer_nice: int = 19  # CPU priority of the decision writer thread (Linux): mail first, the log after
+    writer_nice: int = 19  # CPU priority of the decision writer process (Linux): mail first, the log after
+    writer_idle: bool = True  # Linux SCHED_IDLE for the writer: any other work preempts it (docs/store.md)
     retention: str = "180d"  # default age for `typoguard db prune`
     confirmed_min_count: int = 10  # mails before an admin-confirmed correspondent is allowed
 

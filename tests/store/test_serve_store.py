@@ -65,6 +65,17 @@ def test_the_metrics_page_shows_the_writer_and_its_backlog(served: ServeProcess)
     assert "typoguard_store_backlog_bytes" in page and "typoguard_store_writer_restarts_total 0.0" in page
 
 
+def test_the_writer_process_yields_the_cpu_to_the_policy_service(served: ServeProcess) -> None:
+    # At saturation a niced writer that is running when Postfix's next request arrives would keep the core
+    # until its slice ends; under SCHED_IDLE the service preempts it at once (docs/store.md).
+    served.ask("bob@army.mil")
+    writer = served.writer_pid()
+    assert writer is not None
+    _eventually(lambda: os.sched_getscheduler(writer) == os.SCHED_IDLE, "the writer under SCHED_IDLE")
+    assert os.getpriority(os.PRIO_PROCESS, writer) == 19
+    assert os.sched_getscheduler(served.proc.pid) == os.SCHED_OTHER  # the service itself: untouched
+
+
 def test_a_killed_writer_process_is_replaced_and_later_decisions_are_stored(served: ServeProcess) -> None:
     served.ask("carol@army.mil")
     first = served.writer_pid()

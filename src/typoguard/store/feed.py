@@ -3,16 +3,17 @@
 The policy service already turns every decision into one JSON log line. The same bytes go down a pipe to
 ``python -m typoguard.store.feed`` (a child process at a low CPU priority), which parses them into
 ``DecisionEvent``s and hands them to a ``DecisionWriter`` (batches, spool, exactly-once replay). Why a
-process and not the writer thread in the service (ADR 0007):
+process and not the writer thread in the service (ADR 0008):
 
 * a thread shares the GIL with the event loop: whatever CPU the writer uses (about as much per decision as
   the request itself) is taken from answering Postfix, whatever its ``nice`` value - a niced thread that
   holds the GIL makes the event loop wait;
-* a process at ``nice 19`` gets a spare core when there is one and only idle time when there is not: at
-  saturation the log lags (pipe, then memory, then the spool hold the difference) and catches up after.
+* a process at ``nice 19`` under ``SCHED_IDLE`` (``lower_priority``) gets a spare core when there is one
+  and only idle time when there is not: at saturation the log lags (pipe, then memory, then the spool
+  hold the difference) and catches up after.
 
 Parent side (``DecisionFeed``, event-loop thread only): ``append(line)`` is a list append; ``flush()``
-(every 2,048 lines, and on a 200 ms timer) writes what the pipe takes without blocking, and when the pipe is
+(every 2,048 lines, and on a 50 ms timer) writes what the pipe takes without blocking, and when the pipe is
 full waits for it to become writable (``loop.add_writer``). What the pipe does not take waits in memory
 up to ``[store] queue_size`` decisions' worth of bytes; beyond that it is written as it is to a file in
 the spool directory, which the writer process turns into spool rows and replays. A writer process that
@@ -53,7 +54,7 @@ from typoguard.store.spool import Spool
 log = logging.getLogger("typoguard.store.feed")
 
 LINE_BYTES: Final = 512  # a decision line's typical size: turns ``queue_size`` (decisions) into bytes
-BATCH_LINES: Final = 256  # lines gathered before a write to the pipe ...
+BATCH_LINES: Final = 2048  # lines gathered before a write to the pipe ...
 FLUSH_SECONDS: Final = 0.05  # ... or at most this long
 PIPE_BYTES: Final = 1 << 20  # ask the kernel for a 1 MiB pipe (Linux; the default is 64 KiB)
 _SKIPPED_ACTIONS: Final = frozenset({"skip", "ignored"})  # not guarded mail: logged, not stored
@@ -133,6 +134,7 @@ class DecisionFeed:
         self._chunks: collections.deque[bytes] = collections.deque()  # what the pipe has not taken yet
         self._chunk_bytes = 0
         self._waiting = False  # registered with the loop for the pipe to become writable
+        self._torn = False  # the pipe took part of the first queued chunk (the end of a line)
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
         self._last_start = 0.0
@@ -188,8 +190,16 @@ class DecisionFeed:
             self._chunk_bytes -= n
             if n == len(head):
                 chunks.popleft()
+                self._torn = False
             else:
-                chunks[0] = head[n:]
+                # The pipe took part of a line: only the rest of that line must follow it there; the
+                # lines after it stay a chunk of their own, free to be spilled if the pipe stays full.
+                rest = head[n:]
+                end = rest.find(b"\n") + 1
+                chunks[0] = rest[:end] if end else rest
+                if end and end < len(rest):
+                    chunks.insert(1, rest[end:])
+                self._torn = True
                 self._wait_writable()
                 return
 
@@ -259,12 +269,13 @@ class DecisionFeed:
 
     # ------------------------------------------------------------------ overflow
     def _spill(self) -> None:
-        """Move every queued chunk but the one the pipe is taking into a file the writer picks up later.
+        """Move every queued line into a file the writer picks up later (but the end of a line the pipe
+        took the beginning of).
 
         The lines are written as they are, in a worker thread. The writer process turns such files into
         spool files, idempotently (``adopt_raw_spills``)."""
         chunks = self._chunks
-        keep = chunks.popleft() if self._waiting and chunks else None
+        keep = chunks.popleft() if self._torn and chunks else None  # the end of a line the pipe has begun
         data = b"".join(chunks)
         chunks.clear()
         self._chunk_bytes = 0
@@ -381,6 +392,32 @@ def adopt_raw_spills(spool_dir: Path, node: str) -> int:
     return rows_total
 
 
+def lower_priority(nice: int, idle: bool) -> str:
+    """Put this process behind everything else on the CPU: ``nice`` and, when ``idle``, Linux's
+    ``SCHED_IDLE`` policy; returns what it got (for the log).
+
+    The writer competes with the policy service for a core only when the machine is saturated. Then
+    ``nice 19`` alone is not enough: a niced process that is running when Postfix's next request arrives
+    keeps the CPU until the scheduler's slice ends (EEVDF's run-to-parity), which shows as lower
+    throughput and a longer tail (measured: docs/store.md). Under ``SCHED_IDLE`` any waking normal task
+    preempts it at once. It is not starved: the kernel gives it a weight of 3 (nice 19: 15, nice 0: 1024),
+    so it still progresses under full load, and what it cannot take meanwhile waits in the pipe, then in
+    memory, then in the spool (``typoguard_store_backlog_bytes`` shows it).
+    """
+    got = []
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            got.append(f"nice {nice}")
+    if idle and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            got.append("SCHED_IDLE")
+        except OSError as exc:  # e.g. a seccomp profile: nice alone then
+            got.append(f"not SCHED_IDLE ({exc.strerror or exc})")
+    return ", ".join(got) or "normal priority"
+
+
 def writer_argv(config_path: str | Path) -> list[str]:
     """The command that runs the writer process for the config at ``config_path``."""
     return [sys.executable, "-m", "typoguard.store.feed", "--config", str(Path(config_path).resolve())]
@@ -448,12 +485,8 @@ class _Child:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
-        nice = self.resolved.settings.writer_nice
-        if nice > 0:
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, 0, nice)
-        # Not SCHED_IDLE: on a machine kept busy by other work it would never run, and the security team's
-        # view of decisions would fall behind without bound. nice 19 still guarantees it some progress.
+        got = lower_priority(self.resolved.settings.writer_nice, self.resolved.settings.writer_idle)
+        log.info("decision writer process %d running at %s", os.getpid(), got)
         fd = sys.stdin.fileno()
         pending = b""
         while True:
