@@ -44,7 +44,7 @@ _CUI_PHRASES: Final = ("official use", "unclassified info", "enforcement sens")
 
 def _capitals(p: Prepared) -> bool:
     """Three capitals in a row (every banner, acronym and control) or a capital after "(" (portion marks)."""
-    return "AAA" in p.shape or "(A" in p.shape
+    return p.capitals
 
 
 def count_classified(p: Prepared) -> int:
