@@ -134,7 +134,8 @@ def test_an_embedded_server_leaves_the_host_programs_signal_handlers_alone() -> 
 class _Workers:
     """``typoguard http --workers 2`` on an ephemeral port, its config file, JSON log and a check token."""
 
-    def __init__(self, tmp_path: Path, typoguard_exe: str) -> None:
+    def __init__(self, tmp_path: Path, typoguard_exe: str, workers: int = 2) -> None:
+        self.count = workers
         self.config = tmp_path / "typoguard.toml"
         self.log = tmp_path / "http.jsonl"
         self.write_config(["army.mil"])
@@ -161,16 +162,20 @@ class _Workers:
             stderr=subprocess.PIPE,
         )
         _wait_healthy(f"http://127.0.0.1:{self.port}", self.proc)
-        self.wait_for_workers(2)
+        if workers > 1:
+            self.wait_for_workers(workers)
 
     def write_config(self, protected: list[str]) -> None:
         domains = ", ".join(f'"{d}"' for d in protected)
         self.config.write_text(
             f'[protect]\ndomains = [{domains}]\n[store]\ndata_dir = "{self.config.parent / "data"}"\n'
-            f'[log]\nfile = "{self.log}"\n[http]\nworkers = 2\n'
+            f'[log]\nfile = "{self.log}"\n[http]\nworkers = {self.count}\n'
         )
 
     def workers(self) -> list[int]:
+        """The processes answering: the supervisor's children, or with one worker the process itself."""
+        if self.count == 1:
+            return [self.proc.pid]
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(p) for p in children.read_text().split()]
 
@@ -298,3 +303,30 @@ def test_a_bad_workers_setting_is_a_usage_error(tmp_path: Path, typoguard_exe: s
         [typoguard_exe, "http", "--config", str(config)], capture_output=True, timeout=60, check=False
     )
     assert done.returncode == 2 and b"workers" in done.stderr, done.stderr.decode()
+
+
+def test_one_worker_reloads_on_sighup_and_keeps_its_config_when_the_file_is_bad(
+    tmp_path: Path, typoguard_exe: str
+) -> None:
+    w = _Workers(tmp_path, typoguard_exe, workers=1)
+    try:
+        with w.connect() as conn:
+            assert w.intended(conn, "bob@navy.mi") is None
+            w.write_config(["army.mil", "navy.mil"])
+            w.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 20
+            while not w.events("http_reloaded"):
+                assert time.monotonic() < deadline, "no reload logged"
+                time.sleep(0.05)
+            assert w.intended(conn, "bob@navy.mi") == "navy.mil"
+            w.config.write_text("[protect\n")  # not TOML
+            w.proc.send_signal(signal.SIGHUP)
+            while not w.events("http_reload_failed"):
+                assert time.monotonic() < deadline, "no failed reload logged"
+                time.sleep(0.05)
+            assert w.intended(conn, "bob@navy.mi") == "navy.mil"  # still the last good configuration
+        w.proc.send_signal(signal.SIGTERM)
+        _, err = w.proc.communicate(timeout=20)
+        assert w.proc.returncode == 0, err.decode()
+    finally:
+        w.stop()
