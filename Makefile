@@ -7,8 +7,10 @@ CONFIG  ?= examples/typoguard.toml
 
 .PHONY: install run test bench lint clean
 
-$(STAMP): pyproject.toml
+# The policy codec is compiled by mypyc at install (setup.py): a change to it means a reinstall.
+$(STAMP): pyproject.toml setup.py src/typoguard/protocols/postfix_policy.py
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 2; }
+	if [ "$${CI:-}" = true ]; then bash scripts/install-build-deps.sh $(PY); fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench,postgres]'
@@ -32,3 +34,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find src -name '*.so' -delete

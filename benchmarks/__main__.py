@@ -56,6 +56,13 @@ def _git_commit() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def _codec() -> str:
+    """How the policy codec runs here: compiled by mypyc at install (setup.py), or as Python."""
+    from typoguard.protocols.postfix_policy import implementation
+
+    return implementation()
+
+
 def machine_info() -> list[tuple[str, str]]:
     """(what, value) rows describing this machine and software."""
     import psutil  # type: ignore[import-untyped]  # bench extra; no stubs installed
@@ -71,6 +78,7 @@ def machine_info() -> list[tuple[str, str]]:
         ("os", platform.platform()),
         ("python", f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})"),
         ("typoguard", f"{_version('typoguard')} (commit {_git_commit()})"),
+        ("policy codec", _codec()),
         ("dnstwist", _version("dnstwist")),
         ("rapidfuzz", _version("rapidfuzz")),
     ]

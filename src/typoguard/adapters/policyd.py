@@ -40,6 +40,7 @@ from typoguard.config import Config, load_config
 from typoguard.errors import ConfigError, ProtocolError, TypoguardError
 from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry, parse_listen
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
+from typoguard.protocols.postfix_policy import implementation as codec_implementation
 
 if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed
@@ -544,6 +545,7 @@ class PolicyServer:
         self.log.event(
             "info", "listening", addresses=self.addresses, protected=self.decider.protected_domains,
             mode=self.decider.mode, pid=os.getpid(), config=str(self.config_path or ""),
+            codec=codec_implementation(),
         )  # fmt: skip
         self.log.flush()
         if on_ready is not None:

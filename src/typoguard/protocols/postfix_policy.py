@@ -31,6 +31,11 @@ Server-side state machine (``PolicyServerConnection``)::
     ERROR       anything                       -> ProtocolError again (the caller must disconnect)
 
 Postfix's rule for trouble is "log and disconnect, never guess": a ``ProtocolError`` means exactly that.
+
+This module is compiled with mypyc at install (setup.py; ADR 0011): the policy service parses every
+request through it. Keep it plain, fully typed Python that mypyc accepts (no monkeypatching of its classes,
+no dynamic attributes); ``tests/protocols/test_compiled_codec.py`` checks the compiled module against
+this source on any input.
 """
 
 from __future__ import annotations
@@ -440,3 +445,9 @@ class PolicyClientConnection:
             raise ProtocolError("reply without an outstanding request")
         self.pending -= 1
         return PolicyReply(value)
+
+
+def implementation() -> str:
+    """How this module runs: "compiled" (the C extension mypyc built at install, see setup.py) or
+    "python" (no compiler there, or ``TYPOGUARD_PURE_PYTHON=1``): same behaviour, slower."""
+    return "python" if __file__.endswith(".py") else "compiled"
