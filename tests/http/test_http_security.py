@@ -142,3 +142,15 @@ def test_login_is_rate_limited_per_client(api: Api) -> None:
         # The sixth attempt within a minute is refused even with the right token.
         assert _login(browser, api.tokens["admin"]).status_code == 429
         assert browser.get("/dashboard").status_code == 303
+
+
+def test_behind_a_local_proxy_the_login_limit_counts_each_forwarded_client(api: Api) -> None:
+    """A reverse proxy on the same host passes X-Forwarded-For: one client's failures must not lock out
+    the others (and /v1/check, answered before the proxy-header pass, still works through the proxy)."""
+    with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": "198.51.100.7"}) as mallory:
+        assert [_login(mallory, "tg_wrong").status_code for _ in range(5)] == [401] * 5
+        assert _login(mallory, api.tokens["admin"]).status_code == 429
+    with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": "198.51.100.8"}) as alice:
+        assert _login(alice, api.tokens["admin"]).status_code in (200, 303)
+        r = alice.post("/v1/check", json={"recipients": ["bob@army.ml"]}, headers=api.headers("check"))
+        assert r.status_code == 200 and r.json()["verdicts"][0]["intended"] == "army.mil"
