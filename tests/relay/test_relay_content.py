@@ -88,3 +88,22 @@ def test_never_raises_and_reports_only_counts(raw: bytes) -> None:
     data = report.to_dict()
     assert set(data["counts"]) <= set(CATEGORIES)
     assert all(isinstance(v, int) and v > 0 for v in data["counts"].values())
+
+
+MARKING_PIECES = ["SECRET", "TOP SECRET", "CONFIDENTIAL", "//NOFORN", "NOFORN", "/ORCON", "REL TO USA",
+                  "(TS)", "(S//NF)", "(C//REL TO USA, GBR)", "(U//FOUO)", "CUI", "CUI//SP-PRVCY", "(CUI)",
+                  "FOUO", "For Official Use Only", "controlled unclassified information",
+                  "for offıcial use only", "LAW ENFORCEMENT SENSITIVE", "LIMITED DISTRIBUTION", "Report",
+                  "USA",
+                  "ok", " ", "  ", "\t", "\n", "\r\n", "> ", "/", "(", ")", "x", "ı", "ſ"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(MARKING_PIECES), max_size=30))
+def test_markings_on_anchor_lines_count_as_on_the_whole_text(pieces: list[str]) -> None:
+    """Only lines with an anchor are given to the marking patterns: the counts are those of the whole text."""
+    from typoguard.content.markings import _CLASSIFIED, _CUI, count_classified, count_cui
+    from typoguard.content.prepared import Prepared
+
+    text = "".join(pieces)
+    assert count_classified(Prepared(text)) == sum(1 for _ in _CLASSIFIED.finditer(text))
+    assert count_cui(Prepared(text)) == sum(1 for _ in _CUI.finditer(text))

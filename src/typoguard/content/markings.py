@@ -37,9 +37,11 @@ _CUI: Final = re.compile(
 )
 
 
-# Every marking has capitals (see ``_capitals``) or is one of these phrases (any case): a text without
-# them - most mail - costs a few substring tests instead of a regular-expression pass (prepared.py).
-_CUI_PHRASES: Final = ("official use", "unclassified info", "enforcement sens")
+# Every marking holds one of these (a marking is never split across lines): only the lines that do are
+# given to the patterns (Prepared.lines_with). Case-insensitive phrases are found by a lower-case word.
+_CLASSIFIED_ANCHORS: Final = ("SECRET", "CONFIDENTIAL", "NOFORN", "ORCON", "REL", "(TS", "(S", "(C")
+_CUI_ANCHORS: Final = ("CUI", "FOUO", "LIMITED")
+_CUI_WORDS: Final = ("official", "unclassified", "enforcement")
 
 
 def _capitals(p: Prepared) -> bool:
@@ -51,11 +53,11 @@ def count_classified(p: Prepared) -> int:
     """How many classification markings the text carries."""
     if not _capitals(p):
         return 0
-    return sum(1 for _ in _CLASSIFIED.finditer(p.text))
+    lines = p.lines_with(_CLASSIFIED_ANCHORS)
+    return sum(1 for _ in _CLASSIFIED.finditer(lines)) if lines else 0
 
 
 def count_cui(p: Prepared) -> int:
     """How many CUI / FOUO handling markings the text carries."""
-    if not _capitals(p) and not any(a in p.low for a in _CUI_PHRASES):
-        return 0
-    return sum(1 for _ in _CUI.finditer(p.text))
+    lines = p.lines_with(_CUI_ANCHORS if _capitals(p) else (), _CUI_WORDS)
+    return sum(1 for _ in _CUI.finditer(lines)) if lines else 0

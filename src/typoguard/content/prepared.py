@@ -20,6 +20,9 @@ _SHAPE: Final = str.maketrans(
 # Whitespace stays, every other printable ASCII character becomes "x": long unbroken runs are "xxxx...".
 _GAPS: Final = str.maketrans({**{chr(c): "x" for c in range(33, 127)}, "\t": " ", "\n": " ", "\r": " "})
 WINDOW: Final = 40  # characters kept on each side of a digit run: a labelled card or SSN fits
+# Characters that case-insensitive patterns match as i, s or k, which str.lower() leaves alone (or, for the
+# dotted capital I, turns into two characters): with any of them in the text, folded anchors are not asked.
+_FOLD_ODD: Final = "\u0131\u0130\u017f\u212a"
 
 
 class Prepared:
@@ -58,6 +61,26 @@ class Prepared:
                 spans.append([lo, hi])
             pos = shape.find("000", hi - WINDOW + 1 if hi < len(text) else len(text))
         return "\n\n".join(text[lo:hi] for lo, hi in spans)
+
+    def lines_with(self, anchors: tuple[str, ...], folded: tuple[str, ...] = ()) -> str:
+        """The lines of ``text`` that hold one of ``anchors`` (as written) or of ``folded`` (in lower case),
+        in order, joined by newlines: a pattern whose every match lies within one line and contains an
+        anchor finds the same matches here as in the whole text, without a pass over every other line
+        (a marking pattern costs about 100 ms per MB of ordinary capitalised prose; a find, under 1 ms)."""
+        text, low = self.text, self.low
+        if folded and (len(low) != len(text) or any(c in text for c in _FOLD_ODD)):
+            return text
+        starts: dict[int, int] = {}
+        for source, needles in ((text, anchors), (low, folded)):
+            for needle in needles:
+                pos = source.find(needle)
+                while pos >= 0:
+                    start = text.rfind("\n", 0, pos) + 1
+                    end = text.find("\n", pos)
+                    end = len(text) if end < 0 else end
+                    starts[start] = end
+                    pos = source.find(needle, end)
+        return "\n".join(text[start : starts[start]] for start in sorted(starts))
 
     def long_words(self, least: int) -> list[str]:
         """Runs of at least ``least`` non-space ASCII characters (tokens, keys, URLs)."""
