@@ -75,6 +75,8 @@ WORDS = [
     "report",
 ]
 
+ACRONYMS = ["USA", "DoD", "NATO", "HQ", "ASAP", "FYI", "ETA", "POC"]
+
 NEXT_HOP = r"""
 import asyncio, sys
 from aiosmtpd.smtp import SMTP
@@ -96,14 +98,23 @@ asyncio.run(main())
 
 
 def message(size: int, seed: int) -> bytes:
+    """Plain-text mail of ``size`` bytes written like prose: capitalised sentences, an acronym in one line of
+    five and a number in one of ten (what the content scan's prefilters meet in real mail; all lower-case
+    words would let them skip most of their work), nothing sensitive."""
     rnd = random.Random(seed)
     head = (
-        f"From: Alice <alice@army.mil>\r\nTo: Bob <bob@navy.mil>\r\nSubject: report {seed}\r\n"
+        f"From: Alice <alice@army.mil>\r\nTo: Bob <bob@navy.mil>\r\nSubject: Report {seed}\r\n"
         f"Message-ID: <{seed}@bench.army.mil>\r\n\r\n"
     ).encode()
     lines, total = [], len(head)
     while total < size:
-        line = " ".join(rnd.choice(WORDS) for _ in range(12)).encode() + b"\r\n"
+        words = [rnd.choice(WORDS) for _ in range(12)]
+        words[0] = words[0].capitalize()
+        if rnd.random() < 0.2:
+            words[5] = rnd.choice(ACRONYMS)
+        if rnd.random() < 0.1:
+            words[7] = str(rnd.randint(1, 9999))
+        line = (" ".join(words) + ".\r\n").encode()
         lines.append(line)
         total += len(line)
     return head + b"".join(lines)
