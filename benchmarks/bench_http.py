@@ -1,10 +1,11 @@
 """HTTP API latency: ``POST /v1/check`` with 10 recipients at 50 concurrent clients, against a trivial
-endpoint on the same server in the same run (the baseline: what uvicorn + Starlette cost per request).
+endpoint on the same server in the same run (what uvicorn + Starlette cost per request; ``/v1/check`` is
+answered in front of Starlette, so it can cost less than this "baseline").
 
-The server (``create_app`` under ``uvicorn_server``, as ``typoguard http`` runs it: uvloop + httptools,
-the example config's protected domains, a bearer token checked on every request) runs in its own process
-pinned to CPU 0; the load generator (this process: asyncio on uvloop, raw HTTP/1.1 keep-alive over
-loopback, so the client's own cost stays small) on CPU 1. Every run is bounded in requests and seconds.
+The server (``typoguard http``'s own ``serve()``: uvloop + httptools, the example config's protected
+domains, a bearer token checked on every request) runs in its own process pinned to CPU 0; the load
+generator (this process: asyncio on uvloop, raw HTTP/1.1 keep-alive over loopback, so the client's own
+cost stays small) on CPU 1. Every run is bounded in requests and seconds.
 
     python -m benchmarks --only http          # what `make bench` runs; takes about a minute
 
