@@ -10,7 +10,7 @@ CONFIG  ?= examples/typoguard.toml
 # The policy codec is compiled by mypyc at install (setup.py): a change to it means a reinstall.
 $(STAMP): pyproject.toml setup.py src/typoguard/protocols/postfix_policy.py
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 2; }
-	if [ "$${CI:-}" = true ]; then bash scripts/install-build-deps.sh $(PY); fi
+	if [ "$${CI:-}" = true ]; then bash scripts/install-system-deps.sh; fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,bench,postgres]'

@@ -5,6 +5,10 @@
 #   postfix  the real MTA the policy-service tests drive (preseeded "No configuration": the package writes
 #            no main.cf and starts nothing; tests/e2e/postfix_lab.py writes its own loopback-only config)
 #   swaks    the SMTP client those tests send with
+#   gcc, python3.11-dev
+#            a C compiler and the Python headers: `pip install` compiles the policy codec with mypyc
+#            (setup.py; without them it runs as Python). The Makefile runs this script before installing
+#            under CI=true, where tests/protocols/test_compiled_codec.py needs the compiled codec.
 #
 # To add a dependency for another area, add "command:package" to NEEDS (and a preseed below if the package
 # asks questions). Needs root for apt-get.
@@ -13,6 +17,8 @@ set -euo pipefail
 NEEDS=(
   "/usr/sbin/postfix:postfix"
   "swaks:swaks"
+  "cc:gcc"
+  "python3.11-config:python3.11-dev"
 )
 
 missing=()

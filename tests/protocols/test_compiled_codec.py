@@ -29,7 +29,7 @@ IS_COMPILED = not compiled.__file__.endswith(".py")
 if not IS_COMPILED:
     why = f"the policy codec is not compiled ({compiled.__file__}): pure Python only"
     if os.environ.get("CI") == "true":
-        pytest.fail(f"{why}; under CI=true it must be (scripts/install-build-deps.sh, setup.py)")
+        pytest.fail(f"{why}; under CI=true it must be (scripts/install-system-deps.sh, setup.py)")
     pytest.skip(why, allow_module_level=True)
 
 
