@@ -35,6 +35,7 @@ retry_interval = 0.2
 [http]
 enabled = {http}
 listen = "127.0.0.1:{http_port}"
+workers = {http_workers}
 """
 
 
@@ -46,7 +47,14 @@ def free_port() -> int:
 
 class ServeProcess:
     def __init__(
-        self, exe: str, workdir: Path, *, node: str = "node-a", url: str = "", http: bool = False
+        self,
+        exe: str,
+        workdir: Path,
+        *,
+        node: str = "node-a",
+        url: str = "",
+        http: bool = False,
+        http_workers: int = 1,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.exe = exe
@@ -63,6 +71,7 @@ class ServeProcess:
                 store_extra=f'url = "{url}"' if url else "",
                 http="true" if http else "false",
                 http_port=self.http_port,
+                http_workers=http_workers,
                 metrics_port=self.metrics_port,
             )
         )

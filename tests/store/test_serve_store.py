@@ -106,11 +106,28 @@ def test_overrides_from_the_command_line_reach_the_running_service(served: Serve
     _eventually(lambda: served.ask("frank@arny.mil") != "DUNNO", "the removal applied")
 
 
-def test_the_http_api_runs_in_the_same_process_and_follows_reloads(
-    typoguard_exe: str, tmp_path: Path
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_the_http_api_is_served_with_the_policy_service_and_follows_reloads(
+    typoguard_exe: str, tmp_path: Path, workers: int
 ) -> None:
-    node = ServeProcess(typoguard_exe, tmp_path / "h", http=True).start()
+    # One worker: uvicorn in the service's own event loop. More: `typoguard http` as a child process
+    # (its supervisor and workers), started, reloaded and stopped with the service.
+    node = ServeProcess(typoguard_exe, tmp_path / "h", http=True, http_workers=workers).start()
+    http_child: set[int] = set()
     try:
+        if workers > 1:
+            _eventually(lambda: bool(node.records("http_started")), "the API's processes started")
+            assert node.proc is not None
+            http_child = _children(node.proc.pid) - {node.writer_pid()}
+            assert len(http_child) == 1  # the API's supervisor, with its own workers below it
+            assert len(_children(next(iter(http_child)))) == workers
         base = f"http://127.0.0.1:{node.http_port}"
         assert f"{base}/" in node.out.read_text()  # the banner names the API's address
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
@@ -134,10 +151,14 @@ def test_the_http_api_runs_in_the_same_process_and_follows_reloads(
         assert node.proc is not None
         node.proc.send_signal(signal.SIGHUP)
         _eventually(lambda: bool(node.records("reloaded")), "reloaded")
+        if workers > 1:  # every worker reloads the file: ask each of them, over fresh connections
+            _eventually(lambda: all(check("bob@exmaple.com") != "allow" for _ in range(8)), "reloaded")
         assert check("bob@exmaple.com") != "allow"
         assert node.ask("bob@exmaple.com").startswith("550")
     finally:
         assert node.stop() == 0
+    for pid in http_child:  # stopped with the service, not left behind
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
 def test_two_serve_processes_sharing_postgresql_see_one_history_and_one_set_of_overrides(

@@ -6,7 +6,8 @@
       |- decision log line ---> stderr/file (JsonLog)
       |                   \\--> pipe ---> writer process (python -m typoguard.store.feed, nice 19)
       |                                     DecisionWriter: batches, spool, replay, correspondents
-      '- HttpCompanion: uvicorn in the same event loop ([http] enabled)
+      '- HttpCompanion: uvicorn in the same event loop ([http] enabled, one worker), or
+         HttpProcessCompanion: `typoguard http` as a child process ([http] workers > 1)
 
 The store never stops mail: a database that is down at start leaves the snapshots empty (retried every
 refresh) and the writer process spools decisions until it is back. A ``[store]`` that cannot be used at
@@ -18,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import signal
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +76,101 @@ class HttpCompanion:
 
     def reloaded(self, decider: PolicyDecider) -> None:
         self.app.state.api.guard = decider.guard  # /v1/check answers with the new configuration too
+
+
+class HttpProcessCompanion:
+    """``[http] workers`` > 1: the API runs as ``typoguard http`` in child processes (its supervisor and
+    workers on one SO_REUSEPORT address), started, reloaded and stopped with the policy service.
+
+    One event loop cannot be shared by several processes, so the embedded server (``HttpCompanion``) is for
+    one worker only. The child reads the same config file: SIGHUP is passed on and every worker reloads it.
+    A child that exits while the service runs is logged and started again (at most once a second).
+    """
+
+    STOP_SECONDS = 15.0
+
+    def __init__(self, config: Config, config_path: Path, log: JsonLog) -> None:
+        from typoguard.adapters.http_api import parse_listen
+
+        self.config = config
+        self.config_path = config_path
+        self.log = log
+        self.host, self.port = parse_listen(config.http.listen)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "typoguard", "http", "--config", str(self.config_path)]
+
+    async def start(self, policy: PolicyServer) -> None:
+        if await self._spawn():
+            policy.addresses.append(f"http://{self.host}:{self.port}/ ({self.config.http.workers} workers)")
+        self.watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _spawn(self) -> bool:
+        """Start the child and wait until it answers /healthz (or exits): True if it answers."""
+        self.proc = proc = await asyncio.create_subprocess_exec(
+            *self.argv(), stdin=asyncio.subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while proc.returncode is None and time.monotonic() < deadline:
+            if await self._healthy():
+                self.log.event("info", "http_started", pid=proc.pid, workers=self.config.http.workers)
+                return True
+            await asyncio.sleep(0.05)
+        self.log.event("error", "http_failed", listen=self.config.http.listen, exit_code=proc.returncode)
+        return False
+
+    async def _healthy(self) -> bool:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), 1)
+        except (TimeoutError, OSError):
+            return False
+        try:
+            writer.write(f"GET /healthz HTTP/1.1\r\nHost: {self.host}\r\nConnection: close\r\n\r\n".encode())
+            status = await asyncio.wait_for(reader.readline(), 2)
+            return status.startswith(b"HTTP/1.1 200")
+        except (TimeoutError, OSError):
+            return False
+        finally:
+            writer.close()
+
+    async def _watch(self) -> None:
+        while not self.stopping:
+            proc = self.proc
+            if proc is None:
+                return
+            code = await proc.wait()
+            if self.stopping:
+                return
+            self.log.event("error", "http_exited", pid=proc.pid, exit_code=code, then="starting it again")
+            await asyncio.sleep(1.0)
+            if not self.stopping:
+                await self._spawn()
+
+    async def stop(self) -> None:
+        self.stopping = True
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), self.STOP_SECONDS)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
+
+    def reloaded(self, decider: PolicyDecider) -> None:
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGHUP)  # every worker reloads the config file itself
 
 
 class StoreParts:
@@ -141,7 +239,10 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
         server.attach_feed(parts.feed)
     if "http" in wanted and config.http.enabled:
         try:
-            server.companions.append(HttpCompanion(config, decider, parts.store if parts else None, log))
+            if config.http.workers > 1:
+                server.companions.append(HttpProcessCompanion(config, config_path, log))
+            else:
+                server.companions.append(HttpCompanion(config, decider, parts.store if parts else None, log))
         except TypoguardError as exc:
             print(f"typoguard: [http]: {exc}", file=sys.stderr)
             return 2
