@@ -18,7 +18,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from typoguard.adapters.smtp_proxy import RelayServer, _loop_factory
+from typoguard.adapters.event_loop import loop_factory
+from typoguard.adapters.smtp_proxy import RelayServer
 from typoguard.config import load_config
 from typoguard.obs import JsonLog
 
@@ -157,7 +158,7 @@ class RunningRelay:
         self.log_path = config_path.parent / "relay.log"
         self.log = JsonLog(level="info", path=str(self.log_path))
         self.server = RelayServer.build(self.config, self.log, config_path=config_path)
-        factory = _loop_factory()  # the loop `typoguard relay` itself runs on (uvloop where installed)
+        factory = loop_factory()  # the loop `typoguard relay` itself runs on (uvloop where installed)
         self._loop = factory() if factory is not None else asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
