@@ -94,18 +94,23 @@ def test_delete_and_concurrent_claims(tmp_path: Path, next_hop: NextHopSink) -> 
     assert delivered == ["c@army.mil"] and q.held() == []
 
 
+def _send_sensitive_and_get_held(relay: RunningRelay, recipient: str) -> dict[str, Any]:
+    """Send SENSITIVE from alice@army.mil to ``recipient``; it must be held: the quarantine sidecar."""
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt(recipient)[0] == 250
+        code, text = s.data(SENSITIVE)
+    assert code == 250 and b"held for review" in text
+    sidecar: dict[str, Any] = Quarantine(relay.server.quarantine.directory).show(text.decode().rsplit(" ", 1)[1])
+    return sidecar
+
+
 def test_sensitive_content_to_first_time_recipient_is_held_counts_only(
     start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
 ) -> None:
     relay = start_relay(store=True)
-    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
-        s.ehlo("client.test")
-        s.mail("alice@army.mil")
-        assert s.rcpt("x@example.org")[0] == 250
-        code, text = s.data(SENSITIVE)
-    assert code == 250 and b"held for review" in text
-    qid = text.decode().rsplit(" ", 1)[1]
-    sidecar = Quarantine(relay.server.quarantine.directory).show(qid)
+    sidecar = _send_sensitive_and_get_held(relay, "x@example.org")
     assert sidecar["content"]["counts"] == {"credential": 1, "cui": 1, "payment_card": 1, "ssn": 1}
     decisions = [r for r in relay.log_records() if r.get("stage") == "DATA"]
     assert decisions and decisions[0]["action"] == "hold" and decisions[0]["content"]["ssn"] == 1
@@ -134,13 +139,7 @@ def test_held_at_rcpt_sidecar_has_the_content_counts(
     start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
 ) -> None:
     relay = start_relay()  # content_scan "when-relevant" (the default), no store: scanned because held
-    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
-        s.ehlo("client.test")
-        s.mail("alice@army.mil")
-        assert s.rcpt("bob@nvy.mil")[0] == 250
-        code, text = s.data(SENSITIVE)
-    assert code == 250 and b"held for review" in text
-    sidecar = Quarantine(relay.server.quarantine.directory).show(text.decode().rsplit(" ", 1)[1])
+    sidecar = _send_sensitive_and_get_held(relay, "bob@nvy.mil")
     assert sidecar["content"]["counts"] == {"credential": 1, "cui": 1, "payment_card": 1, "ssn": 1}
 
 
