@@ -102,7 +102,8 @@ def _send_sensitive_and_get_held(relay: RunningRelay, recipient: str) -> dict[st
         assert s.rcpt(recipient)[0] == 250
         code, text = s.data(SENSITIVE)
     assert code == 250 and b"held for review" in text
-    sidecar: dict[str, Any] = Quarantine(relay.server.quarantine.directory).show(text.decode().rsplit(" ", 1)[1])
+    qid = text.decode().rsplit(" ", 1)[1]
+    sidecar: dict[str, Any] = Quarantine(relay.server.quarantine.directory).show(qid)
     return sidecar
 
 
