@@ -123,7 +123,7 @@ def test_the_http_api_is_served_with_the_policy_service_and_follows_reloads(
     http_child: set[int] = set()
     try:
         if workers > 1:
-            _eventually(lambda: bool(node.records("http_started")), "the API's processes started")
+            _eventually(lambda: bool(node.records("http_process_ready")), "the API's processes started")
             assert node.proc is not None
             http_child = _children(node.proc.pid) - {node.writer_pid()}
             assert len(http_child) == 1  # the API's supervisor, with its own workers below it
@@ -159,6 +159,21 @@ def test_the_http_api_is_served_with_the_policy_service_and_follows_reloads(
         assert node.stop() == 0
     for pid in http_child:  # stopped with the service, not left behind
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_an_api_child_process_that_dies_is_started_again(typoguard_exe: str, tmp_path: Path) -> None:
+    node = ServeProcess(typoguard_exe, tmp_path / "k", http=True, http_workers=2).start()
+    try:
+        _eventually(lambda: bool(node.records("http_process_ready")), "the API's processes started")
+        first = node.records("http_process_ready")[0]["pid"]
+        os.kill(first, signal.SIGKILL)
+        _eventually(lambda: len(node.records("http_process_ready")) == 2, "the API started again", timeout=20)
+        assert node.records("http_process_exited")[0]["pid"] == first
+        assert node.ask("bob@army.ml").startswith("550")  # the policy service never stopped answering
+        with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/healthz", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        assert node.stop() == 0
 
 
 def test_two_serve_processes_sharing_postgresql_see_one_history_and_one_set_of_overrides(

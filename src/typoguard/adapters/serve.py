@@ -84,7 +84,8 @@ class HttpProcessCompanion:
 
     One event loop cannot be shared by several processes, so the embedded server (``HttpCompanion``) is for
     one worker only. The child reads the same config file: SIGHUP is passed on and every worker reloads it.
-    A child that exits while the service runs is logged and started again (at most once a second).
+    A child that exits while the service runs is logged and started again (after 2 s, doubling while it
+    keeps failing, up to a minute).
     """
 
     STOP_SECONDS = 15.0
@@ -116,7 +117,7 @@ class HttpProcessCompanion:
         deadline = time.monotonic() + 30
         while proc.returncode is None and time.monotonic() < deadline:
             if await self._healthy():
-                self.log.event("info", "http_started", pid=proc.pid, workers=self.config.http.workers)
+                self.log.event("info", "http_process_ready", pid=proc.pid, workers=self.config.http.workers)
                 return True
             await asyncio.sleep(0.05)
         self.log.event("error", "http_failed", listen=self.config.http.listen, exit_code=proc.returncode)
@@ -137,15 +138,19 @@ class HttpProcessCompanion:
             writer.close()
 
     async def _watch(self) -> None:
+        delay = 1.0  # doubles while the child keeps failing (e.g. its address is taken), up to a minute
         while not self.stopping:
             proc = self.proc
             if proc is None:
                 return
+            started = time.monotonic()
             code = await proc.wait()
             if self.stopping:
                 return
-            self.log.event("error", "http_exited", pid=proc.pid, exit_code=code, then="starting it again")
-            await asyncio.sleep(1.0)
+            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 60.0)
+            then = f"starting it again in {delay:.0f} s"
+            self.log.event("error", "http_process_exited", pid=proc.pid, exit_code=code, then=then)
+            await asyncio.sleep(delay)
             if not self.stopping:
                 await self._spawn()
 
