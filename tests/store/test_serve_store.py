@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from typoguard.config import load_config
+from typoguard.protocols.postfix_policy import implementation as codec_implementation
 from typoguard.store import DecisionQuery, open_store
 
 from .pgcluster import PgCluster
@@ -54,6 +55,7 @@ def test_every_guarded_decision_is_stored_and_the_service_stops_cleanly(served: 
     ]
     events = [r["event"] for r in served.records()]
     assert events.index("decision_writer_stopped") < events.index("stopped")
+    assert served.records("listening")[0]["codec"] == codec_implementation()  # what the admin is told
     assert served.records("decision_writer_stopped")[0]["clean"] is True
 
 

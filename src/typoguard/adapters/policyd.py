@@ -545,7 +545,7 @@ class PolicyServer:
         self.log.event(
             "info", "listening", addresses=self.addresses, protected=self.decider.protected_domains,
             mode=self.decider.mode, pid=os.getpid(), config=str(self.config_path or ""),
-            codec=codec_implementation(),
+            codec=_codec(),
         )  # fmt: skip
         self.log.flush()
         if on_ready is not None:
@@ -558,6 +558,19 @@ class PolicyServer:
         self.log.event("info", "stopped", decisions=sum(self.metrics.decisions.values()))
         self.log.flush()
         return 0
+
+
+def _codec() -> str:
+    """Which policy codec runs (for the ``listening`` line): "compiled" or "python"; a compiled one
+    older than its source (an edit without a reinstall, in a development checkout) says so."""
+    import typoguard.protocols.postfix_policy as codec
+
+    found = codec_implementation()
+    source = Path(codec.__file__).with_name("postfix_policy.py")
+    with contextlib.suppress(OSError):
+        if found == "compiled" and source.stat().st_mtime > Path(codec.__file__).stat().st_mtime:
+            return "compiled, older than postfix_policy.py: reinstall (make install)"
+    return found
 
 
 def _raise_fd_limit(wanted: int) -> None:
