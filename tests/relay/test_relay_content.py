@@ -107,3 +107,40 @@ def test_markings_on_anchor_lines_count_as_on_the_whole_text(pieces: list[str]) 
     text = "".join(pieces)
     assert count_classified(Prepared(text)) == sum(1 for _ in _CLASSIFIED.finditer(text))
     assert count_cui(Prepared(text)) == sum(1 for _ in _CUI.finditer(text))
+
+
+ANCHOR_PIECES = ["SECRET", "secret", "Secret", "REL", "rel", "(S", "(s", "P<", "p<", "PRIVATE KEY",
+                 "pass", "passport", "PASSWORD", "api_key", "api key", "secretoken", "pwd", "token", "flight",
+                 "İ", "ı", "é", "K", "ß", "x", " ", "\n", "=", ":"]  # fmt: skip
+
+
+def _all_starts(haystack: str, needle: str) -> list[int]:
+    out, pos = [], haystack.find(needle)
+    while pos >= 0:
+        out.append(pos)
+        pos = haystack.find(needle, pos + 1)
+    return out
+
+
+@given(st.lists(st.sampled_from(ANCHOR_PIECES), max_size=40))
+def test_one_pass_anchors_are_where_find_finds_them(pieces: list[str]) -> None:
+    """The one Aho-Corasick pass over the lower-case text finds every anchor where ``str.find`` does, and
+    the keyword lines start where the credential keyword pattern's ``finditer`` over the text does."""
+    from typoguard.content.credentials import _KEYWORD, _keyword_starts
+    from typoguard.content.prepared import ANCHORS, Prepared
+
+    text = "".join(pieces)
+    p = Prepared(text)
+    for anchor in ANCHORS:
+        assert p.occurrences(anchor) == _all_starts(text, anchor)
+        assert p.folded_occurrences(anchor.lower()) == _all_starts(text.lower(), anchor.lower())
+    assert _keyword_starts(p) == [m.start() for m in _KEYWORD.finditer(text.lower())]
+
+
+def test_every_detector_anchor_is_listed() -> None:
+    from typoguard.content import credentials, itinerary, markings
+    from typoguard.content.prepared import ANCHORS
+
+    asked = (*markings._CLASSIFIED_ANCHORS, *markings._CUI_ANCHORS, *markings._CUI_WORDS,
+             *credentials._KEYWORD_ANCHORS, *itinerary._ANCHORS, "PRIVATE KEY", "passport", "P<")  # fmt: skip
+    assert set(asked) <= set(ANCHORS)

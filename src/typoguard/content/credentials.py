@@ -68,21 +68,38 @@ def _lines_around(text: str, starts: list[int]) -> list[str]:
     return out
 
 
+def _keyword_starts(p: Prepared) -> list[int]:
+    """Where ``_KEYWORD.finditer(p.low)`` finds a match (the first ``MAX_KEYWORD_LINES * 4``), without a
+    pass over the text: every match starts with one of ``_KEYWORD_ANCHORS``, and the prepared text knows
+    where those are."""
+    anchors = sorted(pos for k in _KEYWORD_ANCHORS for pos in p.folded_occurrences(k))
+    starts: list[int] = []
+    end = 0
+    for pos in anchors:
+        if pos < end:
+            continue  # inside the previous match: finditer goes on after it
+        m = _KEYWORD.match(p.low, pos)
+        if m is not None:
+            starts.append(pos)
+            end = m.end()
+            if len(starts) == MAX_KEYWORD_LINES * 4:
+                break
+    return starts
+
+
 def count_credentials(p: Prepared) -> int:
     """How many credentials the text holds (tokens, keys, password assignments)."""
     tokens, keyword = _plugins()
-    text, low = p.text, p.low
+    text = p.text
     n = 0
     # The token plugins see only the long runs (prose has few): the same findings, a fraction of the text.
     candidates = "\n".join(p.long_words(TOKEN_MIN))
-    if "PRIVATE KEY" in text:
+    if p.has("PRIVATE KEY"):
         candidates += "\n-----BEGIN PRIVATE KEY-----" * text.count("PRIVATE KEY-----\n")
     if candidates:
         for plugin in tokens:
             n += sum(1 for _ in plugin.analyze_string(candidates))
-    if not any(k in low for k in _KEYWORD_ANCHORS):
-        return n
-    starts = [m.start() for m, _ in zip(_KEYWORD.finditer(low), range(MAX_KEYWORD_LINES * 4), strict=False)]
+    starts = _keyword_starts(p)
     for i, line in enumerate(_lines_around(text, starts)[:MAX_KEYWORD_LINES]):
         if len(line) > 500:
             continue

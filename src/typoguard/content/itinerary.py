@@ -35,7 +35,7 @@ _ANCHORS: Final = ("itinerar", "flight", "depart", "arriv", "boarding", "locator
 
 def count_itinerary(p: Prepared) -> int:
     # a segment has a route (three capitals) or a time (digit, colon, two digits): else nothing to count
-    if not (p.acronyms or "0:00" in p.shape) or not any(a in p.low for a in _ANCHORS):
+    if not any(p.has_folded(a) for a in _ANCHORS) or not (p.acronyms or "0:00" in p.shape):
         return 0
     text = p.text
     if _TRAVEL_WORDS.search(text) is None:

@@ -44,20 +44,13 @@ _CUI_ANCHORS: Final = ("CUI", "FOUO", "LIMITED")
 _CUI_WORDS: Final = ("official", "unclassified", "enforcement")
 
 
-def _capitals(p: Prepared) -> bool:
-    """Three capitals in a row (every banner, acronym and control) or a capital after "(" (portion marks)."""
-    return p.capitals
-
-
 def count_classified(p: Prepared) -> int:
     """How many classification markings the text carries."""
-    if not _capitals(p):
-        return 0
     lines = p.lines_with(_CLASSIFIED_ANCHORS)
     return sum(1 for _ in _CLASSIFIED.finditer(lines)) if lines else 0
 
 
 def count_cui(p: Prepared) -> int:
     """How many CUI / FOUO handling markings the text carries."""
-    lines = p.lines_with(_CUI_ANCHORS if _capitals(p) else (), _CUI_WORDS)
+    lines = p.lines_with(_CUI_ANCHORS, _CUI_WORDS)
     return sum(1 for _ in _CUI.finditer(lines)) if lines else 0

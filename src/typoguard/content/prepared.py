@@ -1,17 +1,43 @@
-"""A message text prepared once for every detector: lower case, and a *shape* that makes prefilters cheap.
+"""A message text prepared once for every detector: lower case, its anchor words found in one pass, and a
+*shape* that makes digit prefilters cheap.
 
 CPython's regular expressions cost tens of nanoseconds per character even where nothing matches, so a
 megabyte of ordinary prose costs each pattern 5-20 ms. Most mail holds none of what the detectors look for,
-so each detector first asks the shape - the text with every digit turned into ``0``, every capital into
-``A`` and every whitespace character into a space (one ``str.translate``, about 2 ms per megabyte) - with
-plain substring tests (``"000" in shape``: three digits in a row; ``"AAA"``: an acronym or banner) and runs
-its patterns only where they can match: on the whole text, or on small windows around digit runs.
+so each detector first asks whether its *anchor words* occur (``SECRET``, "password", "flight" ...: every
+match of its patterns holds one) and runs its patterns only where they can match: on the lines holding an
+anchor, or on small windows around digit runs.
+
+The anchors of every detector are listed here (``ANCHORS``) and found together by one Aho-Corasick pass over
+the lower-case text (ahocorasick-rs, about 2 ms per megabyte; forty ``str.find`` passes cost about 25 ms).
+An anchor written in capitals (``SECRET``, ``P<``) is a lower-case hit checked against the text as written.
+The *shape* - the text with every digit turned into ``0``, every capital into ``A`` and every whitespace
+character into a space (one ``str.translate``, about 0.5 ms per megabyte) - answers "three digits in a
+row" (``"000"``) and "an acronym" (``"AAA"``).
 """
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Final
+
+import ahocorasick_rs
+
+# Every anchor a detector asks about, as it asks: capitals are matched as written (``Prepared.occurrences``),
+# lower-case words in the lower-case text (``Prepared.folded_occurrences``). Asking about a word not listed
+# here is a KeyError (a test checks that each detector's anchors are).
+ANCHORS: Final = (
+    # markings.py: classification and CUI markings, and the phrases written in any case
+    "SECRET", "CONFIDENTIAL", "NOFORN", "ORCON", "REL", "(TS", "(S", "(C", "CUI", "FOUO", "LIMITED",
+    "official", "unclassified", "enforcement",
+    # credentials.py: private-key blocks, and the keyword plugin's lines
+    "PRIVATE KEY", "pass", "pwd", "secret", "token", "api",
+    # identifiers.py: passports and their machine-readable zone
+    "passport", "P<",
+    # itinerary.py: travel words
+    "itinerar", "flight", "depart", "arriv", "boarding", "locator", "booking", "ticket", "layover",
+    "terminal",
+)  # fmt: skip
+_WORDS: Final = tuple(sorted({a.lower() for a in ANCHORS}))
 
 _SHAPE: Final = str.maketrans(
     {**{c: "0" for c in "0123456789"}, **{chr(c): "A" for c in range(65, 91)},
@@ -25,26 +51,79 @@ WINDOW: Final = 40  # characters kept on each side of a digit run: a labelled ca
 _FOLD_ODD: Final = "\u0131\u0130\u017f\u212a"
 
 
-class Prepared:
-    """``text`` with its lower-case form, its shape, and derived views computed on first use."""
+@cache
+def _automata() -> tuple[ahocorasick_rs.BytesAhoCorasick, ahocorasick_rs.AhoCorasick]:
+    """The anchor words' automata (for ASCII text as bytes, for any text as str). Built once per process."""
+    dfa = ahocorasick_rs.Implementation.DFA
+    return (
+        ahocorasick_rs.BytesAhoCorasick([w.encode() for w in _WORDS], implementation=dfa),
+        ahocorasick_rs.AhoCorasick(_WORDS, implementation=dfa),
+    )
 
-    __slots__ = ("__dict__", "low", "shape", "text")
+
+class Prepared:
+    """``text`` with its lower-case form and derived views computed on first use."""
+
+    __slots__ = ("__dict__", "low", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.low = text.lower()
-        self.shape = text.translate(_SHAPE)
 
-    # Substring tests several detectors ask: each is a pass over the whole shape (about 0.7 ms per MB).
+    @cached_property
+    def shape(self) -> str:
+        return self.text.translate(_SHAPE)
+
+    @cached_property
+    def _hits(self) -> dict[str, list[int]]:
+        """Lower-case anchor word -> where it starts in ``low``: every occurrence (overlapping too)."""
+        as_bytes, as_str = _automata()
+        low = self.low
+        # ASCII text: the bytes are the characters, and the bytes automaton needs no index conversion
+        found = (
+            as_bytes.find_matches_as_indexes(low.encode("ascii"), overlapping=True)
+            if low.isascii()
+            else as_str.find_matches_as_indexes(low, overlapping=True)
+        )
+        hits: dict[str, list[int]] = {}
+        for i, start, _ in found:
+            hits.setdefault(_WORDS[i], []).append(start)
+        for positions in hits.values():
+            positions.sort()
+        return hits
+
+    def folded_occurrences(self, word: str) -> list[int]:
+        """Where ``word`` (one of ``ANCHORS``, lower case) starts in ``low``, in order."""
+        if word not in _WORDS or word != word.lower():
+            raise KeyError(word)
+        return self._hits.get(word, [])
+
+    def occurrences(self, anchor: str) -> list[int]:
+        """Where ``anchor`` (one of ``ANCHORS``) starts in ``text`` as written, in order."""
+        if anchor not in ANCHORS:
+            raise KeyError(anchor)
+        text = self.text
+        if len(self.low) != len(text):  # a character lower-cased to two: positions in low are not in text
+            out, pos = [], text.find(anchor)
+            while pos >= 0:
+                out.append(pos)
+                pos = text.find(anchor, pos + 1)
+            return out
+        return [pos for pos in self._hits.get(anchor.lower(), ()) if text.startswith(anchor, pos)]
+
+    def has(self, anchor: str) -> bool:
+        """``anchor in text`` (one of ``ANCHORS``, as written)."""
+        return bool(self.occurrences(anchor))
+
+    def has_folded(self, word: str) -> bool:
+        """``word in low`` (one of ``ANCHORS``, lower case)."""
+        return bool(self.folded_occurrences(word))
+
+    # Substring tests on the shape (a pass each, about 0.7 ms per MB): asked only after an anchor was found.
     @cached_property
     def acronyms(self) -> bool:
         """Three capitals in a row: every banner, acronym, control marking and airport code."""
         return "AAA" in self.shape
-
-    @cached_property
-    def capitals(self) -> bool:
-        """``acronyms``, or a capital right after "(" (portion marks such as ``(S)``)."""
-        return self.acronyms or "(A" in self.shape
 
     @cached_property
     def digit_windows(self) -> str:
@@ -62,25 +141,31 @@ class Prepared:
             pos = shape.find("000", hi - WINDOW + 1 if hi < len(text) else len(text))
         return "\n\n".join(text[lo:hi] for lo, hi in spans)
 
+    @cached_property
+    def _folding_odd(self) -> bool:
+        """Positions in ``low`` are not those of ``text``, or a character of ``_FOLD_ODD`` is in it."""
+        text = self.text
+        return len(self.low) != len(text) or (not text.isascii() and any(c in text for c in _FOLD_ODD))
+
     def lines_with(self, anchors: tuple[str, ...], folded: tuple[str, ...] = ()) -> str:
         """The lines of ``text`` that hold one of ``anchors`` (as written) or of ``folded`` (in lower case),
         in order, joined by newlines: a pattern whose every match lies within one line and contains an
         anchor finds the same matches here as in the whole text, without a pass over every other line
-        (a marking pattern costs about 100 ms per MB of ordinary capitalised prose; a find, under 1 ms)."""
-        text, low = self.text, self.low
-        if folded and (len(low) != len(text) or any(c in text for c in _FOLD_ODD)):
+        (a marking pattern costs about 100 ms per MB of ordinary capitalised prose)."""
+        text = self.text
+        if folded and self._folding_odd:
             return text
-        starts: dict[int, int] = {}
-        for source, needles in ((text, anchors), (low, folded)):
-            for needle in needles:
-                pos = source.find(needle)
-                while pos >= 0:
-                    start = text.rfind("\n", 0, pos) + 1
-                    end = text.find("\n", pos)
-                    end = len(text) if end < 0 else end
-                    starts[start] = end
-                    pos = source.find(needle, end)
-        return "\n".join(text[start : starts[start]] for start in sorted(starts))
+        hits = [pos for a in anchors for pos in self.occurrences(a)]
+        hits += [pos for w in folded for pos in self.folded_occurrences(w)]
+        lines, end = [], -1
+        for pos in sorted(hits):
+            if pos < end:
+                continue  # on the line already taken
+            start = text.rfind("\n", 0, pos) + 1
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            lines.append(text[start:end])
+        return "\n".join(lines)
 
     def long_words(self, least: int) -> list[str]:
         """Runs of at least ``least`` non-space ASCII characters (tokens, keys, URLs)."""
