@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from relay_lab import NextHopSink, RunningRelay
 
 from typoguard.cli import main
+from typoguard.store import DecisionQuery
 from typoguard.store.quarantine import HoldQueues, Quarantine
 
 PLAIN = b"From: alice@army.mil\r\nTo: bob@nvy.mil\r\nSubject: lunch\r\n\r\nLunch at noon?\r\n"
@@ -115,6 +116,14 @@ def test_sensitive_content_to_first_time_recipient_is_held_counts_only(
     assert sidecar["content"]["counts"] == {"credential": 1, "cui": 1, "payment_card": 1, "ssn": 1}
     decisions = [r for r in relay.log_records() if r.get("stage") == "DATA"]
     assert decisions and decisions[0]["action"] == "hold" and decisions[0]["content"]["ssn"] == 1
+    # ... and in the store, where the dashboard and /v1/decisions show why (categories and counts only)
+    assert relay.server.parts is not None
+    store = relay.server.parts.store
+    stored = wait_until(lambda: store.decisions(DecisionQuery(recipient="x@example.org", action="hold")))
+    assert stored, "the content decision reached the store"
+    event = stored[0].event
+    assert orjson.loads(event.content or "null") == {"credential": 1, "cui": 1, "payment_card": 1, "ssn": 1}
+    assert event.reason and "sensitive content" in event.reason
     # the numbers and the password are nowhere but in the held message itself
     data_dir = relay.config_path.parent / "data"
     wait_until((data_dir / "typoguard.db").exists)

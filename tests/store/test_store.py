@@ -36,6 +36,33 @@ def test_schema_is_created_and_upgrade_is_idempotent(any_store: Store) -> None:
     assert any_store.upgrade() == []
 
 
+def test_a_version_1_database_gains_reasons_and_content_and_keeps_its_rows(any_store: Store) -> None:
+    # What a node of the previous release left: no reason/content columns, schema version 1.
+    with any_store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE tg_decisions DROP COLUMN reason"))
+        conn.execute(text("ALTER TABLE tg_decisions DROP COLUMN content"))
+        conn.execute(text("DELETE FROM tg_schema_version WHERE version > 1"))
+        conn.execute(
+            text(
+                "INSERT INTO tg_decisions (event_id, time, node, queue_id, sender, recipient, domain, "
+                "action, score, mode) VALUES ('old-1', 1000, 'n1', '', 'alice@army.mil', 'bob@army.ml', "
+                "'army.ml', 'reject', 0.93, 'enforce')"
+            )
+        )
+    assert any_store.schema_version() == 1
+    assert any_store.upgrade() == [2]
+    (old,) = any_store.decisions()
+    assert (old.event.recipient, old.event.reason, old.event.content) == ("bob@army.ml", None, None)
+    # A spool line written before the upgrade (no reason/content keys) is still replayed.
+    legacy = {k: v for k, v in _rows(1, prefix="spooled")[0].items() if k not in ("reason", "content")}
+    assert any_store.write_decision_rows([legacy], replay=True) == 1
+    new = DecisionEvent(2000.0, "carol@arny.mil", "hold", "arny.mil", reason="arny.mil looks like army.mil",
+                        content='{"ssn":1}').row("new-1")  # fmt: skip
+    assert any_store.write_decision_rows([new]) == 1
+    newest = any_store.decisions(DecisionQuery(recipient="carol@arny.mil"))[0].event
+    assert (newest.reason, newest.content) == ("arny.mil looks like army.mil", '{"ssn":1}')
+
+
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     store = open_store(store_config(tmp_path))
     with store.engine.begin() as conn:

@@ -242,6 +242,8 @@ def decision_dict(record: DecisionRecord) -> dict[str, Any]:
         "kind": e.kind,
         "score": e.score,
         "mode": e.mode,
+        "reason": e.reason,
+        "content": orjson.loads(e.content) if e.content else None,
     }
 
 

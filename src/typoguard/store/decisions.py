@@ -34,6 +34,8 @@ ROW_FIELDS = (
     "kind",
     "score",
     "mode",
+    "reason",
+    "content",
 )
 
 
@@ -52,6 +54,8 @@ class DecisionEvent:
     queue_id: str = ""
     node: str = ""
     mode: str = "enforce"
+    reason: str | None = None  # why, for flagged mail (the log line's "reason")
+    content: str | None = None  # the relay's content findings as JSON {category: count}
 
     @classmethod
     def from_verdict(
@@ -85,7 +89,7 @@ class DecisionEvent:
         """The database row as a tuple in ``ROW_FIELDS`` order (the writer's fast path)."""
         return (
             event_id, self.time, self.node, self.queue_id, self.sender, self.recipient, self.domain,
-            self.action, self.intended, self.kind, self.score, self.mode,
+            self.action, self.intended, self.kind, self.score, self.mode, self.reason, self.content,
         )  # fmt: skip
 
     def row(self, event_id: str) -> dict[str, Any]:
@@ -103,6 +107,8 @@ class DecisionEvent:
             "kind": self.kind,
             "score": self.score,
             "mode": self.mode,
+            "reason": self.reason,
+            "content": self.content,
         }
 
 
@@ -137,7 +143,14 @@ def _insert_ignoring_duplicates(conn: Connection) -> Any:
     return sqlite.insert(decisions).on_conflict_do_nothing(index_elements=["event_id"])
 
 
-ROW_TUPLE = operator.itemgetter(*ROW_FIELDS)  # dict row -> tuple row
+_REQUIRED_TUPLE = operator.itemgetter(*ROW_FIELDS[:-2])
+_OPTIONAL = ROW_FIELDS[-2:]  # added in schema version 2: spool rows written before it lack them
+
+
+def ROW_TUPLE(row: dict[str, Any]) -> tuple[Any, ...]:  # noqa: N802 - was an itemgetter; same use
+    """A dict row (``DecisionEvent.row``, a spool line) as a tuple in ``ROW_FIELDS`` order; ``KeyError``
+    when a required field is missing."""
+    return (*_REQUIRED_TUPLE(row), *(row.get(name) for name in _OPTIONAL))
 EVENT_ID, TIME, SENDER, RECIPIENT, DOMAIN, ACTION, KIND = (
     ROW_FIELDS.index(f) for f in ("event_id", "time", "sender", "recipient", "domain", "action", "kind")
 )
@@ -161,7 +174,7 @@ def _copy_rows_postgresql(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> 
         cur.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_PG_STAGE} (event_id text, time double precision, node text, "
             "queue_id text, sender text, recipient text, domain text, action text, intended text, kind text, "
-            "score double precision, mode text) ON COMMIT DELETE ROWS"
+            "score double precision, mode text, reason text, content text) ON COMMIT DELETE ROWS"
         )
         with cur.copy(f"COPY {_PG_STAGE} ({cols}) FROM STDIN") as copy:
             for r in rows:
@@ -241,6 +254,8 @@ def record_from_row(m: Any) -> DecisionRecord:
         queue_id=m["queue_id"],
         node=m["node"],
         mode=m["mode"],
+        reason=m.get("reason"),
+        content=m.get("content"),
     )
     return DecisionRecord(int(m["seq"]), m["event_id"], event)
 

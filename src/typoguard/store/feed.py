@@ -91,9 +91,16 @@ def event_from_line(line: bytes, node: str) -> DecisionEvent | None:
             queue_id=str(rec.get("queue_id") or ""),
             node=node,
             mode=str(rec.get("mode") or "enforce"),
+            reason=str(rec["reason"]) if rec.get("reason") else None,
+            content=_content_json(rec.get("content")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a decision record: {exc}") from None
+
+
+def _content_json(content: object) -> str | None:
+    """The relay's content findings ({category: count}) as stored: compact JSON, or None."""
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode() if isinstance(content, dict) else None
 
 
 def _spool_lines(spool: Spool, lines: Sequence[bytes], node: str) -> int:

@@ -40,8 +40,18 @@ def _initial(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _reason_and_content(conn: Connection) -> None:
+    """Decision rows gain ``reason`` and ``content`` (nullable: older rows have neither). A database
+    created by this version already has them (``_initial`` creates the current table)."""
+    have = {c["name"] for c in inspect(conn).get_columns(schema.decisions.name)}
+    for name in ("reason", "content"):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE {schema.decisions.name} ADD COLUMN {name} TEXT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, correspondents, overrides, held-mail actions", _initial),
+    Migration(2, "decision reasons and content findings", _reason_and_content),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -49,6 +49,8 @@ decisions = Table(
     Column("kind", String(64)),
     Column("score", Float, nullable=False, default=0.0),
     Column("mode", String(16), nullable=False, default="enforce"),
+    Column("reason", Text),  # why, in words, for flagged mail (schema version 2)
+    Column("content", Text),  # the relay's content findings: JSON {category: count}, never the text (v2)
     UniqueConstraint("event_id", name="uq_tg_decisions_event_id"),
     Index("ix_tg_decisions_time", "time"),
     Index("ix_tg_decisions_domain", "domain"),

@@ -96,6 +96,13 @@ def document() -> dict[str, Any]:
                 "kind": nullable_str,
                 "score": {"type": "number"},
                 "mode": {"type": "string"},
+                "reason": nullable_str,
+                "content": {
+                    "type": "object",
+                    "nullable": True,
+                    "additionalProperties": {"type": "integer"},
+                    "description": "the relay's content findings: category -> count (never the text)",
+                },
             },
         },
         "Override": {
