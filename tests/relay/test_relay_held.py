@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from relay_lab import NextHopSink, RunningRelay
 
+from typoguard.adapters import smtp_proxy
 from typoguard.cli import main
 from typoguard.store import DecisionQuery
 from typoguard.store.quarantine import HoldQueues, Quarantine
@@ -167,6 +168,28 @@ def test_content_scan_settings_on_first_contact(
         code, text = s.data(SENSITIVE)
     assert code == 250 and (b"held for review" in text) is held
     assert len(next_hop.wait_for(0 if held else 1)) == (0 if held else 1)
+
+
+def test_mail_to_a_known_correspondent_is_not_scanned_once_the_store_knows_it(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first-contact rule cannot fire for a domain people here already wrote to: the scan is skipped
+    # for it (when-relevant), but only once the store says so - until then every message is scanned.
+    monkeypatch.setattr(smtp_proxy, "NOT_KNOWN_SECONDS", 0.0)  # ask the store again at every message
+    relay = start_relay(store=True)
+    store = relay.server.parts.store if relay.server.parts is not None else None
+    assert store is not None
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["x@partner.example"], PLAIN) == {}
+        assert relay.server.scans == 1  # unknown yet: scanned
+        assert wait_until(lambda: store.is_known("army.mil", "partner.example"))  # the allowed mail: learned
+        assert wait_until(lambda: s.sendmail("alice@army.mil", ["y@partner.example"], PLAIN) == {}
+                   and relay.server.scans_skipped >= 1)  # fmt: skip
+        scanned = relay.server.scans
+        assert s.sendmail("alice@army.mil", ["z@partner.example"], SENSITIVE) == {}  # not a first contact
+        assert s.sendmail("alice@army.mil", ["w@stranger.example"], PLAIN) == {}  # a first contact: scanned
+    assert relay.server.scans == scanned + 1
+    assert len(next_hop.wait_for(4)) >= 4
 
 
 def test_flagged_recipient_with_itinerary_is_held(

@@ -59,6 +59,8 @@ NEXT_HOP_DOWN: Final = "451 4.4.1 Next hop unavailable, message not accepted; tr
 TEMPFAIL: Final = "451 4.3.0 typoguard: temporary failure, please try again later"
 BUSY: Final = b"421 4.3.2 Too many connections, try again later\r\n"
 DRAIN_SECONDS: Final = 30.0
+NOT_KNOWN_SECONDS: Final = 60.0  # an external domain not (yet) known to the store is asked again after this
+MAX_PAIRS: Final = 100_000  # known (sender domain, recipient domain) pairs held in memory
 INLINE_SCAN_BYTES: Final = 64 * 1024  # larger messages are scanned in a thread (the loop keeps answering)
 _ORDER: Final = {"allow": 0, "warn": 1, "hold": 2, "reject": 3}
 
@@ -354,6 +356,12 @@ class RelayServer(SMTPService):
         self._server: asyncio.Server | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # (sender domain, recipient domain) pairs the store knows mail went to: the first-contact rule cannot
+        # fire for them, so their mail need not be scanned. Filled in the background; a miss is asked again
+        # after NOT_KNOWN_SECONDS (a domain becomes known with its first allowed mail).
+        self._known_pairs: set[tuple[str, str]] = set()
+        self._asked: dict[tuple[str, str], float] = {}
+        self.scans = self.scans_skipped = 0  # messages whose content was scanned / could not matter
         self._setup_log()
 
     @classmethod
@@ -435,7 +443,9 @@ class RelayServer(SMTPService):
         if scan is False or not txn.recipients:
             return ("hold" if held else "deliver"), None
         if scan == "when-relevant" and not self._content_can_matter(sender, txn):
+            self.scans_skipped += 1
             return ("hold" if held else "deliver"), None
+        self.scans += 1
         if len(raw) > INLINE_SCAN_BYTES:
             report = await asyncio.to_thread(scan_message, raw, cfg.content_max_bytes)
         else:
@@ -496,12 +506,41 @@ class RelayServer(SMTPService):
             return True
         if self.parts is None:
             return False
-        return any(self._external(sender, r.address) for r in recipients)
+        return any(
+            self._external(sender, r.address) and not self._known_pair(sender, r.address) for r in recipients
+        )
+
+    def _known_pair(self, sender: str, recipient: str) -> bool:
+        """Has the store seen allowed mail from ``sender``'s domain to ``recipient``'s? Answered from memory;
+        a pair not known yet is looked up in a worker thread (at most every ``NOT_KNOWN_SECONDS``) and
+        counts as unknown meanwhile, so such a message is scanned: never a missed first contact."""
+        domain_of = _domain_of
+        key = (domain_of(sender), domain_of(recipient))
+        if key in self._known_pairs:
+            return True
+        now = time.monotonic()
+        if now - self._asked.get(key, -NOT_KNOWN_SECONDS) >= NOT_KNOWN_SECONDS and self.parts is not None:
+            if len(self._asked) >= MAX_PAIRS:
+                self._asked.clear()
+            self._asked[key] = now
+            store = self.parts.store
+
+            def ask() -> None:
+                try:
+                    if store.is_known(*key):
+                        if len(self._known_pairs) >= MAX_PAIRS:
+                            self._known_pairs.clear()
+                        self._known_pairs.add(key)  # a set.add is atomic under the GIL
+                except TypoguardError:
+                    pass  # the database is away: ask again later, scan meanwhile
+
+            self._spawn(asyncio.to_thread(ask))
+        return False
 
     def _external(self, sender: str, recipient: str) -> bool:
         """``recipient``'s domain is neither the sender's nor internal (``[policy] internal_senders``)."""
-        rdomain = recipient.rpartition("@")[2].lower().rstrip(".")
-        sdomain = sender.rpartition("@")[2].lower().rstrip(".")
+        rdomain = _domain_of(recipient)
+        sdomain = _domain_of(sender)
         return bool(rdomain) and rdomain != sdomain and not self.internal.sender_domain_is_internal(recipient)
 
     async def _first_contact(self, sender: str, recipient: str) -> bool:
@@ -509,8 +548,8 @@ class RelayServer(SMTPService):
         as the store knows: without a store nothing is "first")."""
         if self.parts is None or not self._external(sender, recipient):
             return False
-        rdomain = recipient.rpartition("@")[2].lower().rstrip(".")
-        sdomain = sender.rpartition("@")[2].lower().rstrip(".")
+        rdomain = _domain_of(recipient)
+        sdomain = _domain_of(sender)
         store = self.parts.store
         try:
             known = await asyncio.to_thread(store.is_known, sdomain, rdomain)
@@ -643,7 +682,7 @@ class RelayServer(SMTPService):
         self.log.event("info", "stopping", sessions=len(self.sessions))
 
     def log_stopped(self) -> None:
-        self.log.event("info", "stopped")
+        self.log.event("info", "stopped", content_scans=self.scans, content_scans_skipped=self.scans_skipped)
 
     def close(self) -> None:
         if self.parts is not None:
@@ -666,6 +705,10 @@ def banner(server: RelayServer) -> str:
             "Reload: kill -HUP <pid>   Stop: kill -TERM <pid>   Logs: JSON lines on stderr or [log] file",
         ]
     )
+
+
+def _domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower().rstrip(".")
 
 
 def serve_relay(config: Config, *, config_path: str | Path | None = None) -> int:
