@@ -144,3 +144,18 @@ def test_every_detector_anchor_is_listed() -> None:
     asked = (*markings._CLASSIFIED_ANCHORS, *markings._CUI_ANCHORS, *markings._CUI_WORDS,
              *credentials._KEYWORD_ANCHORS, *itinerary._ANCHORS, "PRIVATE KEY", "passport", "P<")  # fmt: skip
     assert set(asked) <= set(ANCHORS)
+
+
+NUMBER_PIECES = ["1", "23", "456", "7890", "4111", "123-45-6780", "123 45 6780", " ", "-", "\t", "x", "\n",
+                 "٣"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(NUMBER_PIECES), max_size=30))
+def test_numbers_the_shape_rules_out_are_not_there(pieces: list[str]) -> None:
+    """``long_numbers`` is False only where neither the card nor the formatted SSN pattern matches."""
+    from typoguard.content.identifiers import _CARD, _SSN_FORMATTED
+    from typoguard.content.prepared import Prepared
+
+    text = "".join(pieces)
+    if not Prepared(text).long_numbers:
+        assert _CARD.search(text) is None and _SSN_FORMATTED.search(text) is None

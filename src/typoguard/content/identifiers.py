@@ -28,6 +28,9 @@ _SSN_KEYWORD: Final = re.compile(
 )
 _SSN_EXAMPLES: Final = frozenset({"078051120", "219099999", "123456789"})
 _CARD: Final = re.compile(r"\d(?:[ -]?\d){12,18}")
+# Over the shape of ASCII windows (digits are "0"): where _CARD can match, this does. It opens with a literal,
+# which the regular expression engine looks for quickly; _CARD's digit class is asked at every character.
+_CARD_SHAPE: Final = re.compile(r"0(?:[ -]?0){12,18}")
 _PASSPORT: Final = re.compile(
     r"passport(?:[ \t]*(?:no\.?|number|num\.?|nr\.?|#))?[ \t]*[:#]?[ \t]*\b([a-z0-9]{6,9})\b"
 )
@@ -49,15 +52,20 @@ def ssn_is_valid(area: str, group: str, serial: str) -> bool:
 
 
 def count_ssn(p: Prepared) -> int:
+    if not p.long_numbers and not (p.has_folded("ssn") or p.has_folded("social security")):
+        return 0  # neither written 123-45-6789 / 123 45 6789 nor labelled
     text = p.digit_windows  # an SSN has three digits in a row: it is in one of these windows
     if not text:
         return 0
     low = text.lower()
-    n = sum(
-        1
-        for m in _SSN_FORMATTED.finditer(text)
-        if _bounded(text, m.start(), m.end()) and ssn_is_valid(m[1], m[3], m[4])
-    )
+    shape = p.digit_windows_shape
+    n = 0
+    if not text.isascii() or "000-00-0000" in shape or "000 00 0000" in shape:
+        n = sum(
+            1
+            for m in _SSN_FORMATTED.finditer(text)
+            if _bounded(text, m.start(), m.end()) and ssn_is_valid(m[1], m[3], m[4])
+        )
     if "ssn" in low or "social security" in low:
         for m in _SSN_KEYWORD.finditer(low):
             digits = m[1]
@@ -96,7 +104,11 @@ def _card_network(digits: str) -> bool:
 
 
 def count_payment_cards(p: Prepared) -> int:
+    if not p.long_numbers:
+        return 0
     text = p.digit_windows
+    if text.isascii() and _CARD_SHAPE.search(p.digit_windows_shape) is None:
+        return 0
     n = 0
     for m in _CARD.finditer(text):
         raw = m[0]
