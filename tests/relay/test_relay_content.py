@@ -159,3 +159,22 @@ def test_numbers_the_shape_rules_out_are_not_there(pieces: list[str]) -> None:
     text = "".join(pieces)
     if not Prepared(text).long_numbers:
         assert _CARD.search(text) is None and _SSN_FORMATTED.search(text) is None
+
+
+HEAD_PIECES = ["Subject", "From", "To", "Content-Type", ": ", ":", " ", "\t", "x",
+               "text/plain; charset=utf-8", "=?utf-8?q?SECRET?=", "\r\n", "\n", "\r", "From ", "é",
+               ">"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(HEAD_PIECES), max_size=20))
+def test_simple_header_blocks_parse_as_the_email_package_parses_them(pieces: list[str]) -> None:
+    from email.parser import BytesHeaderParser
+
+    from typoguard.content.scan import _parse_head
+
+    head = ("".join(pieces) + "\r\n\r\n").encode()
+    fast, slow = _parse_head(head), BytesHeaderParser().parsebytes(head)
+    assert fast.items() == slow.items()
+    assert [type(d) for d in fast.defects] == [type(d) for d in slow.defects]
+    assert fast.get_unixfrom() == slow.get_unixfrom() and fast.get_payload() == slow.get_payload()
+    assert fast.get_content_type() == slow.get_content_type()

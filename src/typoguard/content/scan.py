@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import email
 import email.message
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import Any, Final
 
 from typoguard.content.credentials import count_credentials
@@ -91,6 +93,27 @@ def _decode_part(part: email.message.Message) -> str:
 
 
 _PLAIN_ENCODINGS: Final = frozenset({"", "7bit", "8bit", "binary"})
+_FIELD: Final = re.compile(r"[!-9;-~]+:")  # a field name (printable ASCII but ":") and its colon
+
+
+def _parse_head(head: bytes) -> email.message.Message:
+    """The header block ``head`` (ending in an empty line) as ``BytesHeaderParser`` parses it. A simple block
+    (ASCII, CRLF line ends, one line per field) is split here, at a fifth of the ``email`` package's cost
+    (a property test compares the two); anything else is given to the package."""
+    text = head.decode("ascii", "replace")
+    fields = text[:-4].split("\r\n")
+    if (
+        text.endswith("\r\n\r\n")
+        and "\ufffd" not in text
+        and text.count("\r") == text.count("\n") == text.count("\r\n")
+        and all(_FIELD.match(line) for line in fields)
+    ):
+        msg = email.message.Message()
+        for line in fields:
+            msg.set_raw(*compat32.header_source_parse([line + "\r\n"]))
+        msg.set_payload("")  # the empty body after the blank line, as the parser leaves it
+        return msg
+    return BytesHeaderParser().parsebytes(head)
 
 
 def _single_text_body(raw: bytes) -> email.message.Message | None:
@@ -99,7 +122,7 @@ def _single_text_body(raw: bytes) -> email.message.Message | None:
     end = raw.find(b"\r\n\r\n")
     if end < 0:
         return None
-    head = BytesHeaderParser().parsebytes(raw[: end + 4])
+    head = _parse_head(raw[: end + 4])
     if head.get_content_maintype() != "text" or head.defects:
         return None
     if str(head.get("Content-Transfer-Encoding", "")).strip().lower() not in _PLAIN_ENCODINGS:
