@@ -178,3 +178,24 @@ def test_simple_header_blocks_parse_as_the_email_package_parses_them(pieces: lis
     assert [type(d) for d in fast.defects] == [type(d) for d in slow.defects]
     assert fast.get_unixfrom() == slow.get_unixfrom() and fast.get_payload() == slow.get_payload()
     assert fast.get_content_type() == slow.get_content_type()
+
+
+SHAPE_PIECES = [*ANCHOR_PIECES, "0", "12", "A", "’", "\u00a0", "\f", "\x00", "?"]
+
+
+@given(st.lists(st.sampled_from(SHAPE_PIECES), max_size=60))
+def test_shape_and_long_words_of_any_text(pieces: list[str]) -> None:
+    """Non-ASCII text is translated through bytes (one NUL per character): the same as a per-character map."""
+    from typoguard.content.prepared import _GAPS, _SHAPE, Prepared
+
+    text = "".join(pieces) * 3
+    p = Prepared(text)
+    assert p.shape == "".join(chr(_SHAPE[ord(c)]) if c.isascii() else "\0" for c in text)
+    gaps = "".join(chr(_GAPS[ord(c)]) if c.isascii() else "\0" for c in text)
+    words, pos = [], gaps.find("x" * 20)
+    while pos >= 0:
+        end = gaps.find(" ", pos)
+        end = len(text) if end < 0 else end
+        words.append(text[pos:end])
+        pos = gaps.find("x" * 20, end)
+    assert p.long_words(20) == words

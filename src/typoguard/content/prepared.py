@@ -11,12 +11,14 @@ The anchors of every detector are listed here (``ANCHORS``) and found together b
 the lower-case text (ahocorasick-rs, about 2 ms per megabyte; forty ``str.find`` passes cost about 25 ms).
 An anchor written in capitals (``SECRET``, ``P<``) is a lower-case hit checked against the text as written.
 The *shape* - the text with every digit turned into ``0``, every capital into ``A`` and every whitespace
-character into a space (one ``str.translate``, about 0.5 ms per megabyte) - answers "three digits in a
-row" (``"000"``) and "an acronym" (``"AAA"``).
+character into a space (one ``str.translate``, about 0.5 ms per megabyte; other text than ASCII goes through
+bytes) - answers "three digits in a row" (``"000"``), "an acronym" (``"AAA"``) and whether a card-length
+number can be there.
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from functools import cache, cached_property
 from typing import Final
@@ -42,12 +44,13 @@ _WORDS: Final = tuple(sorted({a.lower() for a in ANCHORS}))
 _FOLDED: Final = frozenset(_WORDS)
 _LOWER: Final = {a: a.lower() for a in ANCHORS}
 
-_SHAPE: Final = str.maketrans(
-    {**{c: "0" for c in "0123456789"}, **{chr(c): "A" for c in range(65, 91)},
-     "\t": " ", "\n": " ", "\r": " ", "\f": " ", "\v": " "}
-)  # fmt: skip
+# Translation tables (index: ASCII code) for ``Prepared._translated``; NUL (any non-ASCII character) stays.
+_SHAPE: Final = bytes(
+    48 if 48 <= c <= 57 else 65 if 65 <= c <= 90 else 32 if c in b"\t\n\r\f\v" else c for c in range(256)
+)
 # Whitespace stays, every other printable ASCII character becomes "x": long unbroken runs are "xxxx...".
-_GAPS: Final = str.maketrans({**{chr(c): "x" for c in range(33, 127)}, "\t": " ", "\n": " ", "\r": " "})
+_GAPS: Final = bytes(120 if 33 <= c <= 126 else 32 if c in b"\t\n\r" else c for c in range(256))
+_NON_ASCII: Final = "typoguard-nul"  # the codec error handler that writes NUL for each non-ASCII character
 # Over the shape: every card number (13 or more digits, split by single spaces or dashes) and every SSN
 # written 123-45-6789 or 123 45 6789 matches this. It opens with a literal, which the regular expression
 # engine looks for quickly (0.6 ms per MB); a pattern opening with a digit class costs 5 ms per MB.
@@ -56,6 +59,17 @@ WINDOW: Final = 40  # characters kept on each side of a digit run: a labelled ca
 # Characters that case-insensitive patterns match as i, s or k, which str.lower() leaves alone (or, for the
 # dotted capital I, turns into two characters): with any of them in the text, folded anchors are not asked.
 _FOLD_ODD: Final = "\u0131\u0130\u017f\u212a"
+
+
+def _nul_each(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    return "\0" * (error.end - error.start), error.end
+
+
+@cache
+def _one_byte_each_registered() -> None:
+    codecs.register_error(_NON_ASCII, _nul_each)
 
 
 @cache
@@ -80,7 +94,21 @@ class Prepared:
 
     @cached_property
     def shape(self) -> str:
-        return self.text.translate(_SHAPE)
+        """Digits ``0``, capitals ``A``, whitespace a space; other ASCII as it is (other characters: NUL)."""
+        return self._translated(_SHAPE)
+
+    def _translated(self, table: bytes) -> str:
+        """``text`` with each ASCII character replaced by ``table``'s (indexed by code), any other by NUL.
+        ASCII text is translated as a string (the fastest); other text through bytes, one per character, as
+        ``str.translate`` looks every non-ASCII character up in a dict (40 ms per MB for one curly quote)."""
+        if self.text.isascii():
+            return self.text.translate(table)
+        return self._one_byte_each.translate(table).decode("ascii")
+
+    @cached_property
+    def _one_byte_each(self) -> bytes:
+        _one_byte_each_registered()
+        return self.text.encode("ascii", _NON_ASCII)
 
     def _find_anchors(self) -> dict[str, list[int]]:
         """Lower-case anchor word -> where it starts in ``low``: every occurrence (overlapping too)."""
@@ -194,7 +222,7 @@ class Prepared:
 
     def long_words(self, least: int) -> list[str]:
         """Runs of at least ``least`` non-space ASCII characters (tokens, keys, URLs)."""
-        gaps = self.text.translate(_GAPS)
+        gaps = self._translated(_GAPS)
         needle = "x" * least
         out = []
         pos = gaps.find(needle)
