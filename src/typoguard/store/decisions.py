@@ -151,6 +151,8 @@ def ROW_TUPLE(row: dict[str, Any]) -> tuple[Any, ...]:  # noqa: N802 - was an it
     """A dict row (``DecisionEvent.row``, a spool line) as a tuple in ``ROW_FIELDS`` order; ``KeyError``
     when a required field is missing."""
     return (*_REQUIRED_TUPLE(row), *(row.get(name) for name in _OPTIONAL))
+
+
 EVENT_ID, TIME, SENDER, RECIPIENT, DOMAIN, ACTION, KIND = (
     ROW_FIELDS.index(f) for f in ("event_id", "time", "sender", "recipient", "domain", "action", "kind")
 )
