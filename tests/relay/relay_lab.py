@@ -8,6 +8,7 @@ STARTTLS. ``RunningRelay``: ``RelayServer`` from a real config file, in its own 
 from __future__ import annotations
 
 import asyncio
+import smtplib
 import socket
 import ssl
 import threading
@@ -187,3 +188,14 @@ class RunningRelay:
         self._loop.call_soon_threadsafe(self.log.flush)
         time.sleep(0.05)
         return [orjson.loads(line) for line in self.log_path.read_bytes().splitlines() if line.strip()]
+
+
+def hold_one(relay: RunningRelay, rcpt: str, body: bytes) -> str:
+    """Send ``body`` from alice@army.mil to ``rcpt`` through ``relay``; it must be held: its quarantine id."""
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt(rcpt)[0] == 250
+        code, text = s.data(body)
+    assert code == 250 and b"held for review" in text
+    return text.decode().rsplit(" ", 1)[1]

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner, Result
-from relay_lab import NextHopSink, RunningRelay
+from relay_lab import NextHopSink, RunningRelay, hold_one
 
 from typoguard.adapters import smtp_proxy
 from typoguard.cli import main
@@ -98,13 +98,7 @@ def test_delete_and_concurrent_claims(tmp_path: Path, next_hop: NextHopSink) -> 
 
 def _send_sensitive_and_get_held(relay: RunningRelay, recipient: str) -> dict[str, Any]:
     """Send SENSITIVE from alice@army.mil to ``recipient``; it must be held: the quarantine sidecar."""
-    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
-        s.ehlo("client.test")
-        s.mail("alice@army.mil")
-        assert s.rcpt(recipient)[0] == 250
-        code, text = s.data(SENSITIVE)
-    assert code == 250 and b"held for review" in text
-    qid = text.decode().rsplit(" ", 1)[1]
+    qid = hold_one(relay, recipient, SENSITIVE)
     sidecar: dict[str, Any] = Quarantine(relay.server.quarantine.directory).show(qid)
     return sidecar
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import smtplib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from http_fixtures import RunningServer
-from relay_lab import NextHopSink, RunningRelay
+from relay_lab import NextHopSink, RunningRelay, hold_one
 
 from typoguard.adapters.http_api import create_app
 from typoguard.store import open_store
@@ -18,21 +17,11 @@ from typoguard.store.tokens import TokenStore
 PLAIN = b"From: alice@army.mil\r\nSubject: lunch\r\n\r\nLunch at noon?\r\n"
 
 
-def hold_one(relay: RunningRelay, rcpt: str) -> str:
-    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
-        s.ehlo("client.test")
-        s.mail("alice@army.mil")
-        assert s.rcpt(rcpt)[0] == 250
-        code, text = s.data(PLAIN)
-    assert code == 250 and b"held for review" in text
-    return text.decode().rsplit(" ", 1)[1]
-
-
 def test_held_endpoints_list_release_delete(
     start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
 ) -> None:
     relay = start_relay(store=True)
-    first, second = hold_one(relay, "bob@nvy.mil"), hold_one(relay, "dave@nvy.mil")
+    first, second = hold_one(relay, "bob@nvy.mil", PLAIN), hold_one(relay, "dave@nvy.mil", PLAIN)
     store = open_store(relay.config)
     try:
         admin = TokenStore(store).create("admin-user", "admin", by="test")[1]
