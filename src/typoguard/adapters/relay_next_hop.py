@@ -99,8 +99,12 @@ class NextHop:
         try:
             protocol = self.smtp.protocol
             assert protocol is not None
-            # one write, so one send(2) for a message that fits the socket buffer
-            protocol.write(b"".join((stuffed(headers), wire_body, b".\r\n")))
+            # The relay's own header lines are CRLF-ended printable ASCII starting with a field name or a
+            # tab: stuffed only if that ever changes. One write, so one send(2) for a message that fits the
+            # socket buffer.
+            if headers[:1] == b"." or b"\n." in headers or headers.count(b"\n") != headers.count(b"\r\n"):
+                headers = stuffed(headers)
+            protocol.write(b"".join((headers, wire_body, b".\r\n")))
         except (aiosmtplib.SMTPException, OSError, AttributeError) as exc:
             self.close()
             raise NextHopDown(str(exc)) from None

@@ -94,7 +94,7 @@ class RelayHandler:
         self, server: RelaySMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         relay = self.relay
-        if not (session.authenticated or relay.client_allowed(server.client_ip)):
+        if not (session.authenticated or server.client_ok):
             return "530 5.7.0 Authentication required" if relay.auth else "554 5.7.1 Relay access denied"
         relay.flush_pending(server.txn)
         server.txn = Transaction()
@@ -240,6 +240,7 @@ class RelaySMTP(AdmittedSMTP):
         self.txn = Transaction()
         self.wire_body = b""  # the current message as the client sent it (dot-stuffed)
         self.client_ip = ""
+        self.client_ok = False  # in [relay] allowed_networks (asked once: the address is the session's)
 
     def admit(self, transport: asyncio.BaseTransport) -> bool:
         relay = self.relay
@@ -247,6 +248,7 @@ class RelaySMTP(AdmittedSMTP):
             self.refuse(transport, SHUTTING_DOWN if relay.draining else BUSY)
             return False
         self.client_ip = self.peer_ip(transport)
+        self.client_ok = relay.client_allowed(self.client_ip)
         relay.sessions.add(self)
         return True
 
@@ -583,7 +585,7 @@ class RelayServer(SMTPService):
             helo = smtp_text(session.host_name or "unknown", 200)
             lines.append(
                 f"Received: from {helo} ([{server.client_ip}])\r\n\tby {self.hostname} (typoguard relay) "
-                f"with {proto};\r\n\t{formatdate(time.time())}"
+                f"with {proto};\r\n\t{_date_now()}"
             )
         seen = set()
         for r in txn.recipients:
@@ -705,6 +707,17 @@ def banner(server: RelayServer) -> str:
             "Reload: kill -HUP <pid>   Stop: kill -TERM <pid>   Logs: JSON lines on stderr or [log] file",
         ]
     )
+
+
+_date: tuple[int, str] = (-1, "")  # (a whole second, its RFC 5322 date): formatted once a second
+
+
+def _date_now() -> str:
+    global _date  # noqa: PLW0603 - a one-entry cache
+    second = int(time.time())
+    if _date[0] != second:
+        _date = (second, formatdate(second))
+    return _date[1]
 
 
 def _domain_of(address: str) -> str:
