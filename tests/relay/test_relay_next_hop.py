@@ -1,0 +1,159 @@
+"""The relay's next-hop client against a scripted next hop on loopback: how replies are read (split,
+multi-line, malformed, late, 421), what is said (EHLO, HELO when EHLO is refused, QUIT at the end), and
+that a command with control characters never reaches the next hop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from typoguard.adapters.relay_next_hop import SYNTAX, NextHop, NextHopDown
+
+Script = Callable[[bytes], list[bytes]]  # a command line (without CRLF) -> the chunks to answer with
+
+
+class ScriptedHop:
+    """A TCP server answering each command line as ``script`` says; it keeps every line it was sent."""
+
+    def __init__(self, script: Script, greeting: bytes = b"220 hop.test ESMTP\r\n") -> None:
+        self.script = script
+        self.greeting = greeting
+        self.lines: list[bytes] = []
+        self.closed = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(self.greeting)
+        try:
+            while line := await reader.readline():
+                self.lines.append(line.rstrip(b"\r\n"))
+                for chunk in self.script(line.rstrip(b"\r\n")):
+                    writer.write(chunk)
+                    await writer.drain()
+                    await asyncio.sleep(0.01)  # each chunk its own segment
+        finally:
+            writer.close()
+            self.closed.set()
+
+    async def __aenter__(self) -> tuple[ScriptedHop, NextHop]:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        config = SimpleNamespace(relay=SimpleNamespace(next_hop_timeout=1.0, next_hop_tls="opportunistic"))
+        relay: Any = SimpleNamespace(config=config, next_hop=("127.0.0.1", port), hostname="relay.test",
+                                     next_hop_tls=None)  # fmt: skip
+        return self, NextHop(relay)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+
+
+def usual(line: bytes) -> list[bytes]:
+    verb = line.split(b" ", 1)[0].upper()
+    if verb == b"EHLO":
+        return [b"250-hop.test\r\n250-PIPE", b"LINING\r\n250 SIZE 1000\r\n"]  # split inside a line
+    if verb == b"RCPT" and b"nosuch" in line:
+        return [b"550-5.1.1 No such user\r\n", b"550 5.1.1 (really)\r\n"]
+    if verb == b"QUIT":
+        return [b"221 bye\r\n"]
+    return [b"250 2.0.0 Ok\r\n"]
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_replies_split_anywhere_and_multi_line_come_back_as_their_first_line() -> None:
+    async def go() -> None:
+        async with ScriptedHop(usual) as (hop, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            assert await client.mail_result() == "250 2.0.0 Ok"
+            assert await client.rcpt("nosuch@navy.mil", []) == "550 5.1.1 No such user"
+            assert await client.rcpt("bob@navy.mil", ["NOTIFY=NEVER"]) == "250 2.0.0 Ok"
+            await client.abandon()  # RSET
+            client.close()
+            await asyncio.wait_for(hop.closed.wait(), 5)
+            assert hop.lines == [b"EHLO relay.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<nosuch@navy.mil>",
+                                 b"RCPT TO:<bob@navy.mil> NOTIFY=NEVER", b"RSET", b"QUIT"]  # fmt: skip
+
+    run(go())
+
+
+def test_helo_when_ehlo_is_refused() -> None:
+    def old(line: bytes) -> list[bytes]:
+        return [b"502 5.5.1 EHLO not implemented\r\n"] if line.startswith(b"EHLO") else usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(old) as (hop, client):
+            await client.open()
+            assert hop.lines == [b"EHLO relay.test", b"HELO relay.test"]
+            client.close()
+
+    run(go())
+
+
+def test_required_tls_that_is_not_offered_is_next_hop_down() -> None:
+    async def go() -> None:
+        async with ScriptedHop(usual) as (_, client):
+            client.relay.config.relay.next_hop_tls = "required"
+            with pytest.raises(NextHopDown, match="STARTTLS"):
+                await client.open()
+
+    run(go())
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ([b"hello there\r\n"], "malformed"),
+        ([b"250 Ok"], "timed out"),  # no line end: the reply never completes
+        ([], "timed out"),
+        ([b"421 4.3.2 Shutting down\r\n"], "421"),
+        ([b"250-" + b"x" * 70_000], "too long"),
+    ],
+)
+def test_a_broken_next_hop_is_next_hop_down_never_a_hang(answer: list[bytes], error: str) -> None:
+    def broken(line: bytes) -> list[bytes]:
+        return answer if line.startswith(b"RCPT") else usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(broken) as (_, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            await client.mail_result()
+            with pytest.raises(NextHopDown, match=error):
+                await asyncio.wait_for(client.rcpt("bob@navy.mil", []), 5)
+            with pytest.raises(NextHopDown):  # and the session is over
+                await client.rcpt("carol@navy.mil", [])
+
+    run(go())
+
+
+def test_control_characters_are_refused_not_sent() -> None:
+    async def go() -> None:
+        async with ScriptedHop(usual) as (hop, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            await client.mail_result()
+            assert await client.rcpt("bob@navy.mil\r\nDATA", []) == SYNTAX
+            assert await client.rcpt("bob@navy.mil", ["X=\x00"]) == SYNTAX
+            assert all(b"DATA" not in line and b"\x00" not in line for line in hop.lines)
+            assert await client.rcpt("bob@navy.mil", []) == "250 2.0.0 Ok"  # the session goes on
+
+    run(go())
+
+
+def test_a_session_dropped_in_the_middle_of_a_transaction_says_no_quit() -> None:
+    async def go() -> None:
+        async with ScriptedHop(usual) as (hop, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            await client.mail_result()
+            client.close()  # in a transaction: the connection is dropped, the next hop discards it
+            await asyncio.wait_for(hop.closed.wait(), 5)
+            assert hop.lines[-1] == b"MAIL FROM:<alice@army.mil>"
+
+    run(go())
