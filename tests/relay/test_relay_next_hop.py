@@ -23,6 +23,7 @@ class ScriptedHop:
         self.script = script
         self.greeting = greeting
         self.lines: list[bytes] = []
+        self.events: list[str] = []  # "got MAIL", "sent 250", ... in the order they happened
         self.closed = asyncio.Event()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -30,8 +31,13 @@ class ScriptedHop:
         try:
             while line := await reader.readline():
                 self.lines.append(line.rstrip(b"\r\n"))
+                self.events.append(f"got {line.split()[0].decode()}")
                 for chunk in self.script(line.rstrip(b"\r\n")):
+                    if not chunk:  # a pause before the next chunk
+                        await asyncio.sleep(0.2)
+                        continue
                     writer.write(chunk)
+                    self.events.append(f"sent {chunk[:3].decode()}")
                     await writer.drain()
                     await asyncio.sleep(0.01)  # each chunk its own segment
         finally:
@@ -76,8 +82,9 @@ def test_replies_split_anywhere_and_multi_line_come_back_as_their_first_line() -
             await client.abandon()  # RSET
             client.close()
             await asyncio.wait_for(hop.closed.wait(), 5)
-            assert hop.lines == [b"EHLO relay.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<nosuch@navy.mil>",
-                                 b"RCPT TO:<bob@navy.mil> NOTIFY=NEVER", b"RSET", b"QUIT"]  # fmt: skip
+            said = [b"EHLO relay.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<nosuch@navy.mil>",
+                    b"RCPT TO:<bob@navy.mil> NOTIFY=NEVER", b"RSET", b"QUIT"]  # fmt: skip
+            assert hop.lines == said
 
     run(go())
 
@@ -155,5 +162,66 @@ def test_a_session_dropped_in_the_middle_of_a_transaction_says_no_quit() -> None
             client.close()  # in a transaction: the connection is dropped, the next hop discards it
             await asyncio.wait_for(hop.closed.wait(), 5)
             assert hop.lines[-1] == b"MAIL FROM:<alice@army.mil>"
+
+    run(go())
+
+
+def test_with_pipelining_rcpt_goes_out_before_the_reply_to_mail() -> None:
+    """A next hop offering PIPELINING gets RCPT without waiting for MAIL's reply (one round trip less per
+    message on a distant next hop); this one answers MAIL only once RCPT is there."""
+
+    def pipelining(line: bytes) -> list[bytes]:
+        if line.startswith(b"EHLO"):
+            return [b"250-hop.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"]
+        if line.startswith(b"MAIL"):
+            return []
+        if line.startswith(b"RCPT"):
+            return [b"250 2.1.0 sender ok\r\n250 2.1.5 recipient ok\r\n"]
+        return usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(pipelining) as (hop, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            assert await client.rcpt("bob@navy.mil", []) == "250 2.1.5 recipient ok"
+            assert client.in_transaction
+            assert hop.events[-3:] == ["got MAIL", "got RCPT", "sent 250"]
+
+    run(go())
+
+
+def test_without_pipelining_rcpt_waits_for_the_reply_to_mail() -> None:
+    def slow_mail(line: bytes) -> list[bytes]:
+        return [b"", b"250 2.1.0 sender ok\r\n"] if line.startswith(b"MAIL") else usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(slow_mail) as (hop, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            assert await client.rcpt("bob@navy.mil", []) == "250 2.0.0 Ok"
+            assert hop.events[-4:] == ["got MAIL", "sent 250", "got RCPT", "sent 250"]
+
+    run(go())
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_refused_sender_is_every_recipients_answer(pipelining: bool) -> None:
+    def refuse(line: bytes) -> list[bytes]:
+        if line.startswith(b"EHLO"):
+            return [b"250-hop.test\r\n250 PIPELINING\r\n" if pipelining else b"250 hop.test\r\n"]
+        if line.startswith(b"MAIL"):
+            return [b"550 5.7.1 Sender rejected\r\n"]
+        if line.startswith(b"RCPT"):
+            return [b"503 5.5.1 Need MAIL first\r\n"]
+        return usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(refuse) as (hop, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            assert await client.rcpt("bob@navy.mil", []) == "550 5.7.1 Sender rejected"
+            assert await client.rcpt("carol@navy.mil", []) == "550 5.7.1 Sender rejected"
+            assert not client.in_transaction
+            assert (b"RCPT TO:<bob@navy.mil>" in hop.lines) is pipelining  # sent ahead only when pipelining
 
     run(go())

@@ -59,7 +59,9 @@ class _HopProtocol(asyncio.Protocol):
             if reply is None:
                 break
             if self.waiters:
-                self.waiters.popleft().set_result(reply)
+                waiter = self.waiters.popleft()  # the oldest command's reply, even if nobody awaits it now
+                if not waiter.done():
+                    waiter.set_result(reply)
             else:
                 self.early.append(reply)
         if len(buffer) > MAX_REPLY_BYTES:
@@ -113,23 +115,19 @@ class _HopProtocol(asyncio.Protocol):
             raise NextHopDown("not connected")
         self.transport.write(data)
 
-    async def reply(self, timeout: float) -> Reply:
-        """The next reply; ``NextHopDown`` if the session ends or nothing comes within ``timeout``."""
-        if self.early:
-            return self.early.popleft()
-        if self.error is not None:
-            raise self.error
+    def expect(self, timeout: float) -> asyncio.Future[Reply]:
+        """The reply to the command just written (replies come in the order commands went out); it fails
+        with ``NextHopDown`` if the session ends or nothing comes within ``timeout``."""
         waiter: asyncio.Future[Reply] = self.loop.create_future()
-        self.waiters.append(waiter)
-        timer = self.loop.call_later(timeout, self._timed_out, waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            # the reply to a command nobody reads any more would be taken for the next one's: end it here
-            self.fail(NextHopDown("a command was abandoned"))
-            raise
-        finally:
-            timer.cancel()
+        if self.early:
+            waiter.set_result(self.early.popleft())
+        elif self.error is not None:
+            waiter.set_exception(self.error)
+        else:
+            self.waiters.append(waiter)
+            timer = self.loop.call_later(timeout, self._timed_out, waiter)
+            waiter.add_done_callback(lambda _: timer.cancel())
+        return waiter
 
     def _timed_out(self, waiter: asyncio.Future[Reply]) -> None:
         if not waiter.done():
@@ -151,6 +149,7 @@ class NextHop:
         self._mail: asyncio.Task[str] | None = None
         self.mail_reply = ""
         self._data: asyncio.Task[str] | None = None
+        self.pipelining = False  # the next hop offers PIPELINING: RCPT need not wait for MAIL's reply
 
     async def open(self) -> None:
         if self.proto is not None and self.proto.usable:
@@ -166,23 +165,23 @@ class NextHop:
             raise NextHopDown(f"cannot connect to {host}:{port}: {exc}") from None
         self.proto = proto
         try:
-            code, lines = await proto.reply(self.timeout)
+            code, lines = await proto.expect(self.timeout)
             if code != 220:
                 raise NextHopDown(f"greeting: {code} {' '.join(lines)}")
             features = await self._hello()
             policy = r.config.relay.next_hop_tls
             if policy != "none" and "STARTTLS" in features and r.next_hop_tls is not None:
                 await self._starttls(transport, r.next_hop_tls, host)
-                await self._hello()  # a new session over TLS
+                features = await self._hello()  # a new session over TLS
             elif policy == "required":
                 raise NextHopDown("the next hop does not offer STARTTLS ([relay] next_hop_tls = required)")
         except NextHopDown:
             self.close()
             raise
+        self.pipelining = "PIPELINING" in features
 
     async def _hello(self) -> set[str]:
         """EHLO (HELO if refused); the extension keywords the next hop offers."""
-        assert self.proto is not None
         name = self.relay.hostname.encode("ascii", "replace")
         code, lines = await self._ask(b"EHLO " + name)
         if code == 250:
@@ -211,16 +210,55 @@ class NextHop:
     async def _ask(self, line: bytes) -> Reply:
         assert self.proto is not None
         self.proto.write(line + b"\r\n")
-        return await self.proto.reply(self.timeout)
+        return await self.proto.expect(self.timeout)
+
+    def _send(self, *words: bytes) -> asyncio.Future[Reply] | None:
+        """Write one command line now; the future of its reply (None: not sent, it holds a control
+        character). ``NextHopDown`` if there is no session."""
+        if self.proto is None:
+            raise NextHopDown("not connected")
+        line = b" ".join(words)
+        if _CONTROL.search(line) is not None:
+            return None
+        self.proto.write(line + b"\r\n")
+        return self.proto.expect(self.timeout)
+
+    async def _result(self, verb: bytes, reply: asyncio.Future[Reply] | None) -> str:
+        """The reply line to pass back for the command ``verb`` (``b""``: the message), its bookkeeping
+        done; ``NextHopDown`` if the next hop is going away (421)."""
+        if reply is None:
+            return SYNTAX
+        code, lines = await reply
+        if code == 421:  # the next hop is closing the session
+            self.close()
+            raise NextHopDown(f"{code} {lines[0]}")
+        if verb == b"MAIL":
+            self.in_transaction = 200 <= code < 300
+        elif verb in (b"", b"RSET") or (verb == b"DATA" and code != 354):
+            self.in_transaction = False
+        return smtp_text(f"{code} {lines[0]}".rstrip(), 500)
 
     def mail_soon(self, address: str, options: list[str]) -> None:
+        """Send MAIL now; its reply is awaited only by the first RCPT (``NextHopDown``: no session)."""
         self.mail_reply = ""
-        self._mail = asyncio.get_running_loop().create_task(
-            self.command(b"MAIL", b"FROM:" + _path(address), *_opts(options))
-        )
+        sent = self._send(b"MAIL", b"FROM:" + _path(address), *_opts(options))
+        self._mail = asyncio.get_running_loop().create_task(self._result(b"MAIL", sent))
 
     async def rcpt(self, address: str, options: list[str]) -> str:
-        return await self.command(b"RCPT", b"TO:" + _path(address), *_opts(options))
+        """The next hop's reply to RCPT, or to the MAIL before it if that was refused (every recipient of
+        a refused sender gets the refusal). With PIPELINING the RCPT goes out before MAIL's reply is in."""
+        words = (b"RCPT", b"TO:" + _path(address), *_opts(options))
+        if self._mail is not None and self.pipelining:
+            sent = self._send(*words)
+            try:
+                mail = await self.mail_result()
+            finally:
+                reply = await self._result(b"RCPT", sent)  # read in any case: replies pair up in order
+            return reply if mail.startswith("2") else mail
+        mail = await self.mail_result()
+        if not mail.startswith("2"):
+            return mail
+        return await self.command(*words)
 
     async def mail_result(self) -> str:
         """The next hop's reply to the MAIL sent by ``mail_soon`` (``NextHopDown`` if it went away)."""
@@ -232,17 +270,18 @@ class NextHop:
     def data_soon(self) -> None:
         """Send DATA now (the client is about to send its body); ``finish_data`` sends the body."""
         if self.proto is not None and self.in_transaction and self._mail is None:
-            self._data = asyncio.get_running_loop().create_task(self._start_data())
-
-    async def _start_data(self) -> str:
-        return await self.command(b"DATA")
+            try:
+                sent = self._send(b"DATA")
+            except NextHopDown:
+                return  # finish_data finds the session gone
+            self._data = asyncio.get_running_loop().create_task(self._result(b"DATA", sent))
 
     async def finish_data(self, headers: bytes, wire_body: bytes) -> str:
         """``headers`` and the body as the client sent it on the wire (dot-stuffed, ending in CRLF), then
         the end mark; the next hop's reply. The client's own stuffing is valid for the next hop too, so the
         body is forwarded as received: no copy-and-transform pass over a large message."""
         task, self._data = self._data, None
-        reply = await task if task is not None else await self._start_data()
+        reply = await task if task is not None else await self.command(b"DATA")
         if not reply.startswith("354"):
             self.in_transaction = False
             return reply
@@ -254,7 +293,7 @@ class NextHop:
         if headers[:1] == b"." or b"\n." in headers or headers.count(b"\n") != headers.count(b"\r\n"):
             headers = stuffed(headers)
         self.proto.write(b"".join((headers, wire_body, b".\r\n")))
-        return await self.command()
+        return await self._result(b"", self.proto.expect(self.timeout))
 
     async def abandon(self) -> None:
         """End the next hop's transaction without delivering: RSET, or drop the session mid-DATA."""
@@ -269,29 +308,13 @@ class NextHop:
                 await self.command(b"RSET")
 
     async def command(self, *words: bytes) -> str:
-        """Send one command (``b"RSET"``, ``b"RCPT", b"TO:<bob@navy.mil>"``; none: read the reply to the
-        message just sent) and return the reply line to pass back. The addresses come from aiosmtpd's
-        parser and go out as they came; a command holding a control character is not sent (501)."""
-        proto = self.proto
-        if proto is None:
-            raise NextHopDown("not connected")
-        verb = words[0] if words else b""
-        if verb:
-            line = b" ".join(words)
-            if _CONTROL.search(line) is not None:
-                return SYNTAX
-            if verb == b"MAIL" and self.in_transaction:
-                await self.command(b"RSET")
-            proto.write(line + b"\r\n")
-        code, lines = await proto.reply(self.timeout)
-        if code == 421:  # the next hop is closing the session
-            self.close()
-            raise NextHopDown(f"{code} {lines[0]}")
-        if verb == b"MAIL":
-            self.in_transaction = 200 <= code < 300
-        elif verb in (b"", b"RSET") or (verb == b"DATA" and code != 354):
-            self.in_transaction = False
-        return smtp_text(f"{code} {lines[0]}".rstrip(), 500)
+        """Send one command (``b"RSET"``, ``b"RCPT", b"TO:<bob@navy.mil>"``) and return the reply line to
+        pass back. The addresses come from aiosmtpd's parser and go out as they came; a command holding a
+        control character is not sent (501)."""
+        verb = words[0]
+        if verb == b"MAIL" and self.in_transaction:
+            await self.command(b"RSET")
+        return await self._result(verb, self._send(*words))
 
     def close(self) -> None:
         """End the session: QUIT between transactions, the connection dropped in the middle of one."""

@@ -102,10 +102,10 @@ class RelayHandler:
             await server.hop.open()
             if server.hop.in_transaction:
                 await server.hop.command(b"RSET")
+            server.hop.mail_soon(address, options)  # its reply is awaited by the first RCPT
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="MAIL", error=str(exc))
             return NEXT_HOP_DOWN
-        server.hop.mail_soon(address, options)  # its reply is awaited before the first RCPT
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 Ok"
@@ -126,10 +126,7 @@ class RelayHandler:
         if isinstance(decided, str):
             return decided  # the policy's refusal (5xx), not proxied
         try:
-            mail = await server.hop.mail_result()
-            if not mail.startswith("2"):
-                return mail  # the next hop refused the sender: each recipient gets its reply
-            reply = await server.hop.rcpt(address, options)
+            reply = await server.hop.rcpt(address, options)  # (the sender's refusal, if it was refused)
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="RCPT", error=str(exc))
             return NEXT_HOP_DOWN
