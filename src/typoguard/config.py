@@ -116,7 +116,7 @@ class RelayConfig:
     next_hop_tls: str = "opportunistic"  # STARTTLS to the next hop: "none", "opportunistic", "required"
     next_hop_ca_file: str = ""  # CA bundle that signed the next hop's certificate; empty: system CAs
     next_hop_verify: bool = True  # "required": check the next hop's certificate and name
-    next_hop_timeout: float = 60.0  # seconds for each next-hop command (DATA: per message)
+    next_hop_timeout: float = 60.0  # seconds for each next-hop reply (a message: 1 s more per 64 KiB)
     max_message_size: int = 36_700_160  # bytes (35 MiB, Exchange Online's default); larger: 552 5.3.4
     max_recipients: int = 1000  # per message; more: 452 4.5.3
     max_sessions: int = 500  # SMTP sessions at once; beyond: 421 at connect

@@ -225,3 +225,24 @@ def test_a_refused_sender_is_every_recipients_answer(pipelining: bool) -> None:
             assert (b"RCPT TO:<bob@navy.mil>" in hop.lines) is pipelining  # sent ahead only when pipelining
 
     run(go())
+
+
+def test_a_large_message_gives_the_next_hop_time_beyond_the_command_timeout() -> None:
+    """The reply to a message comes once all of it is through: the 1 s timeout grows by 1 s per 64 KiB."""
+
+    def slow_to_take(line: bytes) -> list[bytes]:
+        if line == b"DATA":
+            return [b"354 go ahead\r\n"]
+        if line == b".":
+            return [b"", b"", b"", b"", b"", b"", b"", b"250 2.0.0 queued\r\n"]  # after 1.4 s
+        return usual(line) if line.split(b" ", 1)[0].isupper() else []
+
+    async def go() -> None:
+        async with ScriptedHop(slow_to_take) as (_, client):
+            await client.open()
+            client.mail_soon("alice@army.mil", [])
+            assert await client.rcpt("bob@navy.mil", []) == "250 2.0.0 Ok"
+            body = b"x" * 70 + b"\r\n"
+            assert await client.finish_data(b"", body * 2000) == "250 2.0.0 queued"  # 144 KB: 3.2 s
+
+    run(go())

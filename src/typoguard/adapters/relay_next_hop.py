@@ -26,6 +26,7 @@ _PERIOD: Final = re.compile(rb"(?m)^\.")
 _LINE_ENDS: Final = re.compile(rb"\r\n|\r|\n")
 _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")  # never sent on: a command line holds none of these
 MAX_REPLY_BYTES: Final = 64 * 1024  # a reply longer than this (without its end) is a broken next hop
+DATA_RATE: Final = 64 * 1024  # bytes/s a next hop is given to take a message, on top of next_hop_timeout
 SYNTAX: Final = "501 5.5.2 Syntax error: control characters in the command"
 
 Reply = tuple[int, list[str]]  # (code, the text of each line)
@@ -292,8 +293,10 @@ class NextHop:
         # buffer.
         if headers[:1] == b"." or b"\n." in headers or headers.count(b"\n") != headers.count(b"\r\n"):
             headers = stuffed(headers)
-        self.proto.write(b"".join((headers, wire_body, b".\r\n")))
-        return await self._result(b"", self.proto.expect(self.timeout))
+        message = b"".join((headers, wire_body, b".\r\n"))
+        self.proto.write(message)
+        # the reply comes once the whole message is through: a second more for each 64 KiB it has
+        return await self._result(b"", self.proto.expect(self.timeout + len(message) / DATA_RATE))
 
     async def abandon(self) -> None:
         """End the next hop's transaction without delivering: RSET, or drop the session mid-DATA."""
