@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from typoguard.content import CATEGORIES, scan_message, scan_text
@@ -196,52 +196,143 @@ HEADS = st.one_of(
 )  # fmt: skip
 
 
-def _reference_report(raw: bytes) -> object:
-    """What ``scan_message`` reported before its fast path: every message through the ``email`` package."""
+def _package_parts(raw: bytes) -> tuple[str | None, list[tuple[bytes, str | None] | None]]:
+    """The Subject and the leaf parts (decoded payload and charset, None for a non-text part) as the
+    ``email`` package reads them: what ``scan_message`` used for every message before its fast path."""
     import email
-    from email.header import decode_header, make_header
-
-    from typoguard.content import ContentReport
 
     msg = email.message_from_bytes(raw)
-    pieces, unscanned = [], 0
-    if subject := msg.get("Subject"):
-        try:
-            pieces.append(str(make_header(decode_header(str(subject)))))
-        except (ValueError, LookupError, UnicodeError):
-            pieces.append(str(subject))
+    subject = msg.get("Subject")
+    parts: list[tuple[bytes, str | None] | None] = []
     for part in msg.walk():
         if part.is_multipart():
             continue
         if part.get_content_maintype() != "text":
+            parts.append(None)
+            continue
+        parts.append((part.get_payload(decode=True), part.get_content_charset()))
+    return (None if subject is None else str(subject)), parts
+
+
+def _reference_report(raw: bytes) -> object:
+    from email.header import decode_header, make_header
+
+    from typoguard.content import ContentReport
+
+    subject, parts = _package_parts(raw)
+    pieces, unscanned = [], 0
+    if subject:
+        try:
+            pieces.append(str(make_header(decode_header(subject))))
+        except (ValueError, LookupError, UnicodeError):
+            pieces.append(subject)
+    for part in parts:
+        if part is None:
             unscanned += 1
             continue
-        payload = part.get_payload(decode=True)
+        payload, charset = part
         try:
-            pieces.append(payload.decode(part.get_content_charset() or "utf-8", "replace"))
+            pieces.append(payload.decode(charset or "utf-8", "replace"))
         except LookupError:
             pieces.append(payload.decode("utf-8", "replace"))
     text = "\n".join(pieces)
     return ContentReport(scan_text(text), len(text), False, unscanned)
 
 
+def _same_as_the_package(raw: bytes) -> bool:
+    """The fast path reads ``raw`` as the package does (or leaves it to the package); the same report."""
+    from typoguard.content.scan import _fast_parts
+
+    fast = _fast_parts(raw)
+    if fast is not None:
+        assert fast == _package_parts(raw)
+    assert scan_message(raw) == _reference_report(raw)
+    return fast is not None
+
+
 @given(HEADS, st.sampled_from(BODIES))
 def test_plain_messages_read_without_the_email_package_as_with_it(head: str, body: bytes) -> None:
-    """The fast path (``_plain_text``) gives the fields the ``email`` package gives, and the same report."""
-    from email.parser import BytesHeaderParser
+    _same_as_the_package((head + "\r\n").encode() + body)
 
-    from typoguard.content.scan import _plain_text
 
-    raw = (head + "\r\n").encode() + body
-    plain = _plain_text(raw)
-    if plain is not None:
-        end = raw.index(b"\r\n\r\n")
-        parsed = BytesHeaderParser().parsebytes(raw[: end + 4])
-        assert not parsed.defects and not parsed.get_payload() and parsed.get_content_maintype() == "text"
-        subject = parsed.get("Subject")
-        expected = (None if subject is None else str(subject), raw[end + 4 :], parsed.get_content_charset())
-        assert plain == expected
-    assert scan_message(raw) == _reference_report(raw)
+LEAF_HEADS = ["", "Content-Type: text/plain", "Content-Type: text/html; charset=\"utf-8\"",
+              "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable",
+              "Content-Transfer-Encoding: base64",
+              "Content-Type: text/plain\r\nContent-Transfer-Encoding: Base64",
+              "Content-Transfer-Encoding: quoted-printable ", "Content-Transfer-Encoding: x-uuencode",
+              "Content-Type: application/pdf; name=\"a.pdf\"\r\nContent-Transfer-Encoding: base64",
+              "Content-Type: message/rfc822", "Content-Type: text/plain\n", "X-Note: hello"]  # fmt: skip
+LEAF_BODIES = [b"SECRET//NOFORN\r\nplan", b"U0VDUkVULy9OT0ZPUk4K", b"U0VDUkVUL\r\ny9OT0ZPUk4K", b"U0VDUkVU",
+               b"=53ECRET//NOFORN=\r\n\r\nnext", "caf\u00e9 SSN 123-45-6780".encode(), b"", b"--b\r\n--bX",
+               b"x\ry", b"line\nline", b"Subject: not a header", b"x\n--b\r\ny"]  # fmt: skip
+BOUNDARIES = ["b", "b1", '"a b "', '"=_Part_1.2/x"', "bX", '"b"']
+
+
+@st.composite
+def mime(draw: st.DrawFn, depth: int = 0) -> tuple[str, bytes]:
+    """(Content-Type line or other leaf head, body) of a generated entity: leaves, and multiparts of them
+    with preambles, epilogues, nesting, and the odd delimiters the package still accepts."""
+    if depth < 2 and draw(st.booleans()):
+        quoted = draw(st.sampled_from(BOUNDARIES))
+        boundary = quoted.strip('"').rstrip().encode()
+        children = draw(st.lists(mime(depth + 1), min_size=1, max_size=3))
+        out = draw(st.sampled_from([b"", b"This is a multi-part message.\r\n"]))
+        for head, body in children:
+            out += b"--" + boundary + draw(st.sampled_from([b"\r\n"] * 6 + [b"  \r\n", b"\n"]))
+            out += (head + "\r\n\r\n").encode() if head else b"\r\n"
+            out += body + b"\r\n"
+        out += draw(
+            st.sampled_from([b"--" + boundary + b"--", b"--" + boundary + b"--\r\nepilogue\r\n", b""])
+        )
+        kind = draw(st.sampled_from(["alternative", "mixed", "related", "digest"]))
+        return f"Content-Type: multipart/{kind};\r\n\tboundary={quoted}", out
+    return draw(st.sampled_from(LEAF_HEADS)), draw(st.sampled_from(LEAF_BODIES))
+
+
+@settings(max_examples=500)
+@given(mime(), st.sampled_from(["", "Subject: Report\r\n", "Subject: =?utf-8?q?SECRET?=\r\n"]))
+def test_mime_messages_read_without_the_email_package_as_with_it(
+    entity: tuple[str, bytes], subject: str
+) -> None:
+    head, body = entity
+    raw = f"From: a@army.mil\r\n{subject}MIME-Version: 1.0\r\n{head}\r\n\r\n".encode() + body
+    _same_as_the_package(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"--b\r\n\r\nSECRET//NOFORN\r\n--b--\r\n",  # the simplest: taken by the fast path
+        b"pre\r\n--b\r\nContent-Type: text/plain\r\n\r\nx\n--b\r\n\r\nSECRET//NOFORN\r\n--b--",  # bare LF
+        b"--b  \r\n\r\nSECRET//NOFORN\r\n--b--\r\n",  # transport padding
+        b"--b\r\n\r\nSECRET//NOFORN\r\n--b\r\n",  # no close delimiter
+        b"--b\r\n\r\nSECRET//NOFORN\r\n--bX\r\nmore\r\n--b--\r\n",  # a line that only starts like one
+        b"--b\r\n--b\r\n\r\nSECRET//NOFORN\r\n--b--\r\n",  # delimiters in a row
+        b"--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n--c\r\n\r\nSECRET//NOFORN\r\n--c--\r\n"
+        b"--b\r\n\r\n(U//FOUO) x\r\n--b--\r\n",  # nested
+    ],
+)
+def test_hand_made_multiparts_read_as_the_email_package_reads_them(body: bytes) -> None:
+    raw = b"Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" + body
+    _same_as_the_package(raw)
+    assert scan_message(raw).counts.get("classified")
+
+
+def test_outlook_style_mail_is_read_by_the_fast_path() -> None:
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    m = EmailMessage(policy=SMTP)
+    m["From"], m["To"], m["Subject"] = "alice@army.mil", "joe@gmail.net", "Roster"
+    m.set_content("SECRET//NOFORN\nThe roster caf\u00e9.\n", cte="quoted-printable")
+    m.add_alternative(
+        "<p>SECRET//NOFORN</p><p>The roster caf\u00e9.</p>", subtype="html", cte="quoted-printable"
+    )
+    m.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="a.pdf")
+    raw = m.as_bytes()
+    assert _same_as_the_package(raw)  # the fast path took it
+    report = scan_message(raw)
+    assert report.counts == {"classified": 2} and report.unscanned_parts == 1  # both alternatives scanned
 
 
 SHAPE_PIECES = [*ANCHOR_PIECES, "0", "12", "A", "’", "\u00a0", "\f", "\x00", "?"]
