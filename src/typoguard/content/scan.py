@@ -1,9 +1,11 @@
 """A message's text, and what sensitive content it carries, as categories and counts.
 
-The message is parsed with the standard library's ``email`` package; the Subject and every ``text/*`` part
-(bodies and text attachments, quoted-printable and base64 decoded, in their declared charset) are scanned,
-up to ``max_bytes`` characters in all. Other attachments (PDF, Office, images, archives) are counted as
-``unscanned_parts``, not opened: that is a different product.
+The Subject and every ``text/*`` part (bodies and text attachments, quoted-printable and base64 decoded, in
+their declared charset) are scanned, up to ``max_bytes`` characters in all. Plain, cleanly delimited mail
+(one text part, or Outlook's ``multipart/alternative``) is read here directly; anything else is parsed
+with the standard library's ``email`` package, which the fast path matches exactly (property-tested).
+Other attachments (PDF, Office, images, archives) are counted as ``unscanned_parts``, not opened: that is a
+different product.
 """
 
 from __future__ import annotations
