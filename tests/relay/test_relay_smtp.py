@@ -191,3 +191,32 @@ def test_client_gone_mid_data_nothing_delivered(relay: RunningRelay, next_hop: N
     got = next_hop.wait_for(1)
     time.sleep(0.2)
     assert len(got) == 1 and strip_added(got[0].content) == MESSAGE
+
+
+def test_a_pipelining_client_gets_every_reply_in_order(relay: RunningRelay, next_hop: NextHopSink) -> None:
+    """The relay offers PIPELINING: MAIL, the RCPTs (one a look-alike) and DATA in one write get their
+    replies in order, and the message goes to the good recipient only."""
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
+        f = sock.makefile("rb")
+
+        def reply() -> bytes:
+            lines = [f.readline()]
+            while lines[-1][3:4] == b"-":
+                lines.append(f.readline())
+            return b"".join(lines)
+
+        assert reply().startswith(b"220")
+        sock.sendall(b"EHLO client.test\r\n")
+        assert b"250-PIPELINING\r\n" in reply()
+        sock.sendall(
+            b"MAIL FROM:<alice@army.mil>\r\nRCPT TO:<bob@army.ml>\r\nRCPT TO:<bob@navy.mil>\r\nDATA\r\n"
+        )
+        assert reply().startswith(b"250")
+        assert reply().startswith(b"550 5.1.2 <bob@army.ml>")
+        assert reply().startswith(b"250")
+        assert reply().startswith(b"354")
+        sock.sendall(MESSAGE.replace(b"\r\n.", b"\r\n..") + b".\r\nQUIT\r\n")  # dot-stuffed on the wire
+        assert reply().startswith(b"250")
+        assert reply().startswith(b"221")
+    got = next_hop.wait_for(1)
+    assert [d.rcpt_tos for d in got] == [["bob@navy.mil"]] and strip_added(got[0].content) == MESSAGE

@@ -90,6 +90,15 @@ class RelayHandler:
     def __init__(self, relay: RelayServer) -> None:
         self.relay = relay
 
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd hook name
+        self, server: RelaySMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """aiosmtpd's EHLO reply with PIPELINING (RFC 2920): a client may send MAIL, its RCPTs and DATA in
+        one go. aiosmtpd reads them in turn and the relay answers each as before; it saves the client
+        (Exchange Online across the internet) two round trips per message."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
     async def handle_MAIL(  # noqa: N802 - aiosmtpd hook name
         self, server: RelaySMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
