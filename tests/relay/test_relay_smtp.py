@@ -220,3 +220,32 @@ def test_a_pipelining_client_gets_every_reply_in_order(relay: RunningRelay, next
         assert reply().startswith(b"221")
     got = next_hop.wait_for(1)
     assert [d.rcpt_tos for d in got] == [["bob@navy.mil"]] and strip_added(got[0].content) == MESSAGE
+
+
+@pytest.mark.parametrize("end", [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"])
+def test_a_smuggled_second_message_is_refused(relay: RunningRelay, next_hop: NextHopSink, end: bytes) -> None:
+    """SMTP smuggling: a lone dot between non-CRLF line ends, then commands for a second message whose
+    recipients the relay would never check (a next hop that also ends DATA there would send it)."""
+    smuggled = b"MAIL FROM:<alice@army.mil>\r\nRCPT TO:<bob@army.ml>\r\nDATA\r\nleak\r\n"
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220")
+        for line in (b"EHLO client.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<bob@navy.mil>", b"DATA"):
+            sock.sendall(line + b"\r\n")
+            while (reply := f.readline())[3:4] == b"-":
+                pass
+        assert reply.startswith(b"354")
+        sock.sendall(b"Subject: x\r\n\r\nhello" + end + smuggled + b".\r\n")
+        assert f.readline().startswith(b"554 5.6.0")
+        sock.sendall(b"MAIL FROM:<alice@army.mil>\r\n")  # the session goes on
+        assert f.readline().startswith(b"250")
+    time.sleep(0.3)
+    assert next_hop.received == []
+    assert any(r.get("event") == "smuggling_refused" for r in relay.log_records())
+
+
+def test_dots_that_are_not_an_end_are_delivered(relay: RunningRelay, next_hop: NextHopSink) -> None:
+    body = b"Subject: x\r\n\r\n.\r\n..\r\na.b\r\n.x\r\n. \r\n.\r\nend\r\n"  # smtplib stuffs them
+    with client(relay) as s:
+        assert s.sendmail("alice@army.mil", ["bob@navy.mil"], body) == {}
+    assert strip_added(next_hop.wait_for(1)[0].content) == body

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 NEXT_HOP_DOWN: Final = "451 4.4.1 Next hop unavailable, message not accepted; try again later"
 TEMPFAIL: Final = "451 4.3.0 typoguard: temporary failure, please try again later"
 BUSY: Final = b"421 4.3.2 Too many connections, try again later\r\n"
+SMUGGLING: Final = "554 5.6.0 Message refused: a lone dot between bare CR or LF line ends (SMTP smuggling)"
 DRAIN_SECONDS: Final = 30.0
 NOT_KNOWN_SECONDS: Final = 60.0  # an external domain not (yet) known to the store is asked again after this
 MAX_PAIRS: Final = 100_000  # known (sender domain, recipient domain) pairs held in memory
@@ -286,6 +287,14 @@ class RelaySMTP(AdmittedSMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
             return
+        if _smuggled_end(got[0]):
+            await self.hop.abandon()
+            self.relay.flush_pending(self.txn)
+            self.txn = Transaction()
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            self.relay.log.event("warning", "smuggling_refused", client=self.client_ip)
+            await self.push(SMUGGLING)
+            return
         self.wire_body, body = got
         self.envelope.content = self.envelope.original_content = body
         status = await self._call_handler_hook("DATA")
@@ -317,6 +326,21 @@ class RelaySMTP(AdmittedSMTP):
             return None
         wire = bytes(memoryview(buf)[2 : end + 2])
         return wire, (b"\r\n" + wire).replace(b"\r\n..", b"\r\n.")[2:]
+
+
+def _smuggled_end(wire: bytes) -> bool:
+    """Does the message hold a lone dot between line ends other than CRLF (``\\n.\\n``, ``\\r\\n.\\n``,
+    ``\\n.\\r\\n`` ...)? The relay ends DATA only at CRLF . CRLF, but some next hops also end it there, and
+    an SMTP smuggling attack hides a second message - recipients the relay never checked - behind one."""
+    if wire[:1] == b"." and wire[1:2] in (b"\r", b"\n"):
+        return True
+    for needle in (b"\n.", b"\r."):
+        pos = wire.find(needle)
+        while pos >= 0:
+            if wire[pos + 2 : pos + 3] in (b"\r", b"\n"):
+                return True
+            pos = wire.find(needle, pos + 2)
+    return False
 
 
 # --------------------------------------------------------------------------- the server
