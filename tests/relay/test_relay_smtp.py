@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import time
+from typing import Any
 
 import pytest
 from relay_lab import NextHopSink, RunningRelay
@@ -222,19 +223,25 @@ def test_a_pipelining_client_gets_every_reply_in_order(relay: RunningRelay, next
     assert [d.rcpt_tos for d in got] == [["bob@navy.mil"]] and strip_added(got[0].content) == MESSAGE
 
 
+def up_to_data(sock: socket.socket) -> Any:
+    """EHLO, MAIL, RCPT (a good recipient) and DATA on a raw connection; its reader, after the 354."""
+    f = sock.makefile("rb")
+    assert f.readline().startswith(b"220")
+    for line in (b"EHLO client.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<bob@navy.mil>", b"DATA"):
+        sock.sendall(line + b"\r\n")
+        while (reply := f.readline())[3:4] == b"-":
+            pass
+    assert reply.startswith(b"354")
+    return f
+
+
 @pytest.mark.parametrize("end", [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"])
 def test_a_smuggled_second_message_is_refused(relay: RunningRelay, next_hop: NextHopSink, end: bytes) -> None:
     """SMTP smuggling: a lone dot between non-CRLF line ends, then commands for a second message whose
     recipients the relay would never check (a next hop that also ends DATA there would send it)."""
     smuggled = b"MAIL FROM:<alice@army.mil>\r\nRCPT TO:<bob@army.ml>\r\nDATA\r\nleak\r\n"
     with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
-        f = sock.makefile("rb")
-        assert f.readline().startswith(b"220")
-        for line in (b"EHLO client.test", b"MAIL FROM:<alice@army.mil>", b"RCPT TO:<bob@navy.mil>", b"DATA"):
-            sock.sendall(line + b"\r\n")
-            while (reply := f.readline())[3:4] == b"-":
-                pass
-        assert reply.startswith(b"354")
+        f = up_to_data(sock)
         sock.sendall(b"Subject: x\r\n\r\nhello" + end + smuggled + b".\r\n")
         assert f.readline().startswith(b"554 5.6.0")
         sock.sendall(b"MAIL FROM:<alice@army.mil>\r\n")  # the session goes on
@@ -242,6 +249,26 @@ def test_a_smuggled_second_message_is_refused(relay: RunningRelay, next_hop: Nex
     time.sleep(0.3)
     assert next_hop.received == []
     assert any(r.get("event") == "smuggling_refused" for r in relay.log_records())
+
+
+@pytest.mark.parametrize(
+    ("pieces", "first"),
+    [
+        ([b"Subject: x\r\n\r\nhello\r\n.\r", b"\n"], b"250"),  # the end mark split after "\n.\r"
+        ([b"Subject: x\r\n\r\nhello\r\n", b".\r\n"], b"250"),
+        ([b"Subject: x\r\n\r\nhello\n.", b"\nleak\r\n.\r\n"], b"554"),  # a smuggled end split
+        ([b"Subject: x\r\n\r\nhello\n", b".\r\nleak\r\n.\r\n"], b"554"),
+    ],
+)
+def test_the_end_of_data_split_across_packets(
+    relay: RunningRelay, next_hop: NextHopSink, pieces: list[bytes], first: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as sock:
+        f = up_to_data(sock)
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(0.2)  # each its own read
+        assert f.readline().startswith(first)
 
 
 def test_dots_that_are_not_an_end_are_delivered(relay: RunningRelay, next_hop: NextHopSink) -> None:

@@ -33,9 +33,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import ahocorasick_rs
 import orjson
 from aiosmtpd.smtp import Envelope, Session, syntax
 
@@ -287,7 +289,7 @@ class RelaySMTP(AdmittedSMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
             return
-        if _smuggled_end(got[0]):
+        if got[2]:
             await self.hop.abandon()
             self.relay.flush_pending(self.txn)
             self.txn = Transaction()
@@ -295,20 +297,33 @@ class RelaySMTP(AdmittedSMTP):
             self.relay.log.event("warning", "smuggling_refused", client=self.client_ip)
             await self.push(SMUGGLING)
             return
-        self.wire_body, body = got
+        self.wire_body, body, _ = got
         self.envelope.content = self.envelope.original_content = body
         status = await self._call_handler_hook("DATA")
         self.wire_body = b""
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
 
-    async def _read_body(self, limit: int | None) -> tuple[bytes, bytes] | None:
-        """(as on the wire, dot-unstuffed) up to the lone dot; None if it exceeded ``limit`` bytes."""
+    async def _read_body(self, limit: int | None) -> tuple[bytes, bytes, bool] | None:
+        """(as on the wire, dot-unstuffed, smuggled) up to CRLF . CRLF; None if it exceeded ``limit`` bytes.
+        *Smuggled*: the message also holds a lone dot between other line ends (``\\n.\\n``, ``\\r\\n.\\n``,
+        ``\\n.\\r\\n`` ...). The relay does not end DATA there, but some next hops do, and an SMTP smuggling
+        attack hides a second message - recipients the relay never checked - behind one. Both are found in
+        one Aho-Corasick pass over each chunk as it arrives (cheaper than the ``find`` it replaces)."""
         reader = self._reader
         buf = bytearray(b"\r\n")  # the CRLF that ended the DATA line: the end mark is CRLF . CRLF
-        start, too_much = 0, False
+        start, too_much, smuggled = 0, False, False
+        marks = _end_marks().find_matches_as_indexes
         while True:
-            end = buf.find(b"\r\n.\r\n", start)
+            end = -1
+            with memoryview(buf) as view:
+                found = marks(view[start:])  # at most a chunk's worth: bounded however hostile
+            for mark, first, last in found:
+                if mark == 0:
+                    end = start + first
+                    break
+                if mark != _NL_DOT_CR or start + last < len(buf):
+                    smuggled = True  # (a "\n.\r" at the very end may be the start of CRLF . CRLF)
             if end >= 0:
                 break
             if limit and len(buf) - 2 > limit:
@@ -325,22 +340,18 @@ class RelaySMTP(AdmittedSMTP):
         if too_much or (limit and end > limit):
             return None
         wire = bytes(memoryview(buf)[2 : end + 2])
-        return wire, (b"\r\n" + wire).replace(b"\r\n..", b"\r\n.")[2:]
+        return wire, (b"\r\n" + wire).replace(b"\r\n..", b"\r\n.")[2:], smuggled
 
 
-def _smuggled_end(wire: bytes) -> bool:
-    """Does the message hold a lone dot between line ends other than CRLF (``\\n.\\n``, ``\\r\\n.\\n``,
-    ``\\n.\\r\\n`` ...)? The relay ends DATA only at CRLF . CRLF, but some next hops also end it there, and
-    an SMTP smuggling attack hides a second message - recipients the relay never checked - behind one."""
-    if wire[:1] == b"." and wire[1:2] in (b"\r", b"\n"):
-        return True
-    for needle in (b"\n.", b"\r."):
-        pos = wire.find(needle)
-        while pos >= 0:
-            if wire[pos + 2 : pos + 3] in (b"\r", b"\n"):
-                return True
-            pos = wire.find(needle, pos + 2)
-    return False
+# The end of DATA, then the lone dots between other line ends; leftmost first, so CRLF . CRLF wins over the
+# "\n.\r" inside it.
+_MARKS: Final = (b"\r\n.\r\n", b"\n.\n", b"\n.\r", b"\r.\n", b"\r.\r")
+_NL_DOT_CR: Final = 2
+
+
+@cache
+def _end_marks() -> ahocorasick_rs.BytesAhoCorasick:
+    return ahocorasick_rs.BytesAhoCorasick(list(_MARKS), matchkind=ahocorasick_rs.MatchKind.LeftmostFirst)
 
 
 # --------------------------------------------------------------------------- the server
