@@ -67,6 +67,18 @@ def usual(line: bytes) -> list[bytes]:
     return [b"250 2.0.0 Ok\r\n"]
 
 
+async def mail_ahead(client: NextHop) -> None:
+    """The session opened and MAIL FROM:<alice@army.mil> sent (its reply not read yet)."""
+    await client.open()
+    client.mail_soon("alice@army.mil", [])
+
+
+async def mail_sent(client: NextHop) -> None:
+    """The session opened and MAIL FROM:<alice@army.mil> answered."""
+    await mail_ahead(client)
+    await client.mail_result()
+
+
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -74,8 +86,7 @@ def run(coro: Any) -> Any:
 def test_replies_split_anywhere_and_multi_line_come_back_as_their_first_line() -> None:
     async def go() -> None:
         async with ScriptedHop(usual) as (hop, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
+            await mail_ahead(client)
             assert await client.mail_result() == "250 2.0.0 Ok"
             assert await client.rcpt("nosuch@navy.mil", []) == "550 5.1.1 No such user"
             assert await client.rcpt("bob@navy.mil", ["NOTIFY=NEVER"]) == "250 2.0.0 Ok"
@@ -128,9 +139,7 @@ def test_a_broken_next_hop_is_next_hop_down_never_a_hang(answer: list[bytes], er
 
     async def go() -> None:
         async with ScriptedHop(broken) as (_, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
-            await client.mail_result()
+            await mail_sent(client)
             with pytest.raises(NextHopDown, match=error):
                 await asyncio.wait_for(client.rcpt("bob@navy.mil", []), 5)
             with pytest.raises(NextHopDown):  # and the session is over
@@ -142,9 +151,7 @@ def test_a_broken_next_hop_is_next_hop_down_never_a_hang(answer: list[bytes], er
 def test_control_characters_are_refused_not_sent() -> None:
     async def go() -> None:
         async with ScriptedHop(usual) as (hop, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
-            await client.mail_result()
+            await mail_sent(client)
             assert await client.rcpt("bob@navy.mil\r\nDATA", []) == SYNTAX
             assert await client.rcpt("bob@navy.mil", ["X=\x00"]) == SYNTAX
             assert all(b"DATA" not in line and b"\x00" not in line for line in hop.lines)
@@ -156,9 +163,7 @@ def test_control_characters_are_refused_not_sent() -> None:
 def test_a_session_dropped_in_the_middle_of_a_transaction_says_no_quit() -> None:
     async def go() -> None:
         async with ScriptedHop(usual) as (hop, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
-            await client.mail_result()
+            await mail_sent(client)
             client.close()  # in a transaction: the connection is dropped, the next hop discards it
             await asyncio.wait_for(hop.closed.wait(), 5)
             assert hop.lines[-1] == b"MAIL FROM:<alice@army.mil>"
@@ -181,8 +186,7 @@ def test_with_pipelining_rcpt_goes_out_before_the_reply_to_mail() -> None:
 
     async def go() -> None:
         async with ScriptedHop(pipelining) as (hop, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
+            await mail_ahead(client)
             assert await client.rcpt("bob@navy.mil", []) == "250 2.1.5 recipient ok"
             assert client.in_transaction
             assert hop.events[-3:] == ["got MAIL", "got RCPT", "sent 250"]
@@ -196,8 +200,7 @@ def test_without_pipelining_rcpt_waits_for_the_reply_to_mail() -> None:
 
     async def go() -> None:
         async with ScriptedHop(slow_mail) as (hop, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
+            await mail_ahead(client)
             assert await client.rcpt("bob@navy.mil", []) == "250 2.0.0 Ok"
             assert hop.events[-4:] == ["got MAIL", "sent 250", "got RCPT", "sent 250"]
 
@@ -217,8 +220,7 @@ def test_a_refused_sender_is_every_recipients_answer(pipelining: bool) -> None:
 
     async def go() -> None:
         async with ScriptedHop(refuse) as (hop, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
+            await mail_ahead(client)
             assert await client.rcpt("bob@navy.mil", []) == "550 5.7.1 Sender rejected"
             assert await client.rcpt("carol@navy.mil", []) == "550 5.7.1 Sender rejected"
             assert not client.in_transaction
@@ -239,8 +241,7 @@ def test_a_large_message_gives_the_next_hop_time_beyond_the_command_timeout() ->
 
     async def go() -> None:
         async with ScriptedHop(slow_to_take) as (_, client):
-            await client.open()
-            client.mail_soon("alice@army.mil", [])
+            await mail_ahead(client)
             assert await client.rcpt("bob@navy.mil", []) == "250 2.0.0 Ok"
             body = b"x" * 70 + b"\r\n"
             assert await client.finish_data(b"", body * 2000) == "250 2.0.0 queued"  # 144 KB: 3.2 s
