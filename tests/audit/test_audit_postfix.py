@@ -63,6 +63,29 @@ def test_rfc3339_timestamps_mixed_encodings_and_discard(
     assert doc["bad_lines"] == 1
 
 
+def test_rfc5424_syslog_lines(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    """rsyslog's and syslog-ng's RFC 5424 format: program and pid as fields, structured data, a BOM."""
+    log = tmp_path / "mail.log"
+    log.write_bytes(
+        b"<22>1 2026-11-26T16:47:38.123456+00:00 mx1 postfix/qmgr 1234 - - 7F2A1C3D4E: from=<alice@army.mil>,"
+        b" size=1234, nrcpt=2 (queue active)\n"
+        b'<22>1 2026-11-26T16:47:39.5Z mx1 postfix/smtp 1235 - [meta sequenceId="7"] \xef\xbb\xbf7F2A1C3D4E:'
+        b" to=<bob@army.ml>, relay=mx.army.ml[192.0.2.1]:25, delay=1, dsn=2.0.0, status=sent (250 Ok)\n"
+        b"<22>1 2026-11-26T16:47:40Z mx1 postfix/smtpd 1236 - - NOQUEUE: reject: RCPT from x[192.0.2.9]:"
+        b" 550 5.1.2 <carol@navy.ml>: typoguard: navy.ml looks like navy.mil; from=<dan@army.mil>"
+        b" to=<carol@navy.ml> proto=ESMTP helo=<x>\n"
+    )
+    doc = audit_json(log)
+    events = {e["recipient"]: e for e in doc["events"]}
+    assert (
+        events["bob@army.ml"]["sender"] == "alice@army.mil"
+        and events["bob@army.ml"]["outcome"] == "delivered"
+    )
+    assert events["bob@army.ml"]["time"] == "2026-11-26T16:47:39.500000+00:00"
+    assert events["carol@navy.ml"]["outcome"] == "rejected-by-typoguard"
+    assert doc["bad_lines"] == 0
+
+
 def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -1,5 +1,6 @@
-"""Postfix logs: syslog (``Nov 26 16:47:38 host postfix/smtp[1]: ...``), RFC 3339 syslog and the
-``maillog_file`` format written by ``postlogd`` (the same shape as syslog's).
+"""Postfix logs: syslog (``Nov 26 16:47:38 host postfix/smtp[1]: ...``), RFC 3339 syslog, RFC 5424 syslog
+(``<22>1 2026-11-26T16:47:38Z host postfix/smtp 1 - - ...``) and the ``maillog_file`` format written by
+``postlogd`` (the same shape as syslog's).
 
 What counts, per recipient at a look-alike domain:
 
@@ -34,6 +35,12 @@ MAX_SENDERS = 500_000  # open queue ids remembered; ~100 bytes each
 _HEAD = re.compile(
     rb"^(?:<\d+>)?(?:(\w{3}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)|(\d{4}-\d\d-\d\dT\S+))"
     rb" +(\S+) +(?:\S+ +)?([\w.-]+(?:/[\w.-]+)*)\[\d+\]: "
+)
+# RFC 5424 syslog (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
+# ``<22>1 2026-11-26T16:47:38.123+00:00 mx1 postfix/smtp 1235 - - 7F2A1C3D4E: to=<...>``.
+_HEAD_5424 = re.compile(
+    rb"^<\d{1,3}>\d{1,2} (\S+) (\S+) ([\w.-]+(?:/[\w.-]+)*) (?:\d+|-) \S+ "
+    rb"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+) (?:\xef\xbb\xbf)?"
 )
 _DELIVERY = re.compile(
     rb"([0-9A-Za-z]+): to=<([^>]*)>,(?: orig_to=<[^>]*>,)? relay=([^,]*),.*? status=([a-z]+)(?: \((.*)\))?"
@@ -112,9 +119,8 @@ class PostfixScanner:
             qid = _token_before(block, m.start())
             senders[qid] = m[1]
             if block.startswith(b", status=expired", m.end()):
-                head = _HEAD.match(_line_at(block, m.start()))
-                host = head[5].decode("ascii", "replace") if head else ""
-                self.expired.add((host, qid.decode("ascii", "replace")))
+                head = self._head(_line_at(block, m.start()))
+                self.expired.add((head[1] if head else "", qid.decode("ascii", "replace")))
         for m in _PICKUP.finditer(block):
             senders[_token_before(block, m.start())] = m[1]
         if len(senders) > MAX_SENDERS:
@@ -133,9 +139,13 @@ class PostfixScanner:
             self.stats.bad(self.source, line)
 
     def _head(self, line: bytes) -> tuple[datetime | None, str, bytes] | None:
+        """(time, host, program) of a syslog, RFC 3339 or RFC 5424 line; None for anything else."""
         m = _HEAD.match(line)
         if m is None:
-            return None
+            m = _HEAD_5424.match(line)
+            if m is None:
+                return None
+            return iso_time(m[1].decode("ascii", "replace")), m[2].decode("ascii", "replace"), m[3]
         if m[1] is not None:
             t = syslog_time(m[1], m[2], m[3], self.reference)
         else:

@@ -196,7 +196,9 @@ def read_head(path: Path, size: int = 65536) -> bytes:
     return out
 
 
-_POSTFIX = re.compile(rb"^\S.{0,60}? \S+ (?:\S+ )?postfix[\w.-]*(?:/[\w.-]+)+\[\d+\]: ", re.M)
+_POSTFIX = re.compile(
+    rb"^\S.{0,60}? \S+ (?:\S+ )?postfix[\w.-]*(?:/[\w.-]+)+(?:\[\d+\]: | (?:\d+|-) \S+ [-\[])", re.M
+)
 _EXIM = re.compile(
     rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?(?: \[\d+\])? "
     rb"(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:<=|=>|->|\*\*|==|Completed)|H=)",
