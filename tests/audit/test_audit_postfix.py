@@ -86,6 +86,23 @@ def test_rfc5424_syslog_lines(audit_json: Callable[..., dict[str, Any]], tmp_pat
     assert doc["bad_lines"] == 0
 
 
+def test_iso_dates_with_a_space_before_the_time(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """What syslog-ng and rsyslog templates write with a date-and-time field: no "T", maybe an offset."""
+    log = tmp_path / "mail.log"
+    log.write_bytes(
+        b"2026-11-26 16:47:38 mx1 postfix/qmgr[1]: Q1: from=<alice@army.mil>, size=1, nrcpt=1 (active)\n"
+        b"2026-11-26 16:47:39.123 +0100 mx1 postfix/smtp[2]: Q1: to=<bob@army.ml>, relay=mx[192.0.2.1]:25,"
+        b" delay=1, dsn=2.0.0, status=sent (250 Ok)\n"
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["sender"], e["time"]) for e in doc["events"]] == [
+        ("bob@army.ml", "alice@army.mil", "2026-11-26T16:47:39.123000+01:00")
+    ]
+    assert doc["bad_lines"] == 0
+
+
 def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
