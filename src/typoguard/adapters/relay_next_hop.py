@@ -72,7 +72,7 @@ class _HopProtocol(asyncio.Protocol):
         """The first complete reply in the buffer (removed from it), or None."""
         buffer = self.buffer
         lines: list[str] = []
-        start = code = 0
+        start = 0
         while True:
             end = buffer.find(b"\n", start)
             if end < 0:

@@ -283,19 +283,11 @@ class RelaySMTP(AdmittedSMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         got = await self._read_body(self.data_size_limit)
         if got is None:  # too much: read to the end, refuse, the session goes on
-            await self.hop.abandon()
-            self.relay.flush_pending(self.txn)
-            self.txn = Transaction()
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
+            await self._refuse_message("552 5.3.4 Message size exceeds fixed maximum message size")
             return
         if got[2]:
-            await self.hop.abandon()
-            self.relay.flush_pending(self.txn)
-            self.txn = Transaction()
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
             self.relay.log.event("warning", "smuggling_refused", client=self.client_ip)
-            await self.push(SMUGGLING)
+            await self._refuse_message(SMUGGLING)
             return
         self.wire_body, body, _ = got
         self.envelope.content = self.envelope.original_content = body
@@ -303,6 +295,14 @@ class RelaySMTP(AdmittedSMTP):
         self.wire_body = b""
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(status)
+
+    async def _refuse_message(self, reply: str) -> None:
+        """The message read is not passed on: the next hop's transaction ends, the client gets ``reply``."""
+        await self.hop.abandon()
+        self.relay.flush_pending(self.txn)
+        self.txn = Transaction()
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push(reply)
 
     async def _read_body(self, limit: int | None) -> tuple[bytes, bytes, bool] | None:
         """(as on the wire, dot-unstuffed, smuggled) up to CRLF . CRLF; None if it exceeded ``limit`` bytes.
