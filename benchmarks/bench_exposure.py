@@ -5,7 +5,8 @@ run as its own process so it does not share the client's event loop).
   through ``ExposureResolver`` (dnspython's asyncio resolver). Target >= 2,000 queries/s.
 * End to end: ``typoguard exposure`` for 100 protected domains (every look-alike, all typo models) with the
   server answering; ~5% of look-alikes registered (MX at one of 8 catch-all providers, A only, null MX, NS
-  only). Target: minutes on one machine (< 180 s).
+  only). Target: minutes on one machine (< 180 s). The protected domains themselves are served too: the
+  scan asks them before and after (ADR 0019), one query each per check.
 
 Run with ``python -m benchmarks --only exposure``. About a minute; bounded by the timeouts below.
 """
@@ -81,11 +82,15 @@ def main() -> None:
     rng = random.Random(SEED)
     protected = protected_domains(N_PROTECTED, SEED)
     guard = Guard.from_config(Config(protect=ProtectConfig(domains=tuple(protected))))
-    todo = candidates(guard.index, [normalise_domain(d) for d in protected])
+    targets = [normalise_domain(d) for d in protected]
+    todo = candidates(guard.index, targets)
     distinct = sorted({c.lookalike for c in todo})
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="typoguard-bench-") as tmpdir:
-        proc, port = _start_server(_zones(distinct, rng), Path(tmpdir))
+        zones = _zones(distinct, rng)
+        for d in targets:  # the protected domains exist: the scan checks that before and after (ADR 0019)
+            zones[d.ascii] = {"NS": [f"ns1.{d.ascii}."], "MX": [f"10 mx.{d.ascii}."]}
+        proc, port = _start_server(zones, Path(tmpdir))
         try:
             qps, errors = bench_qps(port)
             rows.append(

@@ -2,7 +2,9 @@
 for MTAs that do not run typoguard. Registered by ``typoguard.cli`` through ``COMMANDS``.
 
 Exit codes as for ``typoguard check``: 0 fine, 1 something to act on (``exposure --watch``: a look-alike
-newly accepts mail), 2 usage or configuration error.
+newly accepts mail), 2 usage or configuration error (a protected domain that does not exist included);
+and for the DNS (ADR 0019): 3 DNS unusable (nothing scanned or written), 4 incomplete (look-ups failed:
+``exposure`` wrote its results with those names unknown; ``export --exposure`` refused such results).
 """
 
 from __future__ import annotations
@@ -21,7 +23,25 @@ import click
 from typoguard.errors import TypoguardError
 from typoguard.exposure.model import Change, DnsAnswers, Exposure, Snapshot, Status
 
-EXIT_OK, EXIT_FLAGGED = 0, 1
+EXIT_OK, EXIT_FLAGGED, EXIT_DNS_UNUSABLE, EXIT_INCOMPLETE = 0, 1, 3, 4
+UNKNOWN_LABEL = "unknown / lookup failed"  # how the table shows Status.UNKNOWN: no answer is not "safe"
+
+
+class DnsUnusableExit(click.ClickException):
+    """``DNS unusable: <why>`` on stderr, exit 3."""
+
+    exit_code = EXIT_DNS_UNUSABLE
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"DNS unusable: {why}")
+
+
+class IncompleteExit(click.ClickException):
+    """Results with failed look-ups where complete ones are needed: exit 4."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
 JSON_FORMAT = "typoguard-exposure/1"
 
 
@@ -133,6 +153,7 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
     """
     from typoguard import resources
     from typoguard.exposure.classify import compare
+    from typoguard.exposure.health import DnsUnusable
     from typoguard.exposure.history import JsonFileHistory
     from typoguard.exposure.resolve import ResolverSettings, parse_resolver
     from typoguard.exposure.scan import candidates, scan
@@ -165,7 +186,10 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
         registrable = resources.model_context().suffixes.registrable
         show = sys.stderr.isatty() if progress is None else progress
         started = _now()
-        results, queries = _run_with_progress(todo, settings, registrable, show, scan)
+        try:
+            results, queries = _run_with_progress(todo, settings, registrable, show, scan)
+        except DnsUnusable as exc:
+            raise DnsUnusableExit(str(exc)) from None
         snapshot = Snapshot(started, tuple(results))
         changes: list[Change] = []
         if store is not None:
@@ -173,11 +197,39 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
             store.append(snapshot)
     except TypoguardError as exc:
         raise _usage(str(exc)) from None
+    _finish(
+        results,
+        changes,
+        {"generated_at": started, "resolvers": list(resolvers) or ["system"], "queries": queries},
+        (as_json, as_csv, as_html),
+        output=output,
+        show_all=show_all,
+        watch=watch,
+    )
+
+
+def _finish(
+    results: list[Exposure],
+    changes: list[Change],
+    run: dict[str, Any],
+    formats: tuple[bool, bool, bool],
+    *,
+    output: Path | None,
+    show_all: bool,
+    watch: bool,
+) -> None:
+    """Write the results, say how many look-ups failed, and exit with the code that tells it (ADR 0019)."""
+    from typoguard.exposure.classify import failed_lookups
+
+    as_json, as_csv, as_html = formats
+    started = run["generated_at"]
+    failed, distinct = failed_lookups(results)
     doc = {
         "format": JSON_FORMAT,
-        "generated_at": started,
-        "resolvers": list(resolvers) or ["system"],
-        "queries": queries,
+        **run,
+        "complete": failed == 0,
+        "lookups_failed": failed,
+        "lookalikes": distinct,
         "results": results,
         "changes": changes,
     }
@@ -194,8 +246,17 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
         _emit(text, output)
     else:
         _table(results, changes, show_all, watch, output)
+    if failed:
+        click.echo(
+            f"typoguard: incomplete: {failed} of {distinct} look-ups failed (no answer, SERVFAIL or "
+            f"REFUSED): those look-alikes are reported as {UNKNOWN_LABEL!r}, not as safe; they may accept "
+            "mail. Run again later or through another --resolver.",
+            err=True,
+        )
     if watch and any(c.newly_accepts_mail for c in changes):
         sys.exit(EXIT_FLAGGED)
+    if failed:
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def _run_with_progress(todo: Any, settings: Any, registrable: Any, show: bool, scan: Any) -> Any:
@@ -372,7 +433,7 @@ def _table(
                     r.protected,
                     r.kind,
                     f"{r.score:.2f}",
-                    r.status.value,
+                    UNKNOWN_LABEL if r.status is Status.UNKNOWN else r.status.value,
                     ", ".join(r.mail_hosts),
                     r.error,
                 )
@@ -419,6 +480,12 @@ _REGISTERED = tuple(s.value for s in Status if s is not Status.UNREGISTERED)
 )
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True)
 @click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="With --exposure: write a list from results with failed look-ups, marked INCOMPLETE "
+    "[default: refuse, exit 4].",
+)
+@click.option(
     "-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here, not stdout."
 )
 @click.argument("domains", nargs=-1)
@@ -431,6 +498,7 @@ def export(  # noqa: PLR0917 - click passes options as arguments
     statuses: tuple[str, ...],
     min_action: str,
     min_score: float,
+    allow_incomplete: bool,
     output: Path | None,
     domains: tuple[str, ...],
 ) -> None:
@@ -443,14 +511,19 @@ def export(  # noqa: PLR0917 - click passes options as arguments
 
     if statuses and exposure_file is None:
         raise _usage("--status needs --exposure FILE")
+    if allow_incomplete and exposure_file is None:
+        raise _usage("--allow-incomplete needs --exposure FILE")
+    marker = ""
     if exposure_file is not None:
         wanted = set(statuses or _REGISTERED)
         only = {d.lower().rstrip(".") for d in domains}
+        results, meta = _read_exposure(exposure_file)
         entries = [
             BlockEntry(r.lookalike, r.protected, r.kind, r.score)
-            for r in _read_exposure(exposure_file)
+            for r in results
             if r.status.value in wanted and r.score >= min_score and (not only or r.protected in only)
         ]
+        marker = _incomplete(exposure_file, results, meta, wanted, allow_incomplete)
     else:
         from typoguard.core.verdict import Action
         from typoguard.exposure.scan import candidates
@@ -464,10 +537,46 @@ def export(  # noqa: PLR0917 - click passes options as arguments
             if action in (Action.ALLOW, Action.INVALID) or _ACTIONS.index(action.value) < floor:
                 continue
             entries.append(BlockEntry(c.lookalike, verdict.intended or c.protected, c.kind, c.score))
-    _emit(FORMATTERS[fmt](entries), output)
+    text = FORMATTERS[fmt](entries)
+    if marker and fmt == "list":  # one domain a line, nothing else: the marker cannot go in the file
+        click.echo(f"typoguard: {marker}", err=True)
+    elif marker:
+        text = f"# {marker}\n{text}"
+    _emit(text, output)
 
 
-def _read_exposure(path: Path) -> list[Exposure]:
+def _incomplete(
+    path: Path, results: Sequence[Exposure], meta: dict[str, Any], wanted: set[str], allow: bool
+) -> str:
+    """The INCOMPLETE marker for results with failed look-ups ("" if none); refuses them unless ``allow``.
+
+    Refusing writes nothing, so the block list in place (last run's complete one) stays in service.
+    """
+    from typoguard.exposure.classify import failed_lookups
+
+    failed, distinct = failed_lookups(results)
+    if not failed:
+        return ""
+    run = meta.get("generated_at") or "?"
+    if not allow:
+        raise IncompleteExit(
+            f"exposure results {path} are incomplete: {failed} of {distinct} look-ups failed in the run "
+            f"of {run} (status unknown); a block list from them would look complete but is not. Nothing "
+            "written. Run `typoguard exposure` again, or pass --allow-incomplete to write the list marked "
+            "INCOMPLETE."
+        )
+    listed = (
+        "listed here (status unknown: they may accept mail)"
+        if Status.UNKNOWN.value in wanted
+        else "NOT listed (--status leaves unknown out)"
+    )
+    return (
+        f"INCOMPLETE: {failed} of {distinct} look-ups failed in the exposure run of {run}; those "
+        f"look-alikes are {listed}."
+    )
+
+
+def _read_exposure(path: Path) -> tuple[list[Exposure], dict[str, Any]]:
     try:
         doc = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -475,7 +584,7 @@ def _read_exposure(path: Path) -> list[Exposure]:
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
         raise _usage(f"{path} is not the output of `typoguard exposure --json`")
     try:
-        return [Exposure.from_dict(r) for r in doc["results"]]
+        return [Exposure.from_dict(r) for r in doc["results"]], doc
     except (KeyError, TypeError, ValueError) as exc:
         raise _usage(f"exposure results {path} are damaged: {exc!r}") from None
 

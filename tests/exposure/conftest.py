@@ -1,13 +1,4 @@
-"""A real authoritative DNS server on 127.0.0.1 (ephemeral port) serving the look-alikes of army.mil.
-
-army.ml     MX at a catch-all provider (two hosts)      -> accepts mail
-arny.mil    MX at the same provider                     -> accepts mail, same provider group
-army.il     A only                                      -> accepts mail (implicit MX)
-army.mit    MX 0 .                                      -> null MX (RFC 7505)
-armymil.com NS only                                     -> registered, no mail
-army.ril    never answered                              -> unknown (timeout)
-everything else                                         -> NXDOMAIN (unregistered)
-"""
+"""Fixtures of the exposure tests: the lab DNS server (zones in ``lab_zones.py``) and a dead one."""
 
 from __future__ import annotations
 
@@ -20,19 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from dns_server import LocalDnsServer
-
-ZONES: dict[str, dict[str, list[str]]] = {
-    "army.ml": {
-        "NS": ["ns1.parking.example."],
-        "MX": ["10 mx1.catchall.example.", "20 mx2.catchall.example."],
-    },
-    "arny.mil": {"NS": ["ns1.parking.example."], "MX": ["10 mx1.catchall.example."]},
-    "army.il": {"NS": ["ns1.parking.example."], "A": ["192.0.2.7"]},
-    "army.mit": {"NS": ["ns1.parking.example."], "MX": ["0 ."]},
-    "armymil.com": {"NS": ["ns1.parking.example."]},
-    "army.mil": {"NS": ["ns1.army.mil."], "MX": ["10 mx.army.mil."]},
-}
-SILENT = ("army.ril",)
+from lab_zones import SILENT, ZONES
 
 
 @pytest.fixture(scope="session")

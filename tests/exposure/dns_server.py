@@ -7,7 +7,11 @@ It answers from a zone dict ``{name: {rdtype: [rdata text, ...]}}`` over UDP and
   name the zone owner simply did not create is NXDOMAIN in real life; we keep it simple: only names *in* the
   dict, or below a name with ``NS`` records (a delegated zone, "registered"), exist);
 * every other name is NXDOMAIN, as for an unregistered look-alike;
-* a name in ``silent`` (or any name, with ``silent_all=True``) is never answered: the client times out.
+* a name in ``silent`` (or any name, with ``silent_all=True``) is never answered: the client times out;
+* after ``fail_after`` queries the server goes bad, as a resolver does mid-scan: every later query gets
+  ``fail_with`` (``servfail``, ``refused``, ``nxdomain`` for every name, or ``silent``);
+* the root zone is the key ``"."`` (or ``""``): ``{".": {"SOA": [...]}}`` lets a resolver health check ask
+  ``. SOA`` as it would of a real recursive resolver.
 
 Run in a thread (``LocalDnsServer``, for tests) or as a process (``python dns_server.py ZONES.json``, for the
 benchmark: it prints the port on the first line and serves until killed).
@@ -32,12 +36,24 @@ import dns.rdatatype
 import dns.rrset
 
 Zones = Mapping[str, Mapping[str, Iterable[str]]]
+FAILURES = ("servfail", "refused", "nxdomain", "silent")
 
 
 class ZoneAnswers:
     """The answering logic, separate from the sockets."""
 
-    def __init__(self, zones: Zones, silent: Iterable[str] = (), silent_all: bool = False) -> None:
+    def __init__(
+        self,
+        zones: Zones,
+        silent: Iterable[str] = (),
+        silent_all: bool = False,
+        fail_after: int | None = None,
+        fail_with: str = "servfail",
+    ) -> None:
+        if fail_with not in FAILURES:
+            raise ValueError(f"fail_with must be one of {FAILURES}")
+        self.fail_after = fail_after
+        self.fail_with = fail_with
         self.records: dict[str, dict[str, list[str]]] = {
             name.lower().rstrip("."): {t.upper(): list(v) for t, v in types.items()}
             for name, types in zones.items()
@@ -55,6 +71,8 @@ class ZoneAnswers:
     def answer(self, wire: bytes) -> bytes | None:
         """The response to one query message, or None to stay silent."""
         self.queries += 1
+        if self.fail_after is not None and self.queries > self.fail_after:
+            return self._failure(wire)
         fast = self._fast_nxdomain(wire)
         if fast is not None:
             return fast
@@ -65,7 +83,7 @@ class ZoneAnswers:
         if not query.question:
             return None
         q = query.question[0]
-        name = q.name.to_text(omit_final_dot=True).lower()
+        name = q.name.to_text().rstrip(".").lower()  # the root zone is "" (to_text gives ".")
         if self.silent_all or name in self.silent:
             return None
         response = dns.message.make_response(query)
@@ -79,6 +97,19 @@ class ZoneAnswers:
             response.answer.append(
                 dns.rrset.from_text_list(q.name, 300, dns.rdataclass.IN, q.rdtype, list(values))
             )
+        return response.to_wire()
+
+    def _failure(self, wire: bytes) -> bytes | None:
+        """The answer of a server gone bad (``fail_with``)."""
+        if self.fail_with == "silent":
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:
+            return None
+        response = dns.message.make_response(query)
+        rcode = {"servfail": dns.rcode.SERVFAIL, "refused": dns.rcode.REFUSED, "nxdomain": dns.rcode.NXDOMAIN}
+        response.set_rcode(rcode[self.fail_with])
         return response.to_wire()
 
     def _fast_nxdomain(self, wire: bytes) -> bytes | None:
@@ -157,8 +188,15 @@ async def start(answers: ZoneAnswers, host: str = "127.0.0.1", port: int = 0) ->
 class LocalDnsServer:
     """The server on 127.0.0.1 in a background thread: ``with LocalDnsServer(zones) as srv: srv.port``."""
 
-    def __init__(self, zones: Zones, silent: Iterable[str] = (), silent_all: bool = False) -> None:
-        self.answers = ZoneAnswers(zones, silent, silent_all)
+    def __init__(
+        self,
+        zones: Zones,
+        silent: Iterable[str] = (),
+        silent_all: bool = False,
+        fail_after: int | None = None,
+        fail_with: str = "servfail",
+    ) -> None:
+        self.answers = ZoneAnswers(zones, silent, silent_all, fail_after, fail_with)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

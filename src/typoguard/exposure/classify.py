@@ -91,6 +91,14 @@ def count_by_status(results: Iterable[Exposure]) -> dict[Status, int]:
     return counts
 
 
+def failed_lookups(results: Iterable[Exposure]) -> tuple[int, int]:
+    """How many distinct look-alikes had no answer (``unknown``: timeout, SERVFAIL, REFUSED), of how many."""
+    seen: dict[str, bool] = {}
+    for r in results:
+        seen[r.lookalike] = seen.get(r.lookalike, False) or r.status is Status.UNKNOWN
+    return sum(seen.values()), len(seen)
+
+
 def compare(before: Snapshot | None, after: Snapshot) -> list[Change]:
     """What changed between two runs: every look-alike whose status differs, most alarming first.
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from html import escape
 
-from typoguard.exposure.classify import count_by_status, group_by_provider
+from typoguard.exposure.classify import count_by_status, failed_lookups, group_by_provider
 from typoguard.exposure.model import Change, Exposure, Status
 
 COLOURS = {
@@ -56,6 +56,19 @@ def _chart(results: Sequence[Exposure]) -> str:
     return "".join(parts)
 
 
+def _incomplete(results: Sequence[Exposure]) -> str:
+    """A warning when look-ups failed: those look-alikes are unknown, and the page is not an all-clear."""
+    failed, distinct = failed_lookups(results)
+    if not failed:
+        return ""
+    return (
+        f'<p style="color:{COLOURS[Status.UNKNOWN]}">'
+        f"<b>Incomplete: {failed} of {distinct} look-ups failed</b> "
+        "(no answer, SERVFAIL or REFUSED). Those look-alikes are listed as unknown / lookup failed: they may "
+        "accept mail.</p>"
+    )
+
+
 def render(
     results: Sequence[Exposure], *, title: str, generated_at: str, changes: Sequence[Change] = ()
 ) -> str:
@@ -68,7 +81,7 @@ def render(
     out = [
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>"
-        f"<p>Generated {escape(generated_at)}; {len(results)} look-alikes checked.</p>"
+        f"<p>Generated {escape(generated_at)}; {len(results)} look-alikes checked.</p>{_incomplete(results)}"
         f'<p class="legend">{legend}</p>{_chart(results)}'
     ]
     if changes:

@@ -82,7 +82,9 @@ def _port(text: str, value: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class Reply:
+    """One question's outcome: NXDOMAIN, the record values (empty: NODATA), or why there is no answer."""
+
     nxdomain: bool = False
     values: tuple[str, ...] = ()
     error: str = ""
@@ -106,17 +108,29 @@ class ExposureResolver:
         resolver.cache = None
         self._resolver = resolver
         self._slots = asyncio.Semaphore(settings.concurrency)
-        self._ns: dict[str, asyncio.Task[_Reply]] = {}
+        self._ns: dict[str, asyncio.Task[Reply]] = {}
         self.queries = 0
         self.peak_in_flight = 0  # the most queries that were ever in flight together
         self._in_flight = 0
 
-    async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> _Reply:
+    def describe(self) -> str:
+        """The servers asked, for messages: ``127.0.0.1:5353`` or ``the system resolver (192.0.2.53)``."""
+        servers = [str(ns) for ns in self._resolver.nameservers]
+        if self.settings.nameservers:
+            port = f":{self.settings.port}" if self.settings.port != 53 else ""
+            return ", ".join(f"[{s}]{port}" if ":" in s and port else f"{s}{port}" for s in servers)
+        return f"the system resolver ({', '.join(servers) or 'none configured'})"
+
+    async def ask(self, name: str, rdtype: dns.rdatatype.RdataType) -> Reply:
+        """One question (with the retries), counted in ``queries``; never raises for DNS trouble."""
+        return await self._query(name, rdtype)
+
+    async def _query(self, name: str, rdtype: dns.rdatatype.RdataType) -> Reply:
         """One question, with retries after timeouts; never raises for DNS trouble."""
         try:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException as exc:  # a label over 63 octets: no server can be asked
-            return _Reply(error=f"{name!r} cannot be asked: {exc}")
+            return Reply(error=f"{name!r} cannot be asked: {exc}")
         error = ""
         for _attempt in range(self.settings.retries + 1):
             async with self._slots:
@@ -128,24 +142,24 @@ class ExposureResolver:
                         qname, rdtype, search=False, raise_on_no_answer=False
                     )
                 except dns.resolver.NXDOMAIN:
-                    return _Reply(nxdomain=True)
+                    return Reply(nxdomain=True)
                 except dns.resolver.LifetimeTimeout:
                     error = f"no answer to {rdtype.name} within {self.settings.timeout:g} s"
                     continue
                 except dns.resolver.NoNameservers as exc:
                     # SERVFAIL/REFUSED from every server: retrying at once rarely helps; report it.
-                    return _Reply(error=f"{rdtype.name}: {_server_failure(exc)}")
+                    return Reply(error=f"{rdtype.name}: {_server_failure(exc)}")
                 except dns.exception.DNSException as exc:
-                    return _Reply(error=f"{rdtype.name}: {exc}")
+                    return Reply(error=f"{rdtype.name}: {exc}")
                 finally:
                     self._in_flight -= 1
             if answer.rrset is None:
-                return _Reply()
-            return _Reply(values=tuple(_text(rdtype, rd) for rd in answer.rrset))
+                return Reply()
+            return Reply(values=tuple(_text(rdtype, rd) for rd in answer.rrset))
         attempts = self.settings.retries + 1
-        return _Reply(error=f"{error} ({attempts} attempt{'s' if attempts > 1 else ''})")
+        return Reply(error=f"{error} ({attempts} attempt{'s' if attempts > 1 else ''})")
 
-    def _ns_of(self, domain: str) -> asyncio.Task[_Reply]:
+    def _ns_of(self, domain: str) -> asyncio.Task[Reply]:
         """The NS answer of a registrable domain, asked once and shared by every look-alike below it."""
         task = self._ns.get(domain)
         if task is None:
@@ -157,7 +171,7 @@ class ExposureResolver:
         """What the DNS says about ``name`` (ASCII form), asking only what the answer needs."""
         start = self.queries
         reg = self.registrable(name) or name
-        ns = _Reply()
+        ns = Reply()
         if reg != name:
             ns = await self._ns_of(reg)
             if ns.nxdomain:

@@ -1,4 +1,9 @@
-"""The exposure scan: the look-alikes of each protected domain, resolved once each, then classified."""
+"""The exposure scan: the look-alikes of each protected domain, resolved once each, then classified.
+
+The resolver is checked first and again at the end against the protected domains (``health``): a resolver
+that is missing, failing or answering NXDOMAIN for everything raises ``DnsUnusable`` instead of giving a
+scan full of "unregistered" look-alikes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass
 from typoguard.core.index import LookalikeIndex
 from typoguard.core.names import Domain
 from typoguard.exposure.classify import Registrable, assess
+from typoguard.exposure.health import check_after, check_before
 from typoguard.exposure.model import DnsAnswers, Exposure
 from typoguard.exposure.resolve import ExposureResolver, ResolverSettings
 
@@ -47,10 +53,17 @@ async def scan(
 ) -> tuple[list[Exposure], int]:
     """Resolve every distinct look-alike once and classify it for each protected domain it imitates.
 
-    Returns the results (in the order of ``todo``) and the number of DNS queries sent.
+    Returns the results (in the order of ``todo``) and the number of DNS queries sent. Raises
+    ``DnsUnusable`` when the protected domains do not resolve before the scan (or turn NXDOMAIN after it),
+    ``ProtectedDomainMissing`` when the resolver works but a protected domain does not exist.
     """
     resolver = ExposureResolver(settings, registrable)
+    protected = list(dict.fromkeys(c.protected for c in todo))
+    if protected:
+        await check_before(resolver, protected)
     answers = await resolver.resolve_many((c.lookalike for c in todo), on_progress)
+    if protected:
+        await check_after(resolver, protected)
     results = [
         assess(
             c.protected, c.lookalike, c.kind, c.score, answers=answers[c.lookalike], registrable=registrable
