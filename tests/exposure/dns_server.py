@@ -9,7 +9,8 @@ It answers from a zone dict ``{name: {rdtype: [rdata text, ...]}}`` over UDP and
 * every other name is NXDOMAIN, as for an unregistered look-alike;
 * a name in ``silent`` (or any name, with ``silent_all=True``) is never answered: the client times out;
 * after ``fail_after`` queries the server goes bad, as a resolver does mid-scan: every later query gets
-  ``fail_with`` (``servfail``, ``refused``, ``nxdomain`` for every name, or ``silent``);
+  ``fail_with`` (``servfail``, ``refused``, ``nxdomain`` for every name, or ``silent``), up to query
+  ``fail_until`` if given (then it recovers);
 * the root zone is the key ``"."`` (or ``""``): ``{".": {"SOA": [...]}}`` lets a resolver health check ask
   ``. SOA`` as it would of a real recursive resolver.
 
@@ -47,13 +48,16 @@ class ZoneAnswers:
         zones: Zones,
         silent: Iterable[str] = (),
         silent_all: bool = False,
+        *,
         fail_after: int | None = None,
         fail_with: str = "servfail",
+        fail_until: int | None = None,
     ) -> None:
         if fail_with not in FAILURES:
             raise ValueError(f"fail_with must be one of {FAILURES}")
         self.fail_after = fail_after
         self.fail_with = fail_with
+        self.fail_until = fail_until
         self.records: dict[str, dict[str, list[str]]] = {
             name.lower().rstrip("."): {t.upper(): list(v) for t, v in types.items()}
             for name, types in zones.items()
@@ -71,7 +75,9 @@ class ZoneAnswers:
     def answer(self, wire: bytes) -> bytes | None:
         """The response to one query message, or None to stay silent."""
         self.queries += 1
-        if self.fail_after is not None and self.queries > self.fail_after:
+        if self.fail_after is not None and self.fail_after < self.queries <= (
+            self.fail_until or self.queries
+        ):
             return self._failure(wire)
         fast = self._fast_nxdomain(wire)
         if fast is not None:
@@ -193,10 +199,14 @@ class LocalDnsServer:
         zones: Zones,
         silent: Iterable[str] = (),
         silent_all: bool = False,
+        *,
         fail_after: int | None = None,
         fail_with: str = "servfail",
+        fail_until: int | None = None,
     ) -> None:
-        self.answers = ZoneAnswers(zones, silent, silent_all, fail_after, fail_with)
+        self.answers = ZoneAnswers(
+            zones, silent, silent_all, fail_after=fail_after, fail_with=fail_with, fail_until=fail_until
+        )
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

@@ -156,3 +156,14 @@ def test_export_refuses_incomplete_results_and_leaves_the_old_list(tmp_path: Pat
     assert code == 0
     assert all(not line.startswith("#") for line in out.splitlines())  # a bare list stays bare
     assert "INCOMPLETE" in err
+
+
+def test_a_resolver_lying_for_a_while_mid_scan_is_caught_by_the_canaries(tmp_path: Path) -> None:
+    # Queries 11-60 get NXDOMAIN for every name, then the server is fine again: the check after the scan
+    # passes, but a protected domain asked between look-alikes (a canary) got NXDOMAIN in the window.
+    out_file = tmp_path / "exposure.json"
+    with LocalDnsServer(ZONES, fail_after=10, fail_with="nxdomain", fail_until=60) as dns:
+        code, _out, err = _exposure(dns.port, "--concurrency", "1", "--json", "-o", str(out_file))
+    assert code == EXIT_DNS_UNUSABLE
+    assert "DNS unusable:" in err and "army.mil MX: NXDOMAIN" in err and "during the scan" in err
+    assert not out_file.exists()

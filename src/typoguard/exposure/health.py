@@ -9,6 +9,8 @@ all-clear. The protected domains exist by definition, so they are the control:
   through the same resolver, to tell "the DNS is unusable" (``DnsUnusable``: timeouts, SERVFAIL, or
   NXDOMAIN even for the root) from "this protected domain does not exist" (``ProtectedDomainMissing``:
   the resolver answers the root and the TLD, so the name is probably a typo in the configuration).
+* **during the scan** one protected domain is asked after every few hundred look-alikes (a canary,
+  ``ExposureResolver.resolve_many``): NXDOMAIN for it stops the scan (``DnsUnusable``);
 * **after the scan** the protected domains are asked again: NXDOMAIN now for a name that existed before
   means the resolver started lying during the scan, and none of its NXDOMAIN answers can be trusted
   (``DnsUnusable``). A timeout or SERVFAIL then is not a lie: the names it hit are already "unknown".
@@ -111,6 +113,17 @@ async def check_before(resolver: ExposureResolver, protected: Sequence[str]) -> 
         "answers for the root zone and the top-level domains. Typos in the configuration? Nothing was "
         "scanned; fix the names, or name the domains to scan as arguments."
     )
+
+
+def check_during(resolver: ExposureResolver) -> None:
+    """Raise ``DnsUnusable`` if a canary (a protected domain asked between look-alikes) got NXDOMAIN."""
+    if resolver.lie:
+        raise DnsUnusable(
+            f"{resolver.describe()} answered a protected domain with NXDOMAIN during the scan "
+            f"({resolver.lie}), though it answered before: the resolver started to fail during the scan, "
+            'so none of its NXDOMAIN ("unregistered") answers can be trusted. Nothing was written; run '
+            "again with a working resolver."
+        )
 
 
 async def check_after(resolver: ExposureResolver, protected: Sequence[str]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import dns.asyncresolver
@@ -111,6 +111,7 @@ class ExposureResolver:
         self._ns: dict[str, asyncio.Task[Reply]] = {}
         self.queries = 0
         self.peak_in_flight = 0  # the most queries that were ever in flight together
+        self.lie = ""  # set by resolve_many when a canary (a name that exists) got NXDOMAIN
         self._in_flight = 0
 
     def describe(self) -> str:
@@ -202,18 +203,37 @@ class ExposureResolver:
         )
 
     async def resolve_many(
-        self, names: Iterable[str], on_result: Callable[[DnsAnswers], None] | None = None
+        self,
+        names: Iterable[str],
+        on_result: Callable[[DnsAnswers], None] | None = None,
+        canaries: Sequence[str] = (),
     ) -> dict[str, DnsAnswers]:
-        """Resolve every name with at most ``concurrency`` names in progress; ``on_result`` per name."""
-        pending = iter(dict.fromkeys(names))
+        """Resolve every name with at most ``concurrency`` names in progress; ``on_result`` per name.
+
+        ``canaries`` are names known to exist (the protected domains): one of them is asked again after
+        every ``canary_interval`` names. NXDOMAIN for it means the resolver is lying now; the scan stops
+        and ``lie`` says what was seen (the caller refuses the results: any NXDOMAIN may be that lie).
+        """
+        todo = list(dict.fromkeys(names))
+        pending = iter(todo)
         results: dict[str, DnsAnswers] = {}
+        every = canary_interval(len(todo))
+        done = 0
 
         async def worker() -> None:
+            nonlocal done
             for name in pending:  # the shared iterator hands each name to exactly one worker
+                if self.lie:
+                    return
                 answers = await self.resolve(name)
                 results[name] = answers
                 if on_result is not None:
                     on_result(answers)
+                done += 1
+                if canaries and done % every == 0:
+                    canary = canaries[(done // every) % len(canaries)]
+                    if (await self._query(canary, dns.rdatatype.MX)).nxdomain:
+                        self.lie = self.lie or f"{canary} MX: NXDOMAIN after {done} look-alikes"
 
         try:
             await asyncio.gather(*(worker() for _ in range(self.settings.concurrency)))
@@ -221,6 +241,12 @@ class ExposureResolver:
             for task in self._ns.values():
                 task.cancel()
         return results
+
+
+def canary_interval(names: int) -> int:
+    """Names between two canary questions: ~50 canaries a scan, one per 10 to 1,000 names (0.1% extra
+    queries on a large scan, a lying window of ~0.3 s at 3,000 queries/s is still seen)."""
+    return min(1000, max(10, names // 50))
 
 
 def _text(rdtype: dns.rdatatype.RdataType, rdata: object) -> str:

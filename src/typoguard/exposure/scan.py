@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typoguard.core.index import LookalikeIndex
 from typoguard.core.names import Domain
 from typoguard.exposure.classify import Registrable, assess
-from typoguard.exposure.health import check_after, check_before
+from typoguard.exposure.health import check_after, check_before, check_during
 from typoguard.exposure.model import DnsAnswers, Exposure
 from typoguard.exposure.resolve import ExposureResolver, ResolverSettings
 
@@ -61,7 +61,8 @@ async def scan(
     protected = list(dict.fromkeys(c.protected for c in todo))
     if protected:
         await check_before(resolver, protected)
-    answers = await resolver.resolve_many((c.lookalike for c in todo), on_progress)
+    answers = await resolver.resolve_many((c.lookalike for c in todo), on_progress, canaries=protected)
+    check_during(resolver)
     if protected:
         await check_after(resolver, protected)
     results = [
