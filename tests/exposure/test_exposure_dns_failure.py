@@ -49,11 +49,15 @@ def test_a_resolver_answering_nxdomain_for_everything_is_dns_unusable(tmp_path: 
     with LocalDnsServer({}) as nx:  # NXDOMAIN for every name, the root zone and army.mil included
         code, _out, err = _exposure(nx.port, "--json", "-o", str(out_file))
         table_code, table, table_err = _exposure(nx.port)
+        history = tmp_path / "history.json"
+        watch_code, _, _ = _exposure(nx.port, "--watch", "--history", str(history))
     assert code == EXIT_DNS_UNUSABLE
     assert "DNS unusable:" in err and "NXDOMAIN" in err and "army.mil" in err
     assert not out_file.exists()  # no result document that export could take for an all-clear
     assert table_code == EXIT_DNS_UNUSABLE
     assert "unregistered" not in table and "DNS unusable:" in table_err
+    assert watch_code == EXIT_DNS_UNUSABLE
+    assert not history.exists()  # an all-"unregistered" run kept would hide the next real change
 
 
 def test_no_dns_server_at_all_is_dns_unusable(closed_port: int, tmp_path: Path) -> None:
