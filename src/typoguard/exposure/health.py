@@ -106,11 +106,11 @@ async def check_before(resolver: ExposureResolver, protected: Sequence[str]) -> 
     note = f" (the top-level domain {', '.join(tld_gone)} does not exist either)" if tld_gone else ""
     raise ProtectedDomainMissing(
         f"protected domain {_listing(missing)} does not exist{note}: NXDOMAIN from {where}, which answers "
-        "for the root zone and the top-level domains. A typo in the configuration? Nothing was scanned; "
+        "the root zone (. SOA) correctly. A typo in the configuration? Nothing was scanned; "
         "fix the name, or name the domains to scan as arguments."
         if len(missing) == 1
         else f"protected domains {_listing(missing)} do not exist{note}: NXDOMAIN from {where}, which "
-        "answers for the root zone and the top-level domains. Typos in the configuration? Nothing was "
+        "answers the root zone (. SOA) correctly. Typos in the configuration? Nothing was "
         "scanned; fix the names, or name the domains to scan as arguments."
     )
 
