@@ -230,5 +230,103 @@ def main() -> None:
     print(f"\n(bench_store took {time.perf_counter() - started:.0f} s, peak RSS {rss:.0f} MiB)")
 
 
+# --------------------------------------------------------------------------- decisions lost per kill -9
+def _tests_module(name: str) -> Any:
+    """A helper module from tests/store/ (one copy for tests and benchmarks)."""
+    path = Path(__file__).resolve().parent.parent / "tests" / "store" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"typoguard_bench_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stored_recipients(config_path: Path) -> list[str]:
+    from typoguard.config import load_config
+    from typoguard.store import DecisionQuery
+
+    store = open_store(load_config(config_path, environ={}))
+    try:
+        return [r.event.recipient for r in store.decisions(DecisionQuery(limit=10_000_000))]
+    finally:
+        store.close()
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if stat[0] == "Z":
+            return
+        time.sleep(0.05)
+
+
+def kill_loss(target: str, tmp: Path, url: str = "", seconds: float = 3.0) -> tuple[int, int, int]:
+    """``kill -9`` the writer process or the service itself in the middle of ``seconds`` of saturating load
+    (8 connections, unique recipients): (answered, answered but not stored, stored twice)."""
+    import signal
+
+    serve_process = _tests_module("serve_process")
+    policy_load = _tests_module("policy_load")
+    exe = str(Path(sys.executable).with_name("typoguard"))
+    node = serve_process.ServeProcess(exe, tmp, node="kill", url=url).start()
+    time.sleep(1.0)
+    load = policy_load.PolicyLoad(node.address, conns=8).start()
+    try:
+        time.sleep(seconds / 2)
+        victim = node.writer_pid() if target == "writer" else node.proc.pid
+        os.kill(victim, signal.SIGKILL)
+        if target == "writer":  # the service answers on and starts a new writer
+            time.sleep(seconds / 2)
+        answered = load.stop()
+    finally:
+        load.stop()
+    if target == "writer":
+        assert node.stop() == 0
+    else:
+        node.proc.wait(10)
+        writer = node.writer_pid()
+        if writer is not None:
+            _wait_gone(writer, 120)  # the orphaned writer stores what the pipe holds, then exits
+    stored = _stored_recipients(node.config)
+    lost = len(set(answered) - set(stored))
+    return len(answered), lost, len(stored) - len(set(stored))
+
+
+def kill_main(targets: list[str], runs: int) -> None:
+    cluster = None
+    pg = _pgcluster()
+    if pg.pg_bin_dir() is not None:
+        cluster = pg.PgCluster().init()
+        cluster.start()
+    try:
+        for target in targets:
+            for backend in ("sqlite", "postgresql"):
+                if backend == "postgresql" and cluster is None:
+                    continue
+                for run in range(runs):
+                    tmp = Path(tempfile.mkdtemp(prefix="typoguard-bench-kill-"))
+                    url = cluster.create_database() if backend == "postgresql" else ""
+                    answered, lost, twice = kill_loss(target, tmp, url)
+                    print(
+                        f"kill -9 {target:7} {backend:10} run {run + 1}: answered {answered:,}, "
+                        f"lost {lost:,} ({lost / max(1, answered):.2%}), stored twice {twice:,}",
+                        flush=True,
+                    )
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kill", action="append", choices=["writer", "service"], help="kill -9 measurement")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    if args.kill:
+        kill_main(args.kill, args.runs)
+    else:
+        main()

@@ -55,6 +55,7 @@ class ServeProcess:
         url: str = "",
         http: bool = False,
         http_workers: int = 1,
+        store_extra: str = "",
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.exe = exe
@@ -68,7 +69,7 @@ class ServeProcess:
                 node=node,
                 log=self.log,
                 data=workdir / "data",
-                store_extra=f'url = "{url}"' if url else "",
+                store_extra=(f'url = "{url}"\n' if url else "") + store_extra,
                 http="true" if http else "false",
                 http_port=self.http_port,
                 http_workers=http_workers,
@@ -123,6 +124,16 @@ class ServeProcess:
     def writer_pid(self) -> int | None:
         started = self.records("decision_writer_started")
         return int(started[-1]["pid"]) if started else None
+
+    def metric(self, name: str) -> float:
+        """One sample of the service's metrics page (``typoguard_store_backlog_bytes``)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        raise AssertionError(f"{name} not on the metrics page")
 
     def stop(self) -> int:
         if self.proc is None:
