@@ -243,10 +243,20 @@ class PolicydCollector(Collector):
         )
         feed = m.feed
         if feed is not None:  # the decision store's writer process (typoguard serve with [store])
+            spool = feed.spool_bytes()
+            unsaved = feed.pending_bytes
             yield GaugeMetricFamily(
                 "typoguard_store_backlog_bytes",
-                "Decision log bytes not yet handed to the store's writer process",
-                feed.pending_bytes,
+                "Decision bytes not yet stored: in the service's memory, with the writer, in the spool",
+                unsaved + feed.unacked_bytes + spool,
+            )
+            yield GaugeMetricFamily(
+                "typoguard_store_spool_bytes", "Decision bytes waiting in the spool directory", spool
+            )
+            yield GaugeMetricFamily(
+                "typoguard_store_unsaved_bytes",
+                "Decision bytes only in the service's memory (lost if the service is killed with -9)",
+                unsaved,
             )
             yield CounterMetricFamily(
                 "typoguard_store_spilled_bytes",

@@ -103,19 +103,7 @@ def _content_json(content: object) -> str | None:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode() if isinstance(content, dict) else None
 
 
-def _spool_lines(spool: Spool, lines: Sequence[bytes], node: str) -> int:
-    """Decision lines into the spool as rows with fresh ids (the rare path); returns rows written."""
-    rows = []
-    for line in lines:
-        try:
-            event = event_from_line(line, node)
-        except ValueError:
-            continue
-        if event is not None:
-            rows.append(row_dict(event.values(str(uuid.uuid4()))))
-    if rows:
-        spool.append(rows)
-    return len(rows)
+MAX_WAIT_SECONDS: Final = 1.0  # longest a decision waits in the service's memory for a lagging writer
 
 
 # --------------------------------------------------------------------------- parent side
@@ -140,10 +128,22 @@ class DecisionFeed:
         self._buf: list[bytes] = []
         self._chunks: collections.deque[bytes] = collections.deque()  # what the pipe has not taken yet
         self._chunk_bytes = 0
+        self._oldest = 0.0  # when the oldest queued chunk was queued (monotonic; 0: none queued)
         self._waiting = False  # registered with the loop for the pipe to become writable
         self._torn = False  # the pipe took part of the first queued chunk (the end of a line)
+        # Bytes handed to a writer process that it has not yet reported stored (or spooled): kept until it
+        # does, and sent again, from the same stream offsets (the same event ids), to the next writer if it
+        # dies. ``_acked`` is the stream offset of ``_unacked[0]``; the last ``_resend`` bytes of
+        # ``_unacked`` are still to be written to the current process.
+        self.stream = uuid.uuid4().hex[:20]  # this service's decision stream: the prefix of its event ids
+        self._unacked = bytearray()
+        self._acked = 0
+        self._resend = 0
+        self._ack_rest = b""
         self._proc: subprocess.Popen[bytes] | None = None
         self._fd = -1
+        self._ack_fd = -1
+        self._closing = False
         self._last_start = 0.0
         self._spills = 0
         self._spill_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -165,7 +165,28 @@ class DecisionFeed:
 
     @property
     def pending_bytes(self) -> int:
+        """Decision bytes only in this process's memory: what a ``kill -9`` of the service would lose."""
         return self._chunk_bytes + sum(map(len, self._buf))
+
+    @property
+    def unacked_bytes(self) -> int:
+        """Bytes handed to the writer process and not yet reported stored (sent again if it dies)."""
+        return len(self._unacked)
+
+    def spool_bytes(self) -> int:
+        """Bytes waiting in the spool directory (the service's spills and the writer's spool files)."""
+        total = 0
+        with contextlib.suppress(OSError):
+            for path in self.spool_dir.iterdir():
+                if path.name.endswith((RAW_SUFFIX, SPOOL_SUFFIX)):
+                    with contextlib.suppress(OSError):
+                        total += path.stat().st_size
+        return total
+
+    @property
+    def backlog_bytes(self) -> int:
+        """Everything not yet stored: in memory, with the writer process, and in the spool directory."""
+        return self.pending_bytes + self.unacked_bytes + self.spool_bytes()
 
     def flush(self) -> None:
         """Queue what was appended and write what the pipe takes now; never blocks."""
@@ -174,12 +195,33 @@ class DecisionFeed:
             self._buf.clear()
             self._chunks.append(chunk)
             self._chunk_bytes += len(chunk)
-        if self._chunks and not self._waiting:
+            if not self._oldest:
+                self._oldest = time.monotonic()
+        if self._ack_fd >= 0:  # every FLUSH_SECONDS at least (the owner's timer): a read(2), no wake-ups
+            self._read_acks()
+        if (self._chunks or self._resend or self._fd < 0) and not self._waiting and not self._closing:
             self._drain()
-        if self._chunk_bytes > self.max_pending:
+        if not self._chunks:
+            self._oldest = 0.0
+        elif self._chunk_bytes > self.max_pending or time.monotonic() - self._oldest > MAX_WAIT_SECONDS:
+            # The writer lags: bound what a kill -9 of the service could lose to what gathered within
+            # MAX_WAIT_SECONDS (docs/store.md), and memory to queue_size lines' worth of bytes.
             self._spill()
 
     def _drain(self) -> None:
+        if self._fd < 0 and not self._restart():
+            return
+        while self._resend:  # what a dead writer may not have stored, first, at the same offsets
+            start = len(self._unacked) - self._resend
+            try:
+                n = os.write(self._fd, memoryview(self._unacked)[start:])
+            except BlockingIOError:
+                self._wait_writable()
+                return
+            except OSError as exc:
+                self._lost(f"{type(exc).__name__}: {exc}")
+                return
+            self._resend -= n
         chunks = self._chunks
         while chunks:
             if self._fd < 0 and not self._restart():
@@ -195,6 +237,7 @@ class DecisionFeed:
                 return
             self.sent += n
             self._chunk_bytes -= n
+            self._unacked += head if n == len(head) else head[:n]
             if n == len(head):
                 chunks.popleft()
                 self._torn = False
@@ -228,29 +271,72 @@ class DecisionFeed:
     def _start(self) -> None:
         self._last_start = time.monotonic()
         try:
-            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, close_fds=True)
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         except OSError as exc:
             self._event("error", "decision_writer_failed", error=str(exc))
             return
-        assert proc.stdin is not None
+        assert proc.stdin is not None and proc.stdout is not None
         fd = proc.stdin.fileno()
         with contextlib.suppress(OSError, AttributeError):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        # The stream's header: which stream, where this process starts in it, and up to where an earlier
+        # process may already have stored what it is sent again (those are stored "if not yet").
+        os.write(fd, stream_header(self.stream, self._acked, self._acked + len(self._unacked)))
         os.set_blocking(fd, False)
-        self._proc, self._fd = proc, fd
+        self._resend = len(self._unacked)
+        self._ack_rest = b""
+        self._proc, self._fd, self._ack_fd = proc, fd, proc.stdout.fileno()
+        os.set_blocking(self._ack_fd, False)
         self._event("info", "decision_writer_started", pid=proc.pid)
+
+    def _read_acks(self) -> None:
+        """The writer's reports "stored up to stream offset N": forget what it has stored."""
+        fd = self._ack_fd
+        if fd < 0:
+            return
+        data = b""
+        try:
+            while True:
+                got = os.read(fd, 65536)
+                if not got:  # end of file: the writer process is gone
+                    self._settle(self._ack_rest + data)
+                    if self._closing:
+                        self._ack_fd = -1
+                    else:
+                        self._lost("the writer process exited")
+                    return
+                data += got
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._lost(f"{type(exc).__name__}: {exc}")
+            return
+        self._settle(self._ack_rest + data)
+
+    def _settle(self, data: bytes) -> None:
+        lines = data.split(b"\n")
+        self._ack_rest = lines.pop()
+        for line in reversed(lines):
+            if line.isdigit():
+                n = int(line) - self._acked
+                if 0 < n <= len(self._unacked) - self._resend:
+                    del self._unacked[:n]
+                    self._acked += n
+                break
 
     def _restart(self) -> bool:
         if time.monotonic() - self._last_start < 1.0:
             return False
         self._close_pipe()
         self.restarts += 1
-        self._start()  # the new process skips a torn first line (the old one may have read half of it)
+        self._start()  # what the last one did not report stored is sent again, at the same offsets
         return self._fd >= 0
 
     def _lost(self, why: str) -> None:
-        code = self._proc.poll() if self._proc is not None else None
-        self._event("error", "decision_writer_lost", error=why, exit_code=code)
+        if self._proc is None:
+            return
+        code = self._proc.poll()
+        self._event("error", "decision_writer_lost", error=why, exit_code=code, resending=len(self._unacked))
         self._close_pipe()
 
     def _close_pipe(self) -> None:
@@ -258,11 +344,12 @@ class DecisionFeed:
         if self._waiting and self.loop is not None and self._fd >= 0:
             self.loop.remove_writer(self._fd)
         self._waiting = False
-        self._fd = -1
-        if proc is not None and proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
+        self._fd = self._ack_fd = -1
         if proc is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(0.1)
 
@@ -312,12 +399,14 @@ class DecisionFeed:
     # ------------------------------------------------------------------ shutdown
     def close(self, timeout: float = 30.0) -> bool:
         """Hand over everything pending (blocking, up to ``timeout``), close the pipe, wait for the writer
-        to store it and exit. False if something was left behind (in the spool directory) or lost."""
+        to store it and exit. True only if everything is stored: nothing left in memory, with a writer,
+        or in the spool directory (the database was down, or the writer did not finish in time)."""
         deadline = time.monotonic() + timeout
+        self._closing = True
         if self._spill_pool is not None:  # spills in progress reach the disk before the writer's EOF
             self._spill_pool.shutdown(wait=True)
             self._spill_pool = None
-        if self._waiting and self.loop is not None and self._fd >= 0:
+        if self.loop is not None and self._waiting and self._fd >= 0:
             with contextlib.suppress(Exception):
                 self.loop.remove_writer(self._fd)
         self._waiting = False
@@ -325,26 +414,77 @@ class DecisionFeed:
         if self._buf:
             self._chunks.append(b"".join(self._buf))
             self._buf.clear()
-        while self._chunks and self._fd >= 0 and time.monotonic() < deadline:
-            select.select([], [self._fd], [], max(0.0, min(0.5, deadline - time.monotonic())))
-            self._drain()
+        self._hand_over(deadline)
         clean = True
         if self._chunks:  # no writer, or it did not keep up in time: leave the lines in the spool directory
             self._spill()
             clean = False
+        clean = self._wait_writer(deadline) and clean
+        return self._nothing_left() and clean
+
+    def _hand_over(self, deadline: float) -> None:
+        """Write what is queued (blocking), reading the writer's reports meanwhile; a new writer if needed."""
+        while (self._chunks or self._resend or (self._unacked and self._fd < 0)) and (
+            time.monotonic() < deadline
+        ):
+            if self._fd < 0 and not self._restart():
+                time.sleep(0.05)
+                continue
+            wait = max(0.0, min(0.5, deadline - time.monotonic()))
+            select.select([fd for fd in (self._ack_fd,) if fd >= 0], [self._fd], [], wait)
+            self._read_acks()  # a writer blocked on reporting would stop reading
+            if self._fd >= 0:
+                self._drain()
+
+    def _wait_writer(self, deadline: float) -> bool:
+        """End of file to the writer; its last reports; its exit. False if it failed or was killed."""
+        clean = True
         proc = self._proc
         if proc is not None:
             if proc.stdin is not None:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()
+            self._fd = -1
+            while self._ack_fd >= 0 and time.monotonic() < deadline:  # its last reports, up to its exit
+                select.select([self._ack_fd], [], [], max(0.0, min(0.5, deadline - time.monotonic())))
+                self._read_acks()
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                code = proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self._event("error", "decision_writer_timeout", pid=proc.pid)
                 proc.kill()
-                proc.wait(5)
+                code = proc.wait(5)
+            if code != 0:
                 clean = False
-            self._proc, self._fd = None, -1
+            if proc.stdout is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdout.close()
+            self._proc, self._fd, self._ack_fd = None, -1, -1
+        return clean
+
+    def _nothing_left(self) -> bool:
+        """What the writer did not report stored goes to the spool; True if the spool is empty."""
+        clean = True
+        if self._torn and self._chunks:  # the rest of a line the pipe took the start of: complete it
+            self._unacked += self._chunks.popleft()
+            self._chunk_bytes = 0
+            self._torn = False
+        if self._unacked:  # a writer that died or did not finish: to the spool, with their event ids
+            header = stream_header(self.stream, self._acked, self._acked + len(self._unacked))
+            self._spilled(header + bytes(self._unacked), self._spills)
+            self._spills += 1
+            self._unacked.clear()
+            clean = False
+        left = self.spool_bytes()
+        if left:
+            self._event(
+                "warning",
+                "decision_spool_left",
+                spool=str(self.spool_dir),
+                bytes=left,
+                then="stored at the next start (the writer replays the spool)",
+            )
+            clean = False
         return clean
 
     def _event(self, level: str, event: str, **fields: Any) -> None:
@@ -356,6 +496,35 @@ class DecisionFeed:
 
 RAW_PREFIX: Final = "feed-"
 RAW_SUFFIX: Final = ".lines"
+SPOOL_SUFFIX: Final = ".jsonl"
+
+
+# --------------------------------------------------------------------------- the stream
+# The bytes the service hands to writer processes form one stream per service process; a decision's event
+# id is the stream's random prefix and the line's offset in it. A writer that dies before it stored what it
+# was sent gets it again in its successor, at the same offsets: the same ids, so stored once whatever the
+# first one managed. The pipe starts with a header line, ``#<stream> <offset> <seen>``: where this process
+# starts in the stream, and the offset below which an earlier process may have stored the lines already
+# (those are stored "where not yet", like a spool replay). A raw spill of such lines starts with it too.
+def stream_header(stream: str, offset: int, seen: int) -> bytes:
+    return f"#{stream} {offset} {seen}\n".encode()
+
+
+def parse_header(line: bytes) -> tuple[str, int, int] | None:
+    """``(stream, offset, seen)`` from a header line, None if ``line`` is not one."""
+    parts = line[1:].split() if line.startswith(b"#") else []
+    if len(parts) != 3 or len(parts[0]) != 20 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    try:
+        int(parts[0], 16)
+    except ValueError:
+        return None
+    return parts[0].decode(), int(parts[1]), int(parts[2])
+
+
+def event_id(stream: str, offset: int) -> str:
+    """The event id of the line at ``offset`` of ``stream``: UUID-shaped, unique across services."""
+    return f"{stream[:8]}-{stream[8:12]}-{stream[12:16]}-{stream[16:20]}-{offset:012x}"
 
 
 def write_raw_spill(spool_dir: Path, data: bytes, pid: int, serial: int) -> Path:
@@ -378,16 +547,24 @@ def adopt_raw_spills(spool_dir: Path, node: str) -> int:
     file is removed, so a crash in between converts nothing twice."""
     rows_total = 0
     for raw in sorted(spool_dir.glob(f"{RAW_PREFIX}*{RAW_SUFFIX}")):
-        target = raw.with_name(raw.name[: -len(RAW_SUFFIX)] + ".jsonl")
+        target = raw.with_name(raw.name[: -len(RAW_SUFFIX)] + SPOOL_SUFFIX)
         if not target.exists():
             rows = []
-            for line in raw.read_bytes().splitlines():
+            data = raw.read_bytes()
+            header = parse_header(data[: data.find(b"\n") + 1].rstrip()) if data.startswith(b"#") else None
+            # Lines a writer process was sent (after a header) keep their ids: it may have stored them.
+            offset = header[1] if header else 0
+            if header:
+                data = data[data.find(b"\n") + 1 :]
+            for line in data.split(b"\n"):
+                at, offset = offset, offset + len(line) + 1
                 try:
-                    event = event_from_line(line, node)
+                    event = event_from_line(line, node) if line else None
                 except ValueError:
                     continue  # a torn first line
                 if event is not None:
-                    rows.append(orjson.dumps(row_dict(event.values(str(uuid.uuid4())))) + b"\n")
+                    eid = event_id(header[0], at) if header else str(uuid.uuid4())
+                    rows.append(orjson.dumps(row_dict(event.values(eid))) + b"\n")
             tmp = target.with_suffix(".tmp")
             with tmp.open("wb") as f:
                 f.write(b"".join(rows))
@@ -432,7 +609,10 @@ def writer_argv(config_path: str | Path) -> list[str]:
 
 # --------------------------------------------------------------------------- child side
 class _Child:
-    """The writer process: lines from standard input into a ``DecisionWriter`` (or the spool)."""
+    """The writer process: lines from standard input into a ``DecisionWriter`` (or the spool); reports on
+    standard output, as a decimal line, the stream offset up to which everything is stored or spooled."""
+
+    READ_AHEAD_BATCHES: Final = 4  # read the pipe only while fewer batches than this wait to be written
 
     def __init__(self, config_path: str) -> None:
         from typoguard.config import load_config
@@ -440,11 +620,16 @@ class _Child:
 
         self.config = load_config(config_path)
         self.resolved = resolve(self.config)
-        self.spool = Spool(self.resolved.spool_dir)  # used only while the database cannot be opened
+        self.spool = Spool(self.resolved.spool_dir)  # lines sent again, and all while the database is away
         self.writer: Any = None  # a DecisionWriter once the database answers
         self.next_try = 0.0
         self.next_adopt = time.monotonic() + 2.0
-        self.torn = True  # the first line may be the tail of one a previous writer process half read
+        self.stream = ""
+        self.offset = 0  # stream offset of the next byte read
+        self.seen = 0  # lines below this offset may have been stored by an earlier writer process
+        self.submitted = 0  # events handed to the writer
+        self.marks: collections.deque[tuple[int, int]] = collections.deque()  # (submitted, offset after)
+        self.acked = -1
 
     def connect(self, now: float) -> None:
         from typoguard.errors import TypoguardError
@@ -459,35 +644,65 @@ class _Child:
                 self.next_try = now + self.resolved.settings.retry_interval
             else:
                 self.spool.rotate()  # unlock what was spooled while the database was away: replayable now
-                self.writer = DecisionWriter(store, nice=0)  # this whole process is already niced
+                # Its queue is bounded by reading the pipe only while it is short (READ_AHEAD_BATCHES): what
+                # waits beyond that stays with the service, which survives this process.
+                self.writer = DecisionWriter(store, nice=0, queue_size=1 << 30)
         if self.writer is not None and now >= self.next_adopt:
             try:  # lines the service spilled while we lagged
-                if adopt_raw_spills(self.resolved.spool_dir, self.resolved.node):
-                    self.writer.adopt_spool()
+                adopted = adopt_raw_spills(self.resolved.spool_dir, self.resolved.node)
+                self.writer.adopt_spool(adopted)
             except OSError as exc:
                 log.warning("cannot adopt spilled decisions: %s", exc)
             self.next_adopt = now + 2.0
 
+    def busy(self) -> bool:
+        """Enough is queued for the writer: leave the rest in the pipe (and the service)."""
+        w = self.writer
+        return w is not None and w.queued >= self.READ_AHEAD_BATCHES * w.batch_size
+
     def take(self, lines: list[bytes]) -> None:
-        if self.torn and lines:
-            if not lines[0].startswith(b"{"):
-                lines.pop(0)
-            self.torn = False
+        """Complete lines read from the pipe (each followed by a newline)."""
         node = self.resolved.node
-        if self.writer is None:
-            _spool_lines(self.spool, [x for x in lines if x], node)
-            return
-        submit = self.writer.submit
+        again: list[dict[str, Any]] = []
         for line in lines:
-            if not line:
+            at = self.offset
+            self.offset += len(line) + 1
+            if line.startswith(b"#"):
+                header = parse_header(line)
+                if header is not None:
+                    self.stream, self.offset, self.seen = header
+                    self.marks.append((self.submitted, self.offset))
                 continue
             try:
-                event = event_from_line(line, node)
+                event = event_from_line(line, node) if line else None
             except ValueError as exc:
                 log.warning("skipping a decision line: %s", exc)
                 continue
-            if event is not None:
-                submit(event)
+            if event is None:
+                continue
+            values = event.values(event_id(self.stream, at) if self.stream else str(uuid.uuid4()))
+            if self.writer is None or at < self.seen:
+                again.append(row_dict(values))  # to the spool: replayed "where not stored yet"
+            else:
+                self.writer.submit_row(values)
+                self.submitted += 1
+        if again:
+            self.spool.append(again)
+            if self.writer is not None:
+                self.spool.rotate()
+                self.writer.adopt_spool(len(again))
+        self.marks.append((self.submitted, self.offset))
+
+    def ack(self) -> None:
+        """Tell the service how far the stream is stored (or spooled): it forgets that much."""
+        settled = self.writer.settled if self.writer is not None else self.submitted
+        marks, offset = self.marks, -1
+        while marks and marks[0][0] <= settled:
+            offset = marks.popleft()[1]
+        if offset > self.acked:
+            self.acked = offset
+            with contextlib.suppress(OSError):
+                os.write(sys.stdout.fileno(), b"%d\n" % offset)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -498,21 +713,26 @@ class _Child:
         pending = b""
         while True:
             self.connect(time.monotonic())
-            ready, _, _ = select.select([fd], [], [], 1.0)
+            self.ack()
+            if self.busy():
+                time.sleep(0.005)
+                continue
+            ready, _, _ = select.select([fd], [], [], 0.05)
             if not ready:
                 continue
             chunk = os.read(fd, 1 << 20)
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop() if chunk else b""
-            self.take(lines)
-            if not chunk:
+            if not chunk:  # the service closed the pipe (or died: then a torn last line is dropped)
                 break
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            self.take(lines)
         self.spool.close()
         if self.writer is not None:
             self.next_adopt = 0.0
             self.connect(time.monotonic())  # lines the service spilled: into the spool, replayed by close()
             self.writer.close()
             self.writer.store.close()
+        self.ack()
         return 0
 
 

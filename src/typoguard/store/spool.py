@@ -52,6 +52,11 @@ class Spool:
         with self._lock:
             self.pending = n
 
+    def noticed(self, rows: int) -> None:
+        """Rows others put in the spool directory (a converted spill of the service)."""
+        with self._lock:
+            self.pending += rows
+
     def has_files(self) -> bool:
         try:
             return any(p != self._path for p in self.directory.glob("*" + SUFFIX)) or self._path is not None
@@ -103,31 +108,45 @@ class Spool:
         """
         self.rotate()
         inserted = 0
-        for path in sorted(self.directory.glob("*" + SUFFIX)):
-            with _locked(path) as f:
-                if f is None:
-                    continue  # another writer's open file, or someone else is replaying it
-                if not path.exists():
-                    continue  # replayed and removed while we waited
-                lines = 0
-                batch: list[dict[str, Any]] = []
-                for raw in f:
-                    lines += 1
-                    try:
-                        row = orjson.loads(raw)
-                    except orjson.JSONDecodeError:
-                        self.skipped += 1
-                        log.warning("spool %s: skipping an unreadable line (torn write?)", path.name)
-                        continue
-                    batch.append(row)
-                    if len(batch) >= batch_size:
-                        inserted += write(batch)
-                        batch = []
-                if batch:
+        done: set[Path] = set()
+        while True:  # files that appear meanwhile too (others spill while we replay): not stranded
+            todo = [p for p in sorted(self.directory.glob("*" + SUFFIX)) if p not in done]
+            if not todo:
+                break
+            for path in todo:
+                done.add(path)
+                inserted += self._replay_file(path, write, batch_size)
+        if not self.has_files():
+            with self._lock:
+                self.pending = 0
+        return inserted
+
+    def _replay_file(self, path: Path, write: Callable[[list[dict[str, Any]]], int], batch_size: int) -> int:
+        inserted = 0
+        with _locked(path) as f:
+            if f is None:
+                return 0  # another writer's open file, or someone else is replaying it
+            if not path.exists():
+                return 0  # replayed and removed while we waited
+            lines = 0
+            batch: list[dict[str, Any]] = []
+            for raw in f:
+                lines += 1
+                try:
+                    row = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    self.skipped += 1
+                    log.warning("spool %s: skipping an unreadable line (torn write?)", path.name)
+                    continue
+                batch.append(row)
+                if len(batch) >= batch_size:
                     inserted += write(batch)
-                path.unlink()
-                with self._lock:
-                    self.pending = max(0, self.pending - lines)
+                    batch = []
+            if batch:
+                inserted += write(batch)
+            path.unlink()
+            with self._lock:
+                self.pending = max(0, self.pending - lines)
         return inserted
 
     def close(self) -> None:

@@ -39,6 +39,7 @@ from typoguard.store.store import Store
 log = logging.getLogger("typoguard.store.writer")
 
 RowsCallback = Callable[[list[tuple[Any, ...]]], None]
+SPOOL_EVERY = 1.0  # seconds between looks for spool files to replay, while the writer is busy or idle
 
 
 class DecisionWriter:
@@ -65,7 +66,8 @@ class DecisionWriter:
         self.nice = settings.writer_nice if nice is None else nice
         self.spool = Spool(spool_dir or store.config.spool_dir)
         self._on_commit = on_commit
-        self._queue: collections.deque[DecisionEvent] = collections.deque()
+        # DecisionEvents (submit), or rows with their ids already given (submit_row: the writer process)
+        self._queue: collections.deque[DecisionEvent | tuple[Any, ...]] = collections.deque()
         # Ids: a random 80-bit prefix per writer and a counter, in UUID text form. As unique as uuid4 across
         # writers, and a fraction of its cost per event.
         prefix = uuid.uuid4().hex[:20]
@@ -76,7 +78,9 @@ class DecisionWriter:
         self.spooled = 0
         self.dropped = 0
         self.failures = 0
+        self.settled = 0  # queued decisions stored, spooled or dropped (in queue order)
         self.db_ok = True
+        self._next_spool_check = 0.0
         self._next_retry = 0.0
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -91,6 +95,15 @@ class DecisionWriter:
             q.append(event)
             return
         self._spill([event])
+
+    def submit_row(self, values: tuple[Any, ...]) -> None:
+        """Queue a row (``DecisionEvent.values``) whose id the caller gave; never spills (the caller bounds
+        the queue: the writer process reads its pipe only while ``queued`` is short)."""
+        self._queue.append(values)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     # ------------------------------------------------------------------ metrics
     @property
@@ -116,11 +129,14 @@ class DecisionWriter:
         self._thread.join(timeout)
         self.spool.close()
 
-    def adopt_spool(self) -> None:
-        """Notice spool files written by other processes (the policy service spills there when this
-        writer lags); the thread replays them when it is idle."""
-        if not self.spool.pending and self.spool.has_files():
+    def adopt_spool(self, rows: int | None = None) -> None:
+        """Notice spool files written by others (the policy service spills there when this writer lags):
+        ``rows`` new rows, or count them all again. The thread replays them within ``SPOOL_EVERY`` seconds,
+        busy or not."""
+        if rows is None:
             self.spool.recount()
+        elif rows:
+            self.spool.noticed(rows)
 
     def replay_now(self) -> int:
         """Replay the spool if the database answers (normally the thread does this itself)."""
@@ -130,11 +146,11 @@ class DecisionWriter:
     def _new_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):012x}"
 
-    def _rows(self, events: list[DecisionEvent]) -> list[tuple[Any, ...]]:
+    def _rows(self, events: list[DecisionEvent | tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         new_id = self._new_id
-        return [e.values(new_id()) for e in events]
+        return [e if type(e) is tuple else e.values(new_id()) for e in events]  # type: ignore[union-attr]
 
-    def _spill(self, events: list[DecisionEvent]) -> None:
+    def _spill(self, events: list[DecisionEvent | tuple[Any, ...]]) -> None:
         try:
             self.spool.append([row_dict(r) for r in self._rows(events)], flush=False)
             self.spooled += len(events)
@@ -166,36 +182,49 @@ class DecisionWriter:
                 if queued >= self.batch_size or now - oldest >= self.flush_interval or self._stop.is_set():
                     self._write(self._take())
                     oldest = 0.0
+                    # A writer that is never idle replays the spool between batches: not stranded there.
+                    self._replay_due(time.monotonic())
                     continue
                 self._stop.wait(min(self.flush_interval, oldest + self.flush_interval - now))
                 continue
             if self._stop.is_set():
-                if self.spool.pending and self.db_ok:
+                if self.db_ok and self.spool.has_files():
                     self._replay()  # close() leaves nothing behind that the database could take
                 self._idle.set()
                 return
             self._idle.set()
-            if self.spool.pending and (self.db_ok or time.monotonic() >= self._next_retry):
-                self._replay()  # overflow spilled while busy, or a retry while the database is down
+            self._replay_due(time.monotonic())  # overflow spilled while busy, or a retry while down
             self._stop.wait(self.flush_interval)
 
-    def _take(self) -> list[DecisionEvent]:
+    def _replay_due(self, now: float) -> None:
+        """Replay spool files when there are any (a directory listing at most every ``SPOOL_EVERY``
+        seconds: the counter may miss files others wrote), and the database answers or a retry is due."""
+        if now < self._next_spool_check or not (self.db_ok or now >= self._next_retry):
+            return
+        self._next_spool_check = now + SPOOL_EVERY
+        if self.spool.pending or self.spool.has_files():
+            self._replay()
+
+    def _take(self) -> list[DecisionEvent | tuple[Any, ...]]:
         q = self._queue
         n = min(len(q), self.batch_size)
         return [q.popleft() for _ in range(n)]
 
-    def _write(self, batch: list[DecisionEvent]) -> None:
+    def _write(self, batch: list[DecisionEvent | tuple[Any, ...]]) -> None:
         rows = self._rows(batch)
         if not self.db_ok and time.monotonic() < self._next_retry:
             self._spool_rows(rows)
+            self.settled += len(rows)
             return
         try:
             self.store.write_decisions(rows)
         except Exception as exc:
             self._failed(exc)
             self._spool_rows(rows)
+            self.settled += len(rows)
             return
         self.written += len(rows)
+        self.settled += len(rows)
         if self._on_commit is not None:
             self._on_commit(rows)
         if not self.db_ok:
