@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,17 @@ def write_config(root: Path, **sink: Any) -> Path:
 class RunningSink:
     """A started sink: ``port``, ``config``, ``log_path``; ``flush()`` writes the counts now."""
 
-    def __init__(self, config: Config, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> None:
         self.config = config
         self.log_path = Path(config.base_dir) / "sink.log"
         self.log = JsonLog(level="info", path=str(self.log_path))
         self.server = SinkServer.build(config, self.log, config_path=config_path)
-        self.loop = asyncio.new_event_loop()
+        self.loop = loop_factory()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.call(self.server.start())

@@ -125,6 +125,7 @@ class SinkSMTP(AdmittedSMTP):
         )
         self.local_part_limit = 64
         self.sink = sink
+        self.service_log = sink.log
         self.network = "unknown"
         self._expiry: asyncio.TimerHandle | None = None
 

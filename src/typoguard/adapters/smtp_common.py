@@ -1,6 +1,7 @@
 """What the two aiosmtpd servers (``typoguard sink`` and ``typoguard relay``) share: session admission and
-its bookkeeping across STARTTLS, closing a session with a reply (``AdmittedSMTP``); listeners, the TLS
-context and the run loop with its signal handlers (``SMTPService``)."""
+its bookkeeping across STARTTLS, closing a session with a reply, the one place every reply line is written
+and checked (``AdmittedSMTP``); listeners, the TLS context and the run loop with its signal handlers
+(``SMTPService``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Final, Self
+from typing import Any, AnyStr, ClassVar, Final, Self, cast
 
 from aiosmtpd.smtp import SMTP
 
@@ -21,6 +22,14 @@ from typoguard.errors import ConfigError
 from typoguard.obs import JsonLog
 
 SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
+# RFC 5321 4.2: a reply line is a code 2xx-5xx, then a space (the last line) or a hyphen and printable text,
+# or the code alone; 512 octets at most with its CRLF (4.5.3.1.5). UTF-8 text only in an SMTPUTF8
+# transaction (RFC 6531 3.7.4.2).
+REPLY_LINE: Final = re.compile(rb"[2-5][0-5][0-9](?:[ -][\x20-\x7e]*)?")
+MAX_REPLY_LINE: Final = 510
+# What goes out instead of a line that is no reply: a client that reads an empty or garbled line loses
+# step with its commands (Postfix then takes the next reply for the wrong command and may bounce).
+BAD_REPLY: Final = b"451 4.3.0 Local error, try again later"
 # A plain ``<local@domain>`` path - dot-atoms of ASCII atext, the argument of nearly every real MAIL and
 # RCPT - and, when parameters follow, the one space before them. Anything else (quoted local parts, domain
 # literals, non-ASCII, comments, odd spacing) goes to aiosmtpd's own parser.
@@ -29,6 +38,29 @@ _PLAIN_PATH: Final = re.compile(
     r"(?: (?=[^\s(]))?",
     re.ASCII,
 )
+
+
+def reply_problem(line: bytes, *, utf8: bool = False) -> str | None:
+    """Why ``line`` (without its CRLF) must not go out as an SMTP reply line, or None when it may."""
+    if not line:
+        return "empty"
+    if REPLY_LINE.fullmatch(line[:4]) is None:
+        return "no reply code (2xx-5xx, then a space or a hyphen)"
+    if len(line) > MAX_REPLY_LINE:
+        return f"longer than {MAX_REPLY_LINE} octets"
+    if REPLY_LINE.fullmatch(line) is not None:
+        return None
+    if b"\r" in line or b"\n" in line:
+        return "a line end inside"
+    if line.isascii():
+        return "a control character"
+    if not utf8:
+        return "not ASCII (and no SMTPUTF8)"
+    try:
+        text = line[4:].decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return None if text.isprintable() else "a control character"
 
 
 def quiet_aiosmtpd() -> None:
@@ -40,10 +72,13 @@ class AdmittedSMTP(SMTP):
     """An SMTP session that is admitted (or refused) once at connect, not again after STARTTLS.
 
     Subclasses decide in ``admit()`` (refusing with ``refuse()``) and undo their bookkeeping in
-    ``release()``, called once when an admitted session ends.
+    ``release()``, called once when an admitted session ends. Every reply line goes out through ``push()``
+    (aiosmtpd's own replies too) or ``refuse()``, and both check it (``reply_problem``): a line that is no
+    reply is logged as ``bad_reply`` to ``service_log`` and replaced by ``BAD_REPLY``.
     """
 
     _admitted = False
+    service_log: JsonLog | None = None
 
     def admit(self, transport: asyncio.BaseTransport) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -51,11 +86,36 @@ class AdmittedSMTP(SMTP):
     def release(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @staticmethod
-    def refuse(transport: asyncio.BaseTransport, reply: bytes) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(reply)
-        transport.close()
+    def refuse(self, transport: asyncio.BaseTransport, reply: bytes) -> None:
+        """Write ``reply`` (one CRLF-ended line) and close: a session refused at connect, or ended."""
+        # Any stream transport, not only asyncio's own classes: uvloop's TCPTransport is no
+        # asyncio.WriteTransport subclass, and an isinstance assertion here left every client beyond
+        # max_sessions with EOF instead of 421 (and a traceback per refusal).
+        stream = cast(asyncio.WriteTransport, transport)
+        stream.write(self._checked(reply.removesuffix(b"\r\n"), utf8=False) + b"\r\n")
+        stream.close()
+
+    async def push(self, status: AnyStr) -> None:
+        """Write one reply line (CRLF added), checked first: never an empty or garbled line."""
+        line = status.encode("utf-8") if isinstance(status, str) else bytes(status)
+        envelope = self.envelope
+        await super().push(self._checked(line, utf8=envelope is not None and envelope.smtp_utf8))
+
+    def _checked(self, line: bytes, *, utf8: bool) -> bytes:
+        problem = reply_problem(line, utf8=utf8)
+        if problem is None:
+            return line
+        self.bad_reply(line, problem)
+        return BAD_REPLY
+
+    def bad_reply(self, line: bytes, problem: str) -> None:
+        """Say loudly that ``line`` was about to go out as a reply (a bug: it never should)."""
+        fields = {"reply": repr(line[:300]), "problem": problem, "sent_instead": BAD_REPLY.decode()}
+        if self.service_log is not None:
+            self.service_log.event("error", "bad_reply", **fields)
+            self.service_log.flush()
+        else:
+            print(f"typoguard: bad_reply {fields}", file=sys.stderr, flush=True)
 
     @staticmethod
     def peer_ip(transport: asyncio.BaseTransport) -> str:
@@ -222,6 +282,8 @@ class SMTPService:
 
 
 __all__ = [
+    "BAD_REPLY",
+    "REPLY_LINE",
     "SHUTTING_DOWN",
     "AdmittedSMTP",
     "SMTPService",
@@ -229,5 +291,6 @@ __all__ = [
     "listen_addresses",
     "quiet_aiosmtpd",
     "remove_signals",
+    "reply_problem",
     "server_tls_context",
 ]

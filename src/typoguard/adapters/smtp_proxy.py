@@ -245,6 +245,7 @@ class RelaySMTP(AdmittedSMTP):
             loop=asyncio.get_running_loop(),
         )
         self.relay = relay
+        self.service_log = relay.log
         self.hop = NextHop(relay)
         self.txn = Transaction()
         self.wire_body = b""  # the current message as the client sent it (dot-stuffed)
@@ -421,7 +422,7 @@ class RelayServer(SMTPService):
 
             parts = StoreParts(config, Path(config_path), log)
             context = parts.context
-        decider = PolicyDecider(config, guard_decider.guard, everyone, context=context)
+        decider = PolicyDecider(config, guard_decider.guard, everyone, context=context, names_recipient=True)
         quarantine = Quarantine.from_config(config)
         quarantine.ensure()
         return cls(config, decider, log, quarantine=quarantine, store_parts=parts, config_path=config_path)
@@ -703,7 +704,9 @@ class RelayServer(SMTPService):
             self.log.event("error", "reload_failed", error=str(exc), kept="old config")
             return
         context = self.decider.context
-        self.decider = PolicyDecider(config, built.guard, self.decider.senders, context=context)
+        self.decider = PolicyDecider(
+            config, built.guard, self.decider.senders, context=context, names_recipient=True
+        )
         self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
 
     def request_reload(self) -> None:
