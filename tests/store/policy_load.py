@@ -29,6 +29,7 @@ class PolicyLoad:
         self.host, self.port = host, int(port)
         self.conns, self.tag, self.rate = conns, tag, rate
         self.answered: list[str] = []
+        self.answered_at: list[float] = []  # time.monotonic() of each answer, in the same order
         self.errors = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
@@ -67,6 +68,7 @@ class PolicyLoad:
                 if not reply.startswith(b"action="):
                     self.errors += 1
                 self.answered.append(recipient)
+                self.answered_at.append(time.monotonic())
                 n += 1
                 if pause:
                     await asyncio.sleep(pause)
