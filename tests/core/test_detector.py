@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+import string
+import tracemalloc
+
 import pytest
 
 from typoguard.config import Config, ProtectConfig
@@ -218,7 +222,7 @@ def test_repeated_checks_agree_and_survive_a_cache_clear(guard: Guard) -> None:
 
 def test_cache_bound_does_not_change_verdicts() -> None:
     g = Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil",))))
-    tiny = Detector(g.index, g.detector.policy, cache_size=2)  # the generational clear on nearly every check
+    tiny = Detector(g.index, g.detector.policy, cache_bytes=1024)  # too small to keep any assessment
     names = ["army.ml", "example.com", "armymil.com", "army.mil", "army.ml", "navy.ml"]
     actions = [tiny.check(n).action for n in names]
     assert actions == [Action.REJECT, Action.ALLOW, Action.REJECT, Action.ALLOW, Action.REJECT, Action.ALLOW]
@@ -286,3 +290,91 @@ def test_allow_reasons_about_an_idn_read_as_a_person_writes_it(
     assert v.action is Action.ALLOW
     assert shown in v.reason
     assert "xn--" not in v.reason
+
+
+# ----------------------------------------------------------------- issue 15 item 6: long and random names
+def _random_name(rng: random.Random) -> str:
+    labels, total = [], 0
+    while total < 180:  # 180-240 characters with the suffix: long, and valid
+        n = rng.randint(20, 55)
+        labels.append("".join(rng.choices(string.ascii_lowercase + string.digits, k=n)))
+        total += n + 1
+    return ".".join(labels) + ".com"
+
+
+def test_long_invalid_names_are_not_remembered() -> None:
+    """Each distinct 8 KB name was cached under its text: 1.29 GB of RSS in the issue's attack."""
+    g = Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil", "gmail.com"))))
+    g.check("bob@army.ml")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1500):
+            assert g.check(f"x@{i:05d}{'a' * 8000}.com").action is Action.INVALID
+            assert g.check(f"{i:05d}{'b' * 8000}.com").action is Action.INVALID
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1 << 20, f"{grown / 2**20:.1f} MiB kept for 3,000 invalid names"
+    assert g.check("bob@army.ml").action is Action.REJECT
+
+
+def test_random_valid_names_hold_at_most_the_byte_budget() -> None:
+    """Distinct valid names are cached, within a budget in bytes however many there are."""
+    budget = 2 << 20
+    g = Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil", "gmail.com"))))
+    d = Detector(g.index, g.detector.policy, cache_bytes=budget)
+    rng = random.Random(15)
+    names = [_random_name(rng) for _ in range(8000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for name in names:
+            assert d.check("x@" + name).action is Action.ALLOW
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert d.cache.bytes <= budget
+    # what the detector holds is its budget; the rest is the bounded caches under it (suffix split, ...)
+    assert grown < budget + (6 << 20), f"{grown / 2**20:.1f} MiB for 8,000 names"
+    assert d.check("bob@army.ml").action is Action.REJECT
+
+
+# ----------------------------------------------------------------- issue 15 item 11: what IDNA 2008 forbids
+@pytest.mark.parametrize(
+    "recipient", ["bob@xn--o38h.abrdns.com", "bob@\U0001f62d.abrdns.com", "bob@xn--ls8h.la"]
+)
+def test_dns_valid_names_idna_2008_forbids_are_checked_not_invalid(guard: Guard, recipient: str) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.ALLOW, v.reason
+    assert v.domain is not None and v.domain.startswith("xn--")
+
+
+@pytest.mark.parametrize(
+    ("recipient", "domain", "intended"),
+    [
+        ("bob@xn--gail-0q8a.com", "xn--gail-0q8a.com", "gmail.com"),  # gⅿail.com, registered as such
+        ("bob@g\u217fail.com", "xn--gail-0q8a.com", "gmail.com"),  # typed with U+217F
+        ("bob@ｇｍａｉｌ.com", "xn--mi7clahmc.com", "gmail.com"),  # fullwidth letters
+        ("bob@ＡＲＭＹ．ＭＩＬ", "xn--mi7cyao3a.xn--ui7cgb", "army.mil"),
+        ("bob@g\u00admail.com", "xn--gmail-0ha.com", "gmail.com"),  # a soft hyphen: invisible
+    ],
+)
+def test_compatibility_characters_are_lookalikes_never_silently_allowed(
+    guard: Guard, recipient: str, domain: str, intended: str
+) -> None:
+    v = guard.check(recipient)
+    assert v.action is Action.REJECT, v.reason
+    assert (v.domain, v.intended, v.kind) == (domain, intended, "homoglyph")
+
+
+def test_a_circled_letter_in_a_protected_name_is_flagged(guard: Guard) -> None:
+    v = guard.check("bob@xn--rmy-1n4a.mil")  # ⓜrmy.mil
+    assert v.action in FLAGGED
+    assert v.intended == "army.mil"
+
+
+def test_unicode_mapped_onto_an_unrelated_name_is_allowed_as_that_name(guard: Guard) -> None:
+    v = guard.check("bob@ｅｘａｍｐｌｅ.com")
+    assert v.action is Action.ALLOW
+    assert v.domain == "example.com"

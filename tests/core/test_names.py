@@ -90,7 +90,7 @@ def test_longest_allowed_name_and_label_are_accepted() -> None:
         ("army." + "b" * 64 + ".mil", "64 characters"),
         (_name_of_length(254), "254 characters"),
         (_name_of_length(300), "300 characters"),
-        ("ä" * 64 + ".com", "not a valid"),
+        ("ä" * 64 + ".com", "more than the 63 allowed"),
         ("army..mil", "empty label"),
         (".army.mil", "empty label"),
         ("army.mil..", "empty label"),
@@ -101,8 +101,12 @@ def test_longest_allowed_name_and_label_are_accepted() -> None:
         ("army.mil\n", "white space"),
         ("army\x00.mil", "control"),
         ("arm\udcffy.mil", "UTF-8"),  # an undecodable byte, as surrogateescape keeps it
-        ("xn--zz.com", "internationalised"),
-        ("💩.la", "internationalised"),
+        ("xn--zz.com", "malformed punycode"),
+        ("xn--99999999.com", "malformed punycode"),
+        ("ä/b.com", "U+002F solidus) is not allowed in a host name"),
+        ("\u2488.com", "is not allowed in a host name"),  # DIGIT ONE FULL STOP: "1." in one character
+        ("a" * 8000 + ".com", "8004 characters, longer than any domain name"),
+        ("ä" * 2000 + ".com", "2004 characters, longer than any domain name"),
     ],
 )
 def test_malformed_domains_are_rejected_with_a_reason(text: str, why: str) -> None:
@@ -112,6 +116,67 @@ def test_malformed_domains_are_rejected_with_a_reason(text: str, why: str) -> No
     assert why in message
     assert "\\udc" not in message, "the message shows a surrogate escape instead of a readable character"
     assert len(message) < 200, "over-long input must be shortened in the message"
+
+
+# ----------------------------------------------------------------------------- valid means "can exist in DNS"
+@pytest.mark.parametrize(
+    ("text", "ascii", "unicode"),
+    [
+        (
+            "xn--o38h.abrdns.com",
+            "xn--o38h.abrdns.com",
+            "\U0001f62d.abrdns.com",
+        ),  # an emoji name that resolves
+        ("XN--O38H.abrdns.com", "xn--o38h.abrdns.com", "\U0001f62d.abrdns.com"),
+        ("\U0001f62d.abrdns.com", "xn--o38h.abrdns.com", "\U0001f62d.abrdns.com"),  # the same, typed
+        ("💩.la", "xn--ls8h.la", "💩.la"),
+        ("xn--gail-0q8a.com", "xn--gail-0q8a.com", "g\u217fail.com"),  # gⅿail: a roman numeral ⅿ
+        ("xn--rmy-1n4a.mil", "xn--rmy-1n4a.mil", "\u24dcrmy.mil"),  # ⓜrmy, circled m
+        ("xn--a.com", "xn--a.com", "xn--a.com"),  # decodes to a control character: shown as it is
+    ],
+)
+def test_dns_valid_names_idna_2008_forbids_are_valid_domains(text: str, ascii: str, unicode: str) -> None:
+    d = normalise_domain(text)
+    assert (d.ascii, d.unicode) == (ascii, unicode)
+
+
+@pytest.mark.parametrize(
+    ("text", "mapped", "typed"),
+    [
+        ("g\u217fail.com", "gmail.com", "xn--gail-0q8a.com"),  # gⅿail.com
+        ("ｇｍａｉｌ.com", "gmail.com", "xn--mi7clahmc.com"),
+        ("g\u00admail.com", "gmail.com", "xn--gmail-0ha.com"),  # a soft hyphen inside
+    ],
+)
+def test_unicode_that_maps_to_another_name_keeps_the_name_as_typed(
+    text: str, mapped: str, typed: str
+) -> None:
+    d = normalise_domain(text)
+    assert d.ascii == mapped
+    assert d.as_typed is not None
+    assert d.as_typed.ascii == typed
+
+
+@pytest.mark.parametrize("text", ["gmail.com", "München.DE", "xn--mnchen-3ya.de", "ARMY.MIL"])
+def test_names_typed_as_they_map_have_no_other_typed_form(text: str) -> None:
+    assert normalise_domain(text).as_typed is None
+
+
+def test_over_long_input_is_refused_before_it_is_walked() -> None:
+    """Issue 15 item 6: an 8 KB name cost ~2 ms (every character inspected before the length check)."""
+    import time
+
+    names = [f"{i:04d}" + "a" * 8000 + ".com" for i in range(300)]
+    recipients = ["bob@" + n for n in names] + ["b" * 8000 + "@army.mil"] * 300
+    t0 = time.perf_counter()
+    for n in names:
+        with pytest.raises(InvalidAddress):
+            normalise_domain(n)
+    for r in recipients:
+        with pytest.raises(InvalidAddress):
+            parse_recipient(r)
+    per_call = (time.perf_counter() - t0) / (len(names) + len(recipients))
+    assert per_call < 200e-6, f"{per_call * 1e6:.0f} us per over-long name"
 
 
 def test_invalid_address_is_a_typoguard_error_and_a_value_error() -> None:

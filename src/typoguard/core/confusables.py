@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from functools import lru_cache
+
+from typoguard.core.memo import BoundedMemo, str_bytes
 
 ConfusableTable = Mapping[str, str]
 
@@ -43,6 +44,7 @@ def skeleton(text: str, table: ConfusableTable) -> str:
 
 
 _I_AS_L = str.maketrans({"i": "l", "1": "l"})
+SKELETON_CACHE_BYTES = 4 << 20
 
 
 class DomainSkeletons:
@@ -52,7 +54,9 @@ class DomainSkeletons:
         self._table = table
         # For ASCII text the skeleton is a per-character mapping: one str.translate does it.
         self._ascii = str.maketrans({chr(c): self._slow(chr(c)) for c in range(128)})
-        self.of = lru_cache(maxsize=1 << 14)(self._of)
+        self.of = BoundedMemo(
+            self._of, SKELETON_CACHE_BYTES, lambda text, sk: str_bytes(text) + str_bytes(sk)
+        )
 
     def fold(self, text: str) -> str | None:
         """``fold_to_ascii`` with this table."""
@@ -99,6 +103,12 @@ def fold_to_ascii(text: str, table: ConfusableTable) -> str | None:
             out.append(ch.lower())
             continue
         mapped = CYRILLIC_AS_LATIN.get(ch) or OTHER_AS_LATIN.get(ch)
+        if mapped is None:
+            # Compatibility forms of ASCII letters and digits (fullwidth ｍ, roman numeral ⅿ, circled ⓜ,
+            # mathematical 𝐦) are those letters: UTS #46 maps them there, a reader sees them.
+            compat = unicodedata.normalize("NFKC", ch).lower()
+            if compat.isascii() and compat.isalnum():
+                mapped = compat
         if mapped is None:
             proto = "".join(
                 c

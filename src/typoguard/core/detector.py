@@ -2,6 +2,10 @@
 
 The work for a domain (normalise, look up, decide) is done once and cached; a stream of mail mostly repeats
 a few thousand domains, so the hot path is: split at the last '@', check the local part, one dict probe.
+
+Only what can be valid is cached: a name that fails validation (8 KB of junk, a random invalid label) is
+refused again each time, which costs microseconds because lengths are checked first (``core/names.py``),
+and costs no memory. The cache is bounded by bytes (``core/memo.py``), not entries.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import re
 
 from typoguard.core.index import LookalikeIndex
+from typoguard.core.memo import ByteBoundedCache, str_bytes
 from typoguard.core.names import (
     MAX_LOCAL_OCTETS,
     Domain,
@@ -22,16 +27,31 @@ from typoguard.errors import InvalidAddress
 
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 MIXED_SCRIPT_SCORE = 0.6
+DEFAULT_CACHE_BYTES = 16 << 20  # ~40,000 typical domains; an attack of random names cannot grow it
+
+
+def assessment_bytes(key: str, a: Assessment) -> int:
+    """An estimate of what caching ``a`` under ``key`` holds (the assessment may be shared by keys)."""
+    size = str_bytes(key) + 120 + str_bytes(a.reason) + str_bytes(a.error) + str_bytes(a.domain)
+    for f in a.findings or ((a.finding,) if a.finding is not None else ()):
+        size += 80 + str_bytes(f.reason) + str_bytes(f.kind)
+    return size
 
 
 class Detector:
     """Checks recipients against a compiled ``LookalikeIndex`` under a ``Policy``."""
 
-    def __init__(self, index: LookalikeIndex, policy: Policy, *, cache_size: int = 1 << 17) -> None:
+    def __init__(
+        self, index: LookalikeIndex, policy: Policy, *, cache_bytes: int = DEFAULT_CACHE_BYTES
+    ) -> None:
         self.index = index
         self.policy = policy
-        self._cache: dict[str, Assessment] = {}
-        self._cache_size = cache_size
+        self._cache: ByteBoundedCache[str, Assessment] = ByteBoundedCache(cache_bytes, assessment_bytes)
+        self._get = self._cache.get
+
+    @property
+    def cache(self) -> ByteBoundedCache[str, Assessment]:
+        return self._cache
 
     def check(self, recipient: str) -> Verdict:
         """The verdict for one recipient: an address or a bare domain. Never raises for bad input."""
@@ -47,13 +67,15 @@ class Detector:
             and not recipient[-1].isspace()
         ):
             key = recipient[at + 1 :]
-            found = self._cache.get(key)
+            found = self._cache.new.get(key)  # the hot path: one dict probe
+            if found is None:
+                found = self._get(key)
             return found if found is not None else self._assess_text(key)
         return self._assess_slow(recipient)
 
     def assess_domain(self, domain: str) -> Assessment:
         """The assessment of a bare domain (cached)."""
-        found = self._cache.get(domain)
+        found = self._get(domain)
         return found if found is not None else self._assess_text(domain)
 
     def _assess_slow(self, recipient: str) -> Assessment:
@@ -68,18 +90,32 @@ class Detector:
                 None,
                 f"{parsed.literal} is an address literal, not a domain name",
             )
-        return self.assess_domain(parsed.domain.ascii)
+        return self._assess_domain(parsed.domain)
 
     def _assess_text(self, text: str) -> Assessment:
         try:
             domain = normalise_domain(text)
         except InvalidAddress as exc:
-            result = _invalid(str(exc))
-        else:
-            result = self._cache.get(domain.ascii) or self._assess(domain)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()  # generational: cheap, and the hot set refills in a few hundred checks
-        self._cache[text] = result
+            return _invalid(str(exc))  # not cached: refusing again is cheap, remembering junk is not
+        result = self._assess_domain(domain)
+        self._cache.put(text, result)
+        return result
+
+    def _assess_domain(self, domain: Domain) -> Assessment:
+        result = self._get(domain.ascii)
+        if result is None:
+            result = self._assess(domain)
+            self._cache.put(domain.ascii, result)
+        typed = domain.as_typed
+        if typed is not None and result.action is Action.ALLOW and result.finding is None:
+            # Typed with characters UTS #46 maps away (gⅿail.com, fullwidth letters): where the mapping
+            # leads is allowed, but what was typed is a name of its own that may read as a protected one.
+            as_typed = self._get(typed.ascii)
+            if as_typed is None:
+                as_typed = self._assess(typed)
+                self._cache.put(typed.ascii, as_typed)
+            if as_typed.action is not Action.ALLOW:
+                return as_typed
         return result
 
     def _assess(self, domain: Domain) -> Assessment:

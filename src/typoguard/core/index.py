@@ -116,6 +116,8 @@ class LookalikeIndex:
         self._deletes: dict[str, tuple[int, ...]] = {}
         self._skeleton_deletes: dict[str, tuple[int, ...]] = {}
         self._max_core = 0
+        self._by_domain: dict[str, int] = {}
+        self._by_registrable: dict[str, int] = {}
         self._build()
 
     # ------------------------------------------------------------------ compile
@@ -190,6 +192,9 @@ class LookalikeIndex:
         self._deletes = {k: tuple(v) for k, v in deletes.items()}
         self._skeleton_deletes = {k: tuple(v) for k, v in sk_deletes.items()}
         self._max_core = max((len(p.core) for p in self._protected), default=0)
+        self._by_domain = {p.domain: i for i, p in enumerate(self._protected)}
+        for i, p in enumerate(self._protected):
+            self._by_registrable.setdefault(p.registrable, i)
 
     def _merge(self, old: int | tuple[int, ...], new: int) -> int | tuple[int, ...]:
         """Keep, per protected domain, the entry with the highest prior."""
@@ -234,6 +239,8 @@ class LookalikeIndex:
         qcore, qsuffix = self._suffixes.split(name)
         q = _Query(name, qcore, qsuffix, domain.unicode, _unicode_core(domain.unicode, qsuffix))
         found: dict[int, Finding] = {}
+        if not q.unicode.isascii():
+            self._probe_mapped(q, found)
         if qcore:
             self._probe_exact(q, found)
             self._probe_variants(q, found)
@@ -329,6 +336,24 @@ class LookalikeIndex:
                 if words:
                     score, why = self._word_damping(q.core, p.core, score, why)
             self._keep(found, packed >> 6, self._finding(q, p, kind, score, f"with {why}"))
+
+    def _probe_mapped(self, q: _Query, found: dict[int, Finding]) -> None:
+        """A name that UTS #46 maps onto a protected one (``gⅿail.com``, fullwidth ``ａｒｍｙ.ｍｉｌ``, a soft
+        hyphen inside): typed or registered as it is, it reads as the protected name but is another one."""
+        try:
+            mapped = normalise_domain(q.unicode)
+        except InvalidAddress:
+            return
+        if mapped.ascii == q.name or not self.is_protected(mapped.ascii):
+            return
+        pidx = self._by_domain.get(mapped.ascii)
+        if pidx is None:
+            pidx = self._by_registrable.get(self._suffixes.registrable(mapped.ascii) or "")
+        if pidx is None:  # pragma: no cover - is_protected said it is one of them
+            return
+        p = self._protected[pidx]
+        note = glyph_note(q.unicode, mapped.unicode).replace(f"{mapped.unicode}'s own", f"{p.ucore}'s own")
+        self._keep(found, pidx, self._finding(q, p, "homoglyph", self._prior("homoglyph"), f"({note})"))
 
     def _probe_skeletons(self, q: _Query, found: dict[int, Finding]) -> None:
         hits = self._skeleton_full.get(self._skeletons.of(q.unicode), ())

@@ -1,9 +1,18 @@
 """Recipient and domain names: parsing, validation and normalisation.
 
-A domain is normalised to its ASCII (A-label) form, lower case, without a trailing dot, following IDNA 2008
-with UTS #46 mapping (the ``idna`` package), so ``Army.MIL.``, ``army.mil`` and ``ＡＲＭＹ．ｍｉｌ`` are
-the same name. The Unicode (U-label) form is kept next to it: homoglyph detection works on what a
-person sees.
+A domain is normalised to its ASCII (A-label) form, lower case, without a trailing dot; Unicode input is
+first mapped as UTS #46 says (the ``idna`` package), so ``Army.MIL.``, ``army.mil`` and ``ＡＲＭＹ．ｍｉｌ``
+map to the same name. The Unicode (U-label) form is kept next to it: homoglyph detection works on what a
+person sees. When the mapping changed what was typed beyond letter case (``gⅿail.com`` with a roman
+numeral, fullwidth letters), the name as typed is kept too (``Domain.as_typed``): the detector judges it
+as the look-alike it is.
+
+*Valid* means "can exist in DNS" (ADR 0016): lengths (253 octets, labels of 63), no empty label, and
+characters a host name label may hold once the user's Unicode input is mapped. A well-formed A-label is
+valid whatever it decodes to: IDNA 2008 forbids ``xn--o38h`` (an emoji) or ``xn--gail-0q8a`` (``gⅿail``),
+but such names are registered, resolve and receive mail; they are checked for look-alikes, not refused.
+Only punycode that does not decode is invalid. Lengths are checked before anything walks the text, so an
+8 KB name costs microseconds.
 
 Pure: no I/O. Errors are ``InvalidAddress`` with a sentence a person can act on.
 """
@@ -12,7 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import idna
 
@@ -20,7 +29,13 @@ from typoguard.errors import InvalidAddress
 
 MAX_DOMAIN_OCTETS = 253  # RFC 1035 / 5321: 255 on the wire, 253 in text without the trailing dot
 MAX_LABEL_OCTETS = 63
-MAX_LOCAL_OCTETS = 64  # RFC 5321 4.5.3.1.1
+MAX_LOCAL_OCTETS = 64  # RFC 5321 4.5.3.1.1; RFC 6531 keeps it in octets of UTF-8, so <= 64 characters
+# Typed Unicode is measured after UTS #46 mapping, which drops ignorable characters (soft hyphens,
+# variation selectors) and folds combining sequences; allowing four typed characters per octet is room
+# for any name a person wrote, and bounds the work done before the real measurement.
+MAX_TYPED_DOMAIN_CHARS = 4 * MAX_DOMAIN_OCTETS + 1
+# Angle brackets, local part, '@', domain: nothing longer can be an address (measured before any walk).
+MAX_RECIPIENT_CHARS = 2 + MAX_LOCAL_OCTETS + 1 + MAX_TYPED_DOMAIN_CHARS
 
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 # RFC 5322 atext plus '.', and any non-ASCII (RFC 6531 SMTPUTF8); quoted strings are checked separately.
@@ -37,10 +52,15 @@ _ALLOWED_SCRIPT_SETS = (
 
 @dataclass(frozen=True, slots=True)
 class Domain:
-    """A validated domain name. ``ascii`` is the canonical key; ``unicode`` what a person reads."""
+    """A validated domain name. ``ascii`` is the canonical key; ``unicode`` what a person reads.
+
+    ``as_typed``: the name exactly as typed (lower-cased), when UTS #46 mapping changed more than case:
+    ``gⅿail.com`` maps to ``gmail.com`` but was typed as ``xn--gail-0q8a.com``. Not part of equality.
+    """
 
     ascii: str
     unicode: str
+    as_typed: Domain | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_idn(self) -> bool:
@@ -71,20 +91,29 @@ def printable(text: str) -> str:
 
 
 def _fail(text: str, why: str) -> InvalidAddress:
-    text = printable(text)
-    shown = text if len(text) <= 80 else text[:77] + "..."
+    shown = printable(text[:80])  # shortened first: the text may be 8 KB long
+    shown = shown if len(text) <= 80 else shown[:77] + "..."
     return InvalidAddress(f"{shown!r}: {why}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# str.isspace() characters and category Cc (C0, DEL, C1): what no name or unquoted local part may hold.
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+
+
 def _has_surrogates(text: str) -> bool:
-    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+    return _SURROGATE.search(text) is not None
 
 
 def _check_text(text: str) -> None:
     if _has_surrogates(text):
         raise _fail(text, "not valid UTF-8")
-    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in text):
+    if _SPACE_OR_CONTROL.search(text):
         raise _fail(text, "contains white space or control characters")
+
+
+def _too_long(text: str) -> InvalidAddress:
+    return _fail(text, f"{len(text)} characters, longer than any domain name ({MAX_DOMAIN_OCTETS} allowed)")
 
 
 def normalise_domain(text: str) -> Domain:
@@ -94,11 +123,14 @@ def normalise_domain(text: str) -> Domain:
     """
     if not text:
         raise InvalidAddress("empty domain")
+    ascii_text = text.isascii()
+    if len(text) > (MAX_DOMAIN_OCTETS + 1 if ascii_text else MAX_TYPED_DOMAIN_CHARS):
+        raise _too_long(text)  # before anything walks the text
     _check_text(text)
     name = text[:-1] if text.endswith(_FULL_STOPS) else text
     if not name:
         raise _fail(text, "empty domain")
-    if name.isascii():
+    if ascii_text:
         name = name.lower()
         labels = name.split(".")
         _check_lengths(text, name, labels)
@@ -107,19 +139,85 @@ def normalise_domain(text: str) -> Domain:
                 raise _fail(text, _ldh_problem(label))
         if "xn--" not in name:
             return Domain(name, name)
-        try:
-            uname = idna.decode(name)
-        except idna.IDNAError as exc:
-            raise _fail(text, f"invalid internationalised label ({exc})") from None
-        return Domain(name, uname)
+        return Domain(name, ".".join(_display_label(text, label) for label in labels))
     try:
-        aname = idna.encode(name, uts46=True, transitional=False).decode("ascii")
+        mapped = idna.uts46_remap(name, std3_rules=True, transitional=False)
     except idna.IDNAError as exc:
-        raise _fail(text, f"not a valid internationalised domain name ({exc})") from None
-    except UnicodeError as exc:  # idna raises this for over-long labels in some paths
+        raise _fail(text, f"not a valid host name: {_codepoint_problem(exc)}") from None
+    ulabels = mapped.split(".")
+    alabels = [_label_to_ascii(text, label) for label in ulabels]
+    aname = ".".join(alabels)
+    _check_lengths(text, aname, alabels)
+    for label in alabels:
+        if not _LDH_LABEL.match(label):
+            raise _fail(text, _ldh_problem(label))
+    domain = Domain(aname, ".".join(_display_label(text, label) for label in alabels))
+    typed = _as_typed(name, ulabels)
+    return domain if typed is None else Domain(domain.ascii, domain.unicode, typed)
+
+
+def _label_to_ascii(text: str, label: str) -> str:
+    """A mapped label's A-label: punycode of the label as it is, IDNA 2008 rules or not (DNS holds it)."""
+    if label.isascii():
+        return label
+    try:
+        return "xn--" + label.encode("punycode").decode("ascii")
+    except UnicodeError as exc:  # pragma: no cover - punycode encodes every code point
         raise _fail(text, f"not a valid domain name ({exc})") from None
-    _check_lengths(text, aname, aname.split("."))
-    return Domain(aname, idna.decode(aname))
+
+
+def _display_label(text: str, label: str) -> str:
+    """What a person reads for an A-label: its decoded form; the A-label itself if that shows nothing real.
+
+    Punycode that does not decode is no name at all (invalid). A decoded label made of ASCII only, or holding
+    characters no name shows (controls, spaces, dots, unassigned or private code points), is displayed as
+    the A-label: that is what a mail client shows too.
+    """
+    if not label.startswith("xn--"):
+        return label
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except (UnicodeError, IndexError, ValueError) as exc:
+        raise _fail(text, f"invalid internationalised label {label!r}: malformed punycode ({exc})") from None
+    if not decoded or decoded.isascii() or not all(_shows(ch) for ch in decoded):
+        return label
+    return decoded
+
+
+def _shows(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LMNS" or ch == "-"
+
+
+def _codepoint_problem(exc: Exception) -> str:
+    message = str(exc)
+    m = re.search(r"U\+([0-9A-Fa-f]{4,6})", message)
+    if m is None:
+        return message
+    ch = chr(int(m.group(1), 16))
+    return f"{ch!r} (U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed').lower()}) is not allowed in a host name"
+
+
+def _as_typed(name: str, mapped_labels: list[str]) -> Domain | None:
+    """The name as typed (only lower-cased), when UTS #46 mapping changed it; None if unchanged or if it
+    could not exist in DNS as typed."""
+    typed = unicodedata.normalize("NFC", name.lower())
+    for stop in _FULL_STOPS[1:]:
+        typed = typed.replace(stop, ".")
+    labels = typed.split(".")
+    if labels == mapped_labels:
+        return None
+    try:
+        alabels = [_label_to_ascii(name, label) for label in labels]
+    except InvalidAddress:  # pragma: no cover
+        return None
+    aname = ".".join(alabels)
+    if (
+        len(aname) > MAX_DOMAIN_OCTETS
+        or not all(label and len(label) <= MAX_LABEL_OCTETS for label in alabels)
+        or not all(_LDH_LABEL.match(label) for label in alabels)
+    ):
+        return None
+    return Domain(aname, typed)
 
 
 def _check_lengths(text: str, name: str, labels: list[str]) -> None:
@@ -146,6 +244,8 @@ def parse_recipient(text: str) -> Recipient:
 
     Raises ``InvalidAddress`` for anything that is neither.
     """
+    if len(text) > MAX_RECIPIENT_CHARS and len(raw := text.strip()) > MAX_RECIPIENT_CHARS:
+        raise _fail(raw, f"{len(raw)} characters, longer than any address")
     raw = text.strip()
     if raw.startswith("<") and raw.endswith(">"):
         raw = raw[1:-1].strip()
@@ -171,7 +271,8 @@ def check_local_part(local: str, whole: str) -> None:
     """Validate an address's local part (RFC 5321/5322, with RFC 6531 UTF-8)."""
     if not local:
         raise _fail(whole, "nothing before '@'")
-    if len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_OCTETS:
+    # Every character is at least one octet: count characters first, encode only what may fit.
+    if len(local) > MAX_LOCAL_OCTETS or len(local.encode("utf-8", "surrogateescape")) > MAX_LOCAL_OCTETS:
         raise _fail(whole, f"local part longer than {MAX_LOCAL_OCTETS} octets")
     if local.startswith('"'):
         escaped_end = local.endswith('\\"') and not local.endswith('\\\\"')

@@ -8,12 +8,23 @@ module stays pure. Nothing here knows a suffix by heart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Protocol
 
 from rapidfuzz.distance import OSA
 
+from typoguard.core.memo import BoundedMemo, set_bytes, str_bytes
+
 _EDIT_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789-."
+SPLIT_CACHE_BYTES = 8 << 20
+SUFFIX_CACHE_BYTES = 2 << 20
+
+
+def _split_bytes(domain: str, parts: tuple[str, str]) -> int:
+    return str_bytes(domain) + 56 + str_bytes(parts[0]) + str_bytes(parts[1])
+
+
+def _suffixes_bytes(suffix: str, found: frozenset[str]) -> int:
+    return str_bytes(suffix) + set_bytes(found)
 
 
 class PublicSuffixSource(Protocol):
@@ -29,8 +40,10 @@ class SuffixRules:
         self._psl = psl
         self.known: frozenset[str] = frozenset(icann_suffixes)
         self.tlds: frozenset[str] = frozenset(s for s in self.known if "." not in s)
-        self.split = lru_cache(maxsize=1 << 16)(self._split)
-        self.one_edit_suffixes = lru_cache(maxsize=4096)(self._one_edit_suffixes)
+        # Bounded by bytes: the names split here come from recipients, and a stream of distinct ones
+        # (an attack of random names) must not grow memory.
+        self.split = BoundedMemo(self._split, SPLIT_CACHE_BYTES, _split_bytes)
+        self.one_edit_suffixes = BoundedMemo(self._one_edit_suffixes, SUFFIX_CACHE_BYTES, _suffixes_bytes)
 
     def _split(self, domain: str) -> tuple[str, str]:
         """``us.af.mil`` -> (``us.af``, ``mil``); a bare suffix gives (``""``, suffix)."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Protocol
 
 import idna
 
+from typoguard.core.memo import BoundedMemo, str_bytes
 from typoguard.core.suffixes import SuffixRules
 
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
@@ -68,8 +68,7 @@ def valid_core(core: str) -> bool:
     return ascii_core(core) is not None
 
 
-@lru_cache(maxsize=1 << 16)
-def ascii_core(core: str) -> str | None:
+def _ascii_core(core: str) -> str | None:
     """The A-label (``xn--``) form of a core, or None when it is no valid host name."""
     if core.isascii():
         return core if core and all(_LABEL.match(label) for label in core.split(".")) else None
@@ -78,6 +77,10 @@ def ascii_core(core: str) -> str | None:
     except (idna.IDNAError, UnicodeError):
         return None
     return encoded if all(_LABEL.match(label) for label in encoded.split(".")) else None
+
+
+ASCII_CORE_CACHE_BYTES = 8 << 20
+ascii_core = BoundedMemo(_ascii_core, ASCII_CORE_CACHE_BYTES, lambda core, a: str_bytes(core) + str_bytes(a))
 
 
 def lands_on_suffix(core: str, suffix: str, ctx: ModelContext) -> bool:

@@ -1,0 +1,196 @@
+"""Long and random recipient domains against a real ``typoguard serve``: its memory and a probe's latency.
+
+Issue 15 item 6: recipients with 8 KB invalid domains, or random names no cache has seen, must cost neither
+memory (every cache is bounded by bytes) nor the answer time of the other clients. This starts
+``typoguard serve --only policyd`` (the example's protected domains, a decision log, SQLite store) pinned to
+CPU 0, then from this process (CPU 1):
+
+* ``ATTACKERS`` connections pipeline requests whose recipients are, in turn, an ~8 KB invalid domain, an
+  8 KB name of 63-character labels, a random valid name of 200-250 characters, a random short name, and a
+  random name with a character no host name has - every recipient distinct;
+* one probe connection sends one ordinary request (``bob@army.ml``, a reject) every 5 ms, as Postfix's smtpd
+  does, and times each answer.
+
+It reports the serve process's RSS before and at the end (and its peak), the probe's p50/p99/max and
+the requests the attackers got answered. Bounded: ``SECONDS`` of attack (default 20).
+
+    flock -x /tmp/tg-machine.lock .venv/bin/python -m benchmarks.bench_long_domains
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import string
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks._common import clean_env, pin, start, stop
+
+HOST = "127.0.0.1"
+SECONDS = float(os.environ.get("BENCH_LONG_SECONDS", "20"))
+ATTACKERS = int(os.environ.get("BENCH_LONG_ATTACKERS", "4"))
+PIPELINE = 16
+PROBE_EVERY = 0.005
+ROOT = Path(__file__).resolve().parent.parent
+
+REQUEST = (
+    "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=127.0.0.1\n"
+    "client_name=unknown\nsender=alice@army.mil\nrecipient={rcpt}\nqueue_id=\nsasl_username=\n\n"
+)
+CONFIG = """
+[protect]
+domains = ["army.mil", "navy.mil", "af.mil", "us.af.mil", "marines.mil", "uscg.mil", "mail.mil", "disa.mil",
+  "state.gov", "dhs.gov", "usda.gov", "treasury.gov",
+  "gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com", "comcast.net", "verizon.net"]
+[policy]
+internal_senders = ["army.mil"]
+[policyd]
+listen = "127.0.0.1:0"
+metrics_listen = ""
+[log]
+file = "{log}"
+[store]
+data_dir = "{data}"
+"""
+_ALNUM = string.ascii_lowercase + string.digits
+
+
+def _label(rng: random.Random, n: int) -> str:
+    return "".join(rng.choices(_ALNUM, k=n))
+
+
+def attack_recipient(rng: random.Random, i: int) -> str:
+    kind = i % 5
+    if kind == 0:  # one 8 KB label: invalid
+        return f"x@{_label(rng, 8000)}.com"
+    if kind == 1:  # 8 KB of well-formed 63-character labels: invalid by its length only
+        return "x@" + ".".join(_label(rng, 63) for _ in range(125)) + ".com"
+    if kind == 2:  # random, valid, long
+        labels, total = [], 0
+        while total < 200:
+            n = rng.randint(20, 60)
+            labels.append(_label(rng, n))
+            total += n + 1
+        return "x@" + ".".join(labels) + ".com"
+    if kind == 3:  # random, valid, short: the shape of real mail
+        return f"x@{_label(rng, rng.randint(5, 15))}.{rng.choice(('com', 'net', 'org', 'de'))}"
+    return f"x@{_label(rng, 30)}_{_label(rng, 30)}.com"  # a character no host name has
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def _reply(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\n\n")
+
+
+async def attacker(port: int, seed: int, until: float, counts: list[int]) -> None:
+    rng = random.Random(seed)
+    reader, writer = await asyncio.open_connection(HOST, port, limit=1 << 20)
+    i = 0
+    try:
+        while time.monotonic() < until:
+            batch = b"".join(
+                REQUEST.format(rcpt=attack_recipient(rng, i + k)).encode() for k in range(PIPELINE)
+            )
+            i += PIPELINE
+            writer.write(batch)
+            await writer.drain()
+            for _ in range(PIPELINE):
+                await _reply(reader)
+            counts[0] += PIPELINE
+    finally:
+        writer.close()
+
+
+async def probe(port: int, until: float, times: list[float]) -> None:
+    reader, writer = await asyncio.open_connection(HOST, port)
+    payload = REQUEST.format(rcpt="bob@army.ml").encode()
+    try:
+        while time.monotonic() < until:
+            t0 = time.perf_counter()
+            writer.write(payload)
+            reply = await _reply(reader)
+            times.append(time.perf_counter() - t0)
+            if not reply.startswith(b"action=550"):
+                raise RuntimeError(f"probe got {reply!r}")
+            await asyncio.sleep(PROBE_EVERY)
+    finally:
+        writer.close()
+
+
+async def run(port: int, pid: int) -> dict[str, float]:
+    warm: list[float] = []
+    await probe(port, time.monotonic() + 2.0, warm)  # warm-up: caches filled with the probe's domain
+    before = rss_kib(pid)
+    until = time.monotonic() + SECONDS
+    counts = [0]
+    times: list[float] = []
+    peak = before
+
+    async def sample() -> None:
+        nonlocal peak
+        while time.monotonic() < until:
+            peak = max(peak, rss_kib(pid))
+            await asyncio.sleep(0.25)
+
+    await asyncio.gather(
+        probe(port, until, times),
+        sample(),
+        *(attacker(port, 1000 + n, until, counts) for n in range(ATTACKERS)),
+    )
+    after = rss_kib(pid)
+    times.sort()
+    return {
+        "rss_before_mib": before / 1024,
+        "rss_after_mib": after / 1024,
+        "rss_peak_mib": max(peak, after) / 1024,
+        "probe_n": len(times),
+        "probe_p50_ms": times[len(times) // 2] * 1e3,
+        "probe_p99_ms": times[int(len(times) * 0.99)] * 1e3,
+        "probe_max_ms": times[-1] * 1e3,
+        "attack_requests": counts[0],
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="typoguard-long-") as tmpdir:
+        tmp = Path(tmpdir)
+        config = tmp / "t.toml"
+        config.write_text(CONFIG.format(log=tmp / "decisions.jsonl", data=tmp / "data"))
+        exe = str(Path(sys.executable).with_name("typoguard"))
+        proc, port = start(
+            [exe, "serve", "--config", str(config), "--only", "policyd"],
+            r"policy service: 127\.0\.0\.1:(\d+)",
+            clean_env(),
+            cwd=ROOT,
+        )
+        try:
+            with contextlib.suppress(OSError):
+                pin(os.getpid(), 1)
+            r = asyncio.run(run(port, proc.pid))
+        finally:
+            stop(proc)  # type: ignore[arg-type]
+    grown = r["rss_peak_mib"] - r["rss_before_mib"]
+    print(
+        f"long/random recipient domains, {ATTACKERS} attackers x {SECONDS:.0f} s: "
+        f"{r['attack_requests']:,} attack requests ({r['attack_requests'] / SECONDS:,.0f}/s)\n"
+        f"  serve RSS {r['rss_before_mib']:.0f} MiB before, {r['rss_after_mib']:.0f} MiB after, "
+        f"peak {r['rss_peak_mib']:.0f} MiB (+{grown:.0f} MiB; target <= +50)\n"
+        f"  probe ({r['probe_n']:,} requests): p50 {r['probe_p50_ms']:.2f} ms, "
+        f"p99 {r['probe_p99_ms']:.2f} ms (target <= 2), max {r['probe_max_ms']:.2f} ms",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Caches bounded by the bytes they hold, not by how many entries: an entry may be a few bytes or a few KB.
+
+A key chosen by a client (a recipient domain) can be long, and a stream of distinct keys must not grow
+memory (issue 15 item 6). ``ByteBoundedCache`` keeps two generations: look-ups hit the new one, or promote
+from the old one; when the new one holds half the budget, it becomes the old one and the previous old one
+is dropped. So the cache never holds more than its budget (as estimated by ``sizeof``), the hot set
+survives a flip, and no operation walks the cache. Not thread-safe (neither is the detector).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+# What a dict slot and the key/value object headers cost beyond the objects' own sizes (CPython 3.11,
+# measured roughly with tracemalloc: ~100 bytes per entry of a dict of small str keys).
+ENTRY_OVERHEAD = 112
+
+
+def str_bytes(text: str | None) -> int:
+    """Bytes a str takes in CPython, at most (0 for None): 49 + 1 a character for ASCII, up to 4 else."""
+    if text is None:
+        return 0
+    return 49 + len(text) if text.isascii() else 80 + 4 * len(text)
+
+
+def set_bytes(items: frozenset[str]) -> int:
+    """Bytes a small frozenset of str takes, roughly (its table grows in steps; 64 a slot is generous)."""
+    return 216 + sum(64 + str_bytes(s) for s in items)
+
+
+class ByteBoundedCache(Generic[K, V]):
+    """A mapping cache holding at most ``max_bytes`` (estimated per entry by ``sizeof(key, value)``)."""
+
+    __slots__ = ("_bytes", "_half", "_old", "_sizeof", "max_bytes", "new")
+
+    def __init__(self, max_bytes: int, sizeof: Callable[[K, V], int]) -> None:
+        if max_bytes < 1024:
+            raise ValueError("a cache needs at least 1 KiB")
+        self.max_bytes = max_bytes
+        self._half = max_bytes // 2
+        self._sizeof = sizeof
+        # The young generation; ``new.get(key)`` is the hot path's probe (a hit needs no promotion).
+        self.new: dict[K, V] = {}
+        self._old: dict[K, V] = {}
+        self._bytes = 0  # held by ``new``; ``_old`` holds at most ``_half``
+
+    def get(self, key: K) -> V | None:
+        found = self.new.get(key)
+        if found is None:
+            found = self._old.pop(key, None)
+            if found is not None:
+                self.put(key, found)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        """Remember ``value``; an entry bigger than a quarter of the budget is not kept at all."""
+        size = self._sizeof(key, value) + ENTRY_OVERHEAD
+        if size > self._half // 2:
+            return
+        if key in self.new:
+            return
+        if self._bytes + size > self._half:
+            self._old = self.new
+            self.new = {}
+            self._bytes = 0
+        self.new[key] = value
+        self._bytes += size
+
+    def clear(self) -> None:
+        self.new = {}
+        self._old = {}
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes held, as estimated (at most ``max_bytes``)."""
+        return self._bytes + sum(self._sizeof(k, v) + ENTRY_OVERHEAD for k, v in self._old.items())
+
+    def __len__(self) -> int:
+        return len(self.new) + len(self._old)
+
+
+R = TypeVar("R")
+
+
+class BoundedMemo(Generic[R]):
+    """``fn(text)`` memoised in a ``ByteBoundedCache`` (for one-argument str functions: lru_cache counts
+    entries). ``sizeof(text, result)`` estimates an entry's bytes; a None result is remembered too."""
+
+    __slots__ = ("_cache", "_fn", "_sizeof")
+
+    def __init__(self, fn: Callable[[str], R], max_bytes: int, sizeof: Callable[[str, R], int]) -> None:
+        self._fn = fn
+        self._sizeof = sizeof
+        self._cache: ByteBoundedCache[str, tuple[R]] = ByteBoundedCache(max_bytes, self._entry_size)
+
+    def _entry_size(self, text: str, boxed: tuple[R]) -> int:
+        return self._sizeof(text, boxed[0]) + 56  # the one-tuple box
+
+    def __call__(self, text: str) -> R:
+        found = self._cache.get(text)
+        if found is None:
+            found = (self._fn(text),)
+            self._cache.put(text, found)
+        return found[0]
+
+    def cache_clear(self) -> None:
+        self._cache.clear()
+
+    @property
+    def cache(self) -> ByteBoundedCache[str, tuple[R]]:
+        return self._cache
