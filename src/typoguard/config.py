@@ -43,6 +43,7 @@ class PolicyConfig:
     internal_senders: tuple[str, ...] = ()  # sender domains, "*.example.org" for subdomains
     internal_networks: tuple[str, ...] = ()  # client networks whose mail is guarded (CIDR)
     guard_sasl: bool = True  # SASL-authenticated clients are internal senders
+    help_text: str = ""  # ends every refusal a sender reads, e.g. "Questions: helpdesk@army.mil" (ASCII)
 
     def thresholds(self) -> Thresholds:
         return Thresholds(self.reject_at, self.hold_at, self.warn_at)
@@ -52,14 +53,18 @@ class PolicyConfig:
 class PolicydConfig:
     listen: str = "127.0.0.1:10040"  # host:port, or unix:/path/to/socket
     on_error: str = "dunno"  # what a broken request gets: "dunno" (disconnect, Postfix default applies)
+    # What a sender reads after Postfix's "<rcpt>: Recipient address rejected: " (docs/postfix.md, ADR 0017);
+    # the enhanced status code 5.1.2 is added unless the template starts with its own.
     reject_template: str = (
-        "5.1.2 <{recipient}>: {domain} looks like {intended} ({why}); did you mean {suggestion}?"
+        "Not sent: {domain} is not {intended}.{lookalikes} Did you mean {suggestion}?"
+        " Nothing was delivered to this address (typoguard).{help}"
     )
     reject_code: int = 550
     hold_template: str = "typoguard: {domain} looks like {intended} ({why})"
     warn_header: str = "X-Typoguard-Warning"
     idle_timeout: float = 300.0
     max_connections: int = 1000
+    max_connections_per_client: int = 200  # per client address; beyond it its longest-idle one is closed
     max_line: int = 8192
     max_attributes: int = 100
     metrics_listen: str = ""  # e.g. "127.0.0.1:9040"; empty: no metrics endpoint
@@ -280,6 +285,11 @@ def validate(config: Config) -> Config:
     for name, w in config.protect.weights.items():
         if not 0.0 <= w <= 1.0:
             raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
+    if config.policyd.max_connections < 1 or config.policyd.max_connections_per_client < 1:
+        raise ConfigError("[policyd] max_connections and max_connections_per_client must be at least 1")
+    help_text = config.policy.help_text
+    if not (help_text.isascii() and help_text.isprintable()) or len(help_text) > 200:
+        raise ConfigError("[policy] help_text must be one line of printable ASCII, at most 200 characters")
     if config.http.workers < 1:
         raise ConfigError(f"[http] workers must be at least 1, got {config.http.workers}")
     _validate_sink(config.sink)

@@ -21,7 +21,10 @@ What the lab Postfix is (and the pitfalls each line avoids):
   only its init script makes); myhostname is pinned (container host names are not FQDNs);
 * ``smtpd_peername_lookup = no`` (no DNS in CI), error sleep off (many rejects in one session are the point);
 * main.cf is backdated 2 s after each write: Postfix dozes in 300 ms steps while main.cf is < 1 s old;
-* ``postfix stop`` returns before the master has exited: we wait for it.
+* ``postfix stop`` returns before the master has exited: we wait for it;
+* there is one /etc/postfix per machine: ``start`` takes an exclusive lock (``LOCK``, held by this process
+  until ``stop``), so test runs in parallel (several checkouts, pytest sessions) wait for each other
+  instead of rewriting each other's Postfix.
 
 It owns /etc/postfix and empties the queue: lab and CI machines only. The first start keeps the package's
 master.cf (and main.cf, if any) and ``stop(restore=True)`` puts them back.
@@ -30,6 +33,7 @@ master.cf (and main.cf, if any) and ``stop(restore=True)`` puts them back.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -42,6 +46,35 @@ from pathlib import Path
 CONF = Path("/etc/postfix")
 MAILLOG = Path("/var/log/typoguard-e2e/postfix.log")
 SAVED = ".typoguard-e2e-orig"
+LOCK = Path("/tmp/typoguard-postfix-lab.lock")
+LOCK_WAIT_SECONDS = 900.0
+_held_lock: int | None = None  # this process's descriptor holding LOCK
+
+
+def _lock() -> None:
+    """Wait (bounded) until no other process runs a lab; re-entrant within this process."""
+    global _held_lock  # noqa: PLW0603 - one lock per process, whatever the number of PostfixLab objects
+    if _held_lock is not None:
+        return
+    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise RuntimeError(f"another Postfix lab held {LOCK} for {LOCK_WAIT_SECONDS:g}s") from None
+            time.sleep(0.2)
+    _held_lock = fd
+
+
+def _unlock() -> None:
+    global _held_lock  # noqa: PLW0603
+    if _held_lock is not None:
+        os.close(_held_lock)  # closing the descriptor releases the flock
+        _held_lock = None
 
 
 def missing_tools() -> list[str]:
@@ -173,6 +206,7 @@ maillog_file = {self.maillog}
         return _run("postfix", "status", check=False).returncode == 0
 
     def start(self) -> None:
+        _lock()
         self.maillog.parent.mkdir(parents=True, exist_ok=True)
         self.maillog.touch()
         self._write_config()
@@ -211,6 +245,7 @@ maillog_file = {self.maillog}
                 raise RuntimeError("Postfix did not stop")
         if restore:
             self.restore()
+            _unlock()
 
     def purge(self) -> None:
         _run("postsuper", "-d", "ALL", check=False)

@@ -40,8 +40,10 @@ domains = [{domains}]
 [policy]
 mode = "{mode}"
 internal_senders = ["army.mil", "*.army.mil"]
+{policy_extra}
 [policyd]
 listen = "127.0.0.1:{port}"
+{policyd_extra}
 [log]
 file = "{log}"
 [store]
@@ -69,12 +71,23 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(
-        self, domains: tuple[str, ...] = ("army.mil", "gmail.com"), mode: str = "enforce"
+        self,
+        domains: tuple[str, ...] = ("army.mil", "gmail.com"),
+        mode: str = "enforce",
+        policy_extra: str = "",
+        policyd_extra: str = "",
     ) -> None:
+        """The base config; ``*_extra``: TOML lines added to ``[policy]`` / ``[policyd]``."""
         quoted = ", ".join(f'"{d}"' for d in domains)
         self.config.write_text(
             CONFIG.format(
-                domains=quoted, mode=mode, port=self.port, log=self.log, data=self.config.parent / "data"
+                domains=quoted,
+                mode=mode,
+                port=self.port,
+                log=self.log,
+                data=self.config.parent / "data",
+                policy_extra=policy_extra,
+                policyd_extra=policyd_extra,
             )
         )
 
@@ -173,7 +186,7 @@ def test_a_look_alike_is_refused_during_the_smtp_dialogue(enforcing: PostfixLab,
     assert result.exit_code == 24, result.transcript  # swaks: every recipient refused
     reply = result.reply_to("RCPT TO:<bob@army.ml>")
     assert reply.startswith("550 5.1.2 <bob@army.ml>:"), reply
-    assert "army.ml looks like army.mil" in reply and "did you mean bob@army.mil?" in reply
+    assert "army.ml is not army.mil" in reply and "Did you mean bob@army.mil?" in reply
     (decision,) = decisions_for(service, "bob@army.ml")
     assert decision["action"] == "reject" and decision["intended"] == "army.mil"
     assert decision["sender"] == SENDER and decision["kind"] == "suffix_typo"
@@ -284,7 +297,7 @@ def test_sighup_with_a_new_protected_domain_changes_decisions_without_a_restart(
     service.reload(domains=("army.mil", "gmail.com", "example.com"))
     after = enforcing.swaks(SENDER, ["frank@exmaple.com"])
     reply = after.reply_to("RCPT TO:<frank@exmaple.com>")
-    assert reply.startswith("550 5.1.2") and "did you mean frank@example.com?" in reply
+    assert reply.startswith("550 5.1.2") and "Did you mean frank@example.com?" in reply
     assert service.proc.pid == pid and service.proc.poll() is None
     assert service.records("reload_failed") == []
     # a broken config is refused and the running one stays
@@ -309,3 +322,58 @@ def test_service_down_postfix_applies_its_default_action(enforcing: PostfixLab, 
     service.start()  # same port: Postfix reconnects on its own
     back = enforcing.swaks(SENDER, ["bob@army.ml"])
     assert back.reply_to("RCPT TO:<bob@army.ml>").startswith("550 5.1.2")
+
+
+# --------------------------------------------------------------- what a sender reads (issue 15 item 13)
+POSTFIX_SAYS = "Recipient address rejected: "
+
+
+def test_the_refusal_names_the_recipient_once_in_plain_words(enforcing: PostfixLab) -> None:
+    reply = enforcing.swaks(SENDER, ["bob@army.ml"]).reply_to("RCPT TO:<bob@army.ml>")
+    assert reply == (
+        "550 5.1.2 <bob@army.ml>: Recipient address rejected: Not sent: army.ml is not army.mil."
+        " Did you mean bob@army.mil? Nothing was delivered to this address (typoguard)."
+    ), reply
+    assert reply.count("bob@army.ml") == 1
+
+
+def test_a_homoglyph_refusal_names_the_script_in_ascii(enforcing: PostfixLab) -> None:
+    """аrmy.mil with a Cyrillic а, sent as its A-label: the sender reads what is wrong, in ASCII."""
+    reply = enforcing.swaks(SENDER, ["bob@xn--rmy-5cd.mil"]).reply_to("RCPT TO:<bob@xn--rmy-5cd.mil>")
+    assert reply.startswith(f"550 5.1.2 <bob@xn--rmy-5cd.mil>: {POSTFIX_SAYS}Not sent: "), reply
+    text = reply.split(POSTFIX_SAYS, 1)[1]
+    assert text == (
+        "Not sent: xn--rmy-5cd.mil is not army.mil. It contains a Cyrillic letter (U+0430) that looks like"
+        " a Latin 'a'. Did you mean bob@army.mil? Nothing was delivered to this address (typoguard)."
+    ), reply
+    assert reply.isascii() and "?rmy" not in reply and "looks like army.mil (" not in reply
+    assert reply.count("xn--rmy-5cd.mil") == 2  # the recipient once (Postfix's), the domain once (ours)
+
+
+def test_help_text_ends_the_refusal_and_the_line_stays_within_512_octets(
+    enforcing: PostfixLab, service: Service
+) -> None:
+    helpdesk = "Questions: helpdesk@army.mil or call +1 555 0100 (24/7). " * 3
+    local = "a" * 64  # the longest local part RFC 5321 allows
+    try:
+        service.reload(policy_extra=f'help_text = "{helpdesk.strip()}"')
+        reply = enforcing.swaks(SENDER, [f"{local}@army.ml"]).reply_to(f"RCPT TO:<{local}@army.ml>")
+        assert reply.startswith(f"550 5.1.2 <{local}@army.ml>: {POSTFIX_SAYS}Not sent: army.ml"), reply
+        assert "(typoguard). Questions: helpdesk@army.mil" in reply and reply.count(f"{local}@army.ml") == 1
+        assert len(reply.encode()) + 2 <= 512, len(reply)  # RFC 5321 4.5.3.1.5, CRLF included
+    finally:
+        service.reload()
+
+
+def test_a_custom_template_keeps_5_1_2(enforcing: PostfixLab, service: Service) -> None:
+    """Postfix adds 5.7.1 to a reply without an enhanced status code; typoguard sends 5.1.2 itself."""
+    custom = "Sorry, {domain} is not {intended}; try {suggestion}."
+    try:
+        service.reload(policyd_extra=f'reject_template = "{custom}"')
+        reply = enforcing.swaks(SENDER, ["bob@army.ml"]).reply_to("RCPT TO:<bob@army.ml>")
+        assert (
+            reply
+            == f"550 5.1.2 <bob@army.ml>: {POSTFIX_SAYS}Sorry, army.ml is not army.mil; try bob@army.mil."
+        )
+    finally:
+        service.reload()

@@ -52,7 +52,7 @@ def test_postfix_next_hop_refuse_deliver_down_release(
         s.ehlo("client.test")
         s.mail("alice@army.mil")
         code, text = s.rcpt("bob@army.ml")
-        assert code == 550 and b"did you mean bob@army.mil?" in text
+        assert code == 550 and b"Did you mean bob@army.mil?" in text
         assert s.rcpt("bob@navy.mil")[0] == 250
         code, text = s.data(MESSAGE)
         assert code == 250 and b"queued as" in text  # Postfix's own reply, passed back

@@ -611,8 +611,7 @@ def banner(server: PolicyServer) -> str:
             "  (that is fail-open; fail-closed: { default_action = 451 4.3.5 typoguard unavailable } in",
             "   inner braces; the submission service needs the same: see docs/postfix.md)",
             f"Try it:  {try_it}",
-            "  -> action=550 5.1.2 <bob@army.ml>: army.ml looks like army.mil (...);"
-            " did you mean bob@army.mil?",
+            "  -> action=550 5.1.2 Not sent: army.ml is not army.mil. Did you mean bob@army.mil? ...",
             "Reload: kill -HUP <pid>   Stop: kill -TERM <pid>   Logs: JSON lines on stderr or [log] file",
         ]
     )

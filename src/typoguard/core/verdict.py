@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from typoguard.core.describe import readable_reason
+
 
 class Action(StrEnum):
     """What to do with a recipient, mildest first. ``invalid``: the recipient could not be parsed."""
@@ -81,7 +83,8 @@ class Verdict:
 
     @property
     def reason(self) -> str:
-        return self.assessment.reason
+        """Why, for a person: a homoglyph's Unicode name with its A-label next to it (ADR 0017)."""
+        return readable_reason(self.assessment.reason, self.assessment.domain)
 
     @property
     def flagged(self) -> bool:
@@ -97,7 +100,7 @@ class Verdict:
             "intended": a.intended,
             "kind": a.kind,
             "score": round(a.score, 4),
-            "reason": a.reason,
+            "reason": self.reason,
         }
         if a.error is not None:
             out["error"] = a.error

@@ -29,6 +29,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from typoguard.config import Config
+from typoguard.core.describe import readable_reason, with_unicode
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, TypoguardError
 from typoguard.store.tokens import ApiToken, scope_allows
 from typoguard.web import charts
@@ -37,6 +38,9 @@ from typoguard.web.auth import LoginRateLimit, client_address, csrf_ok, csrf_tok
 _WEB = files("typoguard.web")
 templates = Jinja2Templates(directory=str(_WEB / "templates"))
 templates.env.filters["when"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t)) if t else ""
+# A homoglyph reads exactly like what it imitates: show the A-label next to it (ADR 0017).
+templates.env.filters["idn"] = lambda name: with_unicode(name) if name else ""
+templates.env.filters["why"] = lambda reason, domain: readable_reason(reason, domain) if reason else ""
 Page = Callable[[Request, ApiToken], Awaitable[Response]]
 
 
@@ -164,7 +168,7 @@ async def overview(request: Request, token: ApiToken) -> Response:
     stats = await asyncio.to_thread(decision_stats, _state(request).store, days=days)
     per_day = charts.stacked_bars(stats["per_day"], ["allow", "warn", "hold", "reject"])
     lookalikes = charts.horizontal_bars(
-        [(f"{r['domain']} → {r['intended']}", r["count"]) for r in stats["top_lookalikes"]],
+        [(f"{with_unicode(r['domain'])} → {r['intended']}", r["count"]) for r in stats["top_lookalikes"]],
         label="top look-alike domains",
     )
     senders = charts.horizontal_bars(
