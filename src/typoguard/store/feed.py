@@ -376,6 +376,7 @@ class DecisionFeed:
         if keep is not None:
             chunks.append(keep)
             self._chunk_bytes = len(keep)
+        self._oldest = time.monotonic() if chunks else 0.0  # the next spill: MAX_WAIT_SECONDS from now
         serial = self._spills
         self._spills += 1
         if self.loop is None:  # shutting down (or no event loop): write it now
