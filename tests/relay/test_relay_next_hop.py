@@ -247,3 +247,50 @@ def test_a_large_message_gives_the_next_hop_time_beyond_the_command_timeout() ->
             assert await client.finish_data(b"", body * 2000) == "250 2.0.0 queued"  # 144 KB: 3.2 s
 
     run(go())
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize(
+    "answer", [[b"421 4.3.2 Shutting down\r\n"], [b"hello there\r\n"], [b"250-ok\r\n550 mixed codes\r\n"]]
+)
+def test_after_a_failure_at_mail_every_recipient_is_next_hop_down_never_empty(
+    pipelining: bool, answer: list[bytes]
+) -> None:
+    """Once ``NextHop.rcpt()`` answered the second recipient with ``""`` (a bare CRLF to the client)."""
+
+    def fail_at_mail(line: bytes) -> list[bytes]:
+        if line.startswith(b"EHLO"):
+            return [b"250-hop.test\r\n250 PIPELINING\r\n" if pipelining else b"250 hop.test\r\n"]
+        return answer if line.startswith(b"MAIL") else usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(fail_at_mail) as (_, client):
+            await mail_ahead(client)
+            for rcpt in ("bob@navy.mil", "carol@navy.mil", "dave@navy.mil"):
+                with pytest.raises(NextHopDown):
+                    await asyncio.wait_for(client.rcpt(rcpt, []), 5)
+            assert client.gone
+
+    run(go())
+
+
+@pytest.mark.parametrize(("verb", "answer"), [(b"RCPT", b"354 go ahead\r\n"), (b"DATA", b"250 ok\r\n")])
+def test_a_reply_out_of_sequence_ends_the_session(verb: bytes, answer: bytes) -> None:
+    """A 354 to RCPT (or a 250 to DATA) passed back put Postfix out of step: it bounced the recipient."""
+
+    def odd(line: bytes) -> list[bytes]:
+        return [answer] if line.startswith(verb) else usual(line)
+
+    async def go() -> None:
+        async with ScriptedHop(odd) as (_, client):
+            await mail_sent(client)
+            with pytest.raises(NextHopDown, match="out of step"):
+                if verb == b"RCPT":
+                    await client.rcpt("bob@navy.mil", [])
+                else:
+                    assert await client.rcpt("bob@navy.mil", []) == "250 2.0.0 Ok"
+                    client.data_soon()
+                    await client.finish_data(b"", b"hello\r\n")
+            assert client.gone
+
+    run(go())

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 _PERIOD: Final = re.compile(rb"(?m)^\.")
 _LINE_ENDS: Final = re.compile(rb"\r\n|\r|\n")
 _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")  # never sent on: a command line holds none of these
+_CODE: Final = re.compile(rb"[2-5][0-9][0-9](?:[ -]|\Z)")  # a reply line's start (RFC 5321 4.2)
+
 MAX_REPLY_BYTES: Final = 64 * 1024  # a reply longer than this (without its end) is a broken next hop
 DATA_RATE: Final = 64 * 1024  # bytes/s a next hop is given to take a message, on top of next_hop_timeout
 SYNTAX: Final = "501 5.5.2 Syntax error: control characters in the command"
@@ -79,7 +81,7 @@ class _HopProtocol(asyncio.Protocol):
                 return None
             line = bytes(buffer[start:end]).rstrip(b"\r")
             start = end + 1
-            if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+            if _CODE.match(line) is None or (lines and line[:3] != buffer[:3]):
                 self.fail(NextHopDown(f"malformed reply from the next hop: {smtp_text(repr(line), 200)}"))
                 return None
             code = int(line[:3])
@@ -233,6 +235,13 @@ class NextHop:
         if code == 421:  # the next hop is closing the session
             self.close()
             raise NextHopDown(f"{code} {lines[0]}")
+        if not (code == 354 if verb == b"DATA" else 200 <= code < 300) and not 400 <= code < 600:
+            # RFC 5321 4.3.2: DATA is answered 354, 4xx or 5xx, the rest 2xx, 4xx or 5xx. Anything else (a
+            # 354 to RCPT, a 250 to DATA) is a next hop out of step: passed back, it would put the client
+            # out of step too (Postfix bounced a recipient on a 354).
+            self.close()
+            what = verb.decode() or "the message"
+            raise NextHopDown(f"out of step: {smtp_text(f'{code} {lines[0]}', 200)} in reply to {what}")
         if verb == b"MAIL":
             self.in_transaction = 200 <= code < 300
         elif verb in (b"", b"RSET") or (verb == b"DATA" and code != 354):
@@ -262,11 +271,19 @@ class NextHop:
         return await self.command(*words)
 
     async def mail_result(self) -> str:
-        """The next hop's reply to the MAIL sent by ``mail_soon`` (``NextHopDown`` if it went away)."""
+        """The next hop's reply to the MAIL sent by ``mail_soon``; ``NextHopDown`` if there is none: the
+        next hop went away (now, or for an RCPT before: every later one is told so too, never ``""``)."""
         task, self._mail = self._mail, None
         if task is not None:
-            self.mail_reply = await task
+            self.mail_reply = await _outcome(task)
+        if not self.mail_reply:
+            raise NextHopDown("no transaction with the next hop (it failed at MAIL)")
         return self.mail_reply
+
+    @property
+    def gone(self) -> bool:
+        """The session with the next hop has ended: a transaction begun in it cannot go on."""
+        return self.proto is None or not self.proto.usable
 
     def data_soon(self) -> None:
         """Send DATA now (the client is about to send its body); ``finish_data`` sends the body."""
@@ -282,7 +299,7 @@ class NextHop:
         the end mark; the next hop's reply. The client's own stuffing is valid for the next hop too, so the
         body is forwarded as received: no copy-and-transform pass over a large message."""
         task, self._data = self._data, None
-        reply = await task if task is not None else await self.command(b"DATA")
+        reply = await _outcome(task) if task is not None else await self.command(b"DATA")
         if not reply.startswith("354"):
             self.in_transaction = False
             return reply
@@ -334,6 +351,18 @@ class NextHop:
             if task is not None:
                 task.cancel()
         self._mail = self._data = None
+
+
+async def _outcome(task: asyncio.Task[str]) -> str:
+    """``task``'s reply; ``NextHopDown`` if the session was closed under it (``close()`` cancels it), while
+    a cancellation of the caller itself (the client went away) goes on as one."""
+    try:
+        return await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if task.cancelled() and (current is None or not current.cancelling()):
+            raise NextHopDown("the next-hop session was closed") from None
+        raise
 
 
 def _path(address: str) -> bytes:

@@ -281,6 +281,10 @@ class RelaySMTP(AdmittedSMTP):
             await self.push("501 Syntax: DATA")
             return
         self.hop.data_soon()
+        if self.hop.gone:  # it failed at RCPT: the message could only be refused after it was sent
+            self.relay.log.event("warning", "next_hop_down", stage="DATA", error="gone before DATA")
+            await self._refuse_message(NEXT_HOP_DOWN)
+            return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         got = await self._read_body(self.data_size_limit)
         if got is None:  # too much: read to the end, refuse, the session goes on
@@ -298,7 +302,8 @@ class RelaySMTP(AdmittedSMTP):
         await self.push(status)
 
     async def _refuse_message(self, reply: str) -> None:
-        """The message read is not passed on: the next hop's transaction ends, the client gets ``reply``."""
+        """The message (read, or refused before it is sent) is not passed on: the next hop's transaction
+        ends, the client gets ``reply``."""
         await self.hop.abandon()
         self.relay.flush_pending(self.txn)
         self.txn = Transaction()
