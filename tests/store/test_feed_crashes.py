@@ -20,6 +20,7 @@ from typoguard.config import load_config
 from typoguard.store import DecisionQuery, open_store
 from typoguard.store.feed import FLUSH_SECONDS, MAX_WAIT_SECONDS
 
+from .pgcluster import PgCluster
 from .policy_load import PolicyLoad
 from .serve_process import ServeProcess
 
@@ -177,3 +178,28 @@ def test_a_service_killed_at_saturation_loses_at_most_its_last_quarter_second(
     assert len(too_old) <= 1, f"{len(too_old)} decisions older than the bound lost ({len(lost)} in all)"
     assert not [r for r, n in stored.items() if n > 1]
     print(f"kill -9 of the service: {len(lost)} of {len(answered)} answered decisions lost")
+
+
+def test_a_stop_with_the_database_down_is_not_called_clean_and_the_next_start_stores_the_spool(
+    typoguard_exe: str, tmp_path: Path, pg_cluster: PgCluster, pg_url: str
+) -> None:
+    node = ServeProcess(typoguard_exe, tmp_path / "down", node="mx4", url=pg_url).start()
+    try:
+        pg_cluster.stop()
+        load = PolicyLoad(node.address, conns=2, tag="d", rate=400).start()
+        try:
+            load.wait_for(300)
+        finally:
+            answered = load.stop()
+        assert node.stop() == 0
+    finally:
+        pg_cluster.start()
+    # The decisions wait in the spool: the stop must say so, not "clean".
+    assert _spool_files(node)
+    assert node.records("decision_writer_stopped")[-1]["clean"] is False
+    assert node.records("decision_spool_left")[-1]["bytes"] > 0
+    node.start()
+    assert node.stop() == 0
+    assert node.records("decision_writer_stopped")[-1]["clean"] is True
+    assert not _spool_files(node)
+    _assert_all_stored_once(node, answered)
