@@ -163,6 +163,7 @@ class PolicydMetrics:
         self.connections_open = 0
         self.connections_total = 0
         self.connections_refused = 0
+        self.connections_shed: dict[str, int] = {}  # reason (per_client, max_connections) -> count
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.config_loaded_at = time.time()
@@ -224,9 +225,17 @@ class PolicydCollector(Collector):
         )
         yield CounterMetricFamily(
             "typoguard_policyd_connections_refused",
-            "Connections closed at once because max_connections was reached",
+            "Connections closed at once: draining, or full and every connection in the middle of a request",
             m.connections_refused,
         )
+        shed = CounterMetricFamily(
+            "typoguard_policyd_connections_shed",
+            "Idle connections closed to make room for a new one, by the cap that was reached",
+            labels=["reason"],
+        )
+        for reason, n in sorted(m.connections_shed.items()):
+            shed.add_metric([reason], n)
+        yield shed
         reloads = CounterMetricFamily(
             "typoguard_policyd_reloads", "Config reloads (SIGHUP)", labels=["result"]
         )

@@ -377,3 +377,48 @@ def test_a_custom_template_keeps_5_1_2(enforcing: PostfixLab, service: Service) 
         )
     finally:
         service.reload()
+
+
+# ------------------------------------------------------------ idle connections (issue 15 item 7, ADR 0017)
+def _hold_idle(port: int, n: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(n):
+        socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(0.002)
+    time.sleep(0.2)
+    return socks
+
+
+@pytest.mark.parametrize(
+    ("cap", "attackers"), [("max_connections = 20", 40), ("max_connections_per_client = 10", 30)]
+)
+def test_postfix_gets_answers_while_an_attacker_holds_idle_connections(
+    enforcing: PostfixLab, service: Service, cap: str, attackers: int
+) -> None:
+    """The attacker connects from 127.0.0.1 like Postfix and keeps the service full. Postfix must get
+    typoguard's answer (not its default action, 451 4.3.5 here): with the connection it kept (the oldest
+    idle one, so the first closed: Postfix reconnects) and with new smtpd processes after a reload."""
+    held: list[socket.socket] = []
+
+    def asks(recipient: str) -> None:
+        started = time.monotonic()
+        result = enforcing.swaks(SENDER, [recipient])
+        reply = result.reply_to(f"RCPT TO:<{recipient}>")
+        assert reply.startswith("550 5.1.2 <" if recipient.endswith(".ml") else "250"), result.transcript
+        assert time.monotonic() - started < 5, result.transcript
+
+    try:
+        service.reload(policyd_extra=cap)
+        asks("bob@army.ml")  # smtpd keeps its policy connection open
+        held = _hold_idle(service.port, attackers)
+        asks("carl@army.ml")
+        enforcing.start()  # postfix reload: new smtpd processes, new policy connections ...
+        time.sleep(0.5)
+        held += _hold_idle(service.port, 10)  # ... and the attacker takes what the old ones freed
+        asks("dina@army.ml")
+        asks("ed@army.mil")
+        assert service.records("connection_shed")
+    finally:
+        for sock in held:
+            sock.close()
+        service.reload()

@@ -15,8 +15,12 @@ Operations:
   request finish it (up to ``DRAIN_SECONDS``), flush the log, exit 0.
 * **Trouble** (garbage, over-long lines, too many attributes, no ``request=``, EOF mid-request, a client
   idle past ``idle_timeout``): log, count, disconnect - never a guessed reply; Postfix then applies
-  ``smtpd_policy_service_default_action``. Connections beyond ``max_connections`` are closed at once.
-  An exception inside the decision itself follows ``[policyd] on_error``.
+  ``smtpd_policy_service_default_action``. An exception inside the decision itself follows
+  ``[policyd] on_error``.
+* **Full** (``max_connections_per_client`` from one address, or ``max_connections`` in all): a new
+  connection closes the longest-idle one of that client (or of all) and is served, so idle connections
+  cannot lock Postfix out (Postfix reconnects by itself); a connection in the middle of a request is
+  never closed; only when all are, the new one is closed at once (ADR 0017).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class PolicyConnection(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.client = ""  # the peer's address without port ("" on a UNIX socket: no per-client cap)
         self.last_activity = _mono()
         self.partial_since: float | None = None
         self.closing = False
@@ -74,6 +79,7 @@ class PolicyConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        self.client = str(peer[0]) if isinstance(peer, tuple) else ""
         self.server.connection_made(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -240,6 +246,7 @@ class PolicyServer:
         self.record_decision: Callable[[bytes], None] | None = log.record_json if self.log_decisions else None
         self.companions: list[Companion] = []  # services run beside this one (the HTTP API)
         self.connections: set[PolicyConnection] = set()
+        self.by_client: dict[str, set[PolicyConnection]] = {}  # open connections per client address
         self.draining = False
         self.addresses: list[str] = []  # what we actually listen on, e.g. "127.0.0.1:40123"
         self._servers: list[asyncio.Server] = []
@@ -248,6 +255,7 @@ class PolicyServer:
         self._reloading: asyncio.Task[bool] | None = None
         self._reload_again = False
         self._last_refusal_log = 0.0
+        self._last_shed_log = 0.0
         self._metrics_http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -293,25 +301,79 @@ class PolicyServer:
     # ------------------------------------------------------------------ connections
     def connection_made(self, conn: PolicyConnection) -> None:
         self.metrics.connections_total += 1
-        if self.draining or len(self.connections) >= self.config.policyd.max_connections:
-            self.metrics.connections_refused += 1
-            now = _mono()
-            if now - self._last_refusal_log >= 1.0:  # one line a second, not one per connection
-                self._last_refusal_log = now
-                self.log.event(
-                    "warning",
-                    "connection_refused",
-                    open=len(self.connections),
-                    max_connections=self.config.policyd.max_connections,
-                    refused=self.metrics.connections_refused,
-                )
-            conn.close()
+        pd = self.config.policyd
+        client = conn.client
+        mine = self.by_client.get(client) if client else None
+        if (
+            self.draining
+            or (
+                mine is not None
+                and len(mine) >= pd.max_connections_per_client
+                and not self._shed(mine, "per_client", client)
+            )
+            or (
+                len(self.connections) >= pd.max_connections
+                and not self._shed(self.connections, "max_connections", client)
+            )
+        ):
+            self._refuse(conn)
             return
         self.connections.add(conn)
+        if client:
+            if mine is None:
+                mine = self.by_client[client] = set()
+            mine.add(conn)
         self.metrics.connections_open = len(self.connections)
+
+    def _refuse(self, conn: PolicyConnection) -> None:
+        """Draining, or full of connections that are all in the middle of a request: close at once."""
+        self.metrics.connections_refused += 1
+        now = _mono()
+        if now - self._last_refusal_log >= 1.0:  # one line a second, not one per connection
+            self._last_refusal_log = now
+            self.log.event(
+                "warning",
+                "connection_refused",
+                open=len(self.connections),
+                max_connections=self.config.policyd.max_connections,
+                refused=self.metrics.connections_refused,
+                client=conn.client or "unix",
+            )
+        conn.close()
+
+    def _shed(self, pool: set[PolicyConnection], reason: str, client: str) -> bool:
+        """Close the longest-idle connection of ``pool`` to make room; False if every one is in the
+        middle of a request (those are never closed). One scan of at most the cap, only when full."""
+        idle = [c for c in pool if not c.closing and not c.codec.buffered]
+        if not idle:
+            return False
+        victim = min(idle, key=_last_activity)
+        self.connection_lost(victim)  # out of the counts now: its transport closes on the next loop turn
+        victim.close()
+        metrics = self.metrics
+        metrics.connections_shed[reason] = metrics.connections_shed.get(reason, 0) + 1
+        now = _mono()
+        if now - self._last_shed_log >= 1.0:  # one line a second, not one per connection
+            self._last_shed_log = now
+            self.log.event(
+                "warning",
+                "connection_shed",
+                reason=reason,
+                client=client or "unix",
+                peer=victim.peer,
+                idle_seconds=round(now - victim.last_activity, 3),
+                open=len(self.connections),
+                shed=sum(metrics.connections_shed.values()),
+            )
+        return True
 
     def connection_lost(self, conn: PolicyConnection) -> None:
         self.connections.discard(conn)
+        mine = self.by_client.get(conn.client)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self.by_client[conn.client]
         self.metrics.connections_open = len(self.connections)
 
     async def _sweep(self) -> None:
@@ -558,6 +620,10 @@ class PolicyServer:
         self.log.event("info", "stopped", decisions=sum(self.metrics.decisions.values()))
         self.log.flush()
         return 0
+
+
+def _last_activity(conn: PolicyConnection) -> float:
+    return conn.last_activity
 
 
 def _codec() -> str:
