@@ -135,7 +135,7 @@ class DecisionFeed:
         # does, and sent again, from the same stream offsets (the same event ids), to the next writer if it
         # dies. ``_acked`` is the stream offset of ``_unacked[0]``; the last ``_resend`` bytes of
         # ``_unacked`` are still to be written to the current process.
-        self.stream = uuid.uuid4().hex[:20]  # this service's decision stream: the prefix of its event ids
+        self.stream = uuid.uuid4().hex[:16]  # this service's decision stream: the prefix of its event ids
         self._unacked = bytearray()
         self._acked = 0
         self._resend = 0
@@ -514,7 +514,7 @@ def stream_header(stream: str, offset: int, seen: int) -> bytes:
 def parse_header(line: bytes) -> tuple[str, int, int] | None:
     """``(stream, offset, seen)`` from a header line, None if ``line`` is not one."""
     parts = line[1:].split() if line.startswith(b"#") else []
-    if len(parts) != 3 or len(parts[0]) != 20 or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 3 or len(parts[0]) != 16 or not parts[1].isdigit() or not parts[2].isdigit():
         return None
     try:
         int(parts[0], 16)
@@ -524,8 +524,10 @@ def parse_header(line: bytes) -> tuple[str, int, int] | None:
 
 
 def event_id(stream: str, offset: int) -> str:
-    """The event id of the line at ``offset`` of ``stream``: UUID-shaped, unique across services."""
-    return f"{stream[:8]}-{stream[8:12]}-{stream[12:16]}-{stream[16:20]}-{offset:012x}"
+    """The event id of the line at ``offset`` of ``stream``, UUID-shaped: 64 random bits (the stream,
+    one per service process) and a 64-bit offset."""
+    o = f"{offset:016x}"
+    return f"{stream[:8]}-{stream[8:12]}-{stream[12:16]}-{o[:4]}-{o[4:]}"
 
 
 def write_raw_spill(spool_dir: Path, data: bytes, pid: int, serial: int) -> Path:
