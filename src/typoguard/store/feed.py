@@ -15,15 +15,18 @@ process and not the writer thread in the service (ADR 0008):
 Parent side (``DecisionFeed``, event-loop thread only): ``append(line)`` is a list append; ``flush()``
 (every 2,048 lines, and on a 50 ms timer) writes what the pipe takes without blocking, and when the pipe is
 full waits for it to become writable (``loop.add_writer``). What the pipe does not take waits in memory
-up to ``[store] queue_size`` decisions' worth of bytes; beyond that it is written as it is to a file in
-the spool directory, which the writer process turns into spool rows and replays. A writer process that
-dies is restarted (at most once a second) and the pending bytes go to the new one; a line torn by the
-death is skipped.
+for at most ``MAX_WAIT_SECONDS`` (and ``[store] queue_size`` decisions' worth of bytes); then it is written
+as it is to a file in the spool directory, which the writer process turns into spool rows and replays.
+Every byte written to the pipe is kept until the writer reports it stored (ADR 0014); a writer process that
+dies is restarted (at most once a second) and gets those bytes again, at the same stream offsets, so with
+the same event ids: nothing is lost and nothing stored twice.
 
-Child side (``main``): reads lines until end of file (the service closed the pipe: it is stopping, or it
-was killed), writes everything, exits 0. It ignores SIGTERM/SIGINT/SIGHUP: a service manager signalling
-the whole process group must not make it drop decisions the service already handed over; end of file is
-its only stop signal. If the database cannot be opened it spools lines and keeps trying.
+Child side (``main``): reads lines while fewer than ``READ_AHEAD_BATCHES`` batches wait to be written,
+reports on standard output how far the stream is stored, until end of file (the service closed the pipe:
+it is stopping, or it was killed), writes everything, exits 0. It ignores SIGTERM/SIGINT/SIGHUP: a
+service manager signalling the whole process group must not make it drop decisions the service already
+handed over; end of file is its only stop signal. If the database cannot be opened it spools lines and
+keeps trying.
 """
 
 from __future__ import annotations
