@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from relay_lab import free_port
@@ -84,10 +85,11 @@ class Message:
 class FaultHop:
     """The next hop; ``fault`` may be changed between messages (``set_fault``)."""
 
-    def __init__(self, *, pipelining: bool = True) -> None:
+    def __init__(self, *, pipelining: bool = True, choose: Callable[[], str] | None = None) -> None:
         self.port = free_port()
         self.pipelining = pipelining
         self.fault = "ok"
+        self.choose = choose  # if given: each session's fault (``refuse`` excepted), instead of ``fault``
         self.delivered: list[Message] = []
         self.sessions = 0
         self._loop = asyncio.new_event_loop()
@@ -139,7 +141,7 @@ class FaultHop:
         self.sessions += 1
         self._writers.add(writer)
         try:
-            await self._converse(reader, writer)
+            await self._converse(reader, writer, self.choose() if self.choose else self.fault)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -168,12 +170,13 @@ class FaultHop:
             return True
         return False
 
-    def _fault_at(self, stage: str) -> str | None:
-        prefix, _, how = self.fault.partition("_")
+    @staticmethod
+    def _fault_at(fault: str, stage: str) -> str | None:
+        prefix, _, how = fault.partition("_")
         return how if prefix == stage else None
 
-    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        how = self._fault_at("greeting")
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fault: str) -> None:
+        how = self._fault_at(fault, "greeting")
         if how is not None:
             await self._fail(how, reader, writer, "greeting")
             return
@@ -183,7 +186,7 @@ class FaultHop:
             cmd = line.rstrip(b"\r\n").decode("utf-8", "replace")
             verb = cmd[:4].upper()
             stage = {"EHLO": "ehlo", "HELO": "ehlo", "MAIL": "mail", "RCPT": "rcpt", "DATA": "data"}.get(verb)
-            how = self._fault_at(stage) if stage is not None else None
+            how = self._fault_at(fault, stage) if stage is not None else None
             if how is not None and (stage != "rcpt" or f"<{FAULTY_RCPT}" in cmd):
                 if await self._fail(how, reader, writer, stage or ""):
                     return
@@ -201,7 +204,7 @@ class FaultHop:
                 await writer.drain()
                 return
             elif verb == "DATA":
-                if not await self._message(reader, writer, txn):
+                if not await self._message(reader, writer, txn, fault):
                     return
                 txn = Message("", [], b"")
             else:  # HELO, RSET, NOOP
@@ -210,7 +213,7 @@ class FaultHop:
                 writer.write(b"250 hop.test\r\n" if verb == "HELO" else b"250 2.0.0 Ok\r\n")
 
     async def _message(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, txn: Message
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, txn: Message, fault: str
     ) -> bool:
         """354, the message, the reply (or the ``dot`` fault); False when the session is over."""
         writer.write(b"354 End data with <CR><LF>.<CR><LF>\r\n")
@@ -219,7 +222,7 @@ class FaultHop:
             body += chunk
         if not chunk:
             return False
-        how = self._fault_at("dot")
+        how = self._fault_at(fault, "dot")
         if how is not None:
             return not await self._fail(how, reader, writer, "dot")
         self.delivered.append(Message(txn.mail_from, txn.rcpt_tos, bytes(body)))

@@ -15,7 +15,8 @@ import contextlib
 import re
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Final, cast
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from typoguard.adapters.policy_decider import smtp_text
 
@@ -252,7 +253,7 @@ class NextHop:
         """Send MAIL now; its reply is awaited only by the first RCPT (``NextHopDown``: no session)."""
         self.mail_reply = ""
         sent = self._send(b"MAIL", b"FROM:" + _path(address), *_opts(options))
-        self._mail = asyncio.get_running_loop().create_task(self._result(b"MAIL", sent))
+        self._mail = _background(self._result(b"MAIL", sent))
 
     async def rcpt(self, address: str, options: list[str]) -> str:
         """The next hop's reply to RCPT, or to the MAIL before it if that was refused (every recipient of
@@ -292,7 +293,7 @@ class NextHop:
                 sent = self._send(b"DATA")
             except NextHopDown:
                 return  # finish_data finds the session gone
-            self._data = asyncio.get_running_loop().create_task(self._result(b"DATA", sent))
+            self._data = _background(self._result(b"DATA", sent))
 
     async def finish_data(self, headers: bytes, wire_body: bytes) -> str:
         """``headers`` and the body as the client sent it on the wire (dot-stuffed, ending in CRLF), then
@@ -351,6 +352,20 @@ class NextHop:
             if task is not None:
                 task.cancel()
         self._mail = self._data = None
+
+
+def _background(command: Coroutine[Any, Any, str]) -> asyncio.Task[str]:
+    """A command whose reply is awaited later - or never, when its session ends first (a 421 to DATA
+    closes the session the DATA task belongs to): its failure is read here, so asyncio does not log it as
+    "Task exception was never retrieved" with a traceback; who awaits it still gets it."""
+    task = asyncio.get_running_loop().create_task(command)
+    task.add_done_callback(_read_failure)
+    return task
+
+
+def _read_failure(task: asyncio.Task[str]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _outcome(task: asyncio.Task[str]) -> str:
