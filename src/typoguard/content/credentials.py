@@ -49,7 +49,7 @@ def _plugins() -> tuple[tuple[Any, ...], Any]:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.plugins.keyword import KeywordDetector
 
-    mapping = get_mapping_from_secret_type_to_class()
+    mapping: dict[str, Any] = get_mapping_from_secret_type_to_class()
     classes: list[Any] = [cls for kind, cls in sorted(mapping.items()) if kind not in _SKIPPED_TYPES]
     tokens = tuple(cls() for cls in classes)
     return tokens, KeywordDetector()
