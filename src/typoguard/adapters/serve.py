@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from typoguard.adapters import event_loop
+from typoguard.adapters import event_loop, systemd_notify
 from typoguard.adapters.policy_decider import PolicyDecider
 from typoguard.adapters.policyd import PolicyServer, banner
 from typoguard.config import Config
@@ -258,6 +258,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
 
     def ready(srv: PolicyServer) -> None:
         print(banner(srv), flush=True)
+        systemd_notify.ready()  # Type=notify units: listening now (no-op outside systemd)
 
     try:
         return event_loop.run(server.run(on_ready=ready))

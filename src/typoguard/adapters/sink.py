@@ -30,6 +30,7 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from typoguard.adapters import systemd_notify
 from typoguard.adapters.smtp_common import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
@@ -268,6 +269,7 @@ class SinkServer(SMTPService):
             "info", "sink_listening", addresses=self.addresses, explicit=len(self.answerer.explicit),
             lookalikes_of=sorted(self.answerer.targets), pid=os.getpid(), tls=self.tls_context is not None,
         )  # fmt: skip
+        systemd_notify.ready()  # Type=notify units: listening now (no-op outside systemd)
 
     def log_stopping(self) -> None:
         self.log.event("info", "sink_stopping", open_sessions=len(self.sessions))

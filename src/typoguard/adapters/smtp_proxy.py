@@ -41,7 +41,7 @@ import ahocorasick_rs
 import orjson
 from aiosmtpd.smtp import Envelope, Session, syntax
 
-from typoguard.adapters import event_loop
+from typoguard.adapters import event_loop, systemd_notify
 from typoguard.adapters.policy_decider import PolicyDecider, smtp_text
 from typoguard.adapters.relay_auth import Authenticator, hash_password, load_users, verify_password
 from typoguard.adapters.relay_next_hop import NextHop, NextHopDown, stuffed
@@ -728,6 +728,7 @@ class RelayServer(SMTPService):
             tls=self.tls_context is not None, auth=self.auth is not None,
             quarantine=str(self.quarantine.directory),
         )  # fmt: skip
+        systemd_notify.ready()  # Type=notify units: listening now (no-op outside systemd)
 
     def log_stopping(self) -> None:
         self.log.event("info", "stopping", sessions=len(self.sessions))
