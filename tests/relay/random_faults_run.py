@@ -6,8 +6,8 @@ runs for tens of seconds), run by hand:
     flock -x /tmp/tg-machine.lock .venv/bin/python tests/relay/random_faults_run.py 300
 
 Prints one JSON line: sent, deferred, bounced_by_hop (the next hop's own 5xx), bounced_otherwise (must be
-0), lost (must be 0: a recipient neither delivered by the next hop nor in Postfix's deferred queue, nor
-bounced by the next hop), seconds.
+0), no_status (Postfix logged nothing for it within 60 s), lost (must be 0: a recipient neither delivered
+by the next hop nor in Postfix's deferred queue, nor bounced by the next hop), seconds.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main(n: int, seed: int = 15) -> dict[str, float]:
     rng = random.Random(seed)
     faults = [f for f in FAULTS if f not in ("ok", "refuse")]
     counts = {"messages": n, "recipients": n * len(RECIPIENTS), "sent": 0, "deferred": 0,
-              "bounced_by_hop": 0, "bounced_otherwise": 0, "lost": 0}  # fmt: skip
+              "bounced_by_hop": 0, "bounced_otherwise": 0, "no_status": 0, "lost": 0}  # fmt: skip
     with postfix_lab_dir("typoguard-relay-random-") as root:
         hop = FaultHop(choose=lambda: "ok" if rng.random() < 0.5 else rng.choice(faults)).start()
         (root / "relay").mkdir()
@@ -42,13 +42,13 @@ def main(n: int, seed: int = 15) -> dict[str, float]:
             postfix.start()
             start = time.monotonic()
             qids = {submit(postfix, f"random {i}"): i for i in range(n)}
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 60
             while True:
                 statuses = {qid: postfix.statuses(qid) for qid in qids}
                 if all(len(s) == len(RECIPIENTS) for s in statuses.values()):
                     break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"Postfix did not try every message in 120 s: {statuses}")
+                if time.monotonic() > deadline:  # counted below as "no_status" (and lost if not queued)
+                    break
                 time.sleep(0.5)
             counts["seconds"] = round(time.monotonic() - start, 1)
             time.sleep(1)  # the deferred queue files are moved after the log line
@@ -58,6 +58,9 @@ def main(n: int, seed: int = 15) -> dict[str, float]:
                 taken.setdefault(subject, set()).update(m.rcpt_tos)
             for qid, i in qids.items():
                 waiting = postfix.deferred(qid)
+                for rcpt in set(RECIPIENTS) - set(statuses[qid]):
+                    counts["no_status"] += 1
+                    counts["lost"] += rcpt not in waiting
                 for rcpt, (status, words) in statuses[qid].items():
                     if status == "bounced":
                         counts["bounced_by_hop" if HOP_NO in words else "bounced_otherwise"] += 1
