@@ -422,3 +422,23 @@ def test_postfix_gets_answers_while_an_attacker_holds_idle_connections(
         for sock in held:
             sock.close()
         service.reload()
+
+
+def test_a_block_override_reads_plainly_and_names_the_recipient_once(
+    enforcing: PostfixLab, service: Service
+) -> None:
+    service.cli("block", "spam.example", "--reason", "e2e: phishing", json_out=False)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            reply = enforcing.swaks(SENDER, ["x@spam.example"]).reply_to("RCPT TO:<x@spam.example>")
+            if not reply.startswith("250"):
+                break
+            assert time.monotonic() < deadline, "the block override was not picked up within 10 s"
+            time.sleep(0.3)
+        assert reply == (
+            "550 5.7.1 <x@spam.example>: Recipient address rejected: Not sent: mail to spam.example"
+            " is blocked by this organisation's policy (typoguard)."
+        ), reply
+    finally:
+        service.cli("overrides", "remove", "spam.example", "--reason", "e2e done", json_out=False)
