@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sys
 import time
 from pathlib import Path
@@ -119,3 +120,20 @@ def test_the_real_writer_process_stores_what_it_is_fed(tmp_path: Path) -> None:
         assert store.count_decisions() == 1050
     finally:
         store.close()
+
+
+def test_a_spill_the_killed_service_was_writing_is_adopted(tmp_path: Path) -> None:
+    import subprocess
+
+    from typoguard.store.feed import process_gone, recover_partial_spills
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lines = b"".join(_line(f"part{i}@army.ml") for i in range(10))
+    (spool / f"feed-20261206T000000-{dead.pid}-3.lines.part").write_bytes(lines + lines[:40])  # torn end
+    (spool / f"feed-20261206T000000-{os.getpid()}-4.lines.part").write_bytes(lines)  # still being written
+    assert recover_partial_spills(spool, process_gone) == 1
+    assert adopt_raw_spills(spool, "mx1") == 10  # the torn last line skipped
+    assert [p.name.endswith(".part") for p in spool.iterdir() if "-4." in p.name] == [True]

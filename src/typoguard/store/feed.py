@@ -181,7 +181,7 @@ class DecisionFeed:
         total = 0
         with contextlib.suppress(OSError):
             for path in self.spool_dir.iterdir():
-                if path.name.endswith((RAW_SUFFIX, SPOOL_SUFFIX)):
+                if path.name.endswith((RAW_SUFFIX, SPOOL_SUFFIX, PART_SUFFIX)):
                     with contextlib.suppress(OSError):
                         total += path.stat().st_size
         return total
@@ -500,6 +500,7 @@ class DecisionFeed:
 
 RAW_PREFIX: Final = "feed-"
 RAW_SUFFIX: Final = ".lines"
+PART_SUFFIX: Final = ".part"  # a raw spill being written
 SPOOL_SUFFIX: Final = ".jsonl"
 
 
@@ -539,11 +540,39 @@ def write_raw_spill(spool_dir: Path, data: bytes, pid: int, serial: int) -> Path
     spool_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     path = spool_dir / f"{RAW_PREFIX}{stamp}-{pid}-{serial}{RAW_SUFFIX}"
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(path.name + PART_SUFFIX)
     with tmp.open("wb") as f:
         f.write(data)
     os.replace(tmp, path)
     return path
+
+
+def recover_partial_spills(spool_dir: Path, gone: Callable[[int], bool]) -> int:
+    """Spills a service was writing when it was killed (``*.lines.part`` of a process ``gone``): what
+    reached the kernel is adopted like a complete spill (a torn last line is skipped); returns files."""
+    n = 0
+    for part in spool_dir.glob(f"{RAW_PREFIX}*{RAW_SUFFIX}{PART_SUFFIX}"):
+        stem = part.name[: -len(RAW_SUFFIX + PART_SUFFIX)]
+        pid = stem.rsplit("-", 2)[-2] if stem.count("-") >= 3 else ""
+        if pid.isdigit() and gone(int(pid)):
+            with contextlib.suppress(OSError):
+                os.replace(part, part.with_name(part.name[: -len(PART_SUFFIX)]))
+                n += 1
+    return n
+
+
+def process_gone(pid: int) -> bool:
+    """True if no process ``pid`` runs (or it is a zombie: killed, not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def adopt_raw_spills(spool_dir: Path, node: str) -> int:
@@ -636,6 +665,13 @@ class _Child:
         self.submitted = 0  # events handed to the writer
         self.marks: collections.deque[tuple[int, int]] = collections.deque()  # (submitted, offset after)
         self.acked = -1
+        self.service = os.getppid()
+
+    def service_gone(self, pid: int) -> bool:
+        """Whether the service ``pid`` is gone (ours, once we are orphaned; or an earlier one)."""
+        if pid == self.service:
+            return os.getppid() != pid
+        return pid != os.getppid() and process_gone(pid)
 
     def connect(self, now: float) -> None:
         from typoguard.errors import TypoguardError
@@ -654,7 +690,8 @@ class _Child:
                 # waits beyond that stays with the service, which survives this process.
                 self.writer = DecisionWriter(store, nice=0, queue_size=1 << 30)
         if self.writer is not None and now >= self.next_adopt:
-            try:  # lines the service spilled while we lagged
+            try:  # lines the service spilled while we lagged (or was writing when it was killed)
+                recover_partial_spills(self.resolved.spool_dir, self.service_gone)
                 adopted = adopt_raw_spills(self.resolved.spool_dir, self.resolved.node)
                 self.writer.adopt_spool(adopted)
             except OSError as exc:
