@@ -134,3 +134,18 @@ def test_a_bad_reply_line_is_logged_and_replaced_by_451(
         assert f.readline().startswith(b"221 ")
     bad = [r for r in relay.log_records() if r["event"] == "bad_reply"]
     assert bad == [{**bad[0], "level": "error", "reply": "b''", "problem": "empty"}]
+
+
+def test_a_client_echoed_in_a_reply_gets_printable_ascii_and_no_alarm(start_relay: type) -> None:
+    """aiosmtpd's ``500 Error: command "..." not recognized`` carries the client's bytes: made printable and
+    cut to length, still a 500 (the code is the meaning), and not logged as a bad reply."""
+    relay: RunningRelay = start_relay()
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"220 ")
+        s.sendall(b"\x01FOO\x7f\r\n" + b"X" * 495 + b"\r\nQUIT\r\n")  # aiosmtpd reads up to 512
+        assert f.readline() == b'500 Error: command "?FOO?" not recognized\r\n'
+        long = f.readline()
+        assert long.startswith(b'500 Error: command "XXX') and long.endswith(b"...\r\n") and len(long) == 512
+        assert f.readline().startswith(b"221 ")
+    assert [r for r in relay.log_records() if r["event"] == "bad_reply"] == []

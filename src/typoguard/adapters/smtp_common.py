@@ -74,7 +74,8 @@ class AdmittedSMTP(SMTP):
     Subclasses decide in ``admit()`` (refusing with ``refuse()``) and undo their bookkeeping in
     ``release()``, called once when an admitted session ends. Every reply line goes out through ``push()``
     (aiosmtpd's own replies too) or ``refuse()``, and both check it (``reply_problem``): a line that is no
-    reply is logged as ``bad_reply`` to ``service_log`` and replaced by ``BAD_REPLY``.
+    reply (no code, empty, a line end inside) is logged as ``bad_reply`` to ``service_log`` and replaced by
+    ``BAD_REPLY``; odd text after a good code is made printable ASCII and cut to 512 octets.
     """
 
     _admitted = False
@@ -102,9 +103,16 @@ class AdmittedSMTP(SMTP):
         await super().push(self._checked(line, utf8=envelope is not None and envelope.smtp_utf8))
 
     def _checked(self, line: bytes, *, utf8: bool) -> bytes:
+        """``line`` if it is a reply line. Odd text after an intact code (aiosmtpd's ``500 Error: command
+        "..." not recognized`` echoes what the client sent) is made printable ASCII and cut to length: the
+        code is the meaning. Without a code, empty or with a line end inside: ``BAD_REPLY``, said loudly."""
         problem = reply_problem(line, utf8=utf8)
         if problem is None:
             return line
+        if REPLY_LINE.fullmatch(line[:4]) is not None and b"\r" not in line and b"\n" not in line:
+            text = "".join(c if " " <= c <= "~" else "?" for c in line[4:].decode("utf-8", "replace"))
+            fixed = line[:4] + text.encode("ascii")
+            return fixed if len(fixed) <= MAX_REPLY_LINE else fixed[: MAX_REPLY_LINE - 3] + b"..."
         self.bad_reply(line, problem)
         return BAD_REPLY
 
