@@ -22,14 +22,29 @@ from typoguard.config import load_config
 
 
 @contextlib.contextmanager
-def _tokens(config_path: Path | None) -> Iterator[Any]:
+def _tokens(config_path: Path | None, *, signal_node: bool = False) -> Iterator[Any]:
+    """The token table; with ``signal_node``, a revocation also tells this node's API processes (the
+    counter in ``data_dir``) so that they stop accepting the token at once."""
+    from typoguard.errors import ConfigError
     from typoguard.store import open_store
-    from typoguard.store.tokens import TokenStore
+    from typoguard.store.tokens import Revocations, TokenStore
 
-    store = open_store(load_config(config_path))
+    config = load_config(config_path)
+    store = open_store(config)
+    revocations = None
+    if signal_node:
+        try:
+            revocations = Revocations.for_config(config)
+        except ConfigError as exc:
+            click.echo(
+                f"warning: {exc}; API processes on this node will stop accepting the token within 2 s",
+                err=True,
+            )
     try:
-        yield TokenStore(store)
+        yield TokenStore(store, revocations)
     finally:
+        if revocations is not None:
+            revocations.close()
         store.close()
 
 
@@ -92,8 +107,9 @@ def list_tokens(config_path: Path | None, include_revoked: bool, fmt: str) -> No
 @click.argument("token_id", type=int)
 @_translate_errors
 def revoke(config_path: Path | None, token_id: int) -> None:
-    """Revoke token TOKEN_ID (see `typoguard token list`)."""
-    with _tokens(config_path) as tokens:
+    """Revoke token TOKEN_ID (see `typoguard token list`): at once on this node, its dashboard sessions
+    too; other nodes sharing the database within 2 s."""
+    with _tokens(config_path, signal_node=True) as tokens:
         if not tokens.revoke(token_id):
             raise _Failed(f"no active token with id {token_id}")
     click.echo(f"token {token_id} revoked")

@@ -104,6 +104,9 @@ class HttpConfig:
     session_max_age: int = 8 * 3600  # seconds
     cors_origins: tuple[str, ...] = ()  # web pages that may call the API (webmail, add-ins)
     workers: int = 1  # `typoguard http` processes on one address (SO_REUSEPORT); see docs/http-api.md
+    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto count (IPs or CIDRs)
+    max_body_bytes: int = 65536  # a larger request body gets 413, read no further
+    max_recipients: int = 1000  # per POST /v1/check; more: 400
 
 
 @dataclass(frozen=True)
@@ -282,19 +285,34 @@ def validate(config: Config) -> Config:
         raise ConfigError("[policyd] on_error must be 'dunno', 'tempfail' or 'disconnect'")
     if config.policyd.reject_code not in (550, 553, 554):
         raise ConfigError("[policyd] reject_code must be 550, 553 or 554")
-    for name, w in config.protect.weights.items():
-        if not 0.0 <= w <= 1.0:
-            raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
     if config.policyd.max_connections < 1 or config.policyd.max_connections_per_client < 1:
         raise ConfigError("[policyd] max_connections and max_connections_per_client must be at least 1")
     help_text = config.policy.help_text
     if not (help_text.isascii() and help_text.isprintable()) or len(help_text) > 200:
         raise ConfigError("[policy] help_text must be one line of printable ASCII, at most 200 characters")
+    for name, w in config.protect.weights.items():
+        if not 0.0 <= w <= 1.0:
+            raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
     if config.http.workers < 1:
         raise ConfigError(f"[http] workers must be at least 1, got {config.http.workers}")
+    _validate_http(config.http)
     _validate_sink(config.sink)
     _validate_relay(config.relay)
     return config
+
+
+def _validate_http(http: HttpConfig) -> None:
+    """``[http]`` limits are positive; ``trusted_proxies`` are IP addresses or networks."""
+    import ipaddress
+
+    for name in ("max_body_bytes", "max_recipients", "session_max_age"):
+        if getattr(http, name) < 1:
+            raise ConfigError(f"[http] {name} must be at least 1")
+    for proxy in http.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy.strip())  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
+        except ValueError as exc:
+            raise ConfigError(f"[http] trusted_proxies: {exc}") from None
 
 
 RELAY_CONTENT_CATEGORIES = ("classified", "cui", "credential", "ssn", "payment_card", "passport", "itinerary")

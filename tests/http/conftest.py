@@ -30,5 +30,5 @@ def api(tmp_path: Path, guard: Guard, protected: tuple[str, ...]) -> Iterator[Ap
     )
     app = create_app(config, guard=guard, store=store, queue=queue)
     with RunningServer(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
-        yield Api(client, base_url, store, queue, secrets)
+        yield Api(client, base_url, store, queue, secrets, config)
     store.close()

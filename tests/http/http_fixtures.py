@@ -7,22 +7,26 @@ the browser test releases a message from a real private Postfix (``audit_postfix
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 
-from typoguard.adapters.http_api import uvicorn_server
+from typoguard.adapters.http_api import create_app, uvicorn_server
 from typoguard.config import Config, HttpConfig, ProtectConfig, StoreConfig
 from typoguard.errors import MailQueueError
 from typoguard.service import Guard
-from typoguard.store import DecisionEvent, QueuedMessage, Store
+from typoguard.store import DecisionEvent, QueuedMessage, Store, open_store
+from typoguard.store.tokens import TokenStore
 
 
 @dataclass
@@ -82,6 +86,40 @@ def http_config(tmp_path: Path, protected: tuple[str, ...]) -> Config:
     )
 
 
+@contextlib.contextmanager
+def served(
+    tmp_path: Path, guard: Guard, protected: tuple[str, ...], **http: Any
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The app with these ``[http]`` settings on a fresh store, served on loopback: its URL and a token
+    of each scope."""
+    config = http_config(tmp_path, protected)
+    config = replace(config, http=replace(config.http, **http))
+    store = open_store(config)
+    tokens = TokenStore(store)
+    secrets = {s: tokens.create(f"{s}-user", s, by="test")[1] for s in ("check", "read", "admin")}
+    try:
+        with RunningServer(create_app(config, guard=guard, store=store, queue=FakeHoldQueue())) as url:
+            yield url, secrets
+    finally:
+        store.close()
+
+
+def revoke_with_cli(typoguard_exe: str, config: Config, token_id: int) -> None:
+    """``typoguard token revoke ID``, as an administrator runs it: another process on this node, with a
+    config file naming the same store."""
+    import subprocess
+
+    path = Path(config.base_dir) / "revoke.toml"
+    path.write_text(f'[store]\ndata_dir = "{config.store.data_dir}"\nnode = "{config.store.node}"\n')
+    done = subprocess.run(
+        [typoguard_exe, "token", "revoke", "--config", str(path), str(token_id)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def seed_decisions(store: Store, guard: Guard) -> None:
     """A few days of decisions: allowed mail, and look-alikes warned, held and rejected."""
     now = time.time()
@@ -111,6 +149,7 @@ class Api:
     store: Store
     queue: FakeHoldQueue
     tokens: dict[str, str]
+    config: Config
 
     def headers(self, scope: str | None) -> dict[str, str]:
         return {} if scope is None else {"Authorization": f"Bearer {self.tokens[scope]}"}

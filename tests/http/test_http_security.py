@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
-from http_fixtures import Api
+from http_fixtures import Api, revoke_with_cli, served
+
+from typoguard.service import Guard
 
 # (method, path, json body, scope needed)
 ENDPOINTS = [
@@ -144,13 +147,52 @@ def test_login_is_rate_limited_per_client(api: Api) -> None:
         assert browser.get("/dashboard").status_code == 303
 
 
-def test_behind_a_local_proxy_the_login_limit_counts_each_forwarded_client(api: Api) -> None:
-    """A reverse proxy on the same host passes X-Forwarded-For: one client's failures must not lock out
-    the others (and /v1/check, answered before the proxy-header pass, still works through the proxy)."""
-    with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": "198.51.100.7"}) as mallory:
-        assert [_login(mallory, "tg_wrong").status_code for _ in range(5)] == [401] * 5
-        assert _login(mallory, api.tokens["admin"]).status_code == 429
-    with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": "198.51.100.8"}) as alice:
-        assert _login(alice, api.tokens["admin"]).status_code in (200, 303)
-        r = alice.post("/v1/check", json={"recipients": ["bob@army.ml"]}, headers=api.headers("check"))
-        assert r.status_code == 200 and r.json()["verdicts"][0]["intended"] == "army.mil"
+def test_behind_a_configured_proxy_the_login_limit_counts_each_forwarded_client(
+    tmp_path: Path, guard: Guard, protected: tuple[str, ...]
+) -> None:
+    """A reverse proxy named in ``[http] trusted_proxies`` passes X-Forwarded-For: one client's failures
+    must not lock out the others (and /v1/check, answered before the proxy-header pass, still works)."""
+    with served(tmp_path, guard, protected, trusted_proxies=("127.0.0.1",)) as (base_url, secrets):
+        with httpx.Client(base_url=base_url, headers={"X-Forwarded-For": "198.51.100.7"}) as mallory:
+            assert [_login(mallory, "tg_wrong").status_code for _ in range(5)] == [401] * 5
+            assert _login(mallory, secrets["admin"]).status_code == 429
+        with httpx.Client(base_url=base_url, headers={"X-Forwarded-For": "198.51.100.8"}) as alice:
+            assert _login(alice, secrets["admin"]).status_code in (200, 303)
+            h = {"Authorization": f"Bearer {secrets['check']}"}
+            r = alice.post("/v1/check", json={"recipients": ["bob@army.ml"]}, headers=h)
+            assert r.status_code == 200 and r.json()["verdicts"][0]["intended"] == "army.mil"
+
+
+def test_forwarded_for_is_not_trusted_unless_a_proxy_is_configured(api: Api) -> None:
+    """Issue 15 item 10: rotating X-Forwarded-For from loopback bypassed the login rate limit, as
+    loopback was trusted by default. With ``trusted_proxies = []`` (the default) the header is ignored."""
+    statuses = []
+    for n in range(8):
+        with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": f"198.51.100.{n}"}) as c:
+            statuses.append(_login(c, "tg_wrong").status_code)
+    assert statuses == [401] * 5 + [429] * 3
+    with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": "203.0.113.9"}) as c:
+        assert _login(c, api.tokens["admin"]).status_code == 429
+
+
+def test_a_revoked_token_stops_at_once_on_this_node(api: Api, typoguard_exe: str) -> None:
+    """Issue 15 item 10: a revoked token kept working for up to the cache time (1.1 s measured).
+    Revoked with ``typoguard token revoke`` (another process), the very next request is refused."""
+    from typoguard.store.tokens import TokenStore
+
+    record, secret = TokenStore(api.store).create("temp", "check", by="test")
+    h = {"Authorization": f"Bearer {secret}"}
+    body = {"recipients": ["bob@army.ml"]}
+    for _ in range(3):
+        assert api.client.post("/v1/check", json=body, headers=h).status_code == 200
+    revoke_with_cli(typoguard_exe, api.config, record.id)
+    r = api.client.post("/v1/check", json=body, headers=h)
+    assert r.status_code == 401 and set(r.json()) == {"error"}
+
+
+@pytest.mark.parametrize("path", ["/static/%00", "/static/a%00b.css", "/static/%00/x"])
+def test_a_static_path_with_a_nul_byte_is_not_found(api: Api, path: str) -> None:
+    """Issue 15 item 10: ``/static/%00`` answered 500 (the file system refuses NUL in a path)."""
+    r = api.client.get(path)
+    assert r.status_code == 404
+    assert api.client.get("/static/style.css").status_code == 200

@@ -10,14 +10,14 @@
     GET  /metrics         scope read    Prometheus text;   GET /healthz, GET /openapi.json: no token
 
 Tokens (``Authorization: Bearer tg_...``) come from ``typoguard token create``; see ``store/tokens.py``.
-A request without a valid token gets 401, one whose scope is too small 403, whatever it asks for.
+A request without a valid token gets 401, one whose scope is too small 403, whatever it asks for. A
+request body over ``[http] max_body_bytes`` gets 413 (``BodyLimit``), read no further than the limit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -37,8 +37,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from typoguard.adapters.http_check import ACTION_ORDER, CheckReplies, MalformedCheck
-from typoguard.config import Config
+from typoguard.adapters.http_check import ACTION_ORDER, CheckReplies, LoopBudget, MalformedCheck
+from typoguard.config import Config, HttpConfig
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, StoreError, TypoguardError
 from typoguard.service import Guard
 from typoguard.store import (
@@ -53,11 +53,11 @@ from typoguard.store import (
 from typoguard.store.held import check_queue_id
 from typoguard.store.quarantine import HoldQueues
 from typoguard.store.schema import decisions as decisions_table
-from typoguard.store.tokens import ApiToken, TokenStore, scope_allows
+from typoguard.store.tokens import ApiToken, Revocations, TokenStore, scope_allows
 
 _ACTION_ORDER = ACTION_ORDER  # mildest first
 MAX_PAGE = 1000
-TOKEN_CACHE_SECONDS = 2.0  # a revoked token stops working within this long on every worker
+TOKEN_CACHE_SECONDS = 2.0  # a token revoked on another node stops working here within this long
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -76,16 +76,30 @@ class ApiError(Exception):
         self.message = message
 
 
+class BodyTooLarge(Exception):
+    """A request body passed ``[http] max_body_bytes`` (answered 413; the connection is closed)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit} bytes ([http] max_body_bytes)")
+
+
 class ApiState:
-    """What every request handler shares: the guard, the store, tokens and metrics."""
+    """What every request handler shares: the guard, the store, tokens, sessions and metrics."""
 
     def __init__(self, config: Config, guard: Guard, store: Store, queue: HoldQueue) -> None:
+        from typoguard.web.sessions import SessionCache, SessionStore
+
         self.config = config
         self.guard = guard
         self.store = store
         self.queue = queue
-        self.tokens = TokenStore(store)
+        self.revocations = Revocations.for_config(config)  # this node's: revocations take effect at once
+        self.tokens = TokenStore(store, self.revocations)
+        self.sessions = SessionStore(store, self.revocations)
+        self.session_cache = SessionCache(self.sessions, self.revocations)
+        self.budget = LoopBudget()  # /v1/check's share of each pass of the event loop
         self._token_cache: dict[bytes, tuple[float, ApiToken | None]] = {}  # header -> (when, token)
+        self._token_epoch = self.revocations.value()
         self._verify_inline = store.engine.dialect.name == "sqlite"
         self.registry = CollectorRegistry()
         self.requests = PromCounter(
@@ -96,13 +110,19 @@ class ApiState:
     async def authenticate(self, authorization: bytes) -> ApiToken | None:
         """The active token an ``Authorization`` header value names, else ``None``.
 
-        Each header value's answer (a token, or none) is kept for ``TOKEN_CACHE_SECONDS``, so a revoked token
-        stops working within that time; a hit is one dict look-up. A miss asks the store: PostgreSQL in a
+        Each header value's answer (a token, or none) is kept for ``TOKEN_CACHE_SECONDS``; a hit is one
+        dict look-up. All of them are forgotten at once when this node's revocation counter moves (a
+        token revoked by the CLI or a session ended on any worker here), so a revoked token stops at once
+        on this node and within ``TOKEN_CACHE_SECONDS`` on others. A miss asks the store: PostgreSQL in a
         worker thread (a network round trip, or a database that does not answer, must not stall the event
         loop); SQLite right here, as its WAL readers never wait for the writer and a look-up takes 0.2-2 ms,
         whereas handing it to a thread stalled the loop for 8-11 ms under load (GIL hand-offs; measured
         with the saturated benchmark)."""
         now = time.monotonic()
+        epoch = self.revocations.value()
+        if epoch != self._token_epoch:
+            self._token_cache.clear()
+            self._token_epoch = epoch
         cached = self._token_cache.get(authorization)
         if cached is not None and now - cached[0] < TOKEN_CACHE_SECONDS:
             return cached[1]
@@ -116,13 +136,14 @@ class ApiState:
             token = await asyncio.to_thread(self.tokens.verify, secret)
         if len(self._token_cache) > 10_000:
             self._token_cache.clear()
-        self._token_cache[authorization] = (now, token)
+        if self.revocations.value() == epoch:  # nothing revoked while we asked: the answer is current
+            self._token_cache[authorization] = (now, token)
         return token
 
-    def check_reply(self, body: bytes) -> bytes:
+    async def check_reply(self, body: bytes) -> bytes:
         """``POST /v1/check``'s JSON reply to request body ``body``; ``ApiError`` 400 when it is malformed."""
         try:
-            return self.checks.reply(self.guard, body)
+            return await self.checks.reply(self.guard, body, self.budget, self.config.http.max_recipients)
         except MalformedCheck as exc:
             raise ApiError(400, str(exc)) from None
 
@@ -223,7 +244,7 @@ async def post_check(request: Request) -> Response:
     """Verdicts for a message's recipients, before it is sent. (``ApiApp`` answers most of these itself,
     without this route: same token check, same JSON, same errors.)"""
     state: ApiState = request.app.state.api
-    return Response(state.check_reply(await request.body()), media_type="application/json")
+    return Response(await state.check_reply(await request.body()), media_type="application/json")
 
 
 # ---------------------------------------------------------------------------------------------- read
@@ -485,6 +506,76 @@ def api_routes() -> list[Route]:
 
 
 _JSON_HEADERS = (b"content-type", b"application/json")
+_CLOSE = (b"connection", b"close")
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's Content-Length, if it has one that is a number."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, read as it arrives; ``None`` if the client went away. ``BodyTooLarge``
+    as soon as Content-Length announces more than ``limit`` bytes or more than that has arrived."""
+    declared = declared_length(scope)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(limit)
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        parts.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body passes ``limit`` bytes gets 413 (JSON ``{"error"}``,
+    ``Connection: close``) and is read no further. Announced by Content-Length: refused before the app
+    runs. Otherwise the app's ``receive`` raises ``BodyTooLarge`` once more has arrived, which the app's
+    exception handler (``_body_too_large``) turns into the same answer."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = declared_length(scope)
+        if declared is not None and declared > self.limit:
+            await _body_too_large(BodyTooLarge(self.limit))(scope, receive, send)
+            return
+        size = 0
+
+        async def limited() -> Any:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+async def _body_too_large_handler(request: Request, exc: Exception) -> Response:
+    return _body_too_large(exc)
+
+
+def _body_too_large(exc: Exception) -> Response:
+    return ApiJSONResponse({"error": str(exc)}, status_code=413, headers={"connection": "close"})
 
 
 class ApiApp(Starlette):
@@ -497,19 +588,31 @@ class ApiApp(Starlette):
     and metrics. A cross-origin request (an ``Origin`` header while ``[http] cors_origins`` is set) and
     every other path go through Starlette as before, so CORS, 405s and the dashboard are untouched.
 
-    ``X-Forwarded-For``/``-Proto`` from a trusted proxy (``$FORWARDED_ALLOW_IPS``, default the loopback
-    addresses: what uvicorn trusts) are applied here, to every request but ``/v1/check``, which uses
-    neither the client's address nor the scheme: ``uvicorn_server`` turns uvicorn's own pass off (~2 us a
-    request). The dashboard's login rate limit still counts the real client behind a local proxy."""
+    ``X-Forwarded-For``/``-Proto`` are believed only from ``[http] trusted_proxies`` (default: none; a
+    client that may set them could otherwise pick any address, e.g. one per login attempt), and applied
+    here, to every request but ``/v1/check``, which uses neither the client's address nor the scheme:
+    ``uvicorn_server`` turns uvicorn's own pass off (~2 us a request, and it trusted loopback by default).
+
+    Every request body is limited to ``[http] max_body_bytes`` as it arrives (``BodyLimit``): 413 and the
+    connection closed, whether the body is announced by Content-Length, chunked, or longer than announced.
+    """
 
     api: ApiState
     cors: bool = False
+    max_body: int = HttpConfig.max_body_bytes
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-        starlette: Any = super().__call__  # uvicorn types ASGI more narrowly than Starlette does
-        self.rest: ASGIApp = ProxyHeadersMiddleware(starlette, trusted_hosts=trusted)  # type: ignore[assignment]
+        self.rest: ASGIApp = self.configure(HttpConfig())
+
+    def configure(self, http: HttpConfig) -> ASGIApp:
+        """Apply ``[http]``'s proxy trust and body limit to the requests Starlette answers."""
+        app: Any = super().__call__  # uvicorn types ASGI more narrowly than Starlette does
+        if http.trusted_proxies:
+            app = ProxyHeadersMiddleware(app, trusted_hosts=[p.strip() for p in http.trusted_proxies])
+        self.max_body = http.max_body_bytes
+        self.rest = BodyLimit(app, http.max_body_bytes)
+        return self.rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -525,27 +628,27 @@ class ApiApp(Starlette):
                 elif name == b"origin" and self.cors:
                     break
             else:
-                await self._check(authorization, receive, send)
+                await self._check(scope, authorization, receive, send)
                 return
         await self.rest(scope, receive, send)
 
-    async def _check(self, authorization: bytes, receive: Receive, send: Send) -> None:
+    async def _check(self, scope: Scope, authorization: bytes, receive: Receive, send: Send) -> None:
         state = self.api
         status = 200
+        headers = [_JSON_HEADERS]
         try:
             token = await state.authenticate(authorization)
             if token is None:
                 raise ApiError(401, "a valid API token is required (Authorization: Bearer ...)")
             if not scope_allows(token.scope, "check"):
                 raise ApiError(403, f"this endpoint needs scope 'check'; the token has {token.scope!r}")
-            message = await receive()
-            body = message.get("body", b"")
-            while message.get("more_body"):
-                message = await receive()
-                body += message.get("body", b"")
-            if message["type"] == "http.disconnect":
-                return
-            reply = state.check_reply(body)
+            body = await read_body(scope, receive, self.max_body)
+            if body is None:
+                return  # the client went away
+            reply = await state.check_reply(body)
+        except BodyTooLarge as exc:
+            status, reply = 413, orjson.dumps({"error": str(exc)})
+            headers.append(_CLOSE)  # the rest of the body is not read: this connection is done
         except ApiError as exc:
             status, reply = exc.status, orjson.dumps({"error": exc.message})
         except (ConfigError, InvalidAddress) as exc:
@@ -558,7 +661,7 @@ class ApiApp(Starlette):
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-length", str(len(reply)).encode()), _JSON_HEADERS],
+                "headers": [(b"content-length", str(len(reply)).encode()), *headers],
             }
         )
         await send({"type": "http.response.body", "body": reply})
@@ -604,7 +707,13 @@ def create_app(
         if owns_store:
             the_store.close()
 
-    app = ApiApp(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = ApiApp(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={BodyTooLarge: _body_too_large_handler},
+    )
+    app.configure(config.http)
     app.state.api = app.api = state
     app.cors = bool(config.http.cors_origins)
     app.state.login_limit = LoginRateLimit(config.http.login_attempts_per_minute)
@@ -639,9 +748,9 @@ def uvicorn_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
     """A uvicorn server for ``app`` (not started): ``await server.serve()``, stop with ``should_exit``.
 
     It installs no signal handlers (``EmbeddedServer``). uvloop and httptools are used when installed
-    (they are dependencies); no access log: ``/metrics`` counts requests instead. Proxy headers: uvicorn's
-    (trusting ``$FORWARDED_ALLOW_IPS``, default loopback), except for an ``ApiApp``, which applies them
-    itself where they matter."""
+    (they are dependencies); no access log: ``/metrics`` counts requests instead. Proxy headers: never
+    uvicorn's (it trusts loopback, or ``$FORWARDED_ALLOW_IPS``, by default); an ``ApiApp`` applies them
+    itself, from ``[http] trusted_proxies`` only."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -650,7 +759,7 @@ def uvicorn_server(app: Starlette, host: str, port: int) -> uvicorn.Server:
         access_log=False,
         lifespan="on",
         server_header=False,
-        proxy_headers=not isinstance(app, ApiApp),
+        proxy_headers=False,
         timeout_graceful_shutdown=DRAIN_SECONDS,
     )
     return EmbeddedServer(config)

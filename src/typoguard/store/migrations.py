@@ -49,9 +49,15 @@ def _reason_and_content(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {schema.decisions.name} ADD COLUMN {name} TEXT"))
 
 
+def _sessions(conn: Connection) -> None:
+    """Dashboard sessions, kept on the server so that logout and token revocation end them."""
+    schema.sessions.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, correspondents, overrides, held-mail actions", _initial),
     Migration(2, "decision reasons and content findings", _reason_and_content),
+    Migration(3, "dashboard sessions", _sessions),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -122,3 +122,18 @@ held_actions = Table(
     Column("reason", Text, nullable=False, default=""),
     Index("ix_tg_held_actions_queue_id", "queue_id"),
 )
+
+# Dashboard sign-ins (schema version 3). The cookie carries a random session id; only its SHA-256 is
+# stored, so the table does not hold usable sessions. Revoked (logout, token revoked, signed in again)
+# or expired rows are refused; they are deleted once expired.
+sessions = Table(
+    "tg_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("token_id", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float),
+    Index("ix_tg_sessions_token_id", "token_id"),
+    Index("ix_tg_sessions_expires_at", "expires_at"),
+)

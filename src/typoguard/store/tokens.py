@@ -3,20 +3,31 @@
 The table ``tg_api_tokens`` lives in its own ``MetaData`` and is created on first use (``CREATE TABLE IF
 NOT EXISTS``), additively: no change to the store's numbered migrations. A token is shown once, when it is
 created; the database keeps its hash, so a leaked database does not leak usable tokens.
+
+Revoking a token also ends its dashboard sessions (``tg_sessions``) and increments this node's
+revocation counter (``Revocations``, a file in ``data_dir``): every API process on the node compares it
+on each request and forgets what it had cached, so the token stops working at once here; other nodes
+sharing a PostgreSQL store stop accepting it when their cache entry ages out (2 s).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
+import mmap
+import os
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, select, update
 
-from typoguard.errors import ConfigError
+from typoguard.config import Config
+from typoguard.errors import ConfigError, StoreError
 from typoguard.store.db import translated, write_connection
+from typoguard.store.schema import sessions
 from typoguard.store.store import Store
 
 SCOPES = ("check", "read", "admin")  # each scope includes the ones before it
@@ -57,11 +68,72 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-class TokenStore:
-    """Create, verify, list and revoke API tokens in ``store``'s database."""
+class Revocations:
+    """This node's revocation counter: 8 bytes in ``<data_dir>/http-revocations``.
 
-    def __init__(self, store: Store) -> None:
+    ``bump()`` (after a token or a dashboard session was revoked) increments it under a file lock;
+    ``value()`` reads it through a shared memory map, ~0.1 us, so every request can compare it before
+    trusting a cached token or session. Processes on one host with one ``data_dir`` share it; that is
+    what "this node" means for revocation."""
+
+    SIZE = 8
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"revocation counter {path}: {exc.strerror or exc}") from exc
+        try:
+            if os.fstat(fd).st_size < self.SIZE:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_size < self.SIZE:
+                    os.pwrite(fd, bytes(self.SIZE), 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            self._map = mmap.mmap(fd, self.SIZE, mmap.MAP_SHARED, mmap.PROT_READ)
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def for_config(cls, config: Config) -> Revocations:
+        data_dir = Path(config.store.data_dir)
+        if not data_dir.is_absolute():
+            data_dir = Path(config.base_dir, data_dir)
+        return cls(data_dir / "http-revocations")
+
+    def value(self) -> bytes:
+        return self._map[: self.SIZE]
+
+    def bump(self) -> None:
+        """Tell every process on this node that something was revoked. ``StoreError`` if it cannot
+        (the revocation itself is in the database; other processes would then see it only when their
+        cache entries age out)."""
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                n = int.from_bytes(os.pread(fd, self.SIZE, 0).ljust(self.SIZE, b"\0"), "little")
+                os.pwrite(fd, ((n + 1) % 2**64).to_bytes(self.SIZE, "little"), 0)
+            finally:
+                os.close(fd)  # releases the lock
+        except OSError as exc:
+            raise StoreError(
+                f"revoked, but {self.path} could not be updated ({exc.strerror or exc}): "
+                "running API processes stop accepting it within 2 s, not at once"
+            ) from exc
+
+    def close(self) -> None:
+        self._map.close()
+
+
+class TokenStore:
+    """Create, verify, list and revoke API tokens in ``store``'s database. With ``revocations``
+    (``Revocations.for_config(config)``) a revocation takes effect at once on this node."""
+
+    def __init__(self, store: Store, revocations: Revocations | None = None) -> None:
         self.store = store
+        self.revocations = revocations
         with translated("create API token table"):
             _metadata.create_all(store.engine, checkfirst=True)
 
@@ -103,12 +175,20 @@ class TokenStore:
             return [ApiToken(**r._mapping) for r in conn.execute(stmt)]
 
     def revoke(self, token_id: int) -> bool:
+        """Revoke the token and end its dashboard sessions; False if there was no active token."""
         c = api_tokens.c
-        stmt = (
-            update(api_tokens).where(c.id == token_id, c.revoked_at.is_(None)).values(revoked_at=time.time())
+        now = time.time()
+        stmt = update(api_tokens).where(c.id == token_id, c.revoked_at.is_(None)).values(revoked_at=now)
+        s = sessions.c
+        end_sessions = (
+            update(sessions).where(s.token_id == token_id, s.revoked_at.is_(None)).values(revoked_at=now)
         )
         with translated("revoke API token"), write_connection(self.store.engine) as conn:
-            return conn.execute(stmt).rowcount > 0
+            revoked = conn.execute(stmt).rowcount > 0
+            conn.execute(end_sessions)
+        if revoked and self.revocations is not None:
+            self.revocations.bump()
+        return revoked
 
     def active(self, token_id: int) -> ApiToken | None:
         """The token with this id unless it was revoked (dashboard sessions are re-checked with this)."""

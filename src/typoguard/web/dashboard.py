@@ -8,6 +8,7 @@
     /dashboard/try             "try an address": the verdict and why
 
 Every POST checks the session's CSRF token; admin actions are recorded with the signed-in token's name.
+Sessions are kept on the server (``web/sessions.py``): logout, a new sign-in and token revocation end them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -96,17 +98,39 @@ def _back(path: str, message: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?{urlencode({'msg': message})}", status_code=303)
 
 
+async def _session_token(request: Request, session_id: str) -> ApiToken | None:
+    """The active token a session cookie's id signed in with, if the session is still on."""
+    state = _state(request)
+    known, token_id = state.session_cache.cached(session_id)
+    if not known:
+        epoch, asked = state.session_cache.epoch(), time.monotonic()
+        token_id = await asyncio.to_thread(state.sessions.token_id, session_id)
+        state.session_cache.remember(session_id, token_id, asked, epoch)
+    if token_id is None:
+        return None
+    token: ApiToken | None = await asyncio.to_thread(state.tokens.active, token_id)
+    return token
+
+
+def _start_session(state: Any, token_id: int, max_age: int, previous: object) -> str:
+    """A new session for a sign-in; the one this browser had (if any) ends."""
+    if isinstance(previous, str):
+        state.sessions.revoke(previous)
+    session_id: str = state.sessions.create(token_id, max_age)
+    return session_id
+
+
 def signed_in(admin: bool = False) -> Callable[[Page], Callable[[Request], Awaitable[Response]]]:
     """A page for signed-in users (admins only with ``admin``); POSTs must carry the CSRF token."""
 
     def wrap(page: Page) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            token_id = request.session.get("token_id")
+            session_id = request.session.get("sid")
             token = None
-            if isinstance(token_id, int):
-                token = await asyncio.to_thread(_state(request).tokens.active, token_id)
+            if isinstance(session_id, str):
+                token = await _session_token(request, session_id)
             if token is None or not scope_allows(token.scope, "read"):
-                request.session.pop("token_id", None)
+                request.session.pop("sid", None)
                 return RedirectResponse("/login", status_code=303)
             if request.method == "POST":
                 form = await request.form()
@@ -143,14 +167,23 @@ async def login(request: Request) -> Response:
         return _render(
             request, "login.html", None, error="That token is not valid for the dashboard.", status_code=401
         )
+    session_id = await asyncio.to_thread(
+        _start_session, _state(request), token.id, request.app.state.api.config.http.session_max_age,
+        request.session.get("sid"),
+    )  # fmt: skip
     request.session.clear()  # a new session on sign-in (no fixation)
-    request.session["token_id"] = token.id
+    request.session["sid"] = session_id
     return RedirectResponse("/dashboard", status_code=303)
 
 
 async def logout(request: Request) -> Response:
     form = await request.form()
     if csrf_ok(request, form.get("csrf")):
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str):  # ended on the server: a copy of the cookie is refused too
+            state = _state(request)
+            await asyncio.to_thread(state.sessions.revoke, session_id)
+            state.session_cache.forget(session_id)
         request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -285,6 +318,15 @@ async def _overrides(request: Request) -> Response:
     return await (override_add if request.method == "POST" else overrides_page)(request)
 
 
+class StaticDirectory(StaticFiles):
+    """``StaticFiles`` that answers 404 for a path no file can have (a NUL byte made it answer 500)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if "\x00" in path:
+            raise HTTPException(status_code=404)
+        return await super().get_response(path, scope)
+
+
 def dashboard_routes() -> list[Route | Mount]:
     return [
         Route("/", root, methods=["GET"]),
@@ -297,5 +339,5 @@ def dashboard_routes() -> list[Route | Mount]:
         Route("/dashboard/overrides", _overrides, methods=["GET", "POST"]),
         Route("/dashboard/overrides/{override_id}/remove", override_remove, methods=["POST"]),
         Route("/dashboard/try", try_page, methods=["GET", "POST"]),
-        Mount("/static", app=StaticFiles(directory=str(_WEB / "static")), name="static"),
+        Mount("/static", app=StaticDirectory(directory=str(_WEB / "static")), name="static"),
     ]

@@ -21,6 +21,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 _ERR = {"401": _json(_ref("Error"), "no valid token"), "403": _json(_ref("Error"), "scope too small")}
 _BAD = {"400": _json(_ref("Error"), "invalid request")}
+_TOO_LARGE = {"413": _json(_ref("Error"), "request body larger than [http] max_body_bytes")}
 
 
 def _q(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -146,7 +147,7 @@ def document() -> dict[str, Any]:
             "post": _op(
                 "Verdicts for a message's recipients, before send",
                 "check",
-                {"200": _json(_ref("CheckResponse"), "verdicts"), **_BAD},
+                {"200": _json(_ref("CheckResponse"), "verdicts"), **_BAD, **_TOO_LARGE},
                 requestBody={
                     "required": True,
                     "content": {"application/json": {"schema": _ref("CheckRequest")}},
@@ -249,7 +250,7 @@ def document() -> dict[str, Any]:
             "post": _op(
                 "Allow or block a domain",
                 "admin",
-                {"201": _json(_ref("Override"), "added"), **_BAD},
+                {"201": _json(_ref("Override"), "added"), **_BAD, **_TOO_LARGE},
                 requestBody={
                     "required": True,
                     "content": {"application/json": {"schema": _ref("OverrideRequest")}},
