@@ -419,15 +419,16 @@ class DecisionFeed:
             self._chunks.append(b"".join(self._buf))
             self._buf.clear()
         self._hand_over(deadline)
-        clean = True
-        if self._chunks:  # no writer, or it did not keep up in time: leave the lines in the spool directory
+        if self._chunks:  # no writer, or it did not keep up in time: the writer adopts them at its end
             self._spill()
-            clean = False
-        clean = self._wait_writer(deadline) and clean
+        clean = self._wait_writer(deadline)
         return self._nothing_left() and clean
 
     def _hand_over(self, deadline: float) -> None:
-        """Write what is queued (blocking), reading the writer's reports meanwhile; a new writer if needed."""
+        """Write what is queued (blocking), reading the writer's reports meanwhile; a new writer if needed.
+        Lines the pipe does not take within a second (the writer is busy replaying the spool) are spilled:
+        the writer adopts them before it exits, and the stop does not wait for the pipe meanwhile."""
+        progress = time.monotonic()
         while (self._chunks or self._resend or (self._unacked and self._fd < 0)) and (
             time.monotonic() < deadline
         ):
@@ -437,8 +438,14 @@ class DecisionFeed:
             wait = max(0.0, min(0.5, deadline - time.monotonic()))
             select.select([fd for fd in (self._ack_fd,) if fd >= 0], [self._fd], [], wait)
             self._read_acks()  # a writer blocked on reporting would stop reading
+            before = self._chunk_bytes + self._resend
             if self._fd >= 0:
                 self._drain()
+            now = time.monotonic()
+            if self._chunk_bytes + self._resend < before:
+                progress = now
+            elif now - progress > 1.0 and self._chunks and not (self._torn and len(self._chunks) == 1):
+                self._spill()
 
     def _wait_writer(self, deadline: float) -> bool:
         """End of file to the writer; its last reports; its exit. False if it failed or was killed."""
