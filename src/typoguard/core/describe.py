@@ -93,13 +93,26 @@ def with_unicode(ascii_name: str) -> str:
     return f"{local}{at}{shown} ({ascii_name})"
 
 
+def deceptive(name: str) -> bool:
+    """``name`` holds a character a reader may take for an ASCII one: a letter of another script (Cyrillic
+    а), or a Latin one without a visible mark (ɑ, ı). Accented letters (ü, ö) read as what they are."""
+    for ch in name:
+        if ch.isascii():
+            continue
+        if script_of(ch) != "Latin":
+            return True
+        if not any(unicodedata.combining(c) for c in unicodedata.normalize("NFD", ch)):
+            return True
+    return False
+
+
 def readable_reason(reason: str, ascii_name: str | None) -> str:
-    """``reason`` with the A-label form next to the first mention of the Unicode name it opens with, so a
-    homoglyph never reads as "army.mil looks like army.mil"."""
+    """``reason`` with the A-label form next to the first mention of the Unicode name, when that name is
+    ``deceptive``: a homoglyph never reads as "army.mil looks like army.mil" (münchen.de stays as it is)."""
     if not ascii_name:
         return reason
     shown = unicode_of(ascii_name)
-    if shown == ascii_name or f"({ascii_name})" in reason:
+    if shown == ascii_name or not deceptive(shown) or f"({ascii_name})" in reason:
         return reason
     at = reason.find(shown)
     if at < 0:
