@@ -21,6 +21,7 @@ def test_a_cyrillic_letter_is_named_by_script_in_unicode_and_in_ascii() -> None:
         "It contains a Cyrillic letter (U+0430) that looks like a Latin 'a'."
     )
     assert lookalike_sentence("army", "army") == ""
+    assert lookalike_sentence("mümchen", "münchen") == ""  # the protected name's own letters
 
 
 def test_several_look_alikes_and_one_of_no_script() -> None:

@@ -140,7 +140,7 @@ def lookalike_letters(typed: str, intended: str) -> list[tuple[str, str]]:
     pairs: dict[str, str] = {}
     same_shape = len(typed) == len(intended)
     for i, ch in enumerate(typed):
-        if ch.isascii() or ch in pairs:
+        if ch.isascii() or ch in pairs or ch in intended:  # münchen's own ü is no look-alike
             continue
         meant = intended[i] if same_shape and intended[i].isascii() else ""
         if not meant:
