@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CONFIG  ?= examples/typoguard.toml
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint clean deb
 
 # The policy codec is compiled by mypyc at install (setup.py): a change to it means a reinstall.
 $(STAMP): pyproject.toml setup.py src/typoguard/protocols/postfix_policy.py
@@ -31,6 +31,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy src
+
+# typoguard_<version>_<arch>.deb in build/deb/ (docs/adr/0020-debian-package.md): dpkg-buildpackage runs on a
+# copy of the checkout (tracked and new files, not .venv or other ignored ones), so the tree stays clean.
+DEB_DIR := build/deb
+deb:
+	if [ "$${CI:-}" = true ]; then bash scripts/install-deb-deps.sh; fi
+	@v=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml); d=$$(dpkg-parsechangelog -SVersion); \
+	  [ "$$v" = "$$d" ] || { echo "make deb: pyproject.toml version $$v != debian/changelog $$d"; exit 2; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	git ls-files -z --cached --others --exclude-standard \
+	  | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(DEB_DIR)/src
+	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc
+	@ls -l $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
