@@ -312,9 +312,12 @@ def kill_main(targets: list[str], runs: int) -> None:
                     tmp = Path(tempfile.mkdtemp(prefix="typoguard-bench-kill-"))
                     url = cluster.create_database() if backend == "postgresql" else ""
                     answered, lost, twice = kill_loss(target, tmp, url)
+                    # the service killed half-way: its answers came at about answered / (seconds / 2) per s
+                    ms = lost / max(1, answered) * 1500
+                    span = f", about {ms:.0f} ms of answers" if target == "service" else ""
                     print(
                         f"kill -9 {target:7} {backend:10} run {run + 1}: answered {answered:,}, "
-                        f"lost {lost:,} ({lost / max(1, answered):.2%}), stored twice {twice:,}",
+                        f"lost {lost:,} ({lost / max(1, answered):.2%}{span}), stored twice {twice:,}",
                         flush=True,
                     )
     finally:
