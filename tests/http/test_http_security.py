@@ -196,3 +196,22 @@ def test_a_static_path_with_a_nul_byte_is_not_found(api: Api, path: str) -> None
     r = api.client.get(path)
     assert r.status_code == 404
     assert api.client.get("/static/style.css").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('trusted_proxies = ["nginx"]', "trusted_proxies"),
+        ('trusted_proxies = ["10.0.0.1/8"]', "trusted_proxies"),
+        ("max_body_bytes = 0", "max_body_bytes"),
+        ("max_recipients = 0", "max_recipients"),
+    ],
+)
+def test_bad_http_limits_and_proxies_are_config_errors(tmp_path: Path, toml: str, message: str) -> None:
+    from typoguard.config import load_config
+    from typoguard.errors import ConfigError
+
+    path = tmp_path / "t.toml"
+    path.write_text(f'[protect]\ndomains = ["army.mil"]\n[http]\n{toml}\n')
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
