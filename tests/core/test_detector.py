@@ -378,3 +378,49 @@ def test_unicode_mapped_onto_an_unrelated_name_is_allowed_as_that_name(guard: Gu
     v = guard.check("bob@ｅｘａｍｐｌｅ.com")
     assert v.action is Action.ALLOW
     assert v.domain == "example.com"
+
+
+# ----------------------------------------------------------------- issue 15 item 12: a slip and a suffix swap
+EXAMPLE_PROTECTED = (
+    "army.mil", "navy.mil", "af.mil", "us.af.mil", "marines.mil", "uscg.mil", "mail.mil", "disa.mil",
+    "state.gov", "dhs.gov", "usda.gov", "treasury.gov",
+    "gmail.com", "outlook.com", "hotmail.com", "yahoo.com", "icloud.com", "comcast.net", "verizon.net",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def example_guard() -> Guard:
+    return Guard.from_config(Config(protect=ProtectConfig(domains=EXAMPLE_PROTECTED)))
+
+
+@pytest.mark.parametrize(
+    ("recipient", "intended"),
+    [
+        ("bob@yafoo.net", "yahoo.com"),  # 'h' -> 'f', not a neighbour; .net out of habit
+        ("bob@oudlook.net", "outlook.com"),  # 't' -> 'd': one bit apart
+        ("bob@gmaqil.org", "gmail.com"),  # an extra 'q', nowhere near
+        ("bob@icpoud.net", "icloud.com"),
+        ("bob@comcaqt.com", "comcast.net"),  # the other way round: .com for .net
+    ],
+)
+def test_one_slip_in_the_label_and_a_swapped_suffix_warns(
+    example_guard: Guard, recipient: str, intended: str
+) -> None:
+    v = example_guard.check(recipient)
+    assert v.action is Action.WARN, (v.kind, v.score)
+    assert v.intended == intended
+    assert v.kind is not None and v.kind.endswith("+suffix_swap")
+
+
+def test_a_slip_and_a_swap_never_warns_on_a_shipped_legitimate_domain() -> None:
+    """Without the legit list's protection, no real mail domain is caught by this class (the measured
+    before/after counts: benchmarks/legit_flags.py)."""
+    from typoguard import resources
+
+    g = Guard.from_config(Config(protect=ProtectConfig(domains=EXAMPLE_PROTECTED, use_legit_list=False)))
+    hit = []
+    for name in sorted(resources.legitimate_domains()):
+        v = g.check(name)
+        if v.flagged and v.kind in ("edit+suffix_swap", "bitsquat+suffix_swap"):
+            hit.append(f"{name}: {v.kind} {v.score:.2f}")
+    assert hit == []

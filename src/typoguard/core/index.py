@@ -32,6 +32,16 @@ from typoguard.errors import InvalidAddress
 # How much a combined slip keeps of its label-slip prior when the suffix differs too.
 SUFFIX_TYPO_FACTOR = 0.9
 SUFFIX_SWAP_FACTOR = 0.6
+# One edit in the label *and* the suffix swapped (yafoo.net for yahoo.com, .net typed out of habit): two slips
+# in one name, but such names are registered and receive mail (Szurdi & Christin, IMC 2017; Moore &
+# Edelman, FC 2010). A single-edit slip under another suffix keeps at least this (times the short-name
+# factor), enough to warn; never more: a suffix swap is never rejected or held.
+PRIOR_ONE_EDIT_AND_SWAP = 0.42
+# Label slips of one edit (a character dropped, added, replaced, swapped or flipped) that keep the floor.
+ONE_EDIT_KINDS = frozenset(
+    {"omission", "insertion", "replacement", "transposition", "repetition", "vowel_swap", "bitsquat",
+     "hyphenation", "edit"}
+)  # fmt: skip
 # Priors of matches the models do not precompute (see docs/scoring.md).
 PRIOR_UNREAL_SUFFIX_TYPO = 0.9  # army.mi: one edit from .mil but no such suffix (bounces; still a slip)
 PRIOR_FUZZY_ONE = 0.55  # one arbitrary edit not explained by a keyboard or visual model
@@ -282,11 +292,10 @@ class LookalikeIndex:
             return (f"{kind}+suffix_typo", score * SUFFIX_TYPO_FACTOR,
                     f"{why}, and {describe_change(q.suffix, p.suffix, '.' + p.suffix)}")  # fmt: skip
         if rel == "other":
-            return (
-                f"{kind}+suffix_swap",
-                score * SUFFIX_SWAP_FACTOR,
-                f"{why}, under .{q.suffix} instead of .{p.suffix}",
-            )
+            swapped = score * SUFFIX_SWAP_FACTOR
+            if kind in ONE_EDIT_KINDS:
+                swapped = max(swapped, PRIOR_ONE_EDIT_AND_SWAP * length_factor(p.core))
+            return f"{kind}+suffix_swap", swapped, f"{why}, under .{q.suffix} instead of .{p.suffix}"
         return kind, score, why
 
     def _probe_exact(self, q: _Query, found: dict[int, Finding]) -> None:
