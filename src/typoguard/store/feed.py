@@ -106,7 +106,7 @@ def _content_json(content: object) -> str | None:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode() if isinstance(content, dict) else None
 
 
-MAX_WAIT_SECONDS: Final = 0.25  # longest a decision waits in the service's memory for a lagging writer
+MAX_WAIT_SECONDS: Final = 1.0  # longest a decision waits in the service's memory for a lagging writer
 
 
 # --------------------------------------------------------------------------- parent side
