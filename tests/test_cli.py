@@ -487,3 +487,78 @@ def test_text_output_stays_utf8_for_undecodable_input(typoguard_exe: str) -> Non
         text = proc.stdout.decode("utf-8")  # raises if a raw byte leaked through
         assert "invalid" in text and "UTF-8" in text
         assert "\ufffd" in text
+
+
+# ----------------------------------------------------------------------------- issue 15 items 11 and 12
+def test_names_idna_2008_forbids_are_checked_not_called_invalid(typoguard_exe: str) -> None:
+    code, out = check_json(
+        typoguard_exe,
+        [
+            "bob@xn--o38h.abrdns.com",  # an emoji name, registered, resolves: deliverable
+            "bob@xn--gail-0q8a.com",  # gⅿail.com with U+217F: a look-alike
+            "bob@g\u217fail.com",  # the same, as a person typed it
+            "bob@ｇｍａｉｌ.com",  # fullwidth letters
+            "bob@xn--zz.com",  # punycode that does not decode: no name at all
+        ],
+    )
+    assert code == 1
+    got = [(o["action"], o["intended"]) for o in out]
+    assert got == [
+        ("allow", None),
+        ("reject", "gmail.com"),
+        ("reject", "gmail.com"),
+        ("reject", "gmail.com"),
+        ("invalid", None),
+    ]
+    assert "malformed punycode" in out[4]["error"]
+
+
+def test_a_protected_list_holding_such_a_name_loads(typoguard_exe: str, tmp_path: Path) -> None:
+    """Before, one such line refused the whole file (a 10,000-domain list failed to load)."""
+    listed = tmp_path / "protected.txt"
+    listed.write_text("army.mil\nxn--o38h.abrdns.com\nxn--rmy-1n4a.mil\ngmail.com\n", "utf-8")
+    proc = run(
+        typoguard_exe,
+        [
+            "check",
+            "--protect-file",
+            str(listed),
+            "--format",
+            "json",
+            "bob@xn--o38h.abrdns.com",
+            "bob@army.ml",
+        ],
+    )
+    assert proc.returncode == 1, proc.stderr.decode(errors="replace")
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [o["action"] for o in out] == ["allow", "reject"]
+    assert "protected" in out[0]["reason"]
+
+
+def test_a_protected_list_with_a_name_that_cannot_exist_is_refused_naming_it(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    listed = tmp_path / "protected.txt"
+    listed.write_text("army.mil\nxn--zz.com\n", "utf-8")
+    proc = run(typoguard_exe, ["check", "--protect-file", str(listed), "bob@army.ml"])
+    assert proc.returncode == 2
+    assert "xn--zz.com" in proc.stderr.decode() and "malformed punycode" in proc.stderr.decode()
+
+
+def test_a_slip_and_a_swapped_suffix_warns(typoguard_exe: str) -> None:
+    proc = run(
+        typoguard_exe,
+        [
+            "check",
+            "--protect",
+            "yahoo.com",
+            "--protect",
+            "outlook.com",
+            "--format",
+            "json",
+            "yafoo.net",
+            "oudlook.net",
+        ],
+    )
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [(o["action"], o["intended"]) for o in out] == [("warn", "yahoo.com"), ("warn", "outlook.com")]

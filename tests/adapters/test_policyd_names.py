@@ -1,0 +1,184 @@
+"""A real ``typoguard serve``: names IDNA 2008 forbids get a decision, and long or random names cost the
+other clients neither memory nor time (issue 15 items 6 and 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import socket
+import string
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from typoguard.adapters.policy_query import query, rcpt_request
+
+CONFIG = """
+[protect]
+domains = ["army.mil", "gmail.com", "yahoo.com", "outlook.com"]
+[policy]
+internal_senders = ["army.mil"]
+[policyd]
+listen = "127.0.0.1:0"
+metrics_listen = ""
+[log]
+file = "{log}"
+[store]
+data_dir = "{data}"
+"""
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+
+
+@pytest.fixture
+def served(typoguard_exe: str, tmp_path: Path) -> Iterator[tuple[str, int, Path]]:
+    """(address, pid, decision log) of a running ``typoguard serve --only policyd``."""
+    config, log, out = tmp_path / "t.toml", tmp_path / "t.jsonl", tmp_path / "out.txt"
+    config.write_text(CONFIG.format(log=log, data=tmp_path / "data"))
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "serve", "--config", str(config), "--only", "policyd"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not (m := re.search(r"policy service: 127\.0\.0\.1:(\d+)", out.read_text())):
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.05)
+        yield f"127.0.0.1:{m.group(1)}", proc.pid, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _decisions(log: Path, recipient: str) -> list[dict[str, object]]:
+    out = []
+    for line in log.read_text("utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("event") == "decision" and record.get("recipient") == recipient:
+            out.append(record)
+    return out
+
+
+# ----------------------------------------------------------------------------- item 11
+@pytest.mark.parametrize(
+    ("recipient", "reply", "action"),
+    [
+        ("bob@xn--gail-0q8a.com", "550 5.1.2", "reject"),  # gⅿail.com (U+217F), as registered
+        ("bob@g\u217fail.com", "550 5.1.2", "reject"),  # the same, typed (SMTPUTF8)
+        ("bob@xn--o38h.abrdns.com", "DUNNO", "allow"),  # an emoji name that resolves: checked, allowed
+    ],
+)
+def test_policy_decides_on_names_idna_2008_forbids(
+    served: tuple[str, int, Path], recipient: str, reply: str, action: str
+) -> None:
+    address, _, log = served
+    (answer,) = query(address, [rcpt_request("alice@army.mil", recipient)])
+    assert answer.startswith(reply)
+    deadline = time.monotonic() + 5
+    while not (found := _decisions(log, recipient)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert found and found[0]["action"] == action, found
+
+
+# ----------------------------------------------------------------------------- item 6
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _request(recipient: str) -> bytes:
+    return (
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.1\n"
+        f"sender=alice@army.mil\nrecipient={recipient}\n\n"
+    ).encode()
+
+
+def _read_replies(sock: socket.socket, n: int) -> None:
+    got, buf = 0, b""
+    while got < n:
+        chunk = sock.recv(1 << 16)
+        assert chunk, "the service closed the connection"
+        buf += chunk
+        got += buf.count(b"\n\n")
+        buf = buf[buf.rfind(b"\n\n") + 2 :] if b"\n\n" in buf else buf
+
+
+def _attack_batches(seed: int, batches: int, depth: int) -> list[bytes]:
+    """Pipelined requests whose recipients are all distinct: 8 KB invalid names and random valid ones.
+
+    Made before the attack starts, so this process's own work does not show in the probe's times."""
+    rng = random.Random(seed)
+    body = "".join(rng.choices(string.ascii_lowercase + string.digits, k=8000))
+    out = []
+    for b in range(batches):
+        recipients = []
+        for k in range(depth):
+            if k % 4 == 3:
+                recipients.append("x@" + ".".join(rng.randbytes(25).hex() for _ in range(4)) + ".com")
+            else:
+                recipients.append(f"x@{seed}{b:05d}{k:03d}{body}.com")
+        out.append(b"".join(_request(r) for r in recipients))
+    return out
+
+
+def _attack(address: str, batches: list[bytes], depth: int) -> None:
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        for batch in batches:
+            sock.sendall(batch)
+            _read_replies(sock, depth)
+
+
+def test_long_and_random_names_cost_other_clients_neither_memory_nor_time(
+    served: tuple[str, int, Path],
+) -> None:
+    """Before: every 8 KB name was walked (~2 ms) and cached under its text (RSS 178 MB -> 1.29 GB)."""
+    address, pid, _ = served
+    probe_request = _request("bob@army.ml")
+    host, port = address.rsplit(":", 1)
+    times: list[float] = []
+    with socket.create_connection((host, int(port)), timeout=10) as probe:
+        for _ in range(50):  # warm: the probe's own name cached, the loop and the log running
+            probe.sendall(probe_request)
+            _read_replies(probe, 1)
+        before = _rss_kib(pid)
+        attackers = [
+            threading.Thread(target=_attack, args=(address, _attack_batches(seed, 40, 64), 64), daemon=True)
+            for seed in (1, 2)
+        ]
+        for t in attackers:
+            t.start()
+        while any(t.is_alive() for t in attackers):
+            t0 = time.perf_counter()
+            probe.sendall(probe_request)
+            reply = probe.recv(4096)
+            times.append(time.perf_counter() - t0)
+            assert reply.startswith(b"action=550"), reply
+            time.sleep(0.005)
+        for t in attackers:
+            t.join(60)
+        grown_mib = (_rss_kib(pid) - before) / 1024
+    times.sort()
+    p99 = times[int(len(times) * 0.99)]
+    # 5,120 distinct recipients, 3,840 of them 8 KB long: ~32 MB if they were remembered
+    assert grown_mib < 24, f"RSS grew {grown_mib:.0f} MiB"
+    # a shared CI machine: the issue's 2 ms target is measured by benchmarks/bench_long_domains.py
+    assert p99 < 0.025, f"probe p99 {p99 * 1e3:.1f} ms over {len(times)} probes"
