@@ -3,7 +3,7 @@
     request (RCPT)  --internal sender?--no-->  DUNNO                          action "skip"
                         | yes
                     Guard.check(recipient) -> Verdict
-                        reject  -> "550 5.1.2 <rcpt>: army.ml looks like army.mil (...); did you mean ..?"
+                        reject  -> "550 5.1.2 Not sent: army.ml is not army.mil. Did you mean ..?"
                         hold    -> "HOLD typoguard: ..."         (Postfix holds the whole message)
                         warn    -> "PREPEND X-Typoguard-Warning: ..."   (the mail passes, marked)
                         allow   -> DUNNO
@@ -13,10 +13,16 @@
 
 ``DUNNO`` ("no opinion") lets Postfix go on with the next restriction, so typoguard never *accepts*
 anything by itself. A ``PolicyDecider`` is immutable: reloading builds a new one and swaps it.
+
+Reply texts (ADR 0017) are for the sender, in plain words and ASCII: Postfix puts
+``<rcpt>: Recipient address rejected:`` in front of them, so they do not name the recipient again (the
+relay, which is the SMTP server itself, asks for ``names_recipient``); a policy request does not say
+whether the session uses SMTPUTF8, so a look-alike character is written as U+XXXX with its script named.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import string
 from typing import TYPE_CHECKING, Any, Final
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from typoguard.config import Config
+from typoguard.core.describe import ascii_words, lookalike_sentence, readable_reason, unicode_of
 from typoguard.core.detector import assessment_bytes
 from typoguard.core.verdict import Action, Assessment, Verdict
 from typoguard.errors import ConfigError
@@ -36,12 +43,18 @@ if TYPE_CHECKING:
 
 
 DUNNO: Final = PolicyReply("DUNNO")
-BLOCKED_TEXT: Final = "5.7.1 <{{recipient}}>: mail to {domain} is blocked by this organisation's policy"
+BLOCKED_TEXT: Final = "Not sent: mail to {domain} is blocked by this organisation's policy (typoguard).{help}"
 WARN_TEXT: Final = "{recipient} may be a typo for {suggestion}: {domain} looks like {intended} ({why})"
 TEMPLATE_FIELDS: Final = frozenset(
-    {"recipient", "domain", "intended", "why", "suggestion", "kind", "score", "sender"}
+    {"recipient", "domain", "intended", "why", "suggestion", "kind", "score", "sender", "lookalikes", "help"}
 )
 MAX_REPLY_TEXT: Final = 400  # SMTP reply lines are at most 512 octets, Postfix adds its own prefix
+# RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its CRLF. Postfix sends
+# "550 5.1.2 <rcpt>: Recipient address rejected: " + our text after the code: 32 octets and the recipient.
+_POSTFIX_PREFIX_OCTETS: Final = len("<>: Recipient address rejected: ")
+_MIN_REPLY_TEXT: Final = 120
+DEFAULT_DSN: Final = "5.1.2"  # "bad destination mailbox address" (RFC 3463)
+_DSN: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?: |$)")
 _HEADER_NAME_CHARS: Final = frozenset(chr(c) for c in range(33, 127)) - {":"}
 
 
@@ -107,6 +120,11 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def reply_limit(recipient: str) -> int:
+    """How long our reply (code and text) may be so that Postfix's line stays within 510 octets."""
+    return max(_MIN_REPLY_TEXT, min(MAX_REPLY_TEXT, 510 - _POSTFIX_PREFIX_OCTETS - len(recipient)))
+
+
 def smtp_text(text: str, limit: int = MAX_REPLY_TEXT) -> str:
     """One line of printable ASCII (what an SMTP reply or a header can carry), at most ``limit`` chars."""
     if not (text.isascii() and text.isprintable()):
@@ -114,19 +132,54 @@ def smtp_text(text: str, limit: int = MAX_REPLY_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_OPENING: Final = re.compile(r"\S+ looks like \S+ ")
+
+
 def why_of(verdict: Verdict | Assessment) -> str:
-    """The short explanation inside the reply: the reason minus its "X looks like Y" opening."""
+    """The short explanation inside a reply or header, in ASCII: the reason minus its "X looks like Y"
+    opening (whichever form, A-label or Unicode, it names the domains in)."""
     reason = verdict.reason
-    opening = f"{verdict.domain} looks like {verdict.intended} "
-    return reason[len(opening) :] if reason.startswith(opening) else reason
+    m = _OPENING.match(reason)
+    why = reason[m.end() :] if m else reason
+    if why.startswith("(") and why.endswith(")") and why.count("(") == why.count(")"):
+        why = why[1:-1]  # templates put it in parentheses themselves
+    return ascii_words(why)
+
+
+def split_dsn(template: str) -> tuple[str, str]:
+    """(enhanced status code, text): a template may start with its own code ("5.7.1 ..."); else 5.1.2."""
+    m = _DSN.match(template)
+    if m is None:
+        return DEFAULT_DSN, template
+    return m.group().strip(), template[m.end() :]
+
+
+def _lookalikes(a: Assessment) -> str:
+    """" It contains a Cyrillic letter (U+0430) that looks like a Latin 'a'." for an IDN; else ""."""
+    typed = unicode_of(a.domain or "")
+    if typed.isascii() or a.intended is None:
+        return ""
+    intended = unicode_of(a.intended)
+    typed_core, intended_core = typed.split(".", 1)[0], intended.split(".", 1)[0]
+    sentence = lookalike_sentence(typed_core, intended_core, ascii_only=True)
+    if not sentence:  # the foreign letters are elsewhere in the name
+        sentence = lookalike_sentence(typed, intended, ascii_only=True)
+    return f" {sentence}" if sentence else ""
 
 
 class PolicyDecider:
     """Answers policy requests for one configuration."""
 
     def __init__(
-        self, config: Config, guard: Guard, senders: InternalSenders, *, context: LiveContext | None = None
+        self,
+        config: Config,
+        guard: Guard,
+        senders: InternalSenders,
+        *,
+        context: LiveContext | None = None,
+        names_recipient: bool = False,
     ) -> None:
+        """``names_recipient``: put ``<rcpt>:`` in refusals ourselves (the relay: no Postfix adds it)."""
         pd = config.policyd
         _check_template(pd.reject_template, "[policyd] reject_template")
         _check_template(pd.hold_template, "[policyd] hold_template")
@@ -139,8 +192,10 @@ class PolicyDecider:
         self.audit = config.policy.mode == "audit"
         self.mode = config.policy.mode
         self.instance = config.policyd.instance or socket.gethostname()
-        self._reject_prefix = f"{pd.reject_code} "
-        self._reject_template = pd.reject_template
+        self.names_recipient = names_recipient
+        dsn, self._reject_template = split_dsn(pd.reject_template)
+        self._reject_prefix = f"{pd.reject_code} {dsn} " + ("<{recipient}>: " if names_recipient else "")
+        self._help = f" {config.policy.help_text}" if config.policy.help_text else ""
         self._hold_template = pd.hold_template
         self._warn_prefix = f"PREPEND {pd.warn_header}: "
         self._reject_code = pd.reject_code
@@ -186,7 +241,8 @@ class PolicyDecider:
             local, at, _ = recipient.rpartition("@")
             suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
             text = partial.format(recipient=recipient, suggestion=suggestion, sender=sender)
-            reply = PolicyReply(smtp_text(text, MAX_REPLY_TEXT if word != "PREPEND" else 900))
+            limit = 900 if word == "PREPEND" else MAX_REPLY_TEXT if word == "HOLD" else reply_limit(recipient)
+            reply = PolicyReply(smtp_text(text, limit))
         record = self._json_record(sender, recipient, client, _INTERNAL_JSON[internal], queue_id, tail)
         return (reply, action, record)
 
@@ -228,15 +284,18 @@ class PolicyDecider:
             "score": round(a.score, 4),
         }
         if a.action is not Action.ALLOW or a.intended is not None:  # flagged, or allowed despite a finding
-            fields["reason"] = a.reason
+            fields["reason"] = readable_reason(a.reason, a.domain)
         entry: _Entry
         if self.audit or a.action in (Action.ALLOW, Action.INVALID):
             entry = (a, a.action.value, DUNNO, "DUNNO", "", self._tail(a.action.value, "DUNNO", fields))
         elif a.intended is None:  # an admin's block override of a domain that looks like nothing protected
             word = str(self._reject_code) if a.action is Action.REJECT else "HOLD"
-            text = BLOCKED_TEXT if a.action is Action.REJECT else "typoguard: {reason}"
-            partial = _escape(f"{word} ") + _escape(text.format(domain=a.domain or "", reason=a.reason))
-            partial = partial.replace("<{{recipient}}>", "<{recipient}>")
+            if a.action is Action.REJECT:
+                rcpt = "<{recipient}>: " if self.names_recipient else ""
+                text = BLOCKED_TEXT.format(domain=a.domain or "", help=self._help)
+                partial = f"{word} 5.7.1 {rcpt}" + _escape(text)
+            else:
+                partial = _escape(f"{word} typoguard: {ascii_words(a.reason)}")
             entry = (a, a.action.value, None, word, partial, self._tail(a.action.value, word, fields))
         else:
             if a.action is Action.REJECT:
@@ -252,8 +311,10 @@ class PolicyDecider:
                 "why": why_of(a),
                 "kind": a.kind or "",
                 "score": f"{a.score:.2f}",
+                "lookalikes": _lookalikes(a),
+                "help": self._help,
             }
-            partial = _escape(prefix) + _prefill(template, fixed)
+            partial = (prefix if word != "PREPEND" else _escape(prefix)) + _prefill(template, fixed)
             entry = (a, a.action.value, None, word, partial, self._tail(a.action.value, word, fields))
         if a.action is Action.INVALID:
             return entry
