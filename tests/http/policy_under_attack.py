@@ -98,13 +98,15 @@ class ServeProcess:
             text=True,
             check=True,
         ).stdout.strip()
-        self.proc = subprocess.Popen(
-            [exe, "serve", "--config", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.stderr = root / "serve.stderr"
+        with self.stderr.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [exe, "serve", "--config", str(self.config)], stdout=subprocess.DEVNULL, stderr=err
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"typoguard serve exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+                raise RuntimeError(f"typoguard serve exited: {self.stderr.read_text()!r}")
             try:
                 with socket.create_connection(("127.0.0.1", self.http_port), timeout=1) as s:
                     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
