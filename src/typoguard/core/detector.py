@@ -5,7 +5,8 @@ a few thousand domains, so the hot path is: split at the last '@', check the loc
 
 Only what can be valid is cached: a name that fails validation (8 KB of junk, a random invalid label) is
 refused again each time, which costs microseconds because lengths are checked first (``core/names.py``),
-and costs no memory. The cache is bounded by bytes (``core/memo.py``), not entries.
+and costs no memory. The cache is bounded by bytes (``core/memo.py``), not entries, and admits a name on
+its second use.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 
 from typoguard.core.index import LookalikeIndex
-from typoguard.core.memo import ByteBoundedCache, str_bytes
+from typoguard.core.memo import AdmittingCache, str_bytes
 from typoguard.core.names import (
     MAX_LOCAL_OCTETS,
     Domain,
@@ -27,7 +28,8 @@ from typoguard.errors import InvalidAddress
 
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 MIXED_SCRIPT_SCORE = 0.6
-DEFAULT_CACHE_BYTES = 16 << 20  # ~40,000 typical domains; an attack of random names cannot grow it
+# ~100,000 typical domains; names seen once (an attack of random names) only churn its trial eighth
+DEFAULT_CACHE_BYTES = 48 << 20
 
 
 def assessment_bytes(key: str, a: Assessment) -> int:
@@ -46,11 +48,12 @@ class Detector:
     ) -> None:
         self.index = index
         self.policy = policy
-        self._cache: ByteBoundedCache[str, Assessment] = ByteBoundedCache(cache_bytes, assessment_bytes)
+        self._cache: AdmittingCache[str, Assessment] = AdmittingCache(cache_bytes, assessment_bytes)
+        self._main = self._cache.main
         self._get = self._cache.get
 
     @property
-    def cache(self) -> ByteBoundedCache[str, Assessment]:
+    def cache(self) -> AdmittingCache[str, Assessment]:
         return self._cache
 
     def check(self, recipient: str) -> Verdict:
@@ -67,7 +70,7 @@ class Detector:
             and not recipient[-1].isspace()
         ):
             key = recipient[at + 1 :]
-            found = self._cache.new.get(key)  # the hot path: one dict probe
+            found = self._main.new.get(key)  # the hot path: one dict probe
             if found is None:
                 found = self._get(key)
             return found if found is not None else self._assess_text(key)

@@ -114,3 +114,54 @@ class BoundedMemo(Generic[R]):
     @property
     def cache(self) -> ByteBoundedCache[str, tuple[R]]:
         return self._cache
+
+
+class AdmittingCache(Generic[K, V]):
+    """A ``ByteBoundedCache`` (``main``) that admits an entry only on its second use.
+
+    A new entry waits in a small trial area (``max_bytes // trial_share``, cleared when full); a look-up
+    that finds it there moves it into ``main``. A stream of names seen once (an attack of random names)
+    churns the trial area only, and never evicts the names mail really goes to.
+    """
+
+    __slots__ = ("_sizeof", "_trial", "_trial_bytes", "_trial_max", "main")
+
+    def __init__(self, max_bytes: int, sizeof: Callable[[K, V], int], *, trial_share: int = 8) -> None:
+        trial = max(1024, max_bytes // trial_share)
+        self.main: ByteBoundedCache[K, V] = ByteBoundedCache(max(1024, max_bytes - trial), sizeof)
+        self._sizeof = sizeof
+        self._trial: dict[K, V] = {}
+        self._trial_bytes = 0
+        self._trial_max = trial
+
+    def get(self, key: K) -> V | None:
+        found = self.main.get(key)
+        if found is None:
+            found = self._trial.pop(key, None)
+            if found is not None:
+                self._trial_bytes -= self._sizeof(key, found) + ENTRY_OVERHEAD
+                self.main.put(key, found)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        size = self._sizeof(key, value) + ENTRY_OVERHEAD
+        if size > self._trial_max // 2 or key in self._trial:
+            return
+        if self._trial_bytes + size > self._trial_max:
+            self._trial = {}
+            self._trial_bytes = 0
+        self._trial[key] = value
+        self._trial_bytes += size
+
+    def clear(self) -> None:
+        self.main.clear()
+        self._trial = {}
+        self._trial_bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes held, as estimated (at most the budget given)."""
+        return self.main.bytes + self._trial_bytes
+
+    def __len__(self) -> int:
+        return len(self.main) + len(self._trial)
