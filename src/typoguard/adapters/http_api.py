@@ -131,7 +131,13 @@ class ApiState:
         if scheme.lower() != "bearer" or not secret:
             return None
         if self._verify_inline:
-            token = self.tokens.verify(secret)
+            # On the loop, and an unknown token is a miss every time: shares /v1/check's budget per pass.
+            await self.budget.turn()
+            began = time.perf_counter()
+            try:
+                token = self.tokens.verify(secret)
+            finally:
+                self.budget.charge(time.perf_counter() - began)
         else:
             token = await asyncio.to_thread(self.tokens.verify, secret)
         if len(self._token_cache) > 10_000:
