@@ -28,7 +28,7 @@ from typoguard.errors import InvalidAddress
 
 _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 MIXED_SCRIPT_SCORE = 0.6
-# ~100,000 typical domains; names seen once (an attack of random names) only churn its trial eighth
+# ~100,000 typical domains; names seen once (an attack of random names) only churn its trial quarter
 DEFAULT_CACHE_BYTES = 48 << 20
 
 

@@ -70,6 +70,14 @@ class ByteBoundedCache(Generic[K, V]):
         self.new[key] = value
         self._bytes += size
 
+    def pop(self, key: K) -> V | None:
+        """Take ``key`` out of the cache (None if it is not there)."""
+        found = self.new.pop(key, None)
+        if found is not None:
+            self._bytes -= self._sizeof(key, found) + ENTRY_OVERHEAD
+            return found
+        return self._old.pop(key, None)
+
     def clear(self) -> None:
         self.new = {}
         self._old = {}
@@ -119,49 +127,37 @@ class BoundedMemo(Generic[R]):
 class AdmittingCache(Generic[K, V]):
     """A ``ByteBoundedCache`` (``main``) that admits an entry only on its second use.
 
-    A new entry waits in a small trial area (``max_bytes // trial_share``, cleared when full); a look-up
-    that finds it there moves it into ``main``. A stream of names seen once (an attack of random names)
-    churns the trial area only, and never evicts the names mail really goes to.
+    A new entry waits in a trial cache (``max_bytes // trial_share``, two generations too); a look-up that
+    finds it there moves it into ``main``. A stream of names seen once (an attack of random names) churns
+    the trial cache only, and never evicts the names mail really goes to.
     """
 
-    __slots__ = ("_sizeof", "_trial", "_trial_bytes", "_trial_max", "main")
+    __slots__ = ("main", "trial")
 
-    def __init__(self, max_bytes: int, sizeof: Callable[[K, V], int], *, trial_share: int = 8) -> None:
+    def __init__(self, max_bytes: int, sizeof: Callable[[K, V], int], *, trial_share: int = 4) -> None:
         trial = max(1024, max_bytes // trial_share)
         self.main: ByteBoundedCache[K, V] = ByteBoundedCache(max(1024, max_bytes - trial), sizeof)
-        self._sizeof = sizeof
-        self._trial: dict[K, V] = {}
-        self._trial_bytes = 0
-        self._trial_max = trial
+        self.trial: ByteBoundedCache[K, V] = ByteBoundedCache(trial, sizeof)
 
     def get(self, key: K) -> V | None:
         found = self.main.get(key)
         if found is None:
-            found = self._trial.pop(key, None)
+            found = self.trial.pop(key)
             if found is not None:
-                self._trial_bytes -= self._sizeof(key, found) + ENTRY_OVERHEAD
                 self.main.put(key, found)
         return found
 
     def put(self, key: K, value: V) -> None:
-        size = self._sizeof(key, value) + ENTRY_OVERHEAD
-        if size > self._trial_max // 2 or key in self._trial:
-            return
-        if self._trial_bytes + size > self._trial_max:
-            self._trial = {}
-            self._trial_bytes = 0
-        self._trial[key] = value
-        self._trial_bytes += size
+        self.trial.put(key, value)
 
     def clear(self) -> None:
         self.main.clear()
-        self._trial = {}
-        self._trial_bytes = 0
+        self.trial.clear()
 
     @property
     def bytes(self) -> int:
         """Bytes held, as estimated (at most the budget given)."""
-        return self.main.bytes + self._trial_bytes
+        return self.main.bytes + self.trial.bytes
 
     def __len__(self) -> int:
-        return len(self.main) + len(self._trial)
+        return len(self.main) + len(self.trial)
