@@ -178,7 +178,9 @@ def test_long_and_random_names_cost_other_clients_neither_memory_nor_time(
         grown_mib = (_rss_kib(pid) - before) / 1024
     times.sort()
     p99 = times[int(len(times) * 0.99)]
-    # 5,120 distinct recipients, 3,840 of them 8 KB long: ~32 MB if they were remembered
-    assert grown_mib < 24, f"RSS grew {grown_mib:.0f} MiB"
+    # 5,120 distinct recipients, 3,840 of them 8 KB long: ~32 MB more if they were remembered. The service
+    # itself still holds ~3.5 KB per request under such load outside the detector's caches (issue 15 item 6
+    # report): hence the margin.
+    assert grown_mib < 36, f"RSS grew {grown_mib:.0f} MiB"
     # a shared CI machine: the issue's 2 ms target is measured by benchmarks/bench_long_domains.py
     assert p99 < 0.025, f"probe p99 {p99 * 1e3:.1f} ms over {len(times)} probes"
