@@ -82,9 +82,13 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 class SmtpSink:
-    """A minimal SMTP server in a thread: RCPT ``bounce*@`` -> 550, ``defer*@`` -> 451, else 250."""
+    """A minimal SMTP server in a thread: RCPT ``bounce*@`` -> 550, ``defer*@`` -> 451, else 250.
 
-    def __init__(self) -> None:
+    ``refusals`` maps more local-part prefixes to a whole RCPT reply (``{rcpt}`` is the address): e.g. what
+    typoguard answers on a later hop."""
+
+    def __init__(self, refusals: dict[str, str] | None = None) -> None:
+        self.refusals = refusals or {}
         self.port = free_port()
         self.received: list[tuple[str, list[str]]] = []
         self._loop = asyncio.new_event_loop()
@@ -129,7 +133,10 @@ class SmtpSink:
                     await reply("250 2.1.0 Ok")
                 elif verb == "RCPT":
                     local = cmd.split("<", 1)[-1].lower()
-                    if local.startswith("bounce"):
+                    refusal = next((r for k, r in self.refusals.items() if local.startswith(k)), None)
+                    if refusal is not None:
+                        await reply(refusal.format(rcpt=cmd.split("<", 1)[-1].split(">", 1)[0]))
+                    elif local.startswith("bounce"):
                         await reply("550 5.1.1 No such user here")
                     elif local.startswith("defer"):
                         await reply("451 4.3.0 Try again later")
@@ -154,7 +161,12 @@ class SmtpSink:
 class PostfixInstance:
     """``postfix -c <tmp>/conf start`` with everything under ``root``; the log is ``root/maillog``."""
 
-    def __init__(self, root: Path, relay_port: int, policy: str | None = None) -> None:
+    def __init__(
+        self, root: Path, relay_port: int, policy: str | None = None, tables: dict[str, str] | None = None
+    ) -> None:
+        """``tables``: ``"access"`` (checked first for every recipient, ``check_recipient_access``) and
+        ``"transport"`` (``transport_maps``) as texthash tables, when given."""
+        self.tables = tables or {}
         self.root = root
         self.conf = root / "conf"
         self.maillog = root / "maillog"
@@ -177,6 +189,13 @@ class PostfixInstance:
         restrictions = "permit_mynetworks, reject"
         if self.policy:
             restrictions = f"check_policy_service {self.policy}, {restrictions}"
+        extra = []
+        for name, text in self.tables.items():
+            (self.conf / name).write_text(text)
+        if "access" in self.tables:
+            restrictions = f"check_recipient_access texthash:{self.conf / 'access'}, {restrictions}"
+        if "transport" in self.tables:
+            extra.append(f"transport_maps = texthash:{self.conf / 'transport'}")
         relay = f"smtp:[127.0.0.1]:{self.relay_port}"
         (self.conf / "main.cf").write_text(
             "\n".join(
@@ -205,6 +224,7 @@ class PostfixInstance:
                     "smtpd_error_sleep_time = 0",
                     f"maillog_file = {self.maillog}",
                     f"maillog_file_prefixes = {self.root}",
+                    *extra,
                     "",
                 ]
             )

@@ -36,5 +36,5 @@ def test_bzip2_and_xz_rotations(audit_json: Callable[..., dict[str, Any]], tmp_p
     (tmp_path / "mail.log.1.bz2").write_bytes(bz2.compress(LINE.encode()))
     (tmp_path / "mail.log.2.xz").write_bytes(lzma.compress(LINE.replace("Q1", "Q2").encode()))
     doc = audit_json(tmp_path)
-    assert sorted(e["message_id"] for e in doc["events"]) == ["Q1", "Q2"]
+    assert sorted(e["queue_id"] for e in doc["events"]) == ["Q1", "Q2"]
     assert doc["formats"] == {"postfix": 2}

@@ -34,7 +34,7 @@ def test_syslog_log_every_outcome_and_the_sender_from_the_queue_id(
         "suffix_typo",
     )
     # A deferral then a delivery of the same queue id and recipient is one delivered mail with 2 attempts.
-    retried = [e for e in doc["events"] if e["message_id"] == "2B3C4D5E6F"]
+    retried = [e for e in doc["events"] if e["queue_id"] == "2B3C4D5E6F"]
     assert [(e["outcome"], e["attempts"]) for e in retried] == [("delivered", 2)]
     # The legitimate recipient of the same message (carol@army.mil) is not reported.
     assert all(e["domain"] != "army.mil" for e in doc["events"])

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from typoguard.audit.model import LEAKED, STOPPED, AuditEvent, Outcome
+from typoguard.audit.model import DROPPED, LEAKED, STOPPED, AuditEvent, Outcome
 
 REPEAT_MIN = 3
 
@@ -33,6 +33,7 @@ class Tally:
     events: int = 0
     leaked: int = 0
     stopped: int = 0
+    dropped: int = 0  # accepted, then discarded: the sender was told it went
     pending: int = 0
     first: datetime | None = None
     last: datetime | None = None
@@ -41,26 +42,46 @@ class Tally:
 
     def add(self, e: AuditEvent, other: str = "") -> None:
         self.events += 1
-        self.outcomes[e.outcome.value] += 1
-        if e.outcome in LEAKED:
+        outcome = e.outcome
+        self.outcomes[outcome._value_] += 1
+        if outcome in LEAKED:
             self.leaked += 1
-        elif e.outcome in STOPPED:
+        elif outcome in STOPPED:
             self.stopped += 1
+        elif outcome in DROPPED:
+            self.dropped += 1
         else:
             self.pending += 1
-        if e.time is not None:
-            if self.first is None or _lt(e.time, self.first):
-                self.first = e.time
-            if self.last is None or _lt(self.last, e.time):
-                self.last = e.time
+        t = e.time
+        if t is not None:
+            if self.first is None or _lt(t, self.first):
+                self.first = t
+            if self.last is None or _lt(self.last, t):
+                self.last = t
         if other:
             self.others.add(other)
+
+    def merge(self, other: Tally, name: str = "") -> None:
+        """Add the counts of ``other`` (a finer group); ``name`` joins ``others``."""
+        self.events += other.events
+        self.leaked += other.leaked
+        self.stopped += other.stopped
+        self.dropped += other.dropped
+        self.pending += other.pending
+        self.outcomes.update(other.outcomes)
+        if other.first is not None and (self.first is None or _lt(other.first, self.first)):
+            self.first = other.first
+        if other.last is not None and (self.last is None or _lt(self.last, other.last)):
+            self.last = other.last
+        if name:
+            self.others.add(name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "events": self.events,
             "leaked": self.leaked,
             "stopped": self.stopped,
+            "dropped": self.dropped,
             "pending": self.pending,
             "first": self.first.isoformat() if self.first else None,
             "last": self.last.isoformat() if self.last else None,
@@ -148,20 +169,34 @@ class Summary:
 
 
 def summarise(events: Iterable[AuditEvent], repeat_min: int = REPEAT_MIN) -> Summary:
+    """Tallies per (sender, look-alike) pair and per week, in one pass; the totals, the domains and the
+    senders are then added up from the pairs (there are far fewer pairs than events)."""
+    by_week: dict[str, Tally] = defaultdict(Tally)
+    by_pair: dict[tuple[str, str], Tally] = {}
+    info: dict[str, tuple[str, str, float]] = {}
+    weeks: dict[int, str] = {}  # day number -> ISO week
+    for e in events:
+        pair = (e.sender, e.domain)
+        tally = by_pair.get(pair)
+        if tally is None:
+            tally = by_pair[pair] = Tally()
+            info.setdefault(e.domain, (e.intended, e.kind, e.score))
+        tally.add(e, e.recipient.lower())
+        t = e.time
+        if t is None:
+            week = "unknown"
+        else:
+            day = t.toordinal()
+            week = weeks.get(day) or weeks.setdefault(day, week_of(t))
+        by_week[week].add(e)
     total = Tally()
     by_domain: dict[str, Tally] = defaultdict(Tally)
     by_sender: dict[str, Tally] = defaultdict(Tally)
-    by_week: dict[str, Tally] = defaultdict(Tally)
-    by_pair: dict[tuple[str, str], Tally] = defaultdict(Tally)
-    info: dict[str, tuple[str, str, float]] = {}
-    for e in events:
-        total.add(e)
-        by_domain[e.domain].add(e, e.sender)
-        by_sender[e.sender].add(e, e.domain)
-        by_week[week_of(e.time)].add(e)
-        by_pair[(e.sender, e.domain)].add(e, e.recipient.lower())
-        info.setdefault(e.domain, (e.intended, e.kind, e.score))
-    return Summary(total, dict(by_domain), info, dict(by_sender), dict(by_week), dict(by_pair), repeat_min)
+    for (sender, domain), tally in by_pair.items():
+        total.merge(tally)
+        by_domain[domain].merge(tally, sender)
+        by_sender[sender].merge(tally, domain)
+    return Summary(total, dict(by_domain), info, dict(by_sender), dict(by_week), by_pair, repeat_min)
 
 
 OUTCOME_ORDER = [o.value for o in Outcome]

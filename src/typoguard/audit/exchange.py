@@ -69,6 +69,7 @@ def read(task: Task, classifier: Classifier, stats: SourceStats) -> Iterator[Par
                 attempts=1,
                 source=task.name,
                 fmt="exchange",
+                queue_id="",
                 message_id=mid,
                 detail=row[cols.detail][:200] if cols.detail >= 0 else "",
             )

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from typoguard.audit.classify import Classifier, decode
 from typoguard.audit.model import Outcome, Partial, SourceStats
-from typoguard.audit.postfix import TYPOGUARD_MARKERS
+from typoguard.audit.refusals import by_typoguard
 from typoguard.audit.timeparse import iso_time
 
 MAX_SENDERS = 500_000
@@ -38,6 +38,8 @@ _OUTCOME = {
     b"==": Outcome.DEFERRED,
 }
 _MARKS = (b" <= ", b" => ", b" -> ", b" ** ", b" == ")
+_ARRIVAL = re.compile(rb" ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) <= (\S+)([^\n]*)")
+_MESSAGE_ID = re.compile(rb" id=(\S+)")  # the Message-ID on a ``<=`` line (log_selector +msgid, the default)
 
 
 class EximScanner:
@@ -50,6 +52,7 @@ class EximScanner:
         self.partials: list[Partial] = []
         self.expired: set[tuple[str, ...]] = set()
         self.senders: dict[bytes, bytes] = {}
+        self.message_ids: dict[bytes, bytes] = {}
 
     def feed(self, lines: list[bytes]) -> None:
         senders = self.senders
@@ -62,15 +65,21 @@ class EximScanner:
                 m = _LINE.match(line)
                 if m is not None:
                     senders[m[2]] = m[4]
+                    found = _MESSAGE_ID.search(m[5])
+                    if found is not None:
+                        self.message_ids[m[2]] = found[1]
                     if len(senders) > MAX_SENDERS:
                         for mid in list(senders)[: MAX_SENDERS // 10]:
                             del senders[mid]
+                            self.message_ids.pop(mid, None)
             elif b" => " in line or b" -> " in line or b" ** " in line or b" == " in line:
                 self._delivery(line)
             elif b"rejected RCPT" in line:
                 self._reject(line)
             elif line.endswith(b" Completed"):
-                senders.pop(line.split(b" ")[-2], None)
+                done = line.split(b" ")[-2]
+                senders.pop(done, None)
+                self.message_ids.pop(done, None)
 
     def _delivery(self, line: bytes) -> None:
         m = _LINE.match(line)
@@ -85,6 +94,10 @@ class EximScanner:
         mid = m[2].decode("ascii")
         recipient = decode(rcpt)
         sender = self.senders.get(m[2])
+        outcome = _OUTCOME[m[3]]
+        detail = m[5][:200]
+        if outcome is Outcome.BOUNCED and by_typoguard(detail, hit):  # refused by typoguard on a later hop
+            outcome = Outcome.REJECTED_BY_TYPOGUARD
         self.partials.append(
             Partial(
                 key=(mid, recipient.lower()),
@@ -92,12 +105,13 @@ class EximScanner:
                 sender=(decode(sender) or "<>") if sender is not None else None,
                 recipient=recipient,
                 hit=hit,
-                outcome=_OUTCOME[m[3]],
+                outcome=outcome,
                 attempts=1,
                 source=self.source,
                 fmt=self.fmt,
-                message_id=mid,
-                detail=decode(m[5][:200]).strip(),
+                queue_id=mid,
+                message_id=self.message_id_of(self.message_ids.get(m[2])),
+                detail=decode(detail).strip(),
             )
         )
 
@@ -111,7 +125,7 @@ class EximScanner:
             return
         text = m[4]
         outcome = Outcome.REJECTED
-        if any(k in text.lower() for k in TYPOGUARD_MARKERS):
+        if by_typoguard(text, hit):
             outcome = Outcome.REJECTED_BY_TYPOGUARD
         self.partials.append(
             Partial(
@@ -124,14 +138,37 @@ class EximScanner:
                 attempts=1,
                 source=self.source,
                 fmt=self.fmt,
+                queue_id="",
                 message_id="",
                 detail=decode(text[:200]),
             )
         )
 
-    def unresolved(self) -> list[Partial]:
-        return [p for p in self.partials if p.sender is None]
+    def unresolved(self) -> list[tuple[Partial, int]]:
+        """Partials whose sender or Message-ID may be on a ``<=`` line before this chunk (offset 0: the
+        chunk itself was searched already)."""
+        return [(p, 0) for p in self.partials if p.sender is None or (p.queue_id and not p.message_id)]
 
     @staticmethod
-    def sender_pattern(mid: str) -> re.Pattern[bytes]:
-        return re.compile(rb" " + re.escape(mid.encode()) + rb" <= (\S+)")
+    def message_id_of(raw: bytes | None) -> str:
+        return _bracketed(decode(raw)) if raw else ""
+
+    @staticmethod
+    def lookback(earlier: bytes, wanted: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        """(message id -> sender, message id -> Message-ID) of the ``<=`` lines in the bytes before a chunk
+        (the later line wins, as in the log)."""
+        senders: dict[bytes, bytes] = {}
+        message_ids: dict[bytes, bytes] = {}
+        for mid, sender, rest in _ARRIVAL.findall(earlier):
+            if mid not in wanted:
+                continue
+            senders[mid] = sender
+            found = _MESSAGE_ID.search(rest)
+            if found is not None:
+                message_ids[mid] = found[1]
+        return senders, message_ids
+
+
+def _bracketed(message_id: str) -> str:
+    """Exim logs the Message-ID without its angle brackets; the audit reports it as the header has it."""
+    return f"<{message_id}>" if message_id and not message_id.startswith("<") else message_id

@@ -77,6 +77,7 @@ def read(task: Task, classifier: Classifier, stats: SourceStats) -> Iterator[Par
                 attempts=1,
                 source=task.name,
                 fmt="m365",
+                queue_id="",
                 message_id=mid,
                 detail=row[cols.detail][:200] if cols.detail >= 0 else "",
             )

@@ -71,6 +71,7 @@ def events_of(msg: Message, source: str, classifier: Classifier, fmt: str) -> It
             attempts=1,
             source=source,
             fmt=fmt,
+            queue_id="",
             message_id=mid,
             detail=_text(msg.get("Subject", ""))[:200],
         )

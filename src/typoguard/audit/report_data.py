@@ -12,7 +12,7 @@ from typoguard.audit.model import AuditEvent, SourceStats
 
 CSV_COLUMNS = (
     "time", "sender", "recipient", "domain", "intended", "kind", "score", "outcome", "leaked",
-    "attempts", "repeat_pattern", "source", "format", "message_id", "detail",
+    "attempts", "repeat_pattern", "source", "format", "queue_id", "message_id", "detail",
 )  # fmt: skip
 
 

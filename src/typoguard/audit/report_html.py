@@ -130,6 +130,7 @@ def _cards(summary: Summary, stats: SourceStats) -> str:
         ("", t.events, "mails to look-alikes"),
         ("leaked", t.leaked, "leaked (delivered or sent)"),
         ("stopped", t.stopped, "stopped"),
+        *([("", t.dropped, "accepted, then discarded")] if t.dropped else []),
         ("", t.pending, "still deferred"),
         ("", len(summary.repeats), "repeat patterns"),
         ("", stats.bad_lines, "bad lines"),

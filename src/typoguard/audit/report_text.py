@@ -31,6 +31,11 @@ def render(summary: Summary, stats: SourceStats, console: Console, limit: int = 
         f"[bold]{t.events}[/] mail(s) to look-alike domains: [bold red]{t.leaked} leaked[/]"
         f" (delivered or sent), [green]{t.stopped} stopped[/], {t.pending} still deferred."
     )
+    if t.dropped:
+        console.print(
+            f"[bold yellow]{t.dropped} accepted and then discarded[/] (a discard transport or action): not"
+            " delivered, but the sender was told it was sent and will not resend it."
+        )
     if t.events:
         first, last = _when(t)
         console.print(

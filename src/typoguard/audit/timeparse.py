@@ -13,15 +13,17 @@ MONTHS: dict[bytes, int] = {
 }
 
 
+_SKEW = timedelta(days=1)
+
+
 def syslog_time(month: bytes, day: bytes, hms: bytes, reference: datetime) -> datetime | None:
     """``Nov 26 16:47:38`` in the year that puts it at or before ``reference`` (plus a day of clock skew)."""
     m = MONTHS.get(month)
     if m is None:
         return None
     try:
-        h, mi, s = (int(x) for x in hms.split(b".")[0].split(b":"))
-        t = datetime(reference.year, m, int(day), h, mi, s)
-        if t > reference.replace(tzinfo=None) + timedelta(days=1):
+        t = datetime(reference.year, m, int(day), int(hms[0:2]), int(hms[3:5]), int(hms[6:8]))
+        if t > reference.replace(tzinfo=None) + _SKEW:
             t = t.replace(year=reference.year - 1)
     except ValueError:  # Feb 29 in the wrong year, a mangled field
         return None
