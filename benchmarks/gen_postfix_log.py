@@ -87,7 +87,8 @@ def _delivery(w: _World, ts: str, qid: str, pid: int, qmgr_line: str) -> list[st
     if s < 0.3:
         out.append(
             f"{ts} mail postfix/smtp[{pid + 2}]: Trusted TLS connection established to"
-            f" mx.{domain}[192.0.2.{pid % 250}]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n"
+            f" mx.{domain}[192.0.2.{pid % 250}]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384"
+            " (256/256 bits)\n"
         )
     if lookalike:
         w.truth[(qid, rcpt)] = "bounced" if s < 0.01 else "rejected-by-typoguard" if s > 0.98 else "delivered"
