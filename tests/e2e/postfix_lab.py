@@ -1,80 +1,69 @@
-"""A real Postfix on loopback for end-to-end tests of the policy service: configure, run, send, look.
+"""A private Postfix on loopback for end-to-end tests of the policy service: configure, run, send, look.
 
     lab = PostfixLab(smtp_port=52525, policy_service="inet:127.0.0.1:40123")
-    lab.start()                       # writes /etc/postfix/{main,master}.cf, starts (or reloads) Postfix
+    lab.start()                       # writes <lab.root>/conf/{main,master}.cf, ``postfix -c <conf> start``
     lab.purge()                       # empty every queue (incl. hold) so assertions start clean
     lab.swaks("alice@army.mil", ["bob@army.ml"])   # -> SwaksResult(exit_code, transcript)
-    lab.queue()                       # postqueue -j, parsed
+    lab.queue()                       # postqueue -c <conf> -j, parsed
     lab.wait_delivered("bob@army.mil")
-    lab.stop()                        # postfix stop, waits for the master to exit, restores /etc/postfix
+    lab.stop()                        # postfix -c <conf> stop, waits for the master to exit, removes lab.root
 
 Also a command line for poking at it by hand (as root):
-``python tests/e2e/postfix_lab.py start|stop|status [--smtp-port N] [--policy inet:127.0.0.1:10040]``.
+``python tests/e2e/postfix_lab.py start|stop|status|purge [--dir DIR] [--smtp-port N] [--policy ...]``
+(``--dir`` defaults to /var/tmp/typoguard-postfix-lab; ``postqueue -c DIR/conf -p`` looks at its queue).
 
-What the lab Postfix is (and the pitfalls each line avoids):
-* one smtpd on 127.0.0.1:<smtp_port> (the port-25 listener is commented out), IPv4 only; mynetworks is
-  127.0.0.0/8 and any recipient domain is accepted from there - after ``check_policy_service`` said DUNNO;
+It is a private instance, so it runs on a machine that has its own mail server, and several labs run at
+once (pytest sessions, checkouts): everything lives under ``lab.root`` (a fresh directory under /var/tmp):
+``conf/`` (config_directory: main.cf, master.cf), ``spool/`` (queue_directory), ``data/``
+(data_directory), ``maillog``. Every Postfix command gets ``-c <conf>`` (``sendmail -C``). The machine's
+``/etc/postfix/main.cf`` and ``master.cf`` are never read or written (a test checks they stay byte-identical
+and the machine's instance keeps its status); only the package's read-only ``master.cf.proto`` (our
+master.cf's template), ``postfix-files`` and ``dynamicmaps.cf`` (``meta_directory``) are read.
+
+Pitfalls this avoids (checked on Debian's Postfix 3.8 as root):
+* ``postfix -c DIR start|stop|reload|status``, ``postqueue -c DIR`` and ``postsuper -c DIR`` need no
+  ``/etc/postfix/main.cf`` and no ``alternate_config_directories`` entry when run as root. A NON-root
+  ``postqueue -c DIR`` (or ``MAIL_CONFIG=DIR``) is refused unless the default instance's main.cf lists DIR
+  in ``alternate_config_directories``: its fatal reads "open file /etc/postfix/main.cf" when there is none;
+* Postfix's daemons run as ``postfix``: every parent of the queue must be searchable (mkdtemp makes 0700,
+  so ``root`` is chmod 0755) and ``data/`` must be owned by ``postfix`` ("open lock file .../master.lock:
+  Permission denied" otherwise); ``postfix start`` creates the queue tree itself (``set-permissions``);
+* one smtpd on 127.0.0.1:<smtp_port> (the package's port-25 listener is commented out), IPv4 only;
+  mynetworks is 127.0.0.0/8 and any recipient domain is accepted from there - after
+  ``check_policy_service`` said DUNNO;
 * nothing is local (empty mydestination, no aliases) and every transport is ``discard:``: accepted mail is
   queued, logged ``status=sent``, dropped; nothing can leave the machine;
-* no systemd/syslog in containers: Postfix logs through its own postlogd to ``maillog_file`` (which must be
-  under /var, ``maillog_file_prefixes``); chroot is off everywhere (Debian's chroot needs copies of /etc files
+* no systemd/syslog in containers: Postfix logs through its own postlogd to ``maillog_file`` (allowed by
+  ``maillog_file_prefixes = <root>``); chroot is off everywhere (Debian's chroot needs copies of /etc files
   only its init script makes); myhostname is pinned (container host names are not FQDNs);
 * ``smtpd_peername_lookup = no`` (no DNS in CI), error sleep off (many rejects in one session are the point);
 * main.cf is backdated 2 s after each write: Postfix dozes in 300 ms steps while main.cf is < 1 s old;
-* ``postfix stop`` returns before the master has exited: we wait for it;
-* there is one /etc/postfix per machine: ``start`` takes an exclusive lock (``LOCK``, held by this process
-  until ``stop``), so test runs in parallel (several checkouts, pytest sessions) wait for each other
-  instead of rewriting each other's Postfix.
-
-It owns /etc/postfix and empties the queue: lab and CI machines only. The first start keeps the package's
-master.cf (and main.cf, if any) and ``stop(restore=True)`` puts them back.
+* ``postfix stop`` returns before the master has exited: we wait for it.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-CONF = Path("/etc/postfix")
-MAILLOG = Path("/var/log/typoguard-e2e/postfix.log")
-SAVED = ".typoguard-e2e-orig"
-LOCK = Path("/tmp/typoguard-postfix-lab.lock")
-LOCK_WAIT_SECONDS = 900.0
-_held_lock: int | None = None  # this process's descriptor holding LOCK
-
-
-def _lock() -> None:
-    """Wait (bounded) until no other process runs a lab; re-entrant within this process."""
-    global _held_lock  # noqa: PLW0603 - one lock per process, whatever the number of PostfixLab objects
-    if _held_lock is not None:
-        return
-    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                raise RuntimeError(f"another Postfix lab held {LOCK} for {LOCK_WAIT_SECONDS:g}s") from None
-            time.sleep(0.2)
-    _held_lock = fd
-
-
-def _unlock() -> None:
-    global _held_lock  # noqa: PLW0603
-    if _held_lock is not None:
-        os.close(_held_lock)  # closing the descriptor releases the flock
-        _held_lock = None
+# The package's pristine master.cf (Debian ships it as master.cf.proto / .dist); never /etc/postfix/master.cf.
+MASTER_PROTO = next(
+    (
+        p
+        for p in (Path("/etc/postfix/master.cf.proto"), Path("/usr/share/postfix/master.cf.dist"))
+        if p.exists()
+    ),
+    Path("/etc/postfix/master.cf.proto"),
+)
+DEFAULT_DIR = Path("/var/tmp/typoguard-postfix-lab")  # the command line's lab (start and stop are two runs)
 
 
 def missing_tools() -> list[str]:
@@ -120,10 +109,21 @@ class SwaksResult:
 
 
 class PostfixLab:
-    def __init__(self, smtp_port: int, policy_service: str, maillog: Path = MAILLOG) -> None:
+    """One private Postfix instance under ``root`` (default: a fresh directory under /var/tmp)."""
+
+    def __init__(self, smtp_port: int, policy_service: str, root: Path | None = None) -> None:
         self.smtp_port = smtp_port
         self.policy_service = policy_service
-        self.maillog = maillog
+        self.root = (
+            root
+            if root is not None
+            else Path(tempfile.mkdtemp(prefix="typoguard-postfix-lab-", dir="/var/tmp"))
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.conf = self.root / "conf"  # config_directory: pass to postqueue/postsuper -c, sendmail -C
+        self.spool = self.root / "spool"  # queue_directory
+        self.data = self.root / "data"  # data_directory
+        self.maillog = self.root / "maillog"
 
     # ------------------------------------------------------------------ config
     def main_cf(self) -> str:
@@ -132,8 +132,10 @@ class PostfixLab:
             if self.policy_service == "none"
             else f"check_policy_service {self.policy_service}, permit_mynetworks, reject"
         )
-        return f"""# Written by tests/e2e/postfix_lab.py: loopback-only Postfix lab. Do not edit.
+        return f"""# Written by tests/e2e/postfix_lab.py: a private loopback-only Postfix. Do not edit.
 compatibility_level = 3.6
+queue_directory = {self.spool}
+data_directory = {self.data}
 myhostname = lab.localdomain
 mydomain = localdomain
 myorigin = $myhostname
@@ -161,60 +163,50 @@ smtpd_error_sleep_time = 0
 smtpd_soft_error_limit = 100
 smtpd_hard_error_limit = 1000
 maillog_file = {self.maillog}
+maillog_file_prefixes = {self.root}
 """
 
     def _write_config(self) -> None:
-        for name in ("main.cf", "master.cf"):
-            saved = CONF / (name + SAVED)
-            if not saved.exists():
-                if (CONF / name).exists():
-                    shutil.copy2(CONF / name, saved)
-                else:
-                    saved.write_text("")  # empty marker: there was none; restore() removes ours
+        self.root.chmod(0o755)  # the postfix user must reach spool/ and data/
+        for d in (self.conf, self.spool, self.data):
+            d.mkdir(exist_ok=True)
+        shutil.chown(self.data, "postfix", "postfix")
         text = self.main_cf()
-        main = CONF / "main.cf"
+        main = self.conf / "main.cf"
         if not main.exists() or main.read_text() != text:
-            tmp = CONF / "main.cf.tmp"
+            tmp = self.conf / "main.cf.tmp"
             tmp.write_text(text)
             tmp.replace(main)
             past = time.time() - 2  # Postfix distrusts a main.cf younger than 1 s (slow commands)
             os.utime(main, (past, past))
-        master_orig = (CONF / ("master.cf" + SAVED)).read_text() or (CONF / "master.cf.proto").read_text()
-        (CONF / "master.cf").write_text(master_orig)
-        _run("postconf", "-M#", "smtp/inet")
-        _run(
-            "postconf",
-            "-M",
-            f"127.0.0.1:{self.smtp_port}/inet=127.0.0.1:{self.smtp_port} inet n - n - - smtpd",
+        (self.conf / "master.cf").write_text(MASTER_PROTO.read_text())
+        self._postconf("-M#", "smtp/inet")
+        self._postconf(
+            "-M", f"127.0.0.1:{self.smtp_port}/inet=127.0.0.1:{self.smtp_port} inet n - n - - smtpd"
         )
-        _run("postconf", "-F", "*/*/chroot = n")
+        self._postconf("-F", "*/*/chroot = n")
+        self.maillog.touch()
 
-    def restore(self) -> None:
-        """Put back the package's main.cf/master.cf (or remove ours if there was none)."""
-        for name in ("main.cf", "master.cf"):
-            saved = CONF / (name + SAVED)
-            if not saved.exists():
-                continue
-            if saved.stat().st_size == 0:
-                (CONF / name).unlink(missing_ok=True)
-                saved.unlink()
-            else:
-                saved.replace(CONF / name)
+    def _postconf(self, *args: str) -> None:
+        _run("postconf", "-c", str(self.conf), *args)
+
+    def postfix(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``postfix -c <conf> ARGS`` (this instance only)."""
+        return _run("postfix", "-c", str(self.conf), *args, check=check)
 
     # ------------------------------------------------------------------ lifecycle
     def running(self) -> bool:
-        return _run("postfix", "status", check=False).returncode == 0
+        return self.conf.joinpath("main.cf").exists() and self.postfix("status", check=False).returncode == 0
 
     def start(self) -> None:
-        _lock()
-        self.maillog.parent.mkdir(parents=True, exist_ok=True)
-        self.maillog.touch()
         self._write_config()
-        _run("postfix", "check")
+        self.postfix("check")
         if self.running():
-            _run("postfix", "reload")
+            self.postfix("reload")
         else:
-            _run("postfix", "start")
+            done = self.postfix("start", check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"postfix -c {self.conf} start failed: {done.stderr}\n{self.log_tail()}")
         self._wait_for_port()
 
     def set_policy_service(self, policy_service: str) -> None:
@@ -233,22 +225,22 @@ maillog_file = {self.maillog}
                         return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"smtpd is not answering on 127.0.0.1:{self.smtp_port}; see {self.maillog}")
+        raise RuntimeError(f"smtpd is not answering on 127.0.0.1:{self.smtp_port}; log:\n{self.log_tail()}")
 
-    def stop(self, *, restore: bool = True) -> None:
+    def stop(self, *, remove: bool = True) -> None:
+        """Stop this instance (waits for its master to exit); unless ``remove=False``, delete ``root``."""
         if self.running():
-            _run("postfix", "stop", check=False)
+            self.postfix("stop", check=False)
             deadline = time.monotonic() + 10
             while self.running() and time.monotonic() < deadline:
                 time.sleep(0.1)  # "postfix stop" returns before the master has exited
             if self.running():
-                raise RuntimeError("Postfix did not stop")
-        if restore:
-            self.restore()
-            _unlock()
+                raise RuntimeError(f"Postfix in {self.conf} did not stop")
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def purge(self) -> None:
-        _run("postsuper", "-d", "ALL", check=False)
+        _run("postsuper", "-c", str(self.conf), "-d", "ALL", check=False)
 
     # ------------------------------------------------------------------ sending and looking
     def swaks(self, sender: str, recipients: list[str], *, timeout: float = 30) -> SwaksResult:
@@ -267,8 +259,11 @@ maillog_file = {self.maillog}
         return SwaksResult(proc.returncode, proc.stdout + proc.stderr)
 
     def queue(self) -> list[dict[str, object]]:
-        out = _run("postqueue", "-j", check=False).stdout
+        out = _run("postqueue", "-c", str(self.conf), "-j", check=False).stdout
         return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def log_tail(self, n: int = 15) -> str:
+        return "\n".join(self.log_lines()[-n:])
 
     def log_lines(self) -> list[str]:
         try:
@@ -288,9 +283,7 @@ maillog_file = {self.maillog}
                 ):
                     return line
             time.sleep(0.1)
-        raise AssertionError(
-            f"{recipient} not delivered within {timeout}s; log tail:\n" + "\n".join(self.log_lines()[-15:])
-        )
+        raise AssertionError(f"{recipient} not delivered within {timeout}s; log tail:\n{self.log_tail()}")
 
     def delivered_to(self, queue_id: str) -> set[str]:
         found = set()
@@ -301,25 +294,31 @@ maillog_file = {self.maillog}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description="A loopback-only Postfix lab for typoguard's e2e tests.")
+    ap = argparse.ArgumentParser(
+        description="A private, loopback-only Postfix lab for typoguard's e2e tests."
+    )
     ap.add_argument("command", choices=("start", "stop", "status", "purge"))
+    ap.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="the lab's directory (conf/, spool/, ...)")
     ap.add_argument("--smtp-port", type=int, default=2525)
     ap.add_argument("--policy", default="inet:127.0.0.1:10040", help='policy endpoint, or "none"')
     args = ap.parse_args()
     if missing := missing_tools():
         print(f"postfix_lab: missing: {', '.join(missing)} (scripts/install-system-deps.sh)", file=sys.stderr)
         return 1
-    lab = PostfixLab(args.smtp_port, args.policy)
+    lab = PostfixLab(args.smtp_port, args.policy, root=args.dir)
     if args.command == "start":
         lab.start()
-        print(f"postfix_lab: SMTP on 127.0.0.1:{args.smtp_port}, policy {args.policy}, log {lab.maillog}")
+        print(
+            f"postfix_lab: SMTP on 127.0.0.1:{args.smtp_port}, policy {args.policy}, "
+            f"config {lab.conf}, log {lab.maillog}"
+        )
     elif args.command == "stop":
         lab.stop()
     elif args.command == "purge":
         lab.purge()
     else:
         print("running" if lab.running() else "not running")
-        print(_run("postconf", "-n", check=False).stdout)
+        print(_run("postconf", "-c", str(lab.conf), "-n", check=False).stdout)
     return 0
 
 
