@@ -341,12 +341,16 @@ def _queue(postfix_config: str | None, config_path: Path | None = None) -> Any:
     from typoguard.store import PostfixQueue
     from typoguard.store.quarantine import HoldQueues
 
-    return HoldQueues.from_config(_config(config_path), PostfixQueue(config_dir=postfix_config))
+    config = _config(config_path)
+    return HoldQueues.from_config(config, PostfixQueue.from_config(config, config_dir=postfix_config))
 
 
 def _postfix_option(f: F) -> F:
     return click.option(
-        "--postfix-config", "postfix_config", default=None, help="Postfix config directory (postqueue -c)."
+        "--postfix-config",
+        "postfix_config",
+        default=None,
+        help="Postfix config directory (postqueue -c); default: [postfix] config_directory, $MAIL_CONFIG.",
     )(f)
 
 

@@ -177,6 +177,14 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class PostfixConfig:
+    """The Postfix instance whose queue ``typoguard held``, the API and the dashboard read and change."""
+
+    # postqueue/postsuper -c DIR (absolute); empty: $MAIL_CONFIG if set, else Postfix's default (/etc/postfix)
+    config_directory: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -186,6 +194,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
+    postfix: PostfixConfig = field(default_factory=PostfixConfig)
     source: str = "<defaults>"
     base_dir: str = "."
 
@@ -202,6 +211,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpConfig,
     "relay": RelayConfig,
     "sink": SinkConfig,
+    "postfix": PostfixConfig,
 }
 
 
@@ -298,6 +308,10 @@ def validate(config: Config) -> Config:
     _validate_http(config.http)
     _validate_sink(config.sink)
     _validate_relay(config.relay)
+    if config.postfix.config_directory and not config.postfix.config_directory.startswith("/"):
+        raise ConfigError(
+            f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}"
+        )
     return config
 
 

@@ -681,14 +681,15 @@ def create_app(
     queue: HoldQueue | None = None,
 ) -> ApiApp:
     """The ASGI app. ``guard``/``store`` default to ones built from ``config`` (the store is then closed
-    on shutdown); ``queue`` defaults to the local Postfix (``PostfixQueue()``)."""
+    on shutdown); ``queue`` defaults to the Postfix instance of ``[postfix] config_directory`` (else
+    ``$MAIL_CONFIG``, else Postfix's default) and the relay's quarantine."""
     owns_store = store is None
     the_store = open_store(config) if store is None else store
     state = ApiState(
         config,
         Guard.from_config(config) if guard is None else guard,
         the_store,
-        HoldQueues.from_config(config, PostfixQueue()) if queue is None else queue,  # + relay quarantine
+        HoldQueues.from_config(config, PostfixQueue.from_config(config)) if queue is None else queue,
     )
     from typoguard.web.auth import LoginRateLimit
     from typoguard.web.dashboard import dashboard_middleware, dashboard_routes

@@ -1,20 +1,28 @@
 """Held mail: Postfix's hold queue (``postqueue -j``, ``postsuper -H/-d``) joined with typoguard decisions.
 
-The Postfix side is a small class around the two commands, so tests can point it at another
-``config_directory`` (``-c``) and nothing else in typoguard runs Postfix tools.
+The Postfix side is a small class around the two commands; every call gets ``-c <config_directory>``
+(``[postfix] config_directory``, else ``$MAIL_CONFIG``, else Postfix's default) so typoguard reads the
+instance the operator named, and nothing else in typoguard runs Postfix tools. A queue that cannot be
+read (wrong directory, no permission: a non-root ``postqueue -c DIR`` needs DIR in the default
+instance's ``alternate_config_directories``) raises ``MailQueueError`` with the reason - never an empty list.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
 from typoguard.errors import MailQueueError
 from typoguard.store.decisions import DecisionRecord
+
+if TYPE_CHECKING:
+    from typoguard.config import Config
 
 _QUEUE_ID = re.compile(r"[0-9A-Za-z]{5,32}")
 
@@ -68,8 +76,19 @@ def parse_postqueue_json(lines: Iterable[bytes | str]) -> list[QueuedMessage]:
     return out
 
 
+class PostfixMissing(MailQueueError):
+    """``postqueue``/``postsuper`` are not installed on this host (nothing Postfix holds can be here)."""
+
+
+def postfix_config_directory(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """The Postfix instance held mail is read from: ``[postfix] config_directory``, else ``$MAIL_CONFIG``,
+    else None (Postfix's own default, /etc/postfix)."""
+    env = os.environ if environ is None else environ
+    return config.postfix.config_directory or env.get("MAIL_CONFIG") or None
+
+
 class PostfixQueue:
-    """Runs ``postqueue``/``postsuper``; ``config_dir`` selects a Postfix instance (``-c``)."""
+    """Runs ``postqueue``/``postsuper``; ``config_dir`` selects a Postfix instance (``-c``) for every call."""
 
     def __init__(
         self, *, postqueue: str = "postqueue", postsuper: str = "postsuper", config_dir: str | None = None
@@ -78,18 +97,31 @@ class PostfixQueue:
         self.postsuper = postsuper
         self.config_dir = config_dir
 
+    @classmethod
+    def from_config(cls, config: Config, *, config_dir: str | None = None) -> PostfixQueue:
+        """The instance named by ``config_dir`` (a command-line option), else ``postfix_config_directory``."""
+        return cls(config_dir=config_dir or postfix_config_directory(config))
+
+    def describe(self) -> str:
+        """Which instance, in words, for error messages."""
+        return f"Postfix instance {self.config_dir or '(default config directory)'}"
+
     def _run(self, argv: list[str]) -> bytes:
         if self.config_dir:
             argv = [argv[0], "-c", self.config_dir, *argv[1:]]
         try:
             done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
         except FileNotFoundError:
-            raise MailQueueError(f"{argv[0]} not found: is Postfix installed?") from None
+            raise PostfixMissing(f"{argv[0]} not found: is Postfix installed?") from None
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise MailQueueError(f"{argv[0]} failed: {exc}") from None
         if done.returncode != 0:
             err = done.stderr.decode("utf-8", "replace").strip()
-            raise MailQueueError(f"{' '.join(argv)} exited {done.returncode}: {err}")
+            verb = "read" if argv[0] == self.postqueue else "change"
+            raise MailQueueError(
+                f"cannot {verb} the queue of {self.describe()}: "
+                f"{' '.join(argv)} exited {done.returncode}: {err}"
+            )
         return done.stdout
 
     def messages(self) -> list[QueuedMessage]:

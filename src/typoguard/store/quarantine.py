@@ -34,7 +34,7 @@ import orjson
 
 from typoguard.config import Config, RelayConfig
 from typoguard.errors import ConfigError, MailQueueError
-from typoguard.store.held import PostfixQueue, QueuedMessage, check_queue_id
+from typoguard.store.held import PostfixMissing, PostfixQueue, QueuedMessage, check_queue_id
 
 ID_PREFIX: Final = "TG"
 # (sender, recipients, message, MAIL options) -> recipients the next hop refused, with its reply
@@ -270,9 +270,10 @@ def _replies(refused: dict[str, tuple[int, bytes]]) -> dict[str, str]:
 class HoldQueues:
     """Postfix's hold queue and the relay's quarantine as one (``typoguard held``, the HTTP API).
 
-    A Postfix that cannot be asked (not installed, not running) is left out of the list when the relay's
-    quarantine is in use on this host, with the reason in ``warnings``; without a quarantine its error
-    is raised as before.
+    A Postfix that is not installed is left out of the list when the relay's quarantine is in use on this
+    host (and no ``[postfix] config_directory`` names one), with the reason in ``warnings`` (of the last
+    call). Any other Postfix failure (wrong instance, no permission) is raised with its reason: an empty
+    list must never stand for "cannot read the queue".
     """
 
     def __init__(self, postfix: PostfixQueue | None, quarantine: Quarantine | None) -> None:
@@ -287,13 +288,15 @@ class HoldQueues:
     def held(self) -> list[QueuedMessage]:
         out: list[QueuedMessage] = []
         q = self.quarantine
+        warnings: list[str] = []
         if self.postfix is not None:
             try:
                 out.extend(self.postfix.held())
-            except MailQueueError as exc:
-                if q is None or not q.exists:
+            except PostfixMissing as exc:
+                if q is None or not q.exists or self.postfix.config_dir:
                     raise
-                self.warnings.append(f"Postfix hold queue left out: {exc}")
+                warnings.append(f"Postfix hold queue left out: {exc}")
+        self.warnings = warnings  # the last call's only: bounded, whatever the number of calls
         if q is not None:
             out.extend(q.held())
         return out
