@@ -654,7 +654,7 @@ class _Child:
     """The writer process: lines from standard input into a ``DecisionWriter`` (or the spool); reports on
     standard output, as a decimal line, the stream offset up to which everything is stored or spooled."""
 
-    READ_AHEAD_BATCHES: Final = 4  # read the pipe only while fewer batches than this wait to be written
+    READ_AHEAD_BATCHES: Final = 16  # read the pipe only while fewer batches than this wait to be written
 
     def __init__(self, config_path: str) -> None:
         from typoguard.config import load_config
