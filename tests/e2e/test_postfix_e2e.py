@@ -49,6 +49,7 @@ file = "{log}"
 [store]
 data_dir = "{data}"
 refresh_interval = 0.2
+{postfix}
 """
 SENDER = "alice@army.mil"
 
@@ -69,6 +70,7 @@ class Service:
         self.stdout = workdir / "serve.out"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.postfix_conf: Path | None = None  # the lab's config_directory, for `typoguard held`
 
     def write_config(
         self,
@@ -88,6 +90,7 @@ class Service:
                 data=self.config.parent / "data",
                 policy_extra=policy_extra,
                 policyd_extra=policyd_extra,
+                postfix=f'[postfix]\nconfig_directory = "{self.postfix_conf}"' if self.postfix_conf else "",
             )
         )
 
@@ -158,8 +161,8 @@ def service(typoguard_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def lab(service: Service) -> Iterator[PostfixLab]:
     postfix = PostfixLab(smtp_port=free_port(), policy_service=f"inet:127.0.0.1:{service.port}")
-    postfix.maillog.parent.mkdir(parents=True, exist_ok=True)
-    postfix.maillog.write_text("")
+    service.postfix_conf = postfix.conf  # `typoguard held` reads this private instance ([postfix])
+    service.write_config()
     postfix.start()
     postfix.purge()
     yield postfix
