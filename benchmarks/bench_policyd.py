@@ -58,7 +58,7 @@ REQUEST_TEMPLATE = (
 # (recipient, expected reply prefix from typoguard)
 MIX = (
     ("bob@army.mil", b"action=DUNNO"),
-    ("bob@army.ml", b"action=550 5.1.2 <bob@army.ml>"),
+    ("bob@army.ml", b"action=550 5.1.2 Not sent: army.ml is not army.mil"),
     ("carol@navy.mil", b"action=DUNNO"),
     ("dave@arny.mil", b"action=HOLD "),
     ("erin@comcast.com", b"action=PREPEND X-Typoguard-Warning: "),
