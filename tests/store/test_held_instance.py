@@ -155,3 +155,19 @@ def test_the_api_and_dashboard_say_they_cannot_read_a_wrong_instance(
         assert time.monotonic() - started < 30
         assert "No held mail." not in page.text
         assert f"cannot read the queue of Postfix instance {wrong}" in page.text
+
+
+def test_the_key_wins_over_mail_config_and_must_be_absolute(tmp_path: Path) -> None:
+    from typoguard.config import Config, PostfixConfig
+    from typoguard.errors import ConfigError
+    from typoguard.store.held import postfix_config_directory
+
+    named = Config(postfix=PostfixConfig(config_directory="/etc/postfix-out"))
+    assert postfix_config_directory(named, {"MAIL_CONFIG": "/etc/postfix-in"}) == "/etc/postfix-out"
+    assert postfix_config_directory(Config(), {"MAIL_CONFIG": "/etc/postfix-in"}) == "/etc/postfix-in"
+    assert postfix_config_directory(Config(), {}) is None  # Postfix's own default: no -c at all
+    assert PostfixQueue.from_config(named, config_dir="/opt/pf").config_dir == "/opt/pf"  # --postfix-config
+    cfg = tmp_path / "typoguard.toml"
+    cfg.write_text('[postfix]\nconfig_directory = "etc/postfix"\n')
+    with pytest.raises(ConfigError, match=r"\[postfix\] config_directory must be an absolute path"):
+        load_config(cfg)
