@@ -165,6 +165,7 @@ def test_long_and_random_names_do_not_stall_other_clients(
             threading.Thread(target=_attack, args=(address, _attack_batches(seed, 40, 64), 64), daemon=True)
             for seed in (1, 2)
         ]
+        attack_started = time.perf_counter()
         for t in attackers:
             t.start()
         while any(t.is_alive() for t in attackers):
@@ -176,6 +177,7 @@ def test_long_and_random_names_do_not_stall_other_clients(
             time.sleep(0.005)
         for t in attackers:
             t.join(60)
+        attack_seconds = time.perf_counter() - attack_started
         grown_mib = (_rss_kib(pid) - before) / 1024
     times.sort()
     p99 = times[int(len(times) * 0.99)]
@@ -184,5 +186,8 @@ def test_long_and_random_names_do_not_stall_other_clients(
     # those caches (with the store and the decision log off too): not asserted here, reported in issue 15
     # item 6 with benchmarks/bench_long_domains.py.
     print(f"serve RSS grew {grown_mib:.0f} MiB over 5,120 attack requests")
-    # a shared CI machine: the issue's 2 ms target is measured by benchmarks/bench_long_domains.py
-    assert p99 < 0.025, f"probe p99 {p99 * 1e3:.1f} ms over {len(times)} probes"
+    # Before: ~2 ms of loop time for each 8 KB name, so >= 7.7 s for the 3,840 of them and a probe waiting
+    # behind 64 of them (>= 128 ms). The issue's 2 ms p99 is measured alone by bench_long_domains.py; on a
+    # shared machine this asserts what tells the two apart.
+    assert attack_seconds < 4.0, f"5,120 attack requests took {attack_seconds:.1f} s"
+    assert p99 < 0.1, f"probe p99 {p99 * 1e3:.1f} ms over {len(times)} probes"
