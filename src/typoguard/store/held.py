@@ -77,7 +77,8 @@ def parse_postqueue_json(lines: Iterable[bytes | str]) -> list[QueuedMessage]:
 
 
 class PostfixMissing(MailQueueError):
-    """``postqueue``/``postsuper`` are not installed on this host (nothing Postfix holds can be here)."""
+    """No Postfix on this host: its tools are not installed, or (no instance named) the default instance
+    has no main.cf (Debian's "No configuration"). Nothing Postfix holds can be here."""
 
 
 def postfix_config_directory(config: Config, environ: Mapping[str, str] | None = None) -> str | None:
@@ -117,6 +118,8 @@ class PostfixQueue:
             raise MailQueueError(f"{argv[0]} failed: {exc}") from None
         if done.returncode != 0:
             err = done.stderr.decode("utf-8", "replace").strip()
+            if not self.config_dir and "main.cf: No such file or directory" in err:
+                raise PostfixMissing(f"Postfix is not configured on this host: {err}")
             verb = "read" if argv[0] == self.postqueue else "change"
             raise MailQueueError(
                 f"cannot {verb} the queue of {self.describe()}: "
