@@ -104,6 +104,9 @@ class HttpConfig:
     session_max_age: int = 8 * 3600  # seconds
     cors_origins: tuple[str, ...] = ()  # web pages that may call the API (webmail, add-ins)
     workers: int = 1  # `typoguard http` processes on one address (SO_REUSEPORT); see docs/http-api.md
+    # typoguard serve: false (default) runs the API as a `typoguard http` child process, so no HTTP request
+    # takes the policy service's event loop; true keeps it in that loop (one process, ADR 0015)
+    embedded: bool = False
     trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto count (IPs or CIDRs)
     max_body_bytes: int = 65536  # a larger request body gets 413, read no further
     max_recipients: int = 1000  # per POST /v1/check; more: 400

@@ -1,6 +1,7 @@
 """Postfix's policy answers while ``POST /v1/check`` is attacked, in one real ``typoguard serve``.
 
-``typoguard serve`` runs with ``[http] enabled`` (the API in the policy service's own event loop). A probe
+``typoguard serve`` runs with ``[http] enabled`` (by default the API in a child process; ``[http] embedded``
+puts it in the policy loop). A probe
 client speaks the policy protocol on one connection, one request every ``PROBE_INTERVAL`` s, and records
 each answer's latency; meanwhile ``attackers`` clients with a check token send /v1/check bodies as large
 as ``[http] max_body_bytes`` allows, full of recipients that cost the detector most (long names of

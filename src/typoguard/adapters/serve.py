@@ -7,7 +7,7 @@
       |                   \\--> pipe ---> writer process (python -m typoguard.store.feed, nice 19)
       |                                     DecisionWriter: batches, spool, replay, correspondents
       '- HttpCompanion: uvicorn in the same event loop ([http] enabled, one worker), or
-         HttpProcessCompanion: `typoguard http` as a child process ([http] workers > 1)
+         HttpProcessCompanion: `typoguard http` as a child process (the default; [http] embedded = false)
 
 The store never stops mail: a database that is down at start leaves the snapshots empty (retried every
 refresh) and the writer process spools decisions until it is back. A ``[store]`` that cannot be used at
@@ -79,8 +79,10 @@ class HttpCompanion:
 
 
 class HttpProcessCompanion:
-    """``[http] workers`` > 1: the API runs as ``typoguard http`` in child processes (its supervisor and
-    workers on one SO_REUSEPORT address), started, reloaded and stopped with the policy service.
+    """The API as ``typoguard http`` in child processes (one, or with ``[http] workers`` > 1 a supervisor and
+    workers on one SO_REUSEPORT address), started, reloaded and stopped with the policy service. The default:
+    an HTTP request then never takes the policy service's event loop (ADR 0015); ``[http] embedded = true``
+    runs ``HttpCompanion`` instead.
 
     One event loop cannot be shared by several processes, so the embedded server (``HttpCompanion``) is for
     one worker only. The child reads the same config file: SIGHUP is passed on and every worker reloads it.
@@ -244,7 +246,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
         server.attach_feed(parts.feed)
     if "http" in wanted and config.http.enabled:
         try:
-            if config.http.workers > 1:
+            if config.http.workers > 1 or not config.http.embedded:
                 server.companions.append(HttpProcessCompanion(config, config_path, log))
             else:
                 server.companions.append(HttpCompanion(config, decider, parts.store if parts else None, log))
