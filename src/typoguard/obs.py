@@ -31,6 +31,19 @@ LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _FLUSH_AT = 1 << 16  # bytes; flush at once beyond this, whatever the owner's schedule
 
 
+MAX_LOGGED_ADDRESS: Final = 254  # the longest address a path can carry (RFC 5321 4.5.3.1.3)
+_CLIPPED_PREFIX: Final = 64
+
+
+def clip_address(text: str) -> str:
+    """An address as the decision log and the store keep it: whole up to ``MAX_LOGGED_ADDRESS`` characters;
+    a longer one cannot be valid, and a client must not make us write 8 KB a request to disk: its first 64
+    characters, then ``...[truncated, N chars]`` (N its whole length)."""
+    if len(text) <= MAX_LOGGED_ADDRESS:
+        return text
+    return f"{text[:_CLIPPED_PREFIX]}...[truncated, {len(text)} chars]"
+
+
 def _printable(value: str) -> str:
     """Text orjson can encode: invalid UTF-8 (kept as surrogates by the codec) becomes U+FFFD."""
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -191,3 +191,77 @@ def test_long_and_random_names_do_not_stall_other_clients(
     # shared machine this asserts what tells the two apart.
     assert attack_seconds < 4.0, f"5,120 attack requests took {attack_seconds:.1f} s"
     assert p99 < 0.1, f"probe p99 {p99 * 1e3:.1f} ms over {len(times)} probes"
+
+
+def test_a_client_pipelining_long_recipients_does_not_grow_the_service(
+    served: tuple[str, int, Path],
+) -> None:
+    """Before: a chunk that ended exactly at a request's end left the codec's buffer unconsumed, and the next
+    chunk was appended to it: a client pipelining whole batches grew the service by every byte it sent
+    (~3.5 KB a request under the bench_long_domains attack, +410 MiB in 15 s), freed only at disconnect."""
+    address, pid, _ = served
+    host, port = address.rsplit(":", 1)
+    body = "q" * 8000
+    depth, batches = 16, 1000  # 16,000 requests of ~8.1 KB: 130 MB sent on one connection
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(_request("bob@army.ml"))  # warm: one ordinary request answered
+        _read_replies(sock, 1)
+        before = _rss_kib(pid)
+        for b in range(batches):
+            sock.sendall(b"".join(_request(f"x@{b:05d}{k:03d}{body}.com") for k in range(depth)))
+            _read_replies(sock, depth)
+        grown_mib = (_rss_kib(pid) - before) / 1024
+    assert grown_mib < 40, f"serve RSS grew {grown_mib:.0f} MiB over 130 MB of pipelined requests"
+
+
+def test_recipients_and_senders_too_long_to_be_valid_are_logged_and_stored_truncated(
+    served: tuple[str, int, Path], tmp_path: Path
+) -> None:
+    """An address longer than 254 characters cannot be valid (RFC 5321 4.5.3.1.3): the decision log and
+    the store keep its start, a marker and its length, so a client cannot make typoguard write 8 KB to disk
+    for every request."""
+    from typoguard.config import load_config
+    from typoguard.store import DecisionQuery, open_store
+
+    address, _, log = served
+    long_rcpt = "bob@" + "a" * 8000 + ".com"
+    long_sender = "x" * 5000 + "@army.mil"  # an internal sender: a decision, stored
+    outside = "y" * 5000 + "@example.com"  # not an internal sender: a "skip", logged only
+    answers = query(
+        address,
+        [
+            rcpt_request("alice@army.mil", long_rcpt),
+            rcpt_request(long_sender, "carol@army.ml"),
+            rcpt_request(outside, "carol@army.ml"),
+        ],
+    )
+    assert answers[0] == answers[2] == "DUNNO" and answers[1].startswith("550 5.1.2"), answers
+    deadline = time.monotonic() + 10
+    records: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        text = log.read_text("utf-8") if log.exists() else ""
+        records = [r for r in map(json.loads, text.splitlines()) if r.get("event") == "decision"]
+        if len(records) >= 3:
+            break
+        time.sleep(0.05)
+    assert len(records) == 3, records
+    invalid, reject, skip = records
+    assert invalid["action"] == "invalid"
+    assert invalid["recipient"] == long_rcpt[:64] + f"...[truncated, {len(long_rcpt)} chars]"
+    assert reject["action"] == "reject"
+    assert reject["sender"] == long_sender[:64] + f"...[truncated, {len(long_sender)} chars]"
+    assert skip["action"] == "skip"
+    assert skip["sender"] == outside[:64] + f"...[truncated, {len(outside)} chars]"
+    assert max(len(line) for line in log.read_text("utf-8").splitlines()) < 1200
+
+    store = open_store(load_config(tmp_path / "t.toml"))
+    try:
+        deadline = time.monotonic() + 15
+        while len(rows := store.decisions(DecisionQuery(limit=100))) < 2:
+            assert time.monotonic() < deadline, f"2 decisions not stored: {rows}"
+            time.sleep(0.1)
+    finally:
+        store.close()
+    stored = {r.event.action: r.event for r in rows}
+    assert stored["invalid"].recipient == invalid["recipient"]
+    assert stored["reject"].sender == reject["sender"]

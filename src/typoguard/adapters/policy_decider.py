@@ -34,6 +34,7 @@ from typoguard.core.describe import ascii_words, lookalike_sentence, readable_re
 from typoguard.core.detector import assessment_bytes
 from typoguard.core.verdict import Action, Assessment, Verdict
 from typoguard.errors import ConfigError
+from typoguard.obs import MAX_LOGGED_ADDRESS, clip_address
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest
 from typoguard.senders import InternalSenders
 from typoguard.service import Guard
@@ -249,7 +250,13 @@ class PolicyDecider:
     def _json_record(  # noqa: PLR0917 - the hot path: plain positional strings, no tuple or dict built
         self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes
     ) -> bytes:
-        """The decision's JSON object (no time: the log adds it), from cached pieces and three strings."""
+        """The decision's JSON object (no time: the log adds it), from cached pieces and three strings.
+        Addresses too long to be valid are clipped (``clip_address``): the log and the store never hold
+        a client's 8 KB recipient."""
+        if len(recipient) > MAX_LOGGED_ADDRESS or len(sender) > MAX_LOGGED_ADDRESS:
+            recipient, sender = clip_address(recipient), clip_address(sender)
+        if len(client) > MAX_LOGGED_ADDRESS or len(queue_id) > MAX_LOGGED_ADDRESS:
+            client, queue_id = clip_address(client), clip_address(queue_id)
         try:
             return b"".join(
                 (

@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 DRAIN_SECONDS: Final = 5.0
 LOG_FLUSH_SECONDS: Final = 0.005  # decision log lines reach the file at most this late
+# Loop time one connection's pipelined requests may take before the others' turn (then the rest of them
+# wait for the next loop turn): a probe's answer waits for at most one such turn per busy connection.
+TURN_SECONDS: Final = 0.0002
 MAX_REQUEST_SECONDS: Final = 10.0  # a started request must be complete by then (slow-loris guard)
 TEMPFAIL: Final = PolicyReply("451 4.3.0 typoguard: temporary failure, please try again later")
 _perf = time.perf_counter
@@ -71,7 +74,8 @@ class PolicyConnection(asyncio.Protocol):
         self.last_activity = _mono()
         self.partial_since: float | None = None
         self.closing = False
-        self.paused = False
+        self.paused = False  # the client does not read its replies: reading paused until it does
+        self.yielded = False  # requests left for a later loop turn: reading paused until answered
 
     # ------------------------------------------------------------------ asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -93,7 +97,7 @@ class PolicyConnection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused = False
-        if self.transport is not None and not self.closing:
+        if self.transport is not None and not self.closing and not self.yielded:
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
@@ -136,18 +140,33 @@ class PolicyConnection(asyncio.Protocol):
 
     def _data_received(self, data: bytes) -> None:
         """The general path: requests split across chunks, several in one chunk, CRLF, the end."""
-        now = self.last_activity = _mono()
+        self.last_activity = _mono()
+        try:
+            self.codec.receive_data(data)
+        except ProtocolError as exc:
+            self.abort("protocol", str(exc))
+            return
+        if not self.yielded:  # else the scheduled turn answers them, in order
+            self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        """Answer the complete requests buffered, for at most ``TURN_SECONDS`` of loop time; the rest on a
+        later loop turn (reading paused meanwhile), so a client pipelining costly requests cannot hold the
+        loop from the others (issue 15 item 6). Replies stay in order: one codec, answered in sequence."""
         codec = self.codec
         server = self.server
         out: list[bytes] = []
-        # The hot path, inlined: decide, log, count. ``server.decider`` is read once per chunk, so a reload
-        # between chunks takes effect at once and never in the middle of a request.
+        # The hot path, inlined: decide, log, count. ``server.decider`` is read once per turn, so a reload
+        # between turns takes effect at once and never in the middle of a request.
         decider = server.decider
         decide, mode, metrics = decider.decide, decider.mode, server.metrics
         log_record = server.record_decision
+        turn_ends = _perf() + TURN_SECONDS
+        more = False
         try:
-            codec.receive_data(data)
             while True:
+                # Also when nothing is left: next_event() then empties the codec's buffer (a chunk that
+                # ended exactly at a request's end otherwise stayed, and every later one was appended).
                 event = codec.next_event()
                 if event.__class__ is not PolicyRequest:  # NEED_DATA, or ConnectionClosed after EOF
                     break
@@ -159,9 +178,12 @@ class PolicyConnection(asyncio.Protocol):
                 else:
                     if record is not None and log_record is not None:
                         log_record(record)
-                    metrics.decision(action, mode, _perf() - started)
+                    done = _perf()
+                    metrics.decision(action, mode, done - started)
+                    if done > turn_ends and codec.buffered:
+                        more = True
                 out.append(codec.send(reply))
-                if not codec.buffered:  # the usual case: one request per chunk, nothing left over
+                if more:
                     break
         except ProtocolError as exc:
             if out:
@@ -175,13 +197,32 @@ class PolicyConnection(asyncio.Protocol):
             return
         if out:
             self._write(out)
+        self._end_turn(more)
+
+    def _end_turn(self, more: bool) -> None:
+        """After a turn: schedule the next one (reading paused) or resume reading; note a partial request."""
+        codec, server = self.codec, self.server
+        transport = self.transport
+        if more and transport is not None and not self.closing:
+            if not self.yielded:
+                self.yielded = True
+                transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        elif self.yielded:
+            self.yielded = False
+            if transport is not None and not self.closing and not self.paused:
+                transport.resume_reading()
         if codec.buffered:
             if self.partial_since is None:
-                self.partial_since = now
+                self.partial_since = self.last_activity
         else:
             self.partial_since = None
             if server.draining:
                 self.close()
+
+    def _next_turn(self) -> None:
+        if not self.closing:
+            self._answer_buffered()
 
     def eof_received(self) -> bool:
         try:

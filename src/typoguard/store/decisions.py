@@ -17,6 +17,7 @@ from sqlalchemy import Connection, column, delete, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.core.verdict import Verdict
+from typoguard.obs import clip_address
 from typoguard.store.db import executemany_compiled
 from typoguard.store.schema import decisions
 
@@ -73,13 +74,13 @@ class DecisionEvent:
         finding = a.finding
         return cls(
             _time.time() if when is None else when,
-            verdict.recipient,
+            clip_address(verdict.recipient),  # one too long to be valid: its start, a marker, its length
             a.action.value,
             a.domain or "",
             finding.intended if finding else None,
             finding.kind if finding else None,
             finding.score if finding else 0.0,
-            sender,
+            clip_address(sender),
             queue_id,
             node,
             mode,
