@@ -230,6 +230,114 @@ def main() -> None:
     print(f"\n(bench_store took {time.perf_counter() - started:.0f} s, peak RSS {rss:.0f} MiB)")
 
 
+# --------------------------------------------------------------------------- the replay path alone
+def _replay_rows(store: Store, rows: list[dict[str, Any]]) -> int:
+    from typoguard.store.decisions import ROW_TUPLE
+
+    return store.write_decisions([ROW_TUPLE(r) for r in rows], replay=True)
+
+
+def replay_main(n: int = 40_000, batch: int = 1000) -> None:
+    """``n`` decisions in batches of ``batch`` through each path into a fresh SQLite and PostgreSQL
+    database: ``write_decisions`` (the pipe's path), ``write_decisions(replay=True)`` (duplicate check) and
+    a spool file replayed (JSON lines read back, then the duplicate check): seconds each."""
+    from functools import partial
+
+    from typoguard.store.decisions import row_dict
+    from typoguard.store.spool import Spool
+
+    events = _events(n)
+    tmp = Path(tempfile.mkdtemp(prefix="typoguard-bench-replay-"))
+    pg = _pgcluster()
+    cluster = pg.PgCluster(fast=False).init() if pg.pg_bin_dir() is not None else None
+    configs = [("sqlite", StoreConfig(data_dir=str(tmp / "sqlite"), spool_dir=str(tmp / "spool-sqlite")))]
+    if cluster is not None:
+        cluster.start()
+        url = cluster.create_database("replay")
+        configs.append(("postgresql", StoreConfig(url=url, spool_dir=str(tmp / "spool-pg"))))
+    try:
+        for name, config in configs:
+            store = open_store(config)
+            cells = []
+            for path in ("direct", "replay", "spool"):
+                rows = [e.values(f"{path}-{i:020d}") for i, e in enumerate(events)]
+                if path == "spool":
+                    spool = Spool(tmp / f"replay-{name}")
+                    for i in range(0, n, batch):
+                        spool.append([row_dict(r) for r in rows[i : i + batch]])
+                    spool.rotate()
+                t0 = time.perf_counter()
+                if path == "spool":
+                    spool.replay(partial(_replay_rows, store), batch)
+                else:
+                    for i in range(0, n, batch):
+                        store.write_decisions(rows[i : i + batch], replay=path == "replay")
+                cells.append(f"{path} {time.perf_counter() - t0:.2f} s")
+            store.close()
+            print(f"{n:,} decisions into {name:10}: {', '.join(cells)}", flush=True)
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+# --------------------------------------------------------------------------- the drain alone
+def drain_main(backends: list[str], runs: int) -> None:
+    """Only the SIGTERM drain: per run a fresh ``typoguard serve`` (one backend), the same saturating load
+    as ``serve_store_ratio`` (8 then 32 connections, ``N_SERVER`` requests each after a warm-up), then
+    SIGTERM; prints the seconds until the service exited and what was stored. The service's standard error
+    (the writer process's log) is kept in the run's directory."""
+    import subprocess
+
+    from benchmarks import bench_policyd as pd
+    from benchmarks._common import pin
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    cluster = None
+    pg = _pgcluster()
+    if "postgresql" in backends and pg.pg_bin_dir() is not None:
+        cluster = pg.PgCluster(fast=False).init()
+        cluster.start()
+    try:
+        for backend in backends:
+            for run in range(runs):
+                tmp = Path(tempfile.mkdtemp(prefix="typoguard-bench-drain-"))
+                store = "sqlite" if backend == "sqlite" else cluster.create_database() if cluster else ""
+                if not store:
+                    print("PostgreSQL server binaries not found: skipped")
+                    break
+                config = pd._config(tmp, store, name=f"serve-{backend}")
+                cmd = [sys.executable, "-c", "from typoguard.cli import main; main()", "serve", "--config"]
+                with (tmp / "stderr.log").open("w") as err:
+                    proc = subprocess.Popen(
+                        [*cmd, str(config)], stdout=subprocess.PIPE, stderr=err, text=True, env=env
+                    )
+                    pin(proc.pid, 0)
+                    assert proc.stdout is not None
+                    port = 0
+                    for line in proc.stdout:
+                        m = __import__("re").search(r"policy service: [\d.]+:(\d+)", line)
+                        if m:
+                            port = int(m.group(1))
+                            break
+                    time.sleep(SETTLE_SECONDS)
+                    sent = 0
+                    for conns in (8, 32):
+                        r = pd.measure(port, proc.pid, conns, N_SERVER, None)
+                        sent += r.requests + min(N_SERVER, 2000)
+                    t0 = time.perf_counter()
+                    pd._stop_wait(proc, 120)
+                    drain = time.perf_counter() - t0
+                n = _count_rows(config)
+                print(
+                    f"drain {backend:10} run {run + 1}: {drain:.1f} s, exit {proc.returncode}, "
+                    f"stored {n:,} of {sent:,} (log {tmp / 'stderr.log'})",
+                    flush=True,
+                )
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
 # --------------------------------------------------------------------------- decisions lost per kill -9
 def _tests_module(name: str) -> Any:
     """A helper module from tests/store/ (one copy for tests and benchmarks)."""
@@ -331,8 +439,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kill", action="append", choices=["writer", "service"], help="kill -9 measurement")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--drain", action="append", choices=["sqlite", "postgresql"], help="only the SIGTERM drain"
+    )
+    parser.add_argument("--replay", action="store_true", help="only the replay path against the pipe's")
     args = parser.parse_args()
-    if args.kill:
+    if args.replay:
+        replay_main()
+    elif args.drain:
+        drain_main(args.drain, args.runs)
+    elif args.kill:
         kill_main(args.kill, args.runs)
     else:
         main()

@@ -778,10 +778,20 @@ class _Child:
             self.take(lines)
         self.spool.close()
         if self.writer is not None:
+            w, t0 = self.writer, time.monotonic()
+            log.info("end of input: %d decisions queued, %d in the spool", w.queued, w.spool.pending)
             self.next_adopt = 0.0
             self.connect(time.monotonic())  # lines the service spilled: into the spool, replayed by close()
-            self.writer.close()
-            self.writer.store.close()
+            t1 = time.monotonic()
+            w.close()
+            w.store.close()
+            log.info(
+                "stored: adopted spills in %.2f s, wrote the rest in %.2f s (written %d, replayed %d in all)",
+                t1 - t0,
+                time.monotonic() - t1,
+                w.written,
+                w.replayed,
+            )
         self.ack()
         return 0
 
