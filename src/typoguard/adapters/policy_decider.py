@@ -156,7 +156,8 @@ def split_dsn(template: str) -> tuple[str, str]:
 
 
 def _lookalikes(a: Assessment) -> str:
-    """" It contains a Cyrillic letter (U+0430) that looks like a Latin 'a'." for an IDN; else ""."""
+    """For an IDN, the sentence naming its look-alike letters, with a leading space (for example
+    ``It contains a Cyrillic letter (U+0430) that looks like a Latin 'a'.``); else ""."""
     typed = unicode_of(a.domain or "")
     if typed.isascii() or a.intended is None:
         return ""
