@@ -295,8 +295,7 @@ class PolicyServer:
         self._stop: asyncio.Event | None = None
         self._reloading: asyncio.Task[bool] | None = None
         self._reload_again = False
-        self._last_refusal_log = 0.0
-        self._last_shed_log = 0.0
+        self._last_warning: dict[str, float] = {}  # event -> when it was last logged (warn_rarely)
         self._metrics_http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -369,17 +368,13 @@ class PolicyServer:
     def _refuse(self, conn: PolicyConnection) -> None:
         """Draining, or full of connections that are all in the middle of a request: close at once."""
         self.metrics.connections_refused += 1
-        now = _mono()
-        if now - self._last_refusal_log >= 1.0:  # one line a second, not one per connection
-            self._last_refusal_log = now
-            self.log.event(
-                "warning",
-                "connection_refused",
-                open=len(self.connections),
-                max_connections=self.config.policyd.max_connections,
-                refused=self.metrics.connections_refused,
-                client=conn.client or "unix",
-            )
+        self.warn_rarely(
+            "connection_refused",
+            open=len(self.connections),
+            max_connections=self.config.policyd.max_connections,
+            refused=self.metrics.connections_refused,
+            client=conn.client or "unix",
+        )
         conn.close()
 
     def _shed(self, pool: set[PolicyConnection], reason: str, client: str) -> bool:
@@ -393,20 +388,24 @@ class PolicyServer:
         victim.close()
         metrics = self.metrics
         metrics.connections_shed[reason] = metrics.connections_shed.get(reason, 0) + 1
-        now = _mono()
-        if now - self._last_shed_log >= 1.0:  # one line a second, not one per connection
-            self._last_shed_log = now
-            self.log.event(
-                "warning",
-                "connection_shed",
-                reason=reason,
-                client=client or "unix",
-                peer=victim.peer,
-                idle_seconds=round(now - victim.last_activity, 3),
-                open=len(self.connections),
-                shed=sum(metrics.connections_shed.values()),
-            )
+        self.warn_rarely(
+            "connection_shed",
+            reason=reason,
+            client=client or "unix",
+            peer=victim.peer,
+            idle_seconds=round(_mono() - victim.last_activity, 3),
+            open=len(self.connections),
+            shed=sum(metrics.connections_shed.values()),
+        )
         return True
+
+    def warn_rarely(self, event: str, **fields: Any) -> None:
+        """Log ``event`` as a warning at most once a second (one line a second, not one per connection:
+        an attacker's flood must not flood the log); the metrics count every occurrence."""
+        now = _mono()
+        if now - self._last_warning.get(event, -1e9) >= 1.0:
+            self._last_warning[event] = now
+            self.log.event("warning", event, **fields)
 
     def connection_lost(self, conn: PolicyConnection) -> None:
         self.connections.discard(conn)
