@@ -30,7 +30,7 @@ from pathlib import Path
 from typoguard import resources
 from typoguard.config import Config, ProtectConfig
 from typoguard.core.names import normalise_domain
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 SEED = 20260127
 N_PROTECTED = 1_000
@@ -306,7 +306,7 @@ _COMPILE_CHILD = """
 import json, sys
 from pathlib import Path
 from typoguard.config import Config, ProtectConfig
-from typoguard.service import Guard
+from typoguard.guard import Guard
 g = Guard.from_config(Config(protect=ProtectConfig(files=(sys.argv[1],))))
 print(json.dumps({"seconds": g.compile_seconds, "protected": len(g.index.protected), "keys": len(g.index)}))
 """

@@ -29,7 +29,7 @@ from typoguard.core.names import normalise_domain
 from typoguard.exposure.classify import count_by_status, group_by_provider
 from typoguard.exposure.resolve import ExposureResolver, ResolverSettings
 from typoguard.exposure.scan import candidates, scan
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 SEED = 20261127
 SERVER = Path(__file__).resolve().parent.parent / "tests" / "exposure" / "dns_server.py"

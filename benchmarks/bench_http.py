@@ -81,7 +81,7 @@ SERVER = """
 import sys
 from dataclasses import replace
 from starlette.responses import JSONResponse
-from typoguard.adapters import http_serve
+from typoguard.web import serve as http_serve
 from typoguard.config import load_config
 config_path, data_dir, port, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 config = load_config(config_path)

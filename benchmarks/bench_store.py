@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from typoguard.config import StoreConfig
-from typoguard.service import Guard
+from typoguard.guard import Guard
 from typoguard.store import DecisionEvent, DecisionWriter, Store, open_store
 
 N_WRITER = 200_000

@@ -18,7 +18,7 @@ from pathlib import Path
 from typoguard import resources
 from typoguard.config import Config, ProtectConfig
 from typoguard.core.verdict import Action
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 ROOT = Path(__file__).resolve().parent.parent
 

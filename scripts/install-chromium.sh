@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Debian's chromium for the dashboard's browser tests (tests/http/test_browser.py), when missing.
+# Installs Debian's chromium for the dashboard's browser tests (tests/web/test_browser.py), when missing.
 # Idempotent: with /usr/bin/chromium present it only prints the version. Playwright drives this binary
 # (executable_path); never run `playwright install` (no browser downloads). scripts/test.sh must run this
 # under CI=true, where the browser tests must run, never skip. Needs root for apt-get.

@@ -18,7 +18,7 @@ from typoguard.config import Config, ProtectConfig
 from typoguard.core.confusables import DomainSkeletons
 from typoguard.core.index import LookalikeIndex
 from typoguard.core.models import ModelContext
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 # Moderate example counts keep the whole suite well under a minute; CI can raise them with
 # --hypothesis-profile=thorough.

@@ -8,7 +8,7 @@ import pytest
 
 from typoguard.config import Config, load_config
 from typoguard.errors import ConfigError, UnknownModel
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 NO_ENV: dict[str, str] = {}
 

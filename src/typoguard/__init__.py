@@ -4,7 +4,7 @@ from typoguard.config import Config, load_config
 from typoguard.core.index import LookalikeIndex
 from typoguard.core.verdict import Action, Assessment, Finding, Verdict
 from typoguard.errors import ConfigError, InvalidAddress, ProtocolError, TypoguardError, UnknownModel
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 __version__ = "0.1.0"
 

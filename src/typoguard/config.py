@@ -114,7 +114,7 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    """``typoguard relay``: the SMTP filtering smart host (issue 8), see adapters/smtp_proxy.py."""
+    """``typoguard relay``: the SMTP filtering smart host (issue 8), see relay/server.py."""
 
     listen: str = "127.0.0.1:10025"  # host:port
     next_hop: str = "127.0.0.1:25"  # host:port of the MTA that delivers onwards
@@ -146,7 +146,7 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class SinkConfig:
-    """``typoguard sink``: the MX for look-alike domains (issue 9). Fields are owned by adapters/sink.py.
+    """``typoguard sink``: the MX for look-alike domains (issue 9). Fields are owned by sink/server.py.
 
     Templates are the text after ``550 5.1.2 `` and may use {recipient}, {intended_address}, {domain} and
     {intended} (the neutral one only {recipient} and {domain}).

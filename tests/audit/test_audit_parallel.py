@@ -10,7 +10,7 @@ import pytest
 
 from typoguard.audit import runner
 from typoguard.audit.sources import Format, plan
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from typoguard.config import Config, ProtectConfig
 from typoguard.core.detector import Detector
 from typoguard.core.verdict import Action, Verdict
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 FLAGGED = (Action.WARN, Action.HOLD, Action.REJECT)
 

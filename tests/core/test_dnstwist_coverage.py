@@ -27,7 +27,7 @@ from typoguard import resources
 from typoguard.config import Config, ProtectConfig
 from typoguard.core.names import normalise_domain
 from typoguard.errors import InvalidAddress
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 dnstwist = pytest.importorskip("dnstwist")
 

@@ -6,7 +6,7 @@ import pytest
 
 from typoguard.config import Config, ProtectConfig
 from typoguard.core.verdict import Action
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 
 @pytest.fixture(scope="module")

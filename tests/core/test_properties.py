@@ -17,7 +17,7 @@ from typoguard.core.models import REGISTRY, ModelContext, Target
 from typoguard.core.names import normalise_domain
 from typoguard.core.verdict import Action
 from typoguard.errors import InvalidAddress
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 SUFFIXES = ["com", "net", "org", "mil", "gov", "de", "fr", "io", "co.uk", "gov.uk", "com.au"]
 labels = st.from_regex(r"[a-z][a-z0-9]{2,9}", fullmatch=True)

@@ -77,9 +77,9 @@ FORBIDDEN_MODULES = frozenset(
 # Layers above core: core must not reach up into them (they do the I/O).
 FORBIDDEN_TYPOGUARD = (
     "typoguard.config",
-    "typoguard.service",
+    "typoguard.guard",
     "typoguard.resources",
-    "typoguard.cli",
+    "typoguard.cli.app",
     "typoguard.adapters",
     "typoguard.protocols",
     "typoguard.store",
@@ -148,7 +148,7 @@ def test_core_module_is_pure(path: Path) -> None:
         "data = open('x').read()",
         "from typoguard.resources import suffix_rules",
         "from typoguard import config",
-        "import typoguard.service",
+        "import typoguard.guard",
         "x = environ_like.environ['HOME']",
         "text = p.read_text()",
     ],

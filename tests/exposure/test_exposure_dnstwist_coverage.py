@@ -15,7 +15,7 @@ import pytest
 
 from typoguard.config import Config, ProtectConfig
 from typoguard.core.names import normalise_domain
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 dnstwist = pytest.importorskip("dnstwist")
 

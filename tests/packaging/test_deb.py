@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from typoguard.adapters.policy_query import query, rcpt_request
+from typoguard.policyd.query import query, rcpt_request
 
 pytestmark = pytest.mark.e2e
 

@@ -11,14 +11,14 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 # The audit tests' private Postfix instance (tests/audit/audit_postfix_lab.py) and the HTTP tests' uvicorn
-# runner (tests/http/http_fixtures.py) are reused, not copied.
-for _dir in (HERE, HERE.parent / "audit", HERE.parent / "http"):
+# runner (tests/web/http_fixtures.py) are reused, not copied.
+for _dir in (HERE, HERE.parent / "audit", HERE.parent / "web"):
     if str(_dir) not in sys.path:
         sys.path.insert(0, str(_dir))
 
 from relay_lab import NextHopSink, RunningRelay, write_config  # noqa: E402 - needs the path above
 
-from typoguard.adapters.sink import quiet_aiosmtpd  # noqa: E402
+from typoguard.sink.server import quiet_aiosmtpd  # noqa: E402
 
 quiet_aiosmtpd()
 

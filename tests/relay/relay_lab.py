@@ -19,10 +19,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from typoguard.adapters.event_loop import loop_factory
-from typoguard.adapters.smtp_proxy import RelayServer
 from typoguard.config import load_config
 from typoguard.obs import JsonLog
+from typoguard.relay.server import RelayServer
+from typoguard.servers.event_loop import loop_factory
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from aiosmtpd.smtp import SMTP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from typoguard.adapters.smtp_common import AdmittedSMTP
+from typoguard.servers.smtp import AdmittedSMTP
 
 PIECES = ["a", "Bob.Smith", "x+tag", "a_b", "é", "a..b", '"q q"', "", "@", ".", "<", ">", " ", "\t",
           "(c)", '"', "\\", "b.c", "navy.mil", "[10.0.0.1]", "-x", "SIZE=10240", "BODY=8BITMIME", "SMTPUTF8",

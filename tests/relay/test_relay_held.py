@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner, Result
 from relay_lab import NextHopSink, RunningRelay, hold_one
 
-from typoguard.adapters import smtp_proxy
 from typoguard.cli import main
+from typoguard.held.quarantine import HoldQueues, Quarantine
+from typoguard.relay import server as smtp_proxy
 from typoguard.store import DecisionQuery
-from typoguard.store.quarantine import HoldQueues, Quarantine
 
 PLAIN = b"From: alice@army.mil\r\nTo: bob@nvy.mil\r\nSubject: lunch\r\n\r\nLunch at noon?\r\n"
 SSN, CARD = "123-45-6780", "4111 1111 1111 1111"

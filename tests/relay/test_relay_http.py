@@ -10,9 +10,9 @@ import httpx
 from http_fixtures import RunningServer
 from relay_lab import NextHopSink, RunningRelay, hold_one
 
-from typoguard.adapters.http_api import create_app
 from typoguard.store import open_store
 from typoguard.store.tokens import TokenStore
+from typoguard.web.api import create_app
 
 PLAIN = b"From: alice@army.mil\r\nSubject: lunch\r\n\r\nLunch at noon?\r\n"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from typoguard.adapters.relay_next_hop import SYNTAX, NextHop, NextHopDown
+from typoguard.relay.next_hop import SYNTAX, NextHop, NextHopDown
 
 Script = Callable[[bytes], list[bytes]]  # a command line (without CRLF) -> the chunks to answer with
 

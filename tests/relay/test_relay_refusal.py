@@ -1,5 +1,5 @@
 """Beyond ``max_sessions`` every client reads ``421`` - from ``typoguard relay`` itself, a process started as
-an administrator starts it, on the loop it really runs on (uvloop, adapters/event_loop.py). The refusal
+an administrator starts it, on the loop it really runs on (uvloop, servers/event_loop.py). The refusal
 once asserted ``asyncio.WriteTransport``, which uvloop's transports are not: clients got EOF and each
 refusal logged a traceback. Also: a line that is no reply never goes out (the writer's own check)."""
 
@@ -18,7 +18,7 @@ import orjson
 import pytest
 from relay_lab import NextHopSink, RunningRelay, free_port, write_config
 
-from typoguard.adapters.smtp_common import BAD_REPLY, reply_problem
+from typoguard.servers.smtp import BAD_REPLY, reply_problem
 
 MAX_SESSIONS = 3
 EXTRA = 5

@@ -14,8 +14,8 @@ import trustme
 from click.testing import CliRunner
 from relay_lab import NextHopSink, RunningRelay, free_port, write_config
 
-from typoguard.adapters.smtp_proxy import hash_password, verify_password
 from typoguard.cli import main
+from typoguard.relay.server import hash_password, verify_password
 
 MESSAGE = b"Subject: tls\r\n\r\nover TLS\r\n"
 

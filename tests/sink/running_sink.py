@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from typoguard.adapters.sink import SinkServer
 from typoguard.config import Config
 from typoguard.obs import JsonLog
+from typoguard.sink.server import SinkServer
 
 BASE_TOML = """
 [protect]

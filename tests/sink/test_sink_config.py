@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from running_sink import write_config
 
-from typoguard.adapters.sink import SinkServer
 from typoguard.config import load_config
 from typoguard.errors import ConfigError
+from typoguard.guard import Guard
 from typoguard.obs import JsonLog
-from typoguard.service import Guard
 from typoguard.sink.answer import NOT_OURS, Answerer
 from typoguard.sink.limits import NetworkLimits, TokenBuckets, network_of
+from typoguard.sink.server import SinkServer
 
 
 @pytest.mark.parametrize(

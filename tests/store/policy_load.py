@@ -13,7 +13,7 @@ import asyncio
 import threading
 import time
 
-from typoguard.adapters.policy_query import rcpt_request
+from typoguard.policyd.query import rcpt_request
 from typoguard.protocols.postfix_policy import PolicyClientConnection
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from typoguard.adapters.policy_query import query, rcpt_request
+from typoguard.policyd.query import query, rcpt_request
 
 CONFIG = """
 [protect]

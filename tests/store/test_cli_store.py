@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 from typoguard.cli import main
 from typoguard.config import load_config
 from typoguard.errors import MailQueueError
+from typoguard.held.postfix import parse_postqueue_json
 from typoguard.store import DecisionEvent, open_store
-from typoguard.store.held import parse_postqueue_json
 
 
 @pytest.fixture

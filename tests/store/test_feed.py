@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from typoguard.adapters.policy_decider import PolicyDecider
 from typoguard.config import Config, PolicyConfig, ProtectConfig
 from typoguard.obs import JsonLog
+from typoguard.policyd.decider import PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyRequest
 from typoguard.store import DecisionWriter, Store
 from typoguard.store.feed import DecisionFeed, adopt_raw_spills, event_from_line, write_raw_spill

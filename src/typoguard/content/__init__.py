@@ -5,7 +5,7 @@
 Categories (``CATEGORIES``): ``classified`` and ``cui`` markings (markings.py), ``credential``
 (detect-secrets, credentials.py), ``ssn``, ``payment_card``, ``passport`` (identifiers.py, with validity
 rules), ``itinerary`` (itinerary.py). The relay uses the report to raise the stakes for flagged and
-first-time recipients (adapters/smtp_proxy.py, docs/relay.md).
+first-time recipients (relay/server.py, docs/relay.md).
 """
 
 from __future__ import annotations

@@ -5,5 +5,5 @@
 * ``counts``: the in-memory tally and its tables (counts per look-alike, intended, sending domain, day);
 * ``report``: ``typoguard sink report`` (text, JSON, HTML) and the surge rule.
 
-The SMTP server itself is ``typoguard.adapters.sink``.
+The SMTP server itself is ``typoguard.sink.server``.
 """

@@ -20,7 +20,7 @@ from typoguard.config import Config, SinkConfig
 from typoguard.core.names import normalise_domain
 from typoguard.core.verdict import Action
 from typoguard.errors import ConfigError, InvalidAddress
-from typoguard.service import Guard
+from typoguard.guard import Guard
 
 # A domain the sink does not answer for: refuse plainly, as any MX refuses to relay. No echo.
 NOT_OURS = "550 5.7.1 Relaying denied: this server accepts no mail"

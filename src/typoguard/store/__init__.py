@@ -1,4 +1,4 @@
-"""typoguard's memory: decisions, correspondents, overrides and held mail (SQLAlchemy 2 Core).
+"""The database only: decisions, correspondents, overrides, held-mail actions, tokens (SQLAlchemy 2 Core).
 
 SQLite by default (a WAL file under ``[store] data_dir``), PostgreSQL (psycopg 3) through ``[store] url`` for
 several nodes sharing one history. The surface the service uses::
@@ -15,10 +15,8 @@ several nodes sharing one history. The surface the service uses::
 from __future__ import annotations
 
 from typoguard.store.cache import CorrespondentCache, OverrideCache
-from typoguard.store.context import apply_context, is_suffix_typo
 from typoguard.store.correspondents import CorrespondentDomain
 from typoguard.store.decisions import DecisionEvent, DecisionQuery, DecisionRecord
-from typoguard.store.held import HeldMessage, PostfixQueue, QueuedMessage
 from typoguard.store.overrides import Override
 from typoguard.store.store import Store, open_store, parse_duration
 from typoguard.store.writer import DecisionWriter
@@ -30,14 +28,9 @@ __all__ = [
     "DecisionQuery",
     "DecisionRecord",
     "DecisionWriter",
-    "HeldMessage",
     "Override",
     "OverrideCache",
-    "PostfixQueue",
-    "QueuedMessage",
     "Store",
-    "apply_context",
-    "is_suffix_typo",
     "open_store",
     "parse_duration",
 ]

@@ -9,20 +9,43 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 
 from typoguard.config import Config, StoreConfig
 from typoguard.core.names import normalise_domain
-from typoguard.errors import ConfigError, InvalidAddress
+from typoguard.errors import ConfigError, InvalidAddress, MailQueueError
 from typoguard.store import correspondents, decisions, migrations, overrides
 from typoguard.store.correspondents import CorrespondentDomain, Tallies
 from typoguard.store.db import hostname, make_engine, sqlite_url, translated, write_connection
 from typoguard.store.decisions import DecisionQuery, DecisionRecord
-from typoguard.store.held import HeldMessage, PostfixQueue, check_queue_id
 from typoguard.store.overrides import Override
 from typoguard.store.schema import held_actions
+
+_QUEUE_ID = re.compile(r"[0-9A-Za-z]{5,32}")
+
+
+class QueuedEnvelope(Protocol):
+    """What ``decisions_for_held`` needs of a queued message (``held.QueuedMessage`` has it)."""
+
+    @property
+    def queue_id(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def recipients(self) -> tuple[str, ...]: ...
+    @property
+    def arrival_time(self) -> float: ...
+
+
+def check_queue_id(queue_id: str) -> str:
+    """``queue_id`` if it has the form of a Postfix queue id (or a relay quarantine id); else
+    ``MailQueueError``."""
+    if not _QUEUE_ID.fullmatch(queue_id):
+        raise MailQueueError(f"not a Postfix queue id: {queue_id!r}")
+    return queue_id
+
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _UNIT = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
@@ -244,9 +267,9 @@ class Store:
         return lookup_override(self.active_overrides(), normal_domain(domain))
 
     # ------------------------------------------------------------------ held mail
-    def held(self, queue: PostfixQueue) -> list[HeldMessage]:
-        """Postfix's hold queue, each message joined with the decision that held it."""
-        msgs = queue.held()
+    def decisions_for_held(self, msgs: Sequence[QueuedEnvelope]) -> dict[str, DecisionRecord]:
+        """The decision that held each message, by queue id: logged with its queue id, else found by its
+        envelope (sender, recipients, arrival time). Messages with neither are missing from the result."""
         with translated("read decisions for held mail"), self.engine.connect() as conn:
             found = decisions.latest_for_queue_ids(conn, [m.queue_id for m in msgs])
             for m in msgs:
@@ -254,7 +277,7 @@ class Store:
                     by_envelope = decisions.hold_for_envelope(conn, m.sender, m.recipients, m.arrival_time)
                     if by_envelope is not None:
                         found[m.queue_id] = by_envelope
-        return [HeldMessage(m, found.get(m.queue_id)) for m in msgs]
+        return found
 
     def record_held_action(self, queue_id: str, action: str, *, by: str, reason: str = "") -> None:
         with translated("record held-mail action"), write_connection(self.engine) as conn:

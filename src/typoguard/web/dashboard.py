@@ -1,4 +1,4 @@
-"""The dashboard: server-rendered pages over the same state as the JSON API (see adapters/http_api.py).
+"""The dashboard: server-rendered pages over the same state as the JSON API (see web/api.py).
 
     /login, /logout            sign in with a read or admin token (rate-limited per client address)
     /dashboard                 overview: decisions per day by action, top look-alike domains, top senders
@@ -195,7 +195,7 @@ async def root(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------- pages
 @signed_in()
 async def overview(request: Request, token: ApiToken) -> Response:
-    from typoguard.adapters.http_api import decision_stats
+    from typoguard.web.api import decision_stats
 
     days = 30
     stats = await asyncio.to_thread(decision_stats, _state(request).store, days=days)
@@ -221,7 +221,7 @@ async def overview(request: Request, token: ApiToken) -> Response:
 
 @signed_in()
 async def decisions_page(request: Request, token: ApiToken) -> Response:
-    from typoguard.adapters.http_api import ApiError, decision_dict, decision_query
+    from typoguard.web.api import ApiError, decision_dict, decision_query
 
     filters = {k: v for k, v in request.query_params.items() if k != "msg" and v}  # empty: any
     try:
@@ -239,7 +239,7 @@ async def decisions_page(request: Request, token: ApiToken) -> Response:
 
 @signed_in()
 async def held_page(request: Request, token: ApiToken) -> Response:
-    from typoguard.adapters.http_api import held_list
+    from typoguard.web.api import held_list
 
     try:
         held = await asyncio.to_thread(held_list, _state(request))
@@ -251,7 +251,7 @@ async def held_page(request: Request, token: ApiToken) -> Response:
 
 @signed_in(admin=True)
 async def held_action(request: Request, token: ApiToken) -> Response:
-    from typoguard.adapters.http_api import ApiError, act_on_held
+    from typoguard.web.api import ApiError, act_on_held
 
     queue_id = request.path_params["queue_id"]
     action = request.path_params["action"]

@@ -1,0 +1,160 @@
+"""``typoguard audit``: find the mail that already went to look-alike domains, from logs and mailboxes.
+
+Exit codes follow ``typoguard check``: 0 no mail to look-alikes found, 1 some found, 2 usage or
+configuration error (including: no input could be read at all).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from typoguard.audit.sources import Format
+from typoguard.cli.app import EXIT_FLAGGED, EXIT_OK, UsageFailure, _build_guard, _load
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from typoguard.audit.runner import AuditResult
+    from typoguard.guard import Guard
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config.")
+@click.option("--protect", multiple=True, metavar="DOMAIN", help="A domain to protect (repeatable).")
+@click.option(
+    "--protect-file",
+    "protect_files",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File of domains to protect, one per line (repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in Format]),
+    default=Format.AUTO.value,
+    show_default=True,
+    help="Input format of every INPUT; auto detects it per file.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Write one JSON document (summary and events) to stdout."
+)
+@click.option("--csv", "as_csv", is_flag=True, help="Write the events as CSV to stdout.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Also write a self-contained HTML report with charts to FILE.",
+)
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: CPUs].")
+@click.option(
+    "--repeat-min",
+    type=click.IntRange(min=2),
+    default=3,
+    show_default=True,
+    help="Mails from one sender to one look-alike that make a repeat pattern.",
+)
+@click.option(
+    "--top", type=click.IntRange(min=1), default=15, show_default=True, help="Rows per terminal table."
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal]."
+)
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+def audit(  # noqa: PLR0917 - click passes options positionally
+    config_path: Path | None,
+    protect: tuple[str, ...],
+    protect_files: tuple[Path, ...],
+    fmt: str,
+    as_json: bool,
+    as_csv: bool,
+    html_path: Path | None,
+    jobs: int | None,
+    repeat_min: int,
+    top: int,
+    progress: bool | None,
+    inputs: tuple[Path, ...],
+) -> None:
+    """Find mail sent to look-alikes of protected domains in INPUTs: Postfix or Exim logs (plain or
+    compressed, rotated sets), Microsoft 365 message-trace CSV, Exchange tracking logs, mbox, Maildir or
+    .eml files, or directories of them.
+
+    Reports what was delivered (leaked) and what was stopped, per look-alike domain, sender and week, and
+    flags senders who keep mailing the same look-alike. Bad lines are counted, never fatal.
+    Exit 0 if nothing was found, 1 if mail to look-alikes was found, 2 on usage errors.
+    """
+    from rich.console import Console
+
+    from typoguard.audit import report_data, report_html, report_text
+    from typoguard.audit.aggregate import summarise
+
+    if not inputs:
+        raise UsageFailure("give the logs or mailboxes to audit")
+    if as_json and as_csv:
+        raise UsageFailure("--json and --csv cannot be combined (both write to standard output)")
+    missing = [str(p) for p in inputs if not p.exists()]
+    if missing:
+        raise UsageFailure(f"no such file or directory: {', '.join(missing)}")
+    guard = _build_guard(_load(config_path), protect, protect_files)
+
+    err = Console(stderr=True)
+    show_progress = err.is_terminal if progress is None else progress
+    result = _run(list(inputs), guard, Format(fmt), jobs, err if show_progress else None)
+    if not result.inputs:
+        raise UsageFailure("no input could be read: " + "; ".join(result.stats.errors))
+    summary = summarise(result.events, repeat_min=repeat_min)
+    if html_path is not None:
+        page = report_html.render(result.events, summary, result.stats, result.inputs)
+        try:
+            html_path.write_text(page, "utf-8")
+        except OSError as exc:
+            raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
+
+    if as_json:
+        doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
+        report_data.write_json(doc, sys.stdout.buffer)
+    elif as_csv:
+        report_data.write_csv(result.events, summary, sys.stdout)
+    else:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)
+        report_text.render(summary, result.stats, console, limit=top)
+    if as_json or as_csv:
+        for error in result.stats.errors:
+            err.print(f"[yellow]warning:[/] {error}", highlight=False)
+        if result.stats.bad_lines:
+            err.print(f"bad lines: {result.stats.bad_lines}", highlight=False)
+    sys.exit(EXIT_FLAGGED if result.events else EXIT_OK)
+
+
+def _run(
+    inputs: list[Path], guard: Guard, fmt: Format, jobs: int | None, console: Console | None
+) -> AuditResult:
+    """The audit, with a progress bar (bytes of input done) on ``console`` when given."""
+    from typoguard.audit.runner import audit as run_audit
+
+    if console is None:
+        return run_audit(inputs, guard, fmt=fmt, jobs=jobs)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(
+        "[progress.description]{task.description}", *columns, console=console, transient=True
+    ) as bar:
+        task = bar.add_task("auditing", total=None)
+        return run_audit(
+            inputs,
+            guard,
+            fmt=fmt,
+            jobs=jobs,
+            on_plan=lambda total: bar.update(task, total=total),
+            on_progress=lambda done: bar.advance(task, done),
+        )
+
+
+COMMANDS: list[click.Command] = [audit]

@@ -1,0 +1,721 @@
+"""``typoguard serve``: the Postfix policy service (check_policy_service), asyncio, TCP and UNIX sockets.
+
+One ``PolicyConnection`` (an ``asyncio.Protocol``: about three times the throughput of asyncio streams
+for this request/reply pattern) per Postfix smtpd connection; the sans-IO codec frames requests, the
+``PolicyDecider`` answers them. Replies are written synchronously, so a connection never has more than
+the client's own pipelining in flight.
+
+Operations:
+
+* **SIGHUP** reloads the config file: the new ``PolicyDecider`` (Guard, index, matchers) is built in a
+  worker thread while the loop keeps answering, then swapped in with one assignment; every request is
+  answered by exactly one configuration. A config that fails to load is logged and the old one stays.
+  The log file is reopened (logrotate). ``listen``, ``metrics_listen`` and ``[log]`` need a restart.
+* **SIGTERM/SIGINT** drain: stop listening, close idle connections, let connections in the middle of a
+  request finish it (up to ``DRAIN_SECONDS``), flush the log, exit 0.
+* **Trouble** (garbage, over-long lines, too many attributes, no ``request=``, EOF mid-request, a client
+  idle past ``idle_timeout``): log, count, disconnect - never a guessed reply; Postfix then applies
+  ``smtpd_policy_service_default_action``. An exception inside the decision itself follows
+  ``[policyd] on_error``.
+* **Full** (``max_connections_per_client`` from one address, or ``max_connections`` in all): a new
+  connection closes the longest-idle one of that client (or of all) and is served, so idle connections
+  cannot lock Postfix out (Postfix reconnects by itself); a connection in the middle of a request is
+  never closed; only when all are, the new one is closed at once (ADR 0017).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import resource
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+
+from typoguard.config import Config, load_config
+from typoguard.errors import ConfigError, ProtocolError, TypoguardError
+from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry, parse_listen
+from typoguard.policyd.decider import DUNNO, PolicyDecider
+from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
+from typoguard.protocols.postfix_policy import implementation as codec_implementation
+
+if TYPE_CHECKING:
+    from typoguard.store.feed import DecisionFeed
+
+DRAIN_SECONDS: Final = 5.0
+LOG_FLUSH_SECONDS: Final = 0.005  # decision log lines reach the file at most this late
+# Loop time one connection's pipelined requests may take before the others' turn (then the rest of them
+# wait for the next loop turn): a probe's answer waits for at most one such turn per busy connection.
+TURN_SECONDS: Final = 0.0002
+MAX_REQUEST_SECONDS: Final = 10.0  # a started request must be complete by then (slow-loris guard)
+TEMPFAIL: Final = PolicyReply("451 4.3.0 typoguard: temporary failure, please try again later")
+_perf = time.perf_counter
+_mono = time.monotonic
+
+
+class PolicyConnection(asyncio.Protocol):
+    """One connection from a Postfix smtpd process: many requests, answered in order."""
+
+    def __init__(self, server: PolicyServer) -> None:
+        self.server = server
+        self.codec = PolicyServerConnection(
+            max_line=server.config.policyd.max_line, max_attributes=server.config.policyd.max_attributes
+        )
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.client = ""  # the peer's address without port ("" on a UNIX socket: no per-client cap)
+        self.last_activity = _mono()
+        self.partial_since: float | None = None
+        self.closing = False
+        self.paused = False  # the client does not read its replies: reading paused until it does
+        self.yielded = False  # requests left for a later loop turn: reading paused until answered
+
+    # ------------------------------------------------------------------ asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it: no isinstance check
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        self.client = str(peer[0]) if isinstance(peer, tuple) else ""
+        self.server.connection_made(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.server.connection_lost(self)
+
+    def pause_writing(self) -> None:  # the client does not read its replies: stop reading its requests
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.closing and not self.yielded:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        codec = self.codec
+        try:
+            event = codec.receive_one(data)
+        except ProtocolError as exc:
+            self.abort("protocol", str(exc))
+            return
+        if event is None:
+            self._data_received(data)
+            return
+        # The hot path: one whole request in this chunk (what smtpd sends). Decide, log, count, reply.
+        self.last_activity = _mono()
+        server = self.server
+        decider = server.decider
+        started = _perf()
+        try:
+            reply, action, record = decider.decide(event)
+        except Exception as exc:  # a bug in deciding: declared fail-safe, never a guess
+            try:
+                reply = server.decision_failed(exc, self)
+            except _Disconnect:
+                self.close()
+                return
+        else:
+            if record is not None:
+                record_decision = server.record_decision
+                if record_decision is not None:
+                    record_decision(record)
+            server.metrics.decision(action, decider.mode, _perf() - started)
+        transport = self.transport
+        if transport is not None:
+            transport.write(codec.send(reply))
+        self.partial_since = None
+        if server.draining:
+            self.close()
+
+    def _data_received(self, data: bytes) -> None:
+        """The general path: requests split across chunks, several in one chunk, CRLF, the end."""
+        self.last_activity = _mono()
+        try:
+            self.codec.receive_data(data)
+        except ProtocolError as exc:
+            self.abort("protocol", str(exc))
+            return
+        if not self.yielded:  # else the scheduled turn answers them, in order
+            self._answer_buffered()
+
+    def _answer_buffered(self) -> None:
+        """Answer the complete requests buffered, for at most ``TURN_SECONDS`` of loop time; the rest on a
+        later loop turn (reading paused meanwhile), so a client pipelining costly requests cannot hold the
+        loop from the others (issue 15 item 6). Replies stay in order: one codec, answered in sequence."""
+        codec = self.codec
+        server = self.server
+        out: list[bytes] = []
+        # The hot path, inlined: decide, log, count. ``server.decider`` is read once per turn, so a reload
+        # between turns takes effect at once and never in the middle of a request.
+        decider = server.decider
+        decide, mode, metrics = decider.decide, decider.mode, server.metrics
+        log_record = server.record_decision
+        turn_ends = _perf() + TURN_SECONDS
+        more = False
+        try:
+            while True:
+                # Also when nothing is left: next_event() then empties the codec's buffer (a chunk that
+                # ended exactly at a request's end otherwise stayed, and every later one was appended).
+                event = codec.next_event()
+                if event.__class__ is not PolicyRequest:  # NEED_DATA, or ConnectionClosed after EOF
+                    break
+                started = _perf()
+                try:
+                    reply, action, record = decide(event)
+                except Exception as exc:  # a bug in deciding: declared fail-safe, never a guess
+                    reply = server.decision_failed(exc, self)
+                else:
+                    if record is not None and log_record is not None:
+                        log_record(record)
+                    done = _perf()
+                    metrics.decision(action, mode, done - started)
+                    if done > turn_ends and codec.buffered:
+                        more = True
+                out.append(codec.send(reply))
+                if more:
+                    break
+        except ProtocolError as exc:
+            if out:
+                self._write(out)
+            self.abort("protocol", str(exc))
+            return
+        except _Disconnect:
+            if out:
+                self._write(out)
+            self.close()
+            return
+        if out:
+            self._write(out)
+        self._end_turn(more)
+
+    def _end_turn(self, more: bool) -> None:
+        """After a turn: schedule the next one (reading paused) or resume reading; note a partial request."""
+        codec, server = self.codec, self.server
+        transport = self.transport
+        if more and transport is not None and not self.closing:
+            if not self.yielded:
+                self.yielded = True
+                transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        elif self.yielded:
+            self.yielded = False
+            if transport is not None and not self.closing and not self.paused:
+                transport.resume_reading()
+        if codec.buffered:
+            if self.partial_since is None:
+                self.partial_since = self.last_activity
+        else:
+            self.partial_since = None
+            if server.draining:
+                self.close()
+
+    def _next_turn(self) -> None:
+        if not self.closing:
+            self._answer_buffered()
+
+    def eof_received(self) -> bool:
+        try:
+            self.codec.receive_data(b"")
+            self.codec.next_event()
+        except ProtocolError as exc:
+            self.abort("protocol", str(exc))
+        return False  # close our side too
+
+    # ------------------------------------------------------------------ helpers
+    def _write(self, out: list[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self, kind: str, why: str) -> None:
+        """Log, count and disconnect (Postfix's rule: never guess an answer)."""
+        self.server.metrics.error(kind)
+        self.server.log.event("warning", "disconnect", reason=kind, detail=why, peer=self.peer)
+        self.close()
+
+
+class Companion(Protocol):
+    """A service run in the policy service's event loop (the HTTP API): started after the listeners,
+    stopped while draining, told about reloads."""
+
+    async def start(self, server: PolicyServer) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def reloaded(self, decider: PolicyDecider) -> None: ...
+
+
+class _Disconnect(Exception):
+    """Raised inside the request loop when ``on_error = "disconnect"`` and a decision failed."""
+
+
+class PolicyServer:
+    """Listeners, connections, the current decider, reload and drain."""
+
+    def __init__(
+        self,
+        config: Config,
+        decider: PolicyDecider,
+        log: JsonLog,
+        *,
+        config_path: str | Path | None = None,
+        metrics: PolicydMetrics | None = None,
+    ) -> None:
+        self.config = config
+        self.decider = decider
+        self.log = log
+        self.config_path = config_path
+        self.metrics = metrics or PolicydMetrics()
+        self.metrics.protected_domains = decider.protected_domains
+        self.log_decisions = log.enabled("info")
+        self.feed: DecisionFeed | None = None  # decisions to the store's writer process
+        self.record_decision: Callable[[bytes], None] | None = log.record_json if self.log_decisions else None
+        self.companions: list[Companion] = []  # services run beside this one (the HTTP API)
+        self.connections: set[PolicyConnection] = set()
+        self.by_client: dict[str, set[PolicyConnection]] = {}  # open connections per client address
+        self.draining = False
+        self.addresses: list[str] = []  # what we actually listen on, e.g. "127.0.0.1:40123"
+        self._servers: list[asyncio.Server] = []
+        self._unix_paths: list[str] = []
+        self._stop: asyncio.Event | None = None
+        self._reloading: asyncio.Task[bool] | None = None
+        self._reload_again = False
+        self._last_warning: dict[str, float] = {}  # event -> when it was last logged (warn_rarely)
+        self._metrics_http: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ decisions
+    def attach_feed(self, feed: DecisionFeed) -> None:
+        """Send every decision's log line to the store's writer process too (before ``start``)."""
+        self.feed = feed
+        self.metrics.feed = feed
+        log, append = self.log, feed.append
+        if self.log_decisions:
+            line_of, log_line = log.line, log.append_line
+
+            def both(body: bytes) -> None:
+                line = line_of(body)
+                append(line)
+                log_line(line)
+
+            self.record_decision = both
+        else:
+            line_of = log.line
+
+            def feed_only(body: bytes) -> None:
+                append(line_of(body))
+
+            self.record_decision = feed_only
+
+    def decision_failed(self, exc: Exception, conn: PolicyConnection) -> PolicyReply:
+        on_error = self.config.policyd.on_error
+        self.metrics.error("internal")
+        self.log.event(
+            "error",
+            "decision_failed",
+            error=f"{type(exc).__name__}: {exc}",
+            on_error=on_error,
+            peer=conn.peer,
+        )
+        if on_error == "dunno":
+            return DUNNO
+        if on_error == "tempfail":
+            return TEMPFAIL
+        raise _Disconnect from exc
+
+    # ------------------------------------------------------------------ connections
+    def connection_made(self, conn: PolicyConnection) -> None:
+        self.metrics.connections_total += 1
+        pd = self.config.policyd
+        client = conn.client
+        mine = self.by_client.get(client) if client else None
+        if (
+            self.draining
+            or (
+                mine is not None
+                and len(mine) >= pd.max_connections_per_client
+                and not self._shed(mine, "per_client", client)
+            )
+            or (
+                len(self.connections) >= pd.max_connections
+                and not self._shed(self.connections, "max_connections", client)
+            )
+        ):
+            self._refuse(conn)
+            return
+        self.connections.add(conn)
+        if client:
+            if mine is None:
+                mine = self.by_client[client] = set()
+            mine.add(conn)
+        self.metrics.connections_open = len(self.connections)
+
+    def _refuse(self, conn: PolicyConnection) -> None:
+        """Draining, or full of connections that are all in the middle of a request: close at once."""
+        self.metrics.connections_refused += 1
+        self.warn_rarely(
+            "connection_refused",
+            open=len(self.connections),
+            max_connections=self.config.policyd.max_connections,
+            refused=self.metrics.connections_refused,
+            client=conn.client or "unix",
+        )
+        conn.close()
+
+    def _shed(self, pool: set[PolicyConnection], reason: str, client: str) -> bool:
+        """Close the longest-idle connection of ``pool`` to make room; False if every one is in the
+        middle of a request (those are never closed). One scan of at most the cap, only when full."""
+        idle = [c for c in pool if not c.closing and not c.codec.buffered]
+        if not idle:
+            return False
+        victim = min(idle, key=_last_activity)
+        self.connection_lost(victim)  # out of the counts now: its transport closes on the next loop turn
+        victim.close()
+        metrics = self.metrics
+        metrics.connections_shed[reason] = metrics.connections_shed.get(reason, 0) + 1
+        self.warn_rarely(
+            "connection_shed",
+            reason=reason,
+            client=client or "unix",
+            peer=victim.peer,
+            idle_seconds=round(_mono() - victim.last_activity, 3),
+            open=len(self.connections),
+            shed=sum(metrics.connections_shed.values()),
+        )
+        return True
+
+    def warn_rarely(self, event: str, **fields: Any) -> None:
+        """Log ``event`` as a warning at most once a second (one line a second, not one per connection:
+        an attacker's flood must not flood the log); the metrics count every occurrence."""
+        now = _mono()
+        if now - self._last_warning.get(event, -1e9) >= 1.0:
+            self._last_warning[event] = now
+            self.log.event("warning", event, **fields)
+
+    def connection_lost(self, conn: PolicyConnection) -> None:
+        self.connections.discard(conn)
+        mine = self.by_client.get(conn.client)
+        if mine is not None:
+            mine.discard(conn)
+            if not mine:
+                del self.by_client[conn.client]
+        self.metrics.connections_open = len(self.connections)
+
+    async def _sweep(self) -> None:
+        """Close connections idle past ``idle_timeout`` and requests started too long ago."""
+        idle = self.config.policyd.idle_timeout
+        partial = min(idle, MAX_REQUEST_SECONDS)
+        interval = max(0.05, min(1.0, partial / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = _mono()
+            for conn in list(self.connections):
+                if conn.closing:
+                    continue
+                if conn.partial_since is not None and now - conn.partial_since > partial:
+                    conn.abort("request_timeout", f"request not complete after {partial:g}s")
+                elif now - conn.last_activity > idle:
+                    conn.abort("idle_timeout", f"no request for {idle:g}s")
+
+    # ------------------------------------------------------------------ listening
+    async def start(self) -> None:
+        """Listen on every ``[policyd] listen`` address (comma-separated); raises ConfigError, OSError."""
+        loop = asyncio.get_running_loop()
+        _raise_fd_limit(self.config.policyd.max_connections + 64)
+
+        def factory() -> PolicyConnection:
+            return PolicyConnection(self)
+
+        for item in [x.strip() for x in self.config.policyd.listen.split(",") if x.strip()]:
+            if item.startswith("unix:"):
+                path = item[len("unix:") :]
+                _remove_stale_socket(path)
+                srv = await loop.create_unix_server(factory, path, backlog=1024)
+                os.chmod(path, 0o666)  # access is controlled by the directory (e.g. Postfix's private/)
+                self._unix_paths.append(path)
+                self.addresses.append(f"unix:{path}")
+            else:
+                host, port = parse_listen(item, "[policyd] listen")
+                srv = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
+                for sock in srv.sockets:
+                    name = sock.getsockname()
+                    self.addresses.append(
+                        f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}"
+                    )
+            self._servers.append(srv)
+        if not self._servers:
+            raise ConfigError("[policyd] listen is empty")
+
+        def flush_soon() -> None:  # at most one write(2) per LOG_FLUSH_SECONDS, whatever the rate
+            loop.call_later(LOG_FLUSH_SECONDS, self.log.flush)
+
+        self.log.flush_soon = flush_soon
+        feed = self.feed
+        if feed is not None:
+            feed.loop = loop
+            self._spawn(self._pump_feed(feed))
+        self._spawn(self._sweep())
+        self._start_metrics_http()
+        for companion in self.companions:
+            await companion.start(self)
+
+    async def _pump_feed(self, feed: DecisionFeed) -> None:
+        """Hand the writer process what gathered since the last batch (``DecisionFeed.append`` writes
+        full batches itself)."""
+        from typoguard.store.feed import FLUSH_SECONDS
+
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            feed.flush()
+
+    def _start_metrics_http(self) -> None:
+        listen = self.config.policyd.metrics_listen
+        if not listen:
+            return
+        from prometheus_client import start_http_server
+
+        host, port = parse_listen(listen, "[policyd] metrics_listen")
+        self._metrics_http = start_http_server(
+            port, addr=host, registry=metrics_registry(self.metrics, self.log)
+        )
+        self.addresses.append(f"metrics=http://{listen}/metrics")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ reload and stop
+    def request_reload(self) -> None:
+        """SIGHUP: reload in the background; a SIGHUP during a reload queues one more."""
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self._reload_loop())
+
+    async def _reload_loop(self) -> bool:
+        ok = await self.reload()
+        while self._reload_again:
+            self._reload_again = False
+            ok = await self.reload()
+        return ok
+
+    async def reload(self) -> bool:
+        """Load the config file again and swap in a new decider (True), or keep the old one (False)."""
+        loop = asyncio.get_running_loop()
+        self.log.reopen()
+        if self.config_path is None:
+            self.log.event("warning", "reload_skipped", reason="no config file")
+            return False
+        started = _perf()
+        try:
+            config = await loop.run_in_executor(None, load_config, self.config_path)
+            decider = await loop.run_in_executor(None, PolicyDecider.build, config)
+        except TypoguardError as exc:
+            self.metrics.reloads["failed"] += 1
+            self.log.event(
+                "error", "reload_failed", config=str(self.config_path), error=str(exc), kept="old config"
+            )
+            return False
+        except Exception as exc:  # never let a reload bug take the service down
+            self.metrics.reloads["failed"] += 1
+            self.log.event(
+                "error", "reload_failed", config=str(self.config_path), error=repr(exc), kept="old config"
+            )
+            return False
+        ignored = [
+            key
+            for key, old, new in (
+                ("[policyd] listen", self.config.policyd.listen, config.policyd.listen),
+                (
+                    "[policyd] metrics_listen",
+                    self.config.policyd.metrics_listen,
+                    config.policyd.metrics_listen,
+                ),
+                ("[log]", self.config.log, config.log),
+                ("[policyd] max_line", self.config.policyd.max_line, config.policyd.max_line),
+                (
+                    "[policyd] max_attributes",
+                    self.config.policyd.max_attributes,
+                    config.policyd.max_attributes,
+                ),
+            )
+            if old != new
+        ]
+        # Keep what cannot change at run time, so the running server and its config agree.
+        old = self.config.policyd
+        policyd = replace(
+            config.policyd,
+            listen=old.listen,
+            metrics_listen=old.metrics_listen,
+            max_line=old.max_line,
+            max_attributes=old.max_attributes,
+        )
+        config = replace(config, policyd=policyd, log=self.config.log)
+        context = self.decider.context
+        if context is not None:  # the same store snapshots, the new thresholds
+            from typoguard.core.context import LiveContext
+
+            context = LiveContext(
+                context.overrides, context.confirmed, context.known, config.policy.thresholds()
+            )
+        decider = PolicyDecider(config, decider.guard, decider.senders, context=context)
+        self.config, self.decider = config, decider  # the swap: every later request sees the new one
+        gc.freeze()  # the new index too (the old one is freed by reference counting as it goes)
+        self.metrics.reloads["ok"] += 1
+        self.metrics.config_loaded_at = time.time()
+        self.metrics.protected_domains = decider.protected_domains
+        for companion in self.companions:
+            companion.reloaded(decider)
+        self.log.event(
+            "info", "reloaded", config=str(self.config_path), protected=decider.protected_domains,
+            mode=decider.mode, seconds=round(_perf() - started, 3),
+            **({"needs_restart": ignored} if ignored else {}),
+        )  # fmt: skip
+        return True
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Stop listening, close idle connections, wait for requests in progress, then close the rest."""
+        self.draining = True
+        for srv in self._servers:
+            srv.close()
+        for conn in list(self.connections):
+            if not conn.codec.buffered:
+                conn.close()
+        deadline = _mono() + timeout
+        while self.connections and _mono() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.abort("drain_timeout", "request still incomplete at shutdown")
+        for srv in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(srv.wait_closed(), 1.0)
+        for path in self._unix_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        for task in list(self._tasks):
+            task.cancel()
+        for companion in reversed(self.companions):
+            with contextlib.suppress(Exception):
+                await companion.stop()
+        if self.feed is not None:
+            clean = await asyncio.get_running_loop().run_in_executor(None, self.feed.close)
+            self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
+        if self._metrics_http is not None:
+            httpd, thread = self._metrics_http
+            await asyncio.get_running_loop().run_in_executor(None, httpd.shutdown)
+            httpd.server_close()
+            thread.join(5)
+        self.log.flush()
+
+    async def run(self, *, on_ready: Callable[[PolicyServer], None] | None = None) -> int:
+        """Start, serve until SIGTERM/SIGINT (or ``stop()``), drain. Returns the exit status."""
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.start()
+        except (OSError, ConfigError) as exc:
+            self.log.event("error", "listen_failed", listen=self.config.policyd.listen, error=str(exc))
+            self.log.flush()
+            print(f"typoguard: cannot listen on {self.config.policyd.listen}: {exc}", file=sys.stderr)
+            return 1
+        installed = []
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            installed = [signal.SIGHUP, signal.SIGTERM, signal.SIGINT]
+        self.log.event(
+            "info", "listening", addresses=self.addresses, protected=self.decider.protected_domains,
+            mode=self.decider.mode, pid=os.getpid(), config=str(self.config_path or ""),
+            codec=_codec(),
+        )  # fmt: skip
+        self.log.flush()
+        if on_ready is not None:
+            on_ready(self)
+        await self._stop.wait()
+        self.log.event("info", "stopping", open_connections=len(self.connections))
+        await self.drain()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        self.log.event("info", "stopped", decisions=sum(self.metrics.decisions.values()))
+        self.log.flush()
+        return 0
+
+
+def _last_activity(conn: PolicyConnection) -> float:
+    return conn.last_activity
+
+
+def _codec() -> str:
+    """Which policy codec runs (for the ``listening`` line): "compiled" or "python"; a compiled one
+    older than its source (an edit without a reinstall, in a development checkout) says so."""
+    import typoguard.protocols.postfix_policy as codec
+
+    found = codec_implementation()
+    source = Path(codec.__file__).with_name("postfix_policy.py")
+    with contextlib.suppress(OSError):
+        if found == "compiled" and source.stat().st_mtime > Path(codec.__file__).stat().st_mtime:
+            return "compiled, older than postfix_policy.py: reinstall (make install)"
+    return found
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+def _remove_stale_socket(path: str) -> None:
+    """A socket file left by a previous run would make bind() fail; anything else there is an error."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"[policyd] listen: {path} exists and is not a socket")
+    os.unlink(path)
+
+
+def banner(server: PolicyServer) -> str:
+    """How to wire Postfix to this server and how to try it (printed at start on standard output)."""
+    first = server.addresses[0]
+    service = first if first.startswith("unix:") else f"inet:{first}"
+    try_it = f"{sys.executable} -m typoguard.policyd.query {first} alice@army.mil bob@army.ml bob@army.mil"
+    mode = server.decider.mode
+    return "\n".join(
+        [
+            f"typoguard policy service: {', '.join(server.addresses)}  (mode {mode}, "
+            f"{server.decider.protected_domains} protected domains, pid {os.getpid()})",
+            "Wire Postfix (main.cf), then `postfix reload`:",
+            "  smtpd_recipient_restrictions =",
+            f"      check_policy_service {{ {service}, default_action=DUNNO }},",
+            "      permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination",
+            "  (that is fail-open; fail-closed: { default_action = 451 4.3.5 typoguard unavailable } in",
+            "   inner braces; the submission service needs the same: see docs/postfix.md)",
+            f"Try it:  {try_it}",
+            "  -> action=550 5.1.2 Not sent: army.ml is not army.mil. Did you mean bob@army.mil? ...",
+            "Reload: kill -HUP <pid>   Stop: kill -TERM <pid>   Logs: JSON lines on stderr or [log] file",
+        ]
+    )
