@@ -5,6 +5,9 @@ postfix, exim, m365, exchange, mailbox     one reader per format -> ``Partial`` 
 runner      tasks over worker processes; partials joined into ``AuditEvent``s
 aggregate   totals, per domain / sender / week, repeat patterns
 report_text, report_data, report_html      terminal tables; JSON/CSV; one offline HTML page
+learn       ``typoguard learn``: correspondents from delivered mail, with the Postfix reader above
+
+May import: ``store`` (``learn`` writes correspondents), ``core`` and the bottom modules.
 """
 
 from __future__ import annotations

@@ -6,6 +6,8 @@ Categories (``CATEGORIES``): ``classified`` and ``cui`` markings (markings.py), 
 (detect-secrets, credentials.py), ``ssn``, ``payment_card``, ``passport`` (identifiers.py, with validity
 rules), ``itinerary`` (itinerary.py). The relay uses the report to raise the stakes for flagged and
 first-time recipients (relay/server.py, docs/relay.md).
+
+Pure: bytes in, counts out. May import: ``core``, ``errors``.
 """
 
 from __future__ import annotations

@@ -2,5 +2,7 @@
 
 Pure parts: ``model`` (values), ``classify`` (answers -> status, grouping, run comparison), ``export``
 (block-list formatters), ``report_html``. I/O: ``resolve`` (dnspython asyncio), ``history`` (JSON file),
-``scan`` (ties them together).
+``scan`` (ties them together), ``health`` (is the resolver telling the truth).
+
+May import: ``core`` and the bottom modules (``config``, ``errors``).
 """

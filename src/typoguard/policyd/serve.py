@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from typoguard.config import Config
-from typoguard.errors import StoreError, TypoguardError
+from typoguard.errors import TypoguardError
 from typoguard.obs import JsonLog
 from typoguard.policyd.decider import PolicyDecider
 from typoguard.policyd.server import PolicyServer, banner
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from typoguard.store import Store
+    from typoguard.store.live import StoreParts
 
 SERVICES = ("policyd", "http")
 
@@ -180,40 +181,6 @@ class HttpProcessCompanion:
                 proc.send_signal(signal.SIGHUP)  # every worker reloads the config file itself
 
 
-class StoreParts:
-    """The parent's side of the store: one ``Store`` (engine), the snapshot caches, the decision feed."""
-
-    def __init__(self, config: Config, config_path: Path, log: JsonLog) -> None:
-        from typoguard.core.context import LiveContext
-        from typoguard.store import CorrespondentCache, OverrideCache, open_store
-        from typoguard.store.cache import KnownPairsCache
-        from typoguard.store.feed import DecisionFeed, writer_argv
-        from typoguard.store.store import resolve
-
-        resolved = resolve(config)  # ConfigError for a bad [store]
-        try:
-            self.store = open_store(config)
-        except StoreError as exc:  # down now: run, retry the snapshots, let the writer spool
-            log.event("error", "store_unavailable", error=str(exc), then="spooling decisions; retrying")
-            self.store = open_store(config, upgrade=False)
-        self.overrides = OverrideCache(self.store)
-        self.confirmed = CorrespondentCache(self.store)
-        self.known = KnownPairsCache(self.store)
-        self.context = LiveContext(self.overrides, self.confirmed, self.known, config.policy.thresholds())
-        self.feed = DecisionFeed(
-            writer_argv(config_path),
-            spool_dir=resolved.spool_dir,
-            node=resolved.node,
-            queue_size=config.store.queue_size,
-            on_event=log.event,
-        )
-
-    def close(self) -> None:
-        for cache in (self.overrides, self.confirmed, self.known):
-            cache.close()
-        self.store.close()
-
-
 def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     """Run the services ``config`` enables (or ``only`` these); the exit status for ``sys.exit``.
 
@@ -236,6 +203,8 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     parts: StoreParts | None = None
     if config.store.enabled:
         try:
+            from typoguard.store.live import StoreParts  # SQLAlchemy only when there is a store
+
             parts = StoreParts(config, config_path, log)
         except TypoguardError as exc:
             print(f"typoguard: [store]: {exc}", file=sys.stderr)

@@ -55,7 +55,7 @@ from typoguard.servers import event_loop, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 
 if TYPE_CHECKING:
-    from typoguard.policyd.serve import StoreParts
+    from typoguard.store.live import StoreParts
 
 NEXT_HOP_DOWN: Final = "451 4.4.1 Next hop unavailable, message not accepted; try again later"
 TEMPFAIL: Final = "451 4.3.0 typoguard: temporary failure, please try again later"
@@ -423,7 +423,7 @@ class RelayServer(SMTPService):
         parts = None
         context = None
         if config.store.enabled and config_path is not None:
-            from typoguard.policyd.serve import StoreParts
+            from typoguard.store.live import StoreParts
 
             parts = StoreParts(config, Path(config_path), log)
             context = parts.context

@@ -6,4 +6,7 @@
 * ``report``: ``typoguard sink report`` (text, JSON, HTML) and the surge rule.
 
 The SMTP server itself is ``typoguard.sink.server``.
+
+May import: ``servers``, ``store``, ``guard``, ``core`` and the bottom modules. Not ``policyd``, ``relay``,
+``web``.
 """

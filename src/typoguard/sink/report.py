@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from typoguard import charts
 from typoguard.errors import ConfigError
 from typoguard.sink.counts import CountStore
-from typoguard.web import charts
 
 SURGE_WINDOW = 14  # days before the day in question
 TOP = 25  # rows per table in text and HTML (JSON has them all)

@@ -7,9 +7,12 @@ several nodes sharing one history. The surface the service uses::
     writer = DecisionWriter(store)              # background batching writer; submit() never blocks
     overrides = OverrideCache(store)            # refreshed every [store] refresh_interval seconds
     confirmed = CorrespondentCache(store)
-    assessment = apply_context(verdict.assessment, override=overrides.lookup(domain), ...)
+    LiveContext(overrides, confirmed, ...)      # core.context: the rules that use them (pure)
     writer.submit(DecisionEvent.from_verdict(...))
     ...; writer.close(); overrides.close(); confirmed.close(); store.close()
+
+Also the live parts servers use: the decision feed (a writer process), its spool, the hot-path caches.
+May import: ``core``, ``config``, ``obs``, ``errors``. Never ``held``, the servers or ``cli``.
 """
 
 from __future__ import annotations

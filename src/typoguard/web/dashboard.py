@@ -30,11 +30,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from typoguard import charts
 from typoguard.config import Config
 from typoguard.core.describe import readable_reason, with_unicode
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, TypoguardError
 from typoguard.store.tokens import ApiToken, scope_allows
-from typoguard.web import charts
 from typoguard.web.auth import LoginRateLimit, client_address, csrf_ok, csrf_token, session_secret
 
 _WEB = files("typoguard.web")
