@@ -143,6 +143,17 @@ def test_stats_count_per_day_lookalike_and_sender(api: Api) -> None:
     assert senders["alice@army.mil"] == 2
 
 
+def test_reads_from_a_failing_store_answer_503_with_the_reason(api: Api) -> None:
+    """A database that fails is 503 and says why, for the statistics as for the decisions (the statistics
+    gave a bare 500 with no reason)."""
+    with api.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE tg_decisions")
+    for path in ("/v1/decisions", "/v1/stats"):
+        reply = api.client.get(path, headers=api.headers("read"))
+        assert (reply.status_code, reply.headers["content-type"]) == (503, "application/json"), path
+        assert "no such table: tg_decisions" in reply.json()["error"]
+
+
 def test_admin_releases_and_deletes_held_mail_and_who_is_recorded(api: Api) -> None:
     held = api.client.get("/v1/held", headers=api.headers("read")).json()["held"]
     assert [m["queue_id"] for m in held] == ["BBBB2"]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,7 +26,6 @@ import orjson
 import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import Counter as PromCounter
-from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -48,7 +46,7 @@ from typoguard.store import (
     Store,
     open_store,
 )
-from typoguard.store.schema import decisions as decisions_table
+from typoguard.store.stats import decision_stats
 from typoguard.store.store import check_queue_id
 from typoguard.store.tokens import ApiToken, Revocations, TokenStore, scope_allows
 from typoguard.web.check import ACTION_ORDER, CheckReplies, LoopBudget, MalformedCheck
@@ -290,40 +288,6 @@ async def get_decisions(request: Request) -> Response:
     page = [decision_dict(r) for r in records]
     next_before = records[-1].seq if len(records) == query.limit else None
     return ApiJSONResponse({"decisions": page, "next_before": next_before})
-
-
-def decision_stats(store: Store, *, days: int, top: int = 10, now: float | None = None) -> dict[str, Any]:
-    """Counts for the last ``days`` days: per UTC day and action, top look-alike domains, top senders."""
-    since = (time.time() if now is None else now) - days * 86400
-    c = decisions_table.c
-    stmt = select(c.time, c.action, c.domain, c.intended, c.sender).where(c.time >= since)
-    per_day: dict[str, Counter[str]] = {}
-    lookalikes: Counter[tuple[str, str]] = Counter()
-    senders: Counter[str] = Counter()
-    total: Counter[str] = Counter()
-    with store.engine.connect() as conn:
-        for row in conn.execute(stmt):
-            t, action, domain, intended = float(row.time), str(row.action), str(row.domain), row.intended
-            sender = str(row.sender)
-            day = time.strftime("%Y-%m-%d", time.gmtime(t))
-            per_day.setdefault(day, Counter())[action] += 1
-            total[action] += 1
-            if action != "allow" and intended:
-                lookalikes[(domain, str(intended))] += 1
-                senders[sender or "<>"] += 1
-    return {
-        "since": since,
-        "days": days,
-        "total": {a: total.get(a, 0) for a in _ACTION_ORDER},
-        "per_day": [
-            {"day": day, **{a: counts.get(a, 0) for a in _ACTION_ORDER}}
-            for day, counts in sorted(per_day.items())
-        ],
-        "top_lookalikes": [
-            {"domain": d, "intended": i, "count": n} for (d, i), n in lookalikes.most_common(top)
-        ],
-        "top_senders": [{"sender": s, "count": n} for s, n in senders.most_common(top)],
-    }
 
 
 @requires("read")

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from typoguard.config import Config
 from typoguard.core.describe import readable_reason, with_unicode
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, TypoguardError
+from typoguard.store.stats import decision_stats
 from typoguard.store.tokens import ApiToken, scope_allows
 from typoguard.web import charts
 from typoguard.web.auth import LoginRateLimit, client_address, csrf_ok, csrf_token, session_secret
@@ -195,8 +196,6 @@ async def root(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------- pages
 @signed_in()
 async def overview(request: Request, token: ApiToken) -> Response:
-    from typoguard.web.api import decision_stats
-
     days = 30
     stats = await asyncio.to_thread(decision_stats, _state(request).store, days=days)
     per_day = charts.stacked_bars(stats["per_day"], ["allow", "warn", "hold", "reject"])
