@@ -78,7 +78,7 @@ def test_check_answers_with_the_new_configuration_after_a_reload(
     from typoguard.config import Config, ProtectConfig
     from typoguard.store import open_store
     from typoguard.store.tokens import TokenStore
-    from typoguard.web.api import create_app
+    from typoguard.web.app import create_app
 
     store = open_store(http_config(tmp_path, protected))
     _, secret = TokenStore(store).create("webmail", "check", by="test")
@@ -266,7 +266,7 @@ def test_a_configured_web_page_may_call_check_across_origins(
 
     from typoguard.store import open_store
     from typoguard.store.tokens import TokenStore
-    from typoguard.web.api import create_app
+    from typoguard.web.app import create_app
 
     config = http_config(tmp_path, protected)
     config = replace(config, http=replace(config.http, cors_origins=("https://webmail.army.mil",)))
