@@ -12,7 +12,7 @@ from relay_lab import NextHopSink, RunningRelay, hold_one
 
 from typoguard.store import open_store
 from typoguard.store.tokens import TokenStore
-from typoguard.web.api import create_app
+from typoguard.web.app import create_app
 
 PLAIN = b"From: alice@army.mil\r\nSubject: lunch\r\n\r\nLunch at noon?\r\n"
 

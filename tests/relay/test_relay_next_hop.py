@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from types import SimpleNamespace
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from typoguard.relay.next_hop import SYNTAX, NextHop, NextHopDown
+from typoguard.config import Config, RelayConfig
+from typoguard.errors import ConfigError
+from typoguard.relay.next_hop import SYNTAX, NextHop, NextHopDown, NextHopSettings
 
 Script = Callable[[bytes], list[bytes]]  # a command line (without CRLF) -> the chunks to answer with
 
@@ -47,10 +50,8 @@ class ScriptedHop:
     async def __aenter__(self) -> tuple[ScriptedHop, NextHop]:
         self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]
-        config = SimpleNamespace(relay=SimpleNamespace(next_hop_timeout=1.0, next_hop_tls="opportunistic"))
-        relay: Any = SimpleNamespace(config=config, next_hop=("127.0.0.1", port), hostname="relay.test",
-                                     next_hop_tls=None)  # fmt: skip
-        return self, NextHop(relay)
+        settings = NextHopSettings("127.0.0.1", port, 1.0, "opportunistic", None, helo_name="relay.test")
+        return self, NextHop(settings)
 
     async def __aexit__(self, *exc: object) -> None:
         self.server.close()
@@ -116,11 +117,24 @@ def test_helo_when_ehlo_is_refused() -> None:
 def test_required_tls_that_is_not_offered_is_next_hop_down() -> None:
     async def go() -> None:
         async with ScriptedHop(usual) as (_, client):
-            client.relay.config.relay.next_hop_tls = "required"
+            strict = NextHop(replace(client.settings, tls="required"))
             with pytest.raises(NextHopDown, match="STARTTLS"):
-                await client.open()
+                await strict.open()
 
     run(go())
+
+
+def test_settings_come_from_the_relay_config(tmp_path: Path) -> None:
+    relay = RelayConfig(next_hop="[::1]:2526", next_hop_timeout=7.5, next_hop_tls="required")
+    settings = NextHopSettings.from_config(Config(relay=relay, base_dir=str(tmp_path)), helo_name="mx.test")
+    assert (settings.host, settings.port, settings.timeout, settings.tls) == ("::1", 2526, 7.5, "required")
+    assert settings.tls_context is not None and settings.tls_context.check_hostname  # required: verified
+    assert settings.helo_name == "mx.test"
+    plain = Config(relay=replace(relay, next_hop_tls="none"), base_dir=str(tmp_path))
+    assert NextHopSettings.from_config(plain, helo_name="mx.test").tls_context is None
+    bad = Config(relay=replace(relay, next_hop="mx.test:99999"), base_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"\[relay\] next_hop"):
+        NextHopSettings.from_config(bad, helo_name="mx.test")
 
 
 @pytest.mark.parametrize(

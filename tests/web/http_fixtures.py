@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from typoguard.guard import Guard
 from typoguard.held import QueuedMessage
 from typoguard.store import DecisionEvent, Store, open_store
 from typoguard.store.tokens import TokenStore
-from typoguard.web.api import create_app, uvicorn_server
+from typoguard.web.app import create_app, uvicorn_server
 
 
 @dataclass
@@ -103,6 +104,19 @@ def served(
             yield url, secrets
     finally:
         store.close()
+
+
+def csrf_field(html: str) -> str:
+    """The CSRF token of the form in a dashboard page."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the form"
+    return found.group(1)
+
+
+def log_in(client: httpx.Client, secret: str) -> httpx.Response:
+    """Sign in to the dashboard with ``secret``, as the login form does; the reply."""
+    page = client.get("/login")
+    return client.post("/login", data={"token": secret, "csrf": csrf_field(page.text)})
 
 
 def revoke_with_cli(typoguard_exe: str, config: Config, token_id: int) -> None:

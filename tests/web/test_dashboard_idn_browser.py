@@ -8,38 +8,18 @@ without it, except under CI=true.
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from typoguard.store import DecisionEvent
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 HOMOGLYPH = "xn--rmy-5cd.mil"  # аrmy.mil with a Cyrillic а
 READS_AS = "\u0430rmy.mil"
 BOTH = f"{READS_AS} ({HOMOGLYPH})"
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        reason = "Debian's chromium is not installed (run scripts/install-chromium.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; under CI=true the browser tests must run")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def test_a_homoglyph_decision_shows_unicode_next_to_punycode(browser: object, api: object) -> None:

@@ -78,7 +78,7 @@ def test_check_answers_with_the_new_configuration_after_a_reload(
     from typoguard.config import Config, ProtectConfig
     from typoguard.store import open_store
     from typoguard.store.tokens import TokenStore
-    from typoguard.web.api import create_app
+    from typoguard.web.app import create_app
 
     store = open_store(http_config(tmp_path, protected))
     _, secret = TokenStore(store).create("webmail", "check", by="test")
@@ -141,6 +141,17 @@ def test_stats_count_per_day_lookalike_and_sender(api: Api) -> None:
     assert (top["domain"], top["intended"], top["count"]) == ("army.ml", "army.mil", 2)
     senders = {s["sender"]: s["count"] for s in stats["top_senders"]}
     assert senders["alice@army.mil"] == 2
+
+
+def test_reads_from_a_failing_store_answer_503_with_the_reason(api: Api) -> None:
+    """A database that fails is 503 and says why, for the statistics as for the decisions (the statistics
+    gave a bare 500 with no reason)."""
+    with api.store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE tg_decisions")
+    for path in ("/v1/decisions", "/v1/stats"):
+        reply = api.client.get(path, headers=api.headers("read"))
+        assert (reply.status_code, reply.headers["content-type"]) == (503, "application/json"), path
+        assert "no such table: tg_decisions" in reply.json()["error"]
 
 
 def test_admin_releases_and_deletes_held_mail_and_who_is_recorded(api: Api) -> None:
@@ -255,7 +266,7 @@ def test_a_configured_web_page_may_call_check_across_origins(
 
     from typoguard.store import open_store
     from typoguard.store.tokens import TokenStore
-    from typoguard.web.api import create_app
+    from typoguard.web.app import create_app
 
     config = http_config(tmp_path, protected)
     config = replace(config, http=replace(config.http, cors_origins=("https://webmail.army.mil",)))

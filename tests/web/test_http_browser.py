@@ -29,38 +29,11 @@ from typoguard.guard import Guard
 from typoguard.held import PostfixQueue
 from typoguard.store import DecisionEvent, open_store
 from typoguard.store.tokens import TokenStore
-from typoguard.web.api import create_app
+from typoguard.web.app import create_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        reason = "Debian's chromium is not installed (run scripts/install-chromium.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; under CI=true the browser tests must run")
-        print(f"\nskipping browser tests: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def _shot(page: object, name: str) -> None:

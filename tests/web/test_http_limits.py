@@ -18,7 +18,7 @@ from policy_under_attack import measure
 from typoguard.guard import Guard
 from typoguard.store import open_store
 from typoguard.store.tokens import TokenStore
-from typoguard.web.api import create_app
+from typoguard.web.app import create_app
 
 LIMIT = 4096
 

@@ -108,7 +108,7 @@ def test_an_embedded_server_leaves_the_host_programs_signal_handlers_alone() -> 
 
     from starlette.applications import Starlette
 
-    from typoguard.web.api import uvicorn_server
+    from typoguard.web.app import uvicorn_server
 
     seen: list[str] = []
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
 import pytest
-from http_fixtures import Api, revoke_with_cli, served
+from http_fixtures import Api, csrf_field, log_in, revoke_with_cli, served
 
 from typoguard.guard import Guard
 
@@ -64,27 +63,16 @@ def test_a_revoked_token_stops_working_within_the_cache_time(
     import time
 
     from typoguard.store.tokens import TokenStore
-    from typoguard.web import api as http_api
+    from typoguard.web.state import TOKEN_CACHE_SECONDS
 
     tokens = TokenStore(api.store)
     record, secret = tokens.create("temp", scope, by="test")
     h = {"Authorization": f"Bearer {secret}"}
     assert api.client.request(method, path, json=body, headers=h).status_code == 200
     tokens.revoke(record.id)
-    time.sleep(http_api.TOKEN_CACHE_SECONDS + 0.1)
+    time.sleep(TOKEN_CACHE_SECONDS + 0.1)
     r = api.client.request(method, path, json=body, headers=h)
     assert r.status_code == 401 and set(r.json()) == {"error"}
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "no CSRF field in the form"
-    return found.group(1)
-
-
-def _login(client: httpx.Client, secret: str) -> httpx.Response:
-    page = client.get("/login")
-    return client.post("/login", data={"token": secret, "csrf": _csrf(page.text)})
 
 
 def test_dashboard_needs_sign_in_and_the_cookie_is_strict(api: Api) -> None:
@@ -94,7 +82,7 @@ def test_dashboard_needs_sign_in_and_the_cookie_is_strict(api: Api) -> None:
         page = browser.get("/login")
         cookie = page.headers["set-cookie"].lower()
         assert "samesite=strict" in cookie and "httponly" in cookie
-        r = _login(browser, api.tokens["admin"])
+        r = log_in(browser, api.tokens["admin"])
         assert r.status_code == 303 and r.headers["location"] == "/dashboard"
         overview = browser.get("/dashboard")
         assert overview.status_code == 200
@@ -104,14 +92,14 @@ def test_dashboard_needs_sign_in_and_the_cookie_is_strict(api: Api) -> None:
 
 def test_a_check_token_cannot_sign_in(api: Api) -> None:
     with httpx.Client(base_url=api.base_url) as browser:
-        r = _login(browser, api.tokens["check"])
+        r = log_in(browser, api.tokens["check"])
         assert r.status_code == 401
         assert browser.get("/dashboard").status_code == 303
 
 
 def test_dashboard_forms_need_the_csrf_token(api: Api) -> None:
     with httpx.Client(base_url=api.base_url) as browser:
-        _login(browser, api.tokens["admin"])
+        log_in(browser, api.tokens["admin"])
         r = browser.post("/dashboard/overrides", data={"domain": "army.ml", "action": "allow", "reason": "x"})
         assert r.status_code == 403
         r = browser.post(
@@ -120,7 +108,7 @@ def test_dashboard_forms_need_the_csrf_token(api: Api) -> None:
         )
         assert r.status_code == 403
         assert api.store.overrides() == []
-        csrf = _csrf(browser.get("/dashboard/overrides").text)
+        csrf = csrf_field(browser.get("/dashboard/overrides").text)
         r = browser.post(
             "/dashboard/overrides", data={"domain": "army.ml", "action": "allow", "reason": "x", "csrf": csrf}
         )
@@ -130,20 +118,20 @@ def test_dashboard_forms_need_the_csrf_token(api: Api) -> None:
 
 def test_a_read_token_sees_but_cannot_act_in_the_dashboard(api: Api) -> None:
     with httpx.Client(base_url=api.base_url) as browser:
-        _login(browser, api.tokens["read"])
+        log_in(browser, api.tokens["read"])
         page = browser.get("/dashboard/held")
         assert "BBBB2" in page.text and "Release" not in page.text
-        r = browser.post("/dashboard/held/BBBB2/release", data={"csrf": _csrf(page.text)})
+        r = browser.post("/dashboard/held/BBBB2/release", data={"csrf": csrf_field(page.text)})
         assert r.status_code == 403
         assert api.queue.released == []
 
 
 def test_login_is_rate_limited_per_client(api: Api) -> None:
     with httpx.Client(base_url=api.base_url) as browser:
-        statuses = [_login(browser, "tg_wrong").status_code for _ in range(5)]
+        statuses = [log_in(browser, "tg_wrong").status_code for _ in range(5)]
         assert statuses == [401] * 5
         # The sixth attempt within a minute is refused even with the right token.
-        assert _login(browser, api.tokens["admin"]).status_code == 429
+        assert log_in(browser, api.tokens["admin"]).status_code == 429
         assert browser.get("/dashboard").status_code == 303
 
 
@@ -154,10 +142,10 @@ def test_behind_a_configured_proxy_the_login_limit_counts_each_forwarded_client(
     must not lock out the others (and /v1/check, answered before the proxy-header pass, still works)."""
     with served(tmp_path, guard, protected, trusted_proxies=("127.0.0.1",)) as (base_url, secrets):
         with httpx.Client(base_url=base_url, headers={"X-Forwarded-For": "198.51.100.7"}) as mallory:
-            assert [_login(mallory, "tg_wrong").status_code for _ in range(5)] == [401] * 5
-            assert _login(mallory, secrets["admin"]).status_code == 429
+            assert [log_in(mallory, "tg_wrong").status_code for _ in range(5)] == [401] * 5
+            assert log_in(mallory, secrets["admin"]).status_code == 429
         with httpx.Client(base_url=base_url, headers={"X-Forwarded-For": "198.51.100.8"}) as alice:
-            assert _login(alice, secrets["admin"]).status_code in (200, 303)
+            assert log_in(alice, secrets["admin"]).status_code in (200, 303)
             h = {"Authorization": f"Bearer {secrets['check']}"}
             r = alice.post("/v1/check", json={"recipients": ["bob@army.ml"]}, headers=h)
             assert r.status_code == 200 and r.json()["verdicts"][0]["intended"] == "army.mil"
@@ -169,10 +157,10 @@ def test_forwarded_for_is_not_trusted_unless_a_proxy_is_configured(api: Api) -> 
     statuses = []
     for n in range(8):
         with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": f"198.51.100.{n}"}) as c:
-            statuses.append(_login(c, "tg_wrong").status_code)
+            statuses.append(log_in(c, "tg_wrong").status_code)
     assert statuses == [401] * 5 + [429] * 3
     with httpx.Client(base_url=api.base_url, headers={"X-Forwarded-For": "203.0.113.9"}) as c:
-        assert _login(c, api.tokens["admin"]).status_code == 429
+        assert log_in(c, api.tokens["admin"]).status_code == 429
 
 
 def test_a_revoked_token_stops_at_once_on_this_node(api: Api, typoguard_exe: str) -> None:

@@ -4,26 +4,18 @@ workers."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from http_fixtures import Api, revoke_with_cli
+from http_fixtures import Api, csrf_field, log_in, revoke_with_cli
 
 from typoguard.store.tokens import TokenStore
 
 
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found, "no CSRF field in the form"
-    return found.group(1)
-
-
 def _login(client: httpx.Client, secret: str) -> httpx.Response:
-    page = client.get("/login")
-    r = client.post("/login", data={"token": secret, "csrf": _csrf(page.text)})
+    r = log_in(client, secret)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard", r.text
     return r
 
@@ -49,7 +41,7 @@ def _signed_in(base_url: str, cookie: str) -> bool:
 def test_a_cookie_copied_before_logout_is_refused_after_it(api: Api) -> None:
     with httpx.Client(base_url=api.base_url) as browser:
         _login(browser, api.tokens["admin"])
-        csrf = _csrf(browser.get("/dashboard/overrides").text)
+        csrf = csrf_field(browser.get("/dashboard/overrides").text)
         copied = browser.cookies["typoguard_session"]
         assert _signed_in(api.base_url, copied)
         r = browser.post("/logout", data={"csrf": csrf})
@@ -65,7 +57,7 @@ def test_signing_in_again_ends_the_session_before(api: Api) -> None:
     with httpx.Client(base_url=api.base_url) as browser:
         _login(browser, api.tokens["admin"])
         first = browser.cookies["typoguard_session"]
-        csrf = _csrf(browser.get("/dashboard/overrides").text)
+        csrf = csrf_field(browser.get("/dashboard/overrides").text)
         _login(browser, api.tokens["read"])
         second = browser.cookies["typoguard_session"]
         assert second != first
@@ -105,7 +97,7 @@ def test_sessions_work_on_every_worker_and_logout_ends_them_on_every_worker(
         with httpx.Client(base_url=base_url) as browser:
             _login(browser, admin)
             cookie = browser.cookies["typoguard_session"]
-            csrf = _csrf(browser.get("/dashboard/overrides").text)
+            csrf = csrf_field(browser.get("/dashboard/overrides").text)
             # Each _signed_in() is a new connection: the kernel spreads them over both workers.
             assert all(_signed_in(base_url, cookie) for _ in range(12))
             assert browser.post("/logout", data={"csrf": csrf}).status_code == 303

@@ -132,7 +132,7 @@ def http(config_path: Path | None, listen: str | None, workers: int | None) -> N
     domains, models and thresholds (every worker)."""
     from dataclasses import replace
 
-    from typoguard.web.api import parse_listen, serve_http
+    from typoguard.web.app import parse_listen, serve_http
 
     config = load_config(config_path)
     if listen is not None:

@@ -46,7 +46,7 @@ class HttpCompanion:
     """The HTTP API and dashboard served by uvicorn inside the policy service's event loop."""
 
     def __init__(self, config: Config, decider: PolicyDecider, store: Store | None, log: JsonLog) -> None:
-        from typoguard.web.api import create_app, parse_listen
+        from typoguard.web.app import create_app, parse_listen
 
         self.config = config
         self.log = log
@@ -56,7 +56,7 @@ class HttpCompanion:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, policy: PolicyServer) -> None:
-        from typoguard.web.api import uvicorn_server
+        from typoguard.web.app import uvicorn_server
 
         # It installs no signal handlers: the policy service owns SIGTERM/SIGHUP and stops it by should_exit.
         self.server = server = uvicorn_server(self.app, self.host, self.port)
@@ -94,7 +94,7 @@ class HttpProcessCompanion:
     STOP_SECONDS = 15.0
 
     def __init__(self, config: Config, config_path: Path, log: JsonLog) -> None:
-        from typoguard.web.api import parse_listen
+        from typoguard.web.app import parse_listen
 
         self.config = config
         self.config_path = config_path
@@ -188,7 +188,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     """
     wanted = set(only) or set(SERVICES)
     if wanted == {"http"}:
-        from typoguard.web.api import serve_http
+        from typoguard.web.app import serve_http
 
         return serve_http(config)
     try:

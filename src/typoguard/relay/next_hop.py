@@ -16,12 +16,14 @@ import re
 import ssl
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Final, cast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, cast
 
+from typoguard.config import Config
+from typoguard.held.quarantine import next_hop_tls_context
+from typoguard.obs import parse_listen
 from typoguard.policyd.decider import smtp_text
-
-if TYPE_CHECKING:
-    from typoguard.relay.server import RelayServer
 
 _PERIOD: Final = re.compile(rb"(?m)^\.")
 _LINE_ENDS: Final = re.compile(rb"\r\n|\r|\n")
@@ -37,6 +39,29 @@ Reply = tuple[int, list[str]]  # (code, the text of each line)
 
 class NextHopDown(Exception):
     """The next hop could not be reached or dropped the session."""
+
+
+@dataclass(frozen=True, slots=True)
+class NextHopSettings:
+    """What a session with the next hop needs: where it is, how long to wait for each reply, whether to
+    use STARTTLS, and the name to say EHLO with. Built once per relay (``from_config``), shared by every
+    session."""
+
+    host: str
+    port: int
+    timeout: float  # seconds for each reply ([relay] next_hop_timeout); a message gets more (DATA_RATE)
+    tls: str  # [relay] next_hop_tls: "none", "opportunistic" or "required"
+    tls_context: ssl.SSLContext | None  # None: never STARTTLS
+    helo_name: str  # the relay's own name
+
+    @classmethod
+    def from_config(cls, config: Config, *, helo_name: str) -> NextHopSettings:
+        """``[relay]``'s next hop; ``ConfigError`` for an address that is not host:port or a CA file that
+        cannot be read."""
+        relay = config.relay
+        host, port = parse_listen(relay.next_hop, "[relay] next_hop")
+        context = next_hop_tls_context(relay, Path(config.base_dir))
+        return cls(host, port, relay.next_hop_timeout, relay.next_hop_tls, context, helo_name)
 
 
 class _HopProtocol(asyncio.Protocol):
@@ -141,9 +166,9 @@ class _HopProtocol(asyncio.Protocol):
 class NextHop:
     """One session with the next hop, opened at the client's first MAIL."""
 
-    def __init__(self, relay: RelayServer) -> None:
-        self.relay = relay
-        self.timeout = relay.config.relay.next_hop_timeout
+    def __init__(self, settings: NextHopSettings) -> None:
+        self.settings = settings
+        self.timeout = settings.timeout
         self.proto: _HopProtocol | None = None
         # A transaction the client may have abandoned without RSET (aiosmtpd ends one by itself after a
         # refused DATA): the next MAIL resets it at the next hop first.
@@ -159,8 +184,8 @@ class NextHop:
         if self.proto is not None and self.proto.usable:
             return
         self.close()
-        r = self.relay
-        host, port = r.next_hop
+        s = self.settings
+        host, port = s.host, s.port
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.timeout):
@@ -173,11 +198,10 @@ class NextHop:
             if code != 220:
                 raise NextHopDown(f"greeting: {code} {' '.join(lines)}")
             features = await self._hello()
-            policy = r.config.relay.next_hop_tls
-            if policy != "none" and "STARTTLS" in features and r.next_hop_tls is not None:
-                await self._starttls(transport, r.next_hop_tls, host)
+            if s.tls != "none" and "STARTTLS" in features and s.tls_context is not None:
+                await self._starttls(transport, s.tls_context, host)
                 features = await self._hello()  # a new session over TLS
-            elif policy == "required":
+            elif s.tls == "required":
                 raise NextHopDown("the next hop does not offer STARTTLS ([relay] next_hop_tls = required)")
         except NextHopDown:
             self.close()
@@ -186,7 +210,7 @@ class NextHop:
 
     async def _hello(self) -> set[str]:
         """EHLO (HELO if refused); the extension keywords the next hop offers."""
-        name = self.relay.hostname.encode("ascii", "replace")
+        name = self.settings.helo_name.encode("ascii", "replace")
         code, lines = await self._ask(b"EHLO " + name)
         if code == 250:
             return {line.split(" ", 1)[0].upper() for line in lines[1:]}

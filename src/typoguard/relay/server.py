@@ -44,12 +44,12 @@ from aiosmtpd.smtp import Envelope, Session, syntax
 from typoguard.config import Config
 from typoguard.content import ContentReport, scan_message
 from typoguard.errors import ConfigError, TypoguardError
-from typoguard.held.quarantine import Quarantine, next_hop_tls_context
+from typoguard.held.quarantine import Quarantine
 from typoguard.obs import JsonLog, parse_listen
 from typoguard.policyd.decider import PolicyDecider, smtp_text
 from typoguard.protocols.postfix_policy import PolicyRequest
 from typoguard.relay.auth import Authenticator, hash_password, load_users, verify_password
-from typoguard.relay.next_hop import NextHop, NextHopDown, stuffed
+from typoguard.relay.next_hop import NextHop, NextHopDown, NextHopSettings, stuffed
 from typoguard.senders import InternalSenders
 from typoguard.servers import event_loop, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
@@ -246,7 +246,7 @@ class RelaySMTP(AdmittedSMTP):
         )
         self.relay = relay
         self.service_log = relay.log
-        self.hop = NextHop(relay)
+        self.hop = NextHop(relay.hop_settings)
         self.txn = Transaction()
         self.wire_body = b""  # the current message as the client sent it (dot-stuffed)
         self.client_ip = ""
@@ -385,8 +385,7 @@ class RelayServer(SMTPService):
         self.instance = decider.instance
         self.hostname = relay.hostname or socket.getfqdn()
         self.listen = parse_listen(relay.listen, "[relay] listen")
-        self.next_hop = parse_listen(relay.next_hop, "[relay] next_hop")
-        self.next_hop_tls = next_hop_tls_context(relay, base)
+        self.hop_settings = NextHopSettings.from_config(config, helo_name=self.hostname)
         self.tls_context: ssl.SSLContext | None = None
         if relay.tls_cert:
             self.tls_context = self.server_tls_context(

@@ -1,4 +1,4 @@
-"""The dashboard: server-rendered pages over the same state as the JSON API (see web/api.py).
+"""The dashboard: server-rendered pages over the same state and operations as the JSON API (web/admin.py).
 
     /login, /logout            sign in with a read or admin token (rate-limited per client address)
     /dashboard                 overview: decisions per day by action, top look-alike domains, top senders
@@ -34,8 +34,20 @@ from typoguard import charts
 from typoguard.config import Config
 from typoguard.core.describe import readable_reason, with_unicode
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError, TypoguardError
+from typoguard.store.stats import decision_stats
 from typoguard.store.tokens import ApiToken, scope_allows
+from typoguard.web.admin import (
+    VIA_DASHBOARD,
+    RequestError,
+    act_on_held,
+    decision_page,
+    decision_query,
+    held_list,
+    remove_override,
+    who,
+)
 from typoguard.web.auth import LoginRateLimit, client_address, csrf_ok, csrf_token, session_secret
+from typoguard.web.state import ApiState
 
 _WEB = files("typoguard.web")
 templates = Jinja2Templates(directory=str(_WEB / "templates"))
@@ -78,8 +90,9 @@ def dashboard_middleware(config: Config) -> list[Middleware]:
     ]
 
 
-def _state(request: Request) -> Any:
-    return request.app.state.api
+def _state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
 
 
 def _render(
@@ -112,7 +125,7 @@ async def _session_token(request: Request, session_id: str) -> ApiToken | None:
     return token
 
 
-def _start_session(state: Any, token_id: int, max_age: int, previous: object) -> str:
+def _start_session(state: ApiState, token_id: int, max_age: int, previous: object) -> str:
     """A new session for a sign-in; the one this browser had (if any) ends."""
     if isinstance(previous, str):
         state.sessions.revoke(previous)
@@ -138,7 +151,6 @@ def signed_in(admin: bool = False) -> Callable[[Page], Callable[[Request], Await
                     return HTMLResponse("CSRF token missing or wrong; reload the page.", status_code=403)
             if admin and not scope_allows(token.scope, "admin"):
                 return HTMLResponse("This needs an admin token.", status_code=403)
-            request.scope["typoguard.token"] = token
             return await page(request, token)
 
         endpoint.__name__ = page.__name__
@@ -195,8 +207,6 @@ async def root(request: Request) -> Response:
 # ---------------------------------------------------------------------------------------------- pages
 @signed_in()
 async def overview(request: Request, token: ApiToken) -> Response:
-    from typoguard.web.api import decision_stats
-
     days = 30
     stats = await asyncio.to_thread(decision_stats, _state(request).store, days=days)
     per_day = charts.stacked_bars(stats["per_day"], ["allow", "warn", "hold", "reject"])
@@ -221,28 +231,24 @@ async def overview(request: Request, token: ApiToken) -> Response:
 
 @signed_in()
 async def decisions_page(request: Request, token: ApiToken) -> Response:
-    from typoguard.web.api import ApiError, decision_dict, decision_query
-
     filters = {k: v for k, v in request.query_params.items() if k != "msg" and v}  # empty: any
     try:
         query = decision_query(filters)
-    except ApiError as exc:
+    except RequestError as exc:
         return _back("/dashboard/decisions", exc.message)
-    records = await asyncio.to_thread(_state(request).store.decisions, query)
-    rows = [decision_dict(r) for r in records]
+    rows, next_before = await asyncio.to_thread(decision_page, _state(request).store, query)
     filters.pop("before", None)
     next_url = None
-    if len(records) == query.limit:
-        next_url = "/dashboard/decisions?" + urlencode({**filters, "before": records[-1].seq})
+    if next_before is not None:
+        next_url = "/dashboard/decisions?" + urlencode({**filters, "before": next_before})
     return _render(request, "decisions.html", token, rows=rows, filters=filters, next_url=next_url)
 
 
 @signed_in()
 async def held_page(request: Request, token: ApiToken) -> Response:
-    from typoguard.web.api import held_list
-
+    state = _state(request)
     try:
-        held = await asyncio.to_thread(held_list, _state(request))
+        held = await asyncio.to_thread(held_list, state.store, state.queue)
         error = ""
     except TypoguardError as exc:
         held, error = [], str(exc)
@@ -251,17 +257,20 @@ async def held_page(request: Request, token: ApiToken) -> Response:
 
 @signed_in(admin=True)
 async def held_action(request: Request, token: ApiToken) -> Response:
-    from typoguard.web.api import ApiError, act_on_held
-
+    state = _state(request)
     queue_id = request.path_params["queue_id"]
     action = request.path_params["action"]
-    if action not in ("release", "delete"):
-        return _back("/dashboard/held", f"unknown action {action}")
     try:
         await asyncio.to_thread(
-            act_on_held, _state(request), queue_id, action, f"token:{token.name}", f"{action}d in dashboard"
+            act_on_held,
+            state.store,
+            state.queue,
+            queue_id,
+            action,
+            by=who(token),
+            via=VIA_DASHBOARD,
         )
-    except ApiError as exc:
+    except RequestError as exc:
         return _back("/dashboard/held", exc.message)
     except (MailQueueError, ConfigError) as exc:
         return _back("/dashboard/held", str(exc))
@@ -280,7 +289,7 @@ async def override_add(request: Request, token: ApiToken) -> Response:
     domain, action, reason = (str(form.get(k, "")).strip() for k in ("domain", "action", "reason"))
     try:
         added = await asyncio.to_thread(
-            _state(request).store.add_override, domain, action, reason=reason, by=f"token:{token.name}"
+            _state(request).store.add_override, domain, action, reason=reason, by=who(token)
         )
     except (ConfigError, InvalidAddress) as exc:
         return _back("/dashboard/overrides", str(exc))
@@ -290,16 +299,16 @@ async def override_add(request: Request, token: ApiToken) -> Response:
 @signed_in(admin=True)
 async def override_remove(request: Request, token: ApiToken) -> Response:
     try:
-        override_id = int(request.path_params["override_id"])
-    except ValueError:
-        return _back("/dashboard/overrides", "no such override")
-    n = await asyncio.to_thread(
-        _state(request).store.remove_override,
-        override_id=override_id,
-        by=f"token:{token.name}",
-        reason="removed in dashboard",
-    )
-    return _back("/dashboard/overrides", "removed" if n else "no such override")
+        await asyncio.to_thread(
+            remove_override,
+            _state(request).store,
+            request.path_params["override_id"],
+            by=who(token),
+            via=VIA_DASHBOARD,
+        )
+    except RequestError as exc:
+        return _back("/dashboard/overrides", exc.message)
+    return _back("/dashboard/overrides", "removed")
 
 
 @signed_in()

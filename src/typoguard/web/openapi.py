@@ -45,6 +45,21 @@ def _op(summary: str, scope: str | None, responses: dict[str, Any], **extra: Any
     return op
 
 
+def _held_op(summary: str, done: str) -> dict[str, Any]:
+    """Release or delete: the same answers, by queue id."""
+    return _op(
+        summary,
+        "admin",
+        {
+            "200": _json({"type": "object"}, done),
+            "400": _json(_ref("Error"), "bad id"),
+            "409": _json(_ref("Error"), "not held"),
+            "502": _json(_ref("Error"), "Postfix failed"),
+        },
+        parameters=[_p("queue_id", QUEUE_ID)],
+    )
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
     nullable_str = {"type": "string", "nullable": True}
@@ -205,32 +220,8 @@ def document() -> dict[str, Any]:
                 },
             )
         },
-        "/v1/held/{queue_id}/release": {
-            "post": _op(
-                "Release a held message",
-                "admin",
-                {
-                    "200": _json({"type": "object"}, "released"),
-                    "400": _json(_ref("Error"), "bad id"),
-                    "409": _json(_ref("Error"), "not held"),
-                    "502": _json(_ref("Error"), "Postfix failed"),
-                },
-                parameters=[_p("queue_id", QUEUE_ID)],
-            )
-        },
-        "/v1/held/{queue_id}": {
-            "delete": _op(
-                "Delete a held message",
-                "admin",
-                {
-                    "200": _json({"type": "object"}, "deleted"),
-                    "400": _json(_ref("Error"), "bad id"),
-                    "409": _json(_ref("Error"), "not held"),
-                    "502": _json(_ref("Error"), "Postfix failed"),
-                },
-                parameters=[_p("queue_id", QUEUE_ID)],
-            )
-        },
+        "/v1/held/{queue_id}/release": {"post": _held_op("Release a held message", "released")},
+        "/v1/held/{queue_id}": {"delete": _held_op("Delete a held message", "deleted")},
         "/v1/overrides": {
             "get": _op(
                 "Overrides",

@@ -44,7 +44,7 @@ from typoguard.config import Config, load_config
 from typoguard.errors import TypoguardError
 from typoguard.guard import Guard
 from typoguard.obs import JsonLog
-from typoguard.web.api import ApiApp, create_app, parse_listen, uvicorn_server
+from typoguard.web.app import ApiApp, create_app, parse_listen, uvicorn_server
 
 _STOP = (signal.SIGTERM, signal.SIGINT)
 RESPAWN_MAX_DELAY = 30.0  # seconds between restarts of a worker that keeps dying at start
