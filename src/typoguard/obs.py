@@ -297,12 +297,3 @@ def metrics_registry(metrics: PolicydMetrics, log: JsonLog | None = None) -> Col
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PolicydCollector(metrics, log))
     return registry
-
-
-def parse_listen(text: str, what: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:port`` for IPv6) -> (host, port); raises ``ConfigError``."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{what} must be host:port or unix:/path, got {text!r}")
-    return host, int(port)

@@ -132,12 +132,12 @@ def http(config_path: Path | None, listen: str | None, workers: int | None) -> N
     domains, models and thresholds (every worker)."""
     from dataclasses import replace
 
-    from typoguard.web.api import parse_listen, serve_http
+    from typoguard.config import validate
+    from typoguard.web.api import serve_http
 
     config = load_config(config_path)
-    if listen is not None:
-        parse_listen(listen)
-        config = replace(config, http=replace(config.http, listen=listen))
+    if listen is not None:  # checked as [http] listen is
+        config = validate(replace(config, http=replace(config.http, listen=listen)))
     sys.exit(serve_http(config, workers=workers))
 
 

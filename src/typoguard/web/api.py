@@ -717,13 +717,6 @@ def create_app(
     return app
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"[http] listen must be host:port, got {listen!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 DRAIN_SECONDS = 10  # on stop: requests in flight get this long to finish, then their connections close
 
 
@@ -769,7 +762,7 @@ def serve_http(config: Config, *, workers: int | None = None) -> int:
     ``http_serve``.
 
     To run it inside another asyncio program (``typoguard serve``): ``server = uvicorn_server(create_app(
-    config), *parse_listen(config.http.listen))`` and ``await server.serve()`` as a task; set
+    config), *config.http.listen_address)`` and ``await server.serve()`` as a task; set
     ``server.should_exit = True`` to stop it (the host program keeps its own signal handlers)."""
     from typoguard.web.serve import serve
 
