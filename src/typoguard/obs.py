@@ -115,13 +115,7 @@ class JsonLog:
             clean = {k: _printable(v) if isinstance(v, str) else v for k, v in fields.items()}
             body = orjson.dumps(clean, default=str)
         # {"time":"...",<the fields>}: spliced as bytes rather than copying the dict
-        line = b'{"time":"' + self.timestamp() + (b'",' + body[1:] if len(body) > 2 else b'"}') + b"\n"
-        self._chunks.append(line)
-        self._size += len(line)
-        if self._size >= _FLUSH_AT or self.flush_soon is None:
-            self.flush()
-        elif len(self._chunks) == 1:
-            self.flush_soon()
+        self.append_line(self.line(body) if len(body) > 2 else b'{"time":"' + self.timestamp() + b'"}\n')
 
     def record_json(self, body: bytes) -> None:
         """Queue one record already serialised as a JSON object (without ``time``: it is put first here)."""
@@ -132,7 +126,8 @@ class JsonLog:
         return b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n"
 
     def append_line(self, line: bytes) -> None:
-        """Queue one complete line (see ``line``)."""
+        """Queue one complete line (see ``line``); flushed at once beyond ``_FLUSH_AT`` bytes or without a
+        ``flush_soon`` hook, else the hook is asked once per batch."""
         self._chunks.append(line)
         self._size += len(line)
         if self._size >= _FLUSH_AT or self.flush_soon is None:
