@@ -49,7 +49,7 @@ class OperationFailed(click.ClickException):
 
 def translate_errors(f: F) -> F:
     """A command whose ``ConfigError`` is a usage failure (exit 2) and any other ``TypoguardError`` a
-    failed operation (exit 1), both one line on stderr."""
+    failed operation (exit 1), both one line on stderr (``reads_config`` applies it)."""
 
     @wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -95,6 +95,12 @@ CONFIG_FILE: Final = click.Path(path_type=Path, dir_okay=False)
 def config_option(f: F) -> F:
     """``--config FILE`` (optional: without it, the defaults and ``TYPOGUARD_*``)."""
     return click.option("--config", "config_path", type=CONFIG_FILE, help="TOML config.")(f)
+
+
+def reads_config(f: F) -> F:
+    """``--config FILE`` for a command that works on what the config names (the store, a server, the
+    queue), with the error contract of such commands (``translate_errors``)."""
+    return config_option(translate_errors(f))
 
 
 def protect_options(f: F) -> F:

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import click
 
-from typoguard.cli.common import config_option, read_config, translate_errors
+from typoguard.cli.common import read_config, reads_config
 
 
 @click.group(invoke_without_command=True)
-@config_option
+@reads_config
 @click.pass_context
-@translate_errors
 def relay(ctx: click.Context, config_path: Path | None) -> None:
     """Run the relay: an SMTP smart host that refuses look-alike recipients and holds sensitive mail.
 

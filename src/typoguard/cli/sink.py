@@ -11,13 +11,12 @@ from pathlib import Path
 
 import click
 
-from typoguard.cli.common import OperationFailed, config_option, read_config, translate_errors
+from typoguard.cli.common import OperationFailed, read_config, reads_config
 
 
 @click.group(invoke_without_command=True)
-@config_option
+@reads_config
 @click.pass_context
-@translate_errors
 def sink(ctx: click.Context, config_path: Path | None) -> None:
     """Run the sink: an MX for look-alike domains that refuses every recipient with a hint.
 
@@ -31,7 +30,7 @@ def sink(ctx: click.Context, config_path: Path | None) -> None:
 
 
 @sink.command()
-@config_option
+@reads_config
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True
 )
@@ -47,7 +46,6 @@ def sink(ctx: click.Context, config_path: Path | None) -> None:
     "--surge-factor", type=float, default=5.0, show_default=True, help="Day count vs trailing median."
 )
 @click.option("--surge-min", type=int, default=20, show_default=True, help="Fewest attempts a surge needs.")
-@translate_errors
 def report(  # noqa: PLR0917 - click passes options positionally
     config_path: Path | None,
     fmt: str,

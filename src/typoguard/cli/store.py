@@ -22,11 +22,10 @@ from typoguard.cli.common import (
     EXIT_FAILED,
     F,
     OperationFailed,
-    config_option,
     format_option,
     json_lines,
     read_config,
-    translate_errors,
+    reads_config,
     when,
 )
 
@@ -64,8 +63,7 @@ def db() -> None:
 
 
 @db.command()
-@config_option
-@translate_errors
+@reads_config
 def upgrade(config_path: Path | None) -> None:
     """Create or upgrade the schema (also done at every start)."""
     from typoguard.store import open_store
@@ -83,9 +81,8 @@ def upgrade(config_path: Path | None) -> None:
 
 
 @db.command()
-@config_option
+@reads_config
 @click.option("--older-than", "older_than", default=None, help="Age, e.g. 180d (default: [store] retention).")
-@translate_errors
 def prune(config_path: Path | None, older_than: str | None) -> None:
     """Delete decisions older than --older-than (e.g. 180d, 12h, 2w)."""
     from typoguard.store import parse_duration
@@ -102,12 +99,11 @@ def _override_command(action: str) -> click.Command:
     verb = "Allow" if action == "allow" else "Block"
 
     @click.command(name=action)
-    @config_option
+    @reads_config
     @click.argument("domain")
     @click.option("--reason", required=True, help="Why (kept in the audit trail).")
     @click.option("--expires", default=None, help="Expire after e.g. 30d, 12h (default: never).")
     @_by_option
-    @translate_errors
     def command(
         config_path: Path | None, domain: str, reason: str, expires: str | None, by: str | None
     ) -> None:
@@ -135,10 +131,9 @@ def overrides() -> None:
 
 
 @overrides.command(name="list")
-@config_option
+@reads_config
 @click.option("--all", "include_inactive", is_flag=True, help="Include removed, superseded and expired ones.")
 @format_option
-@translate_errors
 def overrides_list(config_path: Path | None, include_inactive: bool, fmt: str) -> None:
     """Active overrides (with --all, the whole audit trail)."""
     from dataclasses import asdict
@@ -160,11 +155,10 @@ def overrides_list(config_path: Path | None, include_inactive: bool, fmt: str) -
 
 
 @overrides.command(name="remove")
-@config_option
+@reads_config
 @click.argument("target")
 @click.option("--reason", default="removed", show_default=True)
 @_by_option
-@translate_errors
 def overrides_remove(config_path: Path | None, target: str, reason: str, by: str | None) -> None:
     """Remove the active override of TARGET (a domain, or #ID / ID). Kept in the audit trail."""
     with _store(config_path) as store:
@@ -185,11 +179,10 @@ def correspondents() -> None:
 
 
 @correspondents.command(name="list")
-@config_option
+@reads_config
 @click.option("--confirmed", is_flag=True, help="Only admin-confirmed domains.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @format_option
-@translate_errors
 def correspondents_list(config_path: Path | None, confirmed: bool, limit: int, fmt: str) -> None:
     """Recipient domains by how often they were written to."""
     from dataclasses import asdict
@@ -206,11 +199,10 @@ def correspondents_list(config_path: Path | None, confirmed: bool, limit: int, f
 
 
 @correspondents.command(name="confirm")
-@config_option
+@reads_config
 @click.argument("domain")
 @click.option("--reason", required=True)
 @_by_option
-@translate_errors
 def correspondents_confirm(config_path: Path | None, domain: str, reason: str, by: str | None) -> None:
     """Confirm DOMAIN as a real correspondent: once written to often enough, it is allowed (never a
     suffix typo of a protected domain)."""
@@ -220,9 +212,8 @@ def correspondents_confirm(config_path: Path | None, domain: str, reason: str, b
 
 
 @correspondents.command(name="unconfirm")
-@config_option
+@reads_config
 @click.argument("domain")
-@translate_errors
 def correspondents_unconfirm(config_path: Path | None, domain: str) -> None:
     """Withdraw the confirmation of DOMAIN."""
     with _store(config_path) as store:
@@ -233,7 +224,7 @@ def correspondents_unconfirm(config_path: Path | None, domain: str) -> None:
 
 # --------------------------------------------------------------------------- decisions
 @click.command()
-@config_option
+@reads_config
 @click.option("--domain", default=None)
 @click.option("--recipient", default=None)
 @click.option("--sender", default=None)
@@ -244,7 +235,6 @@ def correspondents_unconfirm(config_path: Path | None, domain: str) -> None:
 @click.option("--before-seq", type=int, default=None, help="Page: decisions older than this seq.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @format_option
-@translate_errors
 def decisions(  # noqa: PLR0917 - click passes options positionally
     config_path: Path | None,
     domain: str | None,
@@ -312,10 +302,9 @@ def held() -> None:
 
 
 @held.command(name="list")
-@config_option
+@reads_config
 @_postfix_option
 @format_option
-@translate_errors
 def held_list(config_path: Path | None, postfix_config: str | None, fmt: str) -> None:
     """Held messages."""
     from typoguard.held import held_with_decisions
@@ -350,10 +339,9 @@ def _held_json(h: Any) -> dict[str, Any]:
 
 
 @held.command(name="show")
-@config_option
+@reads_config
 @_postfix_option
 @click.argument("queue_id")
-@translate_errors
 def held_show(config_path: Path | None, postfix_config: str | None, queue_id: str) -> None:
     """One held message, its decision and what admins did with it (JSON)."""
     from dataclasses import asdict
@@ -375,12 +363,11 @@ def held_show(config_path: Path | None, postfix_config: str | None, queue_id: st
 
 def _held_action(action: str) -> click.Command:
     @click.command(name=action)
-    @config_option
+    @reads_config
     @_postfix_option
     @click.argument("queue_ids", nargs=-1, required=True)
     @click.option("--reason", default="", help="Kept with the record of who did it.")
     @_by_option
-    @translate_errors
     def command(
         config_path: Path | None,
         postfix_config: str | None,
@@ -410,9 +397,8 @@ held.add_command(_held_action("delete"))
 
 # --------------------------------------------------------------------------- learn
 @click.command()
-@config_option
+@reads_config
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@translate_errors
 def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
     """Learn correspondents from Postfix logs (plain or .gz); only delivered mail counts.
 

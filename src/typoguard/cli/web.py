@@ -15,15 +15,7 @@ from typing import Any
 
 import click
 
-from typoguard.cli.common import (
-    OperationFailed,
-    config_option,
-    format_option,
-    json_lines,
-    read_config,
-    translate_errors,
-    when,
-)
+from typoguard.cli.common import OperationFailed, format_option, json_lines, read_config, reads_config, when
 
 
 @contextlib.contextmanager
@@ -59,11 +51,10 @@ def token() -> None:
 
 
 @token.command()
-@config_option
+@reads_config
 @click.option("--scope", type=click.Choice(["check", "read", "admin"]), required=True)
 @click.option("--name", required=True, help="Who or what uses it (recorded with every admin action).")
 @click.option("--by", default=None, help="Who creates it (default: $USER).")
-@translate_errors
 def create(config_path: Path | None, scope: str, name: str, by: str | None) -> None:
     """Create a token and print it once (only its hash is stored)."""
     who = by or os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
@@ -74,10 +65,9 @@ def create(config_path: Path | None, scope: str, name: str, by: str | None) -> N
 
 
 @token.command(name="list")
-@config_option
+@reads_config
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
 @format_option
-@translate_errors
 def list_tokens(config_path: Path | None, include_revoked: bool, fmt: str) -> None:
     """List tokens (never their secrets)."""
     with _tokens(config_path) as tokens:
@@ -92,9 +82,8 @@ def list_tokens(config_path: Path | None, include_revoked: bool, fmt: str) -> No
 
 
 @token.command()
-@config_option
+@reads_config
 @click.argument("token_id", type=int)
-@translate_errors
 def revoke(config_path: Path | None, token_id: int) -> None:
     """Revoke token TOKEN_ID (see `typoguard token list`): at once on this node, its dashboard sessions
     too; other nodes sharing the database within 2 s."""
@@ -105,7 +94,7 @@ def revoke(config_path: Path | None, token_id: int) -> None:
 
 
 @click.command()
-@config_option
+@reads_config
 @click.option("--listen", default=None, help="host:port (default: [http] listen, 127.0.0.1:8025).")
 @click.option(
     "--workers",
@@ -113,7 +102,6 @@ def revoke(config_path: Path | None, token_id: int) -> None:
     default=None,
     help="Processes answering on the address (default: [http] workers, 1).",
 )
-@translate_errors
 def http(config_path: Path | None, listen: str | None, workers: int | None) -> None:
     """Run the HTTP API and dashboard on its own (`typoguard serve` starts it when [http] enabled).
 
