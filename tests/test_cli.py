@@ -312,6 +312,43 @@ def test_bad_config_file_exits_2(tmp_path: Path, toml: str, message: str) -> Non
     assert message in err
 
 
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        ("policyd", "listen = '127.0.0.1:99999'", "[policyd] listen: port out of range (0..65535)"),
+        ("policyd", "listen = '::1:10040'", "[policyd] listen: an IPv6 address needs brackets"),
+        ("policyd", "metrics_listen = '127.0.0.1'", "[policyd] metrics_listen: missing port"),
+        ("http", "listen = '127.0.0.1:80800'", "[http] listen: port out of range"),
+    ],
+)
+def test_serve_with_a_bad_address_exits_2_naming_the_key(
+    typoguard_exe: str, tmp_path: Path, section: str, value: str, message: str
+) -> None:
+    """Found as the config is read, before anything starts: exit 2 (configuration), not 1 (cannot listen)."""
+    config = tmp_path / "typoguard.toml"
+    config.write_text(f"[protect]\ndomains = ['army.mil']\n[store]\nenabled = false\n[{section}]\n{value}\n")
+    proc = run(typoguard_exe, ["serve", "--config", str(config)])
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr.decode()
+    assert proc.stdout == b""
+
+
+@pytest.mark.parametrize(
+    ("resolver", "message"),
+    [
+        ("127.0.0.1:99999", "resolver: port out of range (1..65535) in '127.0.0.1:99999'"),
+        ("127.0.0.1:0", "resolver: port out of range (1..65535)"),
+        ("[2001:db8::53]:dns", "resolver: port 'dns' is not a number"),
+        ("dns.example", "resolver 'dns.example' is not an IP address"),
+    ],
+)
+def test_exposure_names_what_is_wrong_with_a_resolver(resolver: str, message: str) -> None:
+    code, out, err = invoke(["exposure", "--protect", "army.mil", "--resolver", resolver])
+    assert code == 2
+    assert message in err
+    assert out == ""
+
+
 # ============================================================================= where protection comes from
 def test_protection_from_config_and_files_adds_up(typoguard_exe: str, tmp_path: Path) -> None:
     (tmp_path / "mil.txt").write_text("# military\nnavy.mil\n", "utf-8")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from typoguard.config import Config, load_config
+from typoguard.config import Config, HostPort, load_config, parse_host_port, parse_listen
 from typoguard.errors import ConfigError, UnknownModel
 from typoguard.guard import Guard
 
@@ -226,3 +228,109 @@ def test_weight_for_an_unprotected_domain_is_an_error(tmp_path: Path) -> None:
 def test_unknown_environment_section_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"unknown section \[polcy\]"):
         load_config(None, environ={"TYPOGUARD_POLCY__MODE": "audit"})
+
+
+# ----------------------------------------------------------------------------- listen and next-hop addresses
+# Every address key is parsed once, at load, by one parser: a mistake stops the program before it starts,
+# names the key and says what is wrong with the value.
+ADDRESS_KEYS = [  # the environment variable, the key as messages name it, its TOML value around an address
+    ("TYPOGUARD_POLICYD__LISTEN", "[policyd] listen", "'{}'"),
+    ("TYPOGUARD_POLICYD__METRICS_LISTEN", "[policyd] metrics_listen", "'{}'"),
+    ("TYPOGUARD_HTTP__LISTEN", "[http] listen", "'{}'"),
+    ("TYPOGUARD_RELAY__LISTEN", "[relay] listen", "'{}'"),
+    ("TYPOGUARD_RELAY__NEXT_HOP", "[relay] next_hop", "'{}'"),
+    ("TYPOGUARD_SINK__LISTEN", "[sink] listen", "['{}']"),
+]
+BAD_ADDRESSES = [
+    ("127.0.0.1:99999", "port out of range (0..65535)"),
+    ("127.0.0.1:65536", "port out of range"),
+    ("127.0.0.1", "missing port"),
+    ("127.0.0.1:", "missing port"),
+    ("[::1]", "missing port"),
+    ("127.0.0.1:smtp", "port 'smtp' is not a number"),
+    ("127.0.0.1:-1", "is not a number"),
+    ("::1:25", "IPv6 address needs brackets"),
+    ("2001:db8::25", "IPv6 address needs brackets"),
+    ("[::1:25", "missing ']'"),
+    ("[::1]25", "expected [address]:port"),
+]
+
+
+@pytest.mark.parametrize(("env", "key", "shape"), ADDRESS_KEYS)
+@pytest.mark.parametrize(("value", "message"), BAD_ADDRESSES)
+def test_a_bad_address_fails_the_load_naming_key_and_fault(
+    env: str, key: str, shape: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, environ={env: shape.format(value)})
+    assert key in str(info.value)
+    assert message in str(info.value)
+    assert repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize(("env", "key", "shape"), [k for k in ADDRESS_KEYS if k[1] != "[http] listen"])
+def test_a_missing_host_is_an_error(env: str, key: str, shape: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, environ={env: shape.format(":25")})
+    assert f"{key}: missing host in ':25'" in str(info.value)
+
+
+def test_http_listen_without_host_means_loopback() -> None:
+    config = load_config(None, environ={"TYPOGUARD_HTTP__LISTEN": "':8080'"})
+    assert config.http.listen_address == ("127.0.0.1", 8080)
+
+
+def test_a_unix_socket_only_where_it_is_understood() -> None:
+    config = load_config(
+        None, environ={"TYPOGUARD_POLICYD__LISTEN": "'127.0.0.1:10040, unix:/run/tg.sock ,[::1]:0'"}
+    )
+    assert [str(a) for a in config.policyd.listen_addresses] == [
+        "127.0.0.1:10040",
+        "unix:/run/tg.sock",
+        "[::1]:0",
+    ]
+    with pytest.raises(ConfigError, match=r"\[relay\] next_hop: a UNIX socket is not allowed here"):
+        load_config(None, environ={"TYPOGUARD_RELAY__NEXT_HOP": "'unix:/run/mta.sock'"})
+    with pytest.raises(ConfigError, match=r"\[policyd\] listen: missing socket path"):
+        load_config(None, environ={"TYPOGUARD_POLICYD__LISTEN": "'unix:'"})
+    with pytest.raises(ConfigError, match=r"\[policyd\] listen is empty"):
+        load_config(None, environ={"TYPOGUARD_POLICYD__LISTEN": "' , '"})
+
+
+def test_addresses_are_parsed_for_the_servers(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[policyd]
+listen = "unix:/var/spool/postfix/private/typoguard"
+metrics_listen = "[::1]:9040"
+[http]
+listen = "0.0.0.0:8025"
+[relay]
+listen = "[::]:25"
+next_hop = "mx.example.org:2525"
+[sink]
+listen = ["0.0.0.0:25", "[2001:db8::1]:25"]
+""",
+    )
+    config = load_config(path, environ=NO_ENV)
+    assert [str(a) for a in config.policyd.listen_addresses] == ["unix:/var/spool/postfix/private/typoguard"]
+    assert config.policyd.metrics_address == ("::1", 9040)
+    assert config.http.listen_address == ("0.0.0.0", 8025)
+    assert config.relay.listen_address == ("::", 25)
+    assert config.relay.next_hop_address == ("mx.example.org", 2525)
+    assert config.sink.listen_addresses == (("0.0.0.0", 25), ("2001:db8::1", 25))
+    assert load_config(None, environ=NO_ENV).policyd.metrics_address is None  # off by default
+
+
+@given(
+    host=st.one_of(
+        st.ip_addresses().map(str),
+        st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,20}){0,3}", fullmatch=True),
+    ),
+    port=st.integers(0, 65535),
+)
+def test_an_address_reads_back_as_written(host: str, port: int) -> None:
+    address = HostPort(host, port)
+    assert parse_host_port(str(address), "address") == address
+    assert parse_listen(str(address), "address") == address

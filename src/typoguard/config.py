@@ -13,13 +13,86 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from typoguard.core.policy import Thresholds
 from typoguard.errors import ConfigError
 
 ENV_PREFIX = "TYPOGUARD_"
+
+
+# --------------------------------------------------------------------------- addresses
+# Every listen, next-hop and resolver address is read here, by these two functions; the sections below parse
+# theirs once (at load, in ``validate``), and the servers take the parsed value.
+class HostPort(NamedTuple):
+    """A TCP address: a host name or IP address (an IPv6 one without brackets) and a port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        """``host:port``, or ``[v6]:port`` for an IPv6 address: what ``parse_host_port`` reads."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class UnixSocket(NamedTuple):
+    """A UNIX domain socket: ``unix:/path`` in the config."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+MAX_PORT: Final = 65535
+
+
+def parse_host_port(text: str, what: str, *, min_port: int = 0, default_host: str | None = None) -> HostPort:
+    """``host:port`` or ``[IPv6 address]:port`` -> ``HostPort``.
+
+    A mistake is a ``ConfigError`` that names ``what`` (e.g. ``[relay] next_hop``) and says what is wrong:
+    no port, a port that is no number or out of ``min_port``..65535, an IPv6 address without brackets
+    (``::1:25`` cannot say where the address ends), no host (unless ``default_host`` stands in for it).
+    """
+    if not text:
+        raise ConfigError(f"{what} is empty (host:port)")
+    if text.startswith("unix:"):
+        raise ConfigError(f"{what}: a UNIX socket is not allowed here, only host:port, got {text!r}")
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            raise ConfigError(f"{what}: missing ']' in {text!r} ([address]:port)")
+        if rest and not rest.startswith(":"):
+            raise ConfigError(f"{what}: expected [address]:port, got {text!r}")
+        port = rest[1:]
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon:
+            raise ConfigError(f"{what}: missing port in {text!r} (host:port)")
+        if ":" in host:
+            raise ConfigError(f"{what}: an IPv6 address needs brackets ([address]:port), got {text!r}")
+    if not host:
+        if default_host is None:
+            raise ConfigError(f"{what}: missing host in {text!r} (host:port)")
+        host = default_host
+    if not port:
+        raise ConfigError(f"{what}: missing port in {text!r} (host:port)")
+    if not (port.isascii() and port.isdigit()):
+        raise ConfigError(f"{what}: port {port!r} is not a number in {text!r}")
+    if not min_port <= int(port) <= MAX_PORT:
+        raise ConfigError(f"{what}: port out of range ({min_port}..{MAX_PORT}) in {text!r}")
+    return HostPort(host, int(port))
+
+
+def parse_listen(text: str, what: str) -> HostPort | UnixSocket:
+    """``host:port``, ``[IPv6 address]:port`` or ``unix:/path``; mistakes as for ``parse_host_port``."""
+    if not text.startswith("unix:"):
+        return parse_host_port(text, what)
+    if text == "unix:":
+        raise ConfigError(f"{what}: missing socket path in {text!r} (unix:/path)")
+    return UnixSocket(text[len("unix:") :])
 
 
 @dataclass(frozen=True)
@@ -70,6 +143,22 @@ class PolicydConfig:
     metrics_listen: str = ""  # e.g. "127.0.0.1:9040"; empty: no metrics endpoint
     instance: str = ""  # name in logs; default: host name
 
+    @cached_property
+    def listen_addresses(self) -> tuple[HostPort | UnixSocket, ...]:
+        """``listen``: one or more addresses, separated by commas."""
+        items = [item.strip() for item in self.listen.split(",")]
+        addresses = tuple(parse_listen(item, "[policyd] listen") for item in items if item)
+        if not addresses:
+            raise ConfigError("[policyd] listen is empty")
+        return addresses
+
+    @cached_property
+    def metrics_address(self) -> HostPort | None:
+        """``metrics_listen``, or None when there is no metrics endpoint."""
+        if not self.metrics_listen:
+            return None
+        return parse_host_port(self.metrics_listen, "[policyd] metrics_listen")
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -111,6 +200,11 @@ class HttpConfig:
     max_body_bytes: int = 65536  # a larger request body gets 413, read no further
     max_recipients: int = 1000  # per POST /v1/check; more: 400
 
+    @cached_property
+    def listen_address(self) -> HostPort:
+        """``listen``; without a host (``:8025``) it is 127.0.0.1."""
+        return parse_host_port(self.listen, "[http] listen", default_host="127.0.0.1")
+
 
 @dataclass(frozen=True)
 class RelayConfig:
@@ -142,6 +236,14 @@ class RelayConfig:
     content_flagged_action: str = "hold"  # a flagged (warn) recipient and any sensitive content
     content_first_contact_action: str = "hold"  # a first-time external recipient and high content
     content_high: tuple[str, ...] = ("classified", "cui", "credential", "ssn", "payment_card", "passport")
+
+    @cached_property
+    def listen_address(self) -> HostPort:
+        return parse_host_port(self.listen, "[relay] listen")
+
+    @cached_property
+    def next_hop_address(self) -> HostPort:
+        return parse_host_port(self.next_hop, "[relay] next_hop")
 
 
 @dataclass(frozen=True)
@@ -177,6 +279,12 @@ class SinkConfig:
     ipv6_prefix: int = 64
     command_timeout: float = 60.0  # idle seconds before the session is closed
     session_timeout: float = 600.0  # a whole session at most
+
+    @cached_property
+    def listen_addresses(self) -> tuple[HostPort, ...]:
+        if not self.listen:
+            raise ConfigError("[sink] listen must name at least one host:port")
+        return tuple(parse_host_port(item, "[sink] listen") for item in self.listen)
 
 
 @dataclass(frozen=True)
@@ -308,6 +416,7 @@ def validate(config: Config) -> Config:
             raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
     if config.http.workers < 1:
         raise ConfigError(f"[http] workers must be at least 1, got {config.http.workers}")
+    _parse_addresses(config)
     _validate_http(config.http)
     _validate_sink(config.sink)
     _validate_relay(config.relay)
@@ -316,6 +425,19 @@ def validate(config: Config) -> Config:
             f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}"
         )
     return config
+
+
+def _parse_addresses(config: Config) -> None:
+    """Every address, whether or not its service is started, parsed once (each section keeps its parsed
+    value for the servers): a mistake is named when the config is read, not when a server starts."""
+    _ = (
+        config.policyd.listen_addresses,
+        config.policyd.metrics_address,
+        config.http.listen_address,
+        config.relay.listen_address,
+        config.relay.next_hop_address,
+        config.sink.listen_addresses,
+    )
 
 
 def _validate_http(http: HttpConfig) -> None:
@@ -336,13 +458,9 @@ RELAY_CONTENT_CATEGORIES = ("classified", "cui", "credential", "ssn", "payment_c
 
 
 def _validate_relay(relay: RelayConfig) -> None:
-    """``[relay]`` checks: addresses, networks, TLS and content choices, positive limits."""
+    """``[relay]`` checks: networks, TLS and content choices, positive limits."""
     import ipaddress
 
-    for name in ("listen", "next_hop"):
-        host, sep, port = getattr(relay, name).rpartition(":")
-        if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ConfigError(f"[relay] {name} must be host:port, got {getattr(relay, name)!r}")
     if bool(relay.tls_cert) != bool(relay.tls_key):
         raise ConfigError("[relay] tls_cert and tls_key go together")
     if (relay.require_tls or relay.auth_users_file) and not relay.tls_cert:
@@ -379,13 +497,7 @@ _SINK_SAMPLE = {"recipient": "bob@army.ml", "intended_address": "bob@army.mil", 
 
 
 def _validate_sink(sink: SinkConfig) -> None:
-    """``[sink]`` checks: addresses, numbers, templates that render to one ASCII reply line."""
-    if not sink.listen:
-        raise ConfigError("[sink] listen must name at least one host:port")
-    for item in sink.listen:
-        host, sep, port = item.rpartition(":")
-        if not sep or not host.strip("[]") or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ConfigError(f"[sink] listen must be host:port entries, got {item!r}")
+    """``[sink]`` checks: numbers, templates that render to one ASCII reply line."""
     if not 0.0 <= sink.min_score <= 1.0:
         raise ConfigError(f"[sink] min_score must be within 0..1, got {sink.min_score}")
     for name, keys in (

@@ -115,13 +115,7 @@ class JsonLog:
             clean = {k: _printable(v) if isinstance(v, str) else v for k, v in fields.items()}
             body = orjson.dumps(clean, default=str)
         # {"time":"...",<the fields>}: spliced as bytes rather than copying the dict
-        line = b'{"time":"' + self.timestamp() + (b'",' + body[1:] if len(body) > 2 else b'"}') + b"\n"
-        self._chunks.append(line)
-        self._size += len(line)
-        if self._size >= _FLUSH_AT or self.flush_soon is None:
-            self.flush()
-        elif len(self._chunks) == 1:
-            self.flush_soon()
+        self.append_line(self.line(body) if len(body) > 2 else b'{"time":"' + self.timestamp() + b'"}\n')
 
     def record_json(self, body: bytes) -> None:
         """Queue one record already serialised as a JSON object (without ``time``: it is put first here)."""
@@ -132,7 +126,8 @@ class JsonLog:
         return b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n"
 
     def append_line(self, line: bytes) -> None:
-        """Queue one complete line (see ``line``)."""
+        """Queue one complete line (see ``line``); flushed at once beyond ``_FLUSH_AT`` bytes or without a
+        ``flush_soon`` hook, else the hook is asked once per batch."""
         self._chunks.append(line)
         self._size += len(line)
         if self._size >= _FLUSH_AT or self.flush_soon is None:
@@ -297,12 +292,3 @@ def metrics_registry(metrics: PolicydMetrics, log: JsonLog | None = None) -> Col
     registry = CollectorRegistry(auto_describe=False)
     registry.register(PolicydCollector(metrics, log))
     return registry
-
-
-def parse_listen(text: str, what: str) -> tuple[str, int]:
-    """``host:port`` (``[::1]:port`` for IPv6) -> (host, port); raises ``ConfigError``."""
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"{what} must be host:port or unix:/path, got {text!r}")
-    return host, int(port)

@@ -1,7 +1,7 @@
 """``typoguard <command>``: the command-line face.
 
 Exit codes are a contract other tools script against: 0 all allowed, 1 something flagged or invalid,
-2 usage or configuration error.
+2 usage or configuration error (``common.py``).
 """
 
 from __future__ import annotations
@@ -11,40 +11,24 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 import orjson
 
-from typoguard.config import Config, load_config
+from typoguard.cli.common import (
+    CONFIG_FILE,
+    EXIT_FLAGGED,
+    EXIT_OK,
+    UsageFailure,
+    format_option,
+    guard_from_options,
+    protect_options,
+    read_config,
+)
+from typoguard.config import Config
 from typoguard.core.verdict import Action, Assessment, Verdict
-from typoguard.errors import ConfigError, TypoguardError
-
-EXIT_OK, EXIT_FLAGGED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageFailure(click.UsageError):
-    exit_code = EXIT_USAGE
-
-
-def _load(config_path: Path | None) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as exc:
-        raise UsageFailure(str(exc)) from None
-
-
-def _build_guard(config: Config, protect: Iterable[str], protect_files: Iterable[Path]) -> Any:
-    from typoguard.guard import Guard
-
-    try:
-        guard = Guard.from_config(config, extra_domains=protect, extra_files=protect_files)
-    except TypoguardError as exc:
-        raise UsageFailure(str(exc)) from None
-    if not guard.index.protected:
-        raise UsageFailure("nothing to protect: give --config FILE, --protect DOMAIN or --protect-file FILE")
-    return guard
-
+from typoguard.errors import TypoguardError
 
 # Commands of other areas live in their own modules (each with a ``COMMANDS`` list) and are imported only
 # when used, so ``typoguard check`` does not pay for the store, audit or DNS code at start-up.
@@ -97,16 +81,8 @@ def main() -> None:
 
 # --------------------------------------------------------------------------- check
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config.")
-@click.option("--protect", multiple=True, metavar="DOMAIN", help="A domain to protect (repeatable).")
-@click.option(
-    "--protect-file",
-    "protect_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="File of domains to protect, one per line (repeatable).",
-)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@protect_options
+@format_option
 @click.argument("recipients", nargs=-1)
 def check(
     config_path: Path | None,
@@ -123,7 +99,7 @@ def check(
         raise UsageFailure("give recipients to check, or - to read them from standard input")
     if "-" in recipients and len(recipients) > 1:
         raise UsageFailure("'-' (standard input) cannot be combined with recipients on the command line")
-    guard = _build_guard(_load(config_path), protect, protect_files)
+    guard = guard_from_options(config_path, protect, protect_files)
     check_one = guard.check
     if recipients != ("-",):
         verdicts = [check_one(r) for r in recipients]
@@ -311,7 +287,7 @@ def _unicode_of(name: str) -> str:
 
 # --------------------------------------------------------------------------- serve
 @main.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--config", "config_path", type=CONFIG_FILE, required=True)
 @click.option(
     "--only",
     "only",
@@ -324,8 +300,7 @@ def serve(config_path: Path, only: tuple[str, ...]) -> None:
     store's writer, overrides and history when [store] is enabled) and the HTTP API ([http] enabled)."""
     from typoguard.policyd.serve import run
 
-    config = _load(config_path)
-    sys.exit(run(config, config_path=config_path, only=only))
+    sys.exit(run(read_config(config_path), config_path=config_path, only=only))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from typoguard.audit.sources import Format
-from typoguard.cli.app import EXIT_FLAGGED, EXIT_OK, UsageFailure, _build_guard, _load
+from typoguard.cli.common import EXIT_FLAGGED, EXIT_OK, UsageFailure, guard_from_options, protect_options
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -23,15 +23,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config.")
-@click.option("--protect", multiple=True, metavar="DOMAIN", help="A domain to protect (repeatable).")
-@click.option(
-    "--protect-file",
-    "protect_files",
-    multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="File of domains to protect, one per line (repeatable).",
-)
+@protect_options
 @click.option(
     "--format",
     "fmt",
@@ -99,7 +91,7 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         raise UsageFailure(f"no such file or directory: {', '.join(missing)}")
-    guard = _build_guard(_load(config_path), protect, protect_files)
+    guard = guard_from_options(config_path, protect, protect_files)
 
     err = Console(stderr=True)
     show_progress = err.is_terminal if progress is None else progress

@@ -14,16 +14,23 @@ import csv
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
+from typoguard.cli.common import (
+    EXIT_DNS_UNUSABLE,
+    EXIT_FLAGGED,
+    EXIT_INCOMPLETE,
+    UsageFailure,
+    guard_from_options,
+    protect_options,
+)
 from typoguard.errors import TypoguardError
 from typoguard.exposure.model import Change, DnsAnswers, Exposure, Snapshot, Status
 
-EXIT_OK, EXIT_FLAGGED, EXIT_DNS_UNUSABLE, EXIT_INCOMPLETE = 0, 1, 3, 4
 UNKNOWN_LABEL = "unknown / lookup failed"  # how the table shows Status.UNKNOWN: no answer is not "safe"
 
 
@@ -45,35 +52,6 @@ class IncompleteExit(click.ClickException):
 JSON_FORMAT = "typoguard-exposure/1"
 
 
-def _usage(message: str) -> click.UsageError:
-    from typoguard.cli.app import UsageFailure  # lazy: typoguard.cli.app imports this module
-
-    return UsageFailure(message)
-
-
-def _guard(config_path: Path | None, protect: Iterable[str], protect_files: Iterable[Path]) -> Any:
-    from typoguard.cli.app import _build_guard, _load
-
-    return _build_guard(_load(config_path), protect, protect_files)
-
-
-def _protect_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of ``typoguard check`` that say what is protected."""
-    f = click.option(
-        "--protect-file",
-        "protect_files",
-        multiple=True,
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="File of domains to protect, one per line (repeatable).",
-    )(f)
-    f = click.option("--protect", multiple=True, metavar="DOMAIN", help="A domain to protect (repeatable).")(
-        f
-    )
-    return click.option(
-        "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config."
-    )(f)
-
-
 def _domains(guard: Any, names: Sequence[str]) -> list[Any]:
     """The DOMAIN arguments, or every protected domain."""
     from typoguard.core.names import normalise_domain
@@ -83,7 +61,7 @@ def _domains(guard: Any, names: Sequence[str]) -> list[Any]:
     try:
         return [normalise_domain(n) for n in names]
     except TypoguardError as exc:
-        raise _usage(str(exc)) from None
+        raise UsageFailure(str(exc)) from None
 
 
 def _now() -> str:
@@ -92,7 +70,7 @@ def _now() -> str:
 
 # --------------------------------------------------------------------------- exposure
 @click.command()
-@_protect_options
+@protect_options
 @click.option(
     "--resolver",
     "resolvers",
@@ -159,14 +137,14 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
     from typoguard.exposure.scan import candidates, scan
 
     if sum((as_json, as_csv, as_html)) > 1:
-        raise _usage("choose one of --json, --csv, --html")
-    guard = _guard(config_path, (*protect, *domains), protect_files)
+        raise UsageFailure("choose one of --json, --csv, --html")
+    guard = guard_from_options(config_path, (*protect, *domains), protect_files)
     targets = _domains(guard, domains)
     try:
         parsed = [parse_resolver(r) for r in resolvers]
         ports = {p for _, p in parsed}
         if len(ports) > 1:
-            raise _usage("every --resolver must use the same port")
+            raise UsageFailure("every --resolver must use the same port")
         settings = ResolverSettings(
             nameservers=tuple(a for a, _ in parsed),
             port=next(iter(ports)) or 53 if ports else 53,
@@ -181,7 +159,7 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
             store = JsonFileHistory(path)
             previous = store.last()
         elif history is not None:
-            raise _usage("--history needs --watch")
+            raise UsageFailure("--history needs --watch")
         todo = candidates(guard.index, targets, min_score=min_score, limit=limit)
         registrable = resources.model_context().suffixes.registrable
         show = sys.stderr.isatty() if progress is None else progress
@@ -196,7 +174,7 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
             changes = compare(previous, snapshot)
             store.append(snapshot)
     except TypoguardError as exc:
-        raise _usage(str(exc)) from None
+        raise UsageFailure(str(exc)) from None
     _finish(
         results,
         changes,
@@ -290,7 +268,7 @@ def _emit(text: str, output: Path | None) -> None:
     try:
         output.write_text(text, "utf-8")
     except OSError as exc:
-        raise _usage(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _as_json(doc: dict[str, Any]) -> str:
@@ -449,7 +427,7 @@ _REGISTERED = tuple(s.value for s in Status if s is not Status.UNREGISTERED)
 
 
 @click.command()
-@_protect_options
+@protect_options
 @click.option(
     "--format",
     "fmt",
@@ -510,9 +488,9 @@ def export(  # noqa: PLR0917 - click passes options as arguments
     from typoguard.exposure.export import FORMATTERS, BlockEntry
 
     if statuses and exposure_file is None:
-        raise _usage("--status needs --exposure FILE")
+        raise UsageFailure("--status needs --exposure FILE")
     if allow_incomplete and exposure_file is None:
-        raise _usage("--allow-incomplete needs --exposure FILE")
+        raise UsageFailure("--allow-incomplete needs --exposure FILE")
     marker = ""
     if exposure_file is not None:
         wanted = set(statuses or _REGISTERED)
@@ -528,7 +506,7 @@ def export(  # noqa: PLR0917 - click passes options as arguments
         from typoguard.core.verdict import Action
         from typoguard.exposure.scan import candidates
 
-        guard = _guard(config_path, (*protect, *domains), protect_files)
+        guard = guard_from_options(config_path, (*protect, *domains), protect_files)
         floor = _ACTIONS.index(min_action)
         entries = []
         for c in candidates(guard.index, _domains(guard, domains), min_score=min_score):
@@ -580,13 +558,13 @@ def _read_exposure(path: Path) -> tuple[list[Exposure], dict[str, Any]]:
     try:
         doc = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise _usage(f"cannot read exposure results {path}: {exc}") from None
+        raise UsageFailure(f"cannot read exposure results {path}: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
-        raise _usage(f"{path} is not the output of `typoguard exposure --json`")
+        raise UsageFailure(f"{path} is not the output of `typoguard exposure --json`")
     try:
         return [Exposure.from_dict(r) for r in doc["results"]], doc
     except (KeyError, TypeError, ValueError) as exc:
-        raise _usage(f"exposure results {path} are damaged: {exc!r}") from None
+        raise UsageFailure(f"exposure results {path} are damaged: {exc!r}") from None
 
 
 COMMANDS: list[click.Command] = [exposure, export]

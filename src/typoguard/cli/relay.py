@@ -11,14 +11,12 @@ from pathlib import Path
 
 import click
 
-from typoguard.cli.store import _config_option, _translate_errors
-from typoguard.config import load_config
+from typoguard.cli.common import read_config, reads_config
 
 
 @click.group(invoke_without_command=True)
-@_config_option
+@reads_config
 @click.pass_context
-@_translate_errors
 def relay(ctx: click.Context, config_path: Path | None) -> None:
     """Run the relay: an SMTP smart host that refuses look-alike recipients and holds sensitive mail.
 
@@ -29,7 +27,7 @@ def relay(ctx: click.Context, config_path: Path | None) -> None:
         return
     from typoguard.relay.server import serve_relay
 
-    sys.exit(serve_relay(load_config(config_path), config_path=config_path))
+    sys.exit(serve_relay(read_config(config_path), config_path=config_path))
 
 
 @relay.command(name="hash-password")

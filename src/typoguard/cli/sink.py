@@ -11,14 +11,12 @@ from pathlib import Path
 
 import click
 
-from typoguard.cli.store import _config_option, _Failed, _translate_errors
-from typoguard.config import load_config
+from typoguard.cli.common import OperationFailed, read_config, reads_config
 
 
 @click.group(invoke_without_command=True)
-@_config_option
+@reads_config
 @click.pass_context
-@_translate_errors
 def sink(ctx: click.Context, config_path: Path | None) -> None:
     """Run the sink: an MX for look-alike domains that refuses every recipient with a hint.
 
@@ -28,11 +26,11 @@ def sink(ctx: click.Context, config_path: Path | None) -> None:
         return
     from typoguard.sink.server import serve_sink
 
-    sys.exit(serve_sink(load_config(config_path), config_path=config_path))
+    sys.exit(serve_sink(read_config(config_path), config_path=config_path))
 
 
 @sink.command()
-@_config_option
+@reads_config
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True
 )
@@ -48,7 +46,6 @@ def sink(ctx: click.Context, config_path: Path | None) -> None:
     "--surge-factor", type=float, default=5.0, show_default=True, help="Day count vs trailing median."
 )
 @click.option("--surge-min", type=int, default=20, show_default=True, help="Fewest attempts a surge needs.")
-@_translate_errors
 def report(  # noqa: PLR0917 - click passes options positionally
     config_path: Path | None,
     fmt: str,
@@ -63,7 +60,7 @@ def report(  # noqa: PLR0917 - click passes options positionally
     import typoguard.sink.report as sink_report
     from typoguard.sink.counts import CountStore
 
-    config = load_config(config_path)
+    config = read_config(config_path)
     store = CountStore.open(config)
     try:
         data = sink_report.build(
@@ -80,7 +77,7 @@ def report(  # noqa: PLR0917 - click passes options positionally
         try:
             status = sink_report.post_webhook(webhook, data)
         except OSError as exc:
-            raise _Failed(f"webhook {webhook}: {exc}") from None
+            raise OperationFailed(f"webhook {webhook}: {exc}") from None
         click.echo(f"webhook {webhook}: HTTP {status}", err=True)
 
 

@@ -11,43 +11,27 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from functools import wraps
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 
-from typoguard.config import Config, load_config
-from typoguard.errors import ConfigError, TypoguardError
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-class _Usage(click.UsageError):
-    exit_code = 2
-
-
-class _Failed(click.ClickException):
-    exit_code = 1
-
-
-def _config_option(f: F) -> F:
-    return click.option(
-        "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML config."
-    )(f)
+from typoguard.cli.common import (
+    EXIT_FAILED,
+    F,
+    OperationFailed,
+    format_option,
+    json_lines,
+    read_config,
+    reads_config,
+    when,
+)
 
 
 def _by_option(f: F) -> F:
     return click.option("--by", "by", default=None, help="Who does this (default: $SUDO_USER or $USER).")(f)
-
-
-def _fmt_option(f: F) -> F:
-    return click.option(
-        "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-    )(f)
 
 
 def _who(by: str | None) -> str:
@@ -61,47 +45,15 @@ def _who(by: str | None) -> str:
     return "unknown"
 
 
-def _translate_errors(f: F) -> F:
-    """ConfigError -> exit 2, any other TypoguardError -> exit 1, both with one line on stderr."""
-
-    @wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return f(*args, **kwargs)
-        except ConfigError as exc:
-            raise _Usage(str(exc)) from None
-        except TypoguardError as exc:
-            raise _Failed(str(exc)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _config(config_path: Path | None) -> Config:
-    return load_config(config_path)
-
-
 @contextlib.contextmanager
 def _store(config_path: Path | None) -> Iterator[Any]:
     from typoguard.store import open_store
 
-    store = open_store(_config(config_path))
+    store = open_store(read_config(config_path))
     try:
         yield store
     finally:
         store.close()
-
-
-def _when(t: float | None) -> str:
-    if t is None:
-        return "-"
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _json_lines(objs: list[dict[str, Any]]) -> None:
-    out = sys.stdout
-    for o in objs:
-        out.write(orjson.dumps(o).decode() + "\n")
-    out.flush()
 
 
 # --------------------------------------------------------------------------- db
@@ -111,13 +63,12 @@ def db() -> None:
 
 
 @db.command()
-@_config_option
-@_translate_errors
+@reads_config
 def upgrade(config_path: Path | None) -> None:
     """Create or upgrade the schema (also done at every start)."""
     from typoguard.store import open_store
 
-    store = open_store(_config(config_path), upgrade=False)
+    store = open_store(read_config(config_path), upgrade=False)
     try:
         applied = store.upgrade()
         version = store.schema_version()
@@ -130,14 +81,13 @@ def upgrade(config_path: Path | None) -> None:
 
 
 @db.command()
-@_config_option
+@reads_config
 @click.option("--older-than", "older_than", default=None, help="Age, e.g. 180d (default: [store] retention).")
-@_translate_errors
 def prune(config_path: Path | None, older_than: str | None) -> None:
     """Delete decisions older than --older-than (e.g. 180d, 12h, 2w)."""
     from typoguard.store import parse_duration
 
-    config = _config(config_path)
+    config = read_config(config_path)
     age = parse_duration(older_than or config.store.retention)
     with _store(config_path) as store:
         n = store.prune(age)
@@ -149,12 +99,11 @@ def _override_command(action: str) -> click.Command:
     verb = "Allow" if action == "allow" else "Block"
 
     @click.command(name=action)
-    @_config_option
+    @reads_config
     @click.argument("domain")
     @click.option("--reason", required=True, help="Why (kept in the audit trail).")
     @click.option("--expires", default=None, help="Expire after e.g. 30d, 12h (default: never).")
     @_by_option
-    @_translate_errors
     def command(
         config_path: Path | None, domain: str, reason: str, expires: str | None, by: str | None
     ) -> None:
@@ -163,7 +112,7 @@ def _override_command(action: str) -> click.Command:
         expires_in = parse_duration(expires) if expires else None
         with _store(config_path) as store:
             o = store.add_override(domain, action, reason=reason, by=_who(by), expires_in=expires_in)
-        until = f" until {_when(o.expires_at)}" if o.expires_at else ""
+        until = f" until {when(o.expires_at)}" if o.expires_at else ""
         click.echo(f"override #{o.id}: {action} {o.domain}{until} ({o.created_by}: {o.reason})")
 
     command.help = (
@@ -182,10 +131,9 @@ def overrides() -> None:
 
 
 @overrides.command(name="list")
-@_config_option
+@reads_config
 @click.option("--all", "include_inactive", is_flag=True, help="Include removed, superseded and expired ones.")
-@_fmt_option
-@_translate_errors
+@format_option
 def overrides_list(config_path: Path | None, include_inactive: bool, fmt: str) -> None:
     """Active overrides (with --all, the whole audit trail)."""
     from dataclasses import asdict
@@ -193,25 +141,24 @@ def overrides_list(config_path: Path | None, include_inactive: bool, fmt: str) -
     with _store(config_path) as store:
         rows = store.overrides(include_inactive=include_inactive)
     if fmt == "json":
-        _json_lines([asdict(o) for o in rows])
+        json_lines([asdict(o) for o in rows])
         return
     click.echo(f"{'ID':>5} {'ACTION':<6} {'DOMAIN':<30} {'BY':<12} {'CREATED':<20} {'EXPIRES':<20} REASON")
     for o in rows:
         line = (
-            f"{o.id:>5} {o.action:<6} {o.domain:<30} {o.created_by:<12} {_when(o.created_at):<20} "
-            f"{_when(o.expires_at):<20} {o.reason}"
+            f"{o.id:>5} {o.action:<6} {o.domain:<30} {o.created_by:<12} {when(o.created_at):<20} "
+            f"{when(o.expires_at):<20} {o.reason}"
         )
         if o.removed_at is not None:
-            line += f"  [removed {_when(o.removed_at)} by {o.removed_by}: {o.removed_reason}]"
+            line += f"  [removed {when(o.removed_at)} by {o.removed_by}: {o.removed_reason}]"
         click.echo(line)
 
 
 @overrides.command(name="remove")
-@_config_option
+@reads_config
 @click.argument("target")
 @click.option("--reason", default="removed", show_default=True)
 @_by_option
-@_translate_errors
 def overrides_remove(config_path: Path | None, target: str, reason: str, by: str | None) -> None:
     """Remove the active override of TARGET (a domain, or #ID / ID). Kept in the audit trail."""
     with _store(config_path) as store:
@@ -221,7 +168,7 @@ def overrides_remove(config_path: Path | None, target: str, reason: str, by: str
         else:
             n = store.remove_override(domain=target, by=_who(by), reason=reason)
     if not n:
-        raise _Failed(f"no active override for {target}")
+        raise OperationFailed(f"no active override for {target}")
     click.echo(f"removed {n} override{'s' if n != 1 else ''} for {target}")
 
 
@@ -232,11 +179,10 @@ def correspondents() -> None:
 
 
 @correspondents.command(name="list")
-@_config_option
+@reads_config
 @click.option("--confirmed", is_flag=True, help="Only admin-confirmed domains.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@_fmt_option
-@_translate_errors
+@format_option
 def correspondents_list(config_path: Path | None, confirmed: bool, limit: int, fmt: str) -> None:
     """Recipient domains by how often they were written to."""
     from dataclasses import asdict
@@ -244,20 +190,19 @@ def correspondents_list(config_path: Path | None, confirmed: bool, limit: int, f
     with _store(config_path) as store:
         rows = store.correspondents(confirmed_only=confirmed, limit=limit)
     if fmt == "json":
-        _json_lines([asdict(r) for r in rows])
+        json_lines([asdict(r) for r in rows])
         return
     click.echo(f"{'DOMAIN':<32} {'MAILS':>8} {'FIRST SEEN':<20} {'LAST SEEN':<20} CONFIRMED")
     for r in rows:
         conf = f"{r.confirmed_by} ({r.confirmed_reason})" if r.confirmed else "-"
-        click.echo(f"{r.domain:<32} {r.count:>8} {_when(r.first_seen):<20} {_when(r.last_seen):<20} {conf}")
+        click.echo(f"{r.domain:<32} {r.count:>8} {when(r.first_seen):<20} {when(r.last_seen):<20} {conf}")
 
 
 @correspondents.command(name="confirm")
-@_config_option
+@reads_config
 @click.argument("domain")
 @click.option("--reason", required=True)
 @_by_option
-@_translate_errors
 def correspondents_confirm(config_path: Path | None, domain: str, reason: str, by: str | None) -> None:
     """Confirm DOMAIN as a real correspondent: once written to often enough, it is allowed (never a
     suffix typo of a protected domain)."""
@@ -267,20 +212,19 @@ def correspondents_confirm(config_path: Path | None, domain: str, reason: str, b
 
 
 @correspondents.command(name="unconfirm")
-@_config_option
+@reads_config
 @click.argument("domain")
-@_translate_errors
 def correspondents_unconfirm(config_path: Path | None, domain: str) -> None:
     """Withdraw the confirmation of DOMAIN."""
     with _store(config_path) as store:
         if not store.unconfirm_correspondent(domain):
-            raise _Failed(f"{domain} is not a confirmed correspondent")
+            raise OperationFailed(f"{domain} is not a confirmed correspondent")
     click.echo(f"unconfirmed {domain}")
 
 
 # --------------------------------------------------------------------------- decisions
 @click.command()
-@_config_option
+@reads_config
 @click.option("--domain", default=None)
 @click.option("--recipient", default=None)
 @click.option("--sender", default=None)
@@ -290,8 +234,7 @@ def correspondents_unconfirm(config_path: Path | None, domain: str) -> None:
 @click.option("--since", default=None, help="Only the last e.g. 24h, 7d.")
 @click.option("--before-seq", type=int, default=None, help="Page: decisions older than this seq.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-@_fmt_option
-@_translate_errors
+@format_option
 def decisions(  # noqa: PLR0917 - click passes options positionally
     config_path: Path | None,
     domain: str | None,
@@ -324,13 +267,13 @@ def decisions(  # noqa: PLR0917 - click passes options positionally
     with _store(config_path) as store:
         rows = store.decisions(q)
     if fmt == "json":
-        _json_lines([{"seq": r.seq, "event_id": r.event_id, **asdict(r.event)} for r in rows])
+        json_lines([{"seq": r.seq, "event_id": r.event_id, **asdict(r.event)} for r in rows])
         return
     click.echo(f"{'SEQ':>8} {'TIME':<20} {'ACTION':<7} {'RECIPIENT':<36} {'INTENDED':<20} {'SCORE':>5} NODE")
     for r in rows:
         e = r.event
         click.echo(
-            f"{r.seq:>8} {_when(e.time):<20} {e.action:<7} {e.recipient:<36} {e.intended or '-':<20} "
+            f"{r.seq:>8} {when(e.time):<20} {e.action:<7} {e.recipient:<36} {e.intended or '-':<20} "
             f"{e.score:>5.2f} {e.node}"
         )
 
@@ -340,7 +283,7 @@ def _queue(postfix_config: str | None, config_path: Path | None = None) -> Any:
     """Postfix's hold queue and ``typoguard relay``'s quarantine ([relay] quarantine_dir) as one."""
     from typoguard.held import HoldQueues, PostfixQueue
 
-    config = _config(config_path)
+    config = read_config(config_path)
     return HoldQueues.from_config(config, PostfixQueue.from_config(config, config_dir=postfix_config))
 
 
@@ -359,10 +302,9 @@ def held() -> None:
 
 
 @held.command(name="list")
-@_config_option
+@reads_config
 @_postfix_option
-@_fmt_option
-@_translate_errors
+@format_option
 def held_list(config_path: Path | None, postfix_config: str | None, fmt: str) -> None:
     """Held messages."""
     from typoguard.held import held_with_decisions
@@ -373,14 +315,14 @@ def held_list(config_path: Path | None, postfix_config: str | None, fmt: str) ->
     for warning in queue.warnings:
         click.echo(f"warning: {warning}", err=True)
     if fmt == "json":
-        _json_lines([_held_json(h) for h in items])
+        json_lines([_held_json(h) for h in items])
         return
     click.echo(f"{'QUEUE ID':<16} {'ARRIVED':<20} {'SENDER':<30} {'RECIPIENTS':<36} WHY")
     for h in items:
         m, d = h.message, h.decision
         why = f"{d.event.recipient}: {d.event.action} ({d.event.intended}, {d.event.kind})" if d else "-"
         click.echo(
-            f"{m.queue_id:<16} {_when(m.arrival_time):<20} {m.sender:<30} {', '.join(m.recipients):<36} {why}"
+            f"{m.queue_id:<16} {when(m.arrival_time):<20} {m.sender:<30} {', '.join(m.recipients):<36} {why}"
         )
 
 
@@ -397,10 +339,9 @@ def _held_json(h: Any) -> dict[str, Any]:
 
 
 @held.command(name="show")
-@_config_option
+@reads_config
 @_postfix_option
 @click.argument("queue_id")
-@_translate_errors
 def held_show(config_path: Path | None, postfix_config: str | None, queue_id: str) -> None:
     """One held message, its decision and what admins did with it (JSON)."""
     from dataclasses import asdict
@@ -412,7 +353,7 @@ def held_show(config_path: Path | None, postfix_config: str | None, queue_id: st
         items = [h for h in held_with_decisions(store, queue) if h.message.queue_id == queue_id]
         actions = store.held_actions(queue_id)
     if not items:
-        raise _Failed(f"no held message with queue id {queue_id}")
+        raise OperationFailed(f"no held message with queue id {queue_id}")
     out = _held_json(items[0])
     if queue.quarantine.owns(queue_id):  # the relay's sidecar: client, reasons, content categories/counts
         out["relay"] = queue.quarantine.show(queue_id)
@@ -422,12 +363,11 @@ def held_show(config_path: Path | None, postfix_config: str | None, queue_id: st
 
 def _held_action(action: str) -> click.Command:
     @click.command(name=action)
-    @_config_option
+    @reads_config
     @_postfix_option
     @click.argument("queue_ids", nargs=-1, required=True)
     @click.option("--reason", default="", help="Kept with the record of who did it.")
     @_by_option
-    @_translate_errors
     def command(
         config_path: Path | None,
         postfix_config: str | None,
@@ -457,9 +397,8 @@ held.add_command(_held_action("delete"))
 
 # --------------------------------------------------------------------------- learn
 @click.command()
-@_config_option
+@reads_config
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@_translate_errors
 def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
     """Learn correspondents from Postfix logs (plain or .gz); only delivered mail counts.
 
@@ -468,7 +407,7 @@ def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
     from typoguard.audit.learn import learn_files
     from typoguard.guard import Guard
 
-    config = _config(config_path)
+    config = read_config(config_path)
     guard = Guard.from_config(config)
 
     def suffix_typo(recipient: str) -> bool:
@@ -484,7 +423,7 @@ def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
     for err in report.errors:
         click.echo(f"error: {err}", err=True)
     if report.errors:
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 COMMANDS: list[click.Command] = [db, allow, block, overrides, correspondents, decisions, held, learn]

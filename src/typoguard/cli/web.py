@@ -10,15 +10,12 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from typoguard.cli.store import _config_option, _Failed, _translate_errors
-from typoguard.config import load_config
+from typoguard.cli.common import OperationFailed, format_option, json_lines, read_config, reads_config, when
 
 
 @contextlib.contextmanager
@@ -29,7 +26,7 @@ def _tokens(config_path: Path | None, *, signal_node: bool = False) -> Iterator[
     from typoguard.store import open_store
     from typoguard.store.tokens import Revocations, TokenStore
 
-    config = load_config(config_path)
+    config = read_config(config_path)
     store = open_store(config)
     revocations = None
     if signal_node:
@@ -48,21 +45,16 @@ def _tokens(config_path: Path | None, *, signal_node: bool = False) -> Iterator[
         store.close()
 
 
-def _when(t: float | None) -> str:
-    return "-" if t is None else datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
 @click.group()
 def token() -> None:
     """API tokens for the HTTP API and the dashboard (scopes: check < read < admin)."""
 
 
 @token.command()
-@_config_option
+@reads_config
 @click.option("--scope", type=click.Choice(["check", "read", "admin"]), required=True)
 @click.option("--name", required=True, help="Who or what uses it (recorded with every admin action).")
 @click.option("--by", default=None, help="Who creates it (default: $USER).")
-@_translate_errors
 def create(config_path: Path | None, scope: str, name: str, by: str | None) -> None:
     """Create a token and print it once (only its hash is stored)."""
     who = by or os.environ.get("SUDO_USER") or os.environ.get("USER") or "unknown"
@@ -73,50 +65,36 @@ def create(config_path: Path | None, scope: str, name: str, by: str | None) -> N
 
 
 @token.command(name="list")
-@_config_option
+@reads_config
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked tokens.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@_translate_errors
+@format_option
 def list_tokens(config_path: Path | None, include_revoked: bool, fmt: str) -> None:
     """List tokens (never their secrets)."""
     with _tokens(config_path) as tokens:
         rows = tokens.list(include_revoked=include_revoked)
     if fmt == "json":
-        for t in rows:
-            sys.stdout.write(
-                orjson.dumps(
-                    {
-                        "id": t.id,
-                        "name": t.name,
-                        "scope": t.scope,
-                        "created_by": t.created_by,
-                        "created_at": t.created_at,
-                        "revoked_at": t.revoked_at,
-                    }
-                ).decode()
-                + "\n"
-            )
+        keys = ("id", "name", "scope", "created_by", "created_at", "revoked_at")
+        json_lines({k: getattr(t, k) for k in keys} for t in rows)
         return
     for t in rows:
-        revoked = f"  revoked {_when(t.revoked_at)}" if t.revoked_at else ""
-        click.echo(f"{t.id:>4}  {t.scope:<6} {t.name:<24} by {t.created_by} {_when(t.created_at)}{revoked}")
+        revoked = f"  revoked {when(t.revoked_at)}" if t.revoked_at else ""
+        click.echo(f"{t.id:>4}  {t.scope:<6} {t.name:<24} by {t.created_by} {when(t.created_at)}{revoked}")
 
 
 @token.command()
-@_config_option
+@reads_config
 @click.argument("token_id", type=int)
-@_translate_errors
 def revoke(config_path: Path | None, token_id: int) -> None:
     """Revoke token TOKEN_ID (see `typoguard token list`): at once on this node, its dashboard sessions
     too; other nodes sharing the database within 2 s."""
     with _tokens(config_path, signal_node=True) as tokens:
         if not tokens.revoke(token_id):
-            raise _Failed(f"no active token with id {token_id}")
+            raise OperationFailed(f"no active token with id {token_id}")
     click.echo(f"token {token_id} revoked")
 
 
 @click.command()
-@_config_option
+@reads_config
 @click.option("--listen", default=None, help="host:port (default: [http] listen, 127.0.0.1:8025).")
 @click.option(
     "--workers",
@@ -124,7 +102,6 @@ def revoke(config_path: Path | None, token_id: int) -> None:
     default=None,
     help="Processes answering on the address (default: [http] workers, 1).",
 )
-@_translate_errors
 def http(config_path: Path | None, listen: str | None, workers: int | None) -> None:
     """Run the HTTP API and dashboard on its own (`typoguard serve` starts it when [http] enabled).
 
@@ -132,12 +109,12 @@ def http(config_path: Path | None, listen: str | None, workers: int | None) -> N
     domains, models and thresholds (every worker)."""
     from dataclasses import replace
 
-    from typoguard.web.app import parse_listen, serve_http
+    from typoguard.config import validate
+    from typoguard.web.app import serve_http
 
-    config = load_config(config_path)
-    if listen is not None:
-        parse_listen(listen)
-        config = replace(config, http=replace(config.http, listen=listen))
+    config = read_config(config_path)
+    if listen is not None:  # checked as [http] listen is
+        config = validate(replace(config, http=replace(config.http, listen=listen)))
     sys.exit(serve_http(config, workers=workers))
 
 

@@ -23,6 +23,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from typoguard.config import parse_host_port
 from typoguard.errors import ConfigError
 from typoguard.exposure.model import DnsAnswers
 
@@ -56,29 +57,24 @@ class ResolverSettings:
 
 
 def parse_resolver(text: str) -> tuple[str, int | None]:
-    """``192.0.2.53``, ``192.0.2.53:5353``, ``2001:db8::53`` or ``[2001:db8::53]:5353`` -> (address, port)."""
+    """``192.0.2.53``, ``192.0.2.53:5353``, ``2001:db8::53``, ``[2001:db8::53]`` or ``[2001:db8::53]:5353``
+    -> (address, port or None). An address with a port is read as every other address is."""
     text = text.strip()
-    host, port = text, None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ConfigError(f"resolver {text!r}: expected [address]:port")
-            port = _port(text, rest[1:])
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = _port(text, p)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(f"resolver {text!r} is not an IP address (with an optional :port)") from None
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if _is_ip(bare):
+        return bare, None
+    host, port = (text, None) if ":" not in text else parse_host_port(text, "resolver", min_port=1)
+    if not _is_ip(host):
+        raise ConfigError(f"resolver {text!r} is not an IP address (with an optional :port)")
     return host, port
 
 
-def _port(text: str, value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= 65535:
-        raise ConfigError(f"resolver {text!r}: the port must be 1..65535")
-    return int(value)
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

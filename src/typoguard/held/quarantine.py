@@ -241,8 +241,7 @@ class NextHopDelivery:
 
     def __init__(self, relay: RelayConfig, base_dir: Path) -> None:
         self.relay = relay
-        host, _, port = relay.next_hop.rpartition(":")
-        self.host, self.port = host.strip("[]"), int(port)
+        self.host, self.port = relay.next_hop_address
         self.tls = next_hop_tls_context(relay, base_dir)
 
     def __call__(

@@ -12,8 +12,8 @@ import socket
 import sys
 from collections.abc import Iterable, Mapping
 
+from typoguard.config import parse_host_port
 from typoguard.errors import ProtocolError
-from typoguard.obs import parse_listen
 from typoguard.protocols.postfix_policy import NEED_DATA, PolicyClientConnection, PolicyReply
 
 
@@ -43,7 +43,7 @@ def connect(address: str, timeout: float = 5.0) -> socket.socket:
         sock.settimeout(timeout)
         sock.connect(address[len("unix:") :])
         return sock
-    host, port = parse_listen(address, "address")
+    host, port = parse_host_port(address, "address")
     return socket.create_connection((host, port), timeout=timeout)
 
 

@@ -46,11 +46,11 @@ class HttpCompanion:
     """The HTTP API and dashboard served by uvicorn inside the policy service's event loop."""
 
     def __init__(self, config: Config, decider: PolicyDecider, store: Store | None, log: JsonLog) -> None:
-        from typoguard.web.app import create_app, parse_listen
+        from typoguard.web.app import create_app
 
         self.config = config
         self.log = log
-        self.host, self.port = parse_listen(config.http.listen)
+        self.host, self.port = config.http.listen_address
         self.app = create_app(config, guard=decider.guard, store=store)
         self.server: uvicorn.Server | None = None
         self.task: asyncio.Task[None] | None = None
@@ -94,12 +94,10 @@ class HttpProcessCompanion:
     STOP_SECONDS = 15.0
 
     def __init__(self, config: Config, config_path: Path, log: JsonLog) -> None:
-        from typoguard.web.app import parse_listen
-
         self.config = config
         self.config_path = config_path
         self.log = log
-        self.host, self.port = parse_listen(config.http.listen)
+        self.host, self.port = config.http.listen_address
         self.proc: asyncio.subprocess.Process | None = None
         self.watcher: asyncio.Task[None] | None = None
         self.stopping = False

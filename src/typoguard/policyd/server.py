@@ -39,9 +39,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-from typoguard.config import Config, load_config
+from typoguard.config import Config, UnixSocket, load_config
 from typoguard.errors import ConfigError, ProtocolError, TypoguardError
-from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry, parse_listen
+from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
 from typoguard.protocols.postfix_policy import implementation as codec_implementation
@@ -441,16 +441,16 @@ class PolicyServer:
         def factory() -> PolicyConnection:
             return PolicyConnection(self)
 
-        for item in [x.strip() for x in self.config.policyd.listen.split(",") if x.strip()]:
-            if item.startswith("unix:"):
-                path = item[len("unix:") :]
+        for item in self.config.policyd.listen_addresses:
+            if isinstance(item, UnixSocket):
+                path = item.path
                 _remove_stale_socket(path)
                 srv = await loop.create_unix_server(factory, path, backlog=1024)
                 os.chmod(path, 0o666)  # access is controlled by the directory (e.g. Postfix's private/)
                 self._unix_paths.append(path)
                 self.addresses.append(f"unix:{path}")
             else:
-                host, port = parse_listen(item, "[policyd] listen")
+                host, port = item
                 srv = await loop.create_server(factory, host, port, reuse_address=True, backlog=1024)
                 for sock in srv.sockets:
                     name = sock.getsockname()
@@ -485,11 +485,12 @@ class PolicyServer:
 
     def _start_metrics_http(self) -> None:
         listen = self.config.policyd.metrics_listen
-        if not listen:
+        address = self.config.policyd.metrics_address
+        if address is None:
             return
         from prometheus_client import start_http_server
 
-        host, port = parse_listen(listen, "[policyd] metrics_listen")
+        host, port = address
         self._metrics_http = start_http_server(
             port, addr=host, registry=metrics_registry(self.metrics, self.log)
         )

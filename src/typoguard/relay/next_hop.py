@@ -22,7 +22,6 @@ from typing import Any, Final, cast
 
 from typoguard.config import Config
 from typoguard.held.quarantine import next_hop_tls_context
-from typoguard.obs import parse_listen
 from typoguard.policyd.decider import smtp_text
 
 _PERIOD: Final = re.compile(rb"(?m)^\.")
@@ -59,7 +58,7 @@ class NextHopSettings:
         """``[relay]``'s next hop; ``ConfigError`` for an address that is not host:port or a CA file that
         cannot be read."""
         relay = config.relay
-        host, port = parse_listen(relay.next_hop, "[relay] next_hop")
+        host, port = relay.next_hop_address  # parsed and checked when the config was loaded
         context = next_hop_tls_context(relay, Path(config.base_dir))
         return cls(host, port, relay.next_hop_timeout, relay.next_hop_tls, context, helo_name)
 

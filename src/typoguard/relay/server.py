@@ -45,7 +45,7 @@ from typoguard.config import Config
 from typoguard.content import ContentReport, scan_message
 from typoguard.errors import ConfigError, TypoguardError
 from typoguard.held.quarantine import Quarantine
-from typoguard.obs import JsonLog, parse_listen
+from typoguard.obs import JsonLog
 from typoguard.policyd.decider import PolicyDecider, smtp_text
 from typoguard.protocols.postfix_policy import PolicyRequest
 from typoguard.relay.auth import Authenticator, hash_password, load_users, verify_password
@@ -384,7 +384,7 @@ class RelayServer(SMTPService):
         self.config_path = config_path
         self.instance = decider.instance
         self.hostname = relay.hostname or socket.getfqdn()
-        self.listen = parse_listen(relay.listen, "[relay] listen")
+        self.listen = relay.listen_address
         self.hop_settings = NextHopSettings.from_config(config, helo_name=self.hostname)
         self.tls_context: ssl.SSLContext | None = None
         if relay.tls_cert:

@@ -18,6 +18,7 @@ from typing import Any, AnyStr, ClassVar, Final, Self, cast
 
 from aiosmtpd.smtp import SMTP
 
+from typoguard.config import HostPort
 from typoguard.errors import ConfigError
 from typoguard.obs import JsonLog
 
@@ -177,11 +178,7 @@ class AdmittedSMTP(SMTP):
 
 def listen_addresses(server: asyncio.Server) -> list[str]:
     """``host:port`` (``[v6]:port``) of each socket ``server`` listens on."""
-    addresses = []
-    for sock in server.sockets:
-        name = sock.getsockname()
-        addresses.append(f"[{name[0]}]:{name[1]}" if ":" in name[0] else f"{name[0]}:{name[1]}")
-    return addresses
+    return [str(HostPort(*sock.getsockname()[:2])) for sock in server.sockets]
 
 
 def server_tls_context(section: str, cert: Path, key: Path) -> ssl.SSLContext:

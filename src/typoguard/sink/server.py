@@ -32,7 +32,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
-from typoguard.obs import JsonLog, parse_listen
+from typoguard.obs import JsonLog
 from typoguard.servers import systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 from typoguard.sink.answer import Answerer
@@ -238,8 +238,7 @@ class SinkServer(SMTPService):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        for item in self.config.sink.listen:
-            host, port = parse_listen(item, "[sink] listen")
+        for host, port in self.config.sink.listen_addresses:
             self._servers.append(await self.add_listener(lambda: SinkSMTP(self), host, port))
         self._flusher = self.loop.create_task(self._flush_loop())
 

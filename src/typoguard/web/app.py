@@ -1,7 +1,7 @@
 """The ASGI app of the JSON API and the dashboard, and how it is served.
 
     app = create_app(config)                 # Starlette app: routes (web/routes.py), dashboard, middleware
-    server = uvicorn_server(app, *parse_listen(config.http.listen))
+    server = uvicorn_server(app, *config.http.listen_address)
     await server.serve()                     # embedded in another asyncio program (``typoguard serve`` with
                                              # [http] embedded): stop it with server.should_exit = True
     serve_http(config)                       # ``typoguard http``: a program of its own (web/serve.py)
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from typoguard.config import Config, HttpConfig
-from typoguard.errors import ConfigError, TypoguardError
+from typoguard.errors import TypoguardError
 from typoguard.guard import Guard
 from typoguard.held import HoldQueue, HoldQueues, PostfixQueue
 from typoguard.store import Store, open_store
@@ -252,13 +252,6 @@ def create_app(
     return app
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"[http] listen must be host:port, got {listen!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 DRAIN_SECONDS = 10  # on stop: requests in flight get this long to finish, then their connections close
 
 
@@ -304,7 +297,7 @@ def serve_http(config: Config, *, workers: int | None = None) -> int:
     ``web/serve.py``.
 
     To run it inside another asyncio program (``typoguard serve``): ``server = uvicorn_server(create_app(
-    config), *parse_listen(config.http.listen))`` and ``await server.serve()`` as a task; set
+    config), *config.http.listen_address)`` and ``await server.serve()`` as a task; set
     ``server.should_exit = True`` to stop it (the host program keeps its own signal handlers)."""
     from typoguard.web.serve import serve
 

@@ -40,11 +40,11 @@ from pathlib import Path
 
 import uvicorn
 
-from typoguard.config import Config, load_config
+from typoguard.config import Config, HostPort, load_config
 from typoguard.errors import TypoguardError
 from typoguard.guard import Guard
 from typoguard.obs import JsonLog
-from typoguard.web.app import ApiApp, create_app, parse_listen, uvicorn_server
+from typoguard.web.app import ApiApp, create_app, uvicorn_server
 
 _STOP = (signal.SIGTERM, signal.SIGINT)
 RESPAWN_MAX_DELAY = 30.0  # seconds between restarts of a worker that keeps dying at start
@@ -68,7 +68,7 @@ def run_worker(config: Config, sock: socket.socket | None) -> int:
     """One worker: the app on ``sock`` (a supervisor's slot) or on ``[http] listen``, until signalled."""
     log = JsonLog(level=config.log.level, path=config.log.file)
     app = create_app(config)
-    host, port = parse_listen(config.http.listen)
+    host, port = config.http.listen_address
     server = uvicorn_server(app, host, port)
     # The compiled index lives as long as the process (or until a reload): keep it out of every garbage
     # collection, as the policy service does: shorter pauses, a better p99.
@@ -138,9 +138,9 @@ async def _reload(app: ApiApp, started_with: Config, log: JsonLog) -> None:
     log.flush()
 
 
-def _listeners(listen: str, count: int) -> list[socket.socket]:
+def _listeners(listen: HostPort, count: int) -> list[socket.socket]:
     """``count`` listening SO_REUSEPORT sockets on one address (port 0: the first one's ephemeral port)."""
-    host, port = parse_listen(listen)
+    host, port = listen
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
@@ -186,7 +186,7 @@ class _Supervisor:
         # It also checks the configuration once (ConfigError: exit 2 from the CLI).
         create_app(self.config).api.store.close()
         try:
-            self.sockets = _listeners(self.config.http.listen, self.count)
+            self.sockets = _listeners(self.config.http.listen_address, self.count)
         except OSError as exc:
             print(
                 f"typoguard http: cannot listen on {self.config.http.listen}: {exc.strerror}", file=sys.stderr

@@ -1,0 +1,142 @@
+"""What every ``typoguard`` command shares: the exit codes, usage errors and how a ``TypoguardError`` is told,
+config loading, and the options several commands take (``--config``, ``--protect``, ``--protect-file``,
+``--format text|json``).
+
+``typoguard check`` imports this at every start, so it imports only click and the config; the Guard is
+imported when a command builds one.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import click
+import orjson
+
+from typoguard.config import Config, load_config
+from typoguard.errors import ConfigError, TypoguardError
+
+if TYPE_CHECKING:
+    from typoguard.guard import Guard
+
+# The exit codes other tools script against; every command keeps to them.
+EXIT_OK: Final = 0  # done, nothing flagged
+EXIT_FLAGGED: Final = 1  # check/audit/exposure: something flagged or invalid
+EXIT_FAILED: Final = 1  # the operation failed: database down, a Postfix tool failed, nothing matched
+EXIT_USAGE: Final = 2  # usage or configuration error
+EXIT_DNS_UNUSABLE: Final = 3  # exposure/export: the DNS is unusable, nothing scanned or written (ADR 0019)
+EXIT_INCOMPLETE: Final = 4  # exposure/export: look-ups failed, the results are incomplete (ADR 0019)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageFailure(click.UsageError):
+    """A usage or configuration error: the usage line, ``Error: <message>``, exit 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class OperationFailed(click.ClickException):
+    """The operation failed: ``Error: <message>``, exit 1."""
+
+    exit_code = EXIT_FAILED
+
+
+def translate_errors(f: F) -> F:
+    """A command whose ``ConfigError`` is a usage failure (exit 2) and any other ``TypoguardError`` a
+    failed operation (exit 1), both one line on stderr (``reads_config`` applies it)."""
+
+    @wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except ConfigError as exc:
+            raise UsageFailure(str(exc)) from None
+        except TypoguardError as exc:
+            raise OperationFailed(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def read_config(config_path: Path | None) -> Config:
+    """The config a command runs with (the defaults without ``--config``); a bad one exits 2."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def guard_from_options(
+    config_path: Path | None, protect: Iterable[str], protect_files: Iterable[Path]
+) -> Guard:
+    """The Guard of ``--config``, ``--protect`` and ``--protect-file`` together; exit 2 if it cannot be built
+    or protects nothing."""
+    from typoguard.guard import Guard
+
+    config = read_config(config_path)
+    try:
+        guard = Guard.from_config(config, extra_domains=protect, extra_files=protect_files)
+    except TypoguardError as exc:
+        raise UsageFailure(str(exc)) from None
+    if not guard.index.protected:
+        raise UsageFailure("nothing to protect: give --config FILE, --protect DOMAIN or --protect-file FILE")
+    return guard
+
+
+# --------------------------------------------------------------------------- options
+CONFIG_FILE: Final = click.Path(path_type=Path, dir_okay=False)
+
+
+def config_option(f: F) -> F:
+    """``--config FILE`` (optional: without it, the defaults and ``TYPOGUARD_*``)."""
+    return click.option("--config", "config_path", type=CONFIG_FILE, help="TOML config.")(f)
+
+
+def reads_config(f: F) -> F:
+    """``--config FILE`` for a command that works on what the config names (the store, a server, the
+    queue), with the error contract of such commands (``translate_errors``)."""
+    return config_option(translate_errors(f))
+
+
+def protect_options(f: F) -> F:
+    """``--config``, ``--protect`` and ``--protect-file``: what a command that checks names protects (read
+    with ``guard_from_options``)."""
+    f = click.option(
+        "--protect-file",
+        "protect_files",
+        multiple=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="File of domains to protect, one per line (repeatable).",
+    )(f)
+    f = click.option("--protect", multiple=True, metavar="DOMAIN", help="A domain to protect (repeatable).")(
+        f
+    )
+    return config_option(f)
+
+
+def format_option(f: F) -> F:
+    """``--format text|json`` (text by default)."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    )(f)
+
+
+# --------------------------------------------------------------------------- output
+def when(t: float | None) -> str:
+    """A timestamp as listings show it (``2026-11-27 00:27:31Z``), ``-`` for none."""
+    if t is None:
+        return "-"
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def json_lines(objs: Iterable[dict[str, Any]]) -> None:
+    """One JSON object a line on standard output."""
+    out = sys.stdout
+    for o in objs:
+        out.write(orjson.dumps(o).decode() + "\n")
+    out.flush()
