@@ -26,6 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from typoguard.audit.classify import Classifier, decode
+from typoguard.audit.line_scanner import LineScanner
 from typoguard.audit.model import Hit, Outcome, Partial, SourceStats
 from typoguard.audit.postfix_lines import (
     BAD_OR_PRI_AFTER_NEWLINE,
@@ -63,19 +64,16 @@ def _message_id(raw: bytes | None) -> str:
     return "" if raw is None or raw == b"<>" else decode(raw)
 
 
-class PostfixScanner:
+class PostfixScanner(LineScanner):
     """Feed it blocks of whole lines; collect ``partials`` (look-alike recipients) and ``expired`` ids."""
 
     fmt = "postfix"
 
     def __init__(self, classifier: Classifier, source: str, reference: datetime, stats: SourceStats) -> None:
+        super().__init__(source, stats)
         self._classifier = classifier
-        self.source = source
         self.reference = reference
         self._lines = PostfixLineReader(reference)
-        self.stats = stats
-        self.partials: list[Partial] = []
-        self.expired: set[tuple[str, ...]] = set()
         # Partials whose sender (or Message-ID) line was not found in this block or the one before, with
         # their offset in the task: the runner looks further back for them.
         self.missing: list[tuple[Partial, int]] = []
@@ -193,21 +191,9 @@ class PostfixScanner:
         qid = qid_raw.decode("ascii", "replace")
         sender, message_id = self._ids(block, qid_raw, start)
         recipient = decode(rcpt)
-        partial = Partial(
-            (host, qid, recipient.lower()),
-            t,
-            (decode(sender) or "<>") if sender is not None else None,
-            recipient,
-            hit,
-            outcome,
-            1,
-            self.source,
-            self.fmt,
-            qid,
-            _message_id(message_id),
-            _short(detail),
-        )
-        self.partials.append(partial)
+        text = (decode(sender) or "<>") if sender is not None else None
+        key, mid = (host, qid, recipient.lower()), _message_id(message_id)
+        partial = self._add(key, t, text, recipient, hit, outcome, qid, mid, _short(detail))
         if sender is None or message_id is None:
             self.missing.append((partial, self._offset + start))
 
@@ -235,22 +221,9 @@ class PostfixScanner:
         if queued:  # cleanup's message-id= line comes before its header/body actions
             line_start = block.find(line)
             _sender, message_id = self._ids(block, m[1], line_start if line_start >= 0 else len(block))
-        self.partials.append(
-            Partial(
-                key=key,
-                time=t,
-                sender=decode(m[4]) or "<>",
-                recipient=recipient,
-                hit=hit,
-                outcome=outcome,
-                attempts=1,
-                source=self.source,
-                fmt=self.fmt,
-                queue_id=qid if queued else "",
-                message_id=_message_id(message_id),
-                detail=_short(text),
-            )
-        )
+        sender = decode(m[4]) or "<>"
+        queue_id = qid if queued else ""
+        self._add(key, t, sender, recipient, hit, outcome, queue_id, _message_id(message_id), _short(text))
 
     def unresolved(self) -> list[tuple[Partial, int]]:
         """Partials whose sender or Message-ID line was not found nearby, with their offset in the task."""
