@@ -86,6 +86,27 @@ def test_rfc5424_syslog_lines(audit_json: Callable[..., dict[str, Any]], tmp_pat
     assert doc["bad_lines"] == 0
 
 
+def test_rfc5424_byte_order_mark_on_every_line(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """syslog-ng marks every UTF-8 message with a BOM: the queue id after it still joins the lines."""
+    bom = b"\xef\xbb\xbf"
+    log = tmp_path / "mail.log"
+    log.write_bytes(
+        b"<22>1 2026-11-26T16:47:37Z mx1 postfix/cleanup 1233 - - "
+        + bom
+        + b"7F2A1C3D4E: message-id=<m1@army.mil>\n"
+        b"<22>1 2026-11-26T16:47:38Z mx1 postfix/qmgr 1234 - - " + bom + b"7F2A1C3D4E: from=<alice@army.mil>,"
+        b" size=1234, nrcpt=1 (queue active)\n"
+        b"<22>1 2026-11-26T16:47:39Z mx1 postfix/smtp 1235 - - " + bom + b"7F2A1C3D4E: to=<bob@army.ml>,"
+        b" relay=mx.army.ml[192.0.2.1]:25, delay=1, dsn=2.0.0, status=sent (250 Ok)\n"
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["sender"], e["message_id"], e["queue_id"]) for e in doc["events"]] == [
+        ("bob@army.ml", "alice@army.mil", "<m1@army.mil>", "7F2A1C3D4E")
+    ]
+
+
 def test_iso_dates_with_a_space_before_the_time(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

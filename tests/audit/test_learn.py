@@ -1,15 +1,251 @@
-"""typoguard learn: Postfix log parsing (syslog, RFC 3339, maillog_file; plain and gzip) and learning."""
+"""typoguard learn: correspondents from Postfix logs, in every line format ``typoguard audit`` reads.
+
+Only delivered mail counts (``status=sent``), joined with qmgr's ``from=`` line by queue id; each case
+checks the time the correspondents table gets, which is what ``correspondents list`` shows.
+"""
 
 from __future__ import annotations
 
 import gzip
-import time
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
+import pytest
 from click.testing import CliRunner
 
-from typoguard.audit.learn import deliveries, learn_files, parse_time
+from typoguard.audit.learn import LearnReport, learn_files
 from typoguard.cli import main
+from typoguard.store.correspondents import Tallies
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOVEMBER_30 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()  # when the logs were last written
+NOW = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+PLUS_ONE = timezone(timedelta(hours=1))
+
+
+def local(*fields: int) -> float:
+    """UNIX time of a local wall-clock time (syslog lines carry no zone)."""
+    return datetime(*fields).timestamp()
+
+
+def at(t: float) -> object:
+    """``t`` to the millisecond (pytest.approx is relative by default: +-30 minutes for a UNIX time)."""
+    return pytest.approx(t, abs=1e-3)
+
+
+Seen = dict[object, tuple[int, float, float]]  # key -> (count, first seen, last seen)
+
+
+@dataclass
+class Learned:
+    report: LearnReport
+    pairs: Seen  # (sender domain, recipient domain)
+    domains: Seen
+    addresses: Seen
+
+
+def learn(
+    paths: list[Path],
+    *,
+    now: float = NOW,
+    is_suffix_typo: Callable[[str], bool] = lambda recipient: False,
+    flush_every: int = 50_000,
+) -> Learned:
+    flushed: list[Tallies] = []
+    report = learn_files(
+        paths, is_suffix_typo=is_suffix_typo, flush=flushed.append, flush_every=flush_every, now=now
+    )
+    seen: tuple[Seen, Seen, Seen] = ({}, {}, {})
+    for tallies in flushed:
+        for table, tally in zip(seen, (tallies.pairs, tallies.domains, tallies.addresses), strict=True):
+            for key, (count, first, last) in tally.data.items():
+                old = table.get(key)
+                table[key] = (
+                    (int(count), first, last)
+                    if old is None
+                    else (old[0] + int(count), min(old[1], first), max(old[2], last))
+                )
+    return Learned(report, *seen)
+
+
+def log_file(
+    tmp_path: Path, content: str | bytes, *, name: str = "mail.log", mtime: float = NOVEMBER_30
+) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+# Every line shape audit's Postfix reader accepts: "{s}" is the last digit of the seconds (8 for qmgr's
+# from= line, 9 for the deliveries), "{prog}" the Postfix program, "{text}" what it logged. The time is the
+# one the delivery at second 39 must be learned with.
+FORMATS: dict[str, tuple[str, float]] = {
+    "bsd-syslog": ("Nov 26 16:47:3{s} mx postfix/{prog}[10{s}]: {text}", local(2026, 11, 26, 16, 47, 39)),
+    "bsd-syslog-space-padded-day": (
+        "Nov  6 16:47:3{s} mx postfix/{prog}[10{s}]: {text}",
+        local(2026, 11, 6, 16, 47, 39),
+    ),
+    "bsd-syslog-with-priority": (
+        "<22>Nov 26 16:47:3{s} mx postfix/{prog}[10{s}]: {text}",
+        local(2026, 11, 26, 16, 47, 39),
+    ),
+    "bsd-syslog-with-facility": (
+        "Nov 26 16:47:3{s} mx mail.info postfix/{prog}[10{s}]: {text}",
+        local(2026, 11, 26, 16, 47, 39),
+    ),
+    "postfix-maillog_file": (
+        "Nov 26 16:47:3{s}.250000 mx postfix-out/{prog}[10{s}]: {text}",
+        local(2026, 11, 26, 16, 47, 39) + 0.25,
+    ),
+    "rfc3339-rsyslog-high-precision": (
+        "2026-11-26T16:47:3{s}.123456+01:00 mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, 123456, PLUS_ONE).timestamp(),
+    ),
+    "rfc3339-utc": (
+        "2026-11-26T16:47:3{s}Z mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=UTC).timestamp(),
+    ),
+    "journalctl-short-iso": (
+        "2026-11-26T16:47:3{s}+0100 mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=PLUS_ONE).timestamp(),
+    ),
+    "journalctl-short-iso-precise": (
+        "2026-11-26T16:47:3{s}.654321+0100 mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, 654321, PLUS_ONE).timestamp(),
+    ),
+    "iso-date-space-time": (
+        "2026-11-26 16:47:3{s} mx postfix/{prog}[10{s}]: {text}",
+        local(2026, 11, 26, 16, 47, 39),
+    ),
+    "iso-date-space-time-fraction-offset": (
+        "2026-11-26 16:47:3{s}.123 +0100 mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, 123000, PLUS_ONE).timestamp(),
+    ),
+    "iso-date-space-time-comma-fraction": (
+        "2026-11-26 16:47:3{s},500 mx postfix/{prog}[10{s}]: {text}",
+        local(2026, 11, 26, 16, 47, 39) + 0.5,
+    ),
+    "iso-date-space-time-offset": (
+        "2026-11-26 16:47:3{s}+01:00 mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=PLUS_ONE).timestamp(),
+    ),
+    "rfc3339-with-priority": (
+        "<22>2026-11-26T16:47:3{s}+01:00 mx postfix/{prog}[10{s}]: {text}",
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=PLUS_ONE).timestamp(),
+    ),
+    "rfc5424": (
+        "<22>1 2026-11-26T16:47:3{s}.5Z mx postfix/{prog} 12{s} - - {text}",
+        datetime(2026, 11, 26, 16, 47, 39, 500000, UTC).timestamp(),
+    ),
+    "rfc5424-structured-data": (
+        '<22>1 2026-11-26T16:47:3{s}+01:00 mx postfix/{prog} 12{s} - [meta sequenceId="{s}"] {text}',
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=PLUS_ONE).timestamp(),
+    ),
+    "rfc5424-nil-pid": (
+        "<22>1 2026-11-26T16:47:3{s}Z mx postfix/{prog} - - - {text}",
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=UTC).timestamp(),
+    ),
+    "rfc5424-byte-order-mark": (  # syslog-ng marks a UTF-8 message with a BOM
+        "<22>1 2026-11-26T16:47:3{s}Z mx postfix/{prog} 12{s} - - \ufeff{text}",
+        datetime(2026, 11, 26, 16, 47, 39, tzinfo=UTC).timestamp(),
+    ),
+}
+
+MESSAGE = (
+    ("8", "qmgr", "4F9D195432C: from=<alice@army.mil>, size=344, nrcpt=2 (queue active)"),
+    (
+        "9",
+        "smtp",
+        "4F9D195432C: to=<bob@partner.org>, relay=mx.partner.org[192.0.2.1]:25, delay=1,"
+        " delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 77)",
+    ),
+    (
+        "9",
+        "smtp",
+        "4F9D195432C: to=<carol@partner.org>, relay=none, delay=1, dsn=4.4.1,"
+        " status=deferred (connect to mx.partner.org[192.0.2.1]:25: Connection timed out)",
+    ),
+    ("9", "qmgr", "4F9D195432C: removed"),
+)
+
+
+def in_format(template: str, lines: tuple[tuple[str, str, str], ...] = MESSAGE) -> str:
+    return "".join(template.format(s=s, prog=prog, text=text) + "\n" for s, prog, text in lines)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_audit_reads_is_learned_with_the_time_of_the_delivery(tmp_path: Path, fmt: str) -> None:
+    template, when = FORMATS[fmt]
+    got = learn([log_file(tmp_path, in_format(template))])
+    assert (got.report.lines, got.report.delivered, got.report.learned) == (4, 1, 1)
+    assert got.report.skipped_no_sender == 0  # joined with the from= line of the same queue id
+    assert got.pairs == {("army.mil", "partner.org"): (1, at(when), at(when))}
+    assert got.addresses.keys() == {"bob@partner.org"}  # the deferred recipient is not learned
+
+
+def test_all_formats_in_one_file(tmp_path: Path) -> None:
+    """Logs gathered from several hosts (or a logging setup changed midway) mix formats line by line."""
+    content = "".join(
+        in_format(template, tuple((s, p, t.replace("4F9D195432C", f"Q{i:04d}ABC")) for s, p, t in MESSAGE))
+        for i, (template, _when) in enumerate(FORMATS.values())
+    )
+    got = learn([log_file(tmp_path, content)])
+    assert (got.report.delivered, got.report.learned, got.report.skipped_no_sender) == (len(FORMATS),) * 2 + (
+        0,
+    )
+    first, last = min(w for _t, w in FORMATS.values()), max(w for _t, w in FORMATS.values())
+    assert got.pairs == {("army.mil", "partner.org"): (len(FORMATS), at(first), at(last))}
+
+
+def test_the_audit_fixtures(tmp_path: Path) -> None:
+    """The logs audit's own tests read: every status=sent line is learned, joined with its sender."""
+    syslog = log_file(tmp_path, (FIXTURES / "postfix-syslog.log").read_bytes(), name="syslog.log")
+    got = learn([syslog])
+    assert (got.report.delivered, got.report.skipped_no_sender) == (4, 1)  # 5E6F708192 has no from= line
+    assert got.pairs == {
+        ("army.mil", "army.ml"): (
+            2,
+            at(local(2026, 11, 20, 9, 0, 2)),
+            at(local(2026, 11, 21, 10, 45, 2)),
+        ),
+        ("army.mil", "army.mil"): (
+            1,
+            at(local(2026, 11, 20, 9, 0, 2)),
+            at(local(2026, 11, 20, 9, 0, 2)),
+        ),
+    }
+    mixed = log_file(tmp_path, (FIXTURES / "postfix-rfc3339-mixed.log").read_bytes(), name="mixed.log")
+    got = learn([mixed])
+    assert got.report.delivered == 3  # smtp to bob@army.ml and jürgen@navy.ml, discard to bob@army.ml
+    assert got.addresses["jürgen@navy.ml"][1] == datetime(2026, 11, 26, 16, 47, 41, tzinfo=UTC).timestamp()
+    assert got.domains["army.ml"] == (
+        2,
+        datetime(2026, 11, 26, 16, 47, 39, 1, UTC).timestamp(),
+        datetime(2026, 11, 26, 16, 47, 42, tzinfo=UTC).timestamp(),
+    )
+
+
+def test_a_syslog_line_gets_the_year_of_the_file_not_of_today(tmp_path: Path) -> None:
+    """A rotated log last written in March 2025 holds November 2024, however long after it is read."""
+    march_2025 = local(2025, 3, 1, 12, 0, 0)
+    old = log_file(
+        tmp_path, in_format(FORMATS["bsd-syslog"][0]).replace("Nov 26", "Nov 20"), mtime=march_2025
+    )
+    got = learn([old], now=NOW)
+    assert got.pairs[("army.mil", "partner.org")][1] == at(local(2024, 11, 20, 16, 47, 39))
+
+
+def test_a_december_line_read_in_january_is_last_year(tmp_path: Path) -> None:
+    january = local(2027, 1, 2, 0, 0, 0)
+    log = log_file(tmp_path, in_format(FORMATS["bsd-syslog"][0]).replace("Nov 26", "Dec 31"), mtime=january)
+    got = learn([log], now=january)
+    assert got.pairs[("army.mil", "partner.org")][1] == at(local(2026, 12, 31, 16, 47, 39))
+
 
 SYSLOG = """\
 Nov 26 16:47:37 mx postfix/smtpd[100]: 4F9D195432C: client=localhost[127.0.0.1]
@@ -30,62 +266,36 @@ RFC3339 = """\
 relay=r, status=sent (ok)
 """
 
-# Postfix's own maillog_file (postlogd): syslog-like, microseconds; a multi-instance name.
-MAILLOG_FILE = """\
-Nov 26 16:47:38.362613 mx postfix-out/qmgr[101]: 7B1C2D3E4F: from=<gina@army.mil>, size=1, \
-nrcpt=1 (queue active)
-Nov 26 16:47:39.000001 mx postfix-out/lmtp[102]: 7B1C2D3E4F: to=<hal@third.org>, orig_to=<h@third.org>, \
-relay=r, status=sent (ok)
-"""
 
-
-def test_syslog_only_sent_counts() -> None:
-    now = time.mktime((2026, 12, 1, 0, 0, 0, 0, 0, -1))
-    found = list(deliveries(SYSLOG.splitlines(), year=2026, now=now))
-    assert [(d.sender, d.recipient) for d in found] == [
-        ("alice@army.mil", "bob@partner.org"),
-        ("alice@army.mil", "x@army.ml"),
-    ]
-    assert found[0].time == time.mktime((2026, 11, 26, 16, 47, 39, 0, 0, -1))
-
-
-def test_rfc3339_and_maillog_file_formats() -> None:
-    now = time.mktime((2026, 12, 1, 0, 0, 0, 0, 0, -1))
-    (d,) = deliveries(RFC3339.splitlines(), year=2026, now=now)
-    assert (d.sender, d.recipient, d.time) == ("eve@navy.mil", "frank@other.org", 1795711659.5)
-    (m,) = deliveries(MAILLOG_FILE.splitlines(), year=2026, now=now)
-    assert (m.sender, m.recipient) == ("gina@army.mil", "hal@third.org")
-    assert abs(m.time - time.mktime((2026, 11, 26, 16, 47, 39, 0, 0, -1)) - 0.000001) < 1e-6
-
-
-def test_a_december_line_read_in_january_is_last_year() -> None:
-    now = time.mktime((2027, 1, 2, 0, 0, 0, 0, 0, -1))
-    t = parse_time("Dec 31 23:00:00 mx postfix/smtp[1]: ...", year=2027, now=now)
-    assert t == time.mktime((2026, 12, 31, 23, 0, 0, 0, 0, -1))
+def test_only_sent_counts_and_suffix_typos_are_never_learned(tmp_path: Path) -> None:
+    got = learn([log_file(tmp_path, SYSLOG)], is_suffix_typo=lambda r: r.endswith("@army.ml"))
+    assert (got.report.delivered, got.report.learned, got.report.skipped_suffix_typo) == (2, 1, 1)
+    assert got.pairs == {
+        ("army.mil", "partner.org"): (1, local(2026, 11, 26, 16, 47, 39), local(2026, 11, 26, 16, 47, 39))
+    }
 
 
 def test_learn_files_plain_gzip_and_truncated_gzip(tmp_path: Path) -> None:
-    plain = tmp_path / "mail.log"
-    plain.write_text(SYSLOG)
-    gz = tmp_path / "mail.log.1.gz"
-    gz.write_bytes(gzip.compress(RFC3339.encode()))
+    plain = log_file(tmp_path, SYSLOG)
+    gz = log_file(tmp_path, gzip.compress(RFC3339.encode()), name="mail.log.1.gz")
     big = "".join(
         f"Nov 26 10:00:00 mx postfix/qmgr[1]: A{i:09X}: from=<s@army.mil>, size=1\n"
         f"Nov 26 10:00:01 mx postfix/smtp[2]: A{i:09X}: to=<r{i}@fourth.org>, relay=r, status=sent (ok)\n"
         for i in range(3000)
     ).encode()
-    truncated = tmp_path / "mail.log.2.gz"
     whole = gzip.compress(big)
-    truncated.write_bytes(whole[: len(whole) // 2])
-    flushed = []
+    truncated = log_file(tmp_path, whole[: len(whole) // 2], name="mail.log.2.gz")
+    flushed: list[Tallies] = []
     report = learn_files(
         [plain, gz, truncated],
         is_suffix_typo=lambda r: r.endswith("@army.ml"),
         flush=flushed.append,
         flush_every=100,
+        now=NOW,
     )
     assert report.files == 3 and report.skipped_suffix_typo == 1
     assert len(report.errors) == 1 and "mail.log.2.gz" in report.errors[0]
+    assert report.errors[0].endswith("(learned what was readable before it)")
     assert 0 < report.learned - 2 < 3000  # learned what was readable of the truncated file
     assert len(flushed) > 1  # bounded: counts go out in chunks
     domains: dict[str, float] = {}
@@ -106,3 +316,20 @@ def test_learn_command_never_learns_a_suffix_typo(tmp_path: Path) -> None:
     out = CliRunner().invoke(main, ["correspondents", "list", "--config", str(cfg), "--format", "json"])
     assert out.exit_code == 0, out.output
     assert '"partner.org"' in out.output and "army.ml" not in out.output
+
+
+def test_learn_command_reads_rfc5424_syslog(tmp_path: Path) -> None:
+    """End to end: rsyslog's RSYSLOG_SyslogProtocol23Format, as `correspondents list` shows it after."""
+    cfg = tmp_path / "typoguard.toml"
+    cfg.write_text(f'[protect]\ndomains = ["army.mil"]\n[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    log = log_file(tmp_path, in_format(FORMATS["rfc5424"][0]))
+    result = CliRunner().invoke(main, ["learn", "--config", str(cfg), str(log)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "read 4 lines from 1 files: 1 delivered, 1 learned, 0 suffix typos never learned\n"
+    )
+    out = CliRunner().invoke(main, ["correspondents", "list", "--config", str(cfg), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    (row,) = [orjson.loads(line) for line in out.output.splitlines()]
+    assert (row["domain"], row["count"]) == ("partner.org", 1)
+    assert row["first_seen"] == row["last_seen"] == FORMATS["rfc5424"][1]

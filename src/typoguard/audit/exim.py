@@ -17,6 +17,7 @@ import re
 from datetime import datetime
 
 from typoguard.audit.classify import Classifier, decode
+from typoguard.audit.line_scanner import LineScanner
 from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.refusals import by_typoguard
 from typoguard.audit.timeparse import iso_time
@@ -42,15 +43,12 @@ _ARRIVAL = re.compile(rb" ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) <=
 _MESSAGE_ID = re.compile(rb" id=(\S+)")  # the Message-ID on a ``<=`` line (log_selector +msgid, the default)
 
 
-class EximScanner:
+class EximScanner(LineScanner):
     fmt = "exim"
 
     def __init__(self, classifier: Classifier, source: str, reference: datetime, stats: SourceStats) -> None:
+        super().__init__(source, stats)
         self._hit = classifier.recipient_hit
-        self.source = source
-        self.stats = stats
-        self.partials: list[Partial] = []
-        self.expired: set[tuple[str, ...]] = set()
         self.senders: dict[bytes, bytes] = {}
         self.message_ids: dict[bytes, bytes] = {}
 
@@ -98,22 +96,11 @@ class EximScanner:
         detail = m[5][:200]
         if outcome is Outcome.BOUNCED and by_typoguard(detail, hit):  # refused by typoguard on a later hop
             outcome = Outcome.REJECTED_BY_TYPOGUARD
-        self.partials.append(
-            Partial(
-                key=(mid, recipient.lower()),
-                time=iso_time(m[1].decode("ascii")),
-                sender=(decode(sender) or "<>") if sender is not None else None,
-                recipient=recipient,
-                hit=hit,
-                outcome=outcome,
-                attempts=1,
-                source=self.source,
-                fmt=self.fmt,
-                queue_id=mid,
-                message_id=self.message_id_of(self.message_ids.get(m[2])),
-                detail=decode(detail).strip(),
-            )
-        )
+        when = iso_time(m[1].decode("ascii"))
+        text = (decode(sender) or "<>") if sender is not None else None
+        message_id = self.message_id_of(self.message_ids.get(m[2]))
+        key = (mid, recipient.lower())
+        self._add(key, when, text, recipient, hit, outcome, mid, message_id, decode(detail).strip())
 
     def _reject(self, line: bytes) -> None:
         m = _REJECT.match(line)
@@ -127,22 +114,9 @@ class EximScanner:
         outcome = Outcome.REJECTED
         if by_typoguard(text, hit):
             outcome = Outcome.REJECTED_BY_TYPOGUARD
-        self.partials.append(
-            Partial(
-                key=None,
-                time=iso_time(m[1].decode("ascii")),
-                sender=(decode(m[2]) or "<>") if m[2] is not None else "?",
-                recipient=decode(m[3]),
-                hit=hit,
-                outcome=outcome,
-                attempts=1,
-                source=self.source,
-                fmt=self.fmt,
-                queue_id="",
-                message_id="",
-                detail=decode(text[:200]),
-            )
-        )
+        when = iso_time(m[1].decode("ascii"))
+        sender = (decode(m[2]) or "<>") if m[2] is not None else "?"
+        self._add(None, when, sender, decode(m[3]), hit, outcome, "", "", decode(text[:200]))
 
     def unresolved(self) -> list[tuple[Partial, int]]:
         """Partials whose sender or Message-ID may be on a ``<=`` line before this chunk (offset 0: the

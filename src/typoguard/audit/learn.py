@@ -1,21 +1,25 @@
 """``typoguard learn``: bootstrap correspondents from existing Postfix logs.
 
 Only delivered mail counts: a delivery agent's ``QUEUEID: to=<rcpt>, ..., status=sent`` line, joined with
-the queue manager's earlier ``QUEUEID: from=<sender>, ...`` line for the sender. Three line formats are
-read: classic syslog (``Nov 26 16:47:38 host postfix/smtp[123]: ...``), RFC 3339
-(``2026-11-26T16:47:38.1+00:00 host ...``) and Postfix's own ``maillog_file`` (syslog-like, with
-microseconds). Files may be plain or gzip; a truncated gzip file yields what was readable and an error in
-the report.
+the queue manager's earlier ``QUEUEID: from=<sender>, ...`` line for the sender. Lines are read by the
+audit's Postfix line reader (``postfix_lines``), so every format ``typoguard audit`` reads is learned, with
+the same times: BSD syslog, ISO 8601 / RFC 3339, RFC 5424 and Postfix's own ``maillog_file`` (whose
+microseconds are kept). Files may be plain or gzip; a truncated gzip file yields what was readable and an
+error in the report.
 
 Memory stays constant: the queue-id -> sender map is bounded (oldest entries go first; a message's lines
 sit close together in a log) and the counts are written to the store every ``flush_every`` deliveries.
 A recipient whose domain is a suffix typo of a protected domain is never learned.
+
+Speed: a block of lines is searched for ``status=sent`` with ``bytes.find`` and for qmgr's lines with
+``postfix_lines.qmgr_lines``, so no Python code runs for the other lines. Within a block, senders are
+collected before deliveries are read and removals applied after, which keeps the log's order for every
+message whose queue id is not used twice within one block.
 """
 
 from __future__ import annotations
 
 import gzip
-import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -23,25 +27,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from typoguard.audit.classify import decode
+from typoguard.audit.postfix_lines import PostfixLineReader, has_priority_lines, qmgr_lines
+from typoguard.audit.timeparse import reference_time
 from typoguard.store.correspondents import Tallies, domain_of
 
-# The part after the timestamp and host: "postfix[/sub]/<service>[pid]: QUEUEID: rest". Multi-instance
-# names such as "postfix-out/smtp" are included.
-_LINE = re.compile(r"\s(?:[\w.-]+/)*(?P<service>[\w.-]+)\[\d+\]: (?P<qid>[0-9A-Za-z]{5,32}): (?P<rest>.*)$")
-_SYSLOG_TS = re.compile(
-    r"(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) (?P<hms>\d\d:\d\d:\d\d)(?P<frac>\.\d+)?\s"
+_BLOCK = 1 << 20  # bytes read at a time
+_DELIVERY_AGENTS = frozenset(
+    {b"smtp", b"lmtp", b"local", b"virtual", b"pipe", b"relay", b"error", b"discard"}
 )
-_RFC3339_TS = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)\s")
-_TO = re.compile(r"to=<([^>]*)>")
-_FROM = re.compile(r"^from=<([^>]*)>")
-_STATUS_SENT = re.compile(r"\bstatus=sent\b")
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
-    )
-}
-_DELIVERY_AGENTS = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "relay", "error", "discard"})
 
 
 @dataclass
@@ -64,71 +58,67 @@ class Delivery:
     time: float
 
 
-def parse_time(line: str, *, year: int, now: float) -> float | None:
-    """UNIX time of a log line's leading timestamp; syslog times (no year, local time) get ``year``."""
-    m = _RFC3339_TS.match(line)
-    if m:
-        text = m.group(1).replace("Z", "+00:00")
-        try:
-            return datetime.fromisoformat(text).timestamp()
-        except ValueError:
-            return None
-    m = _SYSLOG_TS.match(line)
-    if not m:
-        return None
-    month = _MONTHS.get(m.group("mon"))
-    if month is None:
-        return None
-    h, mi, s = (int(x) for x in m.group("hms").split(":"))
-    try:
-        t = time.mktime((year, month, int(m.group("day")), h, mi, s, 0, 0, -1))
-    except (OverflowError, ValueError):
-        return None
-    if t > now + 86400:  # a December line read in January
-        t = time.mktime((year - 1, month, int(m.group("day")), h, mi, s, 0, 0, -1))
-    return t + (float(m.group("frac")) if m.group("frac") else 0.0)
-
-
 def deliveries(
-    lines: Iterable[str], *, year: int, now: float, max_pending: int = 200_000
+    blocks: Iterable[bytes], reference: datetime, *, now: float, max_pending: int = 200_000
 ) -> Iterator[Delivery]:
-    """The deliveries in a stream of Postfix log lines (one pass, bounded memory)."""
-    senders: dict[str, str] = {}
-    for line in lines:
-        m = _LINE.search(line)
-        if m is None:
-            continue
-        service, qid, rest = m.group("service"), m.group("qid"), m.group("rest")
-        if service == "qmgr":
-            f = _FROM.match(rest)
-            if f:
-                senders[qid] = f.group(1)
-                if len(senders) > max_pending:
-                    del senders[next(iter(senders))]
-            elif rest.startswith("removed"):
-                senders.pop(qid, None)
-            continue
-        if service not in _DELIVERY_AGENTS or not _STATUS_SENT.search(rest):
-            continue
-        t = _TO.search(rest)
-        if t is None or "@" not in t.group(1):
-            continue
-        when = parse_time(line, year=year, now=now) or now
-        yield Delivery(senders.get(qid, ""), t.group(1), when)
+    """The deliveries in blocks of whole Postfix log lines (one pass, bounded memory).
+
+    ``reference``: when the log was last written (the year of syslog lines); a line whose time is not a
+    real date (``Feb 29`` of another year) counts at ``now``.
+    """
+    reader = PostfixLineReader(reference, fractions=True)
+    senders: dict[bytes, bytes] = {}
+    for block in blocks:
+        general = has_priority_lines(block)
+        froms, removed = qmgr_lines(block, general)
+        senders.update(froms)
+        for _ in range(len(senders) - max_pending):
+            del senders[next(iter(senders))]
+        pos = block.find(b"status=sent")
+        while pos >= 0:
+            start = block.rfind(b"\n", 0, pos) + 1
+            end = block.find(b"\n", pos)
+            if end < 0:
+                end = len(block)
+            line = reader.delivery(block, start, end, general)
+            if line is not None:
+                t, _host, program, qid, recipient, status, _detail = line
+                if (
+                    status == b"sent"
+                    and program[program.rfind(b"/") + 1 :] in _DELIVERY_AGENTS
+                    and b"@" in recipient
+                ):
+                    when = t.timestamp() if t is not None else now
+                    yield Delivery(decode(senders.get(qid, b"")), decode(recipient), when)
+            pos = block.find(b"status=sent", end)
+        for gone in removed:
+            senders.pop(gone, None)
 
 
-def read_lines(path: Path, report: LearnReport) -> Iterator[str]:
-    """Lines of a plain or gzip file; a read error ends the file and is added to ``report.errors``."""
+def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
+    """Blocks of whole lines of a plain or gzip file, counted in ``report.lines``; a read error ends the
+    file and is added to ``report.errors``."""
+    rest = b""
     try:
         with path.open("rb") as probe:
             gz = probe.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gz else open
-        with opener(path, "rb") as f:
-            for raw in f:
-                report.lines += 1
-                yield raw.decode("utf-8", "replace").rstrip("\r\n")
+        with gzip.open(path, "rb") if gz else path.open("rb") as f:
+            # read1: one read of the compressed stream at a time, so little is lost before a truncation
+            read = f.read1 if isinstance(f, gzip.GzipFile) else f.read
+            while data := read(_BLOCK):
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # no newline yet: a very long line
+                    rest += data
+                    continue
+                block, rest = rest + data[:cut], data[cut:]
+                report.lines += block.count(b"\n")
+                yield block
     except (OSError, EOFError, zlib.error) as exc:
         report.errors.append(f"{path}: {exc} (learned what was readable before it)")
+        rest = b""  # the half line at the damage
+    if rest:
+        report.lines += 1
+        yield rest
 
 
 def learn_files(
@@ -149,11 +139,8 @@ def learn_files(
     pending = 0
     for path in paths:
         report.files += 1
-        try:
-            year = datetime.fromtimestamp(path.stat().st_mtime).year
-        except OSError:
-            year = datetime.fromtimestamp(now).year
-        for d in deliveries(read_lines(path, report), year=year, now=now):
+        reference = reference_time(path, now)
+        for d in deliveries(read_blocks(path, report), reference, now=now):
             report.delivered += 1
             if is_suffix_typo(d.recipient):
                 report.skipped_suffix_typo += 1

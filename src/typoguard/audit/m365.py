@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from typoguard.audit.classify import Classifier
 from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.sources import Task
-from typoguard.audit.tabular import csv_header, find_columns, rows
-from typoguard.audit.timeparse import loose_time
+from typoguard.audit.tabular import csv_header, find_columns, row_partial, rows
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "time": ("received", "datetimeutc", "dateutc", "date", "origintimestamputc", "timestamp", "receivedtime"),
@@ -64,23 +63,8 @@ def read(task: Task, classifier: Classifier, stats: SourceStats) -> Iterator[Par
         status_field = row[cols.status] if cols.status >= 0 else ""
         for recipient, outcome in _recipients(row[cols.recipient], status_field):
             hit = classifier.recipient_hit(recipient.encode("utf-8", "surrogateescape"))
-            if hit is None or outcome is None:
-                continue
-            mid = row[cols.message_id].strip() if cols.message_id >= 0 else ""
-            yield Partial(
-                key=(mid, recipient.lower()) if mid else None,
-                time=loose_time(row[cols.time]) if cols.time >= 0 else None,
-                sender=(row[cols.sender].strip() or "<>") if cols.sender >= 0 else "?",
-                recipient=recipient,
-                hit=hit,
-                outcome=outcome,
-                attempts=1,
-                source=task.name,
-                fmt="m365",
-                queue_id="",
-                message_id=mid,
-                detail=row[cols.detail][:200] if cols.detail >= 0 else "",
-            )
+            if hit is not None and outcome is not None:
+                yield row_partial(row, cols, recipient, hit, outcome, task.name, "m365")
 
 
 def _recipients(field: str, status: str) -> Iterator[tuple[str, Outcome | None]]:

@@ -12,7 +12,6 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partia
 from typoguard.audit.postfix import PostfixScanner
 from typoguard.audit.reading import byte_blocks, line_blocks
 from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook
+from typoguard.audit.timeparse import reference_time
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
 PARALLEL_MIN_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
@@ -56,14 +56,6 @@ class AuditResult:
     formats: dict[str, int] = field(default_factory=dict)  # format -> number of inputs
 
 
-def _reference_time(path: Path) -> datetime:
-    """The year syslog lines belong to is inferred from the file's modification time."""
-    try:
-        return datetime.fromtimestamp(path.stat().st_mtime)
-    except OSError:
-        return datetime.now(UTC).replace(tzinfo=None)
-
-
 def run_task(task: Task, classifier: Classifier) -> TaskResult:
     """Read one task. Never raises for bad content; unreadable inputs become ``stats.errors``."""
     stats = SourceStats()
@@ -87,11 +79,11 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
 def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskResult:
     scanner: PostfixScanner | EximScanner
     if task.fmt is Format.POSTFIX:
-        scanner = PostfixScanner(classifier, task.name, _reference_time(task.path), stats)
+        scanner = PostfixScanner(classifier, task.name, reference_time(task.path), stats)
         for block in byte_blocks(task, stats):
             scanner.feed(block)
     else:
-        scanner = EximScanner(classifier, task.name, _reference_time(task.path), stats)
+        scanner = EximScanner(classifier, task.name, reference_time(task.path), stats)
         for lines in line_blocks(task, stats):
             scanner.feed(lines)
     missing = scanner.unresolved()

@@ -12,8 +12,9 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from typoguard.audit.model import SourceStats
+from typoguard.audit.model import Hit, Outcome, Partial, SourceStats
 from typoguard.audit.sources import STREAM_ERRORS, Task, open_bytes
+from typoguard.audit.timeparse import loose_time
 
 csv.field_size_limit(1 << 20)
 
@@ -109,3 +110,25 @@ def rows(
 
 def csv_header(line: str) -> list[str]:
     return next(csv.reader(io.StringIO(line)))
+
+
+def row_partial(  # noqa: PLR0917 - one row, its columns and what the format's reader made of it
+    row: list[str], cols: Columns, recipient: str, hit: Hit, outcome: Outcome, source: str, fmt: str
+) -> Partial:
+    """One recipient of an export row: no queue id; the Message-ID, when the export has it, joins the rows
+    of one message and recipient."""
+    mid = row[cols.message_id].strip() if cols.message_id >= 0 else ""
+    return Partial(
+        key=(mid, recipient.lower()) if mid else None,
+        time=loose_time(row[cols.time]) if cols.time >= 0 else None,
+        sender=(row[cols.sender].strip() or "<>") if cols.sender >= 0 else "?",
+        recipient=recipient,
+        hit=hit,
+        outcome=outcome,
+        attempts=1,
+        source=source,
+        fmt=fmt,
+        queue_id="",
+        message_id=mid,
+        detail=row[cols.detail][:200] if cols.detail >= 0 else "",
+    )

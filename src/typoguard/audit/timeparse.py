@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 MONTHS: dict[bytes, int] = {
     m: i
@@ -14,6 +16,15 @@ MONTHS: dict[bytes, int] = {
 
 
 _SKEW = timedelta(days=1)
+
+
+def reference_time(path: Path, now: float | None = None) -> datetime:
+    """When ``path`` was last written, as naive local time: the syslog lines in it were written at or before
+    it. ``now`` (default: the clock) when the file cannot be read."""
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime)
+    except OSError:
+        return datetime.fromtimestamp(time.time() if now is None else now)
 
 
 def syslog_time(month: bytes, day: bytes, hms: bytes, reference: datetime) -> datetime | None:
