@@ -253,7 +253,7 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    """``typoguard relay``: the SMTP filtering smart host (docs/relay.md; relay/server.py)."""
+    """``typoguard relay``: the SMTP filtering smart host (docs/relay.md)."""
 
     listen: str = _key("127.0.0.1:10025", "host:port")
     next_hop: str = _key("127.0.0.1:25", "host:port of the MTA that delivers onwards")
@@ -300,7 +300,7 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class SinkConfig:
-    """``typoguard sink``: the MX for look-alike domains (docs/sink.md; sink/server.py).
+    """``typoguard sink``: the MX for look-alike domains (docs/sink.md).
 
     Templates are the text after ``550 5.1.2 `` and may use {recipient}, {intended_address}, {domain} and
     {intended} (the neutral one only {recipient} and {domain}).
@@ -480,6 +480,13 @@ def _apply(
                 wrong(Problem(section, (key,), str(exc)), str(exc))
         changes[section] = replace(current, **updates)
     return replace(config, **changes)
+
+
+def apply_collecting(config: Config, data: Mapping[str, Any], origin: str) -> tuple[Config, list[Problem]]:
+    """``data`` applied to ``config`` as ``load_config`` applies it, every mistake collected (and its key
+    or section left at what it was) instead of raised: ``typoguard config check``."""
+    found: list[Problem] = []
+    return _apply(config, data, origin, found), found
 
 
 class EnvSetting(NamedTuple):
@@ -672,6 +679,19 @@ def _sink_problems(sink: SinkConfig) -> Iterator[Problem]:
             yield wrong((name,), f"{name} must be at least 1")
     if not 8 <= sink.ipv4_prefix <= 32 or not 16 <= sink.ipv6_prefix <= 128:
         yield wrong(("ipv4_prefix", "ipv6_prefix"), "ipv4_prefix must be 8..32 and ipv6_prefix 16..128")
+
+
+def protect_sources(config: Config) -> str:
+    """Where the protected domains were looked for, for "nothing to protect" messages, e.g.
+    ``/etc/typoguard/typoguard.toml has [protect] domains = [] and no files``."""
+    if config.source == "<defaults>":
+        return "no config file was read, and the defaults protect nothing"
+    pc = config.protect
+    domains = "domains = [" + ", ".join(f'"{d}"' for d in pc.domains) + "]"
+    if not pc.files:
+        return f"{config.source} has [protect] {domains} and no files"
+    files = ", ".join(str(f) for f in config.protect_files())
+    return f"{config.source} has [protect] {domains} and files {files} with no domain in them"
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
