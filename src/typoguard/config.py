@@ -8,14 +8,16 @@ error (a typo in a security setting must not be silently ignored). Environment o
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from typoguard.core.policy import Thresholds
 from typoguard.errors import ConfigError
@@ -95,28 +97,52 @@ def parse_listen(text: str, what: str) -> HostPort | UnixSocket:
     return UnixSocket(text[len("unix:") :])
 
 
+T = TypeVar("T")
+
+
+def _key(default: T, help: str) -> T:
+    """A key with its default and a one-line ``help``: docs/configuration.md is generated from both
+    (``typoguard.config_text``), so the code and the document cannot drift."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ProtectConfig:
-    domains: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()  # relative paths are relative to the config file
-    trusted: tuple[str, ...] = ()
-    weights: Mapping[str, float] = field(default_factory=dict)
-    models: tuple[str, ...] | None = None  # None: every registered model
-    layouts: tuple[str, ...] = ("qwerty", "qwertz", "azerty")
-    use_legit_list: bool = True
-    use_word_list: bool = True  # damp look-alikes whose name is a common word (life.com vs live.com)
+    """The domains typoguard protects: mail to their look-alikes is held or refused."""
+
+    domains: tuple[str, ...] = _key((), 'protected domains, e.g. ["army.mil", "navy.mil"]')
+    files: tuple[str, ...] = _key(
+        (), "files of protected domains, one a line, '#' comments; relative to the config file"
+    )
+    trusted: tuple[str, ...] = _key(
+        (), "domains never flagged however close to a protected one (your other names)"
+    )
+    weights: Mapping[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "per protected domain, 0..1: how much its look-alikes' scores count (1 = fully)"},
+    )
+    models: tuple[str, ...] | None = _key(None, "typo models used, by name; not set: every registered model")
+    layouts: tuple[str, ...] = _key(("qwerty", "qwertz", "azerty"), "keyboard layouts for key-slip typos")
+    use_legit_list: bool = _key(True, "never flag the shipped list of well-known legitimate mail domains")
+    use_word_list: bool = _key(True, "damp look-alikes whose name is a common word (life.com vs live.com)")
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    reject_at: float = 0.9
-    hold_at: float = 0.7
-    warn_at: float = 0.4
-    mode: str = "enforce"  # or "audit": decide and log, never block
-    internal_senders: tuple[str, ...] = ()  # sender domains, "*.example.org" for subdomains
-    internal_networks: tuple[str, ...] = ()  # client networks whose mail is guarded (CIDR)
-    guard_sasl: bool = True  # SASL-authenticated clients are internal senders
-    help_text: str = ""  # ends every refusal a sender reads, e.g. "Questions: helpdesk@army.mil" (ASCII)
+    """Which score leads to which action, and whose mail is guarded."""
+
+    reject_at: float = _key(0.9, "score from which a recipient is refused (0..1, >= hold_at)")
+    hold_at: float = _key(0.7, "score from which the mail is held for a person (0..1, >= warn_at)")
+    warn_at: float = _key(0.4, "score from which a warning header is added (0..1)")
+    mode: str = _key("enforce", '"enforce", or "audit": decide and log, never block')
+    internal_senders: tuple[str, ...] = _key(
+        (), 'sender domains whose mail is guarded; "*.example.org" for subdomains'
+    )
+    internal_networks: tuple[str, ...] = _key((), "client networks whose mail is guarded (CIDR)")
+    guard_sasl: bool = _key(True, "SASL-authenticated clients are internal senders")
+    help_text: str = _key(
+        "", 'ends every refusal a sender reads, e.g. "Questions: helpdesk@army.mil" (ASCII)'
+    )
 
     def thresholds(self) -> Thresholds:
         return Thresholds(self.reject_at, self.hold_at, self.warn_at)
@@ -124,24 +150,33 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class PolicydConfig:
-    listen: str = "127.0.0.1:10040"  # host:port, or unix:/path/to/socket
-    on_error: str = "dunno"  # what a broken request gets: "dunno" (disconnect, Postfix default applies)
+    """``typoguard serve``: the Postfix policy service (docs/postfix.md)."""
+
+    listen: str = _key("127.0.0.1:10040", "host:port or unix:/path/to/socket; several separated by commas")
+    on_error: str = _key("dunno", 'what a broken request gets: "dunno", "tempfail" or "disconnect"')
     # What a sender reads after Postfix's "<rcpt>: Recipient address rejected: " (docs/postfix.md, ADR 0017);
     # the enhanced status code 5.1.2 is added unless the template starts with its own.
-    reject_template: str = (
+    reject_template: str = _key(
         "Not sent: {domain} is not {intended}.{lookalikes} Did you mean {suggestion}?"
-        " Nothing was delivered to this address (typoguard).{help}"
+        " Nothing was delivered to this address (typoguard).{help}",
+        "the refusal a sender reads; {domain}, {intended}, {suggestion}, {why}, {help}... (docs/postfix.md)",
     )
-    reject_code: int = 550
-    hold_template: str = "typoguard: {domain} looks like {intended} ({why})"
-    warn_header: str = "X-Typoguard-Warning"
-    idle_timeout: float = 300.0
-    max_connections: int = 1000
-    max_connections_per_client: int = 200  # per client address; beyond it its longest-idle one is closed
-    max_line: int = 8192
-    max_attributes: int = 100
-    metrics_listen: str = ""  # e.g. "127.0.0.1:9040"; empty: no metrics endpoint
-    instance: str = ""  # name in logs; default: host name
+    reject_code: int = _key(550, "SMTP code of a refusal: 550, 553 or 554")
+    hold_template: str = _key(
+        "typoguard: {domain} looks like {intended} ({why})", "the reason Postfix logs for held mail"
+    )
+    warn_header: str = _key("X-Typoguard-Warning", "header added to mail with a warned recipient")
+    idle_timeout: float = _key(300.0, "seconds before an idle Postfix connection is closed")
+    max_connections: int = _key(1000, "connections at once; beyond it the longest-idle one is closed")
+    max_connections_per_client: int = _key(
+        200, "per client address; beyond it its longest-idle one is closed"
+    )
+    max_line: int = _key(8192, "longest request line in bytes")
+    max_attributes: int = _key(100, "most attributes in one request")
+    metrics_listen: str = _key(
+        "", 'host:port of the Prometheus metrics endpoint, e.g. "127.0.0.1:9040"; empty: none'
+    )
+    instance: str = _key("", "this service's name in logs; empty: the host name")
 
     @cached_property
     def listen_addresses(self) -> tuple[HostPort | UnixSocket, ...]:
@@ -162,43 +197,53 @@ class PolicydConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    enabled: bool = True  # false: no decision store, overrides or history (the detector's word alone)
-    url: str = ""  # empty: SQLite file typoguard.db under data_dir; or postgresql+psycopg://user@host/db
-    data_dir: str = "/var/lib/typoguard"  # relative paths are relative to the config file
-    spool_dir: str = ""  # decisions waiting for the database; empty: <data_dir>/spool
-    node: str = ""  # this node's name in the decision log; empty: host name
-    batch_size: int = 1000  # decisions per database transaction
-    queue_size: int = 100_000  # decisions held in memory before spilling to the spool
-    flush_interval: float = 0.2  # seconds the writer waits for a batch to fill
-    retry_interval: float = 2.0  # seconds between attempts while the database is down
-    refresh_interval: float = 5.0  # seconds between override/correspondent snapshots
-    writer_nice: int = 19  # CPU priority of the decision writer process (Linux): mail first, the log after
-    writer_idle: bool = True  # Linux SCHED_IDLE for the writer: any other work preempts it (docs/store.md)
-    retention: str = "180d"  # default age for `typoguard db prune`
-    confirmed_min_count: int = 10  # mails before an admin-confirmed correspondent is allowed
+    """The decision store: decisions, overrides, correspondents (docs/store.md)."""
+
+    enabled: bool = _key(True, "false: no decision store, overrides or history (the detector's word alone)")
+    url: str = _key("", "empty: SQLite typoguard.db under data_dir; or postgresql+psycopg://user@host/db")
+    data_dir: str = _key(
+        "/var/lib/typoguard", "state directory; relative paths are relative to the config file"
+    )
+    spool_dir: str = _key("", "decisions waiting for the database; empty: <data_dir>/spool")
+    node: str = _key("", "this node's name in the decision log; empty: the host name")
+    batch_size: int = _key(1000, "decisions per database transaction")
+    queue_size: int = _key(100_000, "decisions held in memory before spilling to the spool")
+    flush_interval: float = _key(0.2, "seconds the writer waits for a batch to fill")
+    retry_interval: float = _key(2.0, "seconds between attempts while the database is down")
+    refresh_interval: float = _key(5.0, "seconds between override/correspondent snapshots")
+    writer_nice: int = _key(
+        19, "CPU priority of the decision writer process (Linux): mail first, the log after"
+    )
+    writer_idle: bool = _key(True, "Linux SCHED_IDLE for the writer: any other work preempts it")
+    retention: str = _key("180d", "default age for `typoguard db prune` (e.g. 180d, 26w)")
+    confirmed_min_count: int = _key(10, "mails before an admin-confirmed correspondent is allowed")
 
 
 @dataclass(frozen=True)
 class LogConfig:
-    level: str = "info"
-    file: str = ""  # empty: standard error
+    """What is logged, and where."""
+
+    level: str = _key("info", "debug, info, warning or error")
+    file: str = _key("", "JSON-lines log file; empty: standard error")
 
 
 @dataclass(frozen=True)
 class HttpConfig:
-    enabled: bool = False  # started by `typoguard serve` when true; `typoguard http` runs it on its own
-    listen: str = "127.0.0.1:8025"  # host:port
-    session_secret_file: str = ""  # key signing session cookies; empty: <data_dir>/http-session.key
-    login_attempts_per_minute: int = 5  # per client IP
-    session_max_age: int = 8 * 3600  # seconds
-    cors_origins: tuple[str, ...] = ()  # web pages that may call the API (webmail, add-ins)
-    workers: int = 1  # `typoguard http` processes on one address (SO_REUSEPORT); see docs/http-api.md
+    """The JSON API and dashboard (docs/http-api.md)."""
+
+    enabled: bool = _key(False, "started by `typoguard serve` when true; `typoguard http` runs it on its own")
+    listen: str = _key("127.0.0.1:8025", 'host:port; without a host (":8025"): 127.0.0.1')
+    session_secret_file: str = _key("", "key signing session cookies; empty: <data_dir>/http-session.key")
+    login_attempts_per_minute: int = _key(5, "per client IP")
+    session_max_age: int = _key(8 * 3600, "seconds a dashboard login lasts")
+    cors_origins: tuple[str, ...] = _key((), "web pages that may call the API (webmail, add-ins)")
+    workers: int = _key(1, "`typoguard http` processes on one address (SO_REUSEPORT)")
     # typoguard serve: false (default) runs the API as a `typoguard http` child process, so no HTTP request
     # takes the policy service's event loop; true keeps it in that loop (one process, ADR 0015)
-    embedded: bool = False
-    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto count (IPs or CIDRs)
-    max_body_bytes: int = 65536  # a larger request body gets 413, read no further
-    max_recipients: int = 1000  # per POST /v1/check; more: 400
+    embedded: bool = _key(False, "`typoguard serve`: run the API in the policy service's process (ADR 0015)")
+    trusted_proxies: tuple[str, ...] = _key((), "proxies whose X-Forwarded-For/-Proto count (IPs or CIDRs)")
+    max_body_bytes: int = _key(65536, "a larger request body gets 413, read no further")
+    max_recipients: int = _key(1000, "per POST /v1/check; more: 400")
 
     @cached_property
     def listen_address(self) -> HostPort:
@@ -208,34 +253,41 @@ class HttpConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    """``typoguard relay``: the SMTP filtering smart host (issue 8), see relay/server.py."""
+    """``typoguard relay``: the SMTP filtering smart host (docs/relay.md)."""
 
-    listen: str = "127.0.0.1:10025"  # host:port
-    next_hop: str = "127.0.0.1:25"  # host:port of the MTA that delivers onwards
-    hostname: str = ""  # the name in the greeting and the Received header; empty: this host's name
-    tls_cert: str = ""  # PEM files for STARTTLS offered to clients; both or neither
-    tls_key: str = ""
-    require_tls: bool = False  # clients must STARTTLS before MAIL and AUTH
-    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # may relay without AUTH (CIDR)
-    auth_users_file: str = ""  # "user:<hash>" lines (typoguard relay hash-password); empty: no SMTP AUTH
-    next_hop_tls: str = "opportunistic"  # STARTTLS to the next hop: "none", "opportunistic", "required"
-    next_hop_ca_file: str = ""  # CA bundle that signed the next hop's certificate; empty: system CAs
-    next_hop_verify: bool = True  # "required": check the next hop's certificate and name
-    next_hop_timeout: float = 60.0  # seconds for each next-hop reply (a message: 1 s more per 64 KiB)
-    max_message_size: int = 36_700_160  # bytes (35 MiB, Exchange Online's default); larger: 552 5.3.4
-    max_recipients: int = 1000  # per message; more: 452 4.5.3
-    max_sessions: int = 500  # SMTP sessions at once; beyond: 421 at connect
-    command_timeout: float = 300.0  # idle seconds before a client session is closed (RFC 5321: 5 min)
-    quarantine_dir: str = ""  # held messages; empty: <[store] data_dir>/quarantine
-    on_error: str = "tempfail"  # checking failed: "tempfail" (451, the sender retries) or "accept"
-    add_received: bool = True  # prepend a Received header (trace) to relayed mail
+    listen: str = _key("127.0.0.1:10025", "host:port")
+    next_hop: str = _key("127.0.0.1:25", "host:port of the MTA that delivers onwards")
+    hostname: str = _key("", "the name in the greeting and the Received header; empty: this host's name")
+    tls_cert: str = _key("", "PEM certificate for STARTTLS offered to clients; with tls_key")
+    tls_key: str = _key("", "PEM private key for STARTTLS; with tls_cert")
+    require_tls: bool = _key(False, "clients must STARTTLS before MAIL and AUTH")
+    allowed_networks: tuple[str, ...] = _key(("127.0.0.0/8", "::1/128"), "may relay without AUTH (CIDR)")
+    auth_users_file: str = _key(
+        "", '"user:<hash>" lines (typoguard relay hash-password); empty: no SMTP AUTH'
+    )
+    next_hop_tls: str = _key("opportunistic", 'STARTTLS to the next hop: "none", "opportunistic", "required"')
+    next_hop_ca_file: str = _key("", "CA bundle that signed the next hop's certificate; empty: system CAs")
+    next_hop_verify: bool = _key(True, '"required": check the next hop\'s certificate and name')
+    next_hop_timeout: float = _key(60.0, "seconds for each next-hop reply (a message: 1 s more per 64 KiB)")
+    max_message_size: int = _key(36_700_160, "bytes (35 MiB, Exchange Online's default); larger: 552 5.3.4")
+    max_recipients: int = _key(1000, "per message; more: 452 4.5.3")
+    max_sessions: int = _key(500, "SMTP sessions at once; beyond: 421 at connect")
+    command_timeout: float = _key(300.0, "idle seconds before a client session is closed (RFC 5321: 5 min)")
+    quarantine_dir: str = _key("", "held messages; empty: <[store] data_dir>/quarantine")
+    on_error: str = _key("tempfail", 'checking failed: "tempfail" (451, the sender retries) or "accept"')
+    add_received: bool = _key(True, "prepend a Received header (trace) to relayed mail")
     # look for sensitive content (categories and counts only are recorded): "when-relevant" (when a content
     # rule could change a recipient's decision, ADR 0010), "always" or true, or false (never)
-    content_scan: bool | str = "when-relevant"
-    content_max_bytes: int = 1_048_576  # decoded text scanned per message; the rest is not looked at
-    content_flagged_action: str = "hold"  # a flagged (warn) recipient and any sensitive content
-    content_first_contact_action: str = "hold"  # a first-time external recipient and high content
-    content_high: tuple[str, ...] = ("classified", "cui", "credential", "ssn", "payment_card", "passport")
+    content_scan: bool | str = _key(
+        "when-relevant", 'scan content: "when-relevant" (ADR 0010), "always" (or true), or false'
+    )
+    content_max_bytes: int = _key(1_048_576, "decoded text scanned per message; the rest is not looked at")
+    content_flagged_action: str = _key("hold", "a flagged (warn) recipient and any sensitive content")
+    content_first_contact_action: str = _key("hold", "a first-time external recipient and high content")
+    content_high: tuple[str, ...] = _key(
+        ("classified", "cui", "credential", "ssn", "payment_card", "passport"),
+        "content categories that count as high",
+    )
 
     @cached_property
     def listen_address(self) -> HostPort:
@@ -248,37 +300,43 @@ class RelayConfig:
 
 @dataclass(frozen=True)
 class SinkConfig:
-    """``typoguard sink``: the MX for look-alike domains (issue 9). Fields are owned by sink/server.py.
+    """``typoguard sink``: the MX for look-alike domains (docs/sink.md).
 
     Templates are the text after ``550 5.1.2 `` and may use {recipient}, {intended_address}, {domain} and
     {intended} (the neutral one only {recipient} and {domain}).
     """
 
-    listen: tuple[str, ...] = ("127.0.0.1:2525",)  # host:port, several allowed
-    hostname: str = ""  # the name in the greeting; empty: this host's name
-    domains: tuple[str, ...] = ()  # look-alikes answered for: "army-mil.com" or "army-mil.com=army.mil"
-    lookalikes_of: tuple[str, ...] | None = None  # answer for look-alikes of these; None: [protect] domains
-    min_score: float = 0.7  # a domain is a look-alike of a protected one from this score on
-    reject_template: str = (
-        "<{recipient}>: {domain} is not {intended}; you probably meant <{intended_address}>."
-        " Check the address and send again"
+    listen: tuple[str, ...] = _key(("127.0.0.1:2525",), "host:port, several allowed")
+    hostname: str = _key("", "the name in the greeting; empty: this host's name")
+    domains: tuple[str, ...] = _key((), 'look-alikes answered for: "army-mil.com" or "army-mil.com=army.mil"')
+    lookalikes_of: tuple[str, ...] | None = _key(
+        None, "answer for look-alikes of these; not set: the [protect] domains"
     )
-    neutral_template: str = "<{recipient}>: {domain} does not receive mail; check the address"
-    tls_cert: str = ""  # PEM files for STARTTLS; both or neither
-    tls_key: str = ""
-    sender_hash_key_file: str = ""  # HMAC key for repeat-sender statistics; empty: senders not counted
-    retention: str = "400d"  # counts older than this are deleted
-    database: str = ""  # empty: [store] url if set, else SQLite sink.db under [store] data_dir
-    flush_interval: float = 10.0  # seconds between writes of the in-memory counts
-    max_sessions: int = 1000  # SMTP sessions at once; beyond: 421 at connect
-    max_connections_per_network: int = 20  # sessions at once from one client network
-    connections_per_minute_per_network: int = 120
-    rcpt_per_minute_per_network: int = 1200  # RCPTs beyond get 450 4.7.1 (try later)
-    max_rcpt_per_session: int = 1000  # then 421 and the session is closed
-    ipv4_prefix: int = 24  # a client network: the address's /24 (IPv4) or /64 (IPv6)
-    ipv6_prefix: int = 64
-    command_timeout: float = 60.0  # idle seconds before the session is closed
-    session_timeout: float = 600.0  # a whole session at most
+    min_score: float = _key(0.7, "a domain is a look-alike of a protected one from this score on")
+    reject_template: str = _key(
+        "<{recipient}>: {domain} is not {intended}; you probably meant <{intended_address}>."
+        " Check the address and send again",
+        "the refusal for a look-alike of a protected domain",
+    )
+    neutral_template: str = _key(
+        "<{recipient}>: {domain} does not receive mail; check the address",
+        "the refusal for other [sink] domains; {recipient} and {domain} only",
+    )
+    tls_cert: str = _key("", "PEM certificate for STARTTLS; with tls_key")
+    tls_key: str = _key("", "PEM private key for STARTTLS; with tls_cert")
+    sender_hash_key_file: str = _key("", "HMAC key for repeat-sender statistics; empty: senders not counted")
+    retention: str = _key("400d", "counts older than this are deleted")
+    database: str = _key("", "empty: [store] url if set, else SQLite sink.db under [store] data_dir")
+    flush_interval: float = _key(10.0, "seconds between writes of the in-memory counts")
+    max_sessions: int = _key(1000, "SMTP sessions at once; beyond: 421 at connect")
+    max_connections_per_network: int = _key(20, "sessions at once from one client network")
+    connections_per_minute_per_network: int = _key(120, "new sessions a minute from one client network")
+    rcpt_per_minute_per_network: int = _key(1200, "RCPTs beyond get 450 4.7.1 (try later)")
+    max_rcpt_per_session: int = _key(1000, "then 421 and the session is closed")
+    ipv4_prefix: int = _key(24, "a client network: the address's /24 (8..32)")
+    ipv6_prefix: int = _key(64, "a client network: the address's /64 (16..128)")
+    command_timeout: float = _key(60.0, "idle seconds before the session is closed")
+    session_timeout: float = _key(600.0, "seconds a whole session may last at most")
 
     @cached_property
     def listen_addresses(self) -> tuple[HostPort, ...]:
@@ -291,8 +349,9 @@ class SinkConfig:
 class PostfixConfig:
     """The Postfix instance whose queue ``typoguard held``, the API and the dashboard read and change."""
 
-    # postqueue/postsuper -c DIR (absolute); empty: $MAIL_CONFIG if set, else Postfix's default (/etc/postfix)
-    config_directory: str = ""
+    config_directory: str = _key(
+        "", "postqueue/postsuper -c DIR (absolute); empty: $MAIL_CONFIG if set, else Postfix's default"
+    )
 
 
 @dataclass(frozen=True)
@@ -313,7 +372,7 @@ class Config:
         return [Path(self.base_dir, f) if not Path(f).is_absolute() else Path(f) for f in self.protect.files]
 
 
-_SECTIONS: dict[str, type[Any]] = {
+SECTIONS: Final[Mapping[str, type[Any]]] = {
     "protect": ProtectConfig,
     "policy": PolicyConfig,
     "policyd": PolicydConfig,
@@ -324,6 +383,22 @@ _SECTIONS: dict[str, type[Any]] = {
     "sink": SinkConfig,
     "postfix": PostfixConfig,
 }
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a configuration: its section and the keys it is about (the first of them found in
+    the file gives the line ``typoguard config check`` names), and the message ``load_config`` raises."""
+
+    section: str
+    keys: tuple[str, ...]
+    message: str
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``; did you mean X?`` for the closest of ``known``, else ``; known: a, b, c``."""
+    choices = list(known)
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]}?" if close else f"; known: {', '.join(choices)}"
 
 
 # Keys whose value is a word or, as they were first, true/false (validated by their section).
@@ -364,27 +439,68 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     return tuple(value)
 
 
-def _apply(config: Config, data: Mapping[str, Any], origin: str) -> Config:
+def _apply(
+    config: Config, data: Mapping[str, Any], origin: str, problems: list[Problem] | None = None
+) -> Config:
+    """``config`` with ``data`` (a parsed file or the environment) applied. A mistake raises
+    ``ConfigError``; with ``problems``, every mistake is appended there instead and its key left out."""
+
+    def wrong(problem: Problem, message: str) -> None:
+        if problems is None:
+            raise ConfigError(message)
+        problems.append(problem)
+
     changes: dict[str, Any] = {}
     for section, values in data.items():
-        cls = _SECTIONS.get(section)
+        cls = SECTIONS.get(section)
         if cls is None:
-            raise ConfigError(f"{origin}: unknown section [{section}]; known: {', '.join(_SECTIONS)}")
+            found = f"unknown section [{section}]{did_you_mean(section, SECTIONS)}"
+            wrong(
+                Problem(section, (), found),
+                f"{origin}: unknown section [{section}]; known: {', '.join(SECTIONS)}",
+            )
+            continue
         if not isinstance(values, Mapping):
-            raise ConfigError(f"{origin}: [{section}] must be a table")
+            wrong(
+                Problem(section, (), f"[{section}] must be a table"), f"{origin}: [{section}] must be a table"
+            )
+            continue
         current = getattr(config, section)
         known = {f.name: getattr(current, f.name) for f in fields(cls)}
         updates = {}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(f"{origin}: unknown key {key!r} in [{section}]; known: {', '.join(known)}")
-            updates[key] = _coerce(section, key, value, known[key] if known[key] is not None else ())
+                found = f"unknown key {key!r} in [{section}]{did_you_mean(key, known)}"
+                message = f"{origin}: unknown key {key!r} in [{section}]; known: {', '.join(known)}"
+                wrong(Problem(section, (key,), found), message)
+                continue
+            try:
+                updates[key] = _coerce(section, key, value, known[key] if known[key] is not None else ())
+            except ConfigError as exc:
+                wrong(Problem(section, (key,), str(exc)), str(exc))
         changes[section] = replace(current, **updates)
     return replace(config, **changes)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
+def apply_collecting(config: Config, data: Mapping[str, Any], origin: str) -> tuple[Config, list[Problem]]:
+    """``data`` applied to ``config`` as ``load_config`` applies it, every mistake collected (and its key
+    or section left at what it was) instead of raised: ``typoguard config check``."""
+    found: list[Problem] = []
+    return _apply(config, data, origin, found), found
+
+
+class EnvSetting(NamedTuple):
+    """One ``TYPOGUARD_<SECTION>__<KEY>`` variable: its name, what it sets and the value read from it."""
+
+    name: str
+    section: str
+    key: str
+    value: Any
+
+
+def env_settings(environ: Mapping[str, str]) -> list[EnvSetting]:
+    """The ``TYPOGUARD_*`` variables that set config keys (each value read as TOML, else as a string)."""
+    out = []
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -393,102 +509,133 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
-        out.setdefault(section, {})[key] = value
+        out.append(EnvSetting(name, section, key, value))
+    return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for setting in env_settings(environ):
+        out.setdefault(setting.section, {})[setting.key] = setting.value
     return out
 
 
 def validate(config: Config) -> Config:
-    """Cross-field checks; returns the config unchanged or raises ``ConfigError``."""
-    config.policy.thresholds()  # raises on bad ordering
-    if config.policy.mode not in ("enforce", "audit"):
-        raise ConfigError(f"[policy] mode must be 'enforce' or 'audit', got {config.policy.mode!r}")
-    if config.policyd.on_error not in ("dunno", "tempfail", "disconnect"):
-        raise ConfigError("[policyd] on_error must be 'dunno', 'tempfail' or 'disconnect'")
-    if config.policyd.reject_code not in (550, 553, 554):
-        raise ConfigError("[policyd] reject_code must be 550, 553 or 554")
-    if config.policyd.max_connections < 1 or config.policyd.max_connections_per_client < 1:
-        raise ConfigError("[policyd] max_connections and max_connections_per_client must be at least 1")
-    help_text = config.policy.help_text
-    if not (help_text.isascii() and help_text.isprintable()) or len(help_text) > 200:
-        raise ConfigError("[policy] help_text must be one line of printable ASCII, at most 200 characters")
-    for name, w in config.protect.weights.items():
-        if not 0.0 <= w <= 1.0:
-            raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
-    if config.http.workers < 1:
-        raise ConfigError(f"[http] workers must be at least 1, got {config.http.workers}")
-    _parse_addresses(config)
-    _validate_http(config.http)
-    _validate_sink(config.sink)
-    _validate_relay(config.relay)
-    if config.postfix.config_directory and not config.postfix.config_directory.startswith("/"):
-        raise ConfigError(
-            f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}"
-        )
+    """Cross-field checks; returns the config unchanged or raises ``ConfigError`` (the first problem)."""
+    for problem in problems(config):
+        raise ConfigError(problem.message)
     return config
 
 
-def _parse_addresses(config: Config) -> None:
+def problems(config: Config) -> Iterator[Problem]:
+    """Every cross-field and value problem of ``config``, in the order ``validate`` checks them."""
+    p = config.policy
+    try:
+        p.thresholds()
+    except ConfigError as exc:
+        yield Problem("policy", ("warn_at", "hold_at", "reject_at"), str(exc))
+    if p.mode not in ("enforce", "audit"):
+        yield Problem("policy", ("mode",), f"[policy] mode must be 'enforce' or 'audit', got {p.mode!r}")
+    pd = config.policyd
+    if pd.on_error not in ("dunno", "tempfail", "disconnect"):
+        yield Problem(
+            "policyd", ("on_error",), "[policyd] on_error must be 'dunno', 'tempfail' or 'disconnect'"
+        )
+    if pd.reject_code not in (550, 553, 554):
+        yield Problem("policyd", ("reject_code",), "[policyd] reject_code must be 550, 553 or 554")
+    if pd.max_connections < 1 or pd.max_connections_per_client < 1:
+        yield Problem(
+            "policyd",
+            ("max_connections", "max_connections_per_client"),
+            "[policyd] max_connections and max_connections_per_client must be at least 1",
+        )
+    if not (p.help_text.isascii() and p.help_text.isprintable()) or len(p.help_text) > 200:
+        message = "[policy] help_text must be one line of printable ASCII, at most 200 characters"
+        yield Problem("policy", ("help_text",), message)
+    for name, w in config.protect.weights.items():
+        if not 0.0 <= w <= 1.0:
+            yield Problem("protect", ("weights",), f"[protect] weights: {name} = {w} is outside 0..1")
+    if config.http.workers < 1:
+        yield Problem("http", ("workers",), f"[http] workers must be at least 1, got {config.http.workers}")
+    yield from _address_problems(config)
+    yield from _http_problems(config.http)
+    yield from _sink_problems(config.sink)
+    yield from _relay_problems(config.relay)
+    if config.postfix.config_directory and not config.postfix.config_directory.startswith("/"):
+        yield Problem(
+            "postfix",
+            ("config_directory",),
+            f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}",
+        )
+
+
+def _address_problems(config: Config) -> Iterator[Problem]:
     """Every address, whether or not its service is started, parsed once (each section keeps its parsed
     value for the servers): a mistake is named when the config is read, not when a server starts."""
-    _ = (
-        config.policyd.listen_addresses,
-        config.policyd.metrics_address,
-        config.http.listen_address,
-        config.relay.listen_address,
-        config.relay.next_hop_address,
-        config.sink.listen_addresses,
-    )
+    for section, key, attribute in (
+        ("policyd", "listen", "listen_addresses"),
+        ("policyd", "metrics_listen", "metrics_address"),
+        ("http", "listen", "listen_address"),
+        ("relay", "listen", "listen_address"),
+        ("relay", "next_hop", "next_hop_address"),
+        ("sink", "listen", "listen_addresses"),
+    ):
+        try:
+            getattr(getattr(config, section), attribute)
+        except ConfigError as exc:
+            yield Problem(section, (key,), str(exc))
 
 
-def _validate_http(http: HttpConfig) -> None:
+def _http_problems(http: HttpConfig) -> Iterator[Problem]:
     """``[http]`` limits are positive; ``trusted_proxies`` are IP addresses or networks."""
-    import ipaddress
-
     for name in ("max_body_bytes", "max_recipients", "session_max_age"):
         if getattr(http, name) < 1:
-            raise ConfigError(f"[http] {name} must be at least 1")
+            yield Problem("http", (name,), f"[http] {name} must be at least 1")
     for proxy in http.trusted_proxies:
         try:
             ipaddress.ip_network(proxy.strip())  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
         except ValueError as exc:
-            raise ConfigError(f"[http] trusted_proxies: {exc}") from None
+            yield Problem("http", ("trusted_proxies",), f"[http] trusted_proxies: {exc}")
 
 
 RELAY_CONTENT_CATEGORIES = ("classified", "cui", "credential", "ssn", "payment_card", "passport", "itinerary")
 
 
-def _validate_relay(relay: RelayConfig) -> None:
+def _relay_problems(relay: RelayConfig) -> Iterator[Problem]:
     """``[relay]`` checks: networks, TLS and content choices, positive limits."""
-    import ipaddress
+
+    def wrong(keys: tuple[str, ...], message: str) -> Problem:
+        return Problem("relay", keys, f"[relay] {message}")
 
     if bool(relay.tls_cert) != bool(relay.tls_key):
-        raise ConfigError("[relay] tls_cert and tls_key go together")
+        yield wrong(("tls_cert", "tls_key"), "tls_cert and tls_key go together")
     if (relay.require_tls or relay.auth_users_file) and not relay.tls_cert:
-        raise ConfigError("[relay] require_tls and auth_users_file need tls_cert and tls_key (AUTH over TLS)")
+        keys = ("require_tls", "auth_users_file")
+        yield wrong(keys, "require_tls and auth_users_file need tls_cert and tls_key (AUTH over TLS)")
     for cidr in relay.allowed_networks:
         try:
             ipaddress.ip_network(cidr.strip(), strict=False)
         except ValueError as exc:
-            raise ConfigError(f"[relay] allowed_networks: {exc}") from None
+            yield wrong(("allowed_networks",), f"allowed_networks: {exc}")
     if relay.next_hop_tls not in ("none", "opportunistic", "required"):
-        raise ConfigError("[relay] next_hop_tls must be 'none', 'opportunistic' or 'required'")
+        yield wrong(("next_hop_tls",), "next_hop_tls must be 'none', 'opportunistic' or 'required'")
     if relay.on_error not in ("tempfail", "accept"):
-        raise ConfigError("[relay] on_error must be 'tempfail' or 'accept'")
+        yield wrong(("on_error",), "on_error must be 'tempfail' or 'accept'")
     if relay.content_scan not in (True, False, "always", "when-relevant"):
-        raise ConfigError("[relay] content_scan must be 'when-relevant', 'always' (or true) or false")
+        yield wrong(("content_scan",), "content_scan must be 'when-relevant', 'always' (or true) or false")
     for name in ("content_flagged_action", "content_first_contact_action"):
         if getattr(relay, name) not in ("allow", "warn", "hold", "reject"):
-            raise ConfigError(f"[relay] {name} must be 'allow', 'warn', 'hold' or 'reject'")
+            yield wrong((name,), f"{name} must be 'allow', 'warn', 'hold' or 'reject'")
     unknown = set(relay.content_high) - set(RELAY_CONTENT_CATEGORIES)
     if unknown:
         known = ", ".join(RELAY_CONTENT_CATEGORIES)
-        raise ConfigError(f"[relay] content_high: unknown {', '.join(sorted(unknown))}; known: {known}")
+        yield wrong(("content_high",), f"content_high: unknown {', '.join(sorted(unknown))}; known: {known}")
     for name in ("next_hop_timeout", "command_timeout"):
         if not getattr(relay, name) > 0:
-            raise ConfigError(f"[relay] {name} must be positive")
+            yield wrong((name,), f"{name} must be positive")
     for name in ("max_message_size", "max_recipients", "max_sessions", "content_max_bytes"):
         if getattr(relay, name) < 1:
-            raise ConfigError(f"[relay] {name} must be at least 1")
+            yield wrong((name,), f"{name} must be at least 1")
 
 
 _SINK_DURATION = re.compile(r"\d+(?:\.\d+)?\s*[smhdw]?")
@@ -496,10 +643,14 @@ _SINK_SAMPLE = {"recipient": "bob@army.ml", "intended_address": "bob@army.mil", 
                 "intended": "army.mil"}  # fmt: skip
 
 
-def _validate_sink(sink: SinkConfig) -> None:
+def _sink_problems(sink: SinkConfig) -> Iterator[Problem]:
     """``[sink]`` checks: numbers, templates that render to one ASCII reply line."""
+
+    def wrong(keys: tuple[str, ...], message: str) -> Problem:
+        return Problem("sink", keys, f"[sink] {message}")
+
     if not 0.0 <= sink.min_score <= 1.0:
-        raise ConfigError(f"[sink] min_score must be within 0..1, got {sink.min_score}")
+        yield wrong(("min_score",), f"min_score must be within 0..1, got {sink.min_score}")
     for name, keys in (
         ("reject_template", tuple(_SINK_SAMPLE)),
         ("neutral_template", ("recipient", "domain")),
@@ -509,24 +660,38 @@ def _validate_sink(sink: SinkConfig) -> None:
             text = template.format(**{k: _SINK_SAMPLE[k] for k in keys})
         except (KeyError, IndexError, ValueError) as exc:
             known = ", ".join("{" + k + "}" for k in keys)
-            raise ConfigError(f"[sink] {name}: bad placeholder {exc} (known: {known})") from None
+            yield wrong((name,), f"{name}: bad placeholder {exc} (known: {known})")
+            continue
         if not text.isascii() or not text.isprintable() or len(text) > 400:
-            raise ConfigError(f"[sink] {name} must be printable ASCII of at most 400 characters")
+            yield wrong((name,), f"{name} must be printable ASCII of at most 400 characters")
     if bool(sink.tls_cert) != bool(sink.tls_key):
-        raise ConfigError("[sink] tls_cert and tls_key go together")
+        yield wrong(("tls_cert", "tls_key"), "tls_cert and tls_key go together")
     if not _SINK_DURATION.fullmatch(sink.retention.strip().lower()):
-        raise ConfigError(f"[sink] retention is not a duration: {sink.retention!r} (e.g. 400d, 12w)")
+        yield wrong(("retention",), f"retention is not a duration: {sink.retention!r} (e.g. 400d, 12w)")
     for name in ("flush_interval", "command_timeout", "session_timeout"):
         if not getattr(sink, name) > 0:
-            raise ConfigError(f"[sink] {name} must be positive")
+            yield wrong((name,), f"{name} must be positive")
     for name in (
         "max_sessions", "max_connections_per_network", "connections_per_minute_per_network",
         "rcpt_per_minute_per_network", "max_rcpt_per_session",
     ):  # fmt: skip
         if getattr(sink, name) < 1:
-            raise ConfigError(f"[sink] {name} must be at least 1")
+            yield wrong((name,), f"{name} must be at least 1")
     if not 8 <= sink.ipv4_prefix <= 32 or not 16 <= sink.ipv6_prefix <= 128:
-        raise ConfigError("[sink] ipv4_prefix must be 8..32 and ipv6_prefix 16..128")
+        yield wrong(("ipv4_prefix", "ipv6_prefix"), "ipv4_prefix must be 8..32 and ipv6_prefix 16..128")
+
+
+def protect_sources(config: Config) -> str:
+    """Where the protected domains were looked for, for "nothing to protect" messages, e.g.
+    ``/etc/typoguard/typoguard.toml has [protect] domains = [] and no files``."""
+    if config.source == "<defaults>":
+        return "no config file was read, and the defaults protect nothing"
+    pc = config.protect
+    domains = "domains = [" + ", ".join(f'"{d}"' for d in pc.domains) + "]"
+    if not pc.files:
+        return f"{config.source} has [protect] {domains} and no files"
+    files = ", ".join(str(f) for f in config.protect_files())
+    return f"{config.source} has [protect] {domains} and files {files} with no domain in them"
 
 
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

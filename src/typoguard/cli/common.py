@@ -84,7 +84,14 @@ def guard_from_options(
     except TypoguardError as exc:
         raise UsageFailure(str(exc)) from None
     if not guard.index.protected:
-        raise UsageFailure("nothing to protect: give --config FILE, --protect DOMAIN or --protect-file FILE")
+        from typoguard.config import protect_sources
+
+        read = [protect_sources(config)]  # which sources were read (issue 17)
+        read += [f"--protect-file {path} has no domain" for path in protect_files]
+        raise UsageFailure(
+            "nothing to protect: give --config FILE, --protect DOMAIN or --protect-file FILE"
+            f" ({'; '.join(read)})"
+        )
     return guard
 
 

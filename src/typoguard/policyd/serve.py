@@ -196,7 +196,13 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
         print(f"typoguard: {exc}", file=sys.stderr)
         return 2
     if not decider.protected_domains:
-        print("typoguard: nothing to protect: add [protect] domains or files to the config", file=sys.stderr)
+        from typoguard.config import protect_sources
+
+        detail = protect_sources(config)  # which sources were read (issue 17)
+        print(
+            f"typoguard: nothing to protect: add [protect] domains or files to the config ({detail})",
+            file=sys.stderr,
+        )
         return 2
     parts: StoreParts | None = None
     if config.store.enabled:

@@ -417,7 +417,10 @@ class RelayServer(SMTPService):
         """Guard, decider (every relayed message is outbound: every sender is guarded), store, quarantine."""
         guard_decider = PolicyDecider.build(config)
         if not guard_decider.protected_domains:
-            raise ConfigError("nothing to protect: add [protect] domains or files to the config")
+            from typoguard.config import protect_sources
+
+            detail = protect_sources(config)  # which sources were read (issue 17)
+            raise ConfigError(f"nothing to protect: add [protect] domains or files to the config ({detail})")
         everyone = InternalSenders(networks=[ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")])
         parts = None
         context = None

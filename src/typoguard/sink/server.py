@@ -195,8 +195,14 @@ class SinkServer(SMTPService):
         """The answerer for ``config``; raises ``ConfigError`` (also when it would answer for nothing)."""
         answerer = Answerer.from_config(config)
         if not answerer.answers_for_anything():
+            from typoguard.config import protect_sources
+
+            detail = protect_sources(config)  # which sources were read (issue 17)
+            if config.sink.lookalikes_of is not None:
+                detail = f"{config.source} has [sink] lookalikes_of = []"
             raise ConfigError(
                 "[sink] answers for nothing: set [sink] domains, or [protect]/lookalikes_of domains"
+                f" ({detail}, and no [sink] domains)"
             )
         return answerer
 
