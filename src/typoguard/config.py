@@ -185,6 +185,8 @@ class PostfixConfig:
 
     # postqueue/postsuper -c DIR (absolute); empty: $MAIL_CONFIG if set, else Postfix's default (/etc/postfix)
     config_directory: str = ""
+    # how a non-root typoguard runs them: "auto", "none", "sudo[:PATH]", "unix[:PATH]" (held/privileged.py)
+    privileged_helper: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -314,6 +316,11 @@ def validate(config: Config) -> Config:
     if config.postfix.config_directory and not config.postfix.config_directory.startswith("/"):
         raise ConfigError(
             f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}"
+        )
+    if not re.fullmatch(r"auto|none|(sudo|unix)(:/\S+)?", config.postfix.privileged_helper):
+        raise ConfigError(
+            '[postfix] privileged_helper must be "auto", "none", "sudo", "sudo:/PATH", "unix" or'
+            f' "unix:/PATH", got {config.postfix.privileged_helper!r}'
         )
     return config
 
