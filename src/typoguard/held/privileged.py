@@ -146,6 +146,7 @@ class HelperSocket:
                 sock.settimeout(TIMEOUT)
                 sock.connect(self.path)
                 sock.sendall(" ".join(words).encode() + b"\n")
+                sock.shutdown(socket.SHUT_WR)
                 size = 0
                 while chunk := sock.recv(1 << 16):
                     chunks.append(chunk)
