@@ -379,3 +379,31 @@ def test_a_hardened_service_releases_and_deletes_through_the_helper_socket(
         activator.terminate()
         activator.wait(15)
         sock.unlink(missing_ok=True)
+
+
+def test_privileged_helper_is_checked_and_chosen(tmp_path: Path) -> None:
+    from typoguard.errors import ConfigError
+    from typoguard.held.privileged import (
+        HELPER,
+        HELPER_SOCKET,
+        Auto,
+        Direct,
+        HelperSocket,
+        Sudo,
+        queue_commands,
+    )
+
+    cfg = tmp_path / "typoguard.toml"
+    for bad in ("sudo:relative/path", "root", "unix:", "sudo /x"):
+        cfg.write_text(f'[postfix]\nprivileged_helper = "{bad}"\n')
+        with pytest.raises(ConfigError, match=r"\[postfix\] privileged_helper must be"):
+            load_config(cfg)
+    assert isinstance(queue_commands("none"), Direct)
+    sudo = queue_commands("sudo")
+    assert isinstance(sudo, Sudo) and sudo.helper == HELPER
+    assert isinstance(sudo := queue_commands("sudo:/opt/h"), Sudo) and sudo.helper == "/opt/h"
+    assert isinstance(sock := queue_commands("unix"), HelperSocket) and sock.path == HELPER_SOCKET
+    auto = queue_commands("auto")
+    assert isinstance(auto, Auto)
+    if os.geteuid() == 0:
+        assert isinstance(auto.choose(), Direct)  # root runs Postfix's commands itself
