@@ -179,8 +179,8 @@ def test_the_held_mail_helper_and_its_sudoers_rule_are_installed_root_owned(inst
     if shutil.which("visudo") is None or shutil.which("sudo") is None:
         _cannot_run("sudo is missing (bash scripts/install-system-deps.sh installs it)")
     assert "parsed OK" in _run(["visudo", "-cf", str(SUDOERS)])
-    listed = _run(["sudo", "-l", "-U", USER]).split("may run the following commands", 1)[1]
-    assert [line.strip() for line in listed.splitlines() if line.strip()] == [f"(root) NOPASSWD: {HELPER}"]
+    listed = _run(["sudo", "-l", "-U", USER]).split("may run the following commands", 1)[1].splitlines()[1:]
+    assert [line.strip() for line in listed if line.strip()] == [f"(root) NOPASSWD: {HELPER}"], listed
     # The installed chain works as the typoguard user: "auto" picks sudo and the helper (not root, no
     # socket), the helper runs as root and refuses an instance Postfix would not let a non-root user name.
     with tempfile.TemporaryDirectory(prefix="typoguard-deb-held-") as tmp:
