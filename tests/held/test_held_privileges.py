@@ -282,9 +282,11 @@ def test_an_unprivileged_service_releases_and_deletes_through_sudo_and_the_helpe
         assert r.status_code == 200, r.text
         assert sorted(m["queue_id"] for m in r.json()["held"]) == sorted(ids)
         bob, carol = ids
+        started = time.monotonic()
         r = client.post(f"/v1/held/{bob}/release", headers=auth)
         assert r.status_code == 200, r.text
         delivered(conf, bob, timeout=FAST)
+        print(f"API release through sudo + helper to delivered: {time.monotonic() - started:.2f} s")
         assert r.json()["delivery"]["attempted"] is True and r.json()["delivery"]["queue_state"] == "gone"
         r = client.delete(f"/v1/held/{carol}", headers=auth)
         assert r.status_code == 200, r.text
@@ -363,9 +365,11 @@ def test_a_hardened_service_releases_and_deletes_through_the_helper_socket(
             r = client.get("/v1/held", headers=auth)
             assert r.status_code == 200, r.text
             assert sorted(m["queue_id"] for m in r.json()["held"]) == sorted([bob, carol])
+            started = time.monotonic()
             r = client.post(f"/v1/held/{bob}/release", headers=auth)
             assert r.status_code == 200, r.text
             delivered(conf, bob, timeout=FAST)
+            print(f"API release through the helper socket to delivered: {time.monotonic() - started:.2f} s")
             assert r.json()["delivery"]["queue_state"] == "gone", r.json()
             r = client.delete(f"/v1/held/{carol}", headers=auth)
             assert r.status_code == 200, r.text

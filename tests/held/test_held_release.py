@@ -124,3 +124,21 @@ def test_a_failing_postqueue_i_is_said_and_the_message_is_still_released(
     assert (delivery["attempted"], delivery["queue_state"]) == (False, "deferred"), delivery
     assert delivery["summary"].startswith("released, but delivery not attempted: cannot flush the queue")
     assert queue.held() == []
+
+
+def test_the_relay_quarantine_answers_a_release_in_the_same_shape(tmp_path: Path) -> None:
+    """A message held by ``typoguard relay`` is handed to the next hop at once: attempted, gone, and what the
+    next hop refused (here a stand-in for it that refuses one recipient, as smtplib reports it)."""
+    from typoguard.held import HoldQueues, Quarantine
+
+    quarantine = Quarantine(tmp_path / "q", lambda s, r, m, o: {"x@nvy.mil": "550 5.1.1 no such user"})
+    quarantine.ensure()
+    qid = quarantine.put(b"Subject: a\r\n\r\na\r\n", "a@army.mil", ["b@nvy.mil", "x@nvy.mil"])
+    took = "accepted by the next hop; it refused x@nvy.mil (550 5.1.1 no such user)"
+    assert HoldQueues(None, quarantine).release(qid).as_dict() == {
+        "attempted": True,
+        "queue_state": "gone",
+        "detail": took,
+        "summary": f"released, delivery attempted: no longer queued ({took})",
+    }
+    assert quarantine.held() == []
