@@ -19,6 +19,7 @@ NEEDS=(
   "swaks:swaks"
   "cc:gcc"
   "python3.11-config:python3.11-dev"
+  "sudo:sudo"  # held mail as an unprivileged user: sudo + the postfix-held helper (tests/held), visudo
 )
 
 missing=()

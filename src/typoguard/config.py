@@ -352,6 +352,9 @@ class PostfixConfig:
     config_directory: str = _key(
         "", "postqueue/postsuper -c DIR (absolute); empty: $MAIL_CONFIG if set, else Postfix's default"
     )
+    privileged_helper: str = _key(
+        "auto", 'how a non-root typoguard runs them: "auto", "none", "sudo[:PATH]", "unix[:PATH]"'
+    )
 
 
 @dataclass(frozen=True)
@@ -566,6 +569,13 @@ def problems(config: Config) -> Iterator[Problem]:
             "postfix",
             ("config_directory",),
             f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}",
+        )
+    if not re.fullmatch(r"auto|none|(sudo|unix)(:/\S+)?", config.postfix.privileged_helper):
+        yield Problem(
+            "postfix",
+            ("privileged_helper",),
+            '[postfix] privileged_helper must be "auto", "none", "sudo", "sudo:/PATH", "unix" or'
+            f' "unix:/PATH", got {config.postfix.privileged_helper!r}',
         )
 
 

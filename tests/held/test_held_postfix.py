@@ -62,6 +62,7 @@ def postfix_instance() -> Iterator[Path]:
         if (Path("/etc/postfix") / extra_dir).is_dir():
             shutil.copytree(Path("/etc/postfix") / extra_dir, conf / extra_dir)
     (conf / "header_checks").write_text("/^Subject: hold me/ HOLD typoguard test\n")
+    (conf / "transport").write_text("defer.test retry:4.4.1 typoguard test: try later\n")
     (conf / "main.cf").write_text(
         "\n".join(
             [
@@ -74,7 +75,13 @@ def postfix_instance() -> Iterator[Path]:
                 "inet_protocols = ipv4",
                 "master_service_disable = inet",
                 "mydestination =",
-                "default_transport = error:typoguard test: no delivery",
+                # Delivered = logged status=sent and dropped: nothing leaves the machine. defer.test is
+                # deferred ("try later"). A released message that is not flushed would wait an hour.
+                "default_transport = discard:",
+                f"transport_maps = texthash:{conf / 'transport'}",
+                "queue_run_delay = 3600s",
+                "minimal_backoff_time = 3600s",
+                "maximal_backoff_time = 3600s",
                 f"header_checks = regexp:{conf / 'header_checks'}",
                 f"maillog_file = {root / 'postfix.log'}",
                 f"maillog_file_prefixes = {root}",
@@ -95,6 +102,23 @@ def _send_held(conf: Path, recipient: str) -> None:
     subprocess.run(
         ["sendmail", "-C", str(conf), "-f", "alice@army.mil", recipient], input=msg, check=True, timeout=30
     )
+
+
+def delivered(conf: Path, queue_id: str, timeout: float = 10.0) -> str:
+    """The instance's log line saying ``queue_id`` was delivered (``status=sent``: by ``discard:``), waiting
+    up to ``timeout`` seconds; an assertion error with the log's tail if it was not."""
+    log = conf.parent / "postfix.log"
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        for line in lines:
+            if f" {queue_id}: to=<" in line and "status=sent" in line:
+                return line
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{queue_id} not delivered within {timeout} s; log:\n" + "\n".join(lines[-15:])
+            )
+        time.sleep(0.1)
 
 
 def _wait_held(queue: PostfixQueue, n: int) -> list[str]:

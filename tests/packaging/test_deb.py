@@ -40,6 +40,10 @@ UNITS = (
     "typoguard-exposure.service",
     "typoguard-exposure.timer",
 )
+# The held-mail helper's socket and the service it starts per connection (root; docs/adr/0022).
+HELD_UNITS = ("typoguard-postfix-held.socket", "typoguard-postfix-held@.service")
+HELPER = Path("/usr/lib/typoguard/postfix-held")
+SUDOERS = Path("/etc/sudoers.d/typoguard")
 CI = os.environ.get("CI") == "true"
 USER = "typoguard"
 
@@ -137,10 +141,10 @@ def test_deb_is_named_for_the_version_and_arch(deb: Path) -> None:
 
 
 def test_every_unit_passes_systemd_analyze_verify(installed: Path) -> None:
-    for unit in UNITS:
+    for unit in (*UNITS, *HELD_UNITS):
         assert (UNIT_DIR / unit).exists(), unit
     result = subprocess.run(
-        ["systemd-analyze", "verify", *(str(UNIT_DIR / u) for u in UNITS)],
+        ["systemd-analyze", "verify", *(str(UNIT_DIR / u) for u in (*UNITS, HELD_UNITS[0]))],
         capture_output=True,
         text=True,
         check=False,
@@ -163,6 +167,57 @@ def test_the_units_are_hardened_and_only_the_sink_may_bind_port_25(installed: Pa
             unit,
             caps,
         )
+
+
+def test_the_held_mail_helper_and_its_sudoers_rule_are_installed_root_owned(installed: Path) -> None:
+    """/usr/lib/typoguard/postfix-held root:root 0755, /etc/sudoers.d/typoguard root:root 0440 (a conffile)
+    that visudo accepts and that lets the typoguard user run the helper and nothing else."""
+    for path, mode in ((HELPER, 0o755), (SUDOERS, 0o440), (HELPER.parent, 0o755)):
+        st = path.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, mode), (path, oct(st.st_mode))
+    assert str(SUDOERS) in _run(["dpkg-query", "-W", "-f=${Conffiles}", "typoguard"]).split()
+    if shutil.which("visudo") is None or shutil.which("sudo") is None:
+        _cannot_run("sudo is missing (bash scripts/install-system-deps.sh installs it)")
+    assert "parsed OK" in _run(["visudo", "-cf", str(SUDOERS)])
+    listed = _run(["sudo", "-l", "-U", USER]).split("may run the following commands", 1)[1].splitlines()[1:]
+    assert [line.strip() for line in listed if line.strip()] == [f"(root) NOPASSWD: {HELPER}"], listed
+    # The installed chain works as the typoguard user: "auto" picks sudo and the helper (not root, no
+    # socket), the helper runs as root and refuses an instance Postfix would not let a non-root user name.
+    with tempfile.TemporaryDirectory(prefix="typoguard-deb-held-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        data = root / "data"
+        data.mkdir()
+        shutil.chown(data, USER, USER)
+        config = root / "typoguard.toml"
+        config.write_text(
+            f'[store]\ndata_dir = "{data}"\n[postfix]\nconfig_directory = "/nonexistent/postfix"\n'
+        )
+        result = subprocess.run(
+            ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "/usr/bin/typoguard", "held",
+             "list", "--config", str(config)],
+            capture_output=True, text=True, timeout=60, cwd="/", check=False,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+        )  # fmt: skip
+    assert result.returncode != 0, (result.returncode, result.stdout, result.stderr)
+    assert f"sudo -n {HELPER} -c /nonexistent/postfix list exited 2" in result.stderr, result.stderr
+    assert "postfix-held: refused: /nonexistent/postfix is not Postfix's default" in result.stderr
+
+
+def test_the_held_mail_helper_units_run_it_as_root_with_little(installed: Path) -> None:
+    socket_unit = (UNIT_DIR / HELD_UNITS[0]).read_text().splitlines()
+    for line in ("ListenStream=/run/typoguard-postfix-held.sock", "SocketUser=root", "SocketGroup=typoguard",
+                 "SocketMode=0660", "Accept=yes"):  # fmt: skip
+        assert line in socket_unit, line
+    service = (UNIT_DIR / HELD_UNITS[1]).read_text().splitlines()
+    assert f"ExecStart={HELPER} --request" in service
+    for line in ("NoNewPrivileges=yes", "PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX",
+                 "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_CHOWN "
+                 "CAP_FOWNER"):  # fmt: skip
+        assert line in service, line
+    assert not any(line.startswith("User=") for line in service)  # root: postsuper refuses anyone else
+    wants = Path("/etc/systemd/system/sockets.target.wants") / HELD_UNITS[0]
+    assert not os.path.lexists(wants), "the install enables nothing: the admin enables the socket"
 
 
 def test_typoguard_is_on_path_and_runs_from_opt(installed: Path) -> None:
@@ -262,7 +317,9 @@ def test_purge_removes_the_venv_user_units_and_config(installed: Path) -> None:
         "/usr/bin/typoguard",
         "/etc/typoguard",
         "/var/lib/typoguard",
-        *(str(UNIT_DIR / u) for u in UNITS),
+        str(SUDOERS),
+        str(HELPER.parent),
+        *(str(UNIT_DIR / u) for u in (*UNITS, *HELD_UNITS)),
     ):
         assert not os.path.lexists(path), f"{path} left after purge"
     for db in ("passwd", "group"):

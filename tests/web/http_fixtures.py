@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from typoguard.config import Config, HttpConfig, ProtectConfig, StoreConfig
 from typoguard.errors import MailQueueError
 from typoguard.guard import Guard
-from typoguard.held import QueuedMessage
+from typoguard.held import QueuedMessage, Released
 from typoguard.store import DecisionEvent, Store, open_store
 from typoguard.store.tokens import TokenStore
 from typoguard.web.app import create_app, uvicorn_server
@@ -47,9 +47,10 @@ class FakeHoldQueue:
             raise MailQueueError(f"no held message with queue id {queue_id}")
         self.messages = [m for m in self.messages if m.queue_id != queue_id]
 
-    def release(self, queue_id: str) -> None:
+    def release(self, queue_id: str) -> Released:
         self._take(queue_id)
         self.released.append(queue_id)
+        return Released(queue_id, attempted=True, queue_state="gone")  # as a delivered message is
 
     def delete(self, queue_id: str) -> None:
         self._take(queue_id)

@@ -26,7 +26,10 @@ def test_held_mail_released_in_the_dashboard_is_recorded_with_who_and_where(api:
         assert _said(browser.post("/dashboard/held/BB!B2/release", data=form)) == (
             "not a Postfix queue id: 'BB!B2'"
         )
-        assert _said(browser.post("/dashboard/held/BBBB2/release", data=form)) == "BBBB2: released"
+        assert _said(browser.post("/dashboard/held/BBBB2/release", data=form)) == (
+            "BBBB2: released, delivery attempted: no longer queued "
+            "(delivered, or bounced to the sender: the mail log says which)"
+        )
         assert _said(browser.post("/dashboard/held/BBBB2/delete", data=form)) == (
             "no held message with queue id BBBB2"
         )
@@ -68,3 +71,19 @@ def test_an_override_removed_in_the_dashboard_or_the_api_is_recorded_with_who_an
     assert _removal(api, first.id) == ("token:admin-user", "removed in dashboard")
     assert _removal(api, second.id) == ("token:admin-user", "removed via HTTP API")
     assert api.store.overrides() == []
+
+
+def test_a_release_through_the_api_answers_as_before_and_adds_what_became_of_the_delivery(api: Api) -> None:
+    r = api.client.post("/v1/held/BBBB2/release", headers=api.headers("admin"))
+    assert r.json() == {
+        "queue_id": "BBBB2",
+        "action": "release",
+        "by": "token:admin-user",
+        "delivery": {
+            "attempted": True,
+            "queue_state": "gone",
+            "detail": "",
+            "summary": "released, delivery attempted: no longer queued "
+            "(delivered, or bounced to the sender: the mail log says which)",
+        },
+    }

@@ -378,13 +378,15 @@ def _held_action(action: str) -> click.Command:
         queue = _queue(postfix_config, config_path)
         with _store(config_path) as store:
             for qid in queue_ids:
-                getattr(queue, action)(qid)
+                released = getattr(queue, action)(qid)
                 store.record_held_action(qid, action, by=_who(by), reason=reason)
-                click.echo(f"{action}d {qid}" if action == "release" else f"deleted {qid}")
+                click.echo(
+                    f"released {qid}, {released.outcome()}" if action == "release" else f"deleted {qid}"
+                )
 
     command.help = (
-        "Release held QUEUE_IDs for delivery (postsuper -H; relay-held TG... ids are re-injected to"
-        " [relay] next_hop); recorded with who and when."
+        "Release held QUEUE_IDs for delivery now (postsuper -H, then postqueue -i; relay-held TG... ids are"
+        " re-injected to [relay] next_hop); says where each is after the attempt; recorded with who and when."
         if action == "release"
         else "Delete held QUEUE_IDs (postsuper -d, or from the relay's quarantine); recorded with who, when."
     )

@@ -8,13 +8,14 @@ from __future__ import annotations
 from typoguard.held.postfix import (
     HeldMessage,
     HoldQueue,
-    PostfixMissing,
     PostfixQueue,
     QueuedMessage,
+    Released,
     held_with_decisions,
     parse_postqueue_json,
     postfix_config_directory,
 )
+from typoguard.held.privileged import PostfixMissing
 from typoguard.held.quarantine import HoldQueues, Quarantine
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "PostfixQueue",
     "Quarantine",
     "QueuedMessage",
+    "Released",
     "held_with_decisions",
     "parse_postqueue_json",
     "postfix_config_directory",

@@ -26,7 +26,7 @@ import secrets
 import smtplib
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,7 +34,8 @@ import orjson
 
 from typoguard.config import Config, RelayConfig
 from typoguard.errors import ConfigError, MailQueueError
-from typoguard.held.postfix import PostfixMissing, PostfixQueue, QueuedMessage
+from typoguard.held.postfix import PostfixQueue, QueuedMessage, Released
+from typoguard.held.privileged import PostfixMissing
 from typoguard.store.store import check_queue_id
 
 ID_PREFIX: Final = "TG"
@@ -190,9 +191,10 @@ class Quarantine:
             os.unlink(claimed)
         _fsync_dir(self.msg_dir)
 
-    def release(self, queue_id: str) -> dict[str, str]:
-        """Re-inject a held message to the next hop, then forget it. Returns the recipients the next hop
-        refused (with its reply); ``MailQueueError`` (and the message stays held) if it took none."""
+    def release(self, queue_id: str) -> Released:
+        """Re-inject a held message to the next hop, then forget it: delivery is attempted at once, and the
+        answer names the recipients the next hop refused (with its reply); ``MailQueueError`` (and the
+        message stays held) if it took none."""
         if self.deliver is None:
             raise MailQueueError("this quarantine has no next hop to release to")
         claimed = self._claim(queue_id, "release")
@@ -209,7 +211,12 @@ class Quarantine:
             os.rename(claimed, self.msg_dir / f"{queue_id}.json")  # still held: try again later
             raise
         self._forget(queue_id, claimed)
-        return refused
+        took = "accepted by the next hop"
+        if refused:
+            took += "; it refused " + ", ".join(
+                f"{rcpt} ({reply})" for rcpt, reply in sorted(refused.items())
+            )
+        return Released(queue_id, True, "gone", took)
 
     def delete(self, queue_id: str) -> None:
         self._forget(queue_id, self._claim(queue_id, "delete"))
@@ -308,18 +315,22 @@ class HoldQueues:
             raise MailQueueError(f"no held message with queue id {queue_id}")
         return self.postfix
 
-    def _act(self, action: str, queue_id: str) -> None:
-        source = self._source(queue_id)
+    @contextlib.contextmanager
+    def _gone_means_not_held(self, source: Quarantine | PostfixQueue, queue_id: str) -> Iterator[None]:
         try:
-            getattr(source, action)(queue_id)
+            yield
         except MailQueueError:
             if source is self.postfix and queue_id.startswith(ID_PREFIX) and self.quarantine is not None:
                 # released or deleted from the quarantine meanwhile (and Postfix does not have it either)
                 raise MailQueueError(f"no held message with queue id {queue_id}") from None
             raise
 
-    def release(self, queue_id: str) -> None:
-        self._act("release", queue_id)
+    def release(self, queue_id: str) -> Released:
+        source = self._source(queue_id)
+        with self._gone_means_not_held(source, queue_id):
+            return source.release(queue_id)
 
     def delete(self, queue_id: str) -> None:
-        self._act("delete", queue_id)
+        source = self._source(queue_id)
+        with self._gone_means_not_held(source, queue_id):
+            source.delete(queue_id)

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from typoguard.errors import MailQueueError
-from typoguard.held import HoldQueue, held_with_decisions
+from typoguard.held import HoldQueue, Released, held_with_decisions
 from typoguard.store import DecisionQuery, DecisionRecord, Override, Store
 from typoguard.store.store import check_queue_id
 from typoguard.store.tokens import ApiToken
@@ -139,20 +139,25 @@ def held_list(store: Store, queue: HoldQueue) -> list[dict[str, Any]]:
     return out
 
 
-def act_on_held(store: Store, queue: HoldQueue, queue_id: str, action: str, *, by: str, via: str) -> None:
-    """Release or delete a held message and record who did it, and where. ``RequestError`` 400 for an
-    action other than ``release``/``delete`` or a malformed id; ``MailQueueError`` from the queue."""
+def act_on_held(
+    store: Store, queue: HoldQueue, queue_id: str, action: str, *, by: str, via: str
+) -> Released | None:
+    """Release or delete a held message and record who did it, and where; for a release, what became of the
+    delivery attempt. ``RequestError`` 400 for an action other than ``release``/``delete`` or a malformed
+    id; ``MailQueueError`` from the queue."""
     if action not in HELD_ACTIONS:
         raise RequestError(400, f"unknown action {action}")
     try:
         check_queue_id(queue_id)
     except MailQueueError as exc:
         raise RequestError(400, str(exc)) from exc
+    released = None
     if action == "release":
-        queue.release(queue_id)
+        released = queue.release(queue_id)
     else:
         queue.delete(queue_id)
     store.record_held_action(queue_id, action, by=by, reason=f"{action}d {via}")
+    return released
 
 
 # ---------------------------------------------------------------------------------------------- overrides

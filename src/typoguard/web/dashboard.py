@@ -261,7 +261,7 @@ async def held_action(request: Request, token: ApiToken) -> Response:
     queue_id = request.path_params["queue_id"]
     action = request.path_params["action"]
     try:
-        await asyncio.to_thread(
+        released = await asyncio.to_thread(
             act_on_held,
             state.store,
             state.queue,
@@ -274,6 +274,8 @@ async def held_action(request: Request, token: ApiToken) -> Response:
         return _back("/dashboard/held", exc.message)
     except (MailQueueError, ConfigError) as exc:
         return _back("/dashboard/held", str(exc))
+    if released is not None:
+        return _back("/dashboard/held", f"{queue_id}: released, {released.outcome()}")
     return _back("/dashboard/held", f"{queue_id}: {action}d")
 
 

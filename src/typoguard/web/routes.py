@@ -153,10 +153,13 @@ async def act_on_held(request: Request) -> Response:
     state: ApiState = request.app.state.api
     queue_id, by = request.path_params["queue_id"], _by(request)
     action = "delete" if request.method == "DELETE" else "release"
-    await asyncio.to_thread(
+    released = await asyncio.to_thread(
         admin.act_on_held, state.store, state.queue, queue_id, action, by=by, via=admin.VIA_API
     )
-    return JSONResponse({"queue_id": queue_id, "action": action, "by": by})
+    answer: dict[str, Any] = {"queue_id": queue_id, "action": action, "by": by}
+    if released is not None:  # a release: was delivery attempted, and where the message is now
+        answer["delivery"] = released.as_dict()
+    return JSONResponse(answer)
 
 
 # ---------------------------------------------------------------------------------------------- overrides
