@@ -19,6 +19,7 @@ NEEDS=(
   "swaks:swaks"
   "cc:gcc"
   "python3.11-config:python3.11-dev"
+  "node:nodejs"  # the JavaScript detector (clients/detector) run against typoguard check in tests/clients
 )
 
 missing=()

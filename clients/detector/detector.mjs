@@ -109,13 +109,18 @@ export class Detector {
     const c = envelope.content;
     this.sha256 = envelope.sha256;
     this.content = c;
-    this.u = new UnicodeData(c.unicode);
-    this.suffixes = new SuffixRules(c.suffixes);
-    this.names = new NameRules(this.u);
-    this.describe = new Describer(this.u);
-    this.index = new LookalikeIndex(c, this.suffixes, this.u, this.describe, this.names);
-    this.policy = new Policy(c.policy, c.trusted, c.legitimate, this.suffixes);
-    this.mixedScriptScore = c.scoring.mixed_script_score;
+    try {
+      this.u = new UnicodeData(c.unicode);
+      this.suffixes = new SuffixRules(c.suffixes);
+      this.names = new NameRules(this.u);
+      this.describe = new Describer(this.u);
+      this.index = new LookalikeIndex(c, this.suffixes, this.u, this.describe, this.names);
+      this.policy = new Policy(c.policy, c.trusted, c.legitimate, this.suffixes);
+      this.mixedScriptScore = c.scoring.mixed_script_score;
+    } catch (err) {
+      if (err instanceof TypeError) throw new BundleError(`damaged bundle: ${err.message}`);
+      throw err;
+    }
     this.cache = new Map();
   }
 
@@ -135,7 +140,8 @@ export class Detector {
   /** The verdict for one recipient (an address or a bare domain): the JSON object of
    * `typoguard check --format json`. Never throws for bad input. */
   check(recipient) {
-    const a = this.assess(String(recipient));
+    recipient = String(recipient);
+    const a = this.assess(recipient);
     let shown = a.shown;
     if (shown === null) {
       const f = a.finding;

@@ -25,9 +25,14 @@ function lastLabel(core) {
   return core.slice(core.lastIndexOf('.') + 1);
 }
 
+/** The Unicode form of the core: ``unicode`` without as many labels as ``suffix`` has (and their dots). */
 function unicodeCore(unicode, suffix) {
-  const labels = unicode.split('.');
-  return labels.slice(0, labels.length - suffix.split('.').length).join('.');
+  let at = unicode.length;
+  for (let i = suffix.indexOf('.'); ; i = suffix.indexOf('.', i + 1)) {
+    at = unicode.lastIndexOf('.', at - 1);
+    if (at < 0) return '';
+    if (i < 0) return unicode.slice(0, at);
+  }
 }
 
 /** ``word`` and every string made by deleting up to ``depth`` (1 or 2) of its characters. */
@@ -48,6 +53,32 @@ export function deletes(word, depth) {
   for (const x of one) two.add(x);
   two.add(word);
   return two;
+}
+
+/** Calls ``fn`` with ``word`` and every string made by deleting up to ``depth`` (1 or 2) of its characters,
+ * some more than once: the set ``deletes()`` returns, without building it (the fuzzy stage's hot loop). */
+function eachDelete(word, depth, fn) {
+  if (hasPair(word)) {
+    for (const d of deletes(word, depth)) fn(d);
+    return;
+  }
+  const n = word.length;
+  fn(word);
+  for (let i = 0; i < n; i++) {
+    const head = word.slice(0, i);
+    const one = head + word.slice(i + 1);
+    fn(one);
+    if (depth < 2) continue;
+    for (let j = i + 1; j < n; j++) fn(head + word.slice(i + 1, j) + word.slice(j + 1));
+  }
+}
+
+function hasPair(text) {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) return true;
+  }
+  return false;
 }
 
 function push(map, key, value) {
@@ -306,12 +337,14 @@ export class LookalikeIndex {
     const sc = this.sc;
     if (!(sc.fuzzy_one_min_len - 1 <= qcore.length && qcore.length <= this.maxCore + 2)) return;
     const candidates = new Set();
-    for (const d of deletes(qcore, qcore.length >= sc.fuzzy_two_min_len - 2 ? 2 : 1)) {
-      for (const pidx of this.deletes.get(d) ?? []) candidates.add(pidx);
-    }
+    const table = this.deletes;
+    eachDelete(qcore, qcore.length >= sc.fuzzy_two_min_len - 2 ? 2 : 1, (d) => {
+      const hits = table.get(d);
+      if (hits !== undefined) for (const pidx of hits) candidates.add(pidx);
+    });
     for (const pidx of candidates) {
       const p = this.protected[pidx];
-      const dist = osaDistance(qcore, p.core);
+      const dist = osaDistance(qcore, p.core, 2);
       if (dist === 0 || dist > 2 || (dist === 2 && p.core.length < sc.fuzzy_two_min_len)) continue;
       let prior = (dist === 1 ? sc.prior_fuzzy_one : sc.prior_fuzzy_two) * this.lengthFactor(p.core);
       let why = dist === 1 ? describeChange(q.ucore, p.ucore, p.ucore) : `two slips in ${p.ucore}`;
@@ -327,11 +360,15 @@ export class LookalikeIndex {
     const n = cpLen(sk);
     if (!(this.sc.fuzzy_one_min_len - 1 <= n && n <= 2 * this.maxCore + 2)) return;
     const candidates = new Set();
-    for (const d of deletes(sk, 1)) for (const pidx of this.skeletonDeletes.get(d) ?? []) candidates.add(pidx);
+    const table = this.skeletonDeletes;
+    eachDelete(sk, 1, (d) => {
+      const hits = table.get(d);
+      if (hits !== undefined) for (const pidx of hits) candidates.add(pidx);
+    });
     const glyphKind = isAscii(q.ucore) ? 'ascii_lookalike' : 'homoglyph';
     for (const pidx of candidates) {
       const p = this.protected[pidx];
-      if (osaDistance(sk, p.core_skeleton) !== 1) continue;
+      if (osaDistance(sk, p.core_skeleton, 1) !== 1) continue;
       let prior = this.sc.prior_fuzzy_one * this.lengthFactor(p.core);
       let why = `${this.describe.glyphNote(q.ucore, p.ucore)}, and one more slip`;
       let kind;

@@ -371,16 +371,22 @@ export class UnicodeData {
 
   /** DomainSkeletons.of: the skeleton tuned for host names. */
   skeleton(text) {
-    let sk = this.skeletonCache.get(text);
-    if (sk !== undefined) return sk;
-    if (isAscii(text)) {
-      sk = '';
-      for (let i = 0; i < text.length; i++) sk += this.asciiSkeleton[text.charCodeAt(i)];
-    } else {
-      sk = this.slowSkeleton(text);
+    let sk = '';
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c >= 128) return this.cachedSlowSkeleton(text);
+      sk += this.asciiSkeleton[c];
     }
-    if (this.skeletonCache.size > 50000) this.skeletonCache.clear();
-    this.skeletonCache.set(text, sk);
+    return sk;
+  }
+
+  cachedSlowSkeleton(text) {
+    let sk = this.skeletonCache.get(text);
+    if (sk === undefined) {
+      sk = this.slowSkeleton(text);
+      if (this.skeletonCache.size > 10000) this.skeletonCache.clear();
+      this.skeletonCache.set(text, sk);
+    }
     return sk;
   }
 
