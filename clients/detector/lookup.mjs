@@ -81,6 +81,31 @@ function hasPair(text) {
   return false;
 }
 
+// Up to this many protected domains, the fuzzy stages test each of them (fewCandidates) instead of building
+// the query's deletions; beyond it the deletion tables are quicker.
+const FEW_PROTECTED = 64;
+
+/** The characters of ``text`` as two bit sets ([a-z], [0-9.-]), or null for any other character. */
+function charMask(text) {
+  let letters = 0;
+  let others = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 97 && c <= 122) letters |= 1 << (c - 97);
+    else if (c >= 48 && c <= 57) others |= 1 << (c - 48);
+    else if (c === 45) others |= 1 << 10;
+    else if (c === 46) others |= 1 << 11;
+    else return null;
+  }
+  return [letters, others];
+}
+
+function bits(x) {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
 function push(map, key, value) {
   const list = map.get(key);
   if (list === undefined) map.set(key, [value]);
@@ -113,7 +138,14 @@ export class LookalikeIndex {
     this.kinds = content.models.map((m) => m[0]);
     this.priors = content.models.map((m) => m[1]);
     this.allPriors = content.priors;
-    this.variants = content.variants; // a plain object as parsed: copying 100,000 entries costs more than it saves
+    this.variants = new Map();
+    if (content.variants) {
+      for (const line of content.variants.split('\n')) {
+        const eq = line.indexOf('=');
+        const entries = line.slice(eq + 1);
+        this.variants.set(line.slice(0, eq), entries.includes(',') ? entries.split(',').map(Number) : Number(entries));
+      }
+    }
     this.wordText = content.common_words;
     this.wordSet = null; // built when a match is first damped-or-not
     const s = content.scoring;
@@ -133,11 +165,15 @@ export class LookalikeIndex {
     this.byDomain = new Map();
     this.byRegistrable = new Map();
     this.maxCore = 0;
+    this.fuzzyEligible = [];
     this.protected.forEach((p, pidx) => {
+      p.coreMask = charMask(p.core);
+      p.skeletonMask = charMask(p.core_skeleton);
       push(this.coreExact, p.core, pidx);
       push(this.skeletonFull, p.skeleton, pidx);
       push(this.skeletonCore, p.core_skeleton, pidx);
       if (p.core.length >= s.fuzzy_one_min_len) {
+        this.fuzzyEligible.push(pidx);
         const depth = p.core.length >= s.fuzzy_two_min_len ? 2 : 1;
         for (const d of deletes(p.core, depth)) push(this.deletes, d, pidx);
         for (const d of deletes(p.core_skeleton, 1)) push(this.skeletonDeletes, d, pidx);
@@ -242,8 +278,8 @@ export class LookalikeIndex {
   }
 
   probeVariants(q, found, words) {
-    if (!Object.hasOwn(this.variants, q.core)) return;
-    const entry = this.variants[q.core];
+    const entry = this.variants.get(q.core);
+    if (entry === undefined) return;
     for (const packed of typeof entry === 'number' ? [entry] : entry) {
       const pidx = packed >> 6;
       const p = this.protected[pidx];
@@ -336,12 +372,14 @@ export class LookalikeIndex {
     const qcore = q.core;
     const sc = this.sc;
     if (!(sc.fuzzy_one_min_len - 1 <= qcore.length && qcore.length <= this.maxCore + 2)) return;
-    const candidates = new Set();
-    const table = this.deletes;
-    eachDelete(qcore, qcore.length >= sc.fuzzy_two_min_len - 2 ? 2 : 1, (d) => {
-      const hits = table.get(d);
-      if (hits !== undefined) for (const pidx of hits) candidates.add(pidx);
-    });
+    const candidates = this.fewCandidates(qcore, 'core', 'coreMask', 2) ?? new Set();
+    if (candidates instanceof Set) {
+      const table = this.deletes;
+      eachDelete(qcore, qcore.length >= sc.fuzzy_two_min_len - 2 ? 2 : 1, (d) => {
+        const hits = table.get(d);
+        if (hits !== undefined) for (const pidx of hits) candidates.add(pidx);
+      });
+    }
     for (const pidx of candidates) {
       const p = this.protected[pidx];
       const dist = osaDistance(qcore, p.core, 2);
@@ -359,12 +397,14 @@ export class LookalikeIndex {
     const sk = this.u.skeleton(q.ucore);
     const n = cpLen(sk);
     if (!(this.sc.fuzzy_one_min_len - 1 <= n && n <= 2 * this.maxCore + 2)) return;
-    const candidates = new Set();
-    const table = this.skeletonDeletes;
-    eachDelete(sk, 1, (d) => {
-      const hits = table.get(d);
-      if (hits !== undefined) for (const pidx of hits) candidates.add(pidx);
-    });
+    const candidates = this.fewCandidates(sk, 'core_skeleton', 'skeletonMask', 1) ?? new Set();
+    if (candidates instanceof Set) {
+      const table = this.skeletonDeletes;
+      eachDelete(sk, 1, (d) => {
+        const hits = table.get(d);
+        if (hits !== undefined) for (const pidx of hits) candidates.add(pidx);
+      });
+    }
     const glyphKind = isAscii(q.ucore) ? 'ascii_lookalike' : 'homoglyph';
     for (const pidx of candidates) {
       const p = this.protected[pidx];
@@ -376,6 +416,31 @@ export class LookalikeIndex {
       [prior, why] = this.wordDamping(q.core, p.core, prior, why);
       this.keep(found, pidx, this.finding(q, p, kind, prior, `(${why})`));
     }
+  }
+
+  /**
+   * With few protected domains, the fuzzy stages' candidates without the deletion tables: the protected
+   * domains those stages may match (cores of 4+ characters) whose name is within ``edits`` characters of
+   * ``text``'s length and lacks at most ``edits`` of its distinct characters (each edit brings in at most
+   * one). Every domain the deletion tables would find and the distance then accepts passes this test, and
+   * the distance decides for both, so the findings are the same; it only costs less than building the
+   * deletions. null: use the tables (many protected domains, or characters outside [a-z0-9.-]).
+   */
+  fewCandidates(text, field, maskField, edits) {
+    if (this.fuzzyEligible.length > FEW_PROTECTED) return null;
+    const mask = charMask(text);
+    if (mask === null) return null;
+    const out = [];
+    for (const pidx of this.fuzzyEligible) {
+      const p = this.protected[pidx];
+      const pm = p[maskField];
+      if (pm === null || Math.abs(p[field].length - text.length) > edits) {
+        if (pm === null) return null;
+        continue;
+      }
+      if (bits(mask[0] & ~pm[0]) + bits(mask[1] & ~pm[1]) <= edits) out.push(pidx);
+    }
+    return out;
   }
 
   wordDamping(qcore, pcore, score, why) {

@@ -9,7 +9,8 @@ case; every disagreement is printed. Agreement on every field (reason, kind, sco
 
 Two configurations: the golden one (the nine domains of tests/conftest.py, defaults), and a configuration
 file that changes what a bundle must carry (trusted domains, weights, thresholds, a model subset, an IDN
-and a multi-label-suffix protected domain, no word list).
+and a multi-label-suffix protected domain, no word list); and 100 protected domains (the fuzzy stages'
+deletion tables).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pytest
 from rapidfuzz.distance import OSA
 
 from typoguard import resources
+from typoguard.config import Config, ProtectConfig
 from typoguard.core.names import normalise_domain
 from typoguard.guard import Guard
 
@@ -342,6 +344,30 @@ def test_js_detector_agrees_under_a_configuration_file(
     c = run_both(runners, bundle, ["--config", str(config)], corpus)
     golden_lines = {line for line in map(as_line, golden) if line is not None}
     report("configuration file", c, golden_lines)
+    assert_contract(c, golden_lines)
+
+
+def test_js_detector_agrees_with_many_protected_domains(
+    runners: Runners,
+    export_bundle: Callable[[Sequence[str]], Path],
+    golden: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """100 protected domains: past 64 the JavaScript fuzzy stages use the deletion tables, as the server
+    does, instead of testing each protected domain (the two configurations above take that path)."""
+    domains = random.Random(22).sample(sorted(resources.legitimate_domains()), 100)
+    listed = tmp_path_factory.mktemp("many") / "protected.txt"
+    listed.write_text("\n".join(domains) + "\n", "utf-8")
+    guard = Guard.from_config(Config(protect=ProtectConfig(files=(str(listed),))))
+    rng = random.Random(23)
+    sample = rng.sample(domains, 8)
+    items: list[str | bytes] = [*golden, *HANDPICKED, *dnstwist_variants(sample)]
+    items += [v for v in own_variants(guard) if rng.random() < 0.1]
+    items += homoglyph_inputs(sample) + random_inputs(rng, domains, 4000)
+    args = ["--protect-file", str(listed)]
+    c = run_both(runners, export_bundle(args), args, items)
+    golden_lines = {line for line in map(as_line, golden) if line is not None}
+    report("100 protected domains", c, golden_lines)
     assert_contract(c, golden_lines)
 
 

@@ -131,16 +131,15 @@ def _index_tables(index: LookalikeIndex) -> dict[str, Any]:
     """The compiled variant table and the common-word list, read from the index itself.
 
     These are the index's own private tables, read here on purpose: the bundle must carry exactly what the
-    server looks up, not a second compilation that could drift from it. Packed entries keep the index's
-    encoding: ``protected index << 6 | model index << 1 | any-suffix bit``, several per core in the
-    index's order (one per protected domain, the best prior kept).
+    server looks up, not a second compilation that could drift from it. The variants are a line each,
+    ``core=entry[,entry...]``, sorted by core (a string parses far faster than an object of 100,000 keys);
+    entries keep the index's encoding, ``protected index << 6 | model index << 1 | any-suffix bit``, in
+    the index's order (one per protected domain, the best prior kept).
     """
     variants: dict[str, int | tuple[int, ...]] = index._core_variants
     words: frozenset[str] = index._common_words
-    return {
-        "variants": {k: v if isinstance(v, int) else list(v) for k, v in sorted(variants.items())},
-        "words": words,
-    }
+    lines = (f"{k}={v if isinstance(v, int) else ','.join(map(str, v))}" for k, v in sorted(variants.items()))
+    return {"variants": "\n".join(lines), "words": words}
 
 
 def _relevant_words(index: LookalikeIndex, words: frozenset[str]) -> set[str]:
@@ -190,7 +189,7 @@ def _scoring() -> dict[str, Any]:
         "dot_kinds": sorted(m._DOT_KINDS),
         "common_word_factor": m.COMMON_WORD_FACTOR,
         "damped_for_short_names": sorted(m.DAMPED_FOR_SHORT_NAMES),
-        "length_factors": {str(n): m.length_factor("x" * n) for n in range(1, 6)},
+        "length_factors": {str(n): m.length_factor("x" * n) for n in range(1, 64)},  # labels: 63 at most
         "mixed_script_score": MIXED_SCRIPT_SCORE,
     }
 
