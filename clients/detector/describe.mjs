@@ -102,5 +102,3 @@ export function unicodeOf(asciiName) {
     })
     .join('.');
 }
-
-export { isAscii };

@@ -37,6 +37,11 @@ function unicodeCore(unicode, suffix) {
 
 /** ``word`` and every string made by deleting up to ``depth`` (1 or 2) of its characters. */
 export function deletes(word, depth) {
+  if (!hasPair(word)) {
+    const out = new Set();
+    eachDelete(word, depth, (d) => out.add(d));
+    return out;
+  }
   const w = Array.from(word);
   const n = w.length;
   const one = new Set();

@@ -38,10 +38,6 @@ export function cpLen(text) {
   return n;
 }
 
-export function codePoints(text) {
-  return Array.from(text);
-}
-
 const REPLACING_UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
 const LONE_SURROGATE = /[\ud800-\udfff]/u; // with the u flag, only unpaired halves match
 

@@ -16,6 +16,7 @@ from rapidfuzz.distance import OSA
 
 from typoguard import resources
 from typoguard.config import Config, ProtectConfig
+from typoguard.errors import ConfigError
 from typoguard.exposure import client_bundle
 from typoguard.guard import Guard
 
@@ -144,7 +145,7 @@ def test_a_modified_bundle_is_refused(
     proc = run([node, str(detector_cli), str(modified)], b"bob@army.ml\n")
     assert proc.returncode == 2 and proc.stdout == b""
     assert b"does not match its sha256" in proc.stderr
-    with pytest.raises(ValueError, match="sha256"):
+    with pytest.raises(ConfigError, match="sha256"):
         client_bundle.verify(modified.read_text("utf-8"))
 
 

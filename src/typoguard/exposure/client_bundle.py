@@ -34,6 +34,7 @@ from typoguard.core.confusables import fold_to_ascii
 from typoguard.core.detector import MIXED_SCRIPT_SCORE
 from typoguard.core.index import LookalikeIndex
 from typoguard.core.models import REGISTRY
+from typoguard.errors import ConfigError
 from typoguard.guard import Guard
 
 FORMAT = "typoguard-client-bundle"
@@ -114,15 +115,20 @@ def content_bytes(text: str) -> bytes:
 def verify(text: str) -> dict[str, Any]:
     """Parse a bundle file and check its format, schema and hash; returns the parsed envelope.
 
-    Raises ``ValueError`` saying what is wrong.
+    Raises ``ConfigError`` saying what is wrong (a bundle is an exported configuration).
     """
-    doc = json.loads(text)
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"not a {FORMAT} file: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"not a {FORMAT} file")
+        raise ConfigError(f"not a {FORMAT} file")
     if doc.get("schema") != SCHEMA:
-        raise ValueError(f"bundle schema {doc.get('schema')!r}, this typoguard reads schema {SCHEMA}")
+        raise ConfigError(f"bundle schema {doc.get('schema')!r}, this typoguard reads schema {SCHEMA}")
+    if "content" not in doc:
+        raise ConfigError(f"not a {FORMAT} file: no content")
     if hashlib.sha256(content_bytes(text)).hexdigest() != doc.get("sha256"):
-        raise ValueError("bundle content does not match its sha256 (modified or re-formatted)")
+        raise ConfigError("bundle content does not match its sha256 (modified or re-formatted)")
     return doc
 
 
