@@ -20,6 +20,7 @@ NEEDS=(
   "cc:gcc"
   "python3.11-config:python3.11-dev"
   "sudo:sudo"  # held mail as an unprivileged user: sudo + the postfix-held helper (tests/held), visudo
+  "node:nodejs"  # the JavaScript detector (clients/detector) run against typoguard check in tests/clients
 )
 
 missing=()

@@ -433,7 +433,14 @@ _REGISTERED = tuple(s.value for s in Status if s is not Status.UNREGISTERED)
     "fmt",
     required=True,
     type=click.Choice(
-        ["postfix-access", "postfix-transport", "rspamd-multimap", "exchange-powershell", "list"]
+        [
+            "postfix-access",
+            "postfix-transport",
+            "rspamd-multimap",
+            "exchange-powershell",
+            "list",
+            "client-bundle",  # not a block list: the detector's data for mail clients (docs/clients.md)
+        ]
     ),
 )
 @click.option(
@@ -487,6 +494,13 @@ def export(  # noqa: PLR0917 - click passes options as arguments
     """
     from typoguard.exposure.export import FORMATTERS, BlockEntry
 
+    if fmt == "client-bundle":
+        if exposure_file is not None or min_score:
+            raise UsageFailure("--format client-bundle carries the whole index: no --exposure or --min-score")
+        from typoguard.exposure.client_bundle import bundle_text
+
+        _emit(bundle_text(guard_from_options(config_path, (*protect, *domains), protect_files)), output)
+        return
     if statuses and exposure_file is None:
         raise UsageFailure("--status needs --exposure FILE")
     if allow_incomplete and exposure_file is None:
