@@ -19,6 +19,10 @@ NEEDS=(
   "swaks:swaks"
   "cc:gcc"
   "python3.11-config:python3.11-dev"
+  # [log] targets (tests/test_logging.py): the logrotate snippet, a private rsyslogd and systemd-journald
+  "logrotate:logrotate"
+  "rsyslogd:rsyslog"
+  "/lib/systemd/systemd-journald:systemd"
 )
 
 missing=()
