@@ -60,20 +60,7 @@ def _printable(value: str) -> str:
 
 _DATAGRAM_TARGETS: Final = {"syslog": "/dev/log", "journal": "/run/systemd/journal/socket"}
 _SEVERITY: Final = {b"debug": b"7", b"info": b"6", b"warning": b"4", b"error": b"3"}  # syslog severities
-_MONTHS: Final = (
-    b"Jan",
-    b"Feb",
-    b"Mar",
-    b"Apr",
-    b"May",
-    b"Jun",
-    b"Jul",
-    b"Aug",
-    b"Sep",
-    b"Oct",
-    b"Nov",
-    b"Dec",
-)
+_MONTHS: Final = tuple(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())  # never localised
 _AFTER_TIME: Final = len(b'{"time":"2026-11-27T00:27:31.450Z",')  # where a line's second key starts
 _RETRY_SECONDS: Final = 0.005  # a daemon that is behind: records kept, sent again this much later
 _BACKLOG_MAX: Final = 4 << 20  # bytes kept for a daemon that is behind; beyond, they go to standard error
@@ -126,8 +113,8 @@ class _Datagrams:
     """One record per datagram to a local UNIX socket: the syslog daemon (``/dev/log``) or journald.
 
     The socket is non-blocking and connected once (a daemon that restarts makes a new socket at the same
-    path: ``reconnect``). ``send`` raises ``BlockingIOError`` when the daemon is behind, another ``OSError``
-    when it is gone.
+    path: ``connect`` again). ``send`` raises ``BlockingIOError`` when the daemon is behind, another
+    ``OSError`` when it is gone.
     """
 
     def __init__(self, kind: str, path: str, ident: str, facility: int) -> None:
