@@ -332,3 +332,45 @@ def test_a_log_file_that_cannot_be_reopened_keeps_the_old_one(typoguard_exe: str
     failed = next(r for r in records(log) if r["event"] == "log_reopen_failed")
     assert failed["level"] == "warning" and "No such file or directory" in failed["error"]
     assert not logs.exists()
+
+
+SERVE_WITH_API = """
+[protect]
+domains = ["army.mil", "navy.mil"]
+[policy]
+internal_senders = ["army.mil"]
+[policyd]
+listen = "127.0.0.1:{port}"
+[store]
+data_dir = "{data}"
+[http]
+enabled = true
+listen = "127.0.0.1:{http}"
+[log]
+file = "{log}"
+"""
+
+
+def test_the_api_child_of_serve_reopens_its_log_even_when_the_reload_fails(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    """logrotate's HUP goes to ``typoguard serve`` only; it passes it on to its ``typoguard http`` child
+    (which appends to the same file) also when the new config does not load, or the child would write to
+    the renamed file until the next rotation deleted it."""
+    port, http = free_port(), free_port()
+    config = SERVE_WITH_API.format(
+        port=port, http=http, data=tmp_path / "data", log=tmp_path / "typoguard.log"
+    )
+    with service(typoguard_exe, "serve", tmp_path, config, port) as svc:
+        wait_until("the API", lambda: healthy(http))
+        svc.config.write_text("[protect\n")  # logrotate runs while the file is being edited
+        old = svc.log.with_name(svc.log.name + ".1")
+        os.rename(svc.log, old)
+        svc.proc.send_signal(signal.SIGHUP)
+        wait_until("reload_failed", lambda: svc.log.exists() and
+                   any(r.get("event") == "reload_failed" for r in records(svc.log)))  # fmt: skip
+        wait_until("the API's own reload_failed in the new file",
+                   lambda: any(r.get("event") == "http_reload_failed" for r in records(svc.log)))  # fmt: skip
+        handled = old.stat().st_size
+        assert svc.stop() == 0
+    assert old.stat().st_size == handled
