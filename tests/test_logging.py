@@ -251,6 +251,7 @@ class Serve:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
+                start_new_session=True,  # killed with its children if a test fails
             )
         wait_until("the policy service", self._up)
 
@@ -277,9 +278,10 @@ class Serve:
         return self.proc.wait(30)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        if self.proc.poll() is None:  # still running (not reaped: its pid is still its own)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
 
 @contextlib.contextmanager

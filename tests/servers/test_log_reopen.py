@@ -74,6 +74,7 @@ class Service:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=self.err,
+            start_new_session=True,  # its children (the API of serve) are killed with it if a test fails
         )
         wait_until(f"typoguard {command} to listen", lambda: listening(port) or self.proc.poll() is not None)
         if self.proc.poll() is not None:
@@ -92,9 +93,10 @@ def service(exe: str, command: str, root: Path, config: str, port: int) -> Itera
     try:
         yield svc
     finally:
-        if svc.proc.poll() is None:
-            svc.proc.kill()
-            svc.proc.wait(10)
+        if svc.proc.poll() is None:  # still running (not reaped: its pid is still its own)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(svc.proc.pid, signal.SIGKILL)
+        svc.proc.wait(10)
         svc.err.close()
 
 
