@@ -21,6 +21,10 @@ NEEDS=(
   "python3.11-config:python3.11-dev"
   "sudo:sudo"  # held mail as an unprivileged user: sudo + the postfix-held helper (tests/held), visudo
   "node:nodejs"  # the JavaScript detector (clients/detector) run against typoguard check in tests/clients
+  # [log] targets (tests/test_logging.py): the logrotate snippet, a private rsyslogd and systemd-journald
+  "logrotate:logrotate"
+  "rsyslogd:rsyslog"
+  "/lib/systemd/systemd-journald:systemd"
 )
 
 missing=()

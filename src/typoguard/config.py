@@ -219,12 +219,40 @@ class StoreConfig:
     confirmed_min_count: int = _key(10, "mails before an admin-confirmed correspondent is allowed")
 
 
+LOG_TARGETS: Final = ("stderr", "file", "syslog", "journal")
+# syslog(3) facility codes (RFC 5424 table 1; Linux <sys/syslog.h>): the names Postfix's syslog_facility takes
+SYSLOG_FACILITIES: Final = {
+    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8,
+    "cron": 9, "authpriv": 10, "ftp": 11, **{f"local{n}": 16 + n for n in range(8)},
+}  # fmt: skip
+_SUN_PATH_MAX: Final = 107  # bytes in a UNIX socket path (sockaddr_un.sun_path, less its NUL)
+
+
 @dataclass(frozen=True)
 class LogConfig:
-    """What is logged, and where."""
+    """Where the JSON log lines go (docs/operations.md "Logs", ADR 0023)."""
 
     level: str = _key("info", "debug, info, warning or error")
-    file: str = _key("", "JSON-lines log file; empty: standard error")
+    file: str = _key("", 'the log file of target "file"; set alone (no target), it means target "file"')
+    target: str = _key(
+        "",
+        '"stderr", "file", "syslog" (one message per record, next to Postfix\'s) or "journal"'
+        ' (journald\'s native protocol); empty: "file" if file is set, else "stderr" (which systemd sends to the journal)',
+    )
+    syslog_socket: str = _key("/dev/log", 'target "syslog": the local syslog daemon\'s datagram socket')
+    syslog_facility: str = _key(
+        "mail", 'target "syslog" (and the journal\'s SYSLOG_FACILITY): as Postfix logs'
+    )
+    journal_socket: str = _key("/run/systemd/journal/socket", 'target "journal": journald\'s native socket')
+
+    @property
+    def destination(self) -> str:
+        """The target in effect: ``target``, or what the keys set before it existed mean."""
+        return self.target or ("file" if self.file else "stderr")
+
+    @property
+    def facility_code(self) -> int:
+        return SYSLOG_FACILITIES[self.syslog_facility]
 
 
 @dataclass(frozen=True)
@@ -564,6 +592,7 @@ def problems(config: Config) -> Iterator[Problem]:
     yield from _http_problems(config.http)
     yield from _sink_problems(config.sink)
     yield from _relay_problems(config.relay)
+    yield from _log_problems(config.log)
     if config.postfix.config_directory and not config.postfix.config_directory.startswith("/"):
         yield Problem(
             "postfix",
@@ -606,6 +635,28 @@ def _http_problems(http: HttpConfig) -> Iterator[Problem]:
             ipaddress.ip_network(proxy.strip())  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
         except ValueError as exc:
             yield Problem("http", ("trusted_proxies",), f"[http] trusted_proxies: {exc}")
+
+
+def _log_problems(log: LogConfig) -> Iterator[Problem]:
+    """``[log]``: a known target with what it needs; ``file`` only where it is used."""
+    if log.target not in ("", *LOG_TARGETS):
+        yield Problem(
+            "log", ("target",), f"[log] target must be one of {', '.join(LOG_TARGETS)}, got {log.target!r}"
+        )
+    if log.target == "file" and not log.file:
+        yield Problem("log", ("target", "file"), '[log] target = "file" needs [log] file (the path to write)')
+    if log.file and log.target not in ("", "file"):
+        message = f'[log] file is only used with target = "file", not {log.target!r}: remove one'
+        yield Problem("log", ("file", "target"), message)
+    if log.syslog_facility not in SYSLOG_FACILITIES:
+        known = ", ".join(SYSLOG_FACILITIES)
+        message = f"[log] syslog_facility must be one of {known}, got {log.syslog_facility!r}"
+        yield Problem("log", ("syslog_facility",), message)
+    for name in ("syslog_socket", "journal_socket"):
+        path = getattr(log, name)
+        if not path.startswith("/") or len(path.encode()) > _SUN_PATH_MAX:
+            message = f"[log] {name} must be an absolute path of at most {_SUN_PATH_MAX} bytes"
+            yield Problem("log", (name,), message)
 
 
 RELAY_CONTENT_CATEGORIES = ("classified", "cui", "credential", "ssn", "payment_card", "passport", "itinerary")

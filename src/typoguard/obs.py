@@ -6,7 +6,11 @@ of thousands of requests a second), so neither uses the general-purpose machiner
 * ``JsonLog`` formats each record with orjson and *buffers* it; the owner flushes a few milliseconds
   after the first record of a batch (``flush_soon`` hook; the policy service: 5 ms), so a busy service
   costs at most a couple of hundred ``write(2)`` a second, not one per request or per loop turn. The
-  timestamp's seconds part is formatted once a second.
+  timestamp's seconds part is formatted once a second. Its target (``[log] target``, ADR 0023) is standard
+  error, a file (reopened on SIGHUP), or one datagram per record to the local syslog daemon (``/dev/log``,
+  RFC 3164 as glibc's syslog(3) sends it) or to journald (its native protocol, with fields). A datagram
+  target never blocks the event loop: while the daemon is behind, records wait here (and are retried
+  every few ms); when its socket is gone, they go to standard error, with one warning, until it is back.
 * ``PolicydMetrics`` keeps plain integers and a bucketed latency array; ``PolicydCollector`` turns them
   into Prometheus families only when scraped. prometheus-client's own ``Counter.inc()`` takes a lock and
   ``Histogram.observe()`` walks every bucket, which is measurable at this rate.
@@ -14,12 +18,17 @@ of thousands of requests a second), so neither uses the general-purpose machiner
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
+import errno
 import os
+import select
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any, Final
+from typing import IO, Any, Final, Protocol
 
 import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -49,16 +58,148 @@ def _printable(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-class JsonLog:
-    """JSON lines (one object per line, ``time`` first) to a file or standard error, buffered."""
+_DATAGRAM_TARGETS: Final = {"syslog": "/dev/log", "journal": "/run/systemd/journal/socket"}
+_SEVERITY: Final = {b"debug": b"7", b"info": b"6", b"warning": b"4", b"error": b"3"}  # syslog severities
+_MONTHS: Final = tuple(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())  # never localised
+_AFTER_TIME: Final = len(b'{"time":"2026-11-27T00:27:31.450Z",')  # where a line's second key starts
+_RETRY_SECONDS: Final = 0.005  # a daemon that is behind: records kept, sent again this much later
+_BACKLOG_MAX: Final = 4 << 20  # bytes kept for a daemon that is behind; beyond, they go to standard error
+_WAIT_SECONDS: Final = 1.0  # at exit (``close``): wait this long for a daemon that is behind
+_SYNC_WAIT_SECONDS: Final = 0.05  # without an event loop (a supervisor, a thread): this long per flush
+_RECONNECT_SECONDS: Final = 30.0  # after the socket was gone: try it again this often (and on SIGHUP)
+_SNDBUF: Final = 8 << 20  # as libsystemd's journal socket: room for bursts (capped by net.core.wmem_max)
 
-    def __init__(self, *, level: str = "info", path: str = "", stream: IO[bytes] | None = None) -> None:
+
+class LogSettings(Protocol):
+    """What a service's log is opened from: ``typoguard.config.LogConfig``."""
+
+    @property
+    def level(self) -> str: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def destination(self) -> str: ...
+    @property
+    def syslog_socket(self) -> str: ...
+    @property
+    def journal_socket(self) -> str: ...
+    @property
+    def facility_code(self) -> int: ...
+
+
+def level_and_event(line: bytes) -> tuple[bytes, bytes]:
+    """The ``level`` (``info`` for a decision record, which has none) and ``event`` (or empty) of a log
+    line as ``JsonLog`` writes it: ``{"time":"...","level":"...","event":"...",...}`` or
+    ``{"time":"...","event":"decision",...}``; read off the bytes, not parsed (one per record, at the
+    policy service's rate)."""
+    level, at = b"info", _AFTER_TIME
+    if line.startswith(b'"level":"', at):
+        end = line.find(b'"', at + 9)
+        level, at = line[at + 9 : end], end + 2
+    if line.startswith(b'"event":"', at):
+        return level, line[at + 9 : line.find(b'"', at + 9)]
+    return level, b""
+
+
+def journal_field(name: bytes, value: bytes) -> bytes:
+    """One field of journald's native protocol: ``NAME=value\n``, or for a value with a newline the
+    binary-safe form ``NAME\n`` + its length (64-bit little-endian) + value + ``\n``."""
+    if b"\n" not in value:
+        return name + b"=" + value + b"\n"
+    return name + b"\n" + len(value).to_bytes(8, "little") + value + b"\n"
+
+
+class _Datagrams:
+    """One record per datagram to a local UNIX socket: the syslog daemon (``/dev/log``) or journald.
+
+    The socket is non-blocking and connected once (a daemon that restarts makes a new socket at the same
+    path: ``connect`` again). ``send`` raises ``BlockingIOError`` when the daemon is behind, another
+    ``OSError`` when it is gone.
+    """
+
+    def __init__(self, kind: str, path: str, ident: str, facility: int) -> None:
+        self.kind, self.path = kind, path
+        self.ident = ident.encode()
+        self.facility = facility
+        self.sock: socket.socket | None = None
+        self._sec = -1
+        self._head = b""  # syslog: "Mmm dd hh:mm:ss ident[pid]: " of the current second
+        self._journal_head = b"\nSYSLOG_FACILITY=%d\nSYSLOG_IDENTIFIER=%s\n" % (facility, self.ident)
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        try:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SNDBUF)
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.close()
+        self.sock = sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def send(self, line: bytes) -> None:
+        if self.sock is None:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "not connected")
+        self.sock.send(self.datagram(line))
+
+    def datagram(self, line: bytes) -> bytes:
+        """The message for one log line (its trailing newline dropped)."""
+        level, event = level_and_event(line)
+        severity = _SEVERITY.get(level, b"6")
+        if self.kind == "journal":
+            return (
+                b"PRIORITY=" + severity + self._journal_head
+                + (journal_field(b"TYPOGUARD_EVENT", event) if event else b"")
+                + journal_field(b"MESSAGE", line.rstrip(b"\n"))
+            )  # fmt: skip
+        # RFC 3164 as glibc's syslog(3) writes it to /dev/log: <PRI>Mmm dd hh:mm:ss ident[pid]: message
+        # (no host name: the local daemon adds it); PRI = facility * 8 + severity.
+        sec = int(time.time())
+        if sec != self._sec:
+            self._sec = sec
+            t = time.localtime(sec)
+            self._head = b"%s %2d %02d:%02d:%02d %s[%d]: " % (
+                _MONTHS[t.tm_mon - 1],
+                t.tm_mday,
+                t.tm_hour,
+                t.tm_min,
+                t.tm_sec,
+                self.ident,
+                os.getpid(),
+            )
+        return b"<%d>" % (self.facility * 8 + int(severity)) + self._head + line.rstrip(b"\n")
+
+
+class JsonLog:
+    """JSON lines (one object per line, ``time`` first), buffered, to a target (ADR 0023): standard error, a
+    file, the local syslog daemon or journald."""
+
+    def __init__(
+        self,
+        *,
+        level: str = "info",
+        path: str = "",
+        stream: IO[bytes] | None = None,
+        target: str = "",
+        ident: str = "typoguard",
+        socket_path: str = "",
+        facility: int = 2,  # mail
+    ) -> None:
         if level not in LEVELS:
             raise ConfigError(f"[log] level must be one of {', '.join(LEVELS)}, got {level!r}")
         self.threshold = LEVELS[level]
-        self.path = path
+        self.target = target or ("file" if path else "stderr")
+        if self.target not in ("stderr", "file", *_DATAGRAM_TARGETS):
+            raise ConfigError(f"[log] target {self.target!r} is unknown")
+        self.path = path if self.target == "file" else ""
+        self.ident = ident
         self._stream = stream
-        self._fd = self._open()
         self._chunks: list[bytes] = []
         self._size = 0
         self._sec = -1
@@ -67,6 +208,36 @@ class JsonLog:
         self._ms_text = b""
         self.flush_soon: Callable[[], None] | None = None  # set by an event loop owner
         self.write_errors = 0
+        self.fallback_records = 0  # records written to standard error because the target failed or lagged
+        self._datagrams: _Datagrams | None = None
+        self._down_since = 0.0  # monotonic time the datagram target failed; 0: it works
+        self._retry_armed = False
+        self._lagging = False  # the last flush left records for a daemon that is behind
+        self._warned_behind = False  # records were spilled to stderr in this spell (one warning each)
+        if self.target in _DATAGRAM_TARGETS:
+            self._fd = sys.stderr.fileno()  # where records go while the daemon's socket is gone
+            self._datagrams = _Datagrams(
+                self.target, socket_path or _DATAGRAM_TARGETS[self.target], ident, facility
+            )
+            try:
+                self._datagrams.connect()
+            except OSError as exc:
+                self._fall_back(exc)
+        else:
+            self._fd = self._open()
+
+    @classmethod
+    def for_service(cls, settings: LogSettings, ident: str) -> JsonLog:
+        """The log of one service (``ident``: ``typoguard``, ``typoguard-relay`` ...) as ``[log]`` says."""
+        target = settings.destination
+        return cls(
+            level=settings.level,
+            path=settings.file,
+            target=target,
+            ident=ident,
+            socket_path=settings.journal_socket if target == "journal" else settings.syslog_socket,
+            facility=settings.facility_code,
+        )
 
     def _open(self) -> int:
         if self._stream is not None:
@@ -79,17 +250,32 @@ class JsonLog:
             raise ConfigError(f"[log] file {self.path}: {exc.strerror or exc}") from None
 
     def reopen(self) -> None:
-        """Reopen the log file (after logrotate moved it); standard error is left alone."""
+        """SIGHUP: reopen the log file (after logrotate moved it: every record queued before goes to the old
+        file, every later one to the new), or connect the syslog/journal socket again; standard error is
+        left alone. A file that cannot be opened keeps the old one (with a warning)."""
+        self.flush()
+        if self._datagrams is not None:
+            self._reconnect("reopen")
+            self.flush()
+            return
         if not self.path or self._stream is not None:
             return
-        self.flush()
-        fd = self._open()
+        try:
+            fd = self._open()
+        except ConfigError as exc:
+            self.event(
+                "warning", "log_reopen_failed", file=self.path, error=str(exc), then="kept the old file"
+            )
+            self.flush()
+            return
         old, self._fd = self._fd, fd
         os.close(old)
 
     def close(self) -> None:
-        self.flush()
-        if self.path and self._stream is None:
+        self.flush(wait=True)
+        if self._datagrams is not None:
+            self._datagrams.close()
+        elif self.path and self._stream is None:
             os.close(self._fd)
 
     def enabled(self, level: str) -> bool:
@@ -140,12 +326,24 @@ class JsonLog:
         if LEVELS[level] >= self.threshold:
             self.record({"level": level, "event": event, **fields})
 
-    def flush(self) -> None:
+    def flush(self, *, wait: bool = False) -> None:
+        """Write what is queued: one ``write(2)`` to a file or standard error, one datagram per record to
+        syslog or journald. ``wait``: give a daemon that is behind up to a second (at exit)."""
         if not self._chunks:
             return
+        if self._datagrams is not None:
+            if self._down_since and time.monotonic() - self._down_since >= _RECONNECT_SECONDS:
+                self._reconnect("retry")
+            if not self._down_since:
+                self._send_datagrams(at_exit=wait)
+                return
+            self.fallback_records += len(self._chunks)
         data = b"".join(self._chunks)
         self._chunks.clear()
         self._size = 0
+        self._write(data)
+
+    def _write(self, data: bytes) -> None:
         try:
             while data:
                 n = os.write(self._fd, data)
@@ -153,6 +351,125 @@ class JsonLog:
         except OSError:
             # The log sink is gone (closed pipe, full disk). Deciding goes on; the metric shows it.
             self.write_errors += 1
+
+    # ------------------------------------------------------------------ syslog and journald
+    def _send_datagrams(self, *, at_exit: bool) -> None:
+        """Each queued record as a datagram, in order, until the daemon is behind or gone (the rest goes
+        to standard error). Behind: in an event loop the rest stays queued and is tried again in
+        ``_RETRY_SECONDS``, the loop never waits; without one (a supervisor, a thread) this waits up to
+        ``_SYNC_WAIT_SECONDS`` once, then keeps the rest for the next flush; at exit up to
+        ``_WAIT_SECONDS``."""
+        dgrams, chunks = self._datagrams, self._chunks
+        assert dgrams is not None
+        in_loop = _in_event_loop()
+        patience = _WAIT_SECONDS if at_exit else 0.0 if in_loop or self._lagging else _SYNC_WAIT_SECONDS
+        deadline = time.monotonic() + patience
+        sent, reconnected = 0, False
+        while sent < len(chunks):
+            try:
+                dgrams.send(chunks[sent])
+            except OSError as exc:
+                if isinstance(exc, BlockingIOError) or exc.errno == errno.ENOBUFS:  # the daemon is behind
+                    if patience and _writable(dgrams, deadline):
+                        continue
+                    break
+                if exc.errno == errno.EMSGSIZE:  # larger than a datagram can be: this record to stderr
+                    self.fallback_records += 1
+                    self._write(chunks[sent])
+                elif not reconnected and self._reconnect(""):  # the daemon restarted: a new socket
+                    reconnected = True
+                    continue
+                else:  # gone: the daemon stopped, or its socket moved
+                    self._fall_back(exc)
+                    self.fallback_records += len(chunks) - sent
+                    self._write(b"".join(chunks[sent:]))
+                    sent = len(chunks)
+                    break
+            sent += 1
+        self._size -= sum(map(len, chunks[:sent]))  # only what went: a long backlog is not summed again
+        del chunks[:sent]
+        self._lagging = bool(chunks)
+        if not chunks:
+            self._warned_behind = False  # caught up: a later spell gets its own warning
+            return
+        if at_exit:
+            self._spill("the daemon did not take them within a second")
+        elif self._size > _BACKLOG_MAX:
+            self._spill(f"the daemon is behind by more than {_BACKLOG_MAX >> 20} MiB")
+        elif in_loop:
+            self._retry_soon()
+
+    def _spill(self, why: str) -> None:
+        """Queued records to standard error (counted), with one warning per spell of a lagging daemon."""
+        records = len(self._chunks)
+        self.fallback_records += records
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._size = 0
+        if not self._warned_behind:
+            self._warned_behind = True
+            self._write(self._notice("warning", "log_target_behind", records=records, reason=why))
+        self._write(data)
+
+    def _retry_soon(self) -> None:
+        if not self._retry_armed:
+            self._retry_armed = True
+            asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_armed = False
+        self.flush()
+
+    def _fall_back(self, exc: OSError) -> None:
+        """The socket is gone: standard error from now on, with one warning; tried again every 30 s and on
+        SIGHUP (``reopen``)."""
+        assert self._datagrams is not None
+        self._datagrams.close()
+        self._down_since = time.monotonic()
+        then = f"logging to standard error; trying the socket again every {_RECONNECT_SECONDS:.0f} s"
+        error = exc.strerror or str(exc)
+        self._write(self._notice("warning", "log_target_failed", socket=self._datagrams.path, error=error,
+                                 then=then))  # fmt: skip
+
+    def _reconnect(self, restored_by: str) -> bool:
+        """A new socket to the daemon (True), or False. After a fall-back, the first record on the socket
+        (and one on standard error) says it is back."""
+        assert self._datagrams is not None
+        try:
+            self._datagrams.connect()
+        except OSError:
+            if self._down_since:
+                self._down_since = time.monotonic()
+            return False
+        if self._down_since:
+            self._down_since = 0.0
+            note = self._notice("info", "log_target_restored", socket=self._datagrams.path, by=restored_by)
+            self._write(note)
+            self._chunks.insert(0, note)
+            self._size += len(note)
+        return True
+
+    def _notice(self, level: str, event: str, **fields: Any) -> bytes:
+        """A line about the log itself, written where it must go rather than queued."""
+        return self.line(orjson.dumps({"level": level, "event": event, "target": self.target, **fields}))
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _writable(dgrams: _Datagrams, deadline: float) -> bool:
+    """Wait (without an event loop) until the daemon takes datagrams again or ``deadline`` passes."""
+    left = deadline - time.monotonic()
+    if left <= 0 or dgrams.sock is None:
+        return False
+    poller = select.poll()
+    poller.register(dgrams.sock, select.POLLOUT)
+    return bool(poller.poll(left * 1000))
 
 
 # Latency buckets in seconds: the interesting range of a local policy answer is 10 us .. 10 ms.
@@ -213,6 +530,8 @@ class PolicydCollector(Collector):
             errors.add_metric([kind], n)
         if self.log is not None and self.log.write_errors:
             errors.add_metric(["log_write"], self.log.write_errors)
+        if self.log is not None and self.log.fallback_records:  # [log] target syslog/journal failed or lagged
+            errors.add_metric(["log_fallback"], self.log.fallback_records)
         yield errors
         counts = list(m.latency_counts)
         buckets, running = [], 0

@@ -190,7 +190,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
 
         return serve_http(config)
     try:
-        log = JsonLog(level=config.log.level, path=config.log.file)
+        log = JsonLog.for_service(config.log, "typoguard")
         decider = PolicyDecider.build(config)
     except TypoguardError as exc:
         print(f"typoguard: {exc}", file=sys.stderr)

@@ -532,12 +532,14 @@ class PolicyServer:
             self.log.event(
                 "error", "reload_failed", config=str(self.config_path), error=str(exc), kept="old config"
             )
+            self._hangup_companions()
             return False
         except Exception as exc:  # never let a reload bug take the service down
             self.metrics.reloads["failed"] += 1
             self.log.event(
                 "error", "reload_failed", config=str(self.config_path), error=repr(exc), kept="old config"
             )
+            self._hangup_companions()
             return False
         ignored = [
             key
@@ -589,6 +591,12 @@ class PolicyServer:
             **({"needs_restart": ignored} if ignored else {}),
         )  # fmt: skip
         return True
+
+    def _hangup_companions(self) -> None:
+        """A failed reload keeps the decider, but the API child still gets its SIGHUP: it reopens the log
+        file it shares with this process (logrotate) and keeps its own config as this one does."""
+        for companion in self.companions:
+            companion.reloaded(self.decider)
 
     def stop(self) -> None:
         if self._stop is not None:

@@ -698,7 +698,9 @@ class RelayServer(SMTPService):
         self.log.flush()
 
     async def reload(self) -> None:
-        """SIGHUP: a new decider from the config file (templates, thresholds, protected domains)."""
+        """SIGHUP: reopen the log file (logrotate), then a new decider from the config file (templates,
+        thresholds, protected domains)."""
+        self.log.reopen()
         if self.config_path is None:
             return
         from typoguard.config import load_config
@@ -780,7 +782,7 @@ def serve_relay(config: Config, *, config_path: str | Path | None = None) -> int
     """Run the relay until SIGTERM; 0 after a clean stop, 1 if it cannot listen, 2 for a bad config."""
     quiet_aiosmtpd()
     try:
-        log = JsonLog(level=config.log.level, path=config.log.file)
+        log = JsonLog.for_service(config.log, "typoguard-relay")
         server = RelayServer.build(config, log, config_path=config_path)
     except TypoguardError as exc:
         print(f"typoguard: {exc}", file=sys.stderr)

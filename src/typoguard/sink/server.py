@@ -365,7 +365,7 @@ def banner(server: SinkServer) -> str:
 def serve_sink(config: Config, *, config_path: str | Path | None = None) -> int:
     """Run the sink until SIGTERM; the exit status (0 clean, 1 cannot listen, 2 configuration)."""
     try:
-        log = JsonLog(level=config.log.level, path=config.log.file)
+        log = JsonLog.for_service(config.log, "typoguard-sink")
         server = SinkServer.build(config, log, config_path=config_path)
     except TypoguardError as exc:
         print(f"typoguard sink: {exc}", file=sys.stderr)

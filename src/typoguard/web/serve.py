@@ -66,7 +66,7 @@ def serve(config: Config, *, workers: int | None = None) -> int:
 
 def run_worker(config: Config, sock: socket.socket | None) -> int:
     """One worker: the app on ``sock`` (a supervisor's slot) or on ``[http] listen``, until signalled."""
-    log = JsonLog(level=config.log.level, path=config.log.file)
+    log = JsonLog.for_service(config.log, "typoguard-http")
     app = create_app(config)
     host, port = config.http.listen_address
     server = uvicorn_server(app, host, port)
@@ -173,7 +173,7 @@ class _Supervisor:
     def __init__(self, config: Config, count: int) -> None:
         self.config = config
         self.count = count
-        self.log = JsonLog(level=config.log.level, path=config.log.file)
+        self.log = JsonLog.for_service(config.log, "typoguard-http")
         self.pids: dict[int, int] = {}  # pid -> slot
         self.started: dict[int, float] = {}  # slot -> when its current worker was forked
         self.delay: dict[int, float] = {}  # slot -> seconds to wait before the next restart
@@ -209,6 +209,7 @@ class _Supervisor:
                     self.stopping = True
                     self._send(signal.SIGTERM)  # a second one makes the workers stop waiting
                 elif info is not None and info.si_signo == signal.SIGHUP:
+                    self.log.reopen()  # logrotate: the supervisor's own lines go to the new file too
                     self._reload_config()
                     self._send(signal.SIGHUP)
                 now = time.monotonic()
