@@ -237,7 +237,8 @@ class LogConfig:
     target: str = _key(
         "",
         '"stderr", "file", "syslog" (one message per record, next to Postfix\'s) or "journal"'
-        ' (journald\'s native protocol); empty: "file" if file is set, else "stderr" (which systemd sends to the journal)',
+        ' (journald\'s native protocol); empty: "file" if file is set, else "stderr" (which systemd sends'
+        " to the journal)",
     )
     syslog_socket: str = _key("/dev/log", 'target "syslog": the local syslog daemon\'s datagram socket')
     syslog_facility: str = _key(
