@@ -22,6 +22,7 @@ export const ACTIONS = Object.freeze(['allow', 'warn', 'hold', 'reject', 'invali
 export class BundleError extends Error {}
 
 const PLAIN_LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+const AS_TYPED = '\u0000'; // cache-key prefix of names judged as typed (core/detector.py _AS_TYPED)
 const CACHE_LIMIT = 200000; // entries; the server bounds its cache by bytes (about as many typical domains)
 
 /** What is decided about one domain (core/verdict.py Assessment), shared by the recipients at it. */
@@ -218,10 +219,12 @@ export class Detector {
     const typed = domain.asTyped;
     if (typed !== null && result.action === 'allow' && result.finding === null) {
       // Typed with characters UTS #46 maps away (gⅿail.com): what was typed is a name of its own.
-      let asTyped = this.cache.get(typed.ascii);
+      // Its own key, as on the server: the same A-label typed as such may be judged differently.
+      const key = AS_TYPED + typed.ascii;
+      let asTyped = this.cache.get(key);
       if (asTyped === undefined) {
         asTyped = this.assessOne(typed);
-        this.remember(typed.ascii, asTyped);
+        this.remember(key, asTyped);
       }
       if (asTyped.action !== 'allow') return asTyped;
     }

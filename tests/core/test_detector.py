@@ -424,3 +424,33 @@ def test_a_slip_and_a_swap_never_warns_on_a_shipped_legitimate_domain() -> None:
         if v.flagged and v.kind in ("edit+suffix_swap", "bitsquat+suffix_swap"):
             hit.append(f"{name}: {v.kind} {v.score:.2f}")
     assert hit == []
+
+
+# A name typed with characters UTS #46 maps away (a soft hyphen, fullwidth letters, U+217F) is judged as
+# typed too; the A-label of what was typed is also a name someone can type. The answer for each must not
+# depend on which of them was checked first in the same process (the cache must not mix the two).
+_TYPED_FORMS = [
+    "xn--gmail-1ha.com",
+    "gm\u00adail.com",
+    "ar\u00admy.mil",
+    "xn--army-rga.mil",
+    "g\u217fail.com",
+    "\uff47mail.com",
+    "gmail.com",
+    "army.mil",
+]
+
+
+@pytest.mark.parametrize("first", _TYPED_FORMS)
+def test_a_verdict_does_not_depend_on_what_was_checked_before(first: str) -> None:
+    def fresh() -> Guard:
+        return Guard.from_config(Config(protect=ProtectConfig(domains=["gmail.com", "army.mil"])))
+
+    def seen(v: Verdict) -> tuple[object, ...]:
+        return (v.action, v.intended, v.domain, v.reason)
+
+    alone = {name: seen(fresh().check(f"bob@{name}")) for name in _TYPED_FORMS}
+    for name in _TYPED_FORMS:
+        guard = fresh()
+        guard.check(f"bob@{first}")
+        assert seen(guard.check(f"bob@{name}")) == alone[name], f"{name!r} checked after {first!r}"

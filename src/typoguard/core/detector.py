@@ -40,6 +40,9 @@ def assessment_bytes(key: str, a: Assessment) -> int:
     return size
 
 
+_AS_TYPED = "\x00"  # cache-key prefix of names judged as typed: no normalised name starts with it
+
+
 class Detector:
     """Checks recipients against a compiled ``LookalikeIndex`` under a ``Policy``."""
 
@@ -113,10 +116,13 @@ class Detector:
         if typed is not None and result.action is Action.ALLOW and result.finding is None:
             # Typed with characters UTS #46 maps away (gⅿail.com, fullwidth letters): where the mapping
             # leads is allowed, but what was typed is a name of its own that may read as a protected one.
-            as_typed = self._get(typed.ascii)
+            # Kept under its own key: the same A-label typed as such is normalised on its own path and
+            # may be judged differently (an IDNA2008-invalid label), and neither may answer for the other.
+            key = _AS_TYPED + typed.ascii
+            as_typed = self._get(key)
             if as_typed is None:
                 as_typed = self._assess(typed)
-                self._cache.put(typed.ascii, as_typed)
+                self._cache.put(key, as_typed)
             if as_typed.action is not Action.ALLOW:
                 return as_typed
         return result
