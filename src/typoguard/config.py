@@ -175,6 +175,9 @@ class StoreConfig:
     writer_nice: int = 19  # CPU priority of the decision writer process (Linux): mail first, the log after
     writer_idle: bool = True  # Linux SCHED_IDLE for the writer: any other work preempts it (docs/store.md)
     retention: str = "180d"  # default age for `typoguard db prune`
+    # decisions and held-mail actions older than this many days are deleted by the running service (hourly,
+    # in small batches: store/retention.py); 0 keeps them forever. Why 400: docs/store.md, "Retention"
+    keep_days: int = 400
     confirmed_min_count: int = 10  # mails before an admin-confirmed correspondent is allowed
 
 
@@ -416,6 +419,10 @@ def validate(config: Config) -> Config:
             raise ConfigError(f"[protect] weights: {name} = {w} is outside 0..1")
     if config.http.workers < 1:
         raise ConfigError(f"[http] workers must be at least 1, got {config.http.workers}")
+    if config.store.keep_days < 0:
+        raise ConfigError(
+            f"[store] keep_days must be a number of days, or 0 to keep forever, got {config.store.keep_days}"
+        )
     _parse_addresses(config)
     _validate_http(config.http)
     _validate_sink(config.sink)
