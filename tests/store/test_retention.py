@@ -194,6 +194,26 @@ def test_the_task_prunes_once_at_start_and_then_every_interval(tmp_path: Path) -
         store.close()
 
 
+def test_a_run_against_a_database_that_is_down_is_reported_and_tried_again(tmp_path: Path) -> None:
+    from .pgcluster import free_port
+
+    down = f"postgresql+psycopg://tg@127.0.0.1:{free_port()}/typoguard"  # nothing listens there
+    store = open_store(store_config(tmp_path, down), upgrade=False)
+    events: list[tuple[str, str, dict[str, object]]] = []
+    task = RetentionTask(store, 400, every=0.2, on_event=lambda lvl, ev, **f: events.append((lvl, ev, f)))
+    try:
+        deadline = time.monotonic() + 30
+        while task.failures < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        task.close()
+        store.close()
+    assert task.failures >= 2 and task.last_success == 0.0  # it kept trying, the thread did not die
+    level, event, fields = events[0]
+    assert (level, event) == ("error", "store_prune_failed")
+    assert "prune expired decisions" in str(fields["error"]) and "next try in" in str(fields["then"])
+
+
 # --------------------------------------------------------------------------- the real service
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_service_prunes_200k_old_decisions_while_it_answers_and_stores(

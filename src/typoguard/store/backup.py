@@ -124,42 +124,31 @@ def backup(db: Path, target: Path, *, force: bool = False) -> DatabaseFile:
 def restore(source: Path, db: Path) -> Restored:
     """Replace the stopped store's database ``db`` by the backup ``source`` (see the module docstring);
     raises ``StoreError`` and then leaves the store as it was."""
-    if not source.is_file():
-        raise StoreError(f"no backup at {source}")
-    if db.exists() and _same_file(source, db):
-        raise StoreError(f"{source} is the store's database itself")
-    if any(Path(f"{source}{s}").exists() and Path(f"{source}{s}").stat().st_size for s in ("-wal",)):
-        raise StoreError(
-            f"{source} has a write-ahead log ({source}-wal): it is a database in use or copied unclean;"
-            " make backups with `typoguard db backup`"
-        )
-    previous = Path(f"{db}{BEFORE_RESTORE}")
-    if previous.exists():
-        raise StoreError(
-            f"{previous} exists (kept by an earlier restore); move it away first, it may be the only copy"
-        )
+    previous = _may_restore(source, db)
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = db.with_name(db.name + ".restore.tmp")
     try:
-        _remove(tmp)
-        for side in _SIDE_FILES:
-            _remove(Path(f"{tmp}{side}"))
+        _cleanup(tmp)  # left by an interrupted restore
         shutil.copyfile(source, tmp)
         os.chmod(tmp, 0o600)
         found = _examine(tmp, source)
-        upgraded_from = None
         if found < LATEST:
             _upgrade(tmp)
-            upgraded_from = found
         with _connect(tmp) as conn:
             conn.execute("PRAGMA journal_mode = DELETE")  # the service switches it back to WAL
             result = _describe(conn, db)
         _take_ownership(tmp, db)
         _fsync(tmp)
         with _alone(db):
-            if db.exists():
+            kept = db.exists()
+            if kept:
                 os.link(db, previous)
-            os.replace(tmp, db)
+            try:
+                os.replace(tmp, db)
+            except OSError:
+                if kept:  # the database is as it was: no copy of it to keep
+                    previous.unlink()
+                raise
             _fsync(db.parent)
     except sqlite3.Error as exc:
         _cleanup(tmp)
@@ -172,9 +161,32 @@ def restore(source: Path, db: Path) -> Restored:
         raise
     return Restored(
         DatabaseFile(db, db.stat().st_size, result.schema_version, result.tables),
-        upgraded_from,
-        previous if previous.exists() else None,
+        found if found < LATEST else None,
+        previous if kept else None,
     )
+
+
+def _may_restore(source: Path, db: Path) -> Path:
+    """Where the replaced database will be kept; ``StoreError`` if ``source`` cannot replace ``db``."""
+    if not source.is_file():
+        raise StoreError(f"no backup at {source}")
+    if db.exists() and _same_file(source, db):
+        raise StoreError(f"{source} is the store's database itself")
+    wal = Path(f"{source}-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise StoreError(
+            f"{source} has a write-ahead log ({wal}): it is a database in use or copied unclean;"
+            " make backups with `typoguard db backup`"
+        )
+    previous = Path(f"{db}{BEFORE_RESTORE}")
+    if previous.exists():
+        raise StoreError(
+            f"{previous} exists (kept by an earlier restore); move it away first, it may be the only copy"
+        )
+    orphans = [Path(f"{db}{s}") for s in _SIDE_FILES if Path(f"{db}{s}").exists()]
+    if orphans and not db.exists():  # SQLite would apply a stray WAL or journal to the restored file
+        raise StoreError(f"{orphans[0]} exists without {db}: remove it (it belonged to a deleted database)")
+    return previous
 
 
 def _examine(path: Path, name: Path) -> int:
@@ -254,7 +266,9 @@ def _alone(db: Path) -> Iterator[None]:
         try:
             # From WAL to a rollback journal: SQLite allows it only to the database's one connection (it
             # checkpoints and removes the WAL). Then an exclusive lock keeps every newcomer out.
-            conn.execute("PRAGMA journal_mode = DELETE")
+            mode = conn.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+            if mode != "delete":  # not changed: SQLite returns the mode it kept
+                raise sqlite3.OperationalError(f"journal mode stays {mode}")
             conn.execute("BEGIN EXCLUSIVE")
         except sqlite3.OperationalError as exc:
             raise StoreError(

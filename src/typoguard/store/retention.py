@@ -7,7 +7,7 @@ most ``BATCH_ROWS`` rows, each its own short transaction, oldest first:
 * SQLite has one write lock. A batch holds it for tens of milliseconds; between batches the task pauses
   longer than SQLite's longest busy-wait sleep (100 ms), so a decision writer waiting for the lock gets it
   before the next batch: the writer waits at most about one batch, however much there is to delete. (One
-  DELETE of 200,000 rows would hold the lock for seconds.)
+  DELETE of 300,000 rows held it for 1.8 s: docs/store.md, "Retention".)
 * PostgreSQL: several nodes share one database, and each runs the task. A run holds a session advisory
   lock; a node that finds it taken skips its run (another node is pruning). The batches also take their
   rows ``FOR UPDATE SKIP LOCKED``, so a concurrent `typoguard db prune` is never waited for or deadlocked.
@@ -23,10 +23,11 @@ hand out seq 1 again and a client paging or exporting by ``seq`` would see old n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -40,7 +41,7 @@ from typoguard.store.store import Store
 log = logging.getLogger("typoguard.store.retention")
 
 DAY: Final = 86400.0
-BATCH_ROWS: Final = 5000  # rows per DELETE transaction (SQLite: ~25-60 ms each, docs/store.md)
+BATCH_ROWS: Final = 5000  # rows per DELETE transaction (SQLite: about 50 ms each, docs/store.md)
 EVERY_SECONDS: Final = 3600.0  # between runs
 SQLITE_PAUSE: Final = 0.15  # between batches: > SQLite's longest busy-handler sleep (100 ms)
 POSTGRESQL_PAUSE: Final = 0.01  # row locks: nobody waits for a batch; a breath for the server only
@@ -83,26 +84,21 @@ def prune_expired(
     started = time.monotonic()
     counts = {"decisions": 0, "held_actions": 0}
     batches, longest = 0, 0.0
-    with translated("prune expired decisions"), store.engine.connect() as session:
-        if not sqlite and not _pg_try_lock(session):
+    with translated("prune expired decisions"), _one_node_at_a_time(store) as ours:
+        if not ours:
             return PruneRun(before, skipped="another node is pruning")
-        try:
-            work = (("decisions", decisions, "time", sqlite), ("held_actions", held_actions, "at", False))
-            for name, table, at, keep_newest in work:
-                while not stop.is_set():
-                    t0 = time.monotonic()
-                    with write_connection(store.engine) as conn:
-                        n = _delete_batch(conn, table, at, before, batch_rows, keep_newest=keep_newest)
-                    longest = max(longest, time.monotonic() - t0)
-                    batches += 1
-                    counts[name] += n
-                    if n < batch_rows:
-                        break
-                    stop.wait(wait)
-        finally:
-            if not sqlite:
-                session.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
-                session.commit()
+        work = (("decisions", decisions, "time", sqlite), ("held_actions", held_actions, "at", False))
+        for name, table, at, keep_newest in work:
+            while not stop.is_set():
+                t0 = time.monotonic()
+                with write_connection(store.engine) as conn:
+                    n = _delete_batch(conn, table, at, before, batch_rows, keep_newest=keep_newest)
+                longest = max(longest, time.monotonic() - t0)
+                batches += 1
+                counts[name] += n
+                if n < batch_rows:
+                    break
+                stop.wait(wait)
     return PruneRun(
         before,
         counts["decisions"],
@@ -113,10 +109,22 @@ def prune_expired(
     )
 
 
-def _pg_try_lock(session: Connection) -> bool:
-    got = bool(session.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar())
-    session.commit()
-    return got
+@contextlib.contextmanager
+def _one_node_at_a_time(store: Store) -> Iterator[bool]:
+    """PostgreSQL: hold the retention advisory lock (session level, on a connection of its own) while the
+    run lasts; False if another node holds it. SQLite: always True (one machine, one file)."""
+    if store.dialect == "sqlite":
+        yield True
+        return
+    with store.engine.connect() as session:
+        got = bool(session.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY}).scalar())
+        session.commit()
+        try:
+            yield got
+        finally:
+            if got:
+                session.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                session.commit()
 
 
 def _delete_batch(
