@@ -12,6 +12,10 @@
    number of rows deleted by one DELETE (``Store.prune``, the path of ``typoguard db prune``).
 4. **PostgreSQL** (a throwaway cluster with durable settings, if the server is installed): prune of
    ``N_PG_OLD`` old rows with the writer running.
+5. **the real service**: ``typoguard serve`` on an SQLite store holding ``N_SERVE_OLD`` decisions older than
+   ``keep_days``, which it prunes at start, under a paced Postfix-like load (8 connections, 1,000
+   requests/s): the longest time without an answer and the 99th percentile of the gaps, while it prunes and
+   for 3 s after, and whether every answered decision was stored.
 
 Bounded: about two minutes. Run: ``python -m benchmarks --only backup`` (under ``flock -x
 /tmp/tg-machine.lock`` on a shared machine).
@@ -19,8 +23,10 @@ Bounded: about two minutes. Run: ``python -m benchmarks --only backup`` (under `
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -32,11 +38,12 @@ from typoguard.store import DecisionEvent, Store, open_store
 from typoguard.store.backup import backup, restore
 from typoguard.store.retention import BATCH_ROWS, POSTGRESQL_PAUSE, SQLITE_PAUSE, PruneRun, prune_expired
 
-from .bench_store import _pgcluster
+from .bench_store import _pgcluster, _stored_recipients, _tests_module
 
 N_DECISIONS = int(os.environ.get("BENCH_BACKUP_DECISIONS", "1000000"))
 N_OLD = int(os.environ.get("BENCH_BACKUP_OLD", "300000"))
 N_PG_OLD = int(os.environ.get("BENCH_BACKUP_PG_OLD", "200000"))
+N_SERVE_OLD = int(os.environ.get("BENCH_BACKUP_SERVE_OLD", "200000"))
 DAY = 86400.0
 
 
@@ -181,10 +188,50 @@ def postgresql_part(tmp: Path) -> list[str]:
         cluster.destroy()
 
 
+def _gaps(times: list[float]) -> str:
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    if len(gaps) < 100:
+        return "too few answers"
+    p99 = statistics.quantiles(gaps, n=100)[98]
+    return f"{len(times):,} answers, longest gap {max(gaps) * 1000:.0f} ms, p99 gap {p99 * 1000:.1f} ms"
+
+
+def service_part(tmp: Path) -> list[str]:
+    from typoguard.config import load_config
+
+    serve_process, policy_load = _tests_module("serve_process"), _tests_module("policy_load")
+    exe = str(Path(sys.executable).with_name("typoguard"))
+    node = serve_process.ServeProcess(exe, tmp / "serve", store_extra="keep_days = 400")
+    store = open_store(load_config(node.config, environ={}))
+    fill(store, N_SERVE_OLD, age_days=500, tag="old")
+    store.close()
+    node.start()
+    load = policy_load.PolicyLoad(node.address, conns=8, rate=1000).start()
+    try:
+        while not node.records("store_pruned"):
+            time.sleep(0.05)
+        pruned_at = time.monotonic()
+        time.sleep(3.0)
+        answered = load.stop()
+    finally:
+        load.stop()
+        node.stop()
+    (record,) = node.records("store_pruned")
+    at = load.answered_at
+    during = [t for t in at if t <= pruned_at]
+    after = [t for t in at if t > pruned_at]
+    lost = len(set(answered) - set(_stored_recipients(node.config)))
+    return [
+        f"typoguard serve pruning {record['decisions']:,} decisions at start ({record['seconds']} s,"
+        f" {record['batches']} batches) under 1,000 requests/s: during {_gaps(during)}; after {_gaps(after)};"
+        f" errors {load.errors}, answered but not stored {lost}"
+    ]
+
+
 def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="typoguard-bench-backup-") as tmp:
-        for line in sqlite_part(Path(tmp)) + postgresql_part(Path(tmp)):
+        for line in sqlite_part(Path(tmp)) + postgresql_part(Path(tmp)) + service_part(Path(tmp)):
             print(line)
     print(f"\n(bench_backup took {time.perf_counter() - started:.0f} s)")
 
