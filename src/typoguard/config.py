@@ -216,6 +216,9 @@ class StoreConfig:
     )
     writer_idle: bool = _key(True, "Linux SCHED_IDLE for the writer: any other work preempts it")
     retention: str = _key("180d", "default age for `typoguard db prune` (e.g. 180d, 26w)")
+    keep_days: int = _key(
+        400, "decisions and held-mail actions older than this are deleted by the running service; 0: forever"
+    )
     confirmed_min_count: int = _key(10, "mails before an admin-confirmed correspondent is allowed")
 
 
@@ -589,6 +592,11 @@ def problems(config: Config) -> Iterator[Problem]:
             yield Problem("protect", ("weights",), f"[protect] weights: {name} = {w} is outside 0..1")
     if config.http.workers < 1:
         yield Problem("http", ("workers",), f"[http] workers must be at least 1, got {config.http.workers}")
+    if config.store.keep_days < 0:
+        message = (
+            f"[store] keep_days must be a number of days, or 0 to keep forever, got {config.store.keep_days}"
+        )
+        yield Problem("store", ("keep_days",), message)
     yield from _address_problems(config)
     yield from _http_problems(config.http)
     yield from _sink_problems(config.sink)

@@ -495,6 +495,7 @@ class PolicydMetrics:
         self.protected_domains = 0
 
     feed: Any = None  # a store.feed.DecisionFeed when decisions are stored (its backlog is exported)
+    retention: Any = None  # a store.retention.RetentionTask when [store] keep_days prunes
 
     def decision(self, action: str, mode: str, seconds: float) -> None:
         key = (action, mode)
@@ -604,6 +605,29 @@ class PolicydCollector(Collector):
             )
             yield GaugeMetricFamily(
                 "typoguard_store_writer_up", "1 if the writer process runs", int(feed.alive)
+            )
+        retention = m.retention
+        if retention is not None:  # [store] keep_days: the service deletes old rows itself
+            pruned = CounterMetricFamily(
+                "typoguard_store_pruned_rows",
+                "Rows deleted by retention ([store] keep_days)",
+                labels=["table"],
+            )
+            for table, n in sorted(retention.pruned.items()):
+                pruned.add_metric([table], n)
+            yield pruned
+            yield CounterMetricFamily(
+                "typoguard_store_prune_failures", "Retention runs that failed", retention.failures
+            )
+            yield GaugeMetricFamily(
+                "typoguard_store_prune_last_success_timestamp_seconds",
+                "When a retention run last completed (0: not yet)",
+                retention.last_success,
+            )
+            yield GaugeMetricFamily(
+                "typoguard_store_prune_last_duration_seconds",
+                "How long the last completed retention run took",
+                retention.last_seconds,
             )
 
 

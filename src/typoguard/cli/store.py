@@ -11,7 +11,7 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,83 @@ def prune(config_path: Path | None, older_than: str | None) -> None:
     with _store(config_path) as store:
         n = store.prune(age)
     click.echo(f"pruned {n} decisions older than {older_than or config.store.retention}")
+
+
+def _sqlite_file(config_path: Path | None, pg_line: Callable[[str], str], pg_why: str) -> Path:
+    """The store's SQLite file. A PostgreSQL store: print ``pg_line(url)`` (the pg_dump/pg_restore command,
+    without the password) and fail with ``pg_why``."""
+    from typoguard.store.backup import sqlite_file
+    from typoguard.store.store import resolve
+
+    url = resolve(read_config(config_path)).url
+    path = sqlite_file(url)
+    if path is None:
+        click.echo(pg_line(url))
+        raise OperationFailed(f"{pg_why} (the password: from ~/.pgpass or PGPASSWORD)")
+    return path
+
+
+def _table_rows(tables: dict[str, int]) -> None:
+    width = max(map(len, tables), default=0)
+    for name, rows in tables.items():
+        click.echo(f"  {name:<{width}}  {rows:>12,}")
+
+
+@db.command(name="backup")
+@reads_config
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace FILE if it exists.")
+def db_backup(config_path: Path | None, file: Path, force: bool) -> None:
+    """Copy the SQLite store to FILE, consistent while the service runs (PostgreSQL: prints the pg_dump line).
+
+    FILE is written complete or not at all (FILE.tmp, then renamed), readable by its owner only.
+    """
+    from typoguard.store.backup import backup, pg_dump_command
+
+    db = _sqlite_file(
+        config_path,
+        lambda url: pg_dump_command(url, file),
+        "the store is PostgreSQL: back it up with pg_dump, as printed",
+    )
+    started = time.monotonic()
+    done = backup(db, file, force=force)
+    click.echo(
+        f"backed up {db} to {done.path} in {time.monotonic() - started:.2f} s:"
+        f" {done.size:,} bytes, schema version {done.schema_version}"
+    )
+    _table_rows(done.tables)
+
+
+@db.command(name="restore")
+@reads_config
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def db_restore(config_path: Path | None, file: Path) -> None:
+    """Replace the SQLite store by the backup FILE; only while the store is not in use (stop the service).
+
+    The replaced database is kept as <database>.before-restore; an older backup is upgraded as
+    `typoguard db upgrade` does. PostgreSQL: prints the pg_restore line.
+    """
+    from typoguard.store.backup import pg_restore_command, restore
+    from typoguard.store.store import resolve
+
+    db = _sqlite_file(
+        config_path,
+        lambda url: pg_restore_command(url, file),
+        "the store is PostgreSQL: restore it with pg_restore, as printed, while no node runs",
+    )
+    done = restore(file, db)
+    upgraded = f" (upgraded from {done.upgraded_from})" if done.upgraded_from is not None else ""
+    click.echo(f"restored {file} into {db}: schema version {done.database.schema_version}{upgraded}")
+    if done.previous is not None:
+        click.echo(f"the database it replaced is kept as {done.previous}")
+    _table_rows(done.database.tables)
+    spool = resolve(read_config(config_path)).spool_dir
+    waiting = [p for p in spool.glob("*") if p.is_file()] if spool.is_dir() else []
+    if waiting:
+        click.echo(
+            f"note: {len(waiting)} files in {spool} hold decisions not yet stored; the service stores them"
+            " into the restored database when it starts (delete them first if you do not want that)"
+        )
 
 
 # --------------------------------------------------------------------------- overrides

@@ -217,6 +217,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     server = PolicyServer(config, decider, log, config_path=config_path)
     if parts is not None:
         server.attach_feed(parts.feed)
+        server.metrics.retention = parts.retention
     if "http" in wanted and config.http.enabled:
         try:
             if config.http.workers > 1 or not config.http.embedded:
