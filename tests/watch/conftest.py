@@ -25,22 +25,3 @@ def dns_server() -> Iterator[LocalDnsServer]:
     """A lab server of its own per test: the test edits ``dns_server.answers.records`` between rounds."""
     with LocalDnsServer(lab_zones()) as server:
         yield server
-
-
-def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
-    cfg = tmp_path / "typoguard.toml"
-    cfg.write_text(
-        f"""
-[protect]
-domains = ["army.mil"]
-[store]
-data_dir = "{tmp_path / "data"}"
-[watch]
-resolver = ["127.0.0.1:{port}"]
-timeout = 0.3
-retries = 0
-limit = 100
-{extra}
-"""
-    )
-    return cfg

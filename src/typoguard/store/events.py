@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from typoguard.store.schema import events
+from typoguard.store.schema import decisions, events
 
 SEVERITIES = ("info", "warning", "critical")  # from the mildest
 STATES = ("open", "acknowledged")
@@ -206,3 +206,31 @@ def count_by_state(conn: Connection) -> dict[str, int]:
     for row in conn.execute(select(events.c.state, func.count()).group_by(events.c.state)):
         out[str(row[0])] = int(row[1])
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class LookalikeHits:
+    """Flagged decisions (a finding, not allowed) of one sender to one look-alike in one mode: ``count``
+    of them, the last at ``last``."""
+
+    sender: str
+    domain: str
+    intended: str
+    action: str
+    mode: str
+    count: int
+    last: float
+
+
+def lookalike_hits(conn: Connection, since: float) -> list[LookalikeHits]:
+    """The decision log since ``since``, tallied in the database by (sender, look-alike, action, mode)."""
+    c = decisions.c
+    stmt = (
+        select(c.sender, c.domain, c.intended, c.action, c.mode, func.count(), func.max(c.time))
+        .where(c.time >= since, c.intended.is_not(None), c.action.not_in(("allow", "invalid")))
+        .group_by(c.sender, c.domain, c.intended, c.action, c.mode)
+    )
+    return [
+        LookalikeHits(str(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4]), int(r[5]), float(r[6]))
+        for r in conn.execute(stmt)
+    ]

@@ -20,7 +20,7 @@ from typoguard.store import correspondents, decisions, events, migrations, overr
 from typoguard.store.correspondents import CorrespondentDomain, Tallies
 from typoguard.store.db import hostname, make_engine, sqlite_url, translated, write_connection
 from typoguard.store.decisions import DecisionQuery, DecisionRecord
-from typoguard.store.events import Event, Observation
+from typoguard.store.events import Event, LookalikeHits, Observation
 from typoguard.store.overrides import Override
 from typoguard.store.schema import exposure_runs, held_actions
 
@@ -338,6 +338,11 @@ class Store:
         with translated("read event"), self.engine.connect() as conn:
             found = events.by_ids(conn, [event_id])
         return found[0] if found else None
+
+    def lookalike_hits(self, since: float) -> list[LookalikeHits]:
+        """Flagged decisions since ``since``, tallied by sender, look-alike, action and mode."""
+        with translated("tally decisions"), self.engine.connect() as conn:
+            return events.lookalike_hits(conn, since)
 
     def event_counts(self) -> dict[str, int]:
         """Events by state: ``{"open": n, "acknowledged": m}``."""
