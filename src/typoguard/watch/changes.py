@@ -7,8 +7,10 @@ A look-alike is an event when it
 * **drops a null MX**: was ``MX 0 .`` (RFC 7505: "takes no mail") and is not any more (``null-mx-dropped``;
   critical if it now accepts mail);
 * **changes mail host**: accepted mail before, at other hosts (``mail-host-changed``, warning);
-* **joins a squatter cluster**: accepts mail at a provider that receives the mail of ``squatter_min`` or
-  more look-alikes, and was not behind it before (``squatter-cluster``, critical).
+* **joins a squatter cluster**: one of the above, at a provider that receives the mail of ``squatter_min``
+  or more look-alikes: the event is critical, its summary says so and ``details.cluster`` lists them (one
+  event per look-alike and round: a first round over 2,800 live look-alikes gives 2,800 events, not twice
+  as many).
 
 A look-alike whose look-up failed this round (``unknown``) is neither an event nor "safe": it keeps its last
 known state (``carry_unknown``), so a resolver hiccup never turns into "came alive" the round after.
@@ -19,6 +21,7 @@ same event.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from typoguard.exposure.classify import group_by_provider
 from typoguard.exposure.model import Exposure, Snapshot, Status
@@ -31,7 +34,7 @@ def carry_unknown(before: Snapshot | None, results: Sequence[Exposure]) -> tuple
     return tuple(old.get((r.protected, r.lookalike), r) if r.status is Status.UNKNOWN else r for r in results)
 
 
-def _details(r: Exposure, before: Exposure | None) -> dict[str, object]:
+def _details(r: Exposure, before: Exposure | None) -> dict[str, Any]:
     return {
         "lookalike": r.lookalike,
         "protected": r.protected,
@@ -60,44 +63,32 @@ def exposure_observations(
     for r in results:
         if r.lookalike in seen or r.status is Status.UNKNOWN:
             continue
+        seen.add(r.lookalike)
         prev = old.get((r.protected, r.lookalike))
         hosts = ", ".join(r.mail_hosts)
-        fact = "+".join(r.mail_hosts)
+        of = f"{r.lookalike} (look-alike of {r.protected})"
         if prev is not None and prev.status is Status.NULL_MX and r.status is not Status.NULL_MX:
+            kind = "null-mx-dropped"
             severity = "critical" if r.status is Status.ACCEPTS_MAIL else "warning"
             now = f"accepts mail at {hosts}" if r.status is Status.ACCEPTS_MAIL else f"is {r.status.value}"
-            summary = f"{r.lookalike} (look-alike of {r.protected}) dropped its null MX and {now}"
-            out.append(
-                Observation("null-mx-dropped", r.lookalike, severity, fact, summary, _details(r, prev))
-            )
+            summary = f"{of} dropped its null MX and {now}"
         elif r.status is Status.ACCEPTS_MAIL and (prev is None or prev.status is not Status.ACCEPTS_MAIL):
-            was = f" (was {prev.status.value})" if prev else ""
-            summary = f"{r.lookalike} (look-alike of {r.protected}) accepts mail at {hosts}{was}"
-            out.append(
-                Observation(
-                    "lookalike-accepts-mail", r.lookalike, "critical", fact, summary, _details(r, prev)
-                )
-            )
-        elif (
-            r.status is Status.ACCEPTS_MAIL
-            and prev is not None
-            and prev.status is Status.ACCEPTS_MAIL
-            and prev.mail_hosts != r.mail_hosts
-        ):
-            summary = (
-                f"{r.lookalike} (look-alike of {r.protected}) changed mail host: "
-                f"{', '.join(prev.mail_hosts)} -> {hosts}"
-            )
-            out.append(
-                Observation("mail-host-changed", r.lookalike, "warning", fact, summary, _details(r, prev))
-            )
+            kind, severity = "lookalike-accepts-mail", "critical"
+            summary = f"{of} accepts mail at {hosts}" + (f" (was {prev.status.value})" if prev else "")
+        elif r.status is Status.ACCEPTS_MAIL and prev is not None and prev.mail_hosts != r.mail_hosts:
+            kind, severity = "mail-host-changed", "warning"
+            summary = f"{of} changed mail host: {', '.join(prev.mail_hosts)} -> {hosts}"
+        else:
+            continue
+        details = _details(r, prev)
         cluster = clusters.get(r.provider) if r.status is Status.ACCEPTS_MAIL else None
         if cluster is not None and old_provider.get(r.lookalike) != r.provider:
-            summary = (
-                f"{r.lookalike} (look-alike of {r.protected}) receives mail at {r.provider}, which receives "
-                f"the mail of {len(cluster.lookalikes)} look-alikes: a squatter's catch-all"
+            # joins a squatter's catch-all: the same event, marked (one event per look-alike and round)
+            severity = "critical"
+            details["cluster"] = [e.lookalike for e in cluster.lookalikes]
+            summary += (
+                f"; joins a squatter cluster: {r.provider} receives the mail of {len(cluster.lookalikes)} "
+                "look-alikes"
             )
-            details = {**_details(r, prev), "cluster": [e.lookalike for e in cluster.lookalikes]}
-            out.append(Observation("squatter-cluster", r.lookalike, "critical", r.provider, summary, details))
-        seen.add(r.lookalike)
+        out.append(Observation(kind, r.lookalike, severity, "+".join(r.mail_hosts), summary, details))
     return out
