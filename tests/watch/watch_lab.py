@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def lab_zones() -> dict[str, dict[str, list[str]]]:
+    from lab_zones import ZONES
+
+    return {name: dict(types) for name, types in ZONES.items()}
+
+
 def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
     cfg = tmp_path / "typoguard.toml"
     cfg.write_text(
