@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -390,6 +390,61 @@ class PostfixConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    """``typoguard watch``: look-alikes coming alive in DNS and leak patterns in the decision log, as
+    events that alerts (``[[alert]]``) send on (docs/watch.md)."""
+
+    enabled: bool = _key(False, "`typoguard serve` runs the watch rounds when true")
+    every: str = _key("6h", "time between rounds (e.g. 6h, 30m), jittered by 10% so nodes do not align")
+    resolver: tuple[str, ...] = _key((), 'DNS servers to ask, "ADDRESS[:PORT]"; empty: the system\'s')
+    timeout: float = _key(2.0, "seconds per DNS try")
+    retries: int = _key(2, "DNS tries after a timeout")
+    concurrency: int = _key(200, "DNS queries in flight at most")
+    limit: int = _key(0, "look-alikes per protected domain at most (the best scored); 0: all")
+    min_score: float = _key(0.0, "look-alikes scoring less are not scanned")
+    squatter_min: int = _key(3, "look-alikes behind one mail provider that make it a squatter cluster")
+    window: str = _key("7d", "how far back the decision log is read for leak patterns")
+    repeat_min: int = _key(3, "a sender with this many look-alike hits in the window is an event")
+    popular_min: int = _key(3, "a look-alike hit by this many different senders in the window is an event")
+    held_max_age: str = _key("24h", "held mail waiting longer than this is an event")
+    remind_every: str = _key("24h", "an open event is alerted again at most this often")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """One ``[[alert]]`` table: where events go (any number of them; docs/watch.md)."""
+
+    type: str = _key("webhook", '"webhook", "syslog" or "email"')
+    name: str = _key("", "a label for logs and metrics; empty: the type and its target")
+    min_severity: str = _key("warning", '"info", "warning" or "critical": milder events are not sent')
+    kinds: tuple[str, ...] = _key((), "only these event kinds; empty: every kind")
+    url: str = _key("", "webhook: the URL to POST to (https:// or http://)")
+    preset: str = _key("", 'webhook: "" (typoguard JSON, signed), "slack" or "teams" (their message formats)')
+    secret_file: str = _key("", "webhook: file holding the HMAC-SHA256 key (X-Typoguard-Signature)")
+    timeout: float = _key(5.0, "webhook: seconds per attempt")
+    retries: int = _key(5, "webhook: attempts after a failure, with exponential backoff")
+    backlog: int = _key(1000, "webhook: events waiting at most; older ones are dropped and counted")
+    socket: str = _key("/dev/log", 'syslog: a Unix socket path, or "udp:HOST:PORT"')
+    facility: str = _key("local0", "syslog facility (local0..local7, daemon, user, auth, mail)")
+    to: tuple[str, ...] = _key((), "email: digest recipients (never a look-alike domain)")
+    sender: str = _key("", "email: From address; empty: typoguard@<this host>")
+    smtp: str = _key("127.0.0.1:25", "email: host:port of the local MTA (unless sendmail is set)")
+    sendmail: str = _key("", 'email: deliver through this command instead, e.g. "/usr/sbin/sendmail"')
+
+
+ALERT_TYPES: Final = ("webhook", "syslog", "email")
+ALERT_PRESETS: Final = ("", "slack", "teams")
+SEVERITY_NAMES: Final = ("info", "warning", "critical")
+SYSLOG_FACILITIES: Final = {
+    "user": 1,
+    "mail": 2,
+    "daemon": 3,
+    "auth": 4,
+    **{f"local{i}": 16 + i for i in range(8)},
+}
+
+
+@dataclass(frozen=True)
 class Config:
     protect: ProtectConfig = field(default_factory=ProtectConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
@@ -400,6 +455,8 @@ class Config:
     relay: RelayConfig = field(default_factory=RelayConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
     postfix: PostfixConfig = field(default_factory=PostfixConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    alert: tuple[AlertConfig, ...] = ()
     source: str = "<defaults>"
     base_dir: str = "."
 
@@ -417,7 +474,10 @@ SECTIONS: Final[Mapping[str, type[Any]]] = {
     "relay": RelayConfig,
     "sink": SinkConfig,
     "postfix": PostfixConfig,
+    "watch": WatchConfig,
 }
+# Arrays of tables (``[[alert]]``): each table read as a section of its own.
+TABLE_LISTS: Final[Mapping[str, type[Any]]] = {"alert": AlertConfig}
 
 
 class Problem(NamedTuple):
@@ -487,12 +547,15 @@ def _apply(
 
     changes: dict[str, Any] = {}
     for section, values in data.items():
+        if section in TABLE_LISTS:
+            changes[section] = _apply_tables(section, values, origin, wrong)
+            continue
         cls = SECTIONS.get(section)
         if cls is None:
             found = f"unknown section [{section}]{did_you_mean(section, SECTIONS)}"
             wrong(
                 Problem(section, (), found),
-                f"{origin}: unknown section [{section}]; known: {', '.join(SECTIONS)}",
+                f"{origin}: unknown section [{section}]; known: {', '.join([*SECTIONS, *TABLE_LISTS])}",
             )
             continue
         if not isinstance(values, Mapping):
@@ -515,6 +578,34 @@ def _apply(
                 wrong(Problem(section, (key,), str(exc)), str(exc))
         changes[section] = replace(current, **updates)
     return replace(config, **changes)
+
+
+def _apply_tables(section: str, values: Any, origin: str, wrong: Callable[[Problem, str], None]) -> Any:
+    """``[[section]]`` tables (a TOML array of tables) -> a tuple of their dataclass, mistakes as in
+    ``_apply``."""
+    cls = TABLE_LISTS[section]
+    if not isinstance(values, list) or not all(isinstance(v, Mapping) for v in values):
+        message = f"[[{section}]] must be tables, one [[{section}]] header each"
+        wrong(Problem(section, (), message), f"{origin}: {message}")
+        return ()
+    out = []
+    for n, table in enumerate(values, 1):
+        where = f"[[{section}]] #{n}"
+        default = cls()
+        known = {f.name: getattr(default, f.name) for f in fields(cls)}
+        updates = {}
+        for key, value in table.items():
+            if key not in known:
+                found = f"unknown key {key!r} in {where}{did_you_mean(key, known)}"
+                wrong(Problem(section, (key,), found), f"{origin}: {found}")
+                continue
+            try:
+                updates[key] = _coerce(section, key, value, known[key])
+            except ConfigError as exc:
+                message = str(exc).replace(f"[{section}]", where, 1)
+                wrong(Problem(section, (key,), message), message)
+        out.append(replace(default, **updates))
+    return tuple(out)
 
 
 def apply_collecting(config: Config, data: Mapping[str, Any], origin: str) -> tuple[Config, list[Problem]]:
@@ -608,6 +699,7 @@ def problems(config: Config) -> Iterator[Problem]:
             ("config_directory",),
             f"[postfix] config_directory must be an absolute path, got {config.postfix.config_directory!r}",
         )
+    yield from _watch_problems(config)
     if not re.fullmatch(r"auto|none|(sudo|unix)(:/\S+)?", config.postfix.privileged_helper):
         yield Problem(
             "postfix",
@@ -615,6 +707,49 @@ def problems(config: Config) -> Iterator[Problem]:
             '[postfix] privileged_helper must be "auto", "none", "sudo", "sudo:/PATH", "unix" or'
             f' "unix:/PATH", got {config.postfix.privileged_helper!r}',
         )
+
+
+def _watch_problems(config: Config) -> Iterator[Problem]:
+    """``[watch]`` durations and counts; each ``[[alert]]`` has what its type needs."""
+    w = config.watch
+    for key in ("every", "window", "held_max_age", "remind_every"):
+        value = getattr(w, key)
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhdw]?\s*", value) or not re.search(r"[1-9]", value):
+            yield Problem(
+                "watch", (key,), f"[watch] {key} must be a duration such as 6h, 30m, 7d; got {value!r}"
+            )
+    for key in ("retries", "limit"):
+        if getattr(w, key) < 0:
+            yield Problem("watch", (key,), f"[watch] {key} must be zero or more")
+    for key in ("concurrency", "squatter_min", "repeat_min", "popular_min"):
+        if getattr(w, key) < 1:
+            yield Problem("watch", (key,), f"[watch] {key} must be at least 1")
+    if not w.timeout > 0:
+        yield Problem("watch", ("timeout",), "[watch] timeout must be positive")
+    for n, a in enumerate(config.alert, 1):
+        where = f"[[alert]] #{n}"
+        if a.type not in ALERT_TYPES:
+            yield Problem(
+                "alert", ("type",), f"{where} type must be one of {', '.join(ALERT_TYPES)}; got {a.type!r}"
+            )
+        if a.min_severity not in SEVERITY_NAMES:
+            yield Problem(
+                "alert", ("min_severity",), f"{where} min_severity must be info, warning or critical"
+            )
+        if a.type == "webhook" and not re.match(r"https?://[^/\s]+", a.url):
+            yield Problem("alert", ("url",), f'{where} (webhook) needs url = "https://..."')
+        if a.preset not in ALERT_PRESETS:
+            yield Problem("alert", ("preset",), f'{where} preset must be "", "slack" or "teams"')
+        if a.type == "email" and not a.to:
+            yield Problem("alert", ("to",), f"{where} (email) needs to = [addresses]")
+        if a.facility not in SYSLOG_FACILITIES:
+            yield Problem(
+                "alert", ("facility",), f"{where} facility must be one of {', '.join(SYSLOG_FACILITIES)}"
+            )
+        if a.retries < 0 or a.backlog < 1 or not a.timeout > 0:
+            yield Problem(
+                "alert", ("retries", "backlog", "timeout"), f"{where} retries >= 0, backlog >= 1, timeout > 0"
+            )
 
 
 def _address_problems(config: Config) -> Iterator[Problem]:

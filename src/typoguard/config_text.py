@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import Field, fields
 from typing import Any, Final
 
-from typoguard.config import ENV_PREFIX, SECTIONS, Config
+from typoguard.config import ENV_PREFIX, SECTIONS, TABLE_LISTS, Config
 
 # --------------------------------------------------------------------------- TOML values
 _ESCAPES: Final = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
@@ -72,6 +72,10 @@ def render_effective(config: Config, sources: Mapping[tuple[str, str], str]) -> 
                 lines.append(f"# {f.name} = (not set)  # {source}")
             else:
                 lines.append(f"{f.name} = {toml_value(value)}  # {source}")
+    for section, cls in TABLE_LISTS.items():
+        for table in getattr(config, section):
+            lines += ["", f"[[{section}]]  # file"]
+            lines += [f"{f.name} = {toml_value(getattr(table, f.name))}" for f in fields(cls)]
     return "\n".join(lines) + "\n"
 
 
@@ -130,6 +134,12 @@ def render_markdown() -> str:
     parts = [_INTRO]
     for section, cls in SECTIONS.items():
         parts.append(f"\n## [{section}]\n\n{inspect.cleandoc(cls.__doc__ or '')}\n\n")
+        parts.append("| Key | Type | Default | Meaning |\n|---|---|---|---|\n")
+        for f in fields(cls):
+            kind = _TYPES[str(f.type)]
+            parts.append(f"| `{f.name}` | {kind} | {_default(f)} | {_cell(help_of(f))} |\n")
+    for section, cls in TABLE_LISTS.items():
+        parts.append(f"\n## [[{section}]]\n\n{inspect.cleandoc(cls.__doc__ or '')}\n\n")
         parts.append("| Key | Type | Default | Meaning |\n|---|---|---|---|\n")
         for f in fields(cls):
             kind = _TYPES[str(f.type)]

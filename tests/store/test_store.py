@@ -50,7 +50,7 @@ def test_a_version_1_database_gains_reasons_and_content_and_keeps_its_rows(any_s
             )
         )
     assert any_store.schema_version() == 1
-    assert any_store.upgrade() == [2, 3]  # 3: dashboard sessions (a new table)
+    assert any_store.upgrade() == [2, 3, 4]  # 3: dashboard sessions, 4: watch events (new tables)
     (old,) = any_store.decisions()
     assert (old.event.recipient, old.event.reason, old.event.content) == ("bob@army.ml", None, None)
     # A spool line written before the upgrade (no reason/content keys) is still replayed.

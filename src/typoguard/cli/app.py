@@ -49,6 +49,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "relay": "typoguard.cli.relay",
     "sink": "typoguard.cli.sink",
     "config": "typoguard.cli.config",
+    "watch": "typoguard.cli.watch",
 }
 
 

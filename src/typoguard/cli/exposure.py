@@ -132,7 +132,7 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
     from typoguard import resources
     from typoguard.exposure.classify import compare
     from typoguard.exposure.health import DnsUnusable
-    from typoguard.exposure.history import JsonFileHistory
+    from typoguard.exposure.history import History
     from typoguard.exposure.resolve import ResolverSettings, parse_resolver
     from typoguard.exposure.scan import candidates, scan
 
@@ -152,11 +152,9 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
             retries=retries,
             concurrency=concurrency,
         )
-        store: JsonFileHistory | None = None
+        store: History | None = None
         if watch:
-            config = guard.config
-            path = history or Path(config.base_dir, config.store.data_dir, "exposure-history.json")
-            store = JsonFileHistory(path)
+            store = _history(guard.config, history)
             previous = store.last()
         elif history is not None:
             raise UsageFailure("--history needs --watch")
@@ -184,6 +182,19 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
         show_all=show_all,
         watch=watch,
     )
+
+
+def _history(config: Any, path: Path | None) -> Any:
+    """--history FILE, or with the store enabled the store (importing the old JSON file once), else the
+    JSON file in the data directory as before."""
+    from typoguard.exposure.history import LEGACY_FILE, JsonFileHistory, StoreHistory
+
+    legacy = Path(config.base_dir, config.store.data_dir, LEGACY_FILE)
+    if path is not None or not config.store.enabled:
+        return JsonFileHistory(path or legacy)
+    from typoguard.store import open_store
+
+    return StoreHistory(open_store(config), legacy)
 
 
 def _finish(

@@ -179,6 +179,23 @@ class HttpProcessCompanion:
                 proc.send_signal(signal.SIGHUP)  # every worker reloads the config file itself
 
 
+def _add_watch(
+    server: PolicyServer, config: Config, decider: PolicyDecider, parts: StoreParts | None, log: JsonLog
+) -> bool:
+    """``[watch] enabled``: rounds beside the policy service (docs/watch.md); False after saying why not."""
+    if parts is None:
+        print("typoguard: [watch] needs the store ([store] enabled = true)", file=sys.stderr)
+        return False
+    from typoguard.watch.companion import WatchCompanion
+
+    try:
+        server.companions.append(WatchCompanion(config, decider.guard, parts.store, log))
+    except TypoguardError as exc:
+        print(f"typoguard: [watch]: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     """Run the services ``config`` enables (or ``only`` these); the exit status for ``sys.exit``.
 
@@ -227,6 +244,8 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
         except TypoguardError as exc:
             print(f"typoguard: [http]: {exc}", file=sys.stderr)
             return 2
+    if config.watch.enabled and not _add_watch(server, config, decider, parts, log):
+        return 2
     # The compiled index lives as long as the process: keep it out of every garbage collection (shorter
     # pauses, so a better p99). Reloads freeze the new index the same way.
     gc.collect()

@@ -54,10 +54,17 @@ def _sessions(conn: Connection) -> None:
     schema.sessions.create(conn, checkfirst=True)
 
 
+def _events_and_exposure(conn: Connection) -> None:
+    """The watch's events and the exposure history (until now a JSON file, imported at first use)."""
+    schema.events.create(conn, checkfirst=True)
+    schema.exposure_runs.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "decisions, correspondents, overrides, held-mail actions", _initial),
     Migration(2, "decision reasons and content findings", _reason_and_content),
     Migration(3, "dashboard sessions", _sessions),
+    Migration(4, "watch events and exposure history", _events_and_exposure),
 )
 LATEST = MIGRATIONS[-1].version
 

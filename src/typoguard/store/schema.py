@@ -137,3 +137,38 @@ sessions = Table(
     Index("ix_tg_sessions_token_id", "token_id"),
     Index("ix_tg_sessions_expires_at", "expires_at"),
 )
+
+# What the watch noticed (schema version 4): one row per fact, de-duplicated on (kind, subject, fact).
+# ``count`` and ``last_seen`` grow while the fact is seen again; ``last_alerted`` limits reminders.
+events = Table(
+    "tg_events",
+    metadata,
+    Column("id", _SEQ, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(512), nullable=False),  # a look-alike, a sender address, a queue id
+    Column("fact", String(512), nullable=False, default=""),  # what is new about it ("mx.bad.example")
+    Column("severity", String(16), nullable=False),  # info, warning, critical
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("count", BigInteger, nullable=False, default=1),
+    Column("state", String(16), nullable=False, default="open"),  # open or acknowledged
+    Column("ack_by", String(255)),
+    Column("ack_at", Float),
+    Column("ack_reason", Text),
+    Column("last_alerted", Float),
+    Column("details", Text, nullable=False, default="{}"),  # JSON object
+    UniqueConstraint("kind", "subject", "fact", name="uq_tg_events_fact"),
+    Index("ix_tg_events_state", "state"),
+    Index("ix_tg_events_last_seen", "last_seen"),
+)
+
+# Exposure scans (schema version 4): each run's results as the JSON of ``Snapshot.to_dict``, so that
+# ``exposure --watch`` and ``typoguard watch`` on every node compare with the same previous run.
+exposure_runs = Table(
+    "tg_exposure_runs",
+    metadata,
+    Column("id", _SEQ, primary_key=True, autoincrement=True),
+    Column("taken_at", String(40), nullable=False),  # ISO 8601, UTC, as in the snapshot
+    Column("node", String(255), nullable=False, default=""),
+    Column("results", Text, nullable=False),  # JSON list of Exposure.to_dict
+)

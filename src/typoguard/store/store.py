@@ -16,12 +16,13 @@ from sqlalchemy import Engine, select
 from typoguard.config import Config, StoreConfig
 from typoguard.core.names import normalise_domain
 from typoguard.errors import ConfigError, InvalidAddress, MailQueueError
-from typoguard.store import correspondents, decisions, migrations, overrides
+from typoguard.store import correspondents, decisions, events, migrations, overrides
 from typoguard.store.correspondents import CorrespondentDomain, Tallies
 from typoguard.store.db import hostname, make_engine, sqlite_url, translated, write_connection
 from typoguard.store.decisions import DecisionQuery, DecisionRecord
+from typoguard.store.events import Event, LookalikeHits, Observation
 from typoguard.store.overrides import Override
-from typoguard.store.schema import held_actions
+from typoguard.store.schema import exposure_runs, held_actions
 
 _QUEUE_ID = re.compile(r"[0-9A-Za-z]{5,32}")
 
@@ -299,6 +300,76 @@ class Store:
             stmt = stmt.where(c.queue_id == queue_id)
         with translated("read held-mail actions"), self.engine.connect() as conn:
             return [HeldAction(**r._mapping) for r in conn.execute(stmt)]
+
+    # ------------------------------------------------------------------ watch events (store/events.py)
+    def observe_events(self, observations: Iterable[Observation], *, now: float | None = None) -> list[Event]:
+        """Store what a watch round found; returns the events that are new (see ``events.observe``)."""
+        with translated("record events"), write_connection(self.engine) as conn:
+            return events.observe(conn, observations, time.time() if now is None else now)
+
+    def events_due(self, remind_after: float, *, now: float | None = None) -> list[Event]:
+        """Open events to alert about: never alerted, or not for ``remind_after`` seconds."""
+        with translated("read events"), self.engine.connect() as conn:
+            return events.due(conn, time.time() if now is None else now, remind_after)
+
+    def mark_alerted(self, ids: Sequence[int], *, now: float | None = None) -> None:
+        with translated("record alerts"), write_connection(self.engine) as conn:
+            events.mark_alerted(conn, ids, time.time() if now is None else now)
+
+    def acknowledge_event(self, event_id: int, *, by: str, reason: str) -> Event | None:
+        """Acknowledge an event (who and why); None if it does not exist."""
+        if not reason.strip():
+            raise ConfigError("acknowledging an event needs a reason")
+        with translated("acknowledge event"), write_connection(self.engine) as conn:
+            return events.acknowledge(conn, event_id, by=by, reason=reason, now=time.time())
+
+    def events(
+        self,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
+        with translated("list events"), self.engine.connect() as conn:
+            return events.list_events(conn, state=state, kind=kind, since=since, limit=limit)
+
+    def event(self, event_id: int) -> Event | None:
+        with translated("read event"), self.engine.connect() as conn:
+            found = events.by_ids(conn, [event_id])
+        return found[0] if found else None
+
+    def lookalike_hits(self, since: float) -> list[LookalikeHits]:
+        """Flagged decisions since ``since``, tallied by sender, look-alike, action and mode."""
+        with translated("tally decisions"), self.engine.connect() as conn:
+            return events.lookalike_hits(conn, since)
+
+    def event_counts(self) -> dict[str, int]:
+        """Events by state: ``{"open": n, "acknowledged": m}``."""
+        with translated("count events"), self.engine.connect() as conn:
+            return events.count_by_state(conn)
+
+    # ------------------------------------------------------------------ exposure runs (exposure/history.py)
+    def exposure_runs(self, limit: int = 1) -> list[tuple[str, str]]:
+        """The newest ``limit`` exposure runs as (taken_at, results JSON), newest first."""
+        c = exposure_runs.c
+        stmt = select(c.taken_at, c.results).order_by(c.id.desc()).limit(limit)
+        with translated("read exposure history"), self.engine.connect() as conn:
+            return [(str(t), str(r)) for t, r in conn.execute(stmt)]
+
+    def add_exposure_runs(self, runs: Sequence[tuple[str, str]], *, keep: int = 10) -> None:
+        """Append runs (taken_at, results JSON), oldest first, and keep only the newest ``keep``."""
+        from sqlalchemy import delete
+
+        c = exposure_runs.c
+        with translated("write exposure history"), write_connection(self.engine) as conn:
+            for taken_at, results in runs:
+                conn.execute(
+                    exposure_runs.insert().values(taken_at=taken_at, node=self.node, results=results)
+                )
+            ids = [int(i) for i in conn.execute(select(c.id).order_by(c.id.desc()).offset(keep))]
+            if ids:
+                conn.execute(delete(exposure_runs).where(c.id.in_(ids)))
 
 
 def lookup_override(active: dict[str, Override], domain: str) -> Override | None:

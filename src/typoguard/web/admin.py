@@ -187,3 +187,36 @@ def remove_override(store: Store, override_id: str, *, by: str, via: str) -> int
     if n == 0:
         raise RequestError(404, "no such override")
     return n
+
+
+# ---------------------------------------------------------------------------------------------- events
+EVENT_STATES = ("open", "acknowledged")
+
+
+def event_list(store: Store, params: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``GET /v1/events``: events, newest activity first (``state``, ``kind``, ``limit`` filters)."""
+    state = params.get("state")
+    if state is not None and state not in EVENT_STATES:
+        raise RequestError(400, "state must be open or acknowledged")
+    kind = params.get("kind")
+    if kind is not None and not (0 < len(kind) <= 64):
+        raise RequestError(400, "kind must be 1 to 64 characters")
+    limit = number_param(params, "limit", int, 1, 1000) or 100
+    return [e.to_dict() for e in store.events(state=state, kind=kind, limit=limit)]
+
+
+def acknowledge_event(store: Store, event_id: str, reason: Any, *, by: str) -> dict[str, Any]:
+    """Acknowledge event ``event_id`` (as it came in the path) with a reason, recorded with who; 404 if
+    there is no such event, 400 without a reason."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
+        raise RequestError(400, "reason must be a non-empty string (at most 1000 characters)")
+    try:
+        ident = int(event_id)
+    except ValueError:
+        raise RequestError(404, "no such event") from None
+    if not 0 < ident < 2**63:
+        raise RequestError(404, "no such event")
+    event = store.acknowledge_event(ident, by=by, reason=reason.strip())
+    if event is None:
+        raise RequestError(404, "no such event")
+    return event.to_dict()

@@ -6,6 +6,7 @@
     /dashboard/held            held mail; release / delete (admin)
     /dashboard/overrides       overrides; add / remove (admin)
     /dashboard/try             "try an address": the verdict and why
+    /dashboard/alerts          watch events, open / acknowledged; acknowledge with a reason (admin)
 
 Every POST checks the session's CSRF token; admin actions are recorded with the signed-in token's name.
 Sessions are kept on the server (``web/sessions.py``): logout, a new sign-in and token revocation end them.
@@ -39,6 +40,7 @@ from typoguard.store.tokens import ApiToken, scope_allows
 from typoguard.web.admin import (
     VIA_DASHBOARD,
     RequestError,
+    acknowledge_event,
     act_on_held,
     decision_page,
     decision_query,
@@ -217,16 +219,72 @@ async def overview(request: Request, token: ApiToken) -> Response:
     senders = charts.horizontal_bars(
         [(r["sender"], r["count"]) for r in stats["top_senders"]], label="top senders of flagged mail"
     )
+    todo = await asyncio.to_thread(_todo, _state(request))
     return _render(
         request,
         "overview.html",
         token,
+        todo=todo,
         stats=stats,
         days=days,
         per_day=per_day,
         lookalikes=lookalikes,
         senders=senders,
     )
+
+
+WEEK = 7 * 86400
+
+
+def _todo(state: ApiState) -> dict[str, Any]:
+    """The overview's "to do" panel: held mail waiting (count, oldest), open alerts, look-alikes that came
+    alive this week. A hold queue that cannot be read is said so, never shown as empty."""
+    now = time.time()
+    held: dict[str, Any] = {"count": 0, "oldest": None, "error": ""}
+    try:
+        msgs = state.queue.held()
+        held["count"] = len(msgs)
+        if msgs:
+            held["oldest"] = _age(now - min(m.arrival_time for m in msgs))
+    except TypoguardError as exc:
+        held["error"] = str(exc)
+    alive = state.store.events(kind="lookalike-accepts-mail", since=now - WEEK, limit=50)
+    return {"held": held, "open": state.store.event_counts()["open"], "alive": alive}
+
+
+def _age(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{max(0, int(seconds / 60))} min"
+
+
+@signed_in()
+async def alerts_page(request: Request, token: ApiToken) -> Response:
+    shown = request.query_params.get("state", "open")
+    if shown not in ("open", "acknowledged"):
+        shown = "open"
+    store = _state(request).store
+    rows = await asyncio.to_thread(store.events, state=shown, limit=500)
+    counts = await asyncio.to_thread(store.event_counts)
+    return _render(request, "alerts.html", token, events=rows, shown=shown, counts=counts)
+
+
+@signed_in(admin=True)
+async def alert_ack(request: Request, token: ApiToken) -> Response:
+    form = await request.form()
+    try:
+        event = await asyncio.to_thread(
+            acknowledge_event,
+            _state(request).store,
+            request.path_params["event_id"],
+            str(form.get("reason", "")),
+            by=who(token),
+        )
+    except RequestError as exc:
+        return _back("/dashboard/alerts", exc.message)
+    return _back("/dashboard/alerts", f"#{event['id']} {event['subject']}: acknowledged")
 
 
 @signed_in()
@@ -350,5 +408,7 @@ def dashboard_routes() -> list[Route | Mount]:
         Route("/dashboard/overrides", _overrides, methods=["GET", "POST"]),
         Route("/dashboard/overrides/{override_id}/remove", override_remove, methods=["POST"]),
         Route("/dashboard/try", try_page, methods=["GET", "POST"]),
+        Route("/dashboard/alerts", alerts_page, methods=["GET"]),
+        Route("/dashboard/alerts/{event_id}/ack", alert_ack, methods=["POST"]),
         Mount("/static", app=StaticDirectory(directory=str(_WEB / "static")), name="static"),
     ]

@@ -65,6 +65,27 @@ def document() -> dict[str, Any]:
     nullable_str = {"type": "string", "nullable": True}
     schemas: dict[str, Any] = {
         "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
+        "Event": {
+            "type": "object",
+            "description": "What `typoguard watch` noticed (docs/watch.md); the webhook sends the same.",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"type": "string"},
+                "subject": {"type": "string"},
+                "fact": {"type": "string"},
+                "severity": {"type": "string", "enum": ["info", "warning", "critical"]},
+                "summary": {"type": "string"},
+                "first_seen": {"type": "number"},
+                "last_seen": {"type": "number"},
+                "count": {"type": "integer"},
+                "state": {"type": "string", "enum": ["open", "acknowledged"]},
+                "ack_by": nullable_str,
+                "ack_at": {"type": "number", "nullable": True},
+                "ack_reason": nullable_str,
+                "details": {"type": "object"},
+            },
+            "required": ["id", "kind", "subject", "severity", "state", "first_seen", "last_seen", "count"],
+        },
         "Verdict": {
             "type": "object",
             "description": "Exactly the JSON of `typoguard check --format json`.",
@@ -260,6 +281,54 @@ def document() -> dict[str, Any]:
             )
         },
         "/metrics": {"get": _op("Prometheus metrics", "read", {"200": {"description": "text exposition"}})},
+        "/v1/events": {
+            "get": _op(
+                "Events of typoguard watch (look-alikes coming alive, leak patterns), newest first",
+                "read",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"events": {"type": "array", "items": _ref("Event")}},
+                        },
+                        "events",
+                    ),
+                    **_BAD,
+                },
+                parameters=[
+                    _q("state", {"type": "string", "enum": ["open", "acknowledged"]}),
+                    _q("kind", {"type": "string", "minLength": 1, "maxLength": 64}),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                ],
+            )
+        },
+        "/v1/events/{event_id}/ack": {
+            "post": _op(
+                "Acknowledge an event, with a reason",
+                "admin",
+                {
+                    "200": _json(_ref("Event"), "acknowledged (acknowledging twice keeps the first)"),
+                    "404": _json(_ref("Error"), "no such event"),
+                    **_BAD,
+                    **_TOO_LARGE,
+                },
+                parameters=[_p("event_id")],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "reason": {"type": "string", "minLength": 1, "maxLength": 1000}
+                                },
+                                "required": ["reason"],
+                            }
+                        }
+                    },
+                },
+            )
+        },
     }
     return {
         "openapi": "3.0.3",

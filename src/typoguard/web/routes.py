@@ -6,6 +6,7 @@
     GET  /v1/held         scope read    Postfix hold queue + relay quarantine, joined with the decisions
     POST /v1/held/{id}/release, DELETE /v1/held/{id}                 scope admin (recorded with who)
     GET/POST /v1/overrides, DELETE /v1/overrides/{id}                  read / admin / admin
+    GET  /v1/events       scope read    what `typoguard watch` noticed; POST /v1/events/{id}/ack: admin
     GET  /metrics         scope read    Prometheus text;   GET /healthz, GET /openapi.json: no token
 
 A request without a valid token gets 401, one whose scope is too small 403, whatever it asks for; every
@@ -208,6 +209,30 @@ async def delete_override(request: Request) -> Response:
     return ApiJSONResponse({"removed": n})
 
 
+# ---------------------------------------------------------------------------------------------- events
+@requires("read")
+async def get_events(request: Request) -> Response:
+    """Events of ``typoguard watch``, newest activity first (``state``, ``kind``, ``limit``)."""
+    state: ApiState = request.app.state.api
+    rows = await asyncio.to_thread(admin.event_list, state.store, request.query_params)
+    return ApiJSONResponse({"events": rows})
+
+
+@requires("admin")
+async def ack_event(request: Request) -> Response:
+    """Acknowledge an event: {"reason": "..."}, recorded with the token's name."""
+    state: ApiState = request.app.state.api
+    body = await _json_body(request)
+    event = await asyncio.to_thread(
+        admin.acknowledge_event,
+        state.store,
+        request.path_params["event_id"],
+        body.get("reason"),
+        by=_by(request),
+    )
+    return ApiJSONResponse(event)
+
+
 # ---------------------------------------------------------------------------------------------- ops
 async def healthz(request: Request) -> Response:
     """Liveness: the index is compiled and the store answers."""
@@ -251,4 +276,6 @@ def api_routes() -> list[Route]:
         Route("/v1/held/{queue_id}", act_on_held, methods=["DELETE"]),
         Route("/v1/overrides", by_method(GET=get_overrides, POST=post_override), methods=["GET", "POST"]),
         Route("/v1/overrides/{override_id}", delete_override, methods=["DELETE"]),
+        Route("/v1/events", get_events, methods=["GET"]),
+        Route("/v1/events/{event_id}/ack", ack_event, methods=["POST"]),
     ]

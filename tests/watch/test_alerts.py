@@ -1,0 +1,89 @@
+"""Alert delivery: a dead endpoint never blocks and its backlog is bounded and counted; the e-mail digest
+reaches a real SMTP server as text + HTML and is never sent to a look-alike."""
+
+from __future__ import annotations
+
+import socket
+import time
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from click.testing import CliRunner
+from dns_server import LocalDnsServer
+from watch_lab import write_config
+
+from typoguard.cli import main
+from typoguard.config import AlertConfig
+from typoguard.store.events import Event
+from typoguard.watch.alerts import Alert, Outbox
+from typoguard.watch.webhook import WebhookSender
+
+
+def _event(n: int) -> Event:
+    return Event(n, "lookalike-accepts-mail", f"look{n}.example", "", "critical", 0.0, 0.0, 1, "open",
+                 None, None, None, None, {"summary": f"look{n}.example accepts mail"})  # fmt: skip
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_dead_endpoint_never_blocks_and_its_backlog_is_bounded() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/hook"  # nothing listens: every attempt is refused
+    box = Outbox(WebhookSender(url, timeout=0.5), AlertConfig(url=url, retries=1, backlog=5), backoff=0.05)
+    started = time.perf_counter()
+    for batch in range(3):
+        box.put([Alert(_event(batch * 4 + i)) for i in range(4)])
+    assert time.perf_counter() - started < 0.05  # queued, not sent in the caller
+    assert box.backlog <= 5 and box.dropped >= 3
+    box.close(2.0)
+    stats = box.stats()
+    assert stats["sent"] == 0 and stats["backlog"] == 0
+    assert stats["failed"] + stats["dropped"] == 12  # every event accounted for
+    assert stats["attempts"] >= 2  # retried
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd hook
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+def test_the_digest_reaches_smtp_as_text_and_html(dns_server: LocalDnsServer, tmp_path: Path) -> None:
+    inbox = _Inbox()
+    port = _closed_port()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        cfg = write_config(
+            tmp_path,
+            dns_server.port,
+            f'[[alert]]\ntype = "email"\nto = ["soc@corp.example"]\nsmtp = "127.0.0.1:{port}"\n'
+            'min_severity = "info"\nsender = "typoguard@corp.example"\n',
+        )
+        result = CliRunner().invoke(main, ["watch", "--once", "--no-held", "--config", str(cfg)])
+        assert result.exit_code == 1, result.output
+    finally:
+        smtp.stop()
+    ((rcpts, msg),) = inbox.messages
+    assert rcpts == ["soc@corp.example"] and "3 event(s)" in msg["Subject"]
+    parts = {
+        p.get_content_type(): p.get_payload(decode=True).decode() for p in msg.walk() if not p.is_multipart()
+    }
+    assert "army.ml (look-alike of army.mil) accepts mail" in parts["text/plain"]
+    assert "<svg" in parts["text/html"] and "army.ml" in parts["text/html"]
+
+
+def test_a_digest_to_a_lookalike_is_refused(dns_server: LocalDnsServer, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, dns_server.port, '[[alert]]\ntype = "email"\nto = ["soc@army.ml"]\n')
+    result = CliRunner().invoke(main, ["watch", "--once", "--no-held", "--config", str(cfg)])
+    assert result.exit_code == 2
+    assert "soc@army.ml look(s) like a protected domain" in result.output

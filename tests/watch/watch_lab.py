@@ -1,0 +1,30 @@
+"""The config of the watch tests: a store in ``tmp_path``, the lab DNS server as resolver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def lab_zones() -> dict[str, dict[str, list[str]]]:
+    from lab_zones import ZONES
+
+    return {name: dict(types) for name, types in ZONES.items()}
+
+
+def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
+    cfg = tmp_path / "typoguard.toml"
+    cfg.write_text(
+        f"""
+[protect]
+domains = ["army.mil"]
+[store]
+data_dir = "{tmp_path / "data"}"
+[watch]
+resolver = ["127.0.0.1:{port}"]
+timeout = 0.3
+retries = 0
+limit = 100
+{extra}
+"""
+    )
+    return cfg
