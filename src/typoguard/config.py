@@ -435,13 +435,6 @@ class AlertConfig:
 ALERT_TYPES: Final = ("webhook", "syslog", "email")
 ALERT_PRESETS: Final = ("", "slack", "teams")
 SEVERITY_NAMES: Final = ("info", "warning", "critical")
-SYSLOG_FACILITIES: Final = {
-    "user": 1,
-    "mail": 2,
-    "daemon": 3,
-    "auth": 4,
-    **{f"local{i}": 16 + i for i in range(8)},
-}
 
 
 @dataclass(frozen=True)
