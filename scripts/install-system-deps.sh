@@ -26,6 +26,10 @@ NEEDS=(
   "rsyslogd:rsyslog"
   "/lib/systemd/systemd-journald:systemd"
 )
+# Libraries only (checked with dpkg-query): the MTA binaries the milter tests run come from `apt-get download`
+# + `dpkg-deb -x` into a private prefix (issue 18: installing sendmail or exim4 would remove postfix).
+#   libwrap0  the only library Debian's unpacked sendmail binary (sendmail-bin) lacks here
+LIBS=(libwrap0)
 
 missing=()
 for need in "${NEEDS[@]}"; do
@@ -34,6 +38,10 @@ for need in "${NEEDS[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1; then
     missing+=("$pkg")
   fi
+done
+
+for pkg in "${LIBS[@]}"; do
+  dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then

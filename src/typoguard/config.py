@@ -378,6 +378,23 @@ class SinkConfig:
 
 
 @dataclass(frozen=True)
+class MilterConfig:
+    """``typoguard milter``: the milter for Sendmail, Postfix and other milter MTAs (docs/milter.md)."""
+
+    listen: str = _key(
+        "", 'host:port or unix:/path, e.g. "127.0.0.1:10045"; empty: typoguard serve starts no milter'
+    )
+    on_error: str = _key(
+        "tempfail", 'the decision itself failed: "tempfail" (4xx, the sender retries) or "continue"'
+    )
+
+    @cached_property
+    def listen_address(self) -> HostPort | UnixSocket:
+        """``listen``, or 127.0.0.1:10045 when empty (``typoguard milter`` on its own)."""
+        return parse_listen(self.listen or "127.0.0.1:10045", "[milter] listen")
+
+
+@dataclass(frozen=True)
 class PostfixConfig:
     """The Postfix instance whose queue ``typoguard held``, the API and the dashboard read and change."""
 
@@ -447,6 +464,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
+    milter: MilterConfig = field(default_factory=MilterConfig)
     postfix: PostfixConfig = field(default_factory=PostfixConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
     alert: tuple[AlertConfig, ...] = ()
@@ -466,6 +484,7 @@ SECTIONS: Final[Mapping[str, type[Any]]] = {
     "http": HttpConfig,
     "relay": RelayConfig,
     "sink": SinkConfig,
+    "milter": MilterConfig,
     "postfix": PostfixConfig,
     "watch": WatchConfig,
 }
@@ -686,6 +705,12 @@ def problems(config: Config) -> Iterator[Problem]:
     yield from _sink_problems(config.sink)
     yield from _relay_problems(config.relay)
     yield from _log_problems(config.log)
+    if config.milter.on_error not in ("tempfail", "continue"):
+        yield Problem(
+            "milter",
+            ("on_error",),
+            f'[milter] on_error must be "tempfail" or "continue", got {config.milter.on_error!r}',
+        )
     if config.postfix.config_directory and not config.postfix.config_directory.startswith("/"):
         yield Problem(
             "postfix",
@@ -755,6 +780,7 @@ def _address_problems(config: Config) -> Iterator[Problem]:
         ("relay", "listen", "listen_address"),
         ("relay", "next_hop", "next_hop_address"),
         ("sink", "listen", "listen_addresses"),
+        ("milter", "listen", "listen_address"),
     ):
         try:
             getattr(getattr(config, section), attribute)

@@ -48,6 +48,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "http": "typoguard.cli.web",
     "relay": "typoguard.cli.relay",
     "sink": "typoguard.cli.sink",
+    "milter": "typoguard.cli.milter",
     "config": "typoguard.cli.config",
     "watch": "typoguard.cli.watch",
 }

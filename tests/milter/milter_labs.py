@@ -1,0 +1,119 @@
+"""What the real-MTA milter tests share: ``typoguard milter`` as a process, and an SMTP sink that keeps what
+the MTA delivers (the warn header is looked for in the delivered message itself).
+
+    milter = MilterProcess(exe, workdir); milter.start(); ...; milter.kill()   # SIGKILL: the MTA's default
+    sink = DeliverySink(); sink.start(); sink.wait_for("bob@army.mil"); sink.stop()
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+CONFIG = """
+[protect]
+domains = ["army.mil", "gmail.com"]
+[policy]
+internal_senders = ["army.mil", "*.army.mil"]
+hold_at = 0.85
+[milter]
+listen = "127.0.0.1:{port}"
+[log]
+file = "{log}"
+[store]
+data_dir = "{data}"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MilterProcess:
+    """``typoguard milter --config FILE`` on a free loopback port."""
+
+    def __init__(self, exe: str, workdir: Path) -> None:
+        self.exe = exe
+        self.workdir = workdir
+        self.port = free_port()
+        self.config = workdir / "milter.toml"
+        self.log = workdir / "milter.jsonl"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.config.write_text(CONFIG.format(port=self.port, log=self.log, data=self.workdir / "data"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+        with (self.workdir / "milter.out").open("wb") as out:
+            self.proc = subprocess.Popen(
+                [self.exe, "milter", "--config", str(self.config)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"typoguard milter did not start: {(self.workdir / 'milter.out').read_text()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class _Keep:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        content = envelope.content if isinstance(envelope.content, bytes) else b""
+        self.messages.append((list(envelope.rcpt_tos), content))
+        return "250 2.0.0 kept"
+
+
+class DeliverySink:
+    """An SMTP server on loopback that keeps every message the MTA delivers to it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._keep = _Keep()
+        self._controller = Controller(self._keep, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def wait_for(self, recipient: str, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for rcpts, content in self._keep.messages:
+                if recipient in rcpts:
+                    return content
+            time.sleep(0.05)
+        raise AssertionError(f"{recipient} not delivered within {timeout}s")
+
+    def delivered(self, recipient: str) -> bool:
+        return any(recipient in rcpts for rcpts, _ in self._keep.messages)

@@ -1,0 +1,150 @@
+"""Real Postfix with ``smtpd_milters`` and ``non_smtpd_milters`` pointing at ``typoguard milter``.
+
+smtpd (swaks) and the ``sendmail`` command (non-SMTP mail, which no policy service sees) both meet the
+decision: reject with the did-you-mean text, hold in the hold queue, the warn header in the delivered
+message, allow delivered; with typoguard killed Postfix applies ``milter_default_action``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "e2e"))
+from milter_labs import DeliverySink, MilterProcess
+from postfix_lab import PostfixLab, missing_tools
+
+pytestmark = pytest.mark.e2e
+
+_MISSING = missing_tools()
+if _MISSING:
+    _REASON = f"needs {', '.join(_MISSING)}; run scripts/install-system-deps.sh as root"
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI=true: Postfix milter tests must run, but: {_REASON}")
+    pytest.skip(_REASON, allow_module_level=True)
+
+SENDER = "alice@army.mil"
+
+
+class PostfixMilterLab(PostfixLab):
+    """The e2e lab with the milter in smtpd and in cleanup (non-SMTP mail), delivering to a sink."""
+
+    def __init__(self, smtp_port: int, milter_port: int, sink_port: int, default_action: str) -> None:
+        super().__init__(smtp_port, "none")
+        self.milter = f"inet:127.0.0.1:{milter_port}"
+        self.sink_port = sink_port
+        self.default_action = default_action
+
+    def main_cf(self) -> str:  # later lines win in main.cf
+        nexthop = f"smtp:[127.0.0.1]:{self.sink_port}"
+        return super().main_cf() + (
+            f"smtpd_milters = {self.milter}\nnon_smtpd_milters = {self.milter}\n"
+            f"milter_default_action = {self.default_action}\nmilter_protocol = 6\n"
+            f"default_transport = {nexthop}\nrelay_transport = {nexthop}\n"
+        )
+
+    def sendmail(self, sender: str, recipient: str, subject: str) -> subprocess.CompletedProcess[str]:
+        """Non-SMTP mail: Postfix's ``sendmail`` command (postdrop, pickup, cleanup's milters)."""
+        message = f"From: {sender}\nTo: {recipient}\nSubject: {subject}\n\nhello\n"
+        return subprocess.run(
+            ["/usr/sbin/sendmail", "-C", str(self.conf), "-f", sender, recipient],
+            input=message, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[DeliverySink]:
+    s = DeliverySink()
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def milter(typoguard_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilterProcess]:
+    m = MilterProcess(typoguard_exe, tmp_path_factory.mktemp("milter"))
+    m.start()
+    yield m
+    m.stop()
+
+
+@pytest.fixture(scope="module")
+def postfix(milter: MilterProcess, sink: DeliverySink) -> Iterator[PostfixMilterLab]:
+    from milter_labs import free_port
+
+    lab = PostfixMilterLab(free_port(), milter.port, sink.port, "accept")
+    lab.start()
+    yield lab
+    lab.stop()
+
+
+def _wait_queue(lab: PostfixLab, queue_name: str, timeout: float = 15) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [m for m in lab.queue() if m["queue_name"] == queue_name]
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"nothing in the {queue_name} queue; log:\n{lab.log_tail()}")
+
+
+def test_smtpd_reject_carries_the_did_you_mean_text(postfix: PostfixMilterLab) -> None:
+    result = postfix.swaks(SENDER, ["bob@army.ml"])
+    reply = result.reply_to("RCPT TO:<bob@army.ml>")
+    assert reply.startswith("550 5.1.2 <bob@army.ml>: Not sent: army.ml is not army.mil."), reply
+    assert "Did you mean bob@army.mil?" in reply
+    assert result.exit_code == 24
+
+
+def test_smtpd_allow_is_delivered_and_warn_adds_the_header(
+    postfix: PostfixMilterLab, sink: DeliverySink
+) -> None:
+    assert postfix.swaks(SENDER, ["carol@army.mil"]).exit_code == 0
+    assert b"X-Typoguard-Warning" not in sink.wait_for("carol@army.mil")
+    assert postfix.swaks(SENDER, ["erin@arny.mil"]).exit_code == 0  # 0.84: warn with hold_at = 0.85
+    delivered = sink.wait_for("erin@arny.mil")
+    assert b"X-Typoguard-Warning: erin@arny.mil may be a typo for erin@army.mil" in delivered
+
+
+def test_smtpd_hold_lands_in_the_hold_queue(postfix: PostfixMilterLab) -> None:
+    postfix.purge()
+    assert postfix.swaks(SENDER, ["dave@amry.mil"]).exit_code == 0
+    held = _wait_queue(postfix, "hold")
+    assert held[0]["recipients"][0]["address"] == "dave@amry.mil"  # type: ignore[index]
+    # Postfix logs no quarantine reason ("milter triggers HOLD action"); the reason is in typoguard's log
+    assert any("milter-hold:" in line and "to=<dave@amry.mil>" in line for line in postfix.log_lines())
+    postfix.purge()
+
+
+def test_sendmail_command_mail_is_checked_too(postfix: PostfixMilterLab, sink: DeliverySink) -> None:
+    postfix.purge()
+    assert postfix.sendmail(SENDER, "frank@amry.mil", "held").returncode == 0
+    held = _wait_queue(postfix, "hold")
+    assert held[0]["recipients"][0]["address"] == "frank@amry.mil"  # type: ignore[index]
+    postfix.purge()
+    assert postfix.sendmail(SENDER, "gina@arny.mil", "warned").returncode == 0
+    assert b"X-Typoguard-Warning: gina@arny.mil" in sink.wait_for("gina@arny.mil")
+    postfix.sendmail(SENDER, "hank@army.ml", "refused")
+    time.sleep(2)
+    assert not sink.delivered("hank@army.ml")
+    assert any("hank@army.ml" in line and "5.1.2" in line for line in postfix.log_lines()), postfix.log_tail()
+
+
+def test_postfix_keeps_working_when_typoguard_is_killed(
+    postfix: PostfixMilterLab, milter: MilterProcess, sink: DeliverySink
+) -> None:
+    milter.kill()  # milter_default_action = accept (fail open): mail flows, unchecked
+    result = postfix.swaks(SENDER, ["ivan@army.ml"])
+    assert result.exit_code == 0, result.transcript
+    sink.wait_for("ivan@army.ml")
+    postfix.default_action = "tempfail"  # fail closed: 451 and the sender retries
+    postfix.start()
+    result = postfix.swaks(SENDER, ["judy@army.mil"])
+    assert result.exit_code != 0
+    assert "451 4.7.1" in result.transcript
