@@ -10,6 +10,10 @@
 #            (setup.py; without them it runs as Python). The Makefile runs this script before installing
 #            under CI=true, where tests/protocols/test_compiled_codec.py needs the compiled codec.
 #
+#   exim     tests/exim runs Debian's Exim 4 from the package files unpacked into a private prefix
+#            (scripts/install-exim-unpacked.sh: apt-get download + dpkg-deb -x, its library libidn12 and
+#            the Debian-exim system user); never `apt-get install exim4-daemon-light`, which removes postfix
+#
 # To add a dependency for another area, add "command:package" to NEEDS (and a preseed below if the package
 # asks questions). Needs root for apt-get.
 set -euo pipefail
@@ -43,6 +47,12 @@ done
 for pkg in "${LIBS[@]}"; do
   dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
 done
+
+# Exim (tests/exim): unpacked, not installed; the helper is idempotent and says what it did.
+if [ ! -x "${TYPOGUARD_EXIM_PREFIX:-/var/tmp/typoguard-exim}/usr/sbin/exim4" ] \
+  || ! getent passwd Debian-exim >/dev/null || ! ldconfig -p | grep -q 'libidn\.so\.12 '; then
+  bash "$(dirname "$0")/install-exim-unpacked.sh"
+fi
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-system-deps: all present (postfix $(postconf -dh mail_version 2>/dev/null || echo '?'), $(swaks --version 2>&1 | head -1))"
