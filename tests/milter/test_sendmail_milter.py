@@ -98,6 +98,11 @@ def test_hold_is_quarantined_with_the_reason(sendmail: SendmailLab, sink: Delive
     full = q_lines[0][1:].decode()  # mailq -qQ cuts the reason to its column
     assert full.startswith(reason)
     assert full == "typoguard: amry.mil looks like army.mil (with the 'rm' of army swapped)"
+    queue_id = held[0].name[2:]
+    released = sendmail.sendmail("-Q", "-qQ", f"-qI{queue_id}")  # the postmaster releases it
+    assert released.returncode == 0, released.stderr
+    sendmail.sendmail("-q", f"-qI{queue_id}")
+    sink.wait_for("dave@amry.mil")
 
 
 def _restart_with(lab: SendmailLab, flags: str) -> None:
