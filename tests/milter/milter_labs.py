@@ -117,3 +117,43 @@ class DeliverySink:
 
     def delivered(self, recipient: str) -> bool:
         return any(recipient in rcpts for rcpts, _ in self._keep.messages)
+
+
+class MilterClient:
+    """The MTA side of the milter protocol over a blocking socket, driven by the codec (what Postfix or
+    Sendmail send): ``client.rcpt("alice@army.mil", "bob@army.ml")`` -> the reply frames' (command, data)."""
+
+    def __init__(self, port: int) -> None:
+        from typoguard.protocols import milter as wire
+
+        self.wire = wire
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(wire.encode_optneg(6, 0x1FF, 0x3FF))
+        self.read()
+
+    def read(self) -> tuple[bytes, bytes]:
+        head = self._exactly(4)
+        body = self._exactly(int.from_bytes(head, "big"))
+        return self.wire.split_frame(head + body)
+
+    def _exactly(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("milter closed the connection")
+            buf += chunk
+        return buf
+
+    def rcpt(self, sender: str, recipient: str) -> tuple[bytes, bytes]:
+        """MAIL then RCPT; the RCPT's reply (``b"c"`` continue, ``b"y"`` a reply code...)."""
+        self.sock.sendall(self.wire.encode_command(b"M", f"<{sender}>\0".encode()))
+        self.read()
+        self.sock.sendall(self.wire.encode_command(b"R", f"<{recipient}>\0".encode()))
+        reply = self.read()
+        self.sock.sendall(self.wire.encode_command(b"A"))
+        return reply
+
+    def close(self) -> None:
+        self.sock.sendall(self.wire.encode_command(b"Q"))
+        self.sock.close()

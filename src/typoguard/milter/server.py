@@ -191,6 +191,11 @@ class MilterServer:
         decider = PolicyDecider(config, built.guard, built.senders, names_recipient=True)
         return cls(config, decider, log)
 
+    def reconfigure(self, config: Config, decider: PolicyDecider) -> None:
+        """A reload: later decisions (on every connection) use ``decider`` and ``[milter] on_error``."""
+        self.config, self.decider = config, decider
+        self._on_error = TEMPFAIL_REPLY if config.milter.on_error == "tempfail" else wire.CONTINUE
+
     def decide(self, sender: str, recipient: str, macros: dict[str, str]) -> Decided:
         try:
             return decide(self.decider, sender, recipient, macros, self.log)
@@ -221,7 +226,8 @@ class MilterServer:
         def flush_soon() -> None:  # at most one write(2) per LOG_FLUSH_SECONDS, whatever the rate
             loop.call_later(LOG_FLUSH_SECONDS, self.log.flush)
 
-        self.log.flush_soon = flush_soon
+        if self.log.flush_soon is None:  # in typoguard serve the policy service already flushes it
+            self.log.flush_soon = flush_soon
 
     def stop(self) -> None:
         if self._stop is not None:

@@ -30,7 +30,7 @@ from typoguard.config import Config
 from typoguard.errors import TypoguardError
 from typoguard.obs import JsonLog
 from typoguard.policyd.decider import PolicyDecider
-from typoguard.policyd.server import PolicyServer, banner
+from typoguard.policyd.server import Companion, PolicyServer, banner
 from typoguard.servers import event_loop, systemd_notify
 
 if TYPE_CHECKING:
@@ -196,6 +196,12 @@ def _add_watch(
     return True
 
 
+def _milter(decider: PolicyDecider, log: JsonLog) -> Companion:
+    from typoguard.milter.companion import MilterCompanion
+
+    return MilterCompanion(decider, log)
+
+
 def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     """Run the services ``config`` enables (or ``only`` these); the exit status for ``sys.exit``.
 
@@ -246,6 +252,8 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
             return 2
     if config.watch.enabled and not _add_watch(server, config, decider, parts, log):
         return 2
+    if config.milter.listen and "policyd" in wanted:  # [milter] listen: the milter too (docs/milter.md)
+        server.companions.append(_milter(decider, log))
     # The compiled index lives as long as the process: keep it out of every garbage collection (shorter
     # pauses, so a better p99). Reloads freeze the new index the same way.
     gc.collect()

@@ -1,0 +1,94 @@
+"""``typoguard serve`` starts the milter when ``[milter] listen`` is set, beside the policy service, and a
+SIGHUP reloads the milter's decision with the policy service's (a domain added to the config file is
+protected by the milter too)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from milter_labs import MilterClient, free_port
+
+CONFIG = """
+[protect]
+domains = [{domains}]
+[policy]
+internal_senders = ["army.mil"]
+[policyd]
+listen = "127.0.0.1:{policy_port}"
+[milter]
+listen = "127.0.0.1:{milter_port}"
+[http]
+enabled = false
+[log]
+file = "{log}"
+"""
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], out: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}: {out.read_text()}")
+
+
+@pytest.fixture
+def serve(
+    typoguard_exe: str, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, object]]]:
+    values: dict[str, object] = {
+        "domains": '"army.mil"', "policy_port": free_port(), "milter_port": free_port(),
+        "log": tmp_path / "serve.jsonl",
+    }  # fmt: skip
+    config = tmp_path / "typoguard.toml"
+    config.write_text(CONFIG.format(**values))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    out = tmp_path / "serve.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "serve", "--config", str(config)], stdout=sink, stderr=sink, env=env
+        )
+    try:
+        _wait_port(int(str(values["policy_port"])), proc, out)
+        yield proc, config, values
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+
+
+def test_serve_starts_the_milter_and_sighup_reloads_it(
+    serve: tuple[subprocess.Popen[bytes], Path, dict[str, object]],
+) -> None:
+    proc, config, values = serve
+    port = int(str(values["milter_port"]))
+    _wait_port(port, proc, config.parent / "serve.out")
+    client = MilterClient(port)
+    cmd, data = client.rcpt("alice@army.mil", "bob@army.ml")
+    assert cmd == b"y"
+    assert data.startswith(b"550 5.1.2 <bob@army.ml>: Not sent: army.ml is not army.mil."), data
+    assert client.rcpt("alice@army.mil", "bob@gmial.com") == (b"c", b"")  # gmail.com not protected yet
+    client.close()
+
+    config.write_text(CONFIG.format(**{**values, "domains": '"army.mil", "gmail.com"'}))
+    proc.send_signal(signal.SIGHUP)
+    log = Path(str(values["log"]))
+    deadline = time.monotonic() + 20
+    while '"reloaded"' not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client = MilterClient(port)
+    cmd, data = client.rcpt("alice@army.mil", "bob@gmial.com")
+    assert cmd == b"y", data
+    assert data.startswith(b"550 5.1.2 <bob@gmial.com>: Not sent: gmial.com is not gmail.com."), data
+    client.close()
