@@ -34,7 +34,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
 
 def test_db_upgrade_and_prune(cfg: Path) -> None:
     r = run("db", "upgrade", "--config", str(cfg))
-    assert r.exit_code == 0 and "schema version 3 (applied 1, 2, 3)" in r.output
+    assert r.exit_code == 0 and "schema version 4 (applied 1, 2, 3, 4)" in r.output
     assert "up to date" in run("db", "upgrade", "--config", str(cfg)).output
     store = open_store(load_config(cfg))
     now = time.time()
