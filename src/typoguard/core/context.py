@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Protocol
 
+from typoguard.core.names import domain_of
 from typoguard.core.policy import Thresholds
 from typoguard.core.verdict import Action, Assessment
 
@@ -167,7 +168,7 @@ class LiveContext:
     def _sender_domain(self, sender: str) -> str:
         found = self._senders.get(sender)
         if found is None:
-            found = sender[sender.rfind("@") + 1 :].lower()
+            found = domain_of(sender)
             if len(self._senders) >= 8192:
                 self._senders.clear()
             self._senders[sender] = found

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from typoguard.core import names
 from typoguard.store.db import executemany_compiled
 from typoguard.store.decisions import ACTION as _ACTION
 from typoguard.store.decisions import DOMAIN as _DOMAIN
@@ -56,14 +57,12 @@ class CorrespondentDomain:
         return self.confirmed_at is not None
 
 
+domain_of = names.domain_of  # address -> domain key (one function, core.names; audit.learn imports it here)
+
+
 def learnable(action: str, kind: str | None) -> bool:
     """May a decision with this action and finding kind teach us a correspondent?"""
     return action == "allow" and not (kind and "suffix_typo" in kind)
-
-
-def domain_of(address: str) -> str:
-    at = address.rfind("@")
-    return address[at + 1 :].lower().rstrip(".") if at >= 0 else ""
 
 
 class _Tally:
