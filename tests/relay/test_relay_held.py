@@ -238,3 +238,16 @@ def test_held_first_contact_is_not_learned_as_a_correspondent(
     assert not store.is_known("army.mil", "example.org")
     assert b"held for review" in send()  # still a first contact
     assert next_hop.received == []
+
+
+def test_sensitive_content_to_the_bare_postmaster_is_not_a_first_contact(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    """``RCPT TO:<postmaster>`` (RFC 5321 4.5.1: the server's own postmaster, no domain) is no external
+    recipient: the first-contact rule held such mail, naming "postmaster" as its domain."""
+    relay = start_relay(store=True)
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["postmaster"], SENSITIVE) == {}
+    (got,) = next_hop.wait_for(1)
+    assert got.rcpt_tos == ["postmaster"]
+    assert not [r for r in relay.log_records() if r.get("stage") == "DATA"]
