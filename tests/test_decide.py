@@ -82,7 +82,7 @@ def test_a_sender_not_internal_is_skipped_and_logged(decider: Decider) -> None:
 
 
 def test_no_recipient_is_ignored(decider: Decider) -> None:
-    assert decider.decide("alice@army.mil", "") is IGNORED
+    assert decider.decide("alice@army.mil", "") == IGNORED
     assert IGNORED.action == "ignored" and IGNORED.record is None
 
 

@@ -119,6 +119,8 @@ class Decision(NamedTuple):
         return self.header.partition(": ")[2]
 
 
+# ``Decision``'s fields as a plain tuple, in its order (``Decider.decide_fields``).
+DecisionFields = tuple[str, str, str, str, bytes | None, Assessment | None]
 IGNORED: Final = Decision("ignored", "", "", "", None, None)
 # What a recipient's assessment says, prepared once: (action, what to do, template left to fill, log tail).
 _NOTHING, _REFUSE, _HOLD, _WARN = range(4)
@@ -277,6 +279,19 @@ class Decider:
         """The decision for ``recipient`` of mail from ``sender`` sent by ``client`` (an IP address) after
         SASL login ``sasl``. ``sasl`` may be a function returning the login: it is called only when the
         sender's domain does not settle whether the sender is internal (most mail)."""
+        return _new(Decision, self.decide_fields(sender, recipient, client, sasl, queue_id))
+
+    def decide_fields(
+        self,
+        sender: str,
+        recipient: str,
+        client: str = "",
+        sasl: str | Callable[[], str] = "",
+        queue_id: str = "",
+    ) -> DecisionFields:
+        """``decide()``, its fields as a plain tuple: for the policy service, tens of thousands of requests
+        a second. A named tuple is an instance of a class of its own, made and freed without the free
+        lists of plain tuples: one per request cost the service about 0.4 us of its 5.5 (measured)."""
         if not recipient:
             return IGNORED
         senders = self.senders
@@ -287,7 +302,7 @@ class Decider:
             internal = senders.match("", sasl if isinstance(sasl, str) else sasl(), client)
         if internal is None:
             skipped = self._json_record(sender, recipient, client, b"false", "", self._skip_tail)
-            return _new(Decision, ("skip", "", "", "", skipped, None))
+            return ("skip", "", "", "", skipped, None)
         a = self._assess(recipient)
         context = self.context
         if context is not None:
@@ -305,22 +320,23 @@ class Decider:
             try:
                 record = b"".join(
                     (self._head, _dumps(sender), b',"recipient":', _dumps(recipient), b',"client":',
-                     _dumps(client), b',"internal":', flag, b',"queue_id":', _dumps(queue_id), tail)
+                     _dumps(client), b',"internal":', flag, b',"queue_id":',
+                     _dumps(queue_id) if queue_id else b'""', tail)
                 )  # fmt: skip
             except TypeError:  # invalid UTF-8 from the wire: _json_record writes it readably
                 record = None
         if record is None:
             record = self._json_record(sender, recipient, client, flag, queue_id, tail)
         if todo == _NOTHING:
-            return _new(Decision, (action, "", "", "", record, a))
+            return (action, "", "", "", record, a)
         local, at, _ = recipient.rpartition("@")
         suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
         text = template.format(recipient=recipient, suggestion=suggestion, sender=sender)
         if todo == _REFUSE:
-            return _new(Decision, (action, smtp_text(text, reply_limit(recipient)), "", "", record, a))
+            return (action, smtp_text(text, reply_limit(recipient)), "", "", record, a)
         if todo == _HOLD:
-            return _new(Decision, (action, "", smtp_text(text, MAX_HOLD_REASON), "", record, a))
-        return _new(Decision, (action, "", "", smtp_text(text, MAX_HEADER_LINE), record, a))
+            return (action, "", smtp_text(text, MAX_HOLD_REASON), "", record, a)
+        return (action, "", "", smtp_text(text, MAX_HEADER_LINE), record, a)
 
     def _json_record(  # noqa: PLR0917 - the hot path: plain positional strings, no tuple or dict built
         self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes

@@ -64,7 +64,7 @@ class PolicyDecider:
         """As ``Decider``; ``names_recipient`` is for tests of the relay's wording only (Postfix names the
         recipient in front of a refusal itself)."""
         self.decider = Decider(config, guard, senders, context=context, names_recipient=names_recipient)
-        self._decide = self.decider.decide
+        self._decide = self.decider.decide_fields  # (the plain tuple: no named one per request)
         self._sasl = _SaslLogin()
         self.config = config
         self.guard = guard
