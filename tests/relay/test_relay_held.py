@@ -251,3 +251,26 @@ def test_sensitive_content_to_the_bare_postmaster_is_not_a_first_contact(
     (got,) = next_hop.wait_for(1)
     assert got.rcpt_tos == ["postmaster"]
     assert not [r for r in relay.log_records() if r.get("stage") == "DATA"]
+
+
+def test_a_reload_takes_the_new_mode_and_keeps_the_content_settings_it_started_with(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    """SIGHUP reloads protected domains, thresholds, templates and the mode (docs/relay.md); the [relay]
+    settings, the content rules' actions among them, stay as the relay started with them."""
+    import asyncio
+
+    relay = start_relay()
+    text = relay.config_path.read_text()
+    relay.config_path.write_text(
+        text.replace("[policy]\n", '[policy]\nmode = "audit"\n').replace(
+            "[relay]\n", '[relay]\ncontent_flagged_action = "reject"\n'
+        )
+    )
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    assert relay.server.decider.mode == "audit"
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["joe@gmail.net"], SENSITIVE) == {}  # audit: delivered
+    next_hop.wait_for(1)
+    (content,) = [r for r in relay.log_records() if r.get("stage") == "DATA"]
+    assert (content["action"], content["reply"], content["mode"]) == ("hold", "DUNNO", "audit")

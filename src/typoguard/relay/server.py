@@ -688,7 +688,7 @@ class RelayServer(SMTPService):
         self.decider = Decider(
             config, built.guard, self.decider.senders, context=context, names_recipient=True
         )
-        self.content_rules = _content_rules(config, self.decider)
+        self.content_rules = _content_rules(self.config, self.decider)  # [relay] as started; the new mode
         self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
 
     def request_reload(self) -> None:
