@@ -338,10 +338,11 @@ class Decider:
             return (action, "", smtp_text(text, MAX_HOLD_REASON), "", record, a)
         return (action, "", "", smtp_text(text, MAX_HEADER_LINE), record, a)
 
-    def _json_record(  # noqa: PLR0917 - the hot path: plain positional strings, no tuple or dict built
+    def _json_record(  # noqa: PLR0917 - plain positional strings, no tuple or dict built
         self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes
     ) -> bytes:
-        """The decision's JSON object (no time: the log adds it), from cached pieces and three strings.
+        """The decision's JSON object (no time: the log adds it), from cached pieces and four strings (what
+        ``decide_fields`` does inline, and the way for a skipped sender, long or undecodable addresses).
         Addresses too long to be valid are clipped (``clip_address``): the log and the store never hold
         a client's 8 KB recipient."""
         if len(recipient) > MAX_LOGGED_ADDRESS or len(sender) > MAX_LOGGED_ADDRESS:
