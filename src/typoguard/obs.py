@@ -34,6 +34,7 @@ import orjson
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from typoguard.core.names import printable as _printable  # text orjson can encode (no lone surrogates)
 from typoguard.errors import ConfigError
 
 LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -51,11 +52,6 @@ def clip_address(text: str) -> str:
     if len(text) <= MAX_LOGGED_ADDRESS:
         return text
     return f"{text[:_CLIPPED_PREFIX]}...[truncated, {len(text)} chars]"
-
-
-def _printable(value: str) -> str:
-    """Text orjson can encode: invalid UTF-8 (kept as surrogates by the codec) becomes U+FFFD."""
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 _DATAGRAM_TARGETS: Final = {"syslog": "/dev/log", "journal": "/run/systemd/journal/socket"}

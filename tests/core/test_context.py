@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typoguard.core.context import apply_context
+from typoguard.core.context import LiveContext, apply_context
 from typoguard.core.policy import Thresholds
 from typoguard.core.verdict import Action, Assessment, Finding
 from typoguard.guard import Guard
@@ -58,3 +58,33 @@ def test_real_suffix_typo_from_the_guard_is_never_trusted(guard: Guard) -> None:
         v.assessment, confirmed=CorrespondentDomain("army.ml", 10_000, 0.0, 1.0, "x", 1.0, "y")
     )
     assert out.action is v.action and out.action is not Action.ALLOW
+
+
+class _KnownPairs:
+    """The store's known (sender domain, recipient domain) pairs, as ``KnownPairsCache`` answers."""
+
+    def __init__(self, *pairs: tuple[str, str]) -> None:
+        self.pairs = set(pairs)
+
+    def lookup(self, sender_domain: str, recipient_domain: str) -> bool | None:
+        return (sender_domain, recipient_domain) in self.pairs
+
+
+class _Empty:
+    def __init__(self) -> None:
+        self.snapshot: dict[str, object] = {}
+
+    def lookup(self, domain: str) -> None:
+        return None
+
+
+def test_a_sender_written_with_the_roots_dot_is_the_same_sender_domain() -> None:
+    """``alice@Army.MIL.`` writes from army.mil, the domain the store learned its pairs under (the store
+    strips the trailing dot): no first-contact bump for a pair it knows."""
+    warned = _assessment("omission", 0.65, Action.WARN)
+    context = LiveContext(
+        _Empty(), _Empty(), _KnownPairs(("army.mil", "partnr.org")), Thresholds(0.9, 0.7, 0.4)
+    )
+    assert context.adjust(warned, "alice@army.mil") is warned
+    assert context.adjust(warned, "alice@Army.MIL.") is warned
+    assert context.adjust(warned, "bob@navy.mil").action is Action.HOLD  # a first contact: bumped

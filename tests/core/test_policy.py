@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from typoguard.core.policy import Policy, Thresholds
-from typoguard.core.verdict import Action, Finding
+from typoguard.core.verdict import Action, Finding, is_suffix_swap, is_suffix_typo
 from typoguard.errors import ConfigError
 
 
@@ -125,3 +125,34 @@ def test_custom_thresholds_change_the_action() -> None:
     f = [finding("gmial.com", "gmail.com", "transposition", 0.6)]
     assert strict.decide("gmial.com", f).action is Action.REJECT
     assert lax.decide("gmial.com", f).action is Action.ALLOW
+
+
+# ----------------------------------------------------------------------------- actions and kinds
+def test_actions_know_their_severity_mildest_first() -> None:
+    assert [a.severity for a in Action] == [0, 1, 2, 3, 4]
+    assert max([Action.WARN, Action.REJECT, Action.HOLD], key=lambda a: a.severity) is Action.REJECT
+    assert Action.INVALID.severity > Action.REJECT.severity  # an address to fix outranks every verdict
+
+
+@pytest.mark.parametrize(
+    ("kind", "typo", "swap"),
+    [
+        ("suffix_typo", True, False),
+        ("omission+suffix_typo", True, False),
+        ("suffix_swap", False, True),
+        ("replacement+suffix_swap", False, True),
+        ("omission", False, False),
+        (None, False, False),
+    ],
+)
+def test_suffix_kinds_alone_or_combined(kind: str | None, typo: bool, swap: bool) -> None:
+    assert (is_suffix_typo(kind), is_suffix_swap(kind)) == (typo, swap)
+
+
+def test_a_suffix_swap_is_at_most_warned_about_whatever_its_score() -> None:
+    t = Thresholds(0.9, 0.7, 0.4)
+    assert t.action_for_finding(0.95, "suffix_swap") is Action.WARN
+    assert t.action_for_finding(0.75, "omission+suffix_swap") is Action.WARN
+    assert t.action_for_finding(0.2, "suffix_swap") is Action.ALLOW
+    assert t.action_for_finding(0.95, "suffix_typo") is Action.REJECT
+    assert t.action_for_finding(0.75, "omission") is Action.HOLD

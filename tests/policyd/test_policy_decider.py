@@ -10,8 +10,9 @@ import pytest
 
 from typoguard.config import Config, PolicyConfig, PolicydConfig, ProtectConfig
 from typoguard.errors import ConfigError
-from typoguard.policyd.decider import PolicyDecider, smtp_text
+from typoguard.policyd.decider import PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyRequest
+from typoguard.protocols.smtp import smtp_text
 from typoguard.senders import InternalSenders
 
 CONFIG = Config(

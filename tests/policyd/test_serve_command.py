@@ -57,7 +57,7 @@ def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigter
         address = "127.0.0.1:" + _wait_for(out, r"policy service: 127\.0\.0\.1:(\d+)", proc).group(1)
         banner = out.read_text()
         assert f"check_policy_service {{ inet:{address}, default_action=DUNNO }}" in banner
-        assert "-m typoguard.policyd.query " in banner  # how to try it
+        assert "-m typoguard.policyd.query " in banner  # how to try it (docs/postfix.md names it so too)
         assert query(address, [rcpt_request("a@army.mil", "b@exmaple.com")]) == ["DUNNO"]
         config.write_text(CONFIG.format(domains='"army.mil", "example.com"', log=log, data=tmp_path / "data"))
         proc.send_signal(signal.SIGHUP)

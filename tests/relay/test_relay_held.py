@@ -238,3 +238,39 @@ def test_held_first_contact_is_not_learned_as_a_correspondent(
     assert not store.is_known("army.mil", "example.org")
     assert b"held for review" in send()  # still a first contact
     assert next_hop.received == []
+
+
+def test_sensitive_content_to_the_bare_postmaster_is_not_a_first_contact(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    """``RCPT TO:<postmaster>`` (RFC 5321 4.5.1: the server's own postmaster, no domain) is no external
+    recipient: the first-contact rule held such mail, naming "postmaster" as its domain."""
+    relay = start_relay(store=True)
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["postmaster"], SENSITIVE) == {}
+    (got,) = next_hop.wait_for(1)
+    assert got.rcpt_tos == ["postmaster"]
+    assert not [r for r in relay.log_records() if r.get("stage") == "DATA"]
+
+
+def test_a_reload_takes_the_new_mode_and_keeps_the_content_settings_it_started_with(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    """SIGHUP reloads protected domains, thresholds, templates and the mode (docs/relay.md); the [relay]
+    settings, the content rules' actions among them, stay as the relay started with them."""
+    import asyncio
+
+    relay = start_relay()
+    text = relay.config_path.read_text()
+    relay.config_path.write_text(
+        text.replace("[policy]\n", '[policy]\nmode = "audit"\n').replace(
+            "[relay]\n", '[relay]\ncontent_flagged_action = "reject"\n'
+        )
+    )
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    assert relay.server.decider.mode == "audit"
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        assert s.sendmail("alice@army.mil", ["joe@gmail.net"], SENSITIVE) == {}  # audit: delivered
+    next_hop.wait_for(1)
+    (content,) = [r for r in relay.log_records() if r.get("stage") == "DATA"]
+    assert (content["action"], content["reply"], content["mode"]) == ("hold", "DUNNO", "audit")

@@ -27,6 +27,7 @@ from typoguard.cli.common import (
     read_config,
 )
 from typoguard.config import Config
+from typoguard.core.names import printable as _printable  # safe to print or encode
 from typoguard.core.verdict import Action, Assessment, Verdict
 from typoguard.errors import TypoguardError
 
@@ -133,15 +134,6 @@ def _stdin_batches() -> Iterator[list[str]]:
         yield [raw.rstrip(b"\r").decode("utf-8", "surrogateescape").strip() for raw in lines]
     if pending:
         yield [pending.rstrip(b"\r").decode("utf-8", "surrogateescape").strip()]
-
-
-def _printable(text: str) -> str:
-    """Text safe to print or encode: invalid UTF-8 (kept as surrogates) shown as U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
 
 
 def _write_json(batches: Iterable[list[Verdict]], out: IO[bytes]) -> bool:

@@ -142,8 +142,8 @@ def _with(settings: Any, key: str, value: Any) -> Any:
 
 def _check_policy(checked: Checked) -> None:
     """Internal senders and networks (each one), the policy service's templates, the log level and file."""
+    from typoguard.decide import check_template
     from typoguard.obs import JsonLog
-    from typoguard.policyd.decider import _check_template
     from typoguard.senders import InternalSenders
 
     config = checked.config
@@ -155,7 +155,7 @@ def _check_policy(checked: Checked) -> None:
         _isolated(checked, "policy", key, getattr(config.policy, key), senders)
     for key in ("reject_template", "hold_template"):
         template = getattr(config.policyd, key)
-        _isolated(checked, "policyd", key, [template], partial(_check_template, where=f"[policyd] {key}"))
+        _isolated(checked, "policyd", key, [template], partial(check_template, where=f"[policyd] {key}"))
 
     def log_level(level: str) -> None:
         with open(os.devnull, "wb") as nowhere:

@@ -484,14 +484,14 @@ def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
     Suffix typos of protected domains (army.ml for army.mil) are never learned.
     """
     from typoguard.audit.learn import learn_files
+    from typoguard.core.verdict import is_suffix_typo
     from typoguard.guard import Guard
 
     config = read_config(config_path)
     guard = Guard.from_config(config)
 
     def suffix_typo(recipient: str) -> bool:
-        kind = guard.check(recipient).kind
-        return bool(kind and "suffix_typo" in kind)
+        return is_suffix_typo(guard.check(recipient).kind)
 
     with _store(config_path) as store:
         report = learn_files(files, is_suffix_typo=suffix_typo, flush=store.record_sightings)

@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Protocol
 
+from typoguard.core.names import domain_of
 from typoguard.core.policy import Thresholds
-from typoguard.core.verdict import Action, Assessment
+from typoguard.core.verdict import Action, Assessment, is_suffix_typo
 
-_SEVERITY = {Action.ALLOW: 0, Action.WARN: 1, Action.HOLD: 2, Action.REJECT: 3, Action.INVALID: 4}
 FIRST_CONTACT_BUMP = 0.1
 
 
@@ -48,10 +48,6 @@ class CorrespondentDomain(Protocol):
     def confirmed_reason(self) -> str | None: ...
     @property
     def count(self) -> int: ...
-
-
-def is_suffix_typo(assessment: Assessment) -> bool:
-    return bool(assessment.kind and "suffix_typo" in assessment.kind)
 
 
 def apply_context(
@@ -77,7 +73,7 @@ def apply_context(
         return replace(assessment, action=Action.ALLOW, reason=f"allowed by override ({override.summary})")
     if assessment.action in (Action.ALLOW, Action.INVALID):
         return assessment
-    if confirmed is not None and not is_suffix_typo(assessment):
+    if confirmed is not None and not is_suffix_typo(assessment.kind):
         return replace(
             assessment,
             action=Action.ALLOW,
@@ -87,10 +83,10 @@ def apply_context(
             ),
         )
     if known is False and thresholds is not None and first_contact_bump > 0:
-        action = thresholds.action_for(min(1.0, assessment.score + first_contact_bump))
-        if assessment.kind and "suffix_swap" in assessment.kind and action in (Action.REJECT, Action.HOLD):
-            action = Action.WARN
-        if _SEVERITY[action] > _SEVERITY[assessment.action]:
+        action = thresholds.action_for_finding(
+            min(1.0, assessment.score + first_contact_bump), assessment.kind
+        )
+        if action.severity > assessment.action.severity:
             return replace(assessment, action=action, reason=f"{assessment.reason}; never written to before")
     return assessment
 
@@ -167,7 +163,7 @@ class LiveContext:
     def _sender_domain(self, sender: str) -> str:
         found = self._senders.get(sender)
         if found is None:
-            found = sender[sender.rfind("@") + 1 :].lower()
+            found = domain_of(sender)
             if len(self._senders) >= 8192:
                 self._senders.clear()
             self._senders[sender] = found

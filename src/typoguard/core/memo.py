@@ -161,3 +161,55 @@ class AdmittingCache(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self.main) + len(self.trial)
+
+
+T = TypeVar("T")
+PAIR_OVERHEAD = 64  # the (object, value) tuple an ``IdentityMemo`` entry is kept in
+
+
+class IdentityMemo(ByteBoundedCache[int, tuple[T, V]], Generic[T, V]):
+    """``prepare(obj)`` memoised per object (not per value): what a caller derives once from an
+    ``Assessment``, which the detector shares between every recipient at one domain (a reply's fixed
+    pieces, a JSON tail). Bounded by bytes: a ``ByteBoundedCache`` of ``id(obj)`` -> ``(obj, value)``
+    (``sizeof(obj, value)`` estimates an entry).
+
+    An entry keeps its object, so no other object can take that id while the entry lives, and a hit is
+    checked to be the very object anyway. ``keep(obj)`` False: prepared, not kept (an object that is never
+    shared, such as an invalid recipient's assessment). A hot path may probe the young generation itself
+    (``hit = memo.new.get(id(obj))``, a hit when ``hit[0] is obj``) and call ``miss(obj)`` otherwise.
+    """
+
+    __slots__ = ("_keep", "_prepare", "_value_size")
+
+    def __init__(
+        self,
+        prepare: Callable[[T], V],
+        max_bytes: int,
+        sizeof: Callable[[T, V], int],
+        keep: Callable[[T], bool] | None = None,
+    ) -> None:
+        super().__init__(max_bytes, self._entry_size)
+        self._prepare = prepare
+        self._value_size = sizeof
+        self._keep = keep
+
+    def _entry_size(self, key: int, entry: tuple[T, V]) -> int:
+        return self._value_size(entry[0], entry[1]) + PAIR_OVERHEAD
+
+    def __call__(self, obj: T) -> V:
+        hit = self.new.get(id(obj))
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        return self.miss(obj)
+
+    def miss(self, obj: T) -> V:
+        """``obj``'s value when it is not in ``new``: from the older generation, or prepared now."""
+        key = id(obj)
+        hit = self.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        value = self._prepare(obj)
+        keep = self._keep
+        if keep is None or keep(obj):
+            self.put(key, (obj, value))
+        return value

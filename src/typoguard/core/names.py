@@ -83,8 +83,17 @@ class Recipient:
 _FULL_STOPS = (".", "\u3002", "\uff0e", "\uff61")
 
 
+def domain_of(address: str) -> str:
+    """The domain of an address as keys compare it: what follows the last '@', lower case, without the
+    root's trailing dot (``alice@Army.MIL.`` -> ``army.mil``); "" when there is no '@'. Cheap and not a
+    validation (``normalise_domain`` is): for keys of learned pairs, statistics and log records."""
+    at = address.rfind("@")
+    return address[at + 1 :].lower().rstrip(".") if at >= 0 else ""
+
+
 def printable(text: str) -> str:
-    """``text`` with undecodable bytes (kept as surrogate escapes) shown as U+FFFD."""
+    """``text`` with undecodable bytes (kept as surrogate escapes) shown as U+FFFD: text that can be
+    encoded as UTF-8 (to print it, or to put it in JSON)."""
     if text.isascii() or _SURROGATE.search(text) is None:  # C-speed checks: this runs per invalid name
         return text
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

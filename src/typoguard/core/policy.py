@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from typoguard.core.verdict import Action, Assessment, Finding
+from typoguard.core.verdict import Action, Assessment, Finding, is_suffix_swap
 from typoguard.errors import ConfigError
 
 
@@ -42,6 +42,13 @@ class Thresholds:
         if score >= self.warn_at:
             return Action.WARN
         return Action.ALLOW
+
+    def action_for_finding(self, score: float, kind: str | None) -> Action:
+        """``action_for(score)``, except that a suffix swap is at most warned about (see the module)."""
+        action = self.action_for(score)
+        if is_suffix_swap(kind) and action.severity > Action.WARN.severity:
+            return Action.WARN
+        return action
 
 
 def _suffix_set(domains: Iterable[str]) -> frozenset[str]:
@@ -98,7 +105,5 @@ class Policy:
                 None,
                 tuple(findings),
             )
-        action = self.thresholds.action_for(best.score)
-        if "suffix_swap" in best.kind and action in (Action.REJECT, Action.HOLD):
-            action = Action.WARN
+        action = self.thresholds.action_for_finding(best.score, best.kind)
         return Assessment(domain, action, best, best.reason, None, tuple(findings))

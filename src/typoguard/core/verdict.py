@@ -4,19 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from typoguard.core.describe import readable_reason
 
 
 class Action(StrEnum):
-    """What to do with a recipient, mildest first. ``invalid``: the recipient could not be parsed."""
+    """What to do with a recipient, mildest first: the order is the severity (``severity``). ``invalid``:
+    the recipient could not be parsed; it outranks them all (the address must be fixed before sending)."""
 
     ALLOW = "allow"
     WARN = "warn"
     HOLD = "hold"
     REJECT = "reject"
     INVALID = "invalid"
+
+    @property
+    def severity(self) -> int:
+        """0 (allow) to 4 (invalid): of several actions for one message, the most severe one applies."""
+        return _SEVERITY[self]
+
+
+_SEVERITY: Final[dict[Action, int]] = {a: i for i, a in enumerate(Action)}
+SUFFIX_TYPO: Final = "suffix_typo"
+SUFFIX_SWAP: Final = "suffix_swap"
+
+
+def is_suffix_typo(kind: str | None) -> bool:
+    """A finding of this kind is a suffix typo of a protected domain (``army.ml`` for ``army.mil``), alone
+    or with another slip (``omission+suffix_typo``): never trusted from history, never learned."""
+    return kind is not None and SUFFIX_TYPO in kind
+
+
+def is_suffix_swap(kind: str | None) -> bool:
+    """A finding of this kind is a suffix swap (``verizon.com`` for ``verizon.net``): such pairs are usually
+    one organisation's, so it is warned about, never held or rejected (``core.policy``)."""
+    return kind is not None and SUFFIX_SWAP in kind
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,25 +5,38 @@ the policy service's decider (its store context: overrides, correspondents) and 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from typoguard.decide import Decider
 from typoguard.milter.server import MilterServer
 
 if TYPE_CHECKING:
+    from typoguard.config import Config
+    from typoguard.core.context import LiveContext
+    from typoguard.guard import Guard
     from typoguard.obs import JsonLog
-    from typoguard.policyd.decider import PolicyDecider
+    from typoguard.senders import InternalSenders
 
 
-def milter_decider(decider: PolicyDecider) -> PolicyDecider:
-    """The policy service's decider, naming the recipient in refusals (no MTA adds ``<rcpt>:`` to a
-    milter's reply)."""
-    return type(decider)(
+class SharedDecider(Protocol):
+    """What the milter takes from the policy service's decider (``policyd.decider.PolicyDecider``)."""
+
+    config: Config
+    guard: Guard
+    senders: InternalSenders
+    context: LiveContext | None
+
+
+def milter_decider(decider: SharedDecider) -> Decider:
+    """The policy service's decision with its store context, naming the recipient in refusals (no MTA adds
+    ``<rcpt>:`` to a milter's reply)."""
+    return Decider(
         decider.config, decider.guard, decider.senders, context=decider.context, names_recipient=True
     )
 
 
 class MilterCompanion:
-    def __init__(self, decider: PolicyDecider, log: JsonLog) -> None:
+    def __init__(self, decider: SharedDecider, log: JsonLog) -> None:
         self.server = MilterServer(decider.config, milter_decider(decider), log)
 
     async def start(self, policy: object) -> None:
@@ -33,7 +46,7 @@ class MilterCompanion:
     async def stop(self) -> None:
         await self.server.close()
 
-    def reloaded(self, decider: PolicyDecider) -> None:
+    def reloaded(self, decider: SharedDecider) -> None:
         server = self.server
         milter = replace(decider.config.milter, listen=server.config.milter.listen)
         server.reconfigure(replace(decider.config, milter=milter), milter_decider(decider))

@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Final, cast
 
 from typoguard.config import Config, UnixSocket
+from typoguard.decide import Decider
 from typoguard.errors import ConfigError, ProtocolError
 from typoguard.obs import JsonLog
-from typoguard.policyd.decider import PolicyDecider
 from typoguard.protocols import milter as wire
-from typoguard.protocols.postfix_policy import PolicyRequest
 
 TEMPFAIL_REPLY: Final = wire.reply_code(451, "4.3.0", "typoguard: temporary failure, please try again later")
 LOG_FLUSH_SECONDS: Final = 0.005
@@ -51,27 +50,23 @@ class Decided:
 ALLOW: Final = Decided(wire.CONTINUE)
 
 
-def decide(
-    decider: PolicyDecider, sender: str, recipient: str, macros: dict[str, str], log: JsonLog
-) -> Decided:
-    """The one adapter from the shared decision to milter replies (switch to ``typoguard.decide`` here)."""
-    request = PolicyRequest.from_attributes(
-        {"request": "smtpd_access_policy", "protocol_state": "RCPT", "sender": sender,
-         "recipient": recipient, "client_address": macros.get("{client_addr}", ""),
-         "sasl_username": macros.get("{auth_authen}", ""), "queue_id": macros.get("i", "")}
-    )  # fmt: skip
-    reply, _action, record = decider.decide(request)
-    if record is not None:
-        log.record_json(record)
-    text = reply.action
-    if text[:1] in ("4", "5"):
-        code, dsn, rest = text.split(" ", 2)
-        return Decided(wire.reply_code(int(code), dsn, rest))
-    if text.startswith("HOLD "):
-        return Decided(wire.CONTINUE, hold=text[5:])
-    if text.startswith("PREPEND "):
-        name, _, value = text[8:].partition(": ")
-        return Decided(wire.CONTINUE, header=(name, value))
+def decide(decider: Decider, sender: str, recipient: str, macros: dict[str, str], log: JsonLog) -> Decided:
+    """The one adapter from the shared decision (``typoguard.decide``) to milter replies."""
+    d = decider.decide(
+        sender,
+        recipient,
+        macros.get("{client_addr}", ""),
+        macros.get("{auth_authen}", ""),
+        macros.get("i", ""),
+    )
+    if d.record is not None:
+        log.record_json(d.record)
+    if d.reply:
+        return Decided(wire.reply_code(d.code, d.status, d.text))
+    if d.hold_reason:
+        return Decided(wire.CONTINUE, hold=d.hold_reason)
+    if d.header:
+        return Decided(wire.CONTINUE, header=(d.header_name, d.header_value))
     return ALLOW
 
 
@@ -175,7 +170,7 @@ class MilterConnection(asyncio.Protocol):
 
 
 class MilterServer:
-    def __init__(self, config: Config, decider: PolicyDecider, log: JsonLog) -> None:
+    def __init__(self, config: Config, decider: Decider, log: JsonLog) -> None:
         self.config = config
         self.decider = decider
         self.log = log
@@ -187,11 +182,9 @@ class MilterServer:
 
     @classmethod
     def build(cls, config: Config, log: JsonLog) -> MilterServer:
-        built = PolicyDecider.build(config)
-        decider = PolicyDecider(config, built.guard, built.senders, names_recipient=True)
-        return cls(config, decider, log)
+        return cls(config, Decider.build(config, names_recipient=True), log)
 
-    def reconfigure(self, config: Config, decider: PolicyDecider) -> None:
+    def reconfigure(self, config: Config, decider: Decider) -> None:
         """A reload: later decisions (on every connection) use ``decider`` and ``[milter] on_error``."""
         self.config, self.decider = config, decider
         self._on_error = TEMPFAIL_REPLY if config.milter.on_error == "tempfail" else wire.CONTINUE

@@ -22,10 +22,8 @@ from typing import Any, Final, cast
 
 from typoguard.config import Config
 from typoguard.held.quarantine import next_hop_tls_context
-from typoguard.policyd.decider import smtp_text
+from typoguard.protocols.smtp import dot_stuff, smtp_text
 
-_PERIOD: Final = re.compile(rb"(?m)^\.")
-_LINE_ENDS: Final = re.compile(rb"\r\n|\r|\n")
 _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")  # never sent on: a command line holds none of these
 _CODE: Final = re.compile(rb"[2-5][0-9][0-9](?:[ -]|\Z)")  # a reply line's start (RFC 5321 4.2)
 
@@ -333,7 +331,7 @@ class NextHop:
         # stuffed only if that ever changes. One write, so one send(2) for a message that fits the socket
         # buffer.
         if headers[:1] == b"." or b"\n." in headers or headers.count(b"\n") != headers.count(b"\r\n"):
-            headers = stuffed(headers)
+            headers = dot_stuff(headers)
         message = b"".join((headers, wire_body, b".\r\n"))
         self.proto.write(message)
         # the reply comes once the whole message is through: a second more for each 64 KiB it has
@@ -409,9 +407,3 @@ def _path(address: str) -> bytes:
 
 def _opts(options: list[str]) -> list[bytes]:
     return [o.encode("utf-8") for o in options]
-
-
-def stuffed(body: bytes) -> bytes:
-    """``body`` with CRLF line ends and a second dot before each line starting with one, ending in CRLF."""
-    out = _PERIOD.sub(b"..", _LINE_ENDS.sub(b"\r\n", body))
-    return out if out.endswith(b"\r\n") or not out else out + b"\r\n"

@@ -5,11 +5,11 @@ answered only once the next hop answered it::
 
     client            typoguard relay                                  next hop (MTA)
     MAIL FROM   ->    allowed network or SMTP AUTH?  ->  MAIL FROM  ->  reply passed back (4xx if down)
-    RCPT TO     ->    PolicyDecider (the Postfix policy service's own decision, templates and log):
+    RCPT TO     ->    typoguard.decide (the one decision the Postfix policy service gives too):
                         reject -> "550 5.1.2 <bob@army.ml>: ... did you mean bob@army.mil?" (not proxied)
                         hold/warn/allow -> RCPT TO  ->  reply passed back
     DATA        ->    content scan (categories and counts); flagged or first-time external recipients
-                      with sensitive content are held (or as configured); then
+                      with sensitive content are held, or as configured (core.content_rules); then
                         held  -> quarantine (fsync'd) + RSET next hop -> 250 "held as TG..."
                         else  -> Received + X-Typoguard-Warning headers + the message as it came
                                  -> DATA -> the next hop's reply passed back (250 only after it took it)
@@ -43,13 +43,16 @@ from aiosmtpd.smtp import Envelope, Session, syntax
 
 from typoguard.config import Config
 from typoguard.content import ContentReport, scan_message
+from typoguard.core.content_rules import ContentRules
+from typoguard.core.names import domain_of
+from typoguard.core.verdict import Action
+from typoguard.decide import Decider, Decision
 from typoguard.errors import ConfigError, TypoguardError
 from typoguard.held.quarantine import Quarantine
 from typoguard.obs import JsonLog
-from typoguard.policyd.decider import PolicyDecider, smtp_text
-from typoguard.protocols.postfix_policy import PolicyRequest
+from typoguard.protocols.smtp import dot_stuff, dot_unstuff, smtp_text
 from typoguard.relay.auth import Authenticator, hash_password, load_users, verify_password
-from typoguard.relay.next_hop import NextHop, NextHopDown, NextHopSettings, stuffed
+from typoguard.relay.next_hop import NextHop, NextHopDown, NextHopSettings
 from typoguard.senders import InternalSenders
 from typoguard.servers import event_loop, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
@@ -65,16 +68,15 @@ DRAIN_SECONDS: Final = 30.0
 NOT_KNOWN_SECONDS: Final = 60.0  # an external domain not (yet) known to the store is asked again after this
 MAX_PAIRS: Final = 100_000  # known (sender domain, recipient domain) pairs held in memory
 INLINE_SCAN_BYTES: Final = 64 * 1024  # larger messages are scanned in a thread (the loop keeps answering)
-_ORDER: Final = {"allow": 0, "warn": 1, "hold": 2, "reject": 3}
 
 
 # --------------------------------------------------------------------------- one transaction
 @dataclass
 class Recipient:
     address: str
-    action: str  # allow / warn / hold (rejected ones are not kept)
+    action: Action  # allow / warn / hold: what the relay does at RCPT (rejected ones are not kept)
     header: str = ""  # an X-Typoguard-Warning line, for warn
-    record: dict[str, Any] = field(default_factory=dict)  # the RCPT decision record (for content)
+    decision: Decision | None = None  # the RCPT decision when it flagged the recipient (warn or hold)
     # An *allow* decision is logged only once the content check is done: the store learns correspondents
     # from allowed decisions, and this message's own must not make its recipient look "known" to the
     # first-contact rule. A recipient the content check escalates gets the DATA decision instead.
@@ -134,7 +136,7 @@ class RelayHandler:
             relay.log.event("error", "decision_failed", error=f"{type(exc).__name__}: {exc}")
             if relay.config.relay.on_error == "tempfail":
                 return TEMPFAIL
-            decided = Recipient(address, "allow")
+            decided = Recipient(address, Action.ALLOW)
         if isinstance(decided, str):
             return decided  # the policy's refusal (5xx), not proxied
         try:
@@ -172,7 +174,7 @@ class RelayHandler:
             return await self._hold(server, envelope, raw, txn, report)
         headers = relay.added_headers(server, session, txn)
         try:
-            return await server.hop.finish_data(headers, server.wire_body or stuffed(raw))
+            return await server.hop.finish_data(headers, server.wire_body or dot_stuff(raw))
         except NextHopDown as exc:
             relay.log.event("warning", "next_hop_down", stage="DATA", error=str(exc))
             return NEXT_HOP_DOWN
@@ -190,7 +192,10 @@ class RelayHandler:
             "client": server.client_ip,
             "auth": str(server.session.auth_data or "") if server.session else "",
             "reasons": txn.hold_reasons,
-            "decisions": [r.record for r in txn.recipients if r.record],
+            # the RCPT decisions' log records as they are (JSON already: spliced in, not parsed again)
+            "decisions": [
+                orjson.Fragment(r.decision.record) for r in txn.recipients if r.decision and r.decision.record
+            ],
             "content": report.to_dict() if report is not None else None,
             "node": relay.instance,
         }
@@ -346,7 +351,7 @@ class RelaySMTP(AdmittedSMTP):
         if too_much or (limit and end > limit):
             return None
         wire = bytes(memoryview(buf)[2 : end + 2])
-        return wire, (b"\r\n" + wire).replace(b"\r\n..", b"\r\n.")[2:], smuggled
+        return wire, dot_unstuff(wire), smuggled
 
 
 # The end of DATA, then the lone dots between other line ends; leftmost first, so CRLF . CRLF wins over the
@@ -367,7 +372,7 @@ class RelayServer(SMTPService):
     def __init__(
         self,
         config: Config,
-        decider: PolicyDecider,
+        decider: Decider,
         log: JsonLog,
         *,
         quarantine: Quarantine,
@@ -396,6 +401,7 @@ class RelayServer(SMTPService):
         )
         self.networks = [ipaddress.ip_network(n.strip(), strict=False) for n in relay.allowed_networks]
         self.internal = InternalSenders.from_config(config.policy)  # whose domains are not "external"
+        self.content_rules = _content_rules(config, decider)
         self.handler = RelayHandler(self)
         self.sessions: set[RelaySMTP] = set()
         self.draining = False
@@ -415,7 +421,7 @@ class RelayServer(SMTPService):
     @classmethod
     def build(cls, config: Config, log: JsonLog, *, config_path: str | Path | None = None) -> RelayServer:
         """Guard, decider (every relayed message is outbound: every sender is guarded), store, quarantine."""
-        guard_decider = PolicyDecider.build(config)
+        guard_decider = Decider.build(config)
         if not guard_decider.protected_domains:
             from typoguard.config import protect_sources
 
@@ -429,7 +435,7 @@ class RelayServer(SMTPService):
 
             parts = StoreParts(config, Path(config_path), log)
             context = parts.context
-        decider = PolicyDecider(config, guard_decider.guard, everyone, context=context, names_recipient=True)
+        decider = Decider(config, guard_decider.guard, everyone, context=context, names_recipient=True)
         quarantine = Quarantine.from_config(config)
         quarantine.ensure()
         return cls(config, decider, log, quarantine=quarantine, store_parts=parts, config_path=config_path)
@@ -464,32 +470,30 @@ class RelayServer(SMTPService):
         """The policy's word for one recipient: a ``Recipient`` to proxy, or the refusal to answer."""
         session = server.session
         auth = str(session.auth_data) if session is not None and session.authenticated else ""
-        request = PolicyRequest.from_attributes(
-            {"request": "smtpd_access_policy", "protocol_state": "RCPT", "sender": sender,
-             "recipient": recipient, "client_address": server.client_ip, "sasl_username": auth}
-        )  # fmt: skip
-        reply, action, record = self.decider.decide(request)
-        text = reply.action
-        if action == "allow" and text == "DUNNO" and record is not None:
-            return Recipient(recipient, "allow", pending=record)
+        decided = self.decider.decide(sender, recipient, server.client_ip, auth)
+        action, record = decided.action, decided.record
+        if action == "allow":
+            return Recipient(recipient, Action.ALLOW, pending=record)
         if record is not None and self.record_decision is not None:
             self.record_decision(record)
-        if text[:1] in ("4", "5"):
-            return text
-        rec = orjson.loads(record) if record is not None and action in ("warn", "hold") else {}
-        if text.startswith("HOLD "):
-            server.txn.hold_reasons.append(text[5:])
-            return Recipient(recipient, "hold", record=rec)
-        if text.startswith("PREPEND "):
-            return Recipient(recipient, "warn", header=text[8:], record=rec)
-        return Recipient(recipient, "allow" if action != "warn" else "warn", record=rec)
+        if decided.reply:
+            return decided.reply
+        flagged = decided if action in ("warn", "hold") else None
+        if decided.hold_reason:
+            server.txn.hold_reasons.append(decided.hold_reason)
+            return Recipient(recipient, Action.HOLD, decision=flagged)
+        if decided.header:
+            return Recipient(recipient, Action.WARN, header=decided.header, decision=flagged)
+        # audit mode (nothing to do whatever the action), an invalid recipient, a sender not ours to judge
+        return Recipient(recipient, Action.WARN if action == "warn" else Action.ALLOW, decision=flagged)
 
     async def judge_content(
         self, raw: bytes, sender: str, txn: Transaction, server: RelaySMTP
     ) -> tuple[str, ContentReport | None]:
-        """("deliver" | "hold" | a 5xx reply, the content report). Raises the stakes, never lowers them."""
+        """("deliver" | "hold" | a 5xx reply, the content report). Raises the stakes, never lowers them: the
+        rules are ``core.content_rules``; here the scan, the store's word on first contacts and the log."""
         cfg = self.config.relay
-        held = any(r.action == "hold" for r in txn.recipients)
+        held = any(r.action is Action.HOLD for r in txn.recipients)
         scan = cfg.content_scan
         if scan is False or not txn.recipients:
             return ("hold" if held else "deliver"), None
@@ -503,39 +507,29 @@ class RelayServer(SMTPService):
             report = scan_message(raw, cfg.content_max_bytes)
         if not report:
             return ("hold" if held else "deliver"), report
-        found = sorted(report.counts)
-        high = sorted(set(found) & set(cfg.content_high))
-        worst = "hold" if held else "allow"
-        refusal = ""
-        for r in txn.recipients:
-            action, why = "allow", ""
-            if r.action == "warn":
-                action, why = (
-                    cfg.content_flagged_action,
-                    f"sensitive content ({', '.join(found)}) to a flagged recipient",
-                )
-            elif high and r.action == "allow" and await self._first_contact(sender, r.address):
-                action, why = (
-                    cfg.content_first_contact_action,
-                    (f"sensitive content ({', '.join(high)}) to a first-time external recipient"),
-                )
-            if _ORDER[action] <= _ORDER["allow"]:
-                continue
+        rules, recipients, found = self.content_rules, txn.recipients, report.counts
+        first_contact = [
+            rules.asks_first_contact(r.action, found) and await self._first_contact(sender, r.address)
+            for r in recipients
+        ]
+        judged = rules.judge([r.action for r in recipients], found, first_contact)
+        for rule in judged.escalations:
+            r = recipients[rule.position]
             r.pending = None  # this decision replaces the RCPT one
-            self._log_content_decision(sender, r, action, why, report, server)
-            if self.decider.audit:
-                continue
-            if action == "warn":
-                r.header = r.header or f"X-Typoguard-Warning: {smtp_text(f'{r.address}: {why}', 900)}"
-            elif _ORDER[action] > _ORDER[worst]:
-                worst = action
-                if action == "reject":
-                    refusal = smtp_text(f"550 5.7.1 <{r.address}>: not sent: {why}")
-            if action == "hold":
-                txn.hold_reasons.append(why)
-        if worst == "reject":
-            return refusal, report
-        return ("hold" if worst == "hold" else "deliver"), report
+            if self.record_decision is not None:
+                self.record_decision(
+                    self.decider.content_record(
+                        sender, r.address, server.client_ip, r.decision, rule.action, rule.reason, found
+                    )
+                )
+        for rule in judged.warned:
+            r = recipients[rule.position]
+            r.header = r.header or f"X-Typoguard-Warning: {smtp_text(f'{r.address}: {rule.reason}', 900)}"
+        txn.hold_reasons.extend(judged.hold_reasons)
+        if judged.refusal is not None:
+            r = recipients[judged.refusal.position]
+            return smtp_text(f"550 5.7.1 <{r.address}>: not sent: {judged.refusal.reason}"), report
+        return ("hold" if judged.outcome is Action.HOLD else "deliver"), report
 
     def flush_pending(self, txn: Transaction) -> None:
         """Log the allow decisions held back for the content check (the transaction is over)."""
@@ -553,7 +547,7 @@ class RelayServer(SMTPService):
         for mail only to internal or own-domain recipients, or with no store: every rule would pass it as
         it is, and nothing records the counts of delivered mail."""
         recipients = txn.recipients
-        if any(r.action != "allow" for r in recipients):
+        if any(r.action is not Action.ALLOW for r in recipients):
             return True
         if self.parts is None:
             return False
@@ -565,7 +559,6 @@ class RelayServer(SMTPService):
         """Has the store seen allowed mail from ``sender``'s domain to ``recipient``'s? Answered from memory;
         a pair not known yet is looked up in a worker thread (at most every ``NOT_KNOWN_SECONDS``) and
         counts as unknown meanwhile, so such a message is scanned: never a missed first contact."""
-        domain_of = _domain_of
         key = (domain_of(sender), domain_of(recipient))
         if key in self._known_pairs:
             return True
@@ -590,8 +583,8 @@ class RelayServer(SMTPService):
 
     def _external(self, sender: str, recipient: str) -> bool:
         """``recipient``'s domain is neither the sender's nor internal (``[policy] internal_senders``)."""
-        rdomain = _domain_of(recipient)
-        sdomain = _domain_of(sender)
+        rdomain = domain_of(recipient)
+        sdomain = domain_of(sender)
         return bool(rdomain) and rdomain != sdomain and not self.internal.sender_domain_is_internal(recipient)
 
     async def _first_contact(self, sender: str, recipient: str) -> bool:
@@ -599,31 +592,14 @@ class RelayServer(SMTPService):
         as the store knows: without a store nothing is "first")."""
         if self.parts is None or not self._external(sender, recipient):
             return False
-        rdomain = _domain_of(recipient)
-        sdomain = _domain_of(sender)
+        rdomain = domain_of(recipient)
+        sdomain = domain_of(sender)
         store = self.parts.store
         try:
             known = await asyncio.to_thread(store.is_known, sdomain, rdomain)
         except TypoguardError:
             return False
         return not known
-
-    def _log_content_decision(  # noqa: PLR0917 - private, one caller
-        self, sender: str, r: Recipient, action: str, why: str, report: ContentReport, server: RelaySMTP
-    ) -> None:
-        if self.record_decision is None:
-            return
-        rec = r.record or {}
-        word = {"reject": "550", "hold": "HOLD", "warn": "PREPEND"}.get(action, "DUNNO")
-        body = {
-            "event": "decision", "instance": self.instance, "sender": sender, "recipient": r.address,
-            "client": server.client_ip, "internal": "relay", "queue_id": "", "stage": "DATA",
-            "action": action, "reply": "DUNNO" if self.decider.audit else word,
-            "domain": rec.get("domain") or r.address.rpartition("@")[2].lower(),
-            "intended": rec.get("intended"), "kind": rec.get("kind"), "score": rec.get("score", 0.0),
-            "reason": why, "content": dict(sorted(report.counts.items())), "mode": self.decider.mode,
-        }  # fmt: skip
-        self.record_decision(orjson.dumps(body))
 
     def added_headers(self, server: RelaySMTP, session: Session, txn: Transaction) -> bytes:
         lines = []
@@ -708,14 +684,15 @@ class RelayServer(SMTPService):
         loop = asyncio.get_running_loop()
         try:
             config = await loop.run_in_executor(None, load_config, self.config_path)
-            built = await loop.run_in_executor(None, PolicyDecider.build, config)
+            built = await loop.run_in_executor(None, Decider.build, config)
         except TypoguardError as exc:
             self.log.event("error", "reload_failed", error=str(exc), kept="old config")
             return
         context = self.decider.context
-        self.decider = PolicyDecider(
+        self.decider = Decider(
             config, built.guard, self.decider.senders, context=context, names_recipient=True
         )
+        self.content_rules = _content_rules(self.config, self.decider)  # [relay] as started; the new mode
         self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
 
     def request_reload(self) -> None:
@@ -774,8 +751,14 @@ def _date_now() -> str:
     return _date[1]
 
 
-def _domain_of(address: str) -> str:
-    return address.rpartition("@")[2].lower().rstrip(".")
+def _content_rules(config: Config, decider: Decider) -> ContentRules:
+    relay = config.relay
+    return ContentRules(
+        Action(relay.content_flagged_action),
+        Action(relay.content_first_contact_action),
+        frozenset(relay.content_high),
+        decider.audit,
+    )
 
 
 def serve_relay(config: Config, *, config_path: str | Path | None = None) -> int:

@@ -21,13 +21,9 @@ from aiosmtpd.smtp import SMTP
 from typoguard.config import HostPort
 from typoguard.errors import ConfigError
 from typoguard.obs import JsonLog
+from typoguard.protocols.smtp import REPLY_LINE, repaired_reply, reply_problem
 
 SHUTTING_DOWN: Final = b"421 4.3.2 Service shutting down\r\n"
-# RFC 5321 4.2: a reply line is a code 2xx-5xx, then a space (the last line) or a hyphen and printable text,
-# or the code alone; 512 octets at most with its CRLF (4.5.3.1.5). UTF-8 text only in an SMTPUTF8
-# transaction (RFC 6531 3.7.4.2).
-REPLY_LINE: Final = re.compile(rb"[2-5][0-5][0-9](?:[ -][\x20-\x7e]*)?")
-MAX_REPLY_LINE: Final = 510
 # What goes out instead of a line that is no reply: a client that reads an empty or garbled line loses
 # step with its commands (Postfix then takes the next reply for the wrong command and may bounce).
 BAD_REPLY: Final = b"451 4.3.0 Local error, try again later"
@@ -39,29 +35,6 @@ _PLAIN_PATH: Final = re.compile(
     r"(?: (?=[^\s(]))?",
     re.ASCII,
 )
-
-
-def reply_problem(line: bytes, *, utf8: bool = False) -> str | None:
-    """Why ``line`` (without its CRLF) must not go out as an SMTP reply line, or None when it may."""
-    if not line:
-        return "empty"
-    if REPLY_LINE.fullmatch(line[:4]) is None:
-        return "no reply code (2xx-5xx, then a space or a hyphen)"
-    if len(line) > MAX_REPLY_LINE:
-        return f"longer than {MAX_REPLY_LINE} octets"
-    if REPLY_LINE.fullmatch(line) is not None:
-        return None
-    if b"\r" in line or b"\n" in line:
-        return "a line end inside"
-    if line.isascii():
-        return "a control character"
-    if not utf8:
-        return "not ASCII (and no SMTPUTF8)"
-    try:
-        text = line[4:].decode("utf-8")
-    except UnicodeDecodeError:
-        return "not UTF-8"
-    return None if text.isprintable() else "a control character"
 
 
 def quiet_aiosmtpd() -> None:
@@ -110,10 +83,9 @@ class AdmittedSMTP(SMTP):
         problem = reply_problem(line, utf8=utf8)
         if problem is None:
             return line
-        if REPLY_LINE.fullmatch(line[:4]) is not None and b"\r" not in line and b"\n" not in line:
-            text = "".join(c if " " <= c <= "~" else "?" for c in line[4:].decode("utf-8", "replace"))
-            fixed = line[:4] + text.encode("ascii")
-            return fixed if len(fixed) <= MAX_REPLY_LINE else fixed[: MAX_REPLY_LINE - 3] + b"..."
+        fixed = repaired_reply(line)
+        if fixed is not None:
+            return fixed
         self.bad_reply(line, problem)
         return BAD_REPLY
 

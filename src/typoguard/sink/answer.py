@@ -21,6 +21,7 @@ from typoguard.core.names import normalise_domain
 from typoguard.core.verdict import Action
 from typoguard.errors import ConfigError, InvalidAddress
 from typoguard.guard import Guard
+from typoguard.protocols.smtp import printable_ascii as _ascii_line  # one reply line whatever the peer sent
 
 # A domain the sink does not answer for: refuse plainly, as any MX refuses to relay. No echo.
 NOT_OURS = "550 5.7.1 Relaying denied: this server accepts no mail"
@@ -53,13 +54,6 @@ def _local_form(local: str) -> str:
     if _DOT_ATOM.fullmatch(local) or (len(local) >= 2 and local[0] == local[-1] == '"'):
         return local
     return '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _ascii_line(text: str) -> str:
-    """Keep a reply one printable ASCII line whatever the peer sent (SMTPUTF8 is not offered)."""
-    if text.isascii() and text.isprintable():
-        return text
-    return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
 
 
 def parse_explicit(entries: Iterable[str]) -> dict[str, str | None]:

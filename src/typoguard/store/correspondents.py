@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from typoguard.core import names
+from typoguard.core.verdict import SUFFIX_TYPO, is_suffix_typo
 from typoguard.store.db import executemany_compiled
 from typoguard.store.decisions import ACTION as _ACTION
 from typoguard.store.decisions import DOMAIN as _DOMAIN
@@ -56,14 +58,12 @@ class CorrespondentDomain:
         return self.confirmed_at is not None
 
 
+domain_of = names.domain_of  # address -> domain key (one function, core.names; audit.learn imports it here)
+
+
 def learnable(action: str, kind: str | None) -> bool:
     """May a decision with this action and finding kind teach us a correspondent?"""
-    return action == "allow" and not (kind and "suffix_typo" in kind)
-
-
-def domain_of(address: str) -> str:
-    at = address.rfind("@")
-    return address[at + 1 :].lower().rstrip(".") if at >= 0 else ""
+    return action == "allow" and not is_suffix_typo(kind)
 
 
 class _Tally:
@@ -148,8 +148,7 @@ def tally_rows(rows: Iterable[Sequence[Any]], into: Tallies | None = None) -> Ta
     add = t.add
     for r in rows:
         if r[_ACTION] == "allow":
-            kind = r[_KIND]
-            if kind and "suffix_typo" in kind:
+            if is_suffix_typo(r[_KIND]):
                 continue
             add(r[_SENDER], r[_RECIPIENT], r[_TIME], r[_DOMAIN])
     return t
@@ -173,7 +172,7 @@ def _learn_statements(dialect_name: str) -> list[Any]:
         which = true()
         at = func.strpos(d.sender, "@")
     learnable_rows = and_(
-        which, d.action == "allow", d.domain != "", or_(d.kind.is_(None), ~d.kind.contains("suffix_typo"))
+        which, d.action == "allow", d.domain != "", or_(d.kind.is_(None), ~d.kind.contains(SUFFIX_TYPO))
     )
     sender_domain = func.lower(func.substr(d.sender, at + 1))
     # lower(domain) (domain is lower case already), not the bare column: grouping by the bare column lets

@@ -30,12 +30,16 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from typoguard.core.detector import assessment_bytes
+from typoguard.core.memo import IdentityMemo
 from typoguard.core.verdict import Action, Assessment, Verdict
 from typoguard.guard import Guard
 
-# Mildest first (``Action``'s order); a message's overall action is its worst recipient's, and an address
-# that cannot be parsed ("invalid") outranks them all: the client must have it fixed before sending.
+# The actions by severity (``Action.severity`` is the index), the order of the JSON counters too; a
+# message's overall action is its most severe recipient's ("invalid" outranks them all: the client must
+# have the address fixed before sending).
 ACTION_ORDER = [a.value for a in Action]
+TAIL_CACHE_BYTES = 8 << 20  # the verdict JSON prepared per assessment (a few hundred bytes each)
 MAX_RECIPIENTS = 1000  # the default of [http] max_recipients
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1)  # seconds
 _NO_RECIPIENT = b'{"recipient":""'
@@ -89,6 +93,18 @@ def _verdict_tail(assessment: Assessment) -> bytes:
     return full[len(_NO_RECIPIENT) :]
 
 
+def _prepared(a: Assessment) -> tuple[bytes, str, int]:
+    return _verdict_tail(a), a.action.value, a.action.severity
+
+
+def _prepared_bytes(a: Assessment, prepared: tuple[bytes, str, int]) -> int:
+    return assessment_bytes("", a) + len(prepared[0]) + 120
+
+
+def _shared(a: Assessment) -> bool:
+    return a.action is not Action.INVALID  # an invalid recipient's assessment is its own: not kept
+
+
 class LoopBudget:
     """How much of one pass of the event loop /v1/check may take, all requests together.
 
@@ -125,9 +141,10 @@ class CheckReplies:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.metrics = CheckMetrics(registry)
-        # id(assessment) -> (the assessment, kept so that the id stays its own; its JSON tail; its action
-        # and that action's rank in ACTION_ORDER)
-        self._tails: dict[int, tuple[Assessment, bytes, str, int]] = {}
+        # per assessment: its JSON tail, its action and that action's severity
+        self._tails: IdentityMemo[Assessment, tuple[bytes, str, int]] = IdentityMemo(
+            _prepared, TAIL_CACHE_BYTES, _prepared_bytes, _shared
+        )
         self._tails_of: Guard | None = None
 
     async def reply(
@@ -183,14 +200,9 @@ class CheckReplies:
 
     def _verdict(self, guard: Guard, recipient: str) -> tuple[bytes, int]:
         """One recipient's verdict JSON and its action's rank; counted for ``/metrics``."""
-        assessment = guard.detector.assess(recipient)  # what guard.check(recipient) rests on
+        a = guard.detector.assess(recipient)  # what guard.check(recipient) rests on
         tails = self._tails
-        known = tails.get(id(assessment))
-        if known is None or known[0] is not assessment:
-            action = assessment.action.value
-            known = (assessment, _verdict_tail(assessment), action, ACTION_ORDER.index(action))
-            if len(tails) >= 65_536:
-                tails.clear()
-            tails[id(assessment)] = known
-        self.metrics.verdicts[known[2]] += 1
-        return b'{"recipient":' + orjson.dumps(recipient) + known[1], known[3]
+        hit = tails.new.get(id(a))  # the memo's probe, inlined: this runs per recipient
+        tail, action, severity = hit[1] if hit is not None and hit[0] is a else tails.miss(a)
+        self.metrics.verdicts[action] += 1
+        return b'{"recipient":' + orjson.dumps(recipient) + tail, severity

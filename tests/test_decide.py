@@ -1,0 +1,149 @@
+"""decide.py: the one recipient decision every enforcement point carries out, as a structured result."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+
+from typoguard.config import Config, PolicyConfig, PolicydConfig, ProtectConfig
+from typoguard.core.verdict import Action
+from typoguard.decide import IGNORED, Decider, Decision
+
+CONFIG = Config(
+    protect=ProtectConfig(domains=("army.mil", "gmail.com", "comcast.net")),
+    policy=PolicyConfig(internal_senders=("army.mil", "*.army.mil"), internal_networks=("10.0.0.0/8",)),
+    policyd=PolicydConfig(instance="node-1"),
+)
+
+
+@pytest.fixture(scope="module")
+def decider() -> Decider:
+    return Decider.build(CONFIG)
+
+
+def record(d: Decision) -> dict[str, Any]:
+    assert d.record is not None
+    parsed: dict[str, Any] = orjson.loads(d.record)
+    return parsed
+
+
+def test_reject_is_a_refusal_with_its_code_status_and_text(decider: Decider) -> None:
+    d = decider.decide("alice@army.mil", "bob@army.ml", "192.0.2.7", "", "4F9D3C1A2B")
+    assert d.action == "reject" and not d.hold_reason and not d.header
+    assert d.reply == (
+        "550 5.1.2 Not sent: army.ml is not army.mil. Did you mean bob@army.mil?"
+        " Nothing was delivered to this address (typoguard)."
+    )
+    assert (d.code, d.status) == (550, "5.1.2") and d.text.startswith("Not sent: army.ml is not army.mil.")
+    assert d.assessment is not None and d.assessment.action is Action.REJECT
+    assert record(d) == {
+        "event": "decision", "instance": "node-1", "sender": "alice@army.mil", "recipient": "bob@army.ml",
+        "client": "192.0.2.7", "internal": "sender", "queue_id": "4F9D3C1A2B", "action": "reject",
+        "reply": "550", "domain": "army.ml", "intended": "army.mil", "kind": "suffix_typo", "score": 0.97,
+        "reason": "army.ml looks like army.mil with the 'i' of .mil dropped", "mode": "enforce",
+    }  # fmt: skip
+
+
+def test_hold_is_a_reason_for_the_reviewer(decider: Decider) -> None:
+    d = decider.decide("alice@army.mil", "bob@arny.mil")
+    assert d.action == "hold" and not d.reply and not d.header and d.code == 0
+    assert d.hold_reason == "typoguard: arny.mil looks like army.mil (with the 'm' of army typed as 'n')"
+    assert record(d)["reply"] == "HOLD"
+
+
+def test_warn_is_a_header_to_add(decider: Decider) -> None:
+    d = decider.decide("alice@army.mil", "x@comcast.com")
+    assert d.action == "warn" and not d.reply and not d.hold_reason
+    assert d.header_name == "X-Typoguard-Warning"
+    assert d.header_value == (
+        "x@comcast.com may be a typo for x@comcast.net: comcast.com looks like comcast.net"
+        " (with the suffix .com in place of .net)"
+    )
+    assert d.header == f"{d.header_name}: {d.header_value}"
+    assert record(d)["reply"] == "PREPEND"
+
+
+@pytest.mark.parametrize(("recipient", "action"), [("bob@army.mil", "allow"), ("x@", "invalid")])
+def test_allowed_and_invalid_recipients_ask_for_nothing(
+    decider: Decider, recipient: str, action: str
+) -> None:
+    d = decider.decide("alice@army.mil", recipient)
+    assert (d.action, d.reply, d.hold_reason, d.header) == (action, "", "", "")
+    assert record(d)["action"] == action and record(d)["reply"] == "DUNNO"
+
+
+def test_a_sender_not_internal_is_skipped_and_logged(decider: Decider) -> None:
+    d = decider.decide("stranger@example.net", "bob@army.ml", "192.0.2.7")
+    assert (d.action, d.reply, d.assessment) == ("skip", "", None)
+    assert record(d)["internal"] is False and record(d)["action"] == "skip"
+
+
+def test_no_recipient_is_ignored(decider: Decider) -> None:
+    assert decider.decide("alice@army.mil", "") == IGNORED
+    assert IGNORED.action == "ignored" and IGNORED.record is None
+
+
+def test_the_sasl_login_is_read_only_when_the_senders_domain_does_not_settle_it(decider: Decider) -> None:
+    asked: list[str] = []
+
+    def login() -> str:
+        asked.append("asked")
+        return "alice"
+
+    assert decider.decide("alice@army.mil", "bob@army.ml", sasl=login).action == "reject"
+    assert asked == []
+    d = decider.decide("", "bob@army.ml", sasl=login)
+    assert d.action == "reject" and record(d)["internal"] == "sasl" and asked == ["asked"]
+    assert decider.decide("", "bob@army.ml", sasl="alice").action == "reject"
+    assert decider.decide("x@example.net", "bob@army.ml", "10.1.2.3").action == "reject"  # network
+
+
+def test_audit_mode_decides_and_logs_but_asks_for_nothing() -> None:
+    audit = Decider.build(replace(CONFIG, policy=replace(CONFIG.policy, mode="audit")))
+    for recipient, expected in (
+        ("bob@army.ml", "reject"),
+        ("bob@arny.mil", "hold"),
+        ("x@comcast.com", "warn"),
+    ):
+        d = audit.decide("alice@army.mil", recipient)
+        assert (d.action, d.reply, d.hold_reason, d.header) == (expected, "", "", "")
+        assert record(d)["mode"] == "audit" and record(d)["reply"] == "DUNNO"
+
+
+def test_an_smtp_server_names_the_recipient_in_its_refusal() -> None:
+    d = Decider.build(CONFIG, names_recipient=True).decide("alice@army.mil", "bob@army.ml")
+    assert d.reply.startswith("550 5.1.2 <bob@army.ml>: Not sent: army.ml is not army.mil.")
+    assert d.text.startswith("<bob@army.ml>: Not sent:")
+
+
+def test_the_same_assessment_is_prepared_once_and_answered_per_recipient(decider: Decider) -> None:
+    first = decider.decide("alice@army.mil", "bob@army.ml")
+    second = decider.decide("alice@army.mil", "carol@army.ml")
+    assert first.assessment is second.assessment
+    assert "Did you mean carol@army.mil?" in second.reply and record(second)["recipient"] == "carol@army.ml"
+
+
+def test_a_content_decision_record_names_the_rcpt_finding(decider: Decider) -> None:
+    rcpt = decider.decide("alice@army.mil", "x@comcast.com")
+    body = decider.content_record(
+        "alice@army.mil", "x@comcast.com", "192.0.2.7", rcpt, "hold", "sensitive content (ssn)", {"ssn": 2}
+    )
+    assert orjson.loads(body) == {
+        "event": "decision", "instance": "node-1", "sender": "alice@army.mil", "recipient": "x@comcast.com",
+        "client": "192.0.2.7", "internal": "relay", "queue_id": "", "stage": "DATA", "action": "hold",
+        "reply": "HOLD", "domain": "comcast.com", "intended": "comcast.net", "kind": "suffix_swap",
+        "score": 0.45, "reason": "sensitive content (ssn)", "content": {"ssn": 2}, "mode": "enforce",
+    }  # fmt: skip
+    plain = orjson.loads(
+        decider.content_record("a@army.mil", "x@Example.ORG", "", None, "warn", "why", {"cui": 1})
+    )
+    assert (plain["domain"], plain["intended"], plain["kind"], plain["score"]) == (
+        "example.org",
+        None,
+        None,
+        0.0,
+    )
+    assert plain["reply"] == "PREPEND"
