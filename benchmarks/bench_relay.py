@@ -171,8 +171,8 @@ def _config(tmp: Path, next_hop: int) -> Path:
             f'hostname = "relay.bench"\n'
         )
     text = path.read_text()
-    if "[store]" in text:  # the example's own store section: point it at the temporary directory
-        text = re.sub(r"(?ms)^\[store\].*?(?=^\[|\Z)", "", text)
+    for section in ("store", "log"):  # the example's own: replaced below (the store in the temporary dir)
+        text = re.sub(rf"(?ms)^\[{section}\].*?(?=^\[|\Z)", "", text)
     text += f'\n[store]\nenabled = false\ndata_dir = "{tmp / "data"}"\n[log]\nlevel = "warning"\n'
     path.write_text(text)
     return path
