@@ -119,6 +119,8 @@ class Decision(NamedTuple):
         return self.header.partition(": ")[2]
 
 
+# The SASL login, or a function returning it (called only when the sender's domain does not settle it).
+Sasl = str | Callable[[], str]
 # ``Decision``'s fields as a plain tuple, in its order (``Decider.decide_fields``).
 DecisionFields = tuple[str, str, str, str, bytes | None, Assessment | None]
 IGNORED: Final = Decision("ignored", "", "", "", None, None)
@@ -269,12 +271,7 @@ class Decider:
         return len(self.guard.index.protected)
 
     def decide(
-        self,
-        sender: str,
-        recipient: str,
-        client: str = "",
-        sasl: str | Callable[[], str] = "",
-        queue_id: str = "",
+        self, sender: str, recipient: str, client: str = "", sasl: Sasl = "", queue_id: str = ""
     ) -> Decision:
         """The decision for ``recipient`` of mail from ``sender`` sent by ``client`` (an IP address) after
         SASL login ``sasl``. ``sasl`` may be a function returning the login: it is called only when the
@@ -282,12 +279,7 @@ class Decider:
         return _new(Decision, self.decide_fields(sender, recipient, client, sasl, queue_id))
 
     def decide_fields(
-        self,
-        sender: str,
-        recipient: str,
-        client: str = "",
-        sasl: str | Callable[[], str] = "",
-        queue_id: str = "",
+        self, sender: str, recipient: str, client: str = "", sasl: Sasl = "", queue_id: str = ""
     ) -> DecisionFields:
         """``decide()``, its fields as a plain tuple: for the policy service, tens of thousands of requests
         a second. A named tuple is an instance of a class of its own, made and freed without the free
