@@ -46,7 +46,8 @@ if [ ! -x "$EXIM" ]; then
   echo "install-exim-unpacked: unpacked $(basename "$work"/exim4-daemon-light_*.deb) into $PREFIX"
 fi
 
-if ldd "$EXIM" | grep -q "not found"; then
+# grep without -q reads all of ldd's output: under pipefail, -q can end the pipe early and fail it (SIGPIPE)
+if ldd "$EXIM" | grep "not found" >/dev/null; then
   echo "install-exim-unpacked: $EXIM still lacks libraries:" >&2
   ldd "$EXIM" | grep "not found" >&2
   exit 1
@@ -58,4 +59,6 @@ if ! getent passwd Debian-exim >/dev/null; then
   echo "install-exim-unpacked: added the system user Debian-exim"
 fi
 
-"$EXIM" --version 2>/dev/null | head -1 | sed "s|^|install-exim-unpacked: $EXIM: |"
+# sed -n 1p reads to the end (no SIGPIPE for exim); exim's own exit status is not this script's
+version="$("$EXIM" -bV 2>/dev/null | sed -n 1p || true)"
+echo "install-exim-unpacked: $EXIM: $version"

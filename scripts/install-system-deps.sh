@@ -50,7 +50,7 @@ done
 
 # Exim (tests/exim): unpacked, not installed; the helper is idempotent and says what it did.
 if [ ! -x "${TYPOGUARD_EXIM_PREFIX:-/var/tmp/typoguard-exim}/usr/sbin/exim4" ] \
-  || ! getent passwd Debian-exim >/dev/null || ! ldconfig -p | grep -q 'libidn\.so\.12 '; then
+  || ! getent passwd Debian-exim >/dev/null || ! ldconfig -p | grep 'libidn\.so\.12 ' >/dev/null; then
   bash "$(dirname "$0")/install-exim-unpacked.sh"
 fi
 
