@@ -640,6 +640,14 @@ class PolicyServer:
         """Start, serve until SIGTERM/SIGINT (or ``stop()``), drain. Returns the exit status."""
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        # Before start(), which starts the companions (the API child): a SIGHUP from logrotate in that
+        # window would otherwise end the process (its default action), not reload it.
+        installed = []
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            loop.add_signal_handler(signal.SIGTERM, self.stop)
+            loop.add_signal_handler(signal.SIGINT, self.stop)
+            installed = [signal.SIGHUP, signal.SIGTERM, signal.SIGINT]
         try:
             await self.start()
         except (OSError, ConfigError) as exc:
@@ -647,12 +655,6 @@ class PolicyServer:
             self.log.flush()
             print(f"typoguard: cannot listen on {self.config.policyd.listen}: {exc}", file=sys.stderr)
             return 1
-        installed = []
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread (tests)
-            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-            loop.add_signal_handler(signal.SIGTERM, self.stop)
-            loop.add_signal_handler(signal.SIGINT, self.stop)
-            installed = [signal.SIGHUP, signal.SIGTERM, signal.SIGINT]
         self.log.event(
             "info", "listening", addresses=self.addresses, protected=self.decider.protected_domains,
             mode=self.decider.mode, pid=os.getpid(), config=str(self.config_path or ""),
