@@ -110,7 +110,9 @@ class ServeProcess:
     def records(self, event: str | None = None) -> list[dict[str, Any]]:
         if not self.log.exists():
             return []
-        out = [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
+        text = self.log.read_text()
+        text = text[: text.rfind("\n") + 1]  # the service may be writing the last line: read it next time
+        out = [json.loads(x) for x in text.splitlines() if x.strip()]
         return [r for r in out if event is None or r.get("event") == event]
 
     def cli(self, *args: str) -> str:
