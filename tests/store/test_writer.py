@@ -185,25 +185,39 @@ def test_close_stores_what_spilled(sqlite_store: Store) -> None:
 def test_spool_files_are_replayed_while_the_writer_is_busy(sqlite_store: Store, tmp_path: Path) -> None:
     # Issue 15: spilled decisions sat in the spool for minutes because the writer replayed it only when its
     # queue was empty (never, under sustained load), and noticed new files only when its count was 0.
+    # The queue is kept busy by topping it up (not by a fixed pile of work, which took 18 s here and ran out
+    # of close() time on a loaded machine), so the test lasts as long as the replay does, on any machine.
     from typoguard.store.spool import Spool
 
     spool_dir = tmp_path / "busy-spool"
     writer = DecisionWriter(sqlite_store, spool_dir=spool_dir, batch_size=500, queue_size=10**6)
-    for i in range(150_000):  # seconds of work: the queue stays busy throughout
-        writer.submit(_event(i))
+    submitted = 0
+
+    def top_up() -> None:
+        nonlocal submitted
+        while writer.queued < 5_000:
+            writer.submit(_event(submitted))
+            submitted += 1
+
+    busy_while_replayed = False
     try:
+        top_up()
         for n in range(3):  # others (the service's spills) put files there while it works
             other = Spool(spool_dir)
             other.append([_event(10**7 + n * 100 + i).row(f"spilled-{n}-{i}") for i in range(100)])
             other.close()
             writer.adopt_spool()
-            time.sleep(0.3)
-        deadline = time.monotonic() + 20
+            top_up()
+        deadline = time.monotonic() + 60
         while list(spool_dir.glob("*.jsonl")):
             assert time.monotonic() < deadline, "spool files not replayed"
-            time.sleep(0.05)
-        assert writer.queued > 0, "replayed only once the queue was empty"
+            assert writer.queued > 0, "the queue ran empty: the test no longer shows a busy writer"
+            top_up()
+            time.sleep(0.01)
+        busy_while_replayed = writer.queued > 0
     finally:
-        writer.close(60)
+        writer.close(120)
+    assert busy_while_replayed, "replayed only once the queue was empty"
     ids = set(_event_ids(sqlite_store))
+    assert len(ids) == submitted + 300
     assert all(f"spilled-{n}-{i}" in ids for n in range(3) for i in range(100))
