@@ -149,7 +149,7 @@ def test_kill_9_during_heavy_writes_loses_nothing_committed(tmp_path: Path) -> N
     )
     assert proc.stdout is not None
     reported: list[tuple[str, int]] = []
-    deadline = time.monotonic() + 120  # 40 batches take ~2 s alone; far longer on a loaded machine
+    deadline = time.monotonic() + 120  # seconds alone; far longer on a loaded machine
     while len(reported) < 40 and time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
