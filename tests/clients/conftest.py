@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from client_build import build_clients
 
 DETECTOR_DIR = Path(__file__).resolve().parents[2] / "clients" / "detector"
 MIN_NODE_MAJOR = 18  # Debian 12 ships 18.13
@@ -75,3 +76,15 @@ def export_bundle(
         return made[key]
 
     return export
+
+
+@pytest.fixture(scope="session")
+def built_clients(typoguard_exe: str, node: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """build/clients/ as ``make clients CONFIG=...`` writes it, for a config protecting army.mil: the
+    bundle, each client's loadable directory and its archive (built once per session)."""
+    base = tmp_path_factory.mktemp("clients")
+    config = base / "typoguard.toml"
+    config.write_text('[protect]\ndomains = ["army.mil"]\n')
+    done = build_clients(typoguard_exe, config, base / "build" / "clients")
+    assert done.returncode == 0, (done.stdout + done.stderr).decode(errors="replace")
+    return base / "build" / "clients"
