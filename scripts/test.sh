@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${CI:-}" = "true" ]; then
-  for script in install-system-deps.sh install-postgres.sh install-chromium.sh install-sendmail-lab.sh install-web-ext.sh; do
+  for script in install-system-deps.sh install-postgres.sh install-chromium.sh install-sendmail-lab.sh install-web-ext.sh install-thunderbird.sh; do
     if [ -f "scripts/$script" ]; then
       bash "scripts/$script"
     fi
