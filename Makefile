@@ -49,7 +49,7 @@ deb:
 # The Thunderbird add-on (.xpi) and the webmail extension (.zip) with CONFIG's client bundle packaged in,
 # in build/clients/ (docs/clients.md, "Building: make clients").
 clients: $(STAMP)
-	CONFIG=$(CONFIG) bash scripts/build-clients.sh
+	CONFIG=$(CONFIG) ADDON_VERSION=$(ADDON_VERSION) bash scripts/build-clients.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

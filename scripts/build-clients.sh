@@ -6,7 +6,8 @@
 #   webmail/, typoguard-webmail-<version>.zip           the webmail extension (clients/webmail/build.mjs)
 # The directories load unpacked (about:debugging); the archives are deterministic
 # (scripts/zip-deterministic.py): the same sources, config and typoguard version give the same bytes.
-# CLIENTS="thunderbird" builds only that one; OUT=DIR writes elsewhere (replaced).
+# CLIENTS="thunderbird" builds only that one; OUT=DIR writes elsewhere (replaced); ADDON_VERSION=0.1.0.3 sets
+# the add-ons' version (default typoguard's): a new bundle for deployed clients needs a higher one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-examples/typoguard.toml}
@@ -16,15 +17,25 @@ TYPOGUARD=${TYPOGUARD:-.venv/bin/typoguard}
 NODE=${NODE:-$(command -v node || command -v nodejs || echo node)}
 CLIENTS=${CLIENTS:-thunderbird webmail}
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+version=${ADDON_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)}
 if ! [[ $version =~ ^[0-9]+(\.[0-9]+){0,3}$ ]]; then
-  echo "build-clients: typoguard version $version is not an add-on version (1 to 4 dot-separated numbers)" >&2
+  echo "build-clients: $version is not an add-on version (1 to 4 dot-separated numbers; set ADDON_VERSION)" >&2
   exit 2
 fi
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
 "$TYPOGUARD" export --format client-bundle --config "$CONFIG" -o "$OUT/bundle.json"
+
+set_version() {  # the manifest's version := $version (one version for both clients and their archives)
+  "$PY" -c 'import json, sys
+path, version = sys.argv[1:]
+with open(path, encoding="utf-8") as f:
+    manifest = json.load(f)
+manifest["version"] = version
+with open(path, "w", encoding="utf-8") as f:
+    f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")' "$1" "$version"
+}
 
 build_thunderbird() {
   # The add-on's own files, the detector's modules in detector/ (not its command line), the bundle; the
@@ -35,13 +46,7 @@ build_thunderbird() {
     \( -name '*.mjs' -o -name '*.html' -o -name '*.css' -o -name '*.json' \) -exec cp {} "$tb/" \;
   find clients/detector -maxdepth 1 -type f -name '*.mjs' ! -name cli.mjs -exec cp {} "$tb/detector/" \;
   cp "$OUT/bundle.json" "$tb/bundle.json"
-  "$PY" -c 'import json, sys
-path, version = sys.argv[1:]
-with open(path, encoding="utf-8") as f:
-    manifest = json.load(f)
-manifest["version"] = version
-with open(path, "w", encoding="utf-8") as f:
-    f.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")' "$tb/manifest.json" "$version"
+  set_version "$tb/manifest.json"
   "$PY" scripts/zip-deterministic.py "$tb" "$OUT/typoguard-thunderbird-$version.xpi"
 }
 
@@ -49,6 +54,7 @@ build_webmail() {
   # The webmail extension's own build script assembles its loadable directory.
   if [ -f clients/webmail/build.mjs ]; then
     "$NODE" clients/webmail/build.mjs --bundle "$OUT/bundle.json" --out "$OUT/webmail"
+    set_version "$OUT/webmail/manifest.json"
     "$PY" scripts/zip-deterministic.py "$OUT/webmail" "$OUT/typoguard-webmail-$version.zip"
   else
     echo "build-clients: clients/webmail/build.mjs not present: no webmail extension built"

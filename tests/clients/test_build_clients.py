@@ -81,8 +81,8 @@ def test_make_clients_passes_config_to_the_build_script() -> None:
     dry = subprocess.run(
         ["make", "-n", "clients", "CONFIG=site.toml"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    assert "CONFIG=site.toml bash scripts/build-clients.sh" in dry
+    assert "CONFIG=site.toml ADDON_VERSION= bash scripts/build-clients.sh" in dry
     default = subprocess.run(
         ["make", "-n", "clients"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    assert "CONFIG=examples/typoguard.toml bash scripts/build-clients.sh" in default
+    assert "CONFIG=examples/typoguard.toml ADDON_VERSION= bash scripts/build-clients.sh" in default

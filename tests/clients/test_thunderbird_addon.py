@@ -285,3 +285,18 @@ def test_a_refused_token_falls_back_to_the_bundle_and_says_so(run: Run, server: 
     seen = run(to=["bob@army.ml"], managed={**server, "token": "tg_not-a-token"}, user=["close"])
     note = seen["reviews"][0]["note"]
     assert "HTTP 401, check the token" in note and seen["reviews"][0]["source"] == "bundle"
+
+
+def test_when_the_add_on_cannot_check_it_asks_and_never_sends_in_silence(run: Run) -> None:
+    contacts = {"c1": {"id": "c1", "properties": {"DisplayName": "No Address"}}}
+    unchecked = {"action": "send"}
+    seen = run(to=[{"id": "c1", "type": "contact"}], contacts=contacts, user=[{"decide": unchecked}, "close"])
+    assert "has no e-mail address" in seen["reviews"][0]["error"]
+    assert "confirmUnchecked" in seen["answers"][0]["error"] and seen["result"] == {"cancel": True}
+
+    sure = run(
+        to=[{"id": "c1", "type": "contact"}],
+        contacts=contacts,
+        user=[{"decide": {**unchecked, "confirmUnchecked": True}}],
+    )
+    assert sure["result"] == {}

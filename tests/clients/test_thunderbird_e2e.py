@@ -31,7 +31,7 @@ HERE = Path(__file__).with_name("thunderbird_e2e")
 ADDON_ID = "thunderbird-addon@typoguard"
 DRIVER_ID = "e2e-driver@typoguard"
 
-SCENARIOS = [
+SCENARIOS: list[dict[str, Any]] = [
     {"name": "closed", "to": ["Bob <bob@army.ml>"], "ui": "close"},
     {"name": "fixed", "to": ["Ann <ann@army.ml>"], "ui": "fix-send"},
     {"name": "confirmed", "to": ["carl@army.ml"], "ui": "keep-confirm-send"},
