@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from client_build import build_clients
 
@@ -188,58 +186,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(
-    typoguard_exe: str, child_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, str]]:
-    """A real ``typoguard http`` on loopback protecting army.mil AND navy.mil (the add-on's bundle protects
-    army.mil only, so a navy.ml verdict shows who decided), and a ``check`` token."""
-    tmp = tmp_path_factory.mktemp("tb-server")
-    config = tmp / "typoguard.toml"
-    config.write_text(
-        f'[protect]\ndomains = ["army.mil", "navy.mil"]\n[store]\ndata_dir = "{tmp / "data"}"\n'
-    )
-    token = subprocess.run(
-        [
-            typoguard_exe,
-            "token",
-            "create",
-            "--config",
-            str(config),
-            "--scope",
-            "check",
-            "--name",
-            "thunderbird",
-        ],
-        capture_output=True,
-        text=True,
-        env=child_env,
-        check=True,
-    ).stdout.strip()
-    url = f"http://127.0.0.1:{_free_port()}"
-    log = (tmp / "http.log").open("wb")
-    proc = subprocess.Popen(
-        [typoguard_exe, "http", "--config", str(config), "--listen", url.removeprefix("http://")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=child_env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"typoguard http exited {proc.returncode}"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "typoguard http did not answer within 30 s"
-            time.sleep(0.05)
-        yield {"serverUrl": url, "token": token}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+@pytest.fixture
+def server(typoguard_server: dict[str, str]) -> dict[str, str]:
+    """The organisation's settings for a real ``typoguard http`` protecting army.mil AND navy.mil (the
+    add-on's bundle protects army.mil only, so a navy.ml verdict shows who decided)."""
+    return typoguard_server
 
 
 def test_with_a_server_configured_the_server_decides(run: Run, server: dict[str, str]) -> None:

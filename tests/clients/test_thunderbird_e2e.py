@@ -38,6 +38,10 @@ SCENARIOS: list[dict[str, Any]] = [
     {"name": "back", "to": ["Dana <dana@arrny.mil>"], "ui": "fix-edit"},
     {"name": "allowed", "to": ["eve@army.mil"], "ui": None},
 ]
+SERVER_SCENARIOS: list[dict[str, Any]] = [
+    {"name": "server-flagged", "to": ["Fay <fay@navy.ml>"], "ui": "fix-send"},
+    {"name": "server-allowed", "to": ["gil@navy.mil"], "ui": None},
+]
 
 
 def _free_port() -> int:
@@ -131,23 +135,28 @@ def thunderbird() -> Path:
     return THUNDERBIRD
 
 
-@pytest.fixture(scope="module")
-def session(
-    thunderbird: Path, built_clients: Path, tmp_path_factory: pytest.TempPathFactory
+def run_thunderbird(
+    thunderbird: Path, built: Path, tmp: Path, scenarios: list[dict[str, Any]], managed: dict[str, Any] | None
 ) -> Iterator[dict[str, Any]]:
-    """One headless Thunderbird run of every scenario: {name: report}, and what the SMTP sink received."""
-    tmp = tmp_path_factory.mktemp("thunderbird")
+    """One headless Thunderbird run of ``scenarios`` with the built add-on (and its test hook) and the
+    driver in a fresh profile; ``managed``: the add-on's managed storage (a managed-storage manifest in
+    the HOME Thunderbird is given). Yields {name: report} and what the SMTP sink received."""
     profile = tmp / "profile"
     (profile / "extensions").mkdir(parents=True)
 
     addon = tmp / "addon"
-    shutil.copytree(built_clients / "thunderbird", addon)
+    shutil.copytree(built / "thunderbird", addon)
     shutil.copy(HERE / "e2e-hook.mjs", addon)
     page = addon / "background.html"
     page.write_text(
         page.read_text().replace("</body>", '<script type="module" src="e2e-hook.mjs"></script></body>')
     )
     _zip(addon, profile / "extensions" / f"{ADDON_ID}.xpi")
+    if managed is not None:
+        store = tmp / ".mozilla" / "managed-storage"
+        store.mkdir(parents=True)
+        manifest = {"name": ADDON_ID, "description": "typoguard test", "type": "storage", "data": managed}
+        (store / f"{ADDON_ID}.json").write_text(json.dumps(manifest))
 
     got: list[dict[str, Any]] = []
     reports = HTTPServer(("127.0.0.1", 0), type("Reports", (_Reports,), {"got": got}))
@@ -155,7 +164,7 @@ def session(
     driver = tmp / "driver"
     shutil.copytree(HERE / "driver", driver)
     (driver / "scenarios.json").write_text(
-        json.dumps({"port": reports.server_address[1], "scenarios": SCENARIOS})
+        json.dumps({"port": reports.server_address[1], "scenarios": scenarios})
     )
     _zip(driver, profile / "extensions" / f"{DRIVER_ID}.xpi")
 
@@ -199,6 +208,28 @@ def session(
         reports.server_close()
 
 
+@pytest.fixture(scope="module")
+def session(
+    thunderbird: Path, built_clients: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The add-on as installed by default: no managed settings, the packaged bundle decides."""
+    yield from run_thunderbird(
+        thunderbird, built_clients, tmp_path_factory.mktemp("thunderbird"), SCENARIOS, None
+    )
+
+
+@pytest.fixture(scope="module")
+def server_session(
+    thunderbird: Path,
+    built_clients: Path,
+    typoguard_server: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Any]]:
+    """The organisation's settings in managed storage, naming a real ``typoguard http`` on loopback."""
+    tmp = tmp_path_factory.mktemp("thunderbird-server")
+    yield from run_thunderbird(thunderbird, built_clients, tmp, SERVER_SCENARIOS, typoguard_server)
+
+
 def test_the_driver_ran_every_scenario(session: dict[str, Any]) -> None:
     assert set(session["reports"]) == {s["name"] for s in SCENARIOS} | {"done"}, session["reports"]
 
@@ -235,3 +266,15 @@ def test_an_allowed_recipient_is_sent_without_a_review(session: dict[str, Any]) 
     allowed = session["reports"]["allowed"]
     assert (allowed["result"], allowed["popups"]) == ("sent", 0)
     assert ["eve@army.mil"] in session["received"]
+
+
+def test_with_the_organisations_server_in_managed_storage_the_server_decides(
+    server_session: dict[str, Any],
+) -> None:
+    """navy.mil is protected by the server only: its look-alike is caught, and fixed, only if Thunderbird
+    read the managed settings and the add-on reached the server."""
+    flagged = server_session["reports"]["server-flagged"]
+    assert flagged["popups"] == 1 and "Did you mean Fay <fay@navy.mil>?" in flagged["review"]["rows"][0]
+    assert flagged["result"] == "sent" and ["fay@navy.mil"] in server_session["received"]
+    assert server_session["reports"]["server-allowed"]["result"] == "sent"
+    assert ["gil@navy.mil"] in server_session["received"]
