@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole suite. Under CI=true it first installs every system package a test needs (Postfix and
-# swaks, PostgreSQL, Chromium; Sendmail unpacked into /var/tmp): there those tests must run, never skip.
+# swaks, PostgreSQL, Chromium, Thunderbird; Sendmail unpacked into /var/tmp; web-ext from npm into build/tools): there those tests must run, never skip.
 # Elsewhere they skip with a printed reason when their package is missing; run the install scripts yourself (as root) to run them too.
 set -euo pipefail
 cd "$(dirname "$0")/.."

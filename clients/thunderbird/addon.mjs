@@ -113,6 +113,7 @@ class Addon {
       const v = verdicts[i];
       Object.assign(row, {
         action: v.action,
+        domain: v.domain ?? null,
         intended: v.intended ?? null,
         kind: v.kind ?? null,
         score: v.score ?? 0,

@@ -85,7 +85,12 @@ def test_a_rejected_recipient_holds_the_message_until_explicitly_confirmed(run: 
     assert seen["result"] == {"cancel": True}, "closing the review window must not send"
     (review,) = seen["reviews"]
     row = flagged(review)["bob@army.ml"]
-    assert (row["action"], row["intended"], row["mustConfirm"]) == ("reject", "army.mil", True)
+    assert (row["action"], row["domain"], row["intended"], row["mustConfirm"]) == (
+        "reject",
+        "army.ml",
+        "army.mil",
+        True,
+    )
     assert row["fix"] == "Bob <bob@army.mil>" and "'i' of .mil dropped" in row["reason"]
     assert "explicit confirmation" in seen["answers"][0]["error"], (
         "keeping a reject without confirming was taken"

@@ -253,6 +253,7 @@ def test_did_you_mean_fixes_the_recipient_thunderbird_sends(session: dict[str, A
 def test_a_rejected_recipient_goes_only_after_the_explicit_tick(session: dict[str, Any]) -> None:
     confirmed = session["reports"]["confirmed"]
     assert confirmed["review"]["sendDisabled"] == [True, True, False], "Keep alone must not enable Send"
+    assert "I am sure: send to army.ml, not army.mil" in confirmed["review"]["rows"][0]
     assert confirmed["result"] == "sent" and ["carl@army.ml"] in session["received"]
 
 
