@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CONFIG  ?= examples/typoguard.toml
 
-.PHONY: install run test bench lint clean deb
+.PHONY: install run test bench lint clean deb clients
 
 # The policy codec is compiled by mypyc at install (setup.py): a change to it means a reinstall.
 $(STAMP): pyproject.toml setup.py src/typoguard/protocols/postfix_policy.py
@@ -45,6 +45,11 @@ deb:
 	  | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -xf - -C $(DEB_DIR)/src
 	cd $(DEB_DIR)/src && dpkg-buildpackage -b -us -uc
 	@ls -l $(DEB_DIR)/*.deb
+
+# The Thunderbird add-on (.xpi) and the webmail extension (.zip) with CONFIG's client bundle packaged in,
+# in build/clients/ (docs/clients.md, "Building: make clients").
+clients: $(STAMP)
+	CONFIG=$(CONFIG) ADDON_VERSION=$(ADDON_VERSION) bash scripts/build-clients.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

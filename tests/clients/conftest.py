@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
+from client_build import build_clients
 
 DETECTOR_DIR = Path(__file__).resolve().parents[2] / "clients" / "detector"
 MIN_NODE_MAJOR = 18  # Debian 12 ships 18.13
@@ -75,3 +79,76 @@ def export_bundle(
         return made[key]
 
     return export
+
+
+@pytest.fixture(scope="session")
+def built_clients(typoguard_exe: str, node: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """build/clients/ as ``make clients CONFIG=...`` writes it, for a config protecting army.mil: the
+    bundle, each client's loadable directory and its archive (built once per session)."""
+    base = tmp_path_factory.mktemp("clients")
+    config = base / "typoguard.toml"
+    config.write_text('[protect]\ndomains = ["army.mil"]\n')
+    done = build_clients(typoguard_exe, config, base / "build" / "clients")
+    assert done.returncode == 0, (done.stdout + done.stderr).decode(errors="replace")
+    return base / "build" / "clients"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def typoguard_server(
+    typoguard_exe: str, child_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """A real ``typoguard http`` on loopback protecting army.mil AND navy.mil (``built_clients``' bundle
+    protects army.mil only, so a navy.ml verdict shows who decided): the add-on's managed settings for it,
+    ``{"serverUrl", "token"}`` with a ``check`` token."""
+    tmp = tmp_path_factory.mktemp("tb-server")
+    config = tmp / "typoguard.toml"
+    config.write_text(
+        f'[protect]\ndomains = ["army.mil", "navy.mil"]\n[store]\ndata_dir = "{tmp / "data"}"\n'
+    )
+    token = subprocess.run(
+        [
+            typoguard_exe,
+            "token",
+            "create",
+            "--config",
+            str(config),
+            "--scope",
+            "check",
+            "--name",
+            "thunderbird",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env,
+        check=True,
+    ).stdout.strip()
+    url = f"http://127.0.0.1:{free_port()}"
+    log = (tmp / "http.log").open("wb")
+    proc = subprocess.Popen(
+        [typoguard_exe, "http", "--config", str(config), "--listen", url.removeprefix("http://")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=child_env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, f"typoguard http exited {proc.returncode}"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "typoguard http did not answer within 30 s"
+            time.sleep(0.05)
+        yield {"serverUrl": url, "token": token}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
