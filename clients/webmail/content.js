@@ -23,11 +23,12 @@
 
   const ask = (message) => api.runtime.sendMessage(message);
 
-  /** Every recipient of the compose window: [{field, address, chip}]. */
-  function recipients() {
+  /** Every recipient in `scope` (a compose window, or the page): [{field, address, chip}]. */
+  function recipients(scope = document) {
     if (!site) return [];
     const out = [];
     for (const field of site.fields(document)) {
+      if (!scope.contains(field.root)) continue;
       for (const e of field.entries()) out.push({ field, address: e.address, chip: e.chip });
     }
     return out;
@@ -44,10 +45,10 @@
 
   const verdictOf = (address) => verdicts.get(address.toLowerCase());
 
-  /** The flagged recipients now, or null if some recipient has no verdict yet. */
-  function flaggedNow() {
+  /** The flagged recipients in `scope` now, or null if some recipient has no verdict yet. */
+  function flaggedNow(scope = document) {
     const out = [];
-    for (const r of recipients()) {
+    for (const r of recipients(scope)) {
       const v = verdictOf(r.address);
       if (v === undefined) return null;
       if (FLAGGED.has(v.action)) out.push({ ...r, verdict: v });
@@ -72,6 +73,9 @@
       const fixed = R.corrected(r.address, v.intended);
       flag.append(el('span', {}, `Did you mean ${fixed}?`), ' ');
       const fix = el('button', { type: 'button', 'data-typoguard-fix': '', class: 'typoguard-fix' }, `Use ${fixed}`);
+      // Keep the focus where it is: leaving a half-typed field makes the page turn it into a chip, which
+      // moves this button away between the press and the release.
+      fix.addEventListener('mousedown', (e) => e.preventDefault());
       fix.addEventListener('click', (e) => {
         e.preventDefault();
         e.stopPropagation();
@@ -206,18 +210,19 @@
   }
 
   async function onSend(button) {
-    let flagged = flaggedNow();
+    const scope = S.composeOf(site, button);
+    let flagged = flaggedNow(scope);
     if (flagged === null) {
       try {
-        await checkMissing(recipients());
+        await checkMissing(recipients(scope));
       } catch (err) {
         // Never wrong in silence: say so, and let the person decide.
         flagged = [];
         document.documentElement.dataset.typoguardError = String(err.message || err);
       }
-      if (flagged === null) flagged = flaggedNow() || [];
+      if (flagged === null) flagged = flaggedNow(scope) || [];
+      scanSoon(0);
     }
-    render(flagged);
     if (flagged.length) dialog(flagged, button);
     else proceed(button);
   }
@@ -227,7 +232,7 @@
     if (!site || !sha256 || bypass || ours(e.target)) return;
     const button = site.sendButton(e.target);
     if (!button) return;
-    const flagged = flaggedNow();
+    const flagged = flaggedNow(S.composeOf(site, button));
     if (flagged !== null && flagged.length === 0) return; // all allowed: untouched
     e.preventDefault();
     e.stopImmediatePropagation();
@@ -237,9 +242,11 @@
   function guardKey(e) {
     if (!site || !sha256 || bypass || ours(e.target) || e.key !== 'Enter' && e.key !== ' ') return;
     let button = site.sendButton(e.target);
-    if (!button && e.key === 'Enter' && (e.ctrlKey || e.metaKey)) button = site.findSendButton(document);
+    if (!button && e.key === 'Enter' && (e.ctrlKey || e.metaKey) && e.target instanceof Element) {
+      button = site.findSendButton(S.composeOf(site, e.target));
+    }
     if (!button) return;
-    const flagged = flaggedNow();
+    const flagged = flaggedNow(S.composeOf(site, button));
     if (flagged !== null && flagged.length === 0) return;
     e.preventDefault();
     e.stopImmediatePropagation();

@@ -161,10 +161,11 @@ globalThis.typoguardSites = (() => {
     }
   }
 
-  function chipSite(name, hosts, probe, send, kinds, spec) {
+  function chipSite(name, hosts, probe, send, kinds, spec, compose) {
     return {
       name,
       hosts,
+      compose,
       probe: (doc) => doc.querySelector(probe) !== null,
       fields: (doc) => {
         const out = [];
@@ -174,7 +175,7 @@ globalThis.typoguardSites = (() => {
         return out;
       },
       sendButton: (target) => (target instanceof Element ? target.closest(send) : null),
-      findSendButton: (doc) => doc.querySelector(send),
+      findSendButton: (scope) => scope.querySelector(send),
     };
   }
 
@@ -200,6 +201,7 @@ globalThis.typoguardSites = (() => {
       remove: '[aria-label^="Remove"], .vM, .afX',
       address: attrAddress('data-hovercard-id', 'email'),
     },
+    'div[role="dialog"], .M9, .AD, .aoI',
   );
 
   // Outlook on the web: a contenteditable div[role=textbox] per field, labelled To/Cc/Bcc, with
@@ -217,6 +219,7 @@ globalThis.typoguardSites = (() => {
       remove: 'button[aria-label^="Remove" i]',
       address: attrAddress('title', 'aria-label'),
     },
+    '[aria-label="Compose" i], [role="dialog"], [role="main"]',
   );
   // In Outlook the box holds the text: input() is the root itself.
   const outlookFields = outlook.fields;
@@ -240,6 +243,7 @@ globalThis.typoguardSites = (() => {
       remove: '[data-test-id="icon-btn-remove"], button[aria-label^="Remove" i]',
       address: attrAddress('title', 'data-email'),
     },
+    '[data-test-id="compose"]',
   );
 
   // Roundcube, on any host: the compose form's #_to textarea plus a Roundcube page marker. (The page's
@@ -248,6 +252,7 @@ globalThis.typoguardSites = (() => {
   const roundcube = {
     name: 'roundcube',
     hosts: /./,
+    compose: 'form#compose-content',
     probe: (doc) =>
       doc.querySelector('textarea#_to') !== null &&
       doc.querySelector('input[name="_task"][value="mail"], body.action-compose, #compose-content, script[src*="program/js/app"]') !== null,
@@ -257,10 +262,20 @@ globalThis.typoguardSites = (() => {
         .filter(([, t]) => t instanceof HTMLTextAreaElement || t instanceof HTMLInputElement)
         .map(([kind, t]) => new RoundcubeField(kind, t)),
     sendButton: (target) => (target instanceof Element ? target.closest(RC_SEND) : null),
-    findSendButton: (doc) => doc.querySelector(RC_SEND),
+    findSendButton: (scope) => scope.querySelector(RC_SEND),
   };
 
   const ALL = [gmail, outlook, yahoo, roundcube];
+
+  /** The compose window `el` is in (several can be open in Gmail): the nearest enclosing compose container
+   * that holds a recipient field; the whole document when none does (never fewer recipients than there are). */
+  function composeOf(site, el) {
+    const fields = site.fields(el.ownerDocument);
+    for (let n = el.closest(site.compose); n; n = n.parentElement && n.parentElement.closest(site.compose)) {
+      if (fields.some((f) => n.contains(f.root))) return n;
+    }
+    return el.ownerDocument;
+  }
 
   /** The adapter for this page: one whose host matches and whose compose form is present, else any whose
    * compose form is present (Roundcube on its own host; the saved pages in tests). */
@@ -268,5 +283,5 @@ globalThis.typoguardSites = (() => {
     return ALL.find((s) => s !== roundcube && s.hosts.test(host) && s.probe(doc)) || ALL.find((s) => s.probe(doc)) || null;
   }
 
-  return Object.freeze({ detect, all: ALL });
+  return Object.freeze({ detect, composeOf, all: ALL });
 })();

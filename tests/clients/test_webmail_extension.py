@@ -31,6 +31,16 @@ TO_FIELD = {
     "outlook": 'div[role="textbox"][aria-label="To"]',
     "yahoo": "#message-to-field",
 }
+# Per saved page: the chip (or field) that holds a given address once it is a recipient.
+def _holding(site: str, address: str) -> str:
+    return {
+        "roundcube": f'#compose_to li.recipient:has-text("{address}")',
+        "gmail": f'div[name="to"] [data-hovercard-id="{address}"]',
+        "outlook": f'div[aria-label="To"] [title="{address}"]',
+        "yahoo": f'[data-test-id="container-to"] [data-test-id="pill"][title="{address}"]',
+    }[site]
+
+
 SEND = {
     "roundcube": "button.send",
     "gmail": "div.aoO",
@@ -146,8 +156,11 @@ def test_lookalike_is_flagged_and_fixed_in_one_click(
     assert flag.get_attribute("data-typoguard-flag") == "reject"
     assert "Did you mean bob@army.mil?" in flag.inner_text()
     page.keyboard.press("Enter")  # the page turns the typed text into a chip; the mark follows it
+    page.locator(_holding(site, "bob@army.ml")).wait_for()
     flag.locator("[data-typoguard-fix]").click()
     page.locator("[data-typoguard-flag]").wait_for(state="detached")
+    page.locator(_holding(site, "bob@army.mil")).wait_for()
+    assert page.locator(_holding(site, "bob@army.ml")).count() == 0
     page.locator(SEND[site]).click()
     page.wait_for_function("document.body.dataset.sent === '1'")
     assert page.locator("[data-typoguard-dialog]").count() == 0
@@ -213,3 +226,54 @@ def test_allowed_recipients_send_with_no_dialog(
     page.wait_for_function("document.body.dataset.sent === '1'")
     assert page.locator("[data-typoguard-dialog]").count() == 0
     page.close()
+
+
+@pytest.mark.parametrize("site", ["roundcube", "yahoo", "outlook"])
+def test_fix_while_still_typing(context: Any, pages_url: str, extension: tuple[Path, str], site: str) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "carol@army.mil, bob@army.ml")
+    page.locator("[data-typoguard-flag]").wait_for()
+    page.locator("[data-typoguard-fix]").click()
+    page.locator("[data-typoguard-flag]").wait_for(state="detached")
+    page.keyboard.press("Enter")
+    page.locator(_holding(site, "bob@army.mil")).wait_for()
+    page.locator(_holding(site, "carol@army.mil")).wait_for()
+    page.close()
+
+
+def test_ctrl_enter_is_held_like_send(context: Any, pages_url: str, extension: tuple[Path, str]) -> None:
+    page = _open(context, pages_url, extension[1], "gmail")
+    _type_recipient(page, "gmail", "bob@army.ml")
+    page.locator("[data-typoguard-flag]").wait_for()
+    page.locator('div[role="textbox"][aria-label="Message Body"]').click()
+    page.keyboard.press("Control+Enter")
+    page.locator("[data-typoguard-dialog]").wait_for()
+    assert _sent(page) == 0
+    page.keyboard.press("Escape")
+    page.locator("[data-typoguard-dialog]").wait_for(state="detached")
+    page.close()
+
+
+def test_extra_protected_domain_from_the_options_page(
+    context: Any, pages_url: str, extension: tuple[Path, str]
+) -> None:
+    worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+    ext_id = worker.url.split("/")[2]
+    options = context.new_page()
+    options.goto(f"chrome-extension://{ext_id}/options.html")
+    assert extension[1] in options.locator("#bundle").inner_text(timeout=TIMEOUT_MS)
+    options.locator("#extra").fill("acme-corp.com\nnot a domain")
+    options.locator("#save").click()
+    assert "ignored" in options.locator("#saved").inner_text()
+    try:
+        page = _open(context, pages_url, extension[1], "roundcube")
+        _type_recipient(page, "roundcube", "joe@acme-crop.com")
+        flag = page.locator("[data-typoguard-flag]")
+        flag.wait_for()
+        assert flag.get_attribute("data-typoguard-flag") == "warn"
+        assert "Did you mean joe@acme-corp.com?" in flag.inner_text()
+        page.close()
+    finally:
+        options.locator("#extra").fill("")
+        options.locator("#save").click()
+        options.close()
