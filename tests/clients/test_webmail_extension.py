@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import os
 import subprocess
 import threading
@@ -31,6 +32,8 @@ TO_FIELD = {
     "outlook": 'div[role="textbox"][aria-label="To"]',
     "yahoo": "#message-to-field",
 }
+
+
 # Per saved page: the chip (or field) that holds a given address once it is a recipient.
 def _holding(site: str, address: str) -> str:
     return {
@@ -60,7 +63,7 @@ def _chromium() -> Path:
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -91,8 +94,6 @@ def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFa
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out)
-    import json
-
     return out, json.loads(bundle.read_text())["sha256"]
 
 
@@ -197,7 +198,9 @@ def test_reject_holds_send_until_understood_and_confirmed(
 
 
 @pytest.mark.parametrize("site", ["roundcube", "gmail"])
-def test_warn_asks_once_and_confirm_sends(context: Any, pages_url: str, extension: tuple[Path, str], site: str) -> None:
+def test_warn_asks_once_and_confirm_sends(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
     page = _open(context, pages_url, extension[1], site)
     _type_recipient(page, site, "bob@army.com")  # the same name under another suffix: warn
     flag = page.locator("[data-typoguard-flag]")
@@ -257,7 +260,9 @@ def test_ctrl_enter_is_held_like_send(context: Any, pages_url: str, extension: t
 def test_extra_protected_domain_from_the_options_page(
     context: Any, pages_url: str, extension: tuple[Path, str]
 ) -> None:
-    worker = context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+    worker = (
+        context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+    )
     ext_id = worker.url.split("/")[2]
     options = context.new_page()
     options.goto(f"chrome-extension://{ext_id}/options.html")
