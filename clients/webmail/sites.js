@@ -123,9 +123,12 @@ globalThis.typoguardSites = (() => {
       return this.widget ? [...this.widget.querySelectorAll('li.recipient')] : [];
     }
 
+    /** A chip's address: `<span class="name">Bob</span><span class="email"> <bob@x>,</span>`, or with no
+     * name `<span class="name">bob@x</span><span class="email">,</span>` (ui.js insert_recipient). */
     static chipAddress(li) {
       const email = li.querySelector('.email');
-      return R.findAddress(email ? email.textContent : li.textContent);
+      const name = li.querySelector('.name');
+      return R.findAddress(email ? email.textContent : '') || R.findAddress(name ? name.textContent : li.textContent);
     }
 
     /** With the widget: its chips, then what is typed in its input (the textarea lags behind the input);
@@ -252,7 +255,7 @@ globalThis.typoguardSites = (() => {
   const roundcube = {
     name: 'roundcube',
     hosts: /./,
-    compose: 'form#compose-content',
+    compose: '#compose-content',
     probe: (doc) =>
       doc.querySelector('textarea#_to') !== null &&
       doc.querySelector('input[name="_task"][value="mail"], body.action-compose, #compose-content, script[src*="program/js/app"]') !== null,
