@@ -156,8 +156,10 @@ def test_lookalike_is_flagged_and_fixed_in_one_click(
     flag.wait_for()
     assert flag.get_attribute("data-typoguard-flag") == "reject"
     assert "Did you mean bob@army.mil?" in flag.inner_text()
-    page.keyboard.press("Enter")  # the page turns the typed text into a chip; the mark follows it
+    page.keyboard.press("Enter")  # the page turns the typed text into a chip; the mark stays
     page.locator(_holding(site, "bob@army.ml")).wait_for()
+    page.wait_for_timeout(400)  # the extension has looked at the page again
+    assert page.locator("[data-typoguard-flag]").count() == 1
     flag.locator("[data-typoguard-fix]").click()
     page.locator("[data-typoguard-flag]").wait_for(state="detached")
     page.locator(_holding(site, "bob@army.mil")).wait_for()

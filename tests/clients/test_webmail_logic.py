@@ -1,10 +1,11 @@
 """The webmail extension's pure logic under Node's own test runner (clients/webmail/test/logic.test.mjs):
 recipient lists as people type them ("Name <a@b>, c@d"), rewriting one address, and the check of the extra
-protected domains set on the options page; plus build.mjs's refusals."""
+protected domains set on the options page; build.mjs; and the background's bundle loading."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,24 @@ def test_build_assembles_a_loadable_extension(node: str, export_bundle: Any, tmp
     (other / "keep.txt").write_text("mine")
     bad = _build(node, "--bundle", str(bundle), "--out", str(other))
     assert bad.returncode == 2 and (other / "keep.txt").exists()
+
+
+def test_background_loads_the_packaged_or_managed_bundle(
+    node: str, export_bundle: Any, tmp_path: Path
+) -> None:
+    """background.mjs under Node with the browser's storage API stubbed (managed storage is set only by
+    policy files): packaged bundle, bundleUrl fetched from loopback and kept, failed refresh, pinned sha256,
+    allowExtraDomains, foreign messages (clients/webmail/test/background.test.mjs)."""
+    bundle = export_bundle(["--protect", "army.mil"])
+    out = tmp_path / "ext"
+    assert _build(node, "--bundle", str(bundle), "--out", str(out)).returncode == 0
+    proc = subprocess.run(
+        [node, "--test", str(WEBMAIL / "test" / "background.test.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TG_WEBMAIL_BUILD": str(out)},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "# fail 0" in proc.stdout
