@@ -72,8 +72,11 @@ def test_background_loads_the_packaged_or_managed_bundle(
 ) -> None:
     """background.mjs under Node with the browser's storage API stubbed (managed storage is set only by
     policy files): packaged bundle, bundleUrl fetched from loopback and kept, failed refresh, pinned sha256,
-    allowExtraDomains, foreign messages (clients/webmail/test/background.test.mjs)."""
+    allowExtraDomains, audit mode, foreign messages (clients/webmail/test/background.test.mjs)."""
     bundle = export_bundle(["--protect", "army.mil"])
+    audit_config = tmp_path / "audit.toml"
+    audit_config.write_text('[protect]\ndomains = ["army.mil"]\n[policy]\nmode = "audit"\n')
+    audit = export_bundle(["--config", str(audit_config)])
     out = tmp_path / "ext"
     assert _build(node, "--bundle", str(bundle), "--out", str(out)).returncode == 0
     proc = subprocess.run(
@@ -81,8 +84,8 @@ def test_background_loads_the_packaged_or_managed_bundle(
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "TG_WEBMAIL_BUILD": str(out)},
+        env={**os.environ, "TG_WEBMAIL_BUILD": str(out), "TG_WEBMAIL_AUDIT_BUNDLE": str(audit)},
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "# fail 0" in proc.stdout
+    assert "# fail 0" in proc.stdout and "# skipped 0" in proc.stdout

@@ -1,8 +1,10 @@
 // The background's bundle loading under the browser's storage API stubbed at the boundary (Chromium's
 // managed storage is set only by enterprise policy files, which a test cannot write): the packaged bundle,
 // the organisation's bundleUrl (fetched for real from a loopback HTTP server), a pinned sha256, a failed
-// refresh falling back to the stored copy, allowExtraDomains=false, and messages from elsewhere ignored.
-//   TG_WEBMAIL_BUILD=<a build.mjs output dir> node --test background.test.mjs
+// refresh falling back to the stored copy, allowExtraDomains=false, a bundle in audit mode, and messages
+// from elsewhere ignored.
+//   TG_WEBMAIL_BUILD=<a build.mjs output dir> TG_WEBMAIL_AUDIT_BUNDLE=<an audit-mode bundle> \
+//     node --test background.test.mjs
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -14,6 +16,7 @@ const DIR = process.env.TG_WEBMAIL_BUILD;
 assert.ok(DIR, 'TG_WEBMAIL_BUILD: the directory build.mjs wrote');
 const BUNDLE = readFileSync(join(DIR, 'bundle.json'), 'utf8');
 const SHA = JSON.parse(BUNDLE).sha256;
+const AUDIT = process.env.TG_WEBMAIL_AUDIT_BUNDLE ? readFileSync(process.env.TG_WEBMAIL_AUDIT_BUNDLE, 'utf8') : null;
 
 let server;
 let base;
@@ -24,6 +27,9 @@ before(async () => {
     requests.push(req.url);
     if (req.url.startsWith('/ext/')) {
       res.end(readFileSync(join(DIR, req.url.slice(5))));
+    } else if (req.url === '/org/audit.json' && AUDIT !== null) {
+      res.writeHead(200, { 'access-control-allow-origin': '*' });
+      res.end(AUDIT);
     } else if (req.url === '/org/bundle.json') {
       res.writeHead(bundleStatus, { 'access-control-allow-origin': '*' });
       res.end(bundleStatus === 200 ? BUNDLE : 'down');
@@ -124,4 +130,10 @@ test('messages from anything but this extension are ignored', async () => {
   const { ask } = await background();
   assert.equal(await ask({ type: 'typoguard-check', recipients: ['bob@army.ml'] }, 'another-extension'), 'ignored');
   assert.equal(await ask('typoguard-info'), 'ignored');
+});
+
+test('in audit mode the bundle lets the client only warn', { skip: AUDIT === null && 'TG_WEBMAIL_AUDIT_BUNDLE not set' }, async () => {
+  const { ask } = await background({ managed: { bundleUrl: `${base}/org/audit.json` } });
+  const [v] = (await ask({ type: 'typoguard-check', recipients: ['bob@army.ml'] })).results;
+  assert.deepEqual([v.action, v.intended, v.audit], ['warn', 'army.mil', true]);
 });
