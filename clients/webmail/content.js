@@ -1,8 +1,8 @@
 // The content script: finds the compose window's recipients (sites.js), asks the background for each
 // verdict, marks flagged recipients inline ("Did you mean ...?", one click to correct) and stops Send while
 // any recipient is flagged until the person confirms (reject: only after ticking "I understand"). The DOM it
-// adds is the contract of docs/clients.md ("Webmail extension"), which the tests rely on. No innerHTML:
-// every text, recipient text above all, goes in through textContent.
+// adds is the contract of docs/clients.md ("Webmail extension"), which the tests rely on. No HTML parsed
+// from strings: every text, recipient text above all, goes in through textContent.
 'use strict';
 
 (() => {
@@ -10,11 +10,12 @@
   const S = globalThis.typoguardSites;
   const api = globalThis.browser ?? globalThis.chrome;
   const FLAGGED = new Set(['warn', 'hold', 'reject']);
-  const OUR = '[data-typoguard-marks], [data-typoguard-dialog]';
+  const OUR = '[data-typoguard-marks], [data-typoguard-dialog], [data-typoguard-notice]';
   const SEND_EVENTS = ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click'];
 
   let site = null;
   let sha256 = null;
+  let problem = null; // why recipients are not checked (no bundle), shown in the compose window
   const verdicts = new Map(); // lower-case address -> verdict (bounded: cleared past LIMIT)
   const LIMIT = 5000;
   let shownKey = '';
@@ -116,12 +117,25 @@
     timer = setTimeout(scan, delay);
   }
 
+  /** Never wrong in silence: a compose window with no bundle behind it says that nothing is checked. */
+  function showProblem() {
+    const fields = site.fields(document);
+    if (!fields.length || document.querySelector('[data-typoguard-notice]') !== null) return;
+    const note = el('div', { 'data-typoguard-notice': '', class: 'typoguard-marks typoguard-flag', role: 'status' });
+    note.textContent = `typoguard is not checking these recipients: ${problem}`;
+    fields[0].root.after(note);
+  }
+
   async function scan() {
-    if (!sha256) return;
     if (!site) {
       site = S.detect(document, location.hostname);
       if (!site) return;
     }
+    if (problem !== null) {
+      showProblem();
+      return;
+    }
+    if (!sha256) return;
     document.documentElement.dataset.typoguardReady = sha256;
     const list = recipients();
     try {
@@ -261,13 +275,14 @@
       info = { error: String(err.message || err) };
     }
     if (!info || info.error) {
-      document.documentElement.dataset.typoguardError = info ? info.error : 'no answer from the extension';
-      console.warn('typoguard: not checking recipients:', document.documentElement.dataset.typoguardError);
-      return;
+      problem = info ? info.error : 'no answer from the extension';
+      document.documentElement.dataset.typoguardError = problem;
+      console.warn('typoguard: not checking recipients:', problem);
+    } else {
+      sha256 = info.sha256;
+      for (const type of SEND_EVENTS) window.addEventListener(type, guardPointer, true);
+      window.addEventListener('keydown', guardKey, true);
     }
-    sha256 = info.sha256;
-    for (const type of SEND_EVENTS) window.addEventListener(type, guardPointer, true);
-    window.addEventListener('keydown', guardKey, true);
     window.addEventListener('input', () => scanSoon(), true);
     window.addEventListener('change', () => scanSoon(), true);
     new MutationObserver((records) => {

@@ -6,7 +6,7 @@
 
 globalThis.typoguardSites = (() => {
   const R = globalThis.typoguardRecipients;
-  const OUR = '[data-typoguard-marks], [data-typoguard-dialog]';
+  const OUR = '[data-typoguard-marks], [data-typoguard-dialog], [data-typoguard-notice]';
 
   /** Set a form control's value as typing would, so the page's own code (React, jQuery) notices. */
   function setValue(el, value) {

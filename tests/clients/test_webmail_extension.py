@@ -97,33 +97,44 @@ def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFa
     return out, json.loads(bundle.read_text())["sha256"]
 
 
+def _launch(p: Any, ext_dir: Path, profile: Path) -> Any:
+    return p.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=str(_chromium()),
+        headless=False,
+        ignore_default_args=["--disable-extensions"],
+        args=[
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--disable-extensions-except={ext_dir}",
+            f"--load-extension={ext_dir}",
+        ],
+    )
+
+
 @pytest.fixture(scope="module")
-def context(extension: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A persistent Chromium profile with the unpacked extension loaded (new headless mode)."""
-    chromium = _chromium()
+def playwright() -> Iterator[Any]:
+    """One Playwright driver for the module (the sync API allows one at a time)."""
+    _chromium()
     from playwright.sync_api import sync_playwright
 
-    ext_dir = extension[0]
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("profile")),
-            executable_path=str(chromium),
-            headless=False,
-            ignore_default_args=["--disable-extensions"],
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--disable-extensions-except={ext_dir}",
-                f"--load-extension={ext_dir}",
-            ],
-        )
-        yield ctx
-        ctx.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def context(
+    playwright: Any, extension: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A persistent Chromium profile with the unpacked extension loaded (new headless mode)."""
+    ctx = _launch(playwright, extension[0], tmp_path_factory.mktemp("profile"))
+    yield ctx
+    ctx.close()
 
 
 def _open(context: Any, pages_url: str, sha256: str, site: str) -> Any:
@@ -284,3 +295,31 @@ def test_extra_protected_domain_from_the_options_page(
         options.locator("#extra").fill("")
         options.locator("#save").click()
         options.close()
+
+
+def test_without_a_bundle_the_compose_window_says_nothing_is_checked(
+    playwright: Any, node: str, pages_url: str, tmp_path: Path
+) -> None:
+    """Never wrong in silence: an extension with no bundle (none packaged, no policy) holds nothing and says
+    so in the compose window."""
+    _chromium()
+    out = tmp_path / "ext"
+    proc = subprocess.run(
+        [node, str(BUILD), "--test", "--no-bundle", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ctx = _launch(playwright, out, tmp_path / "profile")
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{pages_url}/roundcube.html")
+        notice = page.locator("[data-typoguard-notice]")
+        notice.wait_for()
+        assert "typoguard is not checking these recipients" in notice.inner_text()
+        assert page.evaluate("document.documentElement.dataset.typoguardError")
+        assert page.evaluate("document.documentElement.dataset.typoguardReady") is None
+    finally:
+        ctx.close()
