@@ -116,7 +116,9 @@ def test_manifest_asks_for_little_and_code_builds_no_html_from_text(node: str) -
     assert "web_accessible_resources" not in manifest
     assert "content_security_policy" not in manifest  # the strict MV3 default
     assert manifest["background"]["service_worker"] in manifest["background"]["scripts"]
-    assert set(manifest["browser_specific_settings"]["gecko"]) == {"id", "strict_min_version"}
+    gecko = manifest["browser_specific_settings"]["gecko"]
+    assert gecko["id"] and gecko["strict_min_version"]
+    assert gecko["data_collection_permissions"] == {"required": ["none"]}  # Firefox: collects nothing
     for cs in manifest["content_scripts"]:
         assert all(m.startswith("https://") for m in cs["matches"]), cs["matches"]
     sources = [*WEBMAIL.glob("*.js"), *WEBMAIL.glob("*.mjs"), *WEBMAIL.glob("*.html")]
