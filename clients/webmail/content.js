@@ -248,9 +248,12 @@
     if (!button) return;
     const flagged = flaggedNow(S.composeOf(site, button));
     if (flagged !== null && flagged.length === 0) return; // all allowed: untouched
-    e.preventDefault();
+    // Hidden from the page, but the press keeps its default: the focus leaves the recipient field as it
+    // would, so the page commits what was typed there (Roundcube parses its input on `change`).
     e.stopImmediatePropagation();
-    if (e.type === 'click' && !dialogOpen) onSend(button);
+    if (e.type !== 'click') return;
+    e.preventDefault();
+    if (!dialogOpen) onSend(button);
   }
 
   function guardKey(e) {

@@ -157,6 +157,11 @@ def _sent(page: Any) -> int:
     return int(page.evaluate("document.body.dataset.sent"))
 
 
+def _sent_to(page: Any) -> str:
+    """The recipients the page's Send sent (the saved pages' stand-in script records them)."""
+    return str(page.evaluate("document.body.dataset.sentTo"))
+
+
 @pytest.mark.parametrize("site", SITES)
 def test_lookalike_is_flagged_and_fixed_in_one_click(
     context: Any, pages_url: str, extension: tuple[Path, str], site: str
@@ -178,6 +183,7 @@ def test_lookalike_is_flagged_and_fixed_in_one_click(
     page.locator(SEND[site]).click()
     page.wait_for_function("document.body.dataset.sent === '1'")
     assert page.locator("[data-typoguard-dialog]").count() == 0
+    assert "bob@army.mil" in _sent_to(page) and "bob@army.ml," not in _sent_to(page) + ","
     page.close()
 
 
@@ -207,6 +213,7 @@ def test_reject_holds_send_until_understood_and_confirmed(
     page.wait_for_function("document.body.dataset.sent === '1'")
     page.wait_for_timeout(300)
     assert _sent(page) == 1  # exactly once
+    assert "bob@army.ml" in _sent_to(page)  # what the person confirmed is what the page sends
     page.close()
 
 
@@ -226,6 +233,7 @@ def test_warn_asks_once_and_confirm_sends(
     assert dialog.locator("[data-typoguard-confirm]").is_enabled()
     dialog.locator("[data-typoguard-confirm]").click()
     page.wait_for_function("document.body.dataset.sent === '1'")
+    assert "bob@army.com" in _sent_to(page)
     page.close()
 
 
@@ -241,6 +249,7 @@ def test_allowed_recipients_send_with_no_dialog(
     page.locator(SEND[site]).click()
     page.wait_for_function("document.body.dataset.sent === '1'")
     assert page.locator("[data-typoguard-dialog]").count() == 0
+    assert "bob@army.mil" in _sent_to(page) and "alice@example.org" in _sent_to(page)
     page.close()
 
 
