@@ -332,3 +332,24 @@ def test_without_a_bundle_the_compose_window_says_nothing_is_checked(
         assert page.evaluate("document.documentElement.dataset.typoguardReady") is None
     finally:
         ctx.close()
+
+
+def test_each_gmail_compose_window_is_held_for_its_own_recipients(
+    context: Any, pages_url: str, extension: tuple[Path, str]
+) -> None:
+    page = _open(context, pages_url, extension[1], "gmail-two")
+    first, second = page.locator('div[role="dialog"]').all()
+    first.locator('div[name="to"] input').click()
+    first.locator('div[name="to"] input').press_sequentially("bob@army.ml")
+    second.locator('div[name="to"] input').click()  # the first window's text becomes a chip
+    second.locator('div[name="to"] input').press_sequentially("alice@army.mil")
+    page.keyboard.press("Enter")  # a chip now, not on the press of Send (the saved page has no layout)
+    page.wait_for_timeout(400)
+    first.locator("[data-typoguard-flag]").wait_for()
+    second.locator("div.aoO").click()  # its own recipients are fine: sent, no dialog
+    page.wait_for_function("document.body.dataset.sent === '1'")
+    assert page.locator("[data-typoguard-dialog]").count() == 0
+    first.locator("div.aoO").click()
+    page.locator("[data-typoguard-dialog]").wait_for()
+    assert _sent(page) == 1
+    page.close()
