@@ -355,3 +355,19 @@ def test_each_gmail_compose_window_is_held_for_its_own_recipients(
     page.locator("[data-typoguard-dialog]").wait_for()
     assert _sent(page) == 1
     page.close()
+
+
+def test_gmail_fields_found_by_their_labels_without_names(
+    context: Any, pages_url: str, extension: tuple[Path, str]
+) -> None:
+    page = _open(context, pages_url, extension[1], "gmail-unnamed")
+    field = page.locator('input[aria-label="To recipients"]')
+    field.click()
+    field.press_sequentially("bob@army.ml")
+    page.keyboard.press("Enter")
+    flag = page.locator("[data-typoguard-flag]")
+    flag.wait_for()
+    flag.locator("[data-typoguard-fix]").click()
+    page.locator('[data-hovercard-id="bob@army.mil"]').wait_for()
+    page.locator("[data-typoguard-flag]").wait_for(state="detached")
+    page.close()
