@@ -167,7 +167,8 @@
     bypass = false;
   }
 
-  function dialog(flagged, button) {
+  /** The Send dialog for `flagged` recipients; or, with `failure`, for recipients that could not be checked. */
+  function dialog(flagged, button, failure = null) {
     dialogOpen = true;
     const reject = flagged.some((r) => r.verdict.action === 'reject');
     const back = el('div', { class: 'typoguard-backdrop' });
@@ -178,7 +179,10 @@
       'aria-labelledby': 'typoguard-dialog-title',
       class: 'typoguard-dialog',
     });
-    box.append(el('h2', { id: 'typoguard-dialog-title' }, reject ? 'This mail is addressed to a look-alike domain' : 'Check the recipients before sending'));
+    const title = failure !== null ? 'typoguard could not check the recipients'
+      : reject ? 'This mail is addressed to a look-alike domain' : 'Check the recipients before sending';
+    box.append(el('h2', { id: 'typoguard-dialog-title' }, title));
+    if (failure !== null) box.append(el('p', {}, `${failure}. Check the addresses yourself before sending.`));
     const ul = el('ul');
     for (const r of flagged) {
       const v = r.verdict;
@@ -226,16 +230,23 @@
   async function onSend(button) {
     const scope = S.composeOf(site, button);
     let flagged = flaggedNow(scope);
-    if (flagged === null) {
+    // Recipients may change while the background answers: ask again, a few times at most.
+    for (let tries = 0; flagged === null && tries < 3; tries++) {
       try {
         await checkMissing(recipients(scope));
       } catch (err) {
         // Never wrong in silence: say so, and let the person decide.
-        flagged = [];
-        document.documentElement.dataset.typoguardError = String(err.message || err);
+        const failure = String(err.message || err);
+        document.documentElement.dataset.typoguardError = failure;
+        dialog([], button, failure);
+        return;
       }
-      if (flagged === null) flagged = flaggedNow(scope) || [];
+      flagged = flaggedNow(scope);
       scanSoon(0);
+    }
+    if (flagged === null) {
+      dialog([], button, 'The recipients kept changing while they were checked');
+      return;
     }
     if (flagged.length) dialog(flagged, button);
     else proceed(button);
