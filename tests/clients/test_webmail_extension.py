@@ -371,3 +371,15 @@ def test_gmail_fields_found_by_their_labels_without_names(
     page.locator('[data-hovercard-id="bob@army.mil"]').wait_for()
     page.locator("[data-typoguard-flag]").wait_for(state="detached")
     page.close()
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_send_right_after_typing_is_checked_first(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "bob@army.ml")
+    page.locator(SEND[site]).click()  # before the extension has looked at what was typed
+    page.locator("[data-typoguard-dialog]").wait_for()
+    assert _sent(page) == 0
+    page.close()
