@@ -1,0 +1,286 @@
+"""The webmail extension in real Chromium (Debian's, under Playwright, the unpacked test build loaded):
+on saved copies of the compose pages of Roundcube, Gmail, Outlook on the web and Yahoo Mail, served from
+loopback, a look-alike recipient is marked inline and corrected in one click, Send is held until the
+person confirms (reject: only after ticking "I understand"), and allowed recipients send with no dialog.
+The DOM the extension adds is the contract of docs/clients.md ("Webmail extension")."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "webmail"
+BUILD = ROOT / "clients" / "webmail" / "build.mjs"
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright drives it, never a downloaded browser
+SITES = ("roundcube", "gmail", "outlook", "yahoo")
+TIMEOUT_MS = 10_000
+
+# Per saved page: the To field to type into, and the page's Send button.
+TO_FIELD = {
+    "roundcube": "#compose_to ul.recipient-input li.input input",
+    "gmail": 'div[name="to"] input',
+    "outlook": 'div[role="textbox"][aria-label="To"]',
+    "yahoo": "#message-to-field",
+}
+
+
+# Per saved page: the chip (or field) that holds a given address once it is a recipient.
+def _holding(site: str, address: str) -> str:
+    return {
+        "roundcube": f'#compose_to li.recipient:has-text("{address}")',
+        "gmail": f'div[name="to"] [data-hovercard-id="{address}"]',
+        "outlook": f'div[aria-label="To"] [title="{address}"]',
+        "yahoo": f'[data-test-id="container-to"] [data-test-id="pill"][title="{address}"]',
+    }[site]
+
+
+SEND = {
+    "roundcube": "button.send",
+    "gmail": "div.aoO",
+    "outlook": 'button[aria-label="Send"]',
+    "yahoo": '[data-test-id="compose-send-button"]',
+}
+
+
+def _chromium() -> Path:
+    if not CHROMIUM.exists():
+        reason = "Debian's chromium is not installed (run scripts/install-chromium.sh)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; under CI=true the extension's browser tests must run")
+        print(f"\nskipping webmail extension tests: {reason}")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def pages_url() -> Iterator[str]:
+    """The saved compose pages, served on an ephemeral loopback port."""
+    handler = functools.partial(_Quiet, directory=str(FIXTURES))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The test build (``build.mjs --test``) with a bundle protecting army.mil; (its directory, the bundle's
+    sha256)."""
+    bundle = export_bundle(["--protect", "army.mil"])
+    out = tmp_path_factory.mktemp("webmail") / "ext"
+    proc = subprocess.run(
+        [node, str(BUILD), "--test", "--bundle", str(bundle), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    return out, json.loads(bundle.read_text())["sha256"]
+
+
+@pytest.fixture(scope="module")
+def context(extension: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A persistent Chromium profile with the unpacked extension loaded (new headless mode)."""
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    ext_dir = extension[0]
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("profile")),
+            executable_path=str(chromium),
+            headless=False,
+            ignore_default_args=["--disable-extensions"],
+            args=[
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--disable-extensions-except={ext_dir}",
+                f"--load-extension={ext_dir}",
+            ],
+        )
+        yield ctx
+        ctx.close()
+
+
+def _open(context: Any, pages_url: str, sha256: str, site: str) -> Any:
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(f"{pages_url}/{site}.html")
+    page.wait_for_function(
+        f"document.documentElement.dataset.typoguardReady === {sha256!r}", timeout=TIMEOUT_MS
+    )
+    return page
+
+
+def _type_recipient(page: Any, site: str, address: str) -> None:
+    field = page.locator(TO_FIELD[site])
+    field.click()
+    field.press_sequentially(address)
+
+
+def _sent(page: Any) -> int:
+    return int(page.evaluate("document.body.dataset.sent"))
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_lookalike_is_flagged_and_fixed_in_one_click(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "bob@army.ml")
+    flag = page.locator("[data-typoguard-flag]")
+    flag.wait_for()
+    assert flag.get_attribute("data-typoguard-flag") == "reject"
+    assert "Did you mean bob@army.mil?" in flag.inner_text()
+    page.keyboard.press("Enter")  # the page turns the typed text into a chip; the mark stays
+    page.locator(_holding(site, "bob@army.ml")).wait_for()
+    page.wait_for_timeout(400)  # the extension has looked at the page again
+    assert page.locator("[data-typoguard-flag]").count() == 1
+    flag.locator("[data-typoguard-fix]").click()
+    page.locator("[data-typoguard-flag]").wait_for(state="detached")
+    page.locator(_holding(site, "bob@army.mil")).wait_for()
+    assert page.locator(_holding(site, "bob@army.ml")).count() == 0
+    page.locator(SEND[site]).click()
+    page.wait_for_function("document.body.dataset.sent === '1'")
+    assert page.locator("[data-typoguard-dialog]").count() == 0
+    page.close()
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_reject_holds_send_until_understood_and_confirmed(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "bob@army.ml")
+    page.locator("[data-typoguard-flag]").wait_for()
+    page.locator(SEND[site]).click()
+    dialog = page.locator('[data-typoguard-dialog][role="dialog"]')
+    dialog.wait_for()
+    assert "bob@army.ml" in dialog.inner_text()
+    assert _sent(page) == 0
+    confirm = dialog.locator("[data-typoguard-confirm]")
+    assert confirm.is_disabled()
+    dialog.locator("[data-typoguard-cancel]").click()  # Go back: nothing sent, nothing changed
+    dialog.wait_for(state="detached")
+    assert _sent(page) == 0
+    assert page.locator("[data-typoguard-flag]").count() == 1
+
+    page.locator(SEND[site]).click()
+    dialog.wait_for()
+    dialog.locator("[data-typoguard-understand]").check()
+    confirm.click()
+    page.wait_for_function("document.body.dataset.sent === '1'")
+    page.wait_for_timeout(300)
+    assert _sent(page) == 1  # exactly once
+    page.close()
+
+
+@pytest.mark.parametrize("site", ["roundcube", "gmail"])
+def test_warn_asks_once_and_confirm_sends(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "bob@army.com")  # the same name under another suffix: warn
+    flag = page.locator("[data-typoguard-flag]")
+    flag.wait_for()
+    assert flag.get_attribute("data-typoguard-flag") == "warn"
+    page.locator(SEND[site]).click()
+    dialog = page.locator("[data-typoguard-dialog]")
+    dialog.wait_for()
+    assert dialog.locator("[data-typoguard-understand]").count() == 0
+    assert dialog.locator("[data-typoguard-confirm]").is_enabled()
+    dialog.locator("[data-typoguard-confirm]").click()
+    page.wait_for_function("document.body.dataset.sent === '1'")
+    page.close()
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_allowed_recipients_send_with_no_dialog(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "bob@army.mil, Alice <alice@example.org>")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(400)  # the extension has had time to check them
+    assert page.locator("[data-typoguard-flag]").count() == 0
+    page.locator(SEND[site]).click()
+    page.wait_for_function("document.body.dataset.sent === '1'")
+    assert page.locator("[data-typoguard-dialog]").count() == 0
+    page.close()
+
+
+@pytest.mark.parametrize("site", ["roundcube", "yahoo", "outlook"])
+def test_fix_while_still_typing(context: Any, pages_url: str, extension: tuple[Path, str], site: str) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "carol@army.mil, bob@army.ml")
+    page.locator("[data-typoguard-flag]").wait_for()
+    page.locator("[data-typoguard-fix]").click()
+    page.locator("[data-typoguard-flag]").wait_for(state="detached")
+    page.keyboard.press("Enter")
+    page.locator(_holding(site, "bob@army.mil")).wait_for()
+    page.locator(_holding(site, "carol@army.mil")).wait_for()
+    page.close()
+
+
+def test_ctrl_enter_is_held_like_send(context: Any, pages_url: str, extension: tuple[Path, str]) -> None:
+    page = _open(context, pages_url, extension[1], "gmail")
+    _type_recipient(page, "gmail", "bob@army.ml")
+    page.locator("[data-typoguard-flag]").wait_for()
+    page.locator('div[role="textbox"][aria-label="Message Body"]').click()
+    page.keyboard.press("Control+Enter")
+    page.locator("[data-typoguard-dialog]").wait_for()
+    assert _sent(page) == 0
+    page.keyboard.press("Escape")
+    page.locator("[data-typoguard-dialog]").wait_for(state="detached")
+    page.close()
+
+
+def test_extra_protected_domain_from_the_options_page(
+    context: Any, pages_url: str, extension: tuple[Path, str]
+) -> None:
+    worker = (
+        context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
+    )
+    ext_id = worker.url.split("/")[2]
+    options = context.new_page()
+    options.goto(f"chrome-extension://{ext_id}/options.html")
+    assert extension[1] in options.locator("#bundle").inner_text(timeout=TIMEOUT_MS)
+    options.locator("#extra").fill("acme-corp.com\nnot a domain")
+    options.locator("#save").click()
+    assert "ignored" in options.locator("#saved").inner_text()
+    try:
+        page = _open(context, pages_url, extension[1], "roundcube")
+        _type_recipient(page, "roundcube", "joe@acme-crop.com")
+        flag = page.locator("[data-typoguard-flag]")
+        flag.wait_for()
+        assert flag.get_attribute("data-typoguard-flag") == "warn"
+        assert "Did you mean joe@acme-corp.com?" in flag.inner_text()
+        page.close()
+    finally:
+        options.locator("#extra").fill("")
+        options.locator("#save").click()
+        options.close()
