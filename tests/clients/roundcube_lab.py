@@ -17,8 +17,9 @@ changed: ``/etc/roundcube``, ``/etc/dovecot`` and ``/etc/postfix`` are only read
 directory in /var/tmp, made searchable for the ``nobody`` mailbox owner):
 
 * ``roundcube/``: its config directory (``ROUNDCUBE_CONFIG_DIR``: the shipped defaults plus our
-  ``config.inc.php``), the SQLite database (created from Roundcube's ``SQL/sqlite.initial.sql``), ``logs/``
-  and ``temp/``. PHP's built-in server (``php -S``, 4 workers) serves Debian's ``/var/lib/roundcube/public_html``.
+  ``config.inc.php``), the SQLite database (created from Roundcube's ``SQL/sqlite.initial.sql``),
+  ``logs/`` and ``temp/``. PHP's built-in server (``php -S``, 4 workers) serves Debian's
+  ``/var/lib/roundcube/public_html``.
 * ``dovecot/``: ``dovecot.conf`` (``dovecot -c``), its own ``base_dir``/``state_dir``, a passwd-file with the
   one user (mails stored as ``nobody`` in ``mail/``), ``dovecot.log``. IMAP only, plaintext on loopback.
 * the Postfix lab of tests/e2e/postfix_lab.py, changed to deliver instead of discard: every domain is a
@@ -48,8 +49,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # tests/e2e is no package
-from postfix_lab import PostfixLab  # noqa: E402
-from postfix_lab import missing_tools as postfix_missing  # noqa: E402
+from postfix_lab import PostfixLab
+from postfix_lab import missing_tools as postfix_missing
 
 ROUNDCUBE_HOME = Path("/var/lib/roundcube")  # Debian's INSTALL_PATH; public_html/ is its web root
 ROUNDCUBE_SHARE = Path("/usr/share/roundcube")
@@ -156,7 +157,7 @@ class RoundcubeLab:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start Postfix, Dovecot and Roundcube; returns once the login page answers. On failure, stops all."""
+        """Start Postfix, Dovecot, Roundcube; return once the login page answers (on failure: stop all)."""
         self.root.chmod(0o755)  # Postfix and Dovecot work as other users below it
         try:
             self.postfix.start()
@@ -229,12 +230,13 @@ service anvil {{
 }}
 """
         )
-        self._dovecot = subprocess.Popen(
-            [str(DOVECOT), "-F", "-c", str(self._dovecot_conf())],  # foreground: our child, we stop it
-            stdout=(d / "dovecot.out").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (d / "dovecot.out").open("wb") as out:
+            self._dovecot = subprocess.Popen(
+                [str(DOVECOT), "-F", "-c", str(self._dovecot_conf())],  # foreground: our child, we stop it
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._wait_for(self.imap_port, b"* OK", "Dovecot", self._dovecot_log)
 
     def _dovecot_log(self) -> str:
@@ -286,18 +288,19 @@ service anvil {{
             "ROUNDCUBE_CONFIG_DIR": str(c / "config"),
             "PHP_CLI_SERVER_WORKERS": "4",  # the page's scripts and styles load in parallel
         }
-        self._php = subprocess.Popen(
-            [
-                shutil.which("php") or "php",
-                "-S", f"127.0.0.1:{self.http_port}",
-                "-t", str(ROUNDCUBE_HOME / "public_html"),
-            ],
-            cwd=ROUNDCUBE_HOME / "public_html",
-            env=env,
-            stdout=(c / "logs" / "php-server.log").open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+        with (c / "logs" / "php-server.log").open("wb") as out:
+            self._php = subprocess.Popen(
+                [
+                    shutil.which("php") or "php",
+                    "-S", f"127.0.0.1:{self.http_port}",
+                    "-t", str(ROUNDCUBE_HOME / "public_html"),
+                ],
+                cwd=ROUNDCUBE_HOME / "public_html",
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self._php.poll() is not None:
@@ -307,7 +310,7 @@ service anvil {{
                     body = page.read().decode(errors="replace")
                 if 'id="rcmloginuser"' in body:
                     return
-                raise RuntimeError(f"Roundcube's login page is not there:\n{body[:2000]}{self.roundcube_log()}")
+                raise RuntimeError(f"no login page at {self.url}:\n{body[:2000]}{self.roundcube_log()}")
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError(f"Roundcube (php -S) is not answering on {self.url}:\n{self.roundcube_log()}")
