@@ -32,9 +32,11 @@ relays for 127.0.0.0/8), and logs in to Dovecot with the lab's user.
 
 from __future__ import annotations
 
-import email
+import email.parser
 import email.policy
+import grp
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -118,20 +120,14 @@ class DeliveringPostfixLab(PostfixLab):
 
 
 def _uid(user: str) -> int:
-    import pwd
-
     return pwd.getpwnam(user).pw_uid
 
 
 def _gid(user: str) -> int:
-    import pwd
-
     return pwd.getpwnam(user).pw_gid
 
 
 def _group(user: str) -> str:
-    import grp
-
     return grp.getgrgid(_gid(user)).gr_name
 
 
@@ -321,15 +317,17 @@ service anvil {{
 
     # ------------------------------------------------------------------ what was sent
     def delivered(self) -> list[EmailMessage]:
-        """Every message the Postfix lab delivered so far (to any recipient), oldest first."""
+        """Every message the Postfix lab delivered so far (to any recipient), by delivery second."""
         sink = self.postfix.mailbox_base / "sink"
         if not sink.exists():
             return []
-        # Maildir file names start with the delivery time: sorted by name is oldest first
-        files = sorted(p for sub in ("new", "cur") if (sink / sub).is_dir() for p in (sink / sub).iterdir())
+        # Maildir file names start with the delivery time (seconds)
+        files = sorted(
+            (p for sub in ("new", "cur") if (sink / sub).is_dir() for p in (sink / sub).iterdir()),
+            key=lambda p: p.name,
+        )
         return [
-            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-            for p in files
+            email.parser.BytesParser(policy=email.policy.default).parsebytes(p.read_bytes()) for p in files
         ]
 
     def delivered_to(self, recipient: str) -> list[EmailMessage]:

@@ -35,6 +35,8 @@ CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright drives it, never a 
 TIMEOUT_MS = 15_000
 TO_INPUT = "#compose_to ul.recipient-input li.input input"  # Roundcube 1.6 elastic: the To widget's input
 SEND = "button.btn.send"  # the compose form's own Send button (rcmail.command('send'))
+SYSTEM_CONFIG = (Path("/etc/roundcube"), Path("/etc/dovecot"), Path("/etc/postfix"))
+SYSTEM_DOVECOT_PID = Path("/run/dovecot/master.pid")
 QUIET_S = 1.0  # a Send that gets through posts at once and reaches Postfix in about 0.3 s here
 
 
@@ -45,8 +47,27 @@ def _missing() -> list[str]:
     return missing
 
 
+def _machines_own() -> dict[str, bytes]:
+    """Every file of the machine's Roundcube, Dovecot and Postfix config, and whether its Dovecot runs."""
+    files = {
+        str(path): path.read_bytes()
+        for top in SYSTEM_CONFIG
+        if top.is_dir()
+        for path in sorted(top.rglob("*"))
+        if path.is_file()
+    }
+    files["system dovecot running"] = str(SYSTEM_DOVECOT_PID.exists()).encode()
+    return files
+
+
 @pytest.fixture(scope="module")
-def lab() -> Iterator[RoundcubeLab]:
+def machine_before() -> dict[str, bytes]:
+    """The machine's own config before the lab starts."""
+    return _machines_own()
+
+
+@pytest.fixture(scope="module")
+def lab(machine_before: dict[str, bytes]) -> Iterator[RoundcubeLab]:
     """Roundcube + Dovecot + Postfix, started once for the module and always stopped."""
     if missing := _missing():
         reason = f"needs {', '.join(missing)}; run scripts/install-roundcube.sh (and the others) as root"
@@ -60,6 +81,7 @@ def lab() -> Iterator[RoundcubeLab]:
     print(f"\nRoundcube lab started in {time.monotonic() - started:.1f}s at {lab.url}")
     yield lab
     lab.stop()
+    assert _machines_own() == machine_before, "the lab changed the machine's own config"
 
 
 @pytest.fixture(scope="module")
@@ -251,3 +273,9 @@ def test_allowed_recipient_sends_normally_and_postfix_delivers_it(webmail: Webma
     assert message["To"] == "bob@army.mil"
     assert message["From"] == lab.user
     assert "see you at the range." in message.get_content()
+
+
+def test_the_machines_own_mail_setup_is_untouched(webmail: Webmail, machine_before: dict[str, bytes]) -> None:
+    now = _machines_own()  # with the lab running (and again in the lab's finalizer, after it stopped)
+    changed = sorted(k for k in machine_before.keys() | now.keys() if machine_before.get(k) != now.get(k))
+    assert not changed, f"the running lab changed the machine's own files: {changed}"
