@@ -11,8 +11,6 @@ const FLAGGED = new Set(['warn', 'hold', 'reject']);
 const DEFAULT_REFRESH_HOURS = 6;
 
 let state = null; // Promise<{detector, source, known, audit} | {error}>
-let extras = [];
-let extrasLoaded = null; // set below, once the function exists
 
 async function managedSettings() {
   try {
@@ -77,49 +75,43 @@ function loaded() {
   return state;
 }
 
+/** The extra protected domains, read afresh for each question: a page asks again as soon as the options
+ * page saves them, possibly before this background would hear of the change. */
 async function loadExtras() {
   const settings = await managedSettings();
+  if (settings.allowExtraDomains === false) return [];
   const stored = await api.storage.local.get('extraDomains');
-  const allowed = settings.allowExtraDomains !== false;
-  extras = allowed ? (stored.extraDomains || []).map(normaliseExtra).filter(Boolean) : [];
+  return (stored.extraDomains || []).map(normaliseExtra).filter(Boolean);
 }
 
 /** The verdict for one recipient, as `typoguard check` gives it, plus the extra domains' check; in audit
  * mode the bundle's policy lets a client only warn. */
-function verdict(s, recipient) {
+function verdict(s, extras, recipient) {
   let v = combine(s.detector.check(recipient), extras, s.known);
   if (s.audit && FLAGGED.has(v.action) && v.action !== 'warn') v = { ...v, action: 'warn', audit: true };
   return v;
 }
 
 async function answer(message) {
-  await extrasLoaded;
   const s = await loaded();
   if (s.error) return { error: s.error };
+  const extras = await loadExtras();
   if (message.type === 'typoguard-info') {
     return { ...s.detector.info, source: s.source, extras };
   }
   if (message.type === 'typoguard-check' && Array.isArray(message.recipients)) {
-    return { sha256: s.detector.sha256, results: message.recipients.slice(0, 1000).map((r) => verdict(s, String(r))) };
+    const results = message.recipients.slice(0, 1000).map((r) => verdict(s, extras, String(r)));
+    return { sha256: s.detector.sha256, results };
   }
   return { error: 'unknown message' };
 }
 
 api.runtime.onMessage.addListener((message, sender, sendResponse) => {
   if (sender.id !== api.runtime.id || !message || typeof message.type !== 'string') return false;
-  if (message.type === 'typoguard-reload') {
-    state = null;
-    extrasLoaded = loadExtras();
-    extrasLoaded.then(() => sendResponse({ ok: true }));
-    return true;
-  }
   answer(message).then(sendResponse, (err) => sendResponse({ error: String(err.message || err) }));
   return true;
 });
 
 api.storage.onChanged.addListener((changes, area) => {
-  if (area === 'managed') state = null;
-  if (area === 'local' && changes.extraDomains) extrasLoaded = loadExtras();
+  if (area === 'managed') state = null; // a new policy: load the bundle again at the next question
 });
-
-extrasLoaded = loadExtras();

@@ -1,8 +1,8 @@
 // The content script: finds the compose window's recipients (sites.js), asks the background for each
 // verdict, marks flagged recipients inline ("Did you mean ...?", one click to correct) and stops Send while
 // any recipient is flagged until the person confirms (reject: only after ticking "I understand"). The DOM it
-// adds is the contract of docs/clients.md ("Webmail extension"), which the tests rely on. No innerHTML:
-// every text, recipient text above all, goes in through textContent.
+// adds is the contract of docs/clients.md ("Webmail extension"), which the tests rely on. No HTML parsed
+// from strings: every text, recipient text above all, goes in through textContent.
 'use strict';
 
 (() => {
@@ -10,11 +10,12 @@
   const S = globalThis.typoguardSites;
   const api = globalThis.browser ?? globalThis.chrome;
   const FLAGGED = new Set(['warn', 'hold', 'reject']);
-  const OUR = '[data-typoguard-marks], [data-typoguard-dialog]';
+  const OUR = '[data-typoguard-marks], [data-typoguard-dialog], [data-typoguard-notice]';
   const SEND_EVENTS = ['pointerdown', 'mousedown', 'pointerup', 'mouseup', 'click'];
 
   let site = null;
   let sha256 = null;
+  let problem = null; // why recipients are not checked (no bundle), shown in the compose window
   const verdicts = new Map(); // lower-case address -> verdict (bounded: cleared past LIMIT)
   const LIMIT = 5000;
   let shownKey = '';
@@ -116,12 +117,25 @@
     timer = setTimeout(scan, delay);
   }
 
+  /** Never wrong in silence: a compose window with no bundle behind it says that nothing is checked. */
+  function showProblem() {
+    const fields = site.fields(document);
+    if (!fields.length || document.querySelector('[data-typoguard-notice]') !== null) return;
+    const note = el('div', { 'data-typoguard-notice': '', class: 'typoguard-marks typoguard-flag', role: 'status' });
+    note.textContent = `typoguard is not checking these recipients: ${problem}`;
+    fields[0].root.after(note);
+  }
+
   async function scan() {
-    if (!sha256) return;
     if (!site) {
       site = S.detect(document, location.hostname);
       if (!site) return;
     }
+    if (problem !== null) {
+      showProblem();
+      return;
+    }
+    if (!sha256) return;
     document.documentElement.dataset.typoguardReady = sha256;
     const list = recipients();
     try {
@@ -153,7 +167,8 @@
     bypass = false;
   }
 
-  function dialog(flagged, button) {
+  /** The Send dialog for `flagged` recipients; or, with `failure`, for recipients that could not be checked. */
+  function dialog(flagged, button, failure = null) {
     dialogOpen = true;
     const reject = flagged.some((r) => r.verdict.action === 'reject');
     const back = el('div', { class: 'typoguard-backdrop' });
@@ -164,7 +179,10 @@
       'aria-labelledby': 'typoguard-dialog-title',
       class: 'typoguard-dialog',
     });
-    box.append(el('h2', { id: 'typoguard-dialog-title' }, reject ? 'This mail is addressed to a look-alike domain' : 'Check the recipients before sending'));
+    const title = failure !== null ? 'typoguard could not check the recipients'
+      : reject ? 'This mail is addressed to a look-alike domain' : 'Check the recipients before sending';
+    box.append(el('h2', { id: 'typoguard-dialog-title' }, title));
+    if (failure !== null) box.append(el('p', {}, `${failure}. Check the addresses yourself before sending.`));
     const ul = el('ul');
     for (const r of flagged) {
       const v = r.verdict;
@@ -212,16 +230,23 @@
   async function onSend(button) {
     const scope = S.composeOf(site, button);
     let flagged = flaggedNow(scope);
-    if (flagged === null) {
+    // Recipients may change while the background answers: ask again, a few times at most.
+    for (let tries = 0; flagged === null && tries < 3; tries++) {
       try {
         await checkMissing(recipients(scope));
       } catch (err) {
         // Never wrong in silence: say so, and let the person decide.
-        flagged = [];
-        document.documentElement.dataset.typoguardError = String(err.message || err);
+        const failure = String(err.message || err);
+        document.documentElement.dataset.typoguardError = failure;
+        dialog([], button, failure);
+        return;
       }
-      if (flagged === null) flagged = flaggedNow(scope) || [];
+      flagged = flaggedNow(scope);
       scanSoon(0);
+    }
+    if (flagged === null) {
+      dialog([], button, 'The recipients kept changing while they were checked');
+      return;
     }
     if (flagged.length) dialog(flagged, button);
     else proceed(button);
@@ -234,9 +259,12 @@
     if (!button) return;
     const flagged = flaggedNow(S.composeOf(site, button));
     if (flagged !== null && flagged.length === 0) return; // all allowed: untouched
-    e.preventDefault();
+    // Hidden from the page, but the press keeps its default: the focus leaves the recipient field as it
+    // would, so the page commits what was typed there (Roundcube parses its input on `change`).
     e.stopImmediatePropagation();
-    if (e.type === 'click' && !dialogOpen) onSend(button);
+    if (e.type !== 'click') return;
+    e.preventDefault();
+    if (!dialogOpen) onSend(button);
   }
 
   function guardKey(e) {
@@ -261,13 +289,14 @@
       info = { error: String(err.message || err) };
     }
     if (!info || info.error) {
-      document.documentElement.dataset.typoguardError = info ? info.error : 'no answer from the extension';
-      console.warn('typoguard: not checking recipients:', document.documentElement.dataset.typoguardError);
-      return;
+      problem = info ? info.error : 'no answer from the extension';
+      document.documentElement.dataset.typoguardError = problem;
+      console.warn('typoguard: not checking recipients:', problem);
+    } else {
+      sha256 = info.sha256;
+      for (const type of SEND_EVENTS) window.addEventListener(type, guardPointer, true);
+      window.addEventListener('keydown', guardKey, true);
     }
-    sha256 = info.sha256;
-    for (const type of SEND_EVENTS) window.addEventListener(type, guardPointer, true);
-    window.addEventListener('keydown', guardKey, true);
     window.addEventListener('input', () => scanSoon(), true);
     window.addEventListener('change', () => scanSoon(), true);
     new MutationObserver((records) => {

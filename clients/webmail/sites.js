@@ -6,7 +6,7 @@
 
 globalThis.typoguardSites = (() => {
   const R = globalThis.typoguardRecipients;
-  const OUR = '[data-typoguard-marks], [data-typoguard-dialog]';
+  const OUR = '[data-typoguard-marks], [data-typoguard-dialog], [data-typoguard-notice]';
 
   /** Set a form control's value as typing would, so the page's own code (React, jQuery) notices. */
   function setValue(el, value) {
@@ -169,6 +169,7 @@ globalThis.typoguardSites = (() => {
       name,
       hosts,
       compose,
+      spec,
       probe: (doc) => doc.querySelector(probe) !== null,
       fields: (doc) => {
         const out = [];
@@ -191,11 +192,13 @@ globalThis.typoguardSites = (() => {
   };
 
   // Gmail (2023- recipient editor): a region per field (name="to|cc|bcc") holding chips that carry the
-  // address in data-hovercard-id, and a text input; Send is a div[role=button] with class aoO.
+  // address in data-hovercard-id, and a text input; Send is a div[role=button] with class aoO. Without
+  // the name attributes, the fields are found from their inputs' (English) labels, "To recipients".
+  const GMAIL_INPUT = 'input[aria-label$="recipients" i], textarea[aria-label$="recipients" i]';
   const gmail = chipSite(
     'gmail',
     /^mail\.google\.com$/,
-    'div[name="to"] input, div[name="to"] textarea',
+    `div[name="to"] input, div[name="to"] textarea, ${GMAIL_INPUT}`,
     '.T-I.aoO, div[role="button"][data-tooltip^="Send"]',
     [['to', 'div[name="to"]'], ['cc', 'div[name="cc"]'], ['bcc', 'div[name="bcc"]']],
     {
@@ -206,6 +209,25 @@ globalThis.typoguardSites = (() => {
     },
     'div[role="dialog"], .M9, .AD, .aoI',
   );
+
+  const gmailByName = gmail.fields;
+  gmail.fields = (doc) => {
+    const named = gmailByName(doc);
+    if (named.length) return named;
+    const inputs = [...doc.querySelectorAll(GMAIL_INPUT)];
+    return inputs.map((input) => {
+      // The field's region: the nearest ancestor holding chips and no other field's input.
+      let root = input.parentElement;
+      for (let el = root; el && !inputs.some((i) => i !== input && el.contains(i)); el = el.parentElement) {
+        if (el.querySelector('[data-hovercard-id*="@"], span[email]')) {
+          root = el;
+          break;
+        }
+      }
+      const kind = input.getAttribute('aria-label').trim().split(/\s+/)[0].toLowerCase();
+      return new ChipField(kind, root, gmail.spec);
+    });
+  };
 
   // Outlook on the web: a contenteditable div[role=textbox] per field, labelled To/Cc/Bcc, with
   // recipient "pills" (data-lpc-hover-target-id, address in the title); Send: button[aria-label=Send].

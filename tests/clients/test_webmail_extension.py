@@ -97,33 +97,44 @@ def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFa
     return out, json.loads(bundle.read_text())["sha256"]
 
 
+def _launch(p: Any, ext_dir: Path, profile: Path) -> Any:
+    return p.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=str(_chromium()),
+        headless=False,
+        ignore_default_args=["--disable-extensions"],
+        args=[
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--disable-extensions-except={ext_dir}",
+            f"--load-extension={ext_dir}",
+        ],
+    )
+
+
 @pytest.fixture(scope="module")
-def context(extension: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A persistent Chromium profile with the unpacked extension loaded (new headless mode)."""
-    chromium = _chromium()
+def playwright() -> Iterator[Any]:
+    """One Playwright driver for the module (the sync API allows one at a time)."""
+    _chromium()
     from playwright.sync_api import sync_playwright
 
-    ext_dir = extension[0]
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("profile")),
-            executable_path=str(chromium),
-            headless=False,
-            ignore_default_args=["--disable-extensions"],
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                f"--disable-extensions-except={ext_dir}",
-                f"--load-extension={ext_dir}",
-            ],
-        )
-        yield ctx
-        ctx.close()
+        yield p
+
+
+@pytest.fixture(scope="module")
+def context(
+    playwright: Any, extension: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A persistent Chromium profile with the unpacked extension loaded (new headless mode)."""
+    ctx = _launch(playwright, extension[0], tmp_path_factory.mktemp("profile"))
+    yield ctx
+    ctx.close()
 
 
 def _open(context: Any, pages_url: str, sha256: str, site: str) -> Any:
@@ -144,6 +155,11 @@ def _type_recipient(page: Any, site: str, address: str) -> None:
 
 def _sent(page: Any) -> int:
     return int(page.evaluate("document.body.dataset.sent"))
+
+
+def _sent_to(page: Any) -> str:
+    """The recipients the page's Send sent (the saved pages' stand-in script records them)."""
+    return str(page.evaluate("document.body.dataset.sentTo"))
 
 
 @pytest.mark.parametrize("site", SITES)
@@ -167,6 +183,7 @@ def test_lookalike_is_flagged_and_fixed_in_one_click(
     page.locator(SEND[site]).click()
     page.wait_for_function("document.body.dataset.sent === '1'")
     assert page.locator("[data-typoguard-dialog]").count() == 0
+    assert "bob@army.mil" in _sent_to(page) and "bob@army.ml," not in _sent_to(page) + ","
     page.close()
 
 
@@ -196,6 +213,7 @@ def test_reject_holds_send_until_understood_and_confirmed(
     page.wait_for_function("document.body.dataset.sent === '1'")
     page.wait_for_timeout(300)
     assert _sent(page) == 1  # exactly once
+    assert "bob@army.ml" in _sent_to(page)  # what the person confirmed is what the page sends
     page.close()
 
 
@@ -215,6 +233,7 @@ def test_warn_asks_once_and_confirm_sends(
     assert dialog.locator("[data-typoguard-confirm]").is_enabled()
     dialog.locator("[data-typoguard-confirm]").click()
     page.wait_for_function("document.body.dataset.sent === '1'")
+    assert "bob@army.com" in _sent_to(page)
     page.close()
 
 
@@ -230,6 +249,7 @@ def test_allowed_recipients_send_with_no_dialog(
     page.locator(SEND[site]).click()
     page.wait_for_function("document.body.dataset.sent === '1'")
     assert page.locator("[data-typoguard-dialog]").count() == 0
+    assert "bob@army.mil" in _sent_to(page) and "alice@example.org" in _sent_to(page)
     page.close()
 
 
@@ -266,6 +286,10 @@ def test_extra_protected_domain_from_the_options_page(
         context.service_workers[0] if context.service_workers else context.wait_for_event("serviceworker")
     )
     ext_id = worker.url.split("/")[2]
+    page = _open(context, pages_url, extension[1], "roundcube")
+    _type_recipient(page, "roundcube", "joe@acme-crop.com")
+    page.wait_for_timeout(400)
+    assert page.locator("[data-typoguard-flag]").count() == 0  # not protected by the bundle
     options = context.new_page()
     options.goto(f"chrome-extension://{ext_id}/options.html")
     assert extension[1] in options.locator("#bundle").inner_text(timeout=TIMEOUT_MS)
@@ -273,14 +297,89 @@ def test_extra_protected_domain_from_the_options_page(
     options.locator("#save").click()
     assert "ignored" in options.locator("#saved").inner_text()
     try:
-        page = _open(context, pages_url, extension[1], "roundcube")
-        _type_recipient(page, "roundcube", "joe@acme-crop.com")
-        flag = page.locator("[data-typoguard-flag]")
+        flag = page.locator("[data-typoguard-flag]")  # the open compose window asks again by itself
         flag.wait_for()
         assert flag.get_attribute("data-typoguard-flag") == "warn"
         assert "Did you mean joe@acme-corp.com?" in flag.inner_text()
-        page.close()
     finally:
         options.locator("#extra").fill("")
         options.locator("#save").click()
         options.close()
+        page.close()
+
+
+def test_without_a_bundle_the_compose_window_says_nothing_is_checked(
+    playwright: Any, node: str, pages_url: str, tmp_path: Path
+) -> None:
+    """Never wrong in silence: an extension with no bundle (none packaged, no policy) holds nothing and says
+    so in the compose window."""
+    _chromium()
+    out = tmp_path / "ext"
+    proc = subprocess.run(
+        [node, str(BUILD), "--test", "--no-bundle", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    ctx = _launch(playwright, out, tmp_path / "profile")
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{pages_url}/roundcube.html")
+        notice = page.locator("[data-typoguard-notice]")
+        notice.wait_for()
+        assert "typoguard is not checking these recipients" in notice.inner_text()
+        assert page.evaluate("document.documentElement.dataset.typoguardError")
+        assert page.evaluate("document.documentElement.dataset.typoguardReady") is None
+    finally:
+        ctx.close()
+
+
+def test_each_gmail_compose_window_is_held_for_its_own_recipients(
+    context: Any, pages_url: str, extension: tuple[Path, str]
+) -> None:
+    page = _open(context, pages_url, extension[1], "gmail-two")
+    first, second = page.locator('div[role="dialog"]').all()
+    first.locator('div[name="to"] input').click()
+    first.locator('div[name="to"] input').press_sequentially("bob@army.ml")
+    second.locator('div[name="to"] input').click()  # the first window's text becomes a chip
+    second.locator('div[name="to"] input').press_sequentially("alice@army.mil")
+    page.keyboard.press("Enter")  # a chip now, not on the press of Send (the saved page has no layout)
+    page.wait_for_timeout(400)
+    first.locator("[data-typoguard-flag]").wait_for()
+    second.locator("div.aoO").click()  # its own recipients are fine: sent, no dialog
+    page.wait_for_function("document.body.dataset.sent === '1'")
+    assert page.locator("[data-typoguard-dialog]").count() == 0
+    first.locator("div.aoO").click()
+    page.locator("[data-typoguard-dialog]").wait_for()
+    assert _sent(page) == 1
+    page.close()
+
+
+def test_gmail_fields_found_by_their_labels_without_names(
+    context: Any, pages_url: str, extension: tuple[Path, str]
+) -> None:
+    page = _open(context, pages_url, extension[1], "gmail-unnamed")
+    field = page.locator('input[aria-label="To recipients"]')
+    field.click()
+    field.press_sequentially("bob@army.ml")
+    page.keyboard.press("Enter")
+    flag = page.locator("[data-typoguard-flag]")
+    flag.wait_for()
+    flag.locator("[data-typoguard-fix]").click()
+    page.locator('[data-hovercard-id="bob@army.mil"]').wait_for()
+    page.locator("[data-typoguard-flag]").wait_for(state="detached")
+    page.close()
+
+
+@pytest.mark.parametrize("site", SITES)
+def test_send_right_after_typing_is_checked_first(
+    context: Any, pages_url: str, extension: tuple[Path, str], site: str
+) -> None:
+    page = _open(context, pages_url, extension[1], site)
+    _type_recipient(page, site, "bob@army.ml")
+    page.locator(SEND[site]).click()  # before the extension has looked at what was typed
+    page.locator("[data-typoguard-dialog]").wait_for()
+    assert _sent(page) == 0
+    page.close()
