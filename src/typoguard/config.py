@@ -499,6 +499,7 @@ class Problem(NamedTuple):
     section: str
     keys: tuple[str, ...]
     message: str
+    item: int = 0  # an array of tables ([[alert]]): which of its tables, from 1; 0 for a plain section
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -609,13 +610,13 @@ def _apply_tables(section: str, values: Any, origin: str, wrong: Callable[[Probl
         for key, value in table.items():
             if key not in known:
                 found = f"unknown key {key!r} in {where}{did_you_mean(key, known)}"
-                wrong(Problem(section, (key,), found), f"{origin}: {found}")
+                wrong(Problem(section, (key,), found, n), f"{origin}: {found}")
                 continue
             try:
                 updates[key] = _coerce(section, key, value, known[key])
             except ConfigError as exc:
                 message = str(exc).replace(f"[{section}]", where, 1)
-                wrong(Problem(section, (key,), message), message)
+                wrong(Problem(section, (key,), message, n), message)
         out.append(replace(default, **updates))
     return tuple(out)
 
@@ -748,25 +749,25 @@ def _watch_problems(config: Config) -> Iterator[Problem]:
         where = f"[[alert]] #{n}"
         if a.type not in ALERT_TYPES:
             yield Problem(
-                "alert", ("type",), f"{where} type must be one of {', '.join(ALERT_TYPES)}; got {a.type!r}"
+                "alert", ("type",), f"{where} type must be one of {', '.join(ALERT_TYPES)}; got {a.type!r}", n
             )
         if a.min_severity not in SEVERITY_NAMES:
             yield Problem(
-                "alert", ("min_severity",), f"{where} min_severity must be info, warning or critical"
+                "alert", ("min_severity",), f"{where} min_severity must be info, warning or critical", n
             )
         if a.type == "webhook" and not re.match(r"https?://[^/\s]+", a.url):
-            yield Problem("alert", ("url",), f'{where} (webhook) needs url = "https://..."')
+            yield Problem("alert", ("url",), f'{where} (webhook) needs url = "https://..."', n)
         if a.preset not in ALERT_PRESETS:
-            yield Problem("alert", ("preset",), f'{where} preset must be "", "slack" or "teams"')
+            yield Problem("alert", ("preset",), f'{where} preset must be "", "slack" or "teams"', n)
         if a.type == "email" and not a.to:
-            yield Problem("alert", ("to",), f"{where} (email) needs to = [addresses]")
+            yield Problem("alert", ("to",), f"{where} (email) needs to = [addresses]", n)
         if a.facility not in SYSLOG_FACILITIES:
             yield Problem(
-                "alert", ("facility",), f"{where} facility must be one of {', '.join(SYSLOG_FACILITIES)}"
+                "alert", ("facility",), f"{where} facility must be one of {', '.join(SYSLOG_FACILITIES)}", n
             )
         if a.retries < 0 or a.backlog < 1 or not a.timeout > 0:
             yield Problem(
-                "alert", ("retries", "backlog", "timeout"), f"{where} retries >= 0, backlog >= 1, timeout > 0"
+                "alert", ("retries", "backlog", "timeout"), f"{where} retries >= 0, backlog >= 1, timeout > 0", n
             )
 
 
