@@ -365,7 +365,7 @@ every = "6h"
 [[alert]]
 type = "webhook"
 url = "https://siem.example/hook"
-secret_file = "absent.key"                   # <- [[alert]] #1 secret_file {tmp_path / "absent.key"}: no such file
+secret_file = "absent.key"  # <- [[alert]] #1 secret_file {tmp_path / "absent.key"}: no such file
 
 [[alert]]
 type = "email"

@@ -767,7 +767,10 @@ def _watch_problems(config: Config) -> Iterator[Problem]:
             )
         if a.retries < 0 or a.backlog < 1 or not a.timeout > 0:
             yield Problem(
-                "alert", ("retries", "backlog", "timeout"), f"{where} retries >= 0, backlog >= 1, timeout > 0", n
+                "alert",
+                ("retries", "backlog", "timeout"),
+                f"{where} retries >= 0, backlog >= 1, timeout > 0",
+                n,
             )
 
 
