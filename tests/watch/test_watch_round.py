@@ -29,8 +29,10 @@ def _new(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted((e["kind"], e["subject"]) for e in doc["new_events"])
 
 
-def test_a_lookalike_gaining_an_mx_is_exactly_one_event(dns_server: LocalDnsServer, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, dns_server.port)
+def test_a_lookalike_gaining_an_mx_is_exactly_one_event(
+    dns_server: LocalDnsServer, tmp_path: Path, store_url: str
+) -> None:
+    cfg = write_config(tmp_path, dns_server.port, store_url=store_url)
     code, doc, _ = _round(cfg)  # the first round: every look-alike accepting mail, once
     assert code == 1
     assert _new(doc) == [
@@ -72,9 +74,9 @@ def test_a_lookalike_gaining_an_mx_is_exactly_one_event(dns_server: LocalDnsServ
     )
 
 
-def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path) -> None:
+def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path, store_url: str) -> None:
     with LocalDnsServer({}, silent_all=True) as dead:
-        cfg = write_config(tmp_path, dead.port)
+        cfg = write_config(tmp_path, dead.port, store_url=store_url)
         code, doc, err = _round(cfg)
     assert code == EXIT_DNS_UNUSABLE
     assert "DNS unusable" in err and doc["ok"] is False and doc["new_events"] == []
@@ -85,8 +87,10 @@ def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path) -> None:
         store.close()
 
 
-def test_leak_patterns_from_the_decision_log(dns_server: LocalDnsServer, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, dns_server.port)
+def test_leak_patterns_from_the_decision_log(
+    dns_server: LocalDnsServer, tmp_path: Path, store_url: str
+) -> None:
+    cfg = write_config(tmp_path, dns_server.port, store_url=store_url)
     store = open_store(load_config(cfg))
     now = time.time()
     rows = []

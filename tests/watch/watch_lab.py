@@ -1,4 +1,4 @@
-"""The config of the watch tests: a store in ``tmp_path``, the lab DNS server as resolver."""
+"""The config of the watch tests: a store in ``tmp_path`` (or PostgreSQL), the lab DNS server as resolver."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ def lab_zones() -> dict[str, dict[str, list[str]]]:
     return {name: dict(types) for name, types in ZONES.items()}
 
 
-def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
+def write_config(tmp_path: Path, port: int, extra: str = "", *, store_url: str = "") -> Path:
+    """``store_url``: ``[store] url`` (PostgreSQL); empty: SQLite in ``tmp_path/data``."""
     cfg = tmp_path / "typoguard.toml"
     cfg.write_text(
         f"""
@@ -19,6 +20,7 @@ def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
 domains = ["army.mil"]
 [store]
 data_dir = "{tmp_path / "data"}"
+url = "{store_url}"
 [watch]
 resolver = ["127.0.0.1:{port}"]
 timeout = 0.3
