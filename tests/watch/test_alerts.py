@@ -48,6 +48,21 @@ def test_a_dead_endpoint_never_blocks_and_its_backlog_is_bounded() -> None:
     assert stats["attempts"] >= 2  # retried
 
 
+def test_the_backlog_counts_a_batch_while_it_is_retried() -> None:
+    """Work waits while a batch is between attempts: the backlog (the metrics' gauge, ``--json``) must not
+    read 0 then."""
+    url = f"http://127.0.0.1:{_closed_port()}/hook"
+    box = Outbox(WebhookSender(url, timeout=0.5), AlertConfig(url=url, retries=3, backlog=50), backoff=0.3)
+    box.put([Alert(_event(i)) for i in range(3)])
+    deadline = time.monotonic() + 5
+    while box.attempts < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)  # the first attempt was refused: the batch waits for its retry
+    assert box.backlog == 3
+    box.close(0.0)
+    assert box.backlog == 0 and box.stats()["failed"] + box.stats()["dropped"] == 3
+
+
 class _Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], Message]] = []
