@@ -425,6 +425,18 @@ class WatchConfig:
     popular_min: int = _key(3, "a look-alike hit by this many different senders in the window is an event")
     held_max_age: str = _key("24h", "held mail waiting longer than this is an event")
     remind_every: str = _key("24h", "an open event is alerted again at most this often")
+    metrics_listen: str = _key(
+        "",
+        "host:port of the Prometheus metrics endpoint of the foreground `typoguard watch`; empty: none"
+        " (under `typoguard serve` the watch metrics are on [policyd] metrics_listen)",
+    )
+
+    @cached_property
+    def metrics_address(self) -> HostPort | None:
+        """``metrics_listen``, or None when there is no metrics endpoint."""
+        if not self.metrics_listen:
+            return None
+        return parse_host_port(self.metrics_listen, "[watch] metrics_listen")
 
 
 @dataclass(frozen=True)
@@ -785,6 +797,7 @@ def _address_problems(config: Config) -> Iterator[Problem]:
         ("relay", "next_hop", "next_hop_address"),
         ("sink", "listen", "listen_addresses"),
         ("milter", "listen", "listen_address"),
+        ("watch", "metrics_listen", "metrics_address"),
     ):
         try:
             getattr(getattr(config, section), attribute)

@@ -168,6 +168,7 @@ class Outbox:
     def stats(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "type": self.settings.type,
             "sent": self.sent,
             "failed": self.failed,
             "dropped": self.dropped,
@@ -207,6 +208,12 @@ class Dispatcher:
         if alerts:
             for box in self.outboxes:
                 box.put(alerts)
+
+    def reloaded(self, guard: Any) -> None:
+        """A new Guard (SIGHUP): e-mail digests check their recipients with it from the next delivery."""
+        for box in self.outboxes:
+            if hasattr(box.sender, "guard"):
+                box.sender.guard = guard
 
     def close(self, timeout: float = 0.0) -> None:
         deadline = time.monotonic() + timeout
