@@ -58,6 +58,10 @@ def test_an_admin_acknowledges_an_alert_a_reader_cannot(browser: object, api: Ap
     row = page.locator(f"#event-{alive}")
     expect(row).to_contain_text("army.ml (look-alike of army.mil) accepts mail at mx.squat.example")
     expect(row).to_contain_text("critical")
+    # severity is seen at a glance: critical in red and bold, as in the e-mail digest
+    expect(row.locator("td.severity")).to_have_css("color", "rgb(176, 0, 32)")
+    expect(row.locator("td.severity")).to_have_css("font-weight", "700")
+    expect(page.locator(f"#event-{repeat} td.severity")).to_have_css("color", "rgb(178, 106, 0)")
     expect(page.locator(".filters")).to_contain_text("Open (2)")
     _shot(page, "20-alerts-open")
 
