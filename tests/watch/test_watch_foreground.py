@@ -75,7 +75,7 @@ def test_rounds_on_schedule_reload_on_sighup_stop_on_sigterm(typoguard_exe: str,
             delays = [doc["next_round_in"] for _, doc in rounds]
             assert all(0.9 <= d <= 1.1 for d in delays) and len(set(delays)) > 1, delays  # jittered
             for (t0, first), (t1, _) in itertools.pairwise(rounds):
-                assert first["next_round_in"] - 0.05 <= t1 - t0 <= first["next_round_in"] + 1.5, (t1 - t0)
+                assert first["next_round_in"] - 0.05 <= t1 - t0 <= first["next_round_in"] + 3, (t1 - t0)
             first_new = rounds[0][1]["new_events"]
             assert rounds[0][1]["lookalikes"] == 10 and first_new >= 1  # the first round: what is live
             metrics = scrape(port)
