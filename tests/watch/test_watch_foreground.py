@@ -75,7 +75,7 @@ def test_rounds_on_schedule_reload_on_sighup_stop_on_sigterm(typoguard_exe: str,
             delays = [doc["next_round_in"] for _, doc in rounds]
             assert all(0.9 <= d <= 1.1 for d in delays) and len(set(delays)) > 1, delays  # jittered
             for (t0, first), (t1, _) in itertools.pairwise(rounds):
-                assert first["next_round_in"] - 0.05 <= t1 - t0 <= first["next_round_in"] + 3, (t1 - t0)
+                assert first["next_round_in"] - 0.05 <= t1 - t0 <= first["next_round_in"] + 3, t1 - t0
             first_new = rounds[0][1]["new_events"]
             assert rounds[0][1]["lookalikes"] == 10 and first_new >= 1  # the first round: what is live
             metrics = scrape(port)
@@ -85,7 +85,7 @@ def test_rounds_on_schedule_reload_on_sighup_stop_on_sigterm(typoguard_exe: str,
             # SIGHUP: the config file again (navy.mil protected too: its look-alikes scanned from now)
             cfg.write_text(text.replace('domains = ["army.mil"]', 'domains = ["army.mil", "navy.mil"]'))
             watch.proc.send_signal(signal.SIGHUP)
-            (_, reloaded), = watch.wait_for("watch_reloaded", 1)
+            ((_, reloaded),) = watch.wait_for("watch_reloaded", 1)
             assert reloaded["protected"] == 2
             seen = len(watch.records("watch_round"))
             (_, after) = watch.wait_for("watch_round", seen + 1)[-1]
@@ -94,7 +94,7 @@ def test_rounds_on_schedule_reload_on_sighup_stop_on_sigterm(typoguard_exe: str,
             # a config that cannot be used: refused, the old one kept, rounds go on
             cfg.write_text(text.replace('every = "1s"', 'every = "soon"'))
             watch.proc.send_signal(signal.SIGHUP)
-            (_, failed), = watch.wait_for("watch_reload_failed", 1)
+            ((_, failed),) = watch.wait_for("watch_reload_failed", 1)
             assert "[watch] every must be a duration" in failed["error"] and failed["kept"] == "old config"
             seen = len(watch.records("watch_round"))
             watch.wait_for("watch_round", seen + 1)

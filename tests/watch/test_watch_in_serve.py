@@ -48,7 +48,7 @@ enabled = true
 every = "1s"
 resolver = ["127.0.0.1:{dns.port}"]
 timeout = 0.3
-retries = 0
+retries = 2
 limit = 100
 [[alert]]
 type = "webhook"
@@ -65,10 +65,14 @@ timeout = 0.5
         node = ServeProcess(typoguard_exe, tmp_path / "a", store_extra=extra).start()
         try:
             deadline = time.monotonic() + 30
-            while not hook.received and time.monotonic() < deadline:
+            live = {"army.ml", "arny.mil", "army.il"}  # a busy machine may see one a round later
+
+            def received() -> set[str]:
+                return {e["subject"] for batch in list(hook.received) for e in batch["events"]}
+
+            while not live <= received() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            first = {e["subject"] for batch in hook.received for e in batch["events"]}
-            assert {"army.ml", "arny.mil", "army.il"} <= first
+            assert live <= received()
             assert node.ask("bob@army.ml").startswith("550 5.1.2")  # the policy service still answers
 
             metrics = scrape(node.metrics_port)  # after the first round
