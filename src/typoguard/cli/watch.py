@@ -63,9 +63,13 @@ def watch(config_path: Path | None, once: bool, as_json: bool, no_held: bool, wa
         )
     try:
         store = open_store(config)
+    except TypoguardError as exc:
+        raise UsageFailure(str(exc)) from None
+    try:
         queue = None if no_held else _queue(config)
         runner = Watch(config, guard, store, queue=queue, log=_log)
     except TypoguardError as exc:
+        store.close()  # PostgreSQL: its session, not left to the garbage collector
         raise UsageFailure(str(exc)) from None
     try:
         if not once:
