@@ -126,7 +126,14 @@ async def _run_until_stopped(runner: Any, config_path: Path | None) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(runner, config_path)))
+    reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps only weak ones)
+
+    def hangup() -> None:
+        task = loop.create_task(_reload(runner, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     task = loop.create_task(runner.run_forever())
     await stop.wait()
     task.cancel()
