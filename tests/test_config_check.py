@@ -346,3 +346,48 @@ def test_exit_codes_of_the_installed_command(typoguard_exe: str, tmp_path: Path)
     assert (good.returncode, bad.returncode, missing.returncode) == (0, 1, 2)
     assert "[policy] mode must be" in bad.stdout and bad.stderr == ""
     assert "cannot read config" in missing.stderr and "Usage:" not in missing.stderr
+
+
+def test_alert_problems_point_at_the_key_in_their_own_alert_table(tmp_path: Path) -> None:
+    """``[[alert]]`` is an array of tables: each problem names the line of the offending key in the right
+    table (not the last plain table before it, not the file as a whole), including the checks that need the
+    Guard (a digest to a look-alike) and the file system (the webhook key)."""
+    text = f"""
+[protect]
+domains = ["army.mil"]
+
+[store]
+data_dir = "{tmp_path / "state"}"
+
+[watch]
+every = "6h"
+
+[[alert]]
+type = "webhook"
+url = "https://siem.example/hook"
+secret_file = "absent.key"  # <- [[alert]] #1 secret_file {tmp_path / "absent.key"}: no such file
+
+[[alert]]
+type = "email"
+min_severity = "urgent"                      # <- [[alert]] #2 min_severity must be info, warning or critical
+to = ["soc@army.mil", "soc@army.ml"]         # <- [[alert]] #2 to: soc@army.ml look(s) like a protected domain
+
+[[alert]]
+type = "webhook"
+urll = "x"                                   # <- unknown key 'urll' in [[alert]] #3; did you mean url?
+retries = -1                                 # <- [[alert]] #3 retries >= 0, backlog >= 1, timeout > 0
+
+[[alert]]
+type = "pager"                               # <- [[alert]] #4 type must be one of webhook, syslog, email
+"""
+    path = write(tmp_path, text)
+    code, output = run("--config", str(path))
+    assert code == 1
+    reported = output.splitlines()
+    expected = expected_lines(text)
+    for line, fragment in expected:
+        assert any(r.startswith(f"{path}:{line}: {fragment}") for r in reported), (line, fragment, output)
+    # #3 also lacks its url: no key of it is in the table, so the line of its header
+    header3 = [n for n, line in enumerate(text.splitlines(), 1) if line == "[[alert]]"][2]
+    assert f'{path}:{header3}: [[alert]] #3 (webhook) needs url = "https://..."' in reported
+    assert len(reported) == len(expected) + 2  # + #3's url + the summary line

@@ -425,6 +425,18 @@ class WatchConfig:
     popular_min: int = _key(3, "a look-alike hit by this many different senders in the window is an event")
     held_max_age: str = _key("24h", "held mail waiting longer than this is an event")
     remind_every: str = _key("24h", "an open event is alerted again at most this often")
+    metrics_listen: str = _key(
+        "",
+        "host:port of the Prometheus metrics endpoint of the foreground `typoguard watch`; empty: none"
+        " (under `typoguard serve` the watch metrics are on [policyd] metrics_listen)",
+    )
+
+    @cached_property
+    def metrics_address(self) -> HostPort | None:
+        """``metrics_listen``, or None when there is no metrics endpoint."""
+        if not self.metrics_listen:
+            return None
+        return parse_host_port(self.metrics_listen, "[watch] metrics_listen")
 
 
 @dataclass(frozen=True)
@@ -499,6 +511,7 @@ class Problem(NamedTuple):
     section: str
     keys: tuple[str, ...]
     message: str
+    item: int = 0  # an array of tables ([[alert]]): which of its tables, from 1; 0 for a plain section
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
@@ -609,13 +622,13 @@ def _apply_tables(section: str, values: Any, origin: str, wrong: Callable[[Probl
         for key, value in table.items():
             if key not in known:
                 found = f"unknown key {key!r} in {where}{did_you_mean(key, known)}"
-                wrong(Problem(section, (key,), found), f"{origin}: {found}")
+                wrong(Problem(section, (key,), found, n), f"{origin}: {found}")
                 continue
             try:
                 updates[key] = _coerce(section, key, value, known[key])
             except ConfigError as exc:
                 message = str(exc).replace(f"[{section}]", where, 1)
-                wrong(Problem(section, (key,), message), message)
+                wrong(Problem(section, (key,), message, n), message)
         out.append(replace(default, **updates))
     return tuple(out)
 
@@ -748,25 +761,28 @@ def _watch_problems(config: Config) -> Iterator[Problem]:
         where = f"[[alert]] #{n}"
         if a.type not in ALERT_TYPES:
             yield Problem(
-                "alert", ("type",), f"{where} type must be one of {', '.join(ALERT_TYPES)}; got {a.type!r}"
+                "alert", ("type",), f"{where} type must be one of {', '.join(ALERT_TYPES)}; got {a.type!r}", n
             )
         if a.min_severity not in SEVERITY_NAMES:
             yield Problem(
-                "alert", ("min_severity",), f"{where} min_severity must be info, warning or critical"
+                "alert", ("min_severity",), f"{where} min_severity must be info, warning or critical", n
             )
         if a.type == "webhook" and not re.match(r"https?://[^/\s]+", a.url):
-            yield Problem("alert", ("url",), f'{where} (webhook) needs url = "https://..."')
+            yield Problem("alert", ("url",), f'{where} (webhook) needs url = "https://..."', n)
         if a.preset not in ALERT_PRESETS:
-            yield Problem("alert", ("preset",), f'{where} preset must be "", "slack" or "teams"')
+            yield Problem("alert", ("preset",), f'{where} preset must be "", "slack" or "teams"', n)
         if a.type == "email" and not a.to:
-            yield Problem("alert", ("to",), f"{where} (email) needs to = [addresses]")
+            yield Problem("alert", ("to",), f"{where} (email) needs to = [addresses]", n)
         if a.facility not in SYSLOG_FACILITIES:
             yield Problem(
-                "alert", ("facility",), f"{where} facility must be one of {', '.join(SYSLOG_FACILITIES)}"
+                "alert", ("facility",), f"{where} facility must be one of {', '.join(SYSLOG_FACILITIES)}", n
             )
         if a.retries < 0 or a.backlog < 1 or not a.timeout > 0:
             yield Problem(
-                "alert", ("retries", "backlog", "timeout"), f"{where} retries >= 0, backlog >= 1, timeout > 0"
+                "alert",
+                ("retries", "backlog", "timeout"),
+                f"{where} retries >= 0, backlog >= 1, timeout > 0",
+                n,
             )
 
 
@@ -781,6 +797,7 @@ def _address_problems(config: Config) -> Iterator[Problem]:
         ("relay", "next_hop", "next_hop_address"),
         ("sink", "listen", "listen_addresses"),
         ("milter", "listen", "listen_address"),
+        ("watch", "metrics_listen", "metrics_address"),
     ):
         try:
             getattr(getattr(config, section), attribute)

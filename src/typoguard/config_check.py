@@ -42,6 +42,7 @@ _BARE: Final = r"[A-Za-z0-9_\-]+"
 _PART: Final = rf"""(?:{_BARE}|"[^"\n]*"|'[^'\n]*')"""
 _DOTTED: Final = rf"{_PART}(?:\s*\.\s*{_PART})*"
 _TABLE_LINE: Final = re.compile(rf"\s*\[\s*({_DOTTED})\s*\]\s*(?:#.*)?$")
+_ARRAY_TABLE_LINE: Final = re.compile(rf"\s*\[\[\s*({_DOTTED})\s*\]\]\s*(?:#.*)?$")
 _KEY_LINE: Final = re.compile(rf"\s*({_DOTTED})\s*=")
 _PARTS: Final = re.compile(_PART)
 
@@ -54,16 +55,27 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """The line (from 1) where each table and key of a TOML document is first named.
 
     ``[store]`` gives ``("store",)``, ``data_dir = ...`` under it ``("store", "data_dir")``; a dotted key
-    (``policy.mode = ...``) and a sub-table (``[protect.weights]``) name their tables too. Lines inside a
-    multi-line string are skipped; comments never match (a key line starts with the key).
+    (``policy.mode = ...``) and a sub-table (``[protect.weights]``) name their tables too. The tables of an
+    array (``[[alert]]``) are numbered from 1 as ``config`` numbers them in its messages: the second
+    ``[[alert]]`` header gives ``("alert", "#2")`` and its ``url = ...`` ``("alert", "#2", "url")`` (and
+    the first header ``("alert",)``). Lines inside a multi-line string are skipped; comments never match (a
+    key line starts with the key).
     """
     found: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}  # tables seen so far of each array
     open_quote = ""
     for n, line in enumerate(text.splitlines(), 1):
         if open_quote:
             if line.count(open_quote) % 2:
                 open_quote = ""
+            continue
+        if m := _ARRAY_TABLE_LINE.match(line):
+            name = _names(m[1])
+            arrays[name] = arrays.get(name, 0) + 1
+            table = (*name, f"#{arrays[name]}")
+            for i in range(1, len(table) + 1):
+                found.setdefault(table[:i], n)
             continue
         if m := _TABLE_LINE.match(line):
             table = _names(m[1])
@@ -125,16 +137,19 @@ class Checked:
         hits = [e for e in self.env if e.section == section and e.key in wanted]
         return hits[-1] if hits else None
 
-    def file_line(self, section: str, keys: Iterable[str] = ()) -> int | None:
-        """The line of the first of ``keys`` in the file, else of the ``[section]`` header."""
+    def file_line(self, section: str, keys: Iterable[str] = (), item: int = 0) -> int | None:
+        """The line of the first of ``keys`` in the file, else of the ``[section]`` header; with ``item``,
+        in that table of the array ``[[section]]`` (else its header)."""
+        table: tuple[str, ...] = (section, f"#{item}") if item else (section,)
         for key in keys:
-            if (section, key) in self.lines:
-                return self.lines[section, key]
-        return self.lines.get((section,))
+            if (*table, key) in self.lines:
+                return self.lines[(*table, key)]
+        return self.lines.get(table, self.lines.get((section,)))
 
-    def in_file(self, section: str, keys: Iterable[str] = ()) -> Located:
-        """Where ``[section] keys`` are in the file, as a ``Located`` without a message."""
-        line = self.file_line(section, keys)
+    def in_file(self, section: str, keys: Iterable[str] = (), item: int = 0) -> Located:
+        """Where ``[section] keys`` (``item``: of that ``[[section]]`` table) are in the file, as a
+        ``Located`` without a message."""
+        line = self.file_line(section, keys, item)
         if line is None:
             return Located(self.name, "")
         return Located(f"{self.name}:{line}", "", line)
@@ -150,7 +165,7 @@ class Checked:
             where = f"environment {setting.name}"
             self.problems.append(Located(where, problem.message, _LAST, problem.section))
         else:
-            self.add_at(self.in_file(problem.section, keys), problem.message, problem.section)
+            self.add_at(self.in_file(problem.section, keys, problem.item), problem.message, problem.section)
 
     def add_at(self, at: Located, message: str, section: str = "") -> None:
         self.problems.append(Located(at.where, message, at.line, section))

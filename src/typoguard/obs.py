@@ -492,6 +492,7 @@ class PolicydMetrics:
 
     feed: Any = None  # a store.feed.DecisionFeed when decisions are stored (its backlog is exported)
     retention: Any = None  # a store.retention.RetentionTask when [store] keep_days prunes
+    watch: Any = None  # a watch.companion.Watch when [watch] enabled runs rounds in this process
 
     def decision(self, action: str, mode: str, seconds: float) -> None:
         key = (action, mode)
@@ -625,6 +626,73 @@ class PolicydCollector(Collector):
                 "How long the last completed retention run took",
                 retention.last_seconds,
             )
+        if m.watch is not None:
+            yield from watch_families(m.watch)
+
+
+def watch_families(watch: Any) -> Iterator[Any]:
+    """The metrics of ``typoguard watch`` rounds and their alerts (a ``watch.companion.Watch``: plain counters
+    written by the round's thread and the alerts' threads, read here at scrape time)."""
+    rounds = CounterMetricFamily(
+        "typoguard_watch_rounds",
+        "Watch rounds by result: ok, failed (DNS unusable: nothing classified), error (store or config)",
+        labels=["result"],
+    )
+    for result, n in sorted(dict(watch.results).items()):
+        rounds.add_metric([result], n)
+    yield rounds
+    events = CounterMetricFamily(
+        "typoguard_watch_events", "New watch events raised, by kind", labels=["kind"]
+    )
+    for kind, n in sorted(dict(watch.new_events).items()):
+        events.add_metric([kind], n)
+    yield events
+    yield GaugeMetricFamily(
+        "typoguard_watch_last_success_timestamp_seconds",
+        "When a watch round last completed (0: not yet)",
+        watch.last_success,
+    )
+    yield GaugeMetricFamily(
+        "typoguard_watch_last_duration_seconds",
+        "How long the last completed watch round took",
+        watch.last_seconds,
+    )
+    labels = ["type", "name"]
+    sent = CounterMetricFamily("typoguard_alerts_sent", "Events delivered, per [[alert]]", labels=labels)
+    failed = CounterMetricFamily(
+        "typoguard_alerts_failed", "Events given up after every retry, per [[alert]]", labels=labels
+    )
+    dropped = CounterMetricFamily(
+        "typoguard_alerts_dropped",
+        "Events dropped because the backlog was full, per [[alert]]",
+        labels=labels,
+    )
+    attempts = CounterMetricFamily(
+        "typoguard_alerts_attempts", "Delivery attempts (retries included), per [[alert]]", labels=labels
+    )
+    backlog = GaugeMetricFamily(
+        "typoguard_alerts_backlog",
+        "Events waiting to be delivered (queued, or in a batch waiting for its retry), per [[alert]]",
+        labels=labels,
+    )
+    for s in watch.dispatcher.stats():
+        key = [s["type"], s["name"]]
+        sent.add_metric(key, s["sent"])
+        failed.add_metric(key, s["failed"])
+        dropped.add_metric(key, s["dropped"])
+        attempts.add_metric(key, s["attempts"])
+        backlog.add_metric(key, s["backlog"])
+    yield from (sent, failed, dropped, attempts, backlog)
+
+
+class WatchCollector(Collector):
+    """The metrics page of the foreground ``typoguard watch`` (``[watch] metrics_listen``)."""
+
+    def __init__(self, watch: Any) -> None:
+        self.watch = watch
+
+    def collect(self) -> Iterator[Any]:
+        yield from watch_families(self.watch)
 
 
 def metrics_registry(metrics: PolicydMetrics, log: JsonLog | None = None) -> CollectorRegistry:

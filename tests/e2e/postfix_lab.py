@@ -32,7 +32,8 @@ Pitfalls this avoids (checked on Debian's Postfix 3.8 as root):
   mynetworks is 127.0.0.0/8 and any recipient domain is accepted from there - after
   ``check_policy_service`` said DUNNO;
 * nothing is local (empty mydestination, no aliases) and every transport is ``discard:``: accepted mail is
-  queued, logged ``status=sent``, dropped; nothing can leave the machine;
+  queued, logged ``status=sent``, dropped; nothing can leave the machine. With ``mailbox_domains``, mail to
+  those domains is delivered by virtual(8) into one Maildir (``lab.mailbox()`` reads it) instead;
 * no systemd/syslog in containers: Postfix logs through its own postlogd to ``maillog_file`` (allowed by
   ``maillog_file_prefixes = <root>``); chroot is off everywhere (Debian's chroot needs copies of /etc files
   only its init script makes); myhostname is pinned (container host names are not FQDNs);
@@ -64,6 +65,7 @@ MASTER_PROTO = next(
     Path("/etc/postfix/master.cf.proto"),
 )
 DEFAULT_DIR = Path("/var/tmp/typoguard-postfix-lab")  # the command line's lab (start and stop are two runs)
+NOBODY = 65534  # owner of the lab's mailboxes (uid and gid; virtual(8) delivers as them)
 
 
 def missing_tools() -> list[str]:
@@ -111,9 +113,17 @@ class SwaksResult:
 class PostfixLab:
     """One private Postfix instance under ``root`` (default: a fresh directory under /var/tmp)."""
 
-    def __init__(self, smtp_port: int, policy_service: str, root: Path | None = None) -> None:
+    def __init__(
+        self,
+        smtp_port: int,
+        policy_service: str,
+        root: Path | None = None,
+        *,
+        mailbox_domains: tuple[str, ...] = (),
+    ) -> None:
         self.smtp_port = smtp_port
         self.policy_service = policy_service
+        self.mailbox_domains = mailbox_domains  # delivered (virtual(8), one Maildir) instead of discarded
         self.root = (
             root
             if root is not None
@@ -124,6 +134,7 @@ class PostfixLab:
         self.spool = self.root / "spool"  # queue_directory
         self.data = self.root / "data"  # data_directory
         self.maillog = self.root / "maillog"
+        self.mailboxes = self.root / "mailboxes"  # virtual_mailbox_base: inbox/ is the one Maildir
 
     # ------------------------------------------------------------------ config
     def main_cf(self) -> str:
@@ -152,7 +163,7 @@ alias_database =
 default_transport = discard:
 relay_transport = discard:
 local_transport = discard:
-virtual_transport = discard:
+virtual_transport = {"virtual" if self.mailbox_domains else "discard:"}
 biff = no
 append_dot_mydomain = no
 smtpd_relay_restrictions = permit_mynetworks, reject
@@ -164,6 +175,19 @@ smtpd_soft_error_limit = 100
 smtpd_hard_error_limit = 1000
 maillog_file = {self.maillog}
 maillog_file_prefixes = {self.root}
+{self._mailbox_cf()}"""
+
+    def _mailbox_cf(self) -> str:
+        """``mailbox_domains``: every recipient there lands in the Maildir ``mailboxes/inbox/`` (owned by
+        nobody, written by virtual(8)); mail to any other domain is still discarded."""
+        if not self.mailbox_domains:
+            return ""
+        return f"""virtual_mailbox_domains = {", ".join(self.mailbox_domains)}
+virtual_mailbox_base = {self.mailboxes}
+virtual_mailbox_maps = static:inbox/
+virtual_uid_maps = static:{NOBODY}
+virtual_gid_maps = static:{NOBODY}
+virtual_minimum_uid = 1
 """
 
     def _write_config(self) -> None:
@@ -171,6 +195,9 @@ maillog_file_prefixes = {self.root}
         for d in (self.conf, self.spool, self.data):
             d.mkdir(exist_ok=True)
         shutil.chown(self.data, "postfix", "postfix")
+        if self.mailbox_domains:
+            self.mailboxes.mkdir(exist_ok=True)
+            os.chown(self.mailboxes, NOBODY, NOBODY)
         text = self.main_cf()
         main = self.conf / "main.cf"
         if not main.exists() or main.read_text() != text:
@@ -284,6 +311,13 @@ maillog_file_prefixes = {self.root}
                     return line
             time.sleep(0.1)
         raise AssertionError(f"{recipient} not delivered within {timeout}s; log tail:\n{self.log_tail()}")
+
+    def mailbox(self) -> list[bytes]:
+        """The messages delivered to ``mailbox_domains`` (the Maildir's ``new/``), oldest first."""
+        new = self.mailboxes / "inbox" / "new"
+        if not new.is_dir():
+            return []
+        return [p.read_bytes() for p in sorted(new.iterdir(), key=lambda p: p.stat().st_mtime)]
 
     def delivered_to(self, queue_id: str) -> set[str]:
         found = set()

@@ -15,8 +15,10 @@ from sqlalchemy import func, select
 from typoguard.config import load_config
 from typoguard.errors import ConfigError
 from typoguard.store import DecisionEvent, DecisionQuery, Store, open_store
+from typoguard.store.events import Observation
 from typoguard.store.retention import RetentionTask, prune_expired
 from typoguard.store.schema import decisions as decisions_table
+from typoguard.store.schema import events as events_table
 from typoguard.store.schema import held_actions
 
 from .conftest import store_config
@@ -83,6 +85,45 @@ def test_old_decisions_and_held_actions_go_recent_ones_stay(any_store: Store) ->
     assert sorted(r.event.recipient for r in left) == sorted(f"recent{i}@arny.mil" for i in range(10))
     assert [a.queue_id for a in any_store.held_actions()] == ["4Xk1Qz0mKf02"]
     assert prune_expired(any_store, 400, pause=0.0).decisions == 0  # nothing left to do
+
+
+def test_acknowledged_events_not_seen_within_keep_days_go_open_ones_never(any_store: Store) -> None:
+    """``tg_events``: an acknowledged event is pruned once neither seen nor acknowledged for ``keep_days``;
+    an open one never (nobody has looked at it yet); one still seen stays (pruned, the next round would
+    raise it again as new and alert)."""
+    now = time.time()
+
+    def seen(subject: str, days_ago: float) -> int:
+        obs = Observation("lookalike-accepts-mail", subject, "critical", fact=f"mx.{subject}")
+        new = any_store.observe_events([obs], now=now - days_ago * DAY)
+        return new[0].id if new else 0
+
+    old_acked, old_open, recent_acked, still_seen = (
+        seen("old-acked.example", 500), seen("old-open.example", 900),
+        seen("recent-acked.example", 10), seen("still-seen.example", 500),
+    )  # fmt: skip
+    assert seen("still-seen.example", 1) == 0  # seen again yesterday: not new, its last_seen moves
+    for event_id in (old_acked, recent_acked, still_seen):
+        any_store.acknowledge_event(event_id, by="admin", reason="ours")
+    with any_store.engine.begin() as conn:  # acknowledged back then, too
+        conn.execute(
+            events_table.update()
+            .where(events_table.c.id.in_([old_acked, still_seen]))
+            .values(ack_at=now - 450 * DAY)
+        )
+
+    run = prune_expired(any_store, 400, batch_rows=1, pause=0.0)
+
+    assert (run.decisions, run.events) == (0, 1)
+    assert sorted(e.id for e in any_store.events()) == sorted([old_open, recent_acked, still_seen])
+    assert prune_expired(any_store, 400, pause=0.0).events == 0
+    # `typoguard db prune` ([store] retention) prunes them the same way
+    assert any_store.prune_events(5 * DAY) == 0  # recent-acked was acknowledged just now
+    with any_store.engine.begin() as conn:
+        acked = events_table.update().where(events_table.c.id == recent_acked)
+        conn.execute(acked.values(ack_at=now - 20 * DAY))
+    assert any_store.prune_events(5 * DAY) == 1
+    assert sorted(e.id for e in any_store.events()) == sorted([old_open, still_seen])
 
 
 def test_keep_days_zero_keeps_everything(sqlite_store: Store) -> None:
@@ -185,7 +226,7 @@ def test_the_task_prunes_once_at_start_and_then_every_interval(tmp_path: Path) -
             add_decisions(store, 1, age_days=0, tag="now")
             while task.pruned["decisions"] < 34 and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert task.pruned == {"decisions": 34, "held_actions": 0}
+            assert task.pruned == {"decisions": 34, "held_actions": 0, "events": 0}
             assert task.last_success > 0 and task.failures == 0
         finally:
             task.close()

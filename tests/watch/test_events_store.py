@@ -1,4 +1,5 @@
-"""Events in the store: one per fact, seen again only counted, acknowledged with who and why."""
+"""Events in the store: one per fact, seen again only counted, acknowledged with who and why; on SQLite and
+PostgreSQL (``store_url``), and by several nodes sharing one database."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from typoguard.store.events import Observation
 from typoguard.store.migrations import LATEST
 
 
-def test_a_fact_is_one_event_and_reminders_are_daily(tmp_path: Path) -> None:
-    store = open_store(StoreConfig(data_dir=str(tmp_path)))
+def test_a_fact_is_one_event_and_reminders_are_daily(tmp_path: Path, store_url: str) -> None:
+    store = open_store(StoreConfig(data_dir=str(tmp_path), url=store_url))
     try:
         assert store.schema_version() == LATEST >= 4
         seen = Observation("lookalike-accepts-mail", "army.ml", "critical", fact="mx1.catchall.example")
@@ -49,3 +50,32 @@ def test_a_fact_is_one_event_and_reminders_are_daily(tmp_path: Path) -> None:
         assert store.acknowledge_event(999, by="admin", reason="x") is None
     finally:
         store.close()
+
+
+def test_nodes_sharing_a_store_make_one_event_of_one_fact(tmp_path: Path, store_url: str) -> None:
+    """Two nodes (two stores on one database) observe the same facts at once, many times: one event per fact,
+    every sighting counted, each fact new to exactly one node (so alerted once)."""
+    import threading
+
+    nodes = [open_store(StoreConfig(data_dir=str(tmp_path), url=store_url, node=f"n{i}")) for i in (1, 2)]
+    facts = [Observation("lookalike-accepts-mail", f"l{i}.example", "critical", fact="mx") for i in range(20)]
+    new: list[list[int]] = [[], []]
+    start = threading.Barrier(2)
+
+    def observe(i: int) -> None:
+        start.wait()
+        for _ in range(5):
+            new[i] += [e.id for e in nodes[i].observe_events(facts)]
+
+    threads = [threading.Thread(target=observe, args=(i,)) for i in (0, 1)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        stored = nodes[0].events(limit=1000)
+        assert len(stored) == 20 and {e.count for e in stored} == {10}
+        assert sorted(new[0] + new[1]) == sorted(e.id for e in stored)  # each new once, on one node
+    finally:
+        for node in nodes:
+            node.close()

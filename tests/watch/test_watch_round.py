@@ -29,8 +29,10 @@ def _new(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return sorted((e["kind"], e["subject"]) for e in doc["new_events"])
 
 
-def test_a_lookalike_gaining_an_mx_is_exactly_one_event(dns_server: LocalDnsServer, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, dns_server.port)
+def test_a_lookalike_gaining_an_mx_is_exactly_one_event(
+    dns_server: LocalDnsServer, tmp_path: Path, store_url: str
+) -> None:
+    cfg = write_config(tmp_path, dns_server.port, store_url=store_url)
     code, doc, _ = _round(cfg)  # the first round: every look-alike accepting mail, once
     assert code == 1
     assert _new(doc) == [
@@ -72,9 +74,10 @@ def test_a_lookalike_gaining_an_mx_is_exactly_one_event(dns_server: LocalDnsServ
     )
 
 
-def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path) -> None:
+def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path, store_url: str) -> None:
     with LocalDnsServer({}, silent_all=True) as dead:
-        cfg = write_config(tmp_path, dead.port)
+        cfg = write_config(tmp_path, dead.port, store_url=store_url)
+        cfg.write_text(cfg.read_text().replace("timeout = 0.5\nretries = 2", "timeout = 0.3\nretries = 0"))
         code, doc, err = _round(cfg)
     assert code == EXIT_DNS_UNUSABLE
     assert "DNS unusable" in err and doc["ok"] is False and doc["new_events"] == []
@@ -85,8 +88,10 @@ def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path) -> None:
         store.close()
 
 
-def test_leak_patterns_from_the_decision_log(dns_server: LocalDnsServer, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, dns_server.port)
+def test_leak_patterns_from_the_decision_log(
+    dns_server: LocalDnsServer, tmp_path: Path, store_url: str
+) -> None:
+    cfg = write_config(tmp_path, dns_server.port, store_url=store_url)
     store = open_store(load_config(cfg))
     now = time.time()
     rows = []
@@ -122,6 +127,15 @@ def test_webhook_is_signed_retried_and_syslog_gets_rfc5424(
     secret = b"s3cret-key"
     (tmp_path / "hook.key").write_bytes(secret + b"\n")
     syslog = SyslogReceiver(tmp_path / "log.sock")
+    try:
+        _webhook_and_syslog(dns_server, tmp_path, secret, syslog)
+    finally:
+        syslog.close()
+
+
+def _webhook_and_syslog(
+    dns_server: LocalDnsServer, tmp_path: Path, secret: bytes, syslog: SyslogReceiver
+) -> None:
     with WebhookReceiver(secret, fail_first=1) as hook:
         cfg = write_config(
             tmp_path,
@@ -153,6 +167,5 @@ kinds = ["lookalike-accepts-mail"]
         assert second["events"][0]["reminder"] is False
         print(f"\nalert latency, DNS change -> webhook received: {hook.received_at[1] - changed:.3f} s")
     lines = syslog.lines(4)
-    syslog.close()
     assert lines[0].startswith(b"<130>1 ")  # local0 (16) * 8 + crit (2)
     assert b'[typoguard@32473 id="' in lines[-1] and b'subject="amry.mil"' in lines[-1]

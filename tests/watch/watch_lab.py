@@ -1,4 +1,4 @@
-"""The config of the watch tests: a store in ``tmp_path``, the lab DNS server as resolver."""
+"""The config of the watch tests: a store in ``tmp_path`` (or PostgreSQL), the lab DNS server as resolver."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ def lab_zones() -> dict[str, dict[str, list[str]]]:
     return {name: dict(types) for name, types in ZONES.items()}
 
 
-def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
+def write_config(tmp_path: Path, port: int, extra: str = "", *, store_url: str = "") -> Path:
+    """``store_url``: ``[store] url`` (PostgreSQL); empty: SQLite in ``tmp_path/data``. DNS: 0.5 s a try and
+    two retries, so a busy machine (the lab server answers from a thread of the test's process) does not
+    turn a look-alike "unknown" in the first round and "new" in the next."""
     cfg = tmp_path / "typoguard.toml"
     cfg.write_text(
         f"""
@@ -19,10 +22,11 @@ def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
 domains = ["army.mil"]
 [store]
 data_dir = "{tmp_path / "data"}"
+url = "{store_url}"
 [watch]
 resolver = ["127.0.0.1:{port}"]
-timeout = 0.3
-retries = 0
+timeout = 0.5
+retries = 2
 limit = 100
 {extra}
 """

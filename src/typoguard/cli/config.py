@@ -331,11 +331,13 @@ def _check_builds(checked: Checked) -> None:
     from typoguard.policyd.decider import PolicyDecider
 
     config: Config = checked.config
+    guard = None
     if not checked.has_problems("protect", "policy", "policyd"):
         try:
-            PolicyDecider.build(config)
+            guard = PolicyDecider.build(config).guard
         except TypoguardError as exc:
             checked.add_error(str(exc))
+    _check_alerts(checked, guard)
     if _used(checked, "sink") and not checked.has_problems("protect", "sink"):
         from typoguard.sink.server import SinkServer
 
@@ -343,6 +345,24 @@ def _check_builds(checked: Checked) -> None:
             SinkServer.build_answerer(config)
         except TypoguardError as exc:
             checked.add_error(str(exc))
+
+
+def _check_alerts(checked: Checked, guard: Any) -> None:
+    """Each ``[[alert]]``: a webhook's key file readable; no digest recipient a look-alike (the Guard's own
+    verdict, as ``typoguard watch`` refuses it at start; ``guard`` None: the policy could not be built)."""
+    from typoguard.watch.digest import lookalike_recipients
+
+    for n, alert in enumerate(checked.config.alert, 1):
+        where = f"[[alert]] #{n}"
+        if alert.type == "webhook" and alert.secret_file:
+            problem = file_problem(under_base(checked.config, alert.secret_file), f"{where} secret_file")
+            if problem:
+                checked.add(Problem("alert", ("secret_file",), problem, n))
+        if alert.type == "email" and guard is not None:
+            bad = lookalike_recipients(guard, alert.to)
+            if bad:
+                message = f"{where} to: {', '.join(bad)} look(s) like a protected domain: never sent there"
+                checked.add(Problem("alert", ("to",), message, n))
 
 
 COMMANDS: list[click.Command] = [config_group]

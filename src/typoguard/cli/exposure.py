@@ -153,24 +153,28 @@ def exposure(  # noqa: PLR0917 - click passes options as arguments
             concurrency=concurrency,
         )
         store: History | None = None
-        if watch:
-            store = _history(guard.config, history)
-            previous = store.last()
-        elif history is not None:
-            raise UsageFailure("--history needs --watch")
-        todo = candidates(guard.index, targets, min_score=min_score, limit=limit)
-        registrable = resources.model_context().suffixes.registrable
-        show = sys.stderr.isatty() if progress is None else progress
-        started = _now()
         try:
-            results, queries = _run_with_progress(todo, settings, registrable, show, scan)
-        except DnsUnusable as exc:
-            raise DnsUnusableExit(str(exc)) from None
-        snapshot = Snapshot(started, tuple(results))
-        changes: list[Change] = []
-        if store is not None:
-            changes = compare(previous, snapshot)
-            store.append(snapshot)
+            if watch:
+                store = _history(guard.config, history)
+                previous = store.last()
+            elif history is not None:
+                raise UsageFailure("--history needs --watch")
+            todo = candidates(guard.index, targets, min_score=min_score, limit=limit)
+            registrable = resources.model_context().suffixes.registrable
+            show = sys.stderr.isatty() if progress is None else progress
+            started = _now()
+            try:
+                results, queries = _run_with_progress(todo, settings, registrable, show, scan)
+            except DnsUnusable as exc:
+                raise DnsUnusableExit(str(exc)) from None
+            snapshot = Snapshot(started, tuple(results))
+            changes: list[Change] = []
+            if store is not None:
+                changes = compare(previous, snapshot)
+                store.append(snapshot)
+        finally:
+            if store is not None:
+                store.close()  # the store's connections (PostgreSQL: sessions on the server)
     except TypoguardError as exc:
         raise UsageFailure(str(exc)) from None
     _finish(
@@ -194,7 +198,7 @@ def _history(config: Any, path: Path | None) -> Any:
         return JsonFileHistory(path or legacy)
     from typoguard.store import open_store
 
-    return StoreHistory(open_store(config), legacy)
+    return StoreHistory(open_store(config), legacy, owned=True)
 
 
 def _finish(

@@ -84,14 +84,17 @@ def upgrade(config_path: Path | None) -> None:
 @reads_config
 @click.option("--older-than", "older_than", default=None, help="Age, e.g. 180d (default: [store] retention).")
 def prune(config_path: Path | None, older_than: str | None) -> None:
-    """Delete decisions older than --older-than (e.g. 180d, 12h, 2w)."""
+    """Delete decisions older than --older-than (e.g. 180d, 12h, 2w), and acknowledged watch events not
+    seen since (open events are kept)."""
     from typoguard.store import parse_duration
 
     config = read_config(config_path)
     age = parse_duration(older_than or config.store.retention)
     with _store(config_path) as store:
         n = store.prune(age)
+        acked = store.prune_events(age)
     click.echo(f"pruned {n} decisions older than {older_than or config.store.retention}")
+    click.echo(f"pruned {acked} acknowledged events not seen for {older_than or config.store.retention}")
 
 
 def _sqlite_file(config_path: Path | None, pg_line: Callable[[str], str], pg_why: str) -> Path:

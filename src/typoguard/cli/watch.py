@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,17 @@ def watch(config_path: Path | None, once: bool, as_json: bool, no_held: bool, wa
         )
     try:
         store = open_store(config)
-        queue = None if no_held else _queue(config)
-        runner = Watch(config, guard, store, queue=queue, log=_log)
     except TypoguardError as exc:
         raise UsageFailure(str(exc)) from None
     try:
+        queue = None if no_held else _queue(config)
+        runner = Watch(config, guard, store, queue=queue, log=_log)
+    except TypoguardError as exc:
+        store.close()  # PostgreSQL: its session, not left to the garbage collector
+        raise UsageFailure(str(exc)) from None
+    try:
         if not once:
-            click.echo(f"typoguard watch: a round every {config.watch.every} (Ctrl-C to stop)", err=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(runner.run_forever())
+            _foreground(runner, config_path)
             return
         try:
             report = runner.round()
@@ -89,6 +92,75 @@ def watch(config_path: Path | None, once: bool, as_json: bool, no_held: bool, wa
         _summary(report, runner.dispatcher.stats())
     if report.new_events:
         sys.exit(EXIT_FLAGGED)
+
+
+STOP_WAIT = 5.0  # at SIGTERM: seconds queued alerts may take to go out (as in typoguard serve)
+
+
+def _foreground(runner: Any, config_path: Path | None) -> None:
+    """Rounds every ``[watch] every`` (jittered) until SIGTERM or SIGINT (then exit 0 after queued alerts had
+    ``STOP_WAIT`` seconds to go out); SIGHUP reads the config file again, as ``typoguard serve`` does (a
+    config that cannot be used is logged and the old one kept). ``[watch] metrics_listen``: a metrics page."""
+    config = runner.config
+    address = config.watch.metrics_address
+    if address is not None:
+        from prometheus_client import start_http_server
+        from prometheus_client.registry import CollectorRegistry
+
+        from typoguard.obs import WatchCollector
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(WatchCollector(runner))
+        try:
+            start_http_server(address.port, addr=address.host, registry=registry)
+        except OSError as exc:
+            raise UsageFailure(f"[watch] metrics_listen {address}: {exc.strerror or exc}") from None
+    click.echo(f"typoguard watch: a round every {config.watch.every} (SIGTERM or Ctrl-C to stop)", err=True)
+    asyncio.run(_run_until_stopped(runner, config_path))
+    runner.close(STOP_WAIT)
+    _log("info", "watch_stopped", rounds=runner.rounds, alerts=runner.dispatcher.stats())
+
+
+async def _run_until_stopped(runner: Any, config_path: Path | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps only weak ones)
+
+    def hangup() -> None:
+        task = loop.create_task(_reload(runner, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
+    task = loop.create_task(runner.run_forever())
+    await stop.wait()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task  # a round already in its thread finishes first (asyncio.run waits for it)
+
+
+async def _reload(runner: Any, config_path: Path | None) -> None:
+    """SIGHUP: the config file again, a new Guard; on any problem the old ones stay."""
+    from typoguard.config import load_config
+    from typoguard.guard import Guard
+
+    if config_path is None:
+        _log("warning", "watch_reload_skipped", reason="no config file")
+        return
+    try:
+        config = await asyncio.to_thread(load_config, config_path)
+        guard = await asyncio.to_thread(Guard.from_config, config)
+        if not guard.index.protected:
+            raise UsageFailure("nothing to protect")
+        runner.reload(config, guard)
+    except (TypoguardError, UsageFailure) as exc:
+        message = exc.message if isinstance(exc, UsageFailure) else str(exc)
+        _log("error", "watch_reload_failed", config=str(config_path), error=message, kept="old config")
+        return
+    _log("info", "watch_reloaded", config=str(config_path), protected=len(guard.index.protected),
+         every=config.watch.every)  # fmt: skip
 
 
 def _summary(report: Any, stats: list[dict[str, Any]]) -> None:

@@ -37,6 +37,10 @@ class History(Protocol):
         """Keep ``snapshot`` as the most recent run."""
         ...
 
+    def close(self) -> None:
+        """Release what it holds (the store it opened)."""
+        ...
+
 
 class JsonFileHistory:
     """The last ``keep`` runs in a JSON file. Unreadable or foreign files raise ``ConfigError``."""
@@ -44,6 +48,9 @@ class JsonFileHistory:
     def __init__(self, path: Path, keep: int = 10) -> None:
         self.path = path
         self.keep = keep
+
+    def close(self) -> None:
+        pass
 
     def _runs(self) -> list[Snapshot]:
         try:
@@ -79,12 +86,19 @@ class JsonFileHistory:
 
 class StoreHistory:
     """The last ``keep`` runs in the store; ``legacy`` (a JSON history file) is imported while the store has
-    no run yet."""
+    no run yet. ``owned``: ``close`` closes the store (a command that opened it for the history alone)."""
 
-    def __init__(self, store: Store, legacy: Path | None = None, keep: int = 10) -> None:
+    def __init__(
+        self, store: Store, legacy: Path | None = None, keep: int = 10, *, owned: bool = False
+    ) -> None:
         self.store = store
         self.legacy = legacy
         self.keep = keep
+        self.owned = owned
+
+    def close(self) -> None:
+        if self.owned:
+            self.store.close()
 
     def _import_legacy(self) -> None:
         if self.legacy is None or not self.legacy.exists():

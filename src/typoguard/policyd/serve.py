@@ -189,10 +189,12 @@ def _add_watch(
     from typoguard.watch.companion import WatchCompanion
 
     try:
-        server.companions.append(WatchCompanion(config, decider.guard, parts.store, log))
+        companion = WatchCompanion(config, decider.guard, parts.store, log)
     except TypoguardError as exc:
         print(f"typoguard: [watch]: {exc}", file=sys.stderr)
         return False
+    server.companions.append(companion)
+    server.metrics.watch = companion.watch  # on the metrics page ([policyd] metrics_listen)
     return True
 
 

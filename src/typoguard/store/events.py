@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from typoguard.store.schema import decisions, events
@@ -199,6 +199,19 @@ def list_events(
         stmt = stmt.where(c.first_seen >= since)
     stmt = stmt.order_by(c.last_seen.desc(), c.id.desc()).limit(limit)
     return [_from_row(r._mapping) for r in conn.execute(stmt)]
+
+
+def expired(before: float) -> ColumnElement[bool]:
+    """The events retention may delete: acknowledged, and neither seen nor acknowledged since ``before``.
+    Never an open event (nobody has looked at it), never one the rounds still see (deleted, it would be
+    raised and alerted again as new)."""
+    c = events.c
+    return (c.state == "acknowledged") & (c.last_seen < before) & (c.ack_at < before)
+
+
+def prune(conn: Connection, before: float) -> int:
+    """Delete the ``expired`` events at once (``typoguard db prune``); returns how many."""
+    return int(conn.execute(delete(events).where(expired(before))).rowcount or 0)
 
 
 def count_by_state(conn: Connection) -> dict[str, int]:

@@ -12,8 +12,11 @@ most ``BATCH_ROWS`` rows, each its own short transaction, oldest first:
   lock; a node that finds it taken skips its run (another node is pruning). The batches also take their
   rows ``FOR UPDATE SKIP LOCKED``, so a concurrent `typoguard db prune` is never waited for or deadlocked.
 
-What is pruned: ``tg_decisions`` (by ``time``) and ``tg_held_actions`` (by ``at``: who released or deleted
-held mail, meaningless once the decisions of that mail are gone). Kept: overrides (the audit trail of
+What is pruned: ``tg_decisions`` (by ``time``), ``tg_held_actions`` (by ``at``: who released or deleted
+held mail, meaningless once the decisions of that mail are gone) and acknowledged ``tg_events`` neither seen
+nor acknowledged since (``last_seen`` and ``ack_at``; ``events.expired``). An open event is never pruned:
+nobody has looked at it yet; one still seen by the watch rounds stays too (pruned, it would come back as a
+new event and be alerted again). Kept: overrides (the audit trail of
 allow/block, small, and an active one must never vanish), correspondents (learned counts, not history:
 pruning them would change verdicts), API tokens; expired dashboard sessions are deleted at each sign-in.
 
@@ -32,10 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Table, delete, func, select, text
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, select, text
 
 from typoguard.store.db import translated, write_connection
-from typoguard.store.schema import decisions, held_actions
+from typoguard.store.events import expired as expired_events
+from typoguard.store.schema import decisions, events, held_actions
 from typoguard.store.store import Store
 
 log = logging.getLogger("typoguard.store.retention")
@@ -57,6 +61,7 @@ class PruneRun:
     before: float  # rows older than this (UNIX seconds) were deleted
     decisions: int = 0
     held_actions: int = 0
+    events: int = 0  # acknowledged watch events (tg_events)
     batches: int = 0
     seconds: float = 0.0
     longest_batch: float = 0.0  # seconds: the longest a writer could have waited for SQLite's lock
@@ -72,7 +77,8 @@ def prune_expired(
     pause: float | None = None,
     stop: threading.Event | None = None,
 ) -> PruneRun:
-    """Delete decisions and held-mail actions older than ``keep_days`` (0: keep all), in batches of at most
+    """Delete decisions, held-mail actions and acknowledged events older than ``keep_days`` (0: keep all), in
+    batches of at most
     ``batch_rows`` with ``pause`` seconds between them; ``stop`` ends the run between batches. Raises
     ``StoreError``."""
     before = (time.time() if now is None else now) - keep_days * DAY
@@ -82,17 +88,21 @@ def prune_expired(
     wait = (SQLITE_PAUSE if sqlite else POSTGRESQL_PAUSE) if pause is None else pause
     stop = stop or threading.Event()
     started = time.monotonic()
-    counts = {"decisions": 0, "held_actions": 0}
+    counts = {"decisions": 0, "held_actions": 0, "events": 0}
     batches, longest = 0, 0.0
     with translated("prune expired decisions"), _one_node_at_a_time(store) as ours:
         if not ours:
             return PruneRun(before, skipped="another node is pruning")
-        work = (("decisions", decisions, "time", sqlite), ("held_actions", held_actions, "at", False))
-        for name, table, at, keep_newest in work:
+        work = (
+            ("decisions", decisions, "time", sqlite, None),
+            ("held_actions", held_actions, "at", False, None),
+            ("events", events, "last_seen", False, expired_events(before)),
+        )
+        for name, table, at, keep_newest, only in work:
             while not stop.is_set():
                 t0 = time.monotonic()
                 with write_connection(store.engine) as conn:
-                    n = _delete_batch(conn, table, at, before, batch_rows, keep_newest=keep_newest)
+                    n = _delete_batch(conn, table, at, before, batch_rows, keep_newest=keep_newest, only=only)
                 longest = max(longest, time.monotonic() - t0)
                 batches += 1
                 counts[name] += n
@@ -103,6 +113,7 @@ def prune_expired(
         before,
         counts["decisions"],
         counts["held_actions"],
+        counts["events"],
         batches,
         time.monotonic() - started,
         longest,
@@ -128,12 +139,21 @@ def _one_node_at_a_time(store: Store) -> Iterator[bool]:
 
 
 def _delete_batch(
-    conn: Connection, table: Table, at: str, before: float, rows: int, *, keep_newest: bool
+    conn: Connection,
+    table: Table,
+    at: str,
+    before: float,
+    rows: int,
+    *,
+    keep_newest: bool,
+    only: ColumnElement[bool] | None = None,
 ) -> int:
-    """Delete up to ``rows`` rows of ``table`` with ``at`` < ``before``, oldest first (``keep_newest``: never
-    the row with the highest key, see the module docstring); returns how many."""
+    """Delete up to ``rows`` rows of ``table`` with ``at`` < ``before`` (and ``only``), oldest first
+    (``keep_newest``: never the row with the highest key, see the module docstring); returns how many."""
     key = table.c.seq if table is decisions else table.c.id
     chosen = select(key).where(table.c[at] < before).order_by(table.c[at]).limit(rows)
+    if only is not None:
+        chosen = chosen.where(only)
     if keep_newest:
         chosen = chosen.where(key < select(func.max(key)).scalar_subquery())
     if conn.dialect.name == "postgresql":
@@ -167,7 +187,7 @@ class RetentionTask:
         self.batch_rows = batch_rows
         self._on_event = on_event
         self._ready = ready
-        self.pruned = {"decisions": 0, "held_actions": 0}
+        self.pruned = {"decisions": 0, "held_actions": 0, "events": 0}
         self.runs = 0
         self.failures = 0
         self.last_success = 0.0
@@ -203,6 +223,7 @@ class RetentionTask:
             return run
         self.pruned["decisions"] += run.decisions
         self.pruned["held_actions"] += run.held_actions
+        self.pruned["events"] += run.events
         self.last_success = time.time()
         self.last_seconds = run.seconds
         self._event(
@@ -210,6 +231,7 @@ class RetentionTask:
             "store_pruned",
             decisions=run.decisions,
             held_actions=run.held_actions,
+            events=run.events,
             keep_days=self.keep_days,
             before=datetime.fromtimestamp(run.before, UTC)
             .isoformat(timespec="seconds")

@@ -174,6 +174,13 @@ class Store:
         with translated("prune decisions"), write_connection(self.engine) as conn:
             return decisions.prune(conn, cutoff)
 
+    def prune_events(self, older_than: float, *, now: float | None = None) -> int:
+        """Delete acknowledged watch events neither seen nor acknowledged for ``older_than`` seconds (open
+        ones are kept: ``events.expired``); returns how many."""
+        cutoff = (time.time() if now is None else now) - older_than
+        with translated("prune events"), write_connection(self.engine) as conn:
+            return events.prune(conn, cutoff)
+
     # ------------------------------------------------------------------ correspondents
     def record_sightings(self, tallies: Tallies) -> None:
         with translated("record correspondents"), write_connection(self.engine) as conn:

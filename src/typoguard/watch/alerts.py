@@ -70,6 +70,7 @@ class Outbox:
         self._cond = threading.Condition()
         self._closing = False
         self._busy = False
+        self._in_flight = 0  # events of the batch being delivered (between its attempts, too)
         self._thread = threading.Thread(target=self._run, name=f"alert {sender.name}", daemon=True)
         self._thread.start()
 
@@ -79,8 +80,9 @@ class Outbox:
 
     @property
     def backlog(self) -> int:
+        """Events waiting: queued, and the batch being delivered or waiting for its next attempt."""
         with self._cond:
-            return sum(len(b) for b in self._queue)
+            return sum(len(b) for b in self._queue) + self._in_flight
 
     def wants(self, event: Event) -> bool:
         s = self.settings
@@ -117,11 +119,13 @@ class Outbox:
                     return
                 batch = self._queue.popleft()
                 self._busy = True
+                self._in_flight = len(batch)
             try:
                 self._deliver(batch)
             finally:
                 with self._cond:
                     self._busy = False
+                    self._in_flight = 0
                     self._cond.notify_all()
 
     def _deliver(self, batch: list[Alert]) -> None:
@@ -164,6 +168,7 @@ class Outbox:
     def stats(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "type": self.settings.type,
             "sent": self.sent,
             "failed": self.failed,
             "dropped": self.dropped,
@@ -203,6 +208,12 @@ class Dispatcher:
         if alerts:
             for box in self.outboxes:
                 box.put(alerts)
+
+    def reloaded(self, guard: Any) -> None:
+        """A new Guard (SIGHUP): e-mail digests check their recipients with it from the next delivery."""
+        for box in self.outboxes:
+            if hasattr(box.sender, "guard"):
+                box.sender.guard = guard
 
     def close(self, timeout: float = 0.0) -> None:
         deadline = time.monotonic() + timeout
