@@ -15,6 +15,10 @@ It reports the serve process's RSS before and at the end (and its peak), the pro
 the requests the attackers got answered. Bounded: ``SECONDS`` of attack (default 20).
 
     flock -x /tmp/tg-machine.lock .venv/bin/python -m benchmarks.bench_long_domains
+
+The floors the service cannot beat on the machine (ADR 0031): ``BENCH_LONG_ATTACKERS=0`` the probe alone;
+with ``BENCH_LONG_BURN=N`` also N processes that only burn CPU, pinned to the service's CPU at its
+priority, in place of the attack (what the kernel's scheduler alone costs a probe on a busy core).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +41,7 @@ SECONDS = float(os.environ.get("BENCH_LONG_SECONDS", "20"))
 # queue of decisions for its writer)
 STORE = os.environ.get("BENCH_LONG_STORE", "1") != "0"
 ATTACKERS = int(os.environ.get("BENCH_LONG_ATTACKERS", "4"))
+BURNERS = int(os.environ.get("BENCH_LONG_BURN", "0"))
 PIPELINE = 16
 PROBE_EVERY = 0.005
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,15 +184,22 @@ def main() -> None:
             clean_env(),
             cwd=ROOT,
         )
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(BURNERS)]
         try:
+            for burner in burners:
+                pin(burner.pid, 0)
             with contextlib.suppress(OSError):
                 pin(os.getpid(), 1)
             r = asyncio.run(run(port, proc.pid))
         finally:
+            for burner in burners:
+                burner.kill()
+                burner.wait()
             stop(proc)  # type: ignore[arg-type]
     grown = r["rss_peak_mib"] - r["rss_before_mib"]
     print(
-        f"long/random recipient domains, {ATTACKERS} attackers x {SECONDS:.0f} s, store {STORE}: "
+        f"long/random recipient domains, {ATTACKERS} attackers x {SECONDS:.0f} s, store {STORE}"
+        f"{f', {BURNERS} CPU burners on its CPU' if BURNERS else ''}: "
         f"{r['attack_requests']:,} attack requests ({r['attack_requests'] / SECONDS:,.0f}/s)\n"
         f"  serve RSS {r['rss_before_mib']:.0f} MiB before, {r['rss_after_mib']:.0f} MiB after, "
         f"peak {r['rss_peak_mib']:.0f} MiB (+{grown:.0f} MiB; target <= +50)\n"

@@ -276,6 +276,10 @@ class HttpConfig:
     trusted_proxies: tuple[str, ...] = _key((), "proxies whose X-Forwarded-For/-Proto count (IPs or CIDRs)")
     max_body_bytes: int = _key(65536, "a larger request body gets 413, read no further")
     max_recipients: int = _key(1000, "per POST /v1/check; more: 400")
+    # typoguard serve: the API child's CPU priority (Linux), so that a busy API never keeps the CPU from the
+    # policy service when Postfix asks (issue 15 item 5, ADR 0031); like [store] writer_nice/writer_idle
+    process_nice: int = _key(10, "`typoguard serve`: CPU priority (nice 0-19) of the API child process")
+    process_idle: bool = _key(True, "`typoguard serve`: Linux SCHED_IDLE for the API child: mail first")
 
     @cached_property
     def listen_address(self) -> HostPort:
@@ -810,6 +814,8 @@ def _http_problems(http: HttpConfig) -> Iterator[Problem]:
     for name in ("max_body_bytes", "max_recipients", "session_max_age"):
         if getattr(http, name) < 1:
             yield Problem("http", (name,), f"[http] {name} must be at least 1")
+    if not 0 <= http.process_nice <= 19:
+        yield Problem("http", ("process_nice",), f"[http] process_nice must be 0-19, got {http.process_nice}")
     for proxy in http.trusted_proxies:
         try:
             ipaddress.ip_network(proxy.strip())  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8

@@ -3,6 +3,7 @@ other clients neither memory nor time (issue 15 items 6 and 11)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -265,3 +266,51 @@ def test_recipients_and_senders_too_long_to_be_valid_are_logged_and_stored_trunc
     stored = {r.event.action: r.event for r in rows}
     assert stored["invalid"].recipient == invalid["recipient"]
     assert stored["reject"].sender == reject["sender"]
+
+
+def test_pipelining_clients_share_one_turn_one_request_each(served: tuple[str, int, Path]) -> None:
+    """Before: each connection with pipelined requests had its own turn of 200 us, so a request arriving
+    alone waited behind one turn per pipelining client (4 attackers: probe p50 1.2-1.3 ms, 0.5 ms without
+    them; ADR 0031). Now all pipelined work shares one turn, one request per connection in turn: the
+    decision log shows four clients' pipelined requests interleaved, where they came in runs of ~10."""
+    address, _, log = served
+    host, port = address.rsplit(":", 1)
+    depth = 300  # ~45 KB a client: all of it fits in the socket buffers, sent before much is answered
+    batches = [
+        b"".join(
+            (
+                "request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                f"client_address=10.0.0.{n}\nsender=alice@army.mil\nrecipient=bob@army.ml\n\n"
+            ).encode()
+            for _ in range(depth)
+        )
+        for n in range(4)
+    ]
+    socks = [socket.create_connection((host, int(port)), timeout=30) for _ in batches]
+    try:
+        for sock, batch in zip(socks, batches, strict=True):
+            sock.sendall(batch)
+        for sock in socks:
+            _read_replies(sock, depth)
+    finally:
+        for sock in socks:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while len(order := _clients_in_log_order(log)) < 4 * depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(order) == 4 * depth
+    # While all four have requests waiting (the middle of the log), no client is answered twice in a row
+    # more than rarely (a client's next chunk read between turns); before, every turn was a run.
+    middle = order[depth // 2 : 2 * depth]
+    runs = [len(list(group)) for _, group in itertools.groupby(middle)]
+    assert max(runs) <= 3, f"runs of one client's requests: {sorted(runs)[-10:]}"
+
+
+def _clients_in_log_order(log: Path) -> list[str]:
+    out = []
+    for line in log.read_text("utf-8").splitlines():
+        if line.endswith("}"):
+            record = json.loads(line)
+            if record.get("event") == "decision" and str(record.get("client", "")).startswith("10.0.0."):
+                out.append(str(record["client"]))
+    return out

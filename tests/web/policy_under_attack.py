@@ -9,6 +9,10 @@ look-alike characters in several scripts). Used by ``test_http_limits.py`` and, 
 docs/http-api.md, run on its own (alone on the machine: ``flock -x /tmp/tg-machine.lock``)::
 
     .venv/bin/python tests/web/policy_under_attack.py [seconds] [attackers]
+
+``ATTACK_BURN=N`` adds a third figure: no attack, N processes that only burn CPU (normal priority,
+unpinned) - what the kernel's scheduler alone costs the probe on busy CPUs, a floor the service cannot
+beat (ADR 0031).
 """
 
 from __future__ import annotations
@@ -203,6 +207,7 @@ def measure(
     max_bytes: int = 65536,
     max_recipients: int = 1000,
     http_extra: str = "",
+    burners: int = 0,
 ) -> Figures:
     """Probe latencies while ``attackers`` connections (from another process, so that making and
     reading their requests costs the probe nothing) hammer /v1/check with the largest hostile bodies."""
@@ -214,8 +219,10 @@ def measure(
     ctx = multiprocessing.get_context("fork")
     ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
     attacking = None
+    burning = []
     try:
         asyncio.run(_probe_for(serve.policy_port, 0.5, Figures()))  # warm up the probe's path
+        burning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(burners)]
         if attackers:
             kwargs = {
                 "port": serve.http_port,
@@ -236,6 +243,9 @@ def measure(
             figures.attacks = out.get(timeout=60)
             attacking.join(10)
     finally:
+        for burner in burning:
+            burner.kill()
+            burner.wait()
         if attacking is not None and attacking.is_alive():
             attacking.kill()
         serve.stop()
@@ -247,8 +257,14 @@ def main() -> None:
     attackers = int(sys.argv[2]) if len(sys.argv) > 2 else 8
     max_bytes = int(os.environ.get("ATTACK_BYTES", "65536"))
     exe = shutil.which("typoguard", path=str(Path(sys.executable).parent)) or "typoguard"
+    burn = int(os.environ.get("ATTACK_BURN", "0"))
     with tempfile.TemporaryDirectory() as tmp:
         quiet = measure(exe, Path(tmp) / "quiet", seconds=min(seconds, 5), attackers=0, max_bytes=max_bytes)
+        burnt = (
+            measure(exe, Path(tmp) / "burn", seconds=seconds, attackers=0, max_bytes=max_bytes, burners=burn)
+            if burn
+            else None
+        )
         attacked = measure(
             exe, Path(tmp) / "attacked", seconds=seconds, attackers=attackers, max_bytes=max_bytes
         )
@@ -256,6 +272,7 @@ def main() -> None:
         json.dumps(
             {
                 "no attack": quiet.summary(),
+                **({f"no attack, {burn} CPU burners": burnt.summary()} if burnt is not None else {}),
                 f"{attackers} attackers": attacked.summary(),
                 "attack replies": attacked.attacks,
                 "body bytes": attacked.body_bytes,

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from http_fixtures import http_config, served
-from policy_under_attack import measure
+from policy_under_attack import ServeProcess, measure
 
 from typoguard.guard import Guard
 from typoguard.store import open_store
@@ -143,8 +145,6 @@ def test_a_body_longer_than_its_content_length_claims_is_cut_off(
 
 
 def test_too_many_recipients_is_a_clear_400(limited: tuple[str, dict[str, str]]) -> None:
-    import httpx
-
     url, secrets = limited
     h = {"Authorization": f"Bearer {secrets['check']}"}
     with httpx.Client(base_url=url) as client:
@@ -169,3 +169,43 @@ def test_policy_answers_stay_fast_while_check_is_attacked(typoguard_exe: str, tm
     assert set(figures.attacks) == {200} and sum(figures.attacks.values()) >= 4  # the attack was served
     assert summary["probes"] > 200, summary
     assert summary["p50_ms"] <= 5.0, summary
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The child processes of ``pid``: their command lines."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            found[int(child)] = cmdline.decode()
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+@pytest.mark.parametrize(
+    ("extra", "policy", "nice"),
+    [("", "SCHED_IDLE", 10), ("process_idle = false\nprocess_nice = 0\n", "SCHED_OTHER", 0)],
+)
+def test_the_api_child_runs_behind_the_policy_service(
+    typoguard_exe: str, tmp_path: Path, extra: str, policy: str, nice: int
+) -> None:
+    """Issue 15 item 5: a busy API child must not keep the CPU when Postfix asks. By default it runs under
+    SCHED_IDLE at nice 10 (any waking policy request preempts it at once), the policy service itself at
+    the priority it was started with; ``[http] process_idle``/``process_nice`` change it (ADR 0031)."""
+    serve = ServeProcess(typoguard_exe, tmp_path, extra)
+    try:
+        api = [pid for pid, cmd in _children(serve.proc.pid).items() if " http " in cmd]
+        assert len(api) == 1, _children(serve.proc.pid)
+        assert os.sched_getscheduler(api[0]) == getattr(os, policy)
+        assert os.getpriority(os.PRIO_PROCESS, api[0]) == nice
+        assert os.sched_getscheduler(serve.proc.pid) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, serve.proc.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        with httpx.Client(base_url=f"http://127.0.0.1:{serve.http_port}") as client:  # and it answers
+            r = client.post(
+                "/v1/check",
+                json={"recipients": ["bob@army.ml"]},
+                headers={"Authorization": f"Bearer {serve.token}"},
+            )
+            assert r.status_code == 200 and r.json()["verdicts"][0]["action"] == "reject", r.text
+    finally:
+        serve.stop()

@@ -112,13 +112,21 @@ class HttpProcessCompanion:
 
     async def _spawn(self) -> bool:
         """Start the child and wait until it answers /healthz (or exits): True if it answers."""
+        from typoguard.store.feed import lower_priority
+
         self.proc = proc = await asyncio.create_subprocess_exec(
             *self.argv(), stdin=asyncio.subprocess.DEVNULL
         )
+        # Behind the policy service on the CPU, set before the child has started its interpreter (its
+        # threads and its workers inherit it): under SCHED_IDLE a policy request preempts it at once.
+        priority = lower_priority(self.config.http.process_nice, self.config.http.process_idle, proc.pid)
         deadline = time.monotonic() + 30
         while proc.returncode is None and time.monotonic() < deadline:
             if await self._healthy():
-                self.log.event("info", "http_process_ready", pid=proc.pid, workers=self.config.http.workers)
+                self.log.event(
+                    "info", "http_process_ready", pid=proc.pid, workers=self.config.http.workers,
+                    priority=priority,
+                )  # fmt: skip
                 return True
             await asyncio.sleep(0.05)
         self.log.event("error", "http_failed", listen=self.config.http.listen, exit_code=proc.returncode)

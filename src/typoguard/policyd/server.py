@@ -26,6 +26,7 @@ Operations:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import os
@@ -51,8 +52,8 @@ if TYPE_CHECKING:
 
 DRAIN_SECONDS: Final = 5.0
 LOG_FLUSH_SECONDS: Final = 0.005  # decision log lines reach the file at most this late
-# Loop time one connection's pipelined requests may take before the others' turn (then the rest of them
-# wait for the next loop turn): a probe's answer waits for at most one such turn per busy connection.
+# Loop time the queued (pipelined) requests of all connections together may take before the loop reads its
+# sockets again: a request that arrives alone waits for at most one such turn (ADR 0031).
 TURN_SECONDS: Final = 0.0002
 MAX_REQUEST_SECONDS: Final = 10.0  # a started request must be complete by then (slow-loris guard)
 TEMPFAIL: Final = PolicyReply("451 4.3.0 typoguard: temporary failure, please try again later")
@@ -146,83 +147,47 @@ class PolicyConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self.abort("protocol", str(exc))
             return
-        if not self.yielded:  # else the scheduled turn answers them, in order
-            self._answer_buffered()
+        if not self.yielded:  # else it is in the server's queue already: its turns answer them, in order
+            self.server.enqueue(self)
 
-    def _answer_buffered(self) -> None:
-        """Answer the complete requests buffered, for at most ``TURN_SECONDS`` of loop time; the rest on a
-        later loop turn (reading paused meanwhile), so a client pipelining costly requests cannot hold the
-        loop from the others (issue 15 item 6). Replies stay in order: one codec, answered in sequence."""
-        codec = self.codec
+    def answer_one(self, decider: PolicyDecider, out: list[bytes]) -> bool:
+        """Answer the next complete request buffered, its reply appended to ``out`` (written by the
+        caller): True if one was answered (more may follow), False if none is complete. Raises
+        ``ProtocolError`` (garbage) and ``_Disconnect`` (``on_error = "disconnect"``)."""
+        event = self.codec.next_event()
+        # Also when nothing is left: next_event() then empties the codec's buffer (a chunk that ended
+        # exactly at a request's end otherwise stayed, and every later one was appended).
+        if event.__class__ is not PolicyRequest:  # NEED_DATA, or ConnectionClosed after EOF
+            return False
         server = self.server
-        out: list[bytes] = []
-        # The hot path, inlined: decide, log, count. ``server.decider`` is read once per turn, so a reload
-        # between turns takes effect at once and never in the middle of a request.
-        decider = server.decider
-        decide, mode, metrics = decider.decide, decider.mode, server.metrics
-        log_record = server.record_decision
-        turn_ends = _perf() + TURN_SECONDS
-        more = False
+        started = _perf()
         try:
-            while True:
-                # Also when nothing is left: next_event() then empties the codec's buffer (a chunk that
-                # ended exactly at a request's end otherwise stayed, and every later one was appended).
-                event = codec.next_event()
-                if event.__class__ is not PolicyRequest:  # NEED_DATA, or ConnectionClosed after EOF
-                    break
-                started = _perf()
-                try:
-                    reply, action, record = decide(event)
-                except Exception as exc:  # a bug in deciding: declared fail-safe, never a guess
-                    reply = server.decision_failed(exc, self)
-                else:
-                    if record is not None and log_record is not None:
-                        log_record(record)
-                    done = _perf()
-                    metrics.decision(action, mode, done - started)
-                    if done > turn_ends and codec.buffered:
-                        more = True
-                out.append(codec.send(reply))
-                if more:
-                    break
-        except ProtocolError as exc:
-            if out:
-                self._write(out)
-            self.abort("protocol", str(exc))
-            return
-        except _Disconnect:
-            if out:
-                self._write(out)
-            self.close()
-            return
-        if out:
-            self._write(out)
-        self._end_turn(more)
+            reply, action, record = decider.decide(event)
+        except Exception as exc:  # a bug in deciding: declared fail-safe, never a guess
+            reply = server.decision_failed(exc, self)
+        else:
+            if record is not None:
+                log_record = server.record_decision
+                if log_record is not None:
+                    log_record(record)
+            server.metrics.decision(action, decider.mode, _perf() - started)
+        out.append(self.codec.send(reply))
+        return True
 
-    def _end_turn(self, more: bool) -> None:
-        """After a turn: schedule the next one (reading paused) or resume reading; note a partial request."""
-        codec, server = self.codec, self.server
+    def end_turn(self) -> None:
+        """Out of the server's queue: resume reading; note a partial request; close if draining and idle.
+        (While queued, reading is paused, so no partial request can linger: none is noted.)"""
+        self.yielded = False
         transport = self.transport
-        if more and transport is not None and not self.closing:
-            if not self.yielded:
-                self.yielded = True
-                transport.pause_reading()
-            asyncio.get_running_loop().call_soon(self._next_turn)
-        elif self.yielded:
-            self.yielded = False
-            if transport is not None and not self.closing and not self.paused:
-                transport.resume_reading()
-        if codec.buffered:
+        if transport is not None and not self.closing and not self.paused:
+            transport.resume_reading()
+        if self.codec.buffered:
             if self.partial_since is None:
                 self.partial_since = self.last_activity
         else:
             self.partial_since = None
-            if server.draining:
+            if self.server.draining:
                 self.close()
-
-    def _next_turn(self) -> None:
-        if not self.closing:
-            self._answer_buffered()
 
     def eof_received(self) -> bool:
         try:
@@ -233,8 +198,8 @@ class PolicyConnection(asyncio.Protocol):
         return False  # close our side too
 
     # ------------------------------------------------------------------ helpers
-    def _write(self, out: list[bytes]) -> None:
-        if self.transport is not None:
+    def write(self, out: list[bytes]) -> None:
+        if self.transport is not None and out:
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def close(self) -> None:
@@ -291,6 +256,10 @@ class PolicyServer:
         self.draining = False
         self.addresses: list[str] = []  # what we actually listen on, e.g. "127.0.0.1:40123"
         self._servers: list[asyncio.Server] = []
+        # Connections with requests waiting (pipelined, or split across chunks), answered in turns, one
+        # request per connection in round robin (``_turn``); reading from them is paused meanwhile.
+        self._queue: collections.deque[PolicyConnection] = collections.deque()
+        self._turn_scheduled = False
         self._unix_paths: list[str] = []
         self._stop: asyncio.Event | None = None
         self._reloading: asyncio.Task[bool] | None = None
@@ -337,6 +306,64 @@ class PolicyServer:
         if on_error == "tempfail":
             return TEMPFAIL
         raise _Disconnect from exc
+
+    # ------------------------------------------------------------------ fair turns
+    def enqueue(self, conn: PolicyConnection) -> None:
+        """Queue ``conn``'s buffered requests for the next turn (reading from it paused until answered)."""
+        conn.yielded = True
+        if conn.transport is not None:
+            conn.transport.pause_reading()
+        self._queue.append(conn)
+        if not self._turn_scheduled:
+            self._turn_scheduled = True
+            asyncio.get_running_loop().call_soon(self._turn)
+
+    def _turn(self) -> None:
+        """Answer the queued connections, one request each in round robin, for at most ``TURN_SECONDS``;
+        what is left waits for the next loop turn, after the loop has read its sockets again.
+
+        A connection that sends one request at a time, as Postfix's smtpd does, is answered in
+        ``data_received`` as soon as its request is read; it waits for at most one turn, however many
+        connections pipeline how many costly requests (issue 15 item 6): one pipelining client gets one
+        request's share of a turn per other client waiting, not a turn of its own. A connection's replies
+        stay in order (one codec, answered in sequence) and are written once per turn."""
+        self._turn_scheduled = False
+        queue = self._queue
+        decider = self.decider  # once per turn: a reload takes effect between turns, never within one
+        turn_ends = _perf() + TURN_SECONDS
+        outs: dict[PolicyConnection, list[bytes]] = {}
+        finished: list[PolicyConnection] = []
+        while queue:
+            conn = queue.popleft()
+            if conn.closing:
+                conn.yielded = False
+                continue
+            out = outs.get(conn)
+            if out is None:
+                out = outs[conn] = []
+            try:
+                if conn.answer_one(decider, out):
+                    queue.append(conn)
+                else:
+                    finished.append(conn)
+            except ProtocolError as exc:
+                conn.write(out)
+                out.clear()
+                conn.abort("protocol", str(exc))
+            except _Disconnect:
+                conn.write(out)
+                out.clear()
+                conn.close()
+            if _perf() > turn_ends:
+                break
+        for conn, out in outs.items():
+            if out:
+                conn.write(out)
+        for conn in finished:
+            conn.end_turn()
+        if queue:
+            self._turn_scheduled = True
+            asyncio.get_running_loop().call_soon(self._turn)
 
     # ------------------------------------------------------------------ connections
     def connection_made(self, conn: PolicyConnection) -> None:

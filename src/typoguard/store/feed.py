@@ -618,9 +618,9 @@ def adopt_raw_spills(spool_dir: Path, node: str) -> int:
     return rows_total
 
 
-def lower_priority(nice: int, idle: bool) -> str:
-    """Put this process behind everything else on the CPU: ``nice`` and, when ``idle``, Linux's
-    ``SCHED_IDLE`` policy; returns what it got (for the log).
+def lower_priority(nice: int, idle: bool, pid: int = 0) -> str:
+    """Put this process (or process ``pid``) behind everything else on the CPU: ``nice`` and, when
+    ``idle``, Linux's ``SCHED_IDLE`` policy; returns what it got (for the log).
 
     The writer competes with the policy service for a core only when the machine is saturated. Then
     ``nice 19`` alone is not enough: a niced process that is running when Postfix's next request arrives
@@ -633,11 +633,11 @@ def lower_priority(nice: int, idle: bool) -> str:
     got = []
     if nice > 0:
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, nice)
+            os.setpriority(os.PRIO_PROCESS, pid, nice)
             got.append(f"nice {nice}")
     if idle and hasattr(os, "SCHED_IDLE"):
         try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
             got.append("SCHED_IDLE")
         except OSError as exc:  # e.g. a seccomp profile: nice alone then
             got.append(f"not SCHED_IDLE ({exc.strerror or exc})")
