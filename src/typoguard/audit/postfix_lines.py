@@ -197,14 +197,14 @@ class PostfixLineReader:
         """The delivery line at ``block[start:end]``, or None when it is not one (a malformed line).
 
         ``general``: the block has ``<PRI>`` lines; BSD syslog lines without one are read in one match."""
-        head = None if general else _SYSLOG_DELIVERY_HEAD.match(block, start, end)
-        if head is not None:
+        fast = None if general else _SYSLOG_DELIVERY_HEAD.match(block, start, end)
+        if fast is not None:
             find = block.find
-            k = find(b" status=", head.end(), end)
+            k = find(b" status=", fast.end(), end)
             while k >= 0:
                 tail = _STATUS_DETAIL.match(block, k, end)
                 if tail is not None:
-                    stamp, fraction, host, program, qid, recipient = head.groups()
+                    stamp, fraction, host, program, qid, recipient = fast.groups()
                     t = self._times.get(stamp, _MISS)  # cached per second, looked up inline: the hot path
                     if t is _MISS:
                         t = self._second(stamp)
@@ -224,19 +224,21 @@ class PostfixLineReader:
         """The time of a BSD syslog stamp (``Nov 26 16:47:38``), remembered per second. A minute's time is
         worked out once (``syslog_time`` costs ~1 us) and its seconds added, when the whole minute falls in
         one year (always, but for the minute of the reference time's year change)."""
-        minute = self._minutes.get(stamp[:12], _MISS)
-        if minute is _MISS:
+        key = stamp[:12]
+        if key in self._minutes:
+            minute = self._minutes[key]
+        else:
             first = syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:12] + b":00", self.reference)
             last = syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:12] + b":59", self.reference)
             minute = first if first is not None and last is not None and first.year == last.year else None
             if len(self._minutes) >= _MAX_TIMES:
                 self._minutes.clear()
-            self._minutes[stamp[:12]] = minute
-        seconds = _SECONDS.get(stamp[13:15]) if minute is not None else None
-        if seconds is None:
+            self._minutes[key] = minute
+        seconds = _SECONDS.get(stamp[13:15])
+        if minute is None or seconds is None:
             t = syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:], self.reference)
         else:
-            t = minute + seconds  # type: ignore[operator]
+            t = minute + seconds
         return self._remember(stamp, t)
 
     def _syslog(self, month: bytes, day: bytes, hms: bytes) -> datetime | None:
