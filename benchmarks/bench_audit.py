@@ -2,7 +2,8 @@
 
 Generates a realistic syslog-format Postfix log (``gen_postfix_log``; ``TYPOGUARD_BENCH_AUDIT_SHARE`` of the
 recipients at look-alikes, 0.30 by default, as in issue 15) of ``TYPOGUARD_BENCH_AUDIT_MB`` megabytes
-(default 1024) in a temporary directory, then times:
+(default 200, about the log of issue 15) in a temporary directory, then times, ``TYPOGUARD_BENCH_AUDIT_RUNS``
+times each (default 3, interleaved; the median is reported):
 
 * ``typoguard audit --json`` on it (all cores), with ``--jobs 1``, and on an eighth of it, to show memory
   stays flat and that the parallel run is faster than the serial one;
@@ -10,7 +11,8 @@ recipients at look-alikes, 0.30 by default, as in issue 15) of ``TYPOGUARD_BENCH
   else skipped with the reason printed.
 
 Prints seconds, MB/s, the peak resident memory of the whole process tree (workers included), and the
-ratio pflogsumm / audit (target: >= 5). Bounded: every run has a timeout; the directory is removed.
+ratio pflogsumm / audit (target: >= 5). Bounded: every run has a timeout (~2 min in all at the default
+size on 2 cores); the directory is removed.
 
     python -m benchmarks --only audit
 """
@@ -32,7 +34,7 @@ import psutil  # type: ignore[import-untyped]  # bench extra; no stubs installed
 
 from benchmarks.gen_postfix_log import PROTECTED, generate
 
-TIMEOUT = 1800.0  # seconds per run
+TIMEOUT = 600.0  # seconds per run
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,17 @@ def _line(name: str, run: Run, megabytes: float) -> str:
     )
 
 
+def _median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+def _all(runs: list[Run]) -> str:
+    return " ".join(f"{r.seconds:.2f}" for r in runs) + " s"
+
+
 def main() -> None:
-    megabytes = float(os.environ.get("TYPOGUARD_BENCH_AUDIT_MB", "1024"))
+    megabytes = float(os.environ.get("TYPOGUARD_BENCH_AUDIT_MB", "200"))
+    runs = max(1, int(os.environ.get("TYPOGUARD_BENCH_AUDIT_RUNS", "3")))
     share = float(os.environ.get("TYPOGUARD_BENCH_AUDIT_SHARE", "0.3"))
     exe = str(Path(sys.executable).with_name("typoguard"))
     protect = [arg for d in PROTECTED for arg in ("--protect", d)]
@@ -92,9 +103,17 @@ def main() -> None:
         print(f"  generated {size:.0f} MB (+{small_size:.0f} MB) of Postfix log in {took:.1f} s")
         print(f"  cores: {os.cpu_count()}")
 
+        pflogsumm = shutil.which("pflogsumm")
         audit_small = measure([exe, "audit", *protect, "--json", str(small)], work / "small.json")
-        audit = measure([exe, "audit", *protect, "--json", str(log)], work / "audit.json")
-        serial = measure([exe, "audit", *protect, "--json", "--jobs", "1", str(log)], work / "serial.json")
+        audits, serials, baselines = [], [], []
+        for _ in range(runs):  # interleaved, so a change in the machine's load touches all three alike
+            audits.append(measure([exe, "audit", *protect, "--json", str(log)], work / "audit.json"))
+            serial_argv = [exe, "audit", *protect, "--json", "--jobs", "1", str(log)]
+            serials.append(measure(serial_argv, work / "serial.json"))
+            if pflogsumm is not None:
+                baselines.append(measure([pflogsumm, str(log)], work / "pflogsumm.txt"))
+        audit, serial = _median(audits), _median(serials)
+        print(f"  {runs} run(s) each, median shown; all: default {_all(audits)}, --jobs 1 {_all(serials)}")
         print(_line(f"typoguard audit {small_size:.0f} MB", audit_small, small_size))
         print(_line(f"typoguard audit {size:.0f} MB", audit, size))
         print(_line(f"  ... --jobs 1 {size:.0f} MB", serial, size))
@@ -111,12 +130,11 @@ def main() -> None:
             " (flat is ~x1; the tree adds one process per core)"
         )
 
-        pflogsumm = shutil.which("pflogsumm")
         if pflogsumm is None:
             print("  pflogsumm: skipped, not installed (bash scripts/install-bench-deps.sh installs it)")
             return
-        baseline = measure([pflogsumm, str(log)], work / "pflogsumm.txt")
-        print(_line(f"pflogsumm {size:.0f} MB", baseline, size))
+        baseline = _median(baselines)
+        print(_line(f"pflogsumm {size:.0f} MB", baseline, size) + f"  (all: {_all(baselines)})")
         ratio = baseline.seconds / audit.seconds
         verdict = "meets" if ratio >= 5 else "MISSES"
         print(f"  typoguard audit is {ratio:.1f}x faster than pflogsumm ({verdict} the >= 5x target)")

@@ -7,8 +7,11 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from typoguard.audit.postfix_lines import PostfixLineReader
 
 
 def outcomes(doc: dict[str, Any]) -> Counter[str]:
@@ -202,3 +205,29 @@ def test_header_and_body_check_actions_are_not_bad_lines(
     ]
     assert doc["events"][2]["detail"].startswith("554 5.7.1 <dan@navy.ml>: Relay access denied")
     assert doc["bad_lines"] == 0
+
+
+def test_syslog_year_is_decided_per_line_in_the_minute_it_changes() -> None:
+    # Syslog lines carry no year: a line more than a day after the file's time is from the year before.
+    # Times are worked out once per minute; in the minute where that limit falls, line by line.
+    reader = PostfixLineReader(datetime(2027, 1, 1, 0, 0, 30))
+    lines = [
+        b"Jan  2 00:00:10 mx postfix/smtp[3]: 1A2B3C: to=<a@army.ml>, relay=mx[192.0.2.1]:25, dsn=2.0.0,"
+        b" status=sent (250 ok)",
+        b"Jan  2 00:00:50 mx postfix/smtp[3]: 1A2B3C: to=<b@army.ml>, relay=mx[192.0.2.1]:25, dsn=2.0.0,"
+        b" status=sent (250 ok)",
+        b"Jan  2 00:01:10 mx postfix/smtp[3]: 1A2B3C: to=<c@army.ml>, relay=mx[192.0.2.1]:25, dsn=2.0.0,"
+        b" status=sent (250 ok)",
+        b"Dec 31 23:59:59 mx postfix/smtp[3]: 1A2B3C: to=<d@army.ml>, relay=mx[192.0.2.1]:25, dsn=2.0.0,"
+        b" status=deferred (451 later)",
+    ]
+    found = [reader.delivery(line, 0, len(line), general=False) for line in lines]
+    assert [f[0] if f else None for f in found] == [
+        datetime(2027, 1, 2, 0, 0, 10),
+        datetime(2026, 1, 2, 0, 0, 50),
+        datetime(2026, 1, 2, 0, 1, 10),
+        datetime(2026, 12, 31, 23, 59, 59),
+    ]
+    assert [f[5:] if f else None for f in found] == [
+        (b"sent", b"250 ok"), (b"sent", b"250 ok"), (b"sent", b"250 ok"), (b"deferred", b"451 later"),
+    ]  # fmt: skip

@@ -11,7 +11,9 @@ from typing import Any
 
 from click.testing import Result
 
-from typoguard.audit.aggregate import week_of
+from typoguard.audit import report_data, runner
+from typoguard.audit.aggregate import summarise, week_of
+from typoguard.guard import Guard
 
 
 def test_summaries_per_domain_sender_week(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None:
@@ -121,3 +123,14 @@ def test_weekly_chart_has_a_bar_slot_for_every_week_in_between(
         "2026-W47",
         "2026-W48",
     ]
+
+
+def test_json_events_are_the_events_to_dict_with_their_repeat_flag(fixtures: Path, guard: Guard) -> None:
+    # The --json writer builds each event's object itself (for speed): it must stay AuditEvent.to_dict()
+    # plus repeat_pattern, same keys in the same order, for every input format.
+    result = runner.audit([fixtures], guard, jobs=1)
+    summary = summarise(result.events)
+    doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
+    expected = [{**e.to_dict(), "repeat_pattern": summary.is_repeat(e)} for e in result.events]
+    assert len(expected) > 10
+    assert [list(d.items()) for d in doc["events"]] == [list(d.items()) for d in expected]

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from typoguard.audit.model import DROPPED, LEAKED, STOPPED, AuditEvent, Outcome
@@ -169,26 +170,40 @@ class Summary:
 
 
 def summarise(events: Iterable[AuditEvent], repeat_min: int = REPEAT_MIN) -> Summary:
-    """Tallies per (sender, look-alike) pair and per week, in one pass; the totals, the domains and the
-    senders are then added up from the pairs (there are far fewer pairs than events)."""
-    by_week: dict[str, Tally] = defaultdict(Tally)
-    by_pair: dict[tuple[str, str], Tally] = {}
-    info: dict[str, tuple[str, str, float]] = {}
-    weeks: dict[int, str] = {}  # day number -> ISO week
+    """Tallies per (sender, look-alike) pair and per week; the totals, the domains and the senders are then
+    added up from the pairs (there are far fewer pairs than events).
+
+    The events are first grouped (one list append per event), then each group is counted with C-level
+    ``Counter``/``min``/``max``/``set`` over it: the same tallies as ``Tally.add`` per event, ~2x faster."""
+    pairs: dict[tuple[str, str], list[AuditEvent]] = {}
+    weeks: dict[str, list[AuditEvent]] = {}
+    week_of_day: dict[int, str] = {}  # day number -> ISO week
     for e in events:
         pair = (e.sender, e.domain)
-        tally = by_pair.get(pair)
-        if tally is None:
-            tally = by_pair[pair] = Tally()
-            info.setdefault(e.domain, (e.intended, e.kind, e.score))
-        tally.add(e, e.recipient.lower())
+        group = pairs.get(pair)
+        if group is None:
+            pairs[pair] = [e]
+        else:
+            group.append(e)
         t = e.time
         if t is None:
             week = "unknown"
         else:
             day = t.toordinal()
-            week = weeks.get(day) or weeks.setdefault(day, week_of(t))
-        by_week[week].add(e)
+            week = week_of_day.get(day) or week_of_day.setdefault(day, week_of(t))
+        group = weeks.get(week)
+        if group is None:
+            weeks[week] = [e]
+        else:
+            group.append(e)
+    by_pair: dict[tuple[str, str], Tally] = {}
+    info: dict[str, tuple[str, str, float]] = {}
+    for pair, group in pairs.items():
+        first = group[0]
+        info.setdefault(first.domain, (first.intended, first.kind, first.score))
+        tally = by_pair[pair] = _tally(group)
+        tally.others = set(map(str.lower, map(_RECIPIENT, group)))
+    by_week = {week: _tally(group) for week, group in weeks.items()}
     total = Tally()
     by_domain: dict[str, Tally] = defaultdict(Tally)
     by_sender: dict[str, Tally] = defaultdict(Tally)
@@ -196,7 +211,39 @@ def summarise(events: Iterable[AuditEvent], repeat_min: int = REPEAT_MIN) -> Sum
         total.merge(tally)
         by_domain[domain].merge(tally, sender)
         by_sender[sender].merge(tally, domain)
-    return Summary(total, dict(by_domain), info, dict(by_sender), dict(by_week), by_pair, repeat_min)
+    return Summary(total, dict(by_domain), info, dict(by_sender), by_week, by_pair, repeat_min)
+
+
+_RECIPIENT = attrgetter("recipient")
+_OUTCOME = attrgetter("outcome")
+_TIME = attrgetter("time")
+
+
+def _tally(group: list[AuditEvent]) -> Tally:
+    """``Tally.add`` of every event of ``group``, in order (without ``others``)."""
+    counts = Counter(map(_OUTCOME, group))  # Outcome -> n, in the order first seen
+    tally = Tally(events=len(group))
+    tally.outcomes = Counter({outcome._value_: n for outcome, n in counts.items()})
+    for outcome, n in counts.items():
+        if outcome in LEAKED:
+            tally.leaked += n
+        elif outcome in STOPPED:
+            tally.stopped += n
+        elif outcome in DROPPED:
+            tally.dropped += n
+        else:
+            tally.pending += n
+    times = [t for t in map(_TIME, group) if t is not None]
+    if times:
+        try:  # the first smallest and the first largest, as Tally.add keeps them
+            tally.first, tally.last = min(times), max(times)
+        except TypeError:  # naive and aware times: compared pair by pair, as Tally.add does
+            for t in times:
+                if tally.first is None or _lt(t, tally.first):
+                    tally.first = t
+                if tally.last is None or _lt(tally.last, t):
+                    tally.last = t
+    return tally
 
 
 OUTCOME_ORDER = [o.value for o in Outcome]

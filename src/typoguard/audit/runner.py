@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from typoguard.audit import exchange, m365, mailbox
 from typoguard.audit.classify import Classifier, DomainAssessor, decode
 from typoguard.audit.exim import EximScanner
 from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partials
@@ -62,6 +61,9 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
     try:
         if task.fmt in (Format.POSTFIX, Format.EXIM):
             return _run_lines(task, classifier, stats)
+        # Imported here: a log audit does not need them (the e-mail parser alone costs ~10 ms of start-up).
+        from typoguard.audit import exchange, m365, mailbox
+
         readers = {
             Format.M365: lambda: m365.read(task, classifier, stats),
             Format.EXCHANGE: lambda: exchange.read(task, classifier, stats),

@@ -81,7 +81,6 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     """
     from rich.console import Console
 
-    from typoguard.audit import report_data, report_html, report_text
     from typoguard.audit.aggregate import summarise
 
     if not inputs:
@@ -100,18 +99,24 @@ def audit(  # noqa: PLR0917 - click passes options positionally
         raise UsageFailure("no input could be read: " + "; ".join(result.stats.errors))
     summary = summarise(result.events, repeat_min=repeat_min)
     if html_path is not None:
+        from typoguard.audit import report_html
+
         page = report_html.render(result.events, summary, result.stats, result.inputs)
         try:
             html_path.write_text(page, "utf-8")
         except OSError as exc:
             raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
 
+    if as_json or as_csv:
+        from typoguard.audit import report_data
     if as_json:
         doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
         report_data.write_json(doc, sys.stdout.buffer)
     elif as_csv:
         report_data.write_csv(result.events, summary, sys.stdout)
     else:
+        from typoguard.audit import report_text
+
         console = Console()
         if not console.is_terminal:
             console = Console(width=200)
