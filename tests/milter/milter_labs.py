@@ -123,11 +123,16 @@ class MilterProcess:
 
 
 class PostfixMilterLab(PostfixLab):
-    """The e2e Postfix lab with the milter in smtpd and in cleanup (non-SMTP mail), delivering to a sink;
-    short milter timeouts (``MILTER_TIMEOUTS``)."""
+    """The e2e Postfix lab with the milter in smtpd and in cleanup (non-SMTP mail), delivering to a sink
+    (``sink_port``; None: the lab's ``discard:``); short milter timeouts (``MILTER_TIMEOUTS``).
+    ``milter_port`` None: no milter (set ``lab.milter`` and ``lab.start()`` again: ``postfix reload``)."""
 
     def __init__(
-        self, smtp_port: int, milter_port: int | None, sink_port: int, default_action: str = "accept"
+        self,
+        smtp_port: int,
+        milter_port: int | None,
+        sink_port: int | None,
+        default_action: str = "accept",
     ) -> None:
         super().__init__(smtp_port, "none")
         self.milter = None if milter_port is None else f"inet:127.0.0.1:{milter_port}"
@@ -135,15 +140,15 @@ class PostfixMilterLab(PostfixLab):
         self.default_action = default_action
 
     def main_cf(self) -> str:  # later lines win in main.cf
-        nexthop = f"smtp:[127.0.0.1]:{self.sink_port}"
-        milters = ""
+        text = super().main_cf()
         if self.milter is not None:
-            milters = f"smtpd_milters = {self.milter}\nnon_smtpd_milters = {self.milter}\n"
-        timeouts = "".join(f"{key} = {value}\n" for key, value in MILTER_TIMEOUTS.items())
-        return super().main_cf() + (
-            f"{milters}milter_default_action = {self.default_action}\nmilter_protocol = 6\n{timeouts}"
-            f"default_transport = {nexthop}\nrelay_transport = {nexthop}\n"
-        )
+            text += f"smtpd_milters = {self.milter}\nnon_smtpd_milters = {self.milter}\n"
+        text += f"milter_default_action = {self.default_action}\nmilter_protocol = 6\n"
+        text += "".join(f"{key} = {value}\n" for key, value in MILTER_TIMEOUTS.items())
+        if self.sink_port is not None:
+            nexthop = f"smtp:[127.0.0.1]:{self.sink_port}"
+            text += f"default_transport = {nexthop}\nrelay_transport = {nexthop}\n"
+        return text
 
     def sendmail(self, sender: str, recipient: str, subject: str) -> subprocess.CompletedProcess[str]:
         """Non-SMTP mail: Postfix's ``sendmail`` command (postdrop, pickup, cleanup's milters)."""

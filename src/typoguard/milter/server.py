@@ -22,6 +22,7 @@ import contextlib
 import gc
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,12 +46,36 @@ _RcptTo, _MailFrom, _Macros, _EndOfMessage = wire.RcptTo, wire.MailFrom, wire.Ma
 _NEED_DATA, _CONTINUE = wire.NEED_DATA, wire.CONTINUE
 
 
+def quickack_of(transport: asyncio.BaseTransport) -> Callable[[], None] | None:
+    """For a TCP connection on Linux, a function that ACKs what was read at once (``TCP_QUICKACK``).
+
+    Why: Postfix writes a command's macros and the command as two small writes, and Nagle holds the second
+    until the first is ACKed. Macros get no reply, so no reply carries that ACK, and Linux delays it (up to
+    40 ms): every RCPT waited for it. Measured with real Postfix (``benchmarks/bench_milter_postfix.py``):
+    a no-op milter let through 36% of Postfix's milter-less rate without this, 77% with it. It is called
+    only after a read that needed no reply; the option is not sticky, so it is set each time."""
+    sock = transport.get_extra_info("socket")
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if sock is None or quickack is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    setsockopt = sock.setsockopt
+
+    def ack_now() -> None:
+        with contextlib.suppress(OSError):
+            setsockopt(socket.IPPROTO_TCP, quickack, 1)
+
+    return ack_now
+
+
 class MilterConnection(asyncio.Protocol):
     """One MTA connection. The hot path (MAIL, RCPT with its macros, end of message: what every message
     costs) is inlined in ``data_received`` the way the policy service's is: the shared decision as a plain
     tuple (``Decider.decide_fields``), its record to the log, the reply frame; no object per recipient."""
 
-    __slots__ = ("client", "codec", "headers", "holds", "login", "queue_id", "sender", "server", "transport")
+    __slots__ = (
+        "client", "codec", "headers", "holds", "login", "queue_id", "quickack", "sender", "server",
+        "transport",
+    )  # fmt: skip
 
     def __init__(self, server: MilterServer) -> None:
         self.server = server
@@ -63,10 +88,12 @@ class MilterConnection(asyncio.Protocol):
         self.queue_id = ""
         self.holds: list[str] = []  # hold reasons, in order
         self.headers: list[str] = []  # warning header lines ("name: value"), each once
+        self.quickack: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
         self.server.connections.add(self)
+        self.quickack = quickack_of(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -99,8 +126,11 @@ class MilterConnection(asyncio.Protocol):
             out.clear()
             self.close()
             return
-        if out and self.transport is not None:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if out:
+            if self.transport is not None:
+                self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        elif self.quickack is not None:
+            self.quickack()
 
     def _macros(self, values: dict[str, str]) -> None:
         for name, value in values.items():
