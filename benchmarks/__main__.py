@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     chosen = names
     if args.only is not None:
-        name = args.only.removeprefix("bench_").removesuffix(".py")
+        name = args.only.removeprefix("bench_").removesuffix(".py").replace("-", "_")  # milter-postfix
         if name not in names:  # an unknown name is an error, never a silent skip
             parser.error(f"unknown benchmark {args.only!r}; known: {', '.join(names)}")
         chosen = [name]

@@ -32,7 +32,11 @@ library the machine lacked (``libidn12``) and adds Debian's system user ``Debian
 * every accepted recipient is delivered by an ``accept`` router to one ``appendfile`` maildir under
   ``lab.root`` (``envelope_to_add``: each file names its recipient), as ``Debian-exim`` (Exim never
   delivers as root); nothing can leave the machine;
-* ``keep_environment`` is set (empty), or Exim warns "purging the environment" on every run.
+* ``keep_environment`` is set (empty), or Exim warns "purging the environment" on every run;
+* one ``plaintext`` authenticator (AUTH PLAIN) accepts exactly ``LAB_USER``/``LAB_PASSWORD``
+  (``server_set_id``: ``$authenticated_id`` is the login), advertised on loopback without TLS;
+* non-SMTP mail (``lab.submit(...)``: ``exim -t``/``-bm`` as root, ``-odi``: delivered before it returns)
+  goes through ``acl_not_smtp``, which calls the example's ``acl_typoguard_not_smtp``.
 
 The machine's own MTA (postfix) and its files are never touched.
 """
@@ -56,6 +60,9 @@ from pathlib import Path
 PREFIX = Path(os.environ.get("TYPOGUARD_EXIM_PREFIX", "/var/tmp/typoguard-exim"))
 EXIM = PREFIX / "usr/sbin/exim4"
 EXIM_USER = "Debian-exim"  # compiled into Debian's binary (EXIM_USER=ref:Debian-exim)
+# The one SMTP AUTH login the lab accepts (PLAIN, on loopback, no TLS: a test fixture, nothing else)
+LAB_USER, LAB_PASSWORD = "labuser", "lab-secret"
+AUTH_CONDITION = "${if and{{eq{$auth2}{%s}}{eq{$auth3}{%s}}}}" % (LAB_USER, LAB_PASSWORD)  # noqa: UP031
 
 
 def missing_tools() -> list[str]:
@@ -156,6 +163,8 @@ host_lookup =
 rfc1413_hosts =
 smtp_banner = $smtp_active_hostname ESMTP Exim $version_number typoguard-exim-lab
 acl_smtp_rcpt = acl_check_rcpt
+acl_not_smtp = acl_check_not_smtp
+auth_advertise_hosts = 127.0.0.1
 log_selector = +all -arguments
 freeze_tell =
 
@@ -168,6 +177,19 @@ acl_check_rcpt:
   require acl = acl_typoguard_rcpt
   accept  hosts = 127.0.0.0/8
   deny    message = relay not permitted
+
+acl_check_not_smtp:
+  require acl = acl_typoguard_not_smtp
+  accept
+
+begin authenticators
+
+lab_plain:
+  driver = plaintext
+  public_name = PLAIN
+  server_prompts = :
+  server_condition = {AUTH_CONDITION}
+  server_set_id = $auth2
 
 begin routers
 
@@ -240,7 +262,11 @@ lab_maildir:
             shutil.rmtree(self.root, ignore_errors=True)
 
     # ------------------------------------------------------------------ sending and looking
-    def swaks(self, sender: str, recipients: list[str], *, timeout: float = 30) -> SwaksResult:
+    def swaks(
+        self, sender: str, recipients: list[str], *, login: bool = False, timeout: float = 30
+    ) -> SwaksResult:
+        """Send over SMTP; ``login``: AUTH PLAIN as ``LAB_USER`` first."""
+        auth = ["--auth", "PLAIN", "--auth-user", LAB_USER, "--auth-password", LAB_PASSWORD] if login else []
         proc = subprocess.run(
             [
                 shutil.which("swaks") or "swaks",
@@ -250,10 +276,23 @@ lab_maildir:
                 "--to", ",".join(recipients),
                 "--header", "Subject: typoguard exim",
                 "--timeout", "20",
+                *auth,
             ],
             capture_output=True, text=True, timeout=timeout, check=False,
         )  # fmt: skip
         return SwaksResult(proc.returncode, proc.stdout + proc.stderr)
+
+    def submit(
+        self, sender: str, recipients: list[str], *, mode: str = "-t", timeout: float = 30
+    ) -> subprocess.CompletedProcess[str]:
+        """Non-SMTP mail, as a local program sends it: ``exim -t`` (recipients from the To: header) or
+        ``exim -bm RCPT...``; ``-odi`` delivers (or bounces) before the command returns."""
+        message = f"From: {sender}\nTo: {', '.join(recipients)}\nSubject: typoguard exim -t\n\nhello\n"
+        args = ["-odi", "-f", sender, "-t"] if mode == "-t" else ["-odi", "-f", sender, "-bm", *recipients]
+        return subprocess.run(
+            [str(EXIM), "-C", str(self.conf), *args],
+            input=message, capture_output=True, text=True, check=False, timeout=timeout,
+        )  # fmt: skip
 
     def delivered(self) -> list[EmailMessage]:
         """Every message in the lab's maildir (one file per delivered recipient)."""

@@ -199,3 +199,58 @@ def test_service_down_fail_closed_defers_with_451(exim_fail_closed: EximLab) -> 
         "451 4.3.5 Recipient check unavailable, please try again later (typoguard)"
     )
     assert exim_fail_closed.delivered() == []
+
+
+def test_an_authenticated_client_is_judged_by_its_login(exim: EximLab, service: Service) -> None:
+    """$authenticated_id reaches the service as sasl_username: a sender whose domain is not internal
+    is judged because it logged in ([policy] guard_sasl), and the decision log says why."""
+    sent = exim.swaks("ext@example.org", ["kim@army.ml"], login=True)
+    assert sent.reply_to("RCPT TO:<kim@army.ml>").startswith("550 5.1.2 <kim@army.ml>: Not sent:")
+    record = next(r for r in reversed(service.decisions()) if r.get("recipient") == "kim@army.ml")
+    assert (record["sender"], record["internal"], record["action"]) == ("ext@example.org", "sasl", "reject")
+    # the same sender without logging in is not ours to judge
+    sent = exim.swaks("ext@example.org", ["lee@army.ml"])
+    assert sent.exit_code == 0, sent.transcript
+    record = next(r for r in reversed(service.decisions()) if r.get("recipient") == "lee@army.ml")
+    assert (record["internal"], record["action"]) == (False, "skip")
+
+
+@pytest.mark.parametrize("mode", ["-t", "-bm"])
+def test_non_smtp_mail_with_a_typo_is_refused_and_bounced_with_the_text(
+    exim: EximLab, service: Service, mode: str
+) -> None:
+    """``exim -t`` / ``-bm`` (acl_not_smtp): one look-alike refuses the whole message; the sender gets
+    Exim's bounce carrying the did-you-mean text; every recipient was decided and logged."""
+    bad, good = f"max{mode[1:]}@army.ml", f"nina{mode[1:]}@army.mil"
+    done = exim.submit(SENDER, [bad, good], mode=mode)
+    assert done.returncode != 0, (done.stdout, done.stderr)
+    deadline = time.monotonic() + 15
+    while not (bounces := [m for m in exim.delivered() if bad in m.get_body().get_content()]):
+        assert time.monotonic() < deadline, exim.log_tail()
+        time.sleep(0.1)
+    assert bounces[0]["Envelope-to"].strip() == SENDER
+    assert "Not sent: army.ml is not army.mil. Did you mean " + bad.replace(".ml", ".mil") in " ".join(
+        bounces[0].get_body().get_content().split()
+    )
+    assert all(m["Envelope-to"].strip() != good for m in exim.delivered())
+    actions = {r["recipient"]: r["action"] for r in service.decisions() if r.get("recipient") in (bad, good)}
+    assert actions == {bad: "reject", good: "allow"}
+
+
+def test_non_smtp_mail_to_good_recipients_is_delivered(exim: EximLab) -> None:
+    done = exim.submit(SENDER, ["olga@army.mil"], mode="-t")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    exim.wait_delivered("olga@army.mil")
+
+
+def test_non_smtp_mail_with_the_service_down(exim_service_down: EximLab, exim_fail_closed: EximLab) -> None:
+    """Fail-open by default (delivered, logged); TYPOGUARD_FAIL_CLOSED refuses it (a non-SMTP message
+    cannot be deferred)."""
+    assert exim_service_down.submit(SENDER, ["pat@army.ml"]).returncode == 0
+    exim_service_down.wait_delivered("pat@army.ml")
+    assert any("<pat@army.ml> not all checked (fail-open)" in line for line in exim_service_down.log_lines())
+    assert exim_fail_closed.submit(SENDER, ["quinn@army.mil"]).returncode != 0
+    assert any(
+        "rejected by non-SMTP ACL: typoguard: no answer from" in line for line in exim_fail_closed.log_lines()
+    ), exim_fail_closed.log_tail()
+    assert all(m["Envelope-to"].strip() != "quinn@army.mil" for m in exim_fail_closed.delivered())

@@ -11,11 +11,25 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "e2e"))
+from postfix_lab import PostfixLab
+
+# Postfix's milter timeouts in the lab. Its defaults (30 s connect and command, 300 s content) are longer
+# than any test's patience: a milter that accepts and never answers (hung, or another process that took
+# its port) made swaks time out before Postfix gave up on the milter. With these, Postfix applies
+# milter_default_action within seconds, and the tests wait longer than that (swaks: 20 s per step).
+MILTER_TIMEOUTS = {
+    "milter_connect_timeout": "5s",
+    "milter_command_timeout": "5s",
+    "milter_content_timeout": "10s",
+}
 
 CONFIG = """
 [protect]
@@ -48,6 +62,7 @@ class MilterProcess:
         self.config = workdir / "milter.toml"
         self.log = workdir / "milter.jsonl"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._tombstone: socket.socket | None = None
 
     def start(self) -> None:
         self.config.write_text(CONFIG.format(port=self.port, log=self.log, data=self.workdir / "data"))
@@ -68,18 +83,80 @@ class MilterProcess:
                 time.sleep(0.05)
         raise RuntimeError(f"typoguard milter did not start: {(self.workdir / 'milter.out').read_text()}")
 
+    def suspend(self) -> None:
+        """SIGSTOP: a hung milter. The kernel still accepts connections; nothing answers them."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
+        """SIGKILL (a stopped one too), then keep the port bound but not listening: connections to it are
+        refused at once, and no other process on this shared machine can take the port and leave the MTA
+        waiting for a milter that never answers."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        if self._tombstone is None:
+            tomb = socket.socket()
+            tomb.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tomb.bind(("127.0.0.1", self.port))
+            except OSError:
+                tomb.close()
+            else:
+                self._tombstone = tomb
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)  # a suspended one cannot act on SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self._tombstone is not None:
+            self._tombstone.close()
+            self._tombstone = None
+
+
+class PostfixMilterLab(PostfixLab):
+    """The e2e Postfix lab with the milter in smtpd and in cleanup (non-SMTP mail), delivering to a sink
+    (``sink_port``; None: the lab's ``discard:``); short milter timeouts (``MILTER_TIMEOUTS``).
+    ``milter_port`` None: no milter (set ``lab.milter`` and ``lab.start()`` again: ``postfix reload``)."""
+
+    def __init__(
+        self,
+        smtp_port: int,
+        milter_port: int | None,
+        sink_port: int | None,
+        default_action: str = "accept",
+    ) -> None:
+        super().__init__(smtp_port, "none")
+        self.milter = None if milter_port is None else f"inet:127.0.0.1:{milter_port}"
+        self.sink_port = sink_port
+        self.default_action = default_action
+
+    def main_cf(self) -> str:  # later lines win in main.cf
+        text = super().main_cf()
+        if self.milter is not None:
+            text += f"smtpd_milters = {self.milter}\nnon_smtpd_milters = {self.milter}\n"
+        text += f"milter_default_action = {self.default_action}\nmilter_protocol = 6\n"
+        text += "".join(f"{key} = {value}\n" for key, value in MILTER_TIMEOUTS.items())
+        if self.sink_port is not None:
+            nexthop = f"smtp:[127.0.0.1]:{self.sink_port}"
+            text += f"default_transport = {nexthop}\nrelay_transport = {nexthop}\n"
+        return text
+
+    def sendmail(self, sender: str, recipient: str, subject: str) -> subprocess.CompletedProcess[str]:
+        """Non-SMTP mail: Postfix's ``sendmail`` command (postdrop, pickup, cleanup's milters)."""
+        message = f"From: {sender}\nTo: {recipient}\nSubject: {subject}\n\nhello\n"
+        return subprocess.run(
+            ["/usr/sbin/sendmail", "-C", str(self.conf), "-f", sender, recipient],
+            input=message, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
 
 
 class _Keep:

@@ -486,8 +486,14 @@ def reply_code(code: int, dsn: str, text: str) -> bytes:
     both MTAs read the text as a format (libmilter's smfi_setreply documents the same)."""
     if not 400 <= code <= 599:
         raise ProtocolError(f"milter reply code {code} is not 4xx or 5xx")
-    line = _one_line(f"{code} {dsn} {text}".replace("%", "%%"), "reply")
-    return encode_command(b"y", line + b"\0")
+    return reply_line(f"{code} {dsn} {text}")
+
+
+def reply_line(line: str) -> bytes:
+    """``SMFIR_REPLYCODE`` for a whole reply line, ``"550 5.1.2 text"`` (``reply_code`` in one string)."""
+    if len(line) < 4 or line[0] not in "45" or not line[1:3].isdigit() or line[3] != " ":
+        raise ProtocolError(f"milter reply {line[:20]!r} does not start with a 4xx or 5xx code")
+    return encode_command(b"y", _one_line(line.replace("%", "%%"), "reply") + b"\0")
 
 
 def add_header(name: str, value: str) -> bytes:
