@@ -167,14 +167,17 @@ def _relevant_words(index: LookalikeIndex, words: frozenset[str]) -> set[str]:
         for text in (p.core, skeletons.of(p.ucore)):
             for i in range(len(text)):
                 near |= index_module._deletes(text[i:], 2)
+    # A string more than two characters longer than every form in ``near`` has no two-deletion form in it:
+    # skipping it by length gives the same set, without building ~n**2/2 strings for most of the words.
+    longest = max(map(len, near), default=0) + 2
     for word in words:
         if word in out:
             continue
-        if not index_module._deletes(word, 2).isdisjoint(near):
+        if len(word) <= longest and not index_module._deletes(word, 2).isdisjoint(near):
             out.add(word)
             continue
         sk = skeletons.of(word)
-        if sk != word and not index_module._deletes(sk, 2).isdisjoint(near):
+        if sk != word and len(sk) <= longest and not index_module._deletes(sk, 2).isdisjoint(near):
             out.add(word)
     return out
 
