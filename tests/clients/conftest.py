@@ -3,6 +3,7 @@ JavaScript detector's directory, and bundles exported through the installed ``ty
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -10,12 +11,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from client_build import build_clients
 
-DETECTOR_DIR = Path(__file__).resolve().parents[2] / "clients" / "detector"
+ROOT = Path(__file__).resolve().parents[2]
+DETECTOR_DIR = ROOT / "clients" / "detector"
 MIN_NODE_MAJOR = 18  # Debian 12 ships 18.13
 
 
@@ -152,3 +155,21 @@ def typoguard_server(
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """clients/webmail's test build (``build.mjs --test``: also runs on http://127.0.0.1:*/) packaging a
+    bundle that protects army.mil, built once per session; (its directory, the bundle's sha256)."""
+    bundle = export_bundle(["--protect", "army.mil"])
+    out = tmp_path_factory.mktemp("webmail") / "ext"
+    proc = subprocess.run(
+        [node, str(ROOT / "clients/webmail/build.mjs"), "--test", "--bundle", str(bundle), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(out)
+    return out, json.loads(bundle.read_text())["sha256"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
 import os
 import subprocess
 import threading
@@ -77,24 +76,6 @@ def pages_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="module")
-def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The test build (``build.mjs --test``) with a bundle protecting army.mil; (its directory, the bundle's
-    sha256)."""
-    bundle = export_bundle(["--protect", "army.mil"])
-    out = tmp_path_factory.mktemp("webmail") / "ext"
-    proc = subprocess.run(
-        [node, str(BUILD), "--test", "--bundle", str(bundle), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(out)
-    return out, json.loads(bundle.read_text())["sha256"]
 
 
 def _launch(p: Any, ext_dir: Path, profile: Path) -> Any:

@@ -13,9 +13,7 @@ the reason elsewhere; under CI=true it must run.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,7 +28,6 @@ from roundcube_lab import RoundcubeLab, missing_tools
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "clients" / "webmail" / "build.mjs"
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's: Playwright drives it, never a downloaded browser
 TIMEOUT_MS = 15_000
 TO_INPUT = "#compose_to ul.recipient-input li.input input"  # Roundcube 1.6 elastic: the To widget's input
@@ -82,23 +79,6 @@ def lab(machine_before: dict[str, bytes]) -> Iterator[RoundcubeLab]:
     yield lab
     lab.stop()
     assert _machines_own() == machine_before, "the lab changed the machine's own config"
-
-
-@pytest.fixture(scope="module")
-def extension(node: str, export_bundle: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """clients/webmail's test build (``build.mjs --test``: also runs on http://127.0.0.1:*/) packaging a
-    bundle that protects army.mil; (its directory, the bundle's sha256)."""
-    bundle = export_bundle(["--protect", "army.mil"])
-    out = tmp_path_factory.mktemp("webmail-roundcube") / "ext"
-    proc = subprocess.run(
-        [node, str(BUILD), "--test", "--bundle", str(bundle), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return out, json.loads(bundle.read_text())["sha256"]
 
 
 @dataclass
