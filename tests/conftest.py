@@ -81,3 +81,69 @@ def typoguard_exe() -> str:
     if found is None:  # pragma: no cover - the package is installed for the tests
         pytest.fail("the typoguard console script is not installed next to the test interpreter")
     return found
+
+
+# ------------------------------------------------------------------------- the .deb, built in the background
+# `make deb` takes 80-90 s of mostly one core (pip, mypyc, dpkg-deb) while the suite as a whole keeps a 2-core
+# machine under one core busy. When the .deb tests are selected and can run, the build starts as soon as the
+# tests are collected, at the lowest CPU and I/O priority (nice 19, idle I/O class), and
+# tests/packaging/test_deb.py's `deb` fixture waits for it: its time overlaps the rest of the suite instead of
+# adding to it. TYPOGUARD_TEST_DEB (a .deb already built) skips it, as before.
+DEB_BUILD = pytest.StashKey["DebBuild"]()
+
+
+class DebBuild:
+    """A background ``make deb``: its process, its log, when it started."""
+
+    def __init__(self, repo: Path) -> None:
+        import subprocess
+        import time
+
+        self.log = repo / "build" / "make-deb.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                ["nice", "-n", "19", "ionice", "-c", "3", "make", "-C", str(repo), "deb"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+
+    def wait(self, timeout: float) -> tuple[int, float, str]:
+        """(exit status, seconds since the start, the log's last 6000 characters)."""
+        import time
+
+        status = self.proc.wait(timeout)
+        return status, time.monotonic() - self.started, self.log.read_text(errors="replace")[-6000:]
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+
+
+def _deb_build_can_run() -> bool:
+    import os
+
+    needs = ("dh_virtualenv", "dpkg-buildpackage", "nice", "ionice")
+    return os.geteuid() == 0 and not os.environ.get("TYPOGUARD_TEST_DEB") and all(map(shutil.which, needs))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    wanted = any(item.nodeid.startswith("tests/packaging/test_deb.py") for item in session.items)
+    if wanted and _deb_build_can_run():
+        session.config.stash[DEB_BUILD] = DebBuild(Path(__file__).resolve().parents[1])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    build = config.stash.get(DEB_BUILD, None)
+    if build is not None:
+        build.stop()  # an interrupted run leaves no build behind
+
+
+@pytest.fixture(scope="session")
+def deb_background_build(request: pytest.FixtureRequest) -> DebBuild | None:
+    """The background ``make deb`` started at collection, or None when none was started."""
+    return request.config.stash.get(DEB_BUILD, None)
