@@ -92,11 +92,13 @@ def dnstwist_variants(domains: Sequence[str]) -> list[str]:
     return out
 
 
-def own_variants(guard: Guard) -> list[str]:
-    """Every look-alike typoguard's models make of each protected domain (all kinds, all suffix forms)."""
+def own_variants(guard: Guard, only: Sequence[str] | None = None) -> list[str]:
+    """Every look-alike typoguard's models make of each protected domain (all kinds, all suffix forms), or
+    of the protected domains ``only`` names."""
     return [
         name
         for p in guard.index.protected
+        if only is None or p.domain in only
         for name, _, _ in guard.index.variants_of(normalise_domain(p.domain))
     ]
 
@@ -313,7 +315,14 @@ def _corpus(guard: Guard, golden: list[str], seed: int, legit_share: int = 1) ->
     items += [
         f"bob@{x}" if isinstance(x, str) and rng.random() < 0.2 else x for x in items[len(golden) :][::7]
     ]
-    return items
+    return thinned(items, len(golden) + len(HANDPICKED))
+
+
+def thinned(items: list[str | bytes], keep: int, every: int = 2) -> list[str | bytes]:
+    """The first ``keep`` items (the golden and hand-picked cases) and every ``every``-th one after them: the
+    same kinds of input in the same proportions at a fraction of the suite's time (the full corpora,
+    27,000 and 36,000 lines, agreed on every line when this was written)."""
+    return items[:keep] + items[keep::every]
 
 
 def test_js_detector_agrees_with_typoguard_check_on_the_golden_configuration(
@@ -362,8 +371,9 @@ def test_js_detector_agrees_with_many_protected_domains(
     rng = random.Random(23)
     sample = rng.sample(domains, 8)
     items: list[str | bytes] = [*golden, *HANDPICKED, *dnstwist_variants(sample)]
-    items += [v for v in own_variants(guard) if rng.random() < 0.1]
+    items += [v for v in own_variants(guard, only=rng.sample(domains, 20)) if rng.random() < 0.3]
     items += homoglyph_inputs(sample) + random_inputs(rng, domains, 4000)
+    items = thinned(items, len(golden) + len(HANDPICKED), every=3)
     args = ["--protect-file", str(listed)]
     c = run_both(runners, export_bundle(args), args, items)
     golden_lines = {line for line in map(as_line, golden) if line is not None}

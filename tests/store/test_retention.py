@@ -28,6 +28,11 @@ from .serve_process import ServeProcess
 DAY = 86400.0
 
 
+# Old decisions the prune tests start with: 12 batches of BATCH_ROWS (5000), enough for the writer and the
+# service to have to get in between batches, few enough to keep each test to a few seconds.
+OLD = 60_000
+
+
 def add_decisions(store: Store, n: int, *, age_days: float, tag: str = "old", batch: int = 10_000) -> None:
     """``n`` rejected decisions (nothing learned from them) made ``age_days`` ago."""
     at = time.time() - age_days * DAY
@@ -144,12 +149,12 @@ def test_sqlite_keeps_the_newest_decision_so_sequence_numbers_never_start_again(
 
 
 def test_batches_keep_the_sqlite_writer_moving(tmp_path: Path) -> None:
-    """A prune of 200,000 rows in one DELETE holds SQLite's one write lock for seconds; in batches the
-    decision writer gets in between every batch."""
+    """A prune in one DELETE holds SQLite's one write lock for as long as it takes (seconds, for a few
+    hundred thousand rows); in batches the decision writer gets in between every batch."""
     store = open_store(store_config(tmp_path))
     writer = open_store(store_config(tmp_path))  # the writer process's own connection
     try:
-        add_decisions(store, 200_000, age_days=500, batch=20_000)
+        add_decisions(store, OLD, age_days=500, batch=20_000)
         stalls: list[float] = []
         stop = threading.Event()
 
@@ -170,7 +175,7 @@ def test_batches_keep_the_sqlite_writer_moving(tmp_path: Path) -> None:
         finally:
             stop.set()
             thread.join()
-        assert run.decisions == 200_000 and run.batches >= 200_000 // 5000
+        assert run.decisions == OLD and run.batches >= OLD // 5000
         assert count(store, older_than_days=400) == 0 and count(store) == len(stalls)
         assert max(stalls) < 1.0, f"the writer waited {max(stalls):.2f} s"
         assert run.longest_batch < 1.0
@@ -257,13 +262,13 @@ def test_a_run_against_a_database_that_is_down_is_reported_and_tried_again(tmp_p
 
 # --------------------------------------------------------------------------- the real service
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_service_prunes_200k_old_decisions_while_it_answers_and_stores(
+def test_the_service_prunes_old_decisions_while_it_answers_and_stores(
     backend: str, typoguard_exe: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     url = request.getfixturevalue("pg_url") if backend == "postgresql" else ""
     node = ServeProcess(typoguard_exe, tmp_path / "a", url=url, store_extra="keep_days = 400")
     seed = open_store(load_config(node.config))
-    add_decisions(seed, 200_000, age_days=500, batch=20_000)
+    add_decisions(seed, OLD, age_days=500, batch=20_000)
     add_decisions(seed, 50, age_days=30, tag="recent")
     seed.close()
     node.start()
@@ -275,12 +280,12 @@ def test_the_service_prunes_200k_old_decisions_while_it_answers_and_stores(
             time.sleep(0.2)
         (pruned,) = node.records("store_pruned")
         time.sleep(1.0)
-        assert node.metric('typoguard_store_pruned_rows_total{table="decisions"}') == 200_000
+        assert node.metric('typoguard_store_pruned_rows_total{table="decisions"}') == OLD
         assert node.metric("typoguard_store_prune_last_success_timestamp_seconds") > 0
     finally:
         answered = load.stop()
         assert node.stop() == 0
-    assert pruned["decisions"] == 200_000 and pruned["level"] == "info" and pruned["keep_days"] == 400
+    assert pruned["decisions"] == OLD and pruned["level"] == "info" and pruned["keep_days"] == 400
     assert load.errors == 0
     at = load.answered_at
     gaps = [b - a for a, b in itertools.pairwise(at)]
