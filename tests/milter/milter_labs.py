@@ -125,7 +125,7 @@ class MilterProcess:
 class PostfixMilterLab(PostfixLab):
     """The e2e Postfix lab with the milter in smtpd and in cleanup (non-SMTP mail), delivering to a sink
     (``sink_port``; None: the lab's ``discard:``); short milter timeouts (``MILTER_TIMEOUTS``).
-    ``milter_port`` None: no milter (set ``lab.milter`` and ``lab.start()`` again: ``postfix reload``)."""
+    ``milter_port`` None: no milter (set ``lab.milter`` and ``lab.start()`` again: a restart)."""
 
     def __init__(
         self,
