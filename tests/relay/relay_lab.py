@@ -61,6 +61,18 @@ class _Keep:
         return "250 2.0.0 Ok: queued by next hop"
 
 
+class _SinkSMTP(SMTP):
+    """aiosmtpd's session, remembering its TCP transport: after STARTTLS ``transport`` is the TLS layer,
+    whose ``abort()`` does nothing once it was closed (on QUIT), even while the TCP connection stays open."""
+
+    tcp: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.tcp is None:  # called again with the TLS layer once STARTTLS's handshake is done
+            self.tcp = transport
+        super().connection_made(transport)
+
+
 class NextHopSink:
     """An SMTP server that accepts everything (RCPT ``nosuch*@`` refused) and keeps it in ``received``."""
 
@@ -73,7 +85,7 @@ class NextHopSink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._sessions: list[SMTP] = []
+        self._sessions: list[_SinkSMTP] = []
 
     def start(self) -> NextHopSink:
         self._loop = asyncio.new_event_loop()
@@ -82,7 +94,7 @@ class NextHopSink:
         handler = _Keep(self)
 
         def factory() -> SMTP:
-            session = SMTP(handler, hostname="nexthop.test", tls_context=self.tls, decode_data=False,
+            session = _SinkSMTP(handler, hostname="nexthop.test", tls_context=self.tls, decode_data=False,
                            data_size_limit=None, enable_SMTPUTF8=True, loop=self._loop)  # fmt: skip
             self._sessions.append(session)
             return session
@@ -104,8 +116,8 @@ class NextHopSink:
             if self._server is not None:
                 self._server.close()
             for session in self._sessions:  # the host goes down: its open connections drop too
-                if session.transport is not None:
-                    session.transport.abort()
+                if isinstance(session.tcp, asyncio.Transport):
+                    session.tcp.abort()
             self._sessions.clear()
             if self._server is not None:
                 await self._server.wait_closed()

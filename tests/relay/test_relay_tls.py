@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import smtplib
+import socket
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -87,6 +89,37 @@ def test_opportunistic_tls_to_next_hop(
     with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
         assert s.sendmail("alice@army.mil", ["bob@navy.mil"], MESSAGE) == {}
     assert tls_hop.wait_for(1)[0].tls
+
+
+def test_a_tls_next_hop_that_goes_down_drops_its_open_connections(
+    ca: trustme.CA, tls_hop: NextHopSink
+) -> None:
+    """A peer still connected after STARTTLS and QUIT (the relay between its last reply and its close) is cut
+    off when the next hop stops, as on a plain connection: no socket is left open behind a closed event loop
+    (it surfaced as an 'unclosed transport' warning in whichever test the garbage collector next ran in)."""
+    raw = socket.create_connection(("127.0.0.1", tls_hop.port), timeout=10)
+    with raw.makefile("rb") as plain:
+        plain.readline()
+        raw.sendall(b"EHLO client.test\r\n")
+        while plain.readline()[3:4] != b" ":
+            pass
+        raw.sendall(b"STARTTLS\r\n")
+        assert plain.readline().startswith(b"220")
+    with client_tls(ca).wrap_socket(raw, server_hostname="127.0.0.1") as tls, tls.makefile("rb") as lines:
+        tls.sendall(b"QUIT\r\n")
+        assert lines.readline().startswith(b"221")
+        tls_hop.stop()  # the client never closes nor answers the TLS close
+        tls.settimeout(5)
+        assert tls.recv(1) == b""  # the next hop's TLS close (sent on QUIT)...
+        with socket.socket(fileno=os.dup(tls.fileno())) as tcp:  # ...and under it, the TCP connection
+            tcp.settimeout(5)
+            try:
+                left = tcp.recv(1)
+            except ConnectionError:
+                left = b""  # reset: also gone
+            except TimeoutError:
+                pytest.fail("the next hop stopped but its TCP connection stayed open")
+        assert left == b""
 
 
 def test_smtp_auth_from_users_file(
