@@ -99,6 +99,19 @@ def attack_recipient(rng: random.Random, i: int) -> str:
     return f"x@{_hex_label(rng, 30)}_{_hex_label(rng, 30)}.com"  # a character no host name has
 
 
+def writer_lag(log: Path) -> tuple[int, int]:
+    """How often the decision writer fell behind during the run: (spills, bytes spilled) from the log."""
+    import orjson
+
+    spills = spilled = 0
+    with contextlib.suppress(OSError), log.open("rb") as f:
+        for line in f:
+            if b"decision_writer_lagging" in line:
+                spills += 1
+                spilled += int(orjson.loads(line).get("spilled_bytes", 0))
+    return spills, spilled
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -227,6 +240,7 @@ def main() -> None:
                 burner.kill()
                 burner.wait()
             stop(proc)  # type: ignore[arg-type]
+        spills, spilled = writer_lag(tmp / "decisions.jsonl")
     grown = r["rss_peak_mib"] - r["rss_before_mib"]
     print(
         f"long/random recipient domains, {ATTACKERS} attackers x {SECONDS:.0f} s, store {STORE}"
@@ -236,7 +250,8 @@ def main() -> None:
         f"  serve RSS {r['rss_before_mib']:.0f} MiB before, {r['rss_after_mib']:.0f} MiB after, "
         f"peak {r['rss_peak_mib']:.0f} MiB (+{grown:.0f} MiB; target <= +50)\n"
         f"  probe ({r['probe_n']:,} requests): p50 {r['probe_p50_ms']:.2f} ms, "
-        f"p99 {r['probe_p99_ms']:.2f} ms (target <= 2), max {r['probe_max_ms']:.2f} ms",
+        f"p99 {r['probe_p99_ms']:.2f} ms (target <= 2), max {r['probe_max_ms']:.2f} ms"
+        + (f"\n  decision writer behind: {spills} spills, {spilled / 2**20:.1f} MiB" if STORE else ""),
         flush=True,
     )
 
