@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,6 +81,9 @@ def test_what_a_stalled_writer_cannot_take_is_spilled_and_stored_exactly_once(
         feed.flush()
         if loop is None:
             assert sorted(spool.glob("feed-*.lines")), "nothing spilled"
+        deadline = time.monotonic() + 10  # with a loop: once the spill thread has written what it was given
+        while feed.pending_bytes > 100 * 512 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert feed.pending_bytes <= 100 * 512
     finally:
         assert feed.close(timeout=0.5) is False  # the stalled writer took nothing: the rest is spilled too
@@ -98,6 +102,56 @@ def test_what_a_stalled_writer_cannot_take_is_spilled_and_stored_exactly_once(
     writer.replay_now()
     writer.close()
     assert sqlite_store.count_decisions() == total_lines
+
+
+def test_a_spill_thread_that_falls_behind_is_bounded_counted_and_loses_nothing(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spill thread held back (a slow disk): what it was given counts as unsaved and backlog (a metric
+    never reads 0 while work waits), memory stays bounded (the loop then writes the spills itself: before,
+    they queued without limit), and once it goes on every decision is stored exactly once."""
+    import threading
+
+    from typoguard.store import feed as feed_module
+
+    spool = tmp_path / "spool"
+    held = threading.Event()
+    given: list[int] = []
+    real_write = feed_module.write_raw_spill
+
+    def slow_write(spool_dir: Path, data: Any, pid: int, serial: int) -> Path:
+        if threading.current_thread().name.startswith("typoguard-spill"):
+            given.append(len(data) if isinstance(data, bytes) else sum(map(len, data)))
+            held.wait(30)  # the disk does not take it yet
+        return real_write(spool_dir, data, pid, serial)
+
+    monkeypatch.setattr(feed_module, "write_raw_spill", slow_write)
+    stalled = [sys.executable, "-c", "import time; time.sleep(60)"]  # never reads its pipe
+    feed = DecisionFeed(stalled, spool_dir=spool, node="mx1", queue_size=100)
+    loop = asyncio.new_event_loop()
+    feed.loop = loop
+    line = _line("bob@army.ml")
+    bound = 100 * 512
+    try:
+        for _ in range(40):  # 40 x 300 lines, ~4.8 MB: each flush spills (more than queue_size's worth)
+            for _ in range(300):
+                feed.append(line)
+            feed.flush()
+            assert feed.pending_bytes <= 2 * bound + 300 * len(line)  # queue + what the thread was given
+        assert len(given) == 1  # one spill handed over; it waits, the loop wrote the rest
+        assert feed.pending_bytes >= given[0] > 0  # counted while it waits: a kill -9 would lose it
+        assert feed.backlog_bytes >= feed.pending_bytes + feed.spool_bytes()
+        assert len(list(spool.glob("feed-*.lines"))) >= 30
+    finally:
+        held.set()
+        assert feed.close(timeout=0.5) is False
+        loop.close()
+    assert adopt_raw_spills(spool, "mx1") == 12_000
+    writer = DecisionWriter(sqlite_store, spool_dir=spool)
+    writer.adopt_spool()
+    writer.replay_now()
+    writer.close()
+    assert sqlite_store.count_decisions() == 12_000
 
 
 def test_the_real_writer_process_stores_what_it_is_fed(tmp_path: Path) -> None:

@@ -106,6 +106,7 @@ def _content_json(content: object) -> str | None:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS).decode() if isinstance(content, dict) else None
 
 
+IOV_MAX: Final = 1024  # buffers per writev(2) (Linux UIO_MAXIOV)
 MAX_WAIT_SECONDS: Final = 1.0  # longest a decision waits in the service's memory for a lagging writer
 
 
@@ -150,7 +151,7 @@ class DecisionFeed:
         self._last_start = 0.0
         self._spills = 0
         self._spill_pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._spill_jobs: set[concurrent.futures.Future[None]] = set()
+        self._spill_jobs: dict[concurrent.futures.Future[None], int] = {}  # job: its bytes
         self.sent = 0  # bytes handed to a writer process
         self.spilled = 0  # bytes spilled to the spool directory because the writer lagged too far
         self.restarts = 0
@@ -168,8 +169,10 @@ class DecisionFeed:
 
     @property
     def pending_bytes(self) -> int:
-        """Decision bytes only in this process's memory: what a ``kill -9`` of the service would lose."""
-        return self._chunk_bytes + sum(map(len, self._buf))
+        """Decision bytes only in this process's memory: what a ``kill -9`` of the service would lose
+        (queued, and spilled but not yet written by the spill thread)."""
+        spilling = sum(n for job, n in list(self._spill_jobs.items()) if not job.done())
+        return self._chunk_bytes + sum(map(len, self._buf)) + spilling
 
     @property
     def unacked_bytes(self) -> int:
@@ -373,7 +376,7 @@ class DecisionFeed:
         spool files, idempotently (``adopt_raw_spills``)."""
         chunks = self._chunks
         keep = chunks.popleft() if self._torn and chunks else None  # the end of a line the pipe has begun
-        data = b"".join(chunks)
+        parts = list(chunks)  # joined by the kernel (writev), not here: megabytes copied would stall the loop
         chunks.clear()
         self._chunk_bytes = 0
         if keep is not None:
@@ -383,22 +386,29 @@ class DecisionFeed:
         serial = self._spills
         self._spills += 1
         if self.loop is None:  # shutting down (or no event loop): write it now
-            self._spilled(data, serial)
+            self._spilled(parts, serial)
             return
         # Off the event loop: tens of megabytes written to disk would stall every connection meanwhile.
+        # On a slow disk it may fall behind: what it has not written yet is bounded like the queue, beyond
+        # which the loop writes this spill itself (the service slows down rather than hold more in memory).
+        jobs = self._spill_jobs = {job: n for job, n in self._spill_jobs.items() if not job.done()}
+        behind = sum(jobs.values())
+        if behind and behind + sum(map(len, parts)) > self.max_pending:
+            self._spilled(parts, serial)
+            return
         if self._spill_pool is None:
             self._spill_pool = concurrent.futures.ThreadPoolExecutor(1, "typoguard-spill")
-        self._spill_jobs.add(self._spill_pool.submit(self._spilled, data, serial))
-        self._spill_jobs = {job for job in self._spill_jobs if not job.done()}
+        jobs[self._spill_pool.submit(self._spilled, parts, serial)] = sum(map(len, parts))
 
-    def _spilled(self, data: bytes, serial: int) -> None:
+    def _spilled(self, parts: list[bytes], serial: int) -> None:
+        size = sum(map(len, parts))
         try:
-            write_raw_spill(self.spool_dir, data, os.getpid(), serial)
+            write_raw_spill(self.spool_dir, parts, os.getpid(), serial)
         except OSError as exc:  # never raise into the event loop; the metric and the log show the loss
-            self._event("error", "decision_spill_failed", error=str(exc), lost_bytes=len(data))
+            self._event("error", "decision_spill_failed", error=str(exc), lost_bytes=size)
             return
-        self.spilled += len(data)
-        self._event("warning", "decision_writer_lagging", spilled_bytes=len(data), spool=str(self.spool_dir))
+        self.spilled += size
+        self._event("warning", "decision_writer_lagging", spilled_bytes=size, spool=str(self.spool_dir))
 
     # ------------------------------------------------------------------ shutdown
     def close(self, timeout: float = 30.0) -> bool:
@@ -482,7 +492,7 @@ class DecisionFeed:
             self._torn = False
         if self._unacked:  # a writer that died or did not finish: to the spool, with their event ids
             header = stream_header(self.stream, self._acked, self._acked + len(self._unacked))
-            self._spilled(header + bytes(self._unacked), self._spills)
+            self._spilled([header, bytes(self._unacked)], self._spills)
             self._spills += 1
             self._unacked.clear()
             clean = False
@@ -541,15 +551,22 @@ def event_id(stream: str, offset: int) -> str:
     return f"{stream[:8]}-{stream[8:12]}-{stream[12:16]}-{o[:4]}-{o[4:]}"
 
 
-def write_raw_spill(spool_dir: Path, data: bytes, pid: int, serial: int) -> Path:
+def write_raw_spill(spool_dir: Path, data: bytes | Sequence[bytes], pid: int, serial: int) -> Path:
     """Decision log lines the writer could not take yet, as a file it will pick up (complete or absent:
     written under a temporary name, then renamed)."""
     spool_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     path = spool_dir / f"{RAW_PREFIX}{stamp}-{pid}-{serial}{RAW_SUFFIX}"
     tmp = path.with_name(path.name + PART_SUFFIX)
-    with tmp.open("wb") as f:
-        f.write(data)
+    with tmp.open("wb", buffering=0) as f:
+        parts = [data] if isinstance(data, bytes | bytearray) else list(data)
+        while parts:  # writev: one copy, by the kernel; a short write leaves the rest for the next call
+            n = os.writev(f.fileno(), parts[:IOV_MAX])
+            while parts and n >= len(parts[0]):
+                n -= len(parts[0])
+                parts.pop(0)
+            if n:
+                parts[0] = parts[0][n:]
     os.replace(tmp, path)
     return path
 
