@@ -310,11 +310,14 @@ virtual_minimum_uid = 1
         _run("postsuper", "-c", str(self.conf), "-d", "ALL", check=False)
 
     # ------------------------------------------------------------------ sending and looking
-    def swaks(self, sender: str, recipients: list[str], *, timeout: float = 30) -> SwaksResult:
+    def swaks(
+        self, sender: str, recipients: list[str], *, timeout: float = 30, port: int | None = None
+    ) -> SwaksResult:
+        """One SMTP transaction with swaks, to this lab's smtpd (or to another of its listeners, ``port``)."""
         proc = subprocess.run(
             [
                 _which("swaks") or "swaks",
-                "--server", f"127.0.0.1:{self.smtp_port}",
+                "--server", f"127.0.0.1:{port or self.smtp_port}",
                 "--helo", "client.example.org",
                 "--from", sender,
                 "--to", ",".join(recipients),

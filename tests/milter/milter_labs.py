@@ -125,7 +125,11 @@ class MilterProcess:
 class PostfixMilterLab(PostfixLab):
     """The e2e Postfix lab with the milter in smtpd and in cleanup (non-SMTP mail), delivering to a sink
     (``sink_port``; None: the lab's ``discard:``); short milter timeouts (``MILTER_TIMEOUTS``).
-    ``milter_port`` None: no milter (set ``lab.milter`` and ``lab.start()`` again: a restart)."""
+    ``milter_port`` None: no milter (set ``lab.milter`` and ``lab.start()`` again: a restart).
+
+    ``closed_port``: a second smtpd listener with ``-o milter_default_action=tempfail`` (fail closed), so a
+    test sees both defaults without changing the config: a restart of this lab once in a few full runs left
+    smtpd accepting clients without a greeting (ADR 0025, addendum 3)."""
 
     def __init__(
         self,
@@ -133,11 +137,20 @@ class PostfixMilterLab(PostfixLab):
         milter_port: int | None,
         sink_port: int | None,
         default_action: str = "accept",
+        closed_port: int | None = None,
     ) -> None:
         super().__init__(smtp_port, "none")
         self.milter = None if milter_port is None else f"inet:127.0.0.1:{milter_port}"
         self.sink_port = sink_port
         self.default_action = default_action
+        self.closed_port = closed_port
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        if self.closed_port is not None:
+            port = self.closed_port
+            service = f"127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd"
+            self._postconf("-M", f"{service} -o milter_default_action=tempfail")
 
     def main_cf(self) -> str:  # later lines win in main.cf
         text = super().main_cf()

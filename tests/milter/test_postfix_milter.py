@@ -45,7 +45,7 @@ def milter(typoguard_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def postfix(milter: MilterProcess, sink: DeliverySink) -> Iterator[PostfixMilterLab]:
-    lab = PostfixMilterLab(free_port(), milter.port, sink.port, "accept")
+    lab = PostfixMilterLab(free_port(), milter.port, sink.port, "accept", closed_port=free_port())
     lab.start()
     yield lab
     lab.stop()
@@ -125,8 +125,7 @@ def test_postfix_keeps_working_when_typoguard_is_killed(
     result = postfix.swaks(SENDER, ["ivan@army.ml"])
     assert result.exit_code == 0, result.transcript
     sink.wait_for("ivan@army.ml")
-    postfix.default_action = "tempfail"  # fail closed: 451 and the sender retries
-    postfix.start()
-    result = postfix.swaks(SENDER, ["judy@army.mil"])
+    # fail closed (the lab's second smtpd, -o milter_default_action=tempfail): 451 and the sender retries
+    result = postfix.swaks(SENDER, ["judy@army.mil"], port=postfix.closed_port)
     assert result.exit_code != 0
     assert "451 4.7.1" in result.transcript
