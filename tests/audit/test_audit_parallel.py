@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,34 @@ def test_progress_counts_every_byte_on_disk(
     )
     assert planned == [big_log.stat().st_size + packed.stat().st_size]
     assert sum(done) == planned[0]
+
+
+def test_worker_results_pass_through_a_private_directory_that_is_removed(
+    big_log: Path, guard: Guard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers hand their results back as files (not through the pool's pipe): the parent's private
+    directory holds them only while the audit runs, readable by nobody else, and is gone afterwards."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+    seen: list[tuple[str, int]] = []
+
+    def on_progress(_nbytes: int) -> None:
+        for spool in temp.iterdir():
+            seen.append((spool.name, spool.stat().st_mode & 0o777))
+
+    result = runner.audit([big_log], guard, jobs=2, chunk_bytes=256 << 10, on_progress=on_progress)
+    assert result.events == runner.audit([big_log], guard, jobs=1).events
+    assert seen and {name.split("-")[0] for name, _ in seen} == {"typoguard"}
+    assert {mode for _, mode in seen} == {0o700}
+    assert list(temp.iterdir()) == []
+
+
+def test_without_a_writable_temporary_directory_results_come_through_the_pipe(
+    big_log: Path, guard: Guard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+    parallel = runner.audit([big_log], guard, jobs=2, chunk_bytes=256 << 10)
+    assert parallel.events == runner.audit([big_log], guard, jobs=1).events

@@ -8,10 +8,15 @@ found, so what crosses process boundaries is small whatever the size of the logs
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import pickle
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +162,31 @@ def _count(nbytes: int) -> None:
         counter.value += nbytes
 
 
-def _worker(task: Task) -> tuple[Task, TaskResult]:
+def _worker(task: Task) -> tuple[Task, TaskResult | str]:
+    """Read ``task``; hand its result back as a file in the parent's private directory when there is one.
+
+    Why a file: through the pool's pipe (64 KiB at a time) a worker waits for the parent to read all of its
+    result, ~4 MB per 50 MB of log, before it can start its next task; written to a file it goes on at once,
+    and the parent reads the file in one call while both workers are busy."""
     with progress_hook(_count):
-        return task, run_task(task, _WORKER["classifier"])
+        result = run_task(task, _WORKER["classifier"])
+    spool = _WORKER.get("spool")
+    if spool is None:
+        return task, result
+    fd, path = tempfile.mkstemp(dir=spool, suffix=".result")
+    with os.fdopen(fd, "wb") as f:
+        f.write(ForkingPickler.dumps(result))
+    return task, path
+
+
+def _received(item: tuple[Task, TaskResult | str]) -> tuple[Task, TaskResult]:
+    task, result = item
+    if isinstance(result, str):
+        path = Path(result)
+        loaded = pickle.loads(path.read_bytes())  # written by our own worker, in our 0700 directory
+        path.unlink()
+        return task, loaded
+    return task, result
 
 
 def _results(
@@ -175,6 +202,10 @@ def _results(
     ctx = multiprocessing.get_context("fork")
     counter = ctx.Value("q", 0)
     _WORKER.update(classifier=Classifier(guard), counter=counter)
+    # Results come back as files in a private directory (``_worker``), removed at the end; without a
+    # writable temporary directory they come back through the pool's pipe.
+    with contextlib.suppress(OSError):
+        _WORKER["spool"] = tempfile.mkdtemp(prefix="typoguard-audit-")
     # Most work first, so one big compressed file does not start last and run alone (logs compress ~6x).
     ordered = sorted(tasks, key=lambda t: -t.size * (6 if t.compressed else 1))
     reported = 0
@@ -193,9 +224,12 @@ def _results(
                     on_progress(done - reported)
                     reported = done
                 if item is not None:
-                    yield item
+                    yield _received(item)
     finally:
+        spool = _WORKER.get("spool")
         _WORKER.clear()
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
 
 
 def audit(
