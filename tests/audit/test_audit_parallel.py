@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
 import tempfile
 from pathlib import Path
 
@@ -108,6 +109,24 @@ def test_without_a_writable_temporary_directory_results_come_through_the_pipe(
     big_log: Path, guard: Guard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
+    parallel = runner.audit([big_log], guard, jobs=2, chunk_bytes=256 << 10)
+    assert parallel.events == runner.audit([big_log], guard, jobs=1).events
+
+
+def test_a_full_disk_under_the_temporary_directory_sends_results_through_the_pipe(
+    big_log: Path, guard: Guard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every result file a worker writes lands on /dev/full (ENOSPC from the kernel): nothing is lost."""
+    made: list[str] = []
+
+    def mkstemp_on_a_full_disk(dir: str, suffix: str) -> tuple[int, str]:  # mkstemp names it "dir"
+        path = f"{dir}/full{len(made)}{suffix}"
+        Path(path).touch()
+        made.append(path)
+        return os.open("/dev/full", os.O_WRONLY), path
+
+    monkeypatch.setattr(runner.tempfile, "mkstemp", mkstemp_on_a_full_disk)
     monkeypatch.setattr(runner, "PARALLEL_MIN_BYTES", 0)
     parallel = runner.audit([big_log], guard, jobs=2, chunk_bytes=256 << 10)
     assert parallel.events == runner.audit([big_log], guard, jobs=1).events

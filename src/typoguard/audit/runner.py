@@ -173,9 +173,16 @@ def _worker(task: Task) -> tuple[Task, TaskResult | str]:
     spool = _WORKER.get("spool")
     if spool is None:
         return task, result
-    fd, path = tempfile.mkstemp(dir=spool, suffix=".result")
-    with os.fdopen(fd, "wb") as f:
-        f.write(ForkingPickler.dumps(result))
+    path = None
+    try:
+        fd, path = tempfile.mkstemp(dir=spool, suffix=".result")
+        with os.fdopen(fd, "wb") as f:
+            f.write(ForkingPickler.dumps(result))
+    except OSError:  # the temporary directory's disk is full: through the pipe, as without one
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        return task, result
     return task, path
 
 
