@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from typoguard.audit.postfix_lines import PostfixLineReader
 
 
@@ -231,3 +233,69 @@ def test_syslog_year_is_decided_per_line_in_the_minute_it_changes() -> None:
     assert [f[5:] if f else None for f in found] == [
         (b"sent", b"250 ok"), (b"sent", b"250 ok"), (b"sent", b"250 ok"), (b"deferred", b"451 later"),
     ]  # fmt: skip
+
+
+_GOOD = (
+    "Nov 20 10:00:00 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, size=1, nrcpt=1 (queue active)\n"
+    "Nov 20 10:00:01 mx postfix/smtp[2]: E1: to=<bob@army.ml>, relay=mx.army.ml[192.0.2.1]:25, delay=1,"
+    " dsn=2.0.0, status=sent (250 ok)\n"
+)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "junk",
+    [
+        " to=<a@" * 40_000,  # recipient fields that never close, one after the other
+        " to=<a<" * 40_000,  # the same with a "<" in each
+        ": to=<a@army.ml>," * 20_000,  # look-alike recipients, all in one line
+        "> to=<a@army.ml> ; from=<x@army.mil>" * 10_000,
+        ": from=<a@army.mil>, status=expired" * 10_000,
+    ],
+    ids=["unclosed", "unclosed-lt", "lookalikes", "actions", "expired"],
+)
+def test_a_huge_hostile_line_costs_its_length_not_its_square(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path, junk: str
+) -> None:
+    """A log is input like any other: one line of a few hundred KB of recipient fields (corrupt, or written
+    by something else than Postfix) must not stall the audit (each field used to rescan the rest of the
+    line: minutes for 300 KB). No real log line is that long; it is counted as a bad line, and the good
+    lines around it are read."""
+    log = tmp_path / "maillog"
+    log.write_text(_GOOD + f"Nov 20 10:00:02 mx postfix/smtp[2]: E2:{junk}\n" + _GOOD.replace("E1", "E3"))
+    doc = audit_json(log)
+    found = [(e["queue_id"], e["outcome"]) for e in doc["events"]]
+    assert found == [("E1", "delivered"), ("E3", "delivered")]
+    assert doc["bad_lines"] <= 1
+
+
+def test_a_quoted_local_part_with_angle_brackets_is_read(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """``"a<b"@army.ml`` is a valid address (RFC 5321 quoted string), logged as Postfix received it."""
+    log = tmp_path / "maillog"
+    log.write_text(_GOOD.replace("bob@army.ml", '"a<b>c"@army.ml'))
+    doc = audit_json(log)
+    assert [(e["recipient"], e["domain"], e["outcome"]) for e in doc["events"]] == [
+        ('"a<b>c"@army.ml', "army.ml", "delivered")
+    ]
+
+
+@pytest.mark.timeout(30)  # ~3 s here; the old way took over a minute
+def test_a_log_filtered_down_to_its_delivery_lines_is_read_in_one_pass(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """``grep army.ml mail.log > subset; typoguard audit subset``: no qmgr or cleanup line, so no delivery's
+    sender is in the log. Each delivery used to search the whole block and the one before for it (45 s for
+    30,000 lines); the block's queue ids are listed once instead. Senders are unknown ("?"), never guessed."""
+    log = tmp_path / "subset"
+    with log.open("w") as out:
+        for i in range(100_000):
+            out.write(
+                f"Nov 20 10:{i // 1000 % 60:02d}:{i % 60:02d} mx postfix/smtp[2]: {0x100000 + i:X}:"
+                f" to=<user{i}@army.ml>, relay=mx.army.ml[192.0.2.1]:25, delay=1, dsn=2.0.0,"
+                " status=sent (250 ok)\n"
+            )
+    doc = audit_json(log)
+    assert len(doc["events"]) == 100_000
+    assert {e["sender"] for e in doc["events"]} == {"?"}

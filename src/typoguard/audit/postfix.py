@@ -43,6 +43,7 @@ from typoguard.audit.postfix_lines import (
     message_id_at,
     message_ids,
     qmgr_lines,
+    queue_ids_with,
     rfind_field,
     sender_at,
     token_before,
@@ -61,9 +62,22 @@ _SMTPD_ACTION = {b"reject": Outcome.REJECTED, b"milter-reject": Outcome.REJECTED
 _MISS = object()
 # Every recipient field of a block, found by the regular-expression engine in C: it looks for the literal
 # " to=<" as fast as ``bytes.find`` and hands back only (address, domain after its last "@"), ~4x less
-# than a loop of ``find`` and slices in Python per ``to=<``. An address without "@" or with a line end
-# before ">" is no match. The space before ``to=<`` leaves out ``orig_to=<``.
-_RECIPIENT = re.compile(rb" to=<([^>\n]*@([^>\n@]*))>")
+# than a loop of ``find`` and slices in Python per ``to=<``. Groups 1-2: an address without quotes or
+# angle brackets; groups 3-4: one with a quoted local part (RFC 5321), which may hold "<", ">" and "@";
+# groups 5-6: one with a stray quote (not valid, but read as before).
+# No class runs past a "<" or an unescaped quote, so the text one field scans ends where the next field
+# (" to=<" holds a "<") starts: linear in the block, whatever it holds. An address without "@" or with a
+# line end before ">" is no match. The space before ``to=<`` leaves out ``orig_to=<``.
+_RECIPIENT = re.compile(
+    rb' to=<(?:([^<>"\n]*@([^<>"\n@]*))>|("(?:[^"\\\n]|\\.)*+"@([^<>"\n@]*))>|([^<>\n]*@([^<>\n@]*))>)'
+)
+# No log line is this long (syslog daemons cut at 8-64 KB); a longer one is counted as bad and not read,
+# so one corrupt or hostile line costs its length, not its length times its fields.
+MAX_LINE = 64 << 10
+# Failed backward searches for a queue id's ``from=``/``message-id=`` line in a block before the block's
+# queue ids with such lines are listed once (a log filtered with grep has none: each search would read
+# the whole block and the one before).
+_INDEX_AFTER = 16
 
 
 def _message_id(raw: bytes | None) -> str:
@@ -86,6 +100,10 @@ class PostfixScanner(LineScanner):
         self._previous = b""  # the block before this one
         self._offset = 0  # bytes fed before this block
         self._found: dict[bytes, tuple[bytes | None, bytes | None]] = {}  # queue id -> (sender, Message-ID)
+        # Per block (this one, the one before): field -> queue ids with that field's line in the block, listed
+        # after _INDEX_AFTER failed searches; field -> failed searches so far.
+        self._indexes: list[dict[bytes, set[bytes]]] = [{}, {}]
+        self._misses: list[dict[bytes, int]] = [{}, {}]
 
     def feed(self, block: bytes) -> None:
         lines = block.count(b"\n")
@@ -93,28 +111,56 @@ class PostfixScanner(LineScanner):
         general = self._bad_lines(block, lines)
         if general or b", status=expired" in block:
             self._expired(block)
+        self._indexes = [{}, self._indexes[0]]
+        self._misses = [{}, self._misses[0]]
         cache = self._classifier.cache
         assess = self._classifier.domain_hit
+        size = len(block)
+        skip_to = -1  # the end of a line too long to read
         for m in _RECIPIENT.finditer(block):
             domain = m[2]
+            rcpt = m[1]
+            if domain is None:  # a quoted local part, or a stray quote
+                domain, rcpt = (m[4], m[3]) if m[4] is not None else (m[6], m[5])
             hit = cache.get(domain, _MISS)
             if hit is _MISS:
                 hit = assess(domain) if domain else None
             if hit is None:
                 continue
             pos = m.start() + 1  # at "to=<"
+            if pos < skip_to:
+                continue
+            start = block.rfind(b"\n", pos - MAX_LINE if pos > MAX_LINE else 0, pos) + 1
+            end = block.find(b"\n", pos, pos + MAX_LINE)
+            if (start == 0 and pos > MAX_LINE) or (end < 0 and pos + MAX_LINE < size):
+                end = block.find(b"\n", pos)
+                skip_to = end if end >= 0 else size
+                self._bad(block[max(start, pos - 200) : pos + 200])
+                continue
+            if end < 0:
+                end = size
             before = block[pos - 2 : pos]
             # ": to=<" of a delivery, "> to=<" of an smtpd/cleanup action
             if before == b": ":
-                self._delivery(block, pos, m[1], hit, general)  # type: ignore[arg-type]
-            elif before == b"> " and block.find(b"; from=<", block.rfind(b"\n", 0, pos) + 1, pos) >= 0:
-                self._smtpd(block, line_at(block, pos), m[1], hit)  # type: ignore[arg-type]
+                self._delivery(block, start, end, rcpt, hit, general)  # type: ignore[arg-type]
+            elif before == b"> " and block.find(b"; from=<", start, pos) >= 0:
+                self._smtpd(block, start, end, rcpt, hit)  # type: ignore[arg-type]
         self._previous = block
-        self._offset += len(block)
+        self._offset += size
 
     def _expired(self, block: bytes) -> None:
+        skip_to = -1
         for m in EXPIRED.finditer(block):
-            head = self._lines.head(line_at(block, m.start()))
+            pos = m.start()
+            if pos < skip_to:
+                continue
+            start = block.rfind(b"\n", pos - MAX_LINE if pos > MAX_LINE else 0, pos) + 1
+            if start == 0 and pos > MAX_LINE:  # a line too long to read (counted by the recipient scan)
+                end = block.find(b"\n", pos)
+                skip_to = end if end >= 0 else len(block)
+                continue
+            end = block.find(b"\n", pos, pos + MAX_LINE)
+            head = self._lines.head(block[start : end if end >= 0 else pos + MAX_LINE])
             qid = token_before(block, m.start())
             self.expired.add((head[1] if head else "", qid.decode("ascii", "replace")))
 
@@ -155,15 +201,15 @@ class PostfixScanner(LineScanner):
         ``message-id=`` lines before ``pos`` in this block or the one before (qmgr logs ``from=`` again
         each time a message enters the active queue, so it is close to every delivery of it), else from an
         earlier recipient of the same message; None where not found."""
-        where, j = block, rfind_field(block, qid, FROM, pos)
+        where, j = block, self._rfind(0, block, qid, FROM, pos)
         if j < 0:
-            where, j = self._previous, rfind_field(self._previous, qid, FROM)
+            where, j = self._previous, self._rfind(1, self._previous, qid, FROM, None)
         if j < 0:
             return self._found.get(qid, (None, None))
         sender = sender_at(where, j)
-        k = rfind_field(where, qid, MESSAGE_ID, j)
+        k = self._rfind(0 if where is block else 1, where, qid, MESSAGE_ID, j)
         if k < 0 and where is block:
-            where, k = self._previous, rfind_field(self._previous, qid, MESSAGE_ID)
+            where, k = self._previous, self._rfind(1, self._previous, qid, MESSAGE_ID, None)
         message_id = message_id_at(where, k) if k >= 0 else None
         found = self._found
         if len(found) >= MAX_SENDERS:
@@ -171,11 +217,23 @@ class PostfixScanner(LineScanner):
         found[qid] = (sender, message_id)
         return sender, message_id
 
-    def _delivery(self, block: bytes, pos: int, rcpt: bytes, hit: Hit, general: bool) -> None:
-        start = block.rfind(b"\n", 0, pos) + 1
-        end = block.find(b"\n", pos)
-        if end < 0:
-            end = len(block)
+    def _rfind(self, which: int, data: bytes, qid: bytes, field: bytes, end: int | None) -> int:
+        """``rfind_field`` in this block (``which`` 0) or the one before (1), skipped for a queue id that has
+        no such line in it once the block's queue ids have been listed (after ``_INDEX_AFTER`` misses)."""
+        index = self._indexes[which].get(field)
+        if index is not None and qid not in index:
+            return -1
+        found = rfind_field(data, qid, field, end)
+        if found < 0 and index is None:
+            misses = self._misses[which]
+            misses[field] = misses.get(field, 0) + 1
+            if misses[field] >= _INDEX_AFTER:
+                self._indexes[which][field] = queue_ids_with(data, field)
+        return found
+
+    def _delivery(  # noqa: PLR0917 - the line's bounds, found by the caller
+        self, block: bytes, start: int, end: int, rcpt: bytes, hit: Hit, general: bool
+    ) -> None:
         found = self._lines.delivery(block, start, end, general)
         if found is None:
             self._malformed(block[start:end])
@@ -197,7 +255,8 @@ class PostfixScanner(LineScanner):
         if sender is None or message_id is None:
             self.missing.append((partial, self._offset + start))
 
-    def _smtpd(self, block: bytes, line: bytes, rcpt: bytes, hit: Hit) -> None:
+    def _smtpd(self, block: bytes, start: int, end: int, rcpt: bytes, hit: Hit) -> None:
+        line = block[start:end]
         m = SMTPD_ACTION.search(line)
         if m is None:  # header/body-check warnings, "filter:", "redirect:": not a refusal
             if b": reject: " in line or b": hold: " in line:
@@ -219,8 +278,7 @@ class PostfixScanner(LineScanner):
         key = (host, qid, recipient.lower()) if queued and outcome is Outcome.HELD else None
         message_id = None
         if queued:  # cleanup's message-id= line comes before its header/body actions
-            line_start = block.find(line)
-            _sender, message_id = self._ids(block, m[1], line_start if line_start >= 0 else len(block))
+            _sender, message_id = self._ids(block, m[1], start)
         sender = decode(m[4]) or "<>"
         queue_id = qid if queued else ""
         self._add(key, t, sender, recipient, hit, outcome, queue_id, _message_id(message_id), _short(text))

@@ -36,6 +36,9 @@ from typoguard.audit.timeparse import iso_time, syslog_time
 BOM = b"\xef\xbb\xbf"  # an RFC 5424 message may start with it: the text is UTF-8
 _MAX_TIMES = 100_000  # distinct timestamps remembered (a log has many lines per second)
 
+# An address inside ``<...>``: up to the first ">", but a quoted local part (RFC 5321: ``"a>b"@example.com``)
+# may hold ">"; a lone quote is a character. Possessive: no backtracking into it.
+_ADDRESS = rb'(?:[^>"\n]|"(?:[^"\\\n]|\\.)*+"|")*+'
 _HEAD = re.compile(
     rb"^(?:<\d+>)?(?:(\w{3}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)"
     rb"|(\d{4}-\d\d-\d\d(?:T\S+| \d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:[+-]\d\d:?\d\d|Z))?)))"
@@ -48,7 +51,8 @@ _HEAD_5424 = re.compile(
     rb"(?:-|(?:\[(?:[^\]\\]|\\.)*\])+) (?:\xef\xbb\xbf)?"
 )
 _DELIVERY = re.compile(
-    rb"([0-9A-Za-z]+): to=<([^>]*)>,(?: orig_to=<[^>]*>,)? relay=([^,]*),.*? status=([a-z]+)(?: \((.*)\))?"
+    rb"([0-9A-Za-z]+): to=<(" + _ADDRESS + rb")>,(?: orig_to=<" + _ADDRESS + rb">,)? relay=([^,]*),.*? "
+    rb"status=([a-z]+)(?: \((.*)\))?"
 )
 # A delivery line of BSD syslog read in two matches, without cutting the line out of the block: the head
 # (time, fraction, host, program, queue id, recipient, up to ``relay=...,``), then, at the first
@@ -56,12 +60,14 @@ _DELIVERY = re.compile(
 # lazy ``[^\n]*? status=`` between them finds, ~4x faster (the engine tries the lazy part char by char).
 _SYSLOG_DELIVERY_HEAD = re.compile(
     rb"(?:<\d{1,3}>)?([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)(\.\d+)? (\S+) ([\w.-]+(?:/[\w.-]+)*)\[\d+\]: "
-    rb"([0-9A-Za-z]+): to=<([^>\n]*)>,(?: orig_to=<[^>\n]*>,)? relay=[^,\n]*,"
+    rb"([0-9A-Za-z]+): to=<(" + _ADDRESS + rb")>,(?: orig_to=<" + _ADDRESS + rb">,)? relay=[^,\n]*,"
 )
 _STATUS_DETAIL = re.compile(rb" status=([a-z]+)(?: \(([^\n]*)\))?")
 # smtpd (``RCPT from host[addr]: text``) and cleanup (``header Subject: ... from host[addr]; ...``) actions.
 SMTPD_ACTION = re.compile(
-    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): (.*); from=<([^>]*)> to=<([^>]*)>"
+    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): (.*); from=<([^>]*)> to=<("
+    + _ADDRESS
+    + rb")>"
 )
 CLIENT_PREFIX = re.compile(rb"^[A-Z-]+ from (?:\S*?\[[^\]]*\](?::\d+)?|\S+?): ")
 EXPIRED = re.compile(rb": from=<[^>\n]*>, status=expired")
@@ -149,6 +155,17 @@ def rfind_field(data: bytes, qid: bytes, field: bytes, end: int | None = None) -
     while i > 0 and data[i - 1] != 0x20 and not (i >= 3 and data[i - 3 : i] == BOM):
         i = data.rfind(needle, 0, i)
     return i + len(needle) if i > 0 else -1
+
+
+def queue_ids_with(data: bytes, field: bytes) -> set[bytes]:
+    """The queue ids that ``rfind_field(data, qid, field)`` can find: the word before each ``field``."""
+    found = set()
+    find = data.find
+    i = find(field)
+    while i >= 0:
+        found.add(token_before(data, i))
+        i = find(field, i + len(field))
+    return found
 
 
 def sender_at(data: bytes, pos: int) -> bytes:
