@@ -69,7 +69,7 @@ _MISS = object()
 # (" to=<" holds a "<") starts: linear in the block, whatever it holds. An address without "@" or with a
 # line end before ">" is no match. The space before ``to=<`` leaves out ``orig_to=<``.
 _RECIPIENT = re.compile(
-    rb' to=<(?:([^<>"\n]*@([^<>"\n@]*))>|("(?:[^"\\\n]|\\.)*+"@([^<>"\n@]*))>|([^<>\n]*@([^<>\n@]*))>)'
+    rb' to=<(?:([^<>"\n]*@([^<>"\n@]*))>|("(?:[^"\\\n]++|\\.)*+"@([^<>"\n@]*))>|([^<>\n]*@([^<>\n@]*))>)'
 )
 # No log line is this long (syslog daemons cut at 8-64 KB); a longer one is counted as bad and not read,
 # so one corrupt or hostile line costs its length, not its length times its fields.

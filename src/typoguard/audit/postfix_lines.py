@@ -38,7 +38,7 @@ _MAX_TIMES = 100_000  # distinct timestamps remembered (a log has many lines per
 
 # An address inside ``<...>``: up to the first ">", but a quoted local part (RFC 5321: ``"a>b"@example.com``)
 # may hold ">"; a lone quote is a character. Possessive: no backtracking into it.
-_ADDRESS = rb'(?:[^>"\n]|"(?:[^"\\\n]|\\.)*+"|")*+'
+_ADDRESS = rb'(?:[^>"\n]++|"(?:[^"\\\n]++|\\.)*+"|")*+'
 _HEAD = re.compile(
     rb"^(?:<\d+>)?(?:(\w{3}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)"
     rb"|(\d{4}-\d\d-\d\d(?:T\S+| \d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:[+-]\d\d:?\d\d|Z))?)))"
