@@ -11,12 +11,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from dns_server import LocalDnsServer
-from lab_zones import SILENT, ZONES
+from lab_zones import FAILING, ZONES
 
 
 @pytest.fixture(scope="session")
 def dns_lab() -> Iterator[LocalDnsServer]:
-    with LocalDnsServer(ZONES, silent=SILENT) as server:
+    with LocalDnsServer(ZONES, servfail=FAILING) as server:
         yield server
 
 

@@ -8,6 +8,9 @@ It answers from a zone dict ``{name: {rdtype: [rdata text, ...]}}`` over UDP and
   dict, or below a name with ``NS`` records (a delegated zone, "registered"), exist);
 * every other name is NXDOMAIN, as for an unregistered look-alike;
 * a name in ``silent`` (or any name, with ``silent_all=True``) is never answered: the client times out;
+* a name in ``servfail`` is answered SERVFAIL at once, as by a broken authoritative server: a failed look-up
+  that costs no waiting, so a test can have one without a short timeout (a short timeout also fails names
+  that *are* answered when the machine is busy);
 * after ``fail_after`` queries the server goes bad, as a resolver does mid-scan: every later query gets
   ``fail_with`` (``servfail``, ``refused``, ``nxdomain`` for every name, or ``silent``), up to query
   ``fail_until`` if given (then it recovers);
@@ -52,6 +55,7 @@ class ZoneAnswers:
         fail_after: int | None = None,
         fail_with: str = "servfail",
         fail_until: int | None = None,
+        servfail: Iterable[str] = (),
     ) -> None:
         if fail_with not in FAILURES:
             raise ValueError(f"fail_with must be one of {FAILURES}")
@@ -64,6 +68,7 @@ class ZoneAnswers:
         }
         self.silent = {s.lower().rstrip(".") for s in silent}
         self.silent_all = silent_all
+        self.servfail = {s.lower().rstrip(".") for s in servfail}
         self.queries = 0
 
     def _exists(self, name: str) -> bool:
@@ -93,6 +98,9 @@ class ZoneAnswers:
         if self.silent_all or name in self.silent:
             return None
         response = dns.message.make_response(query)
+        if name in self.servfail:
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response.to_wire()
         response.flags |= dns.flags.AA
         if not self._exists(name):
             response.set_rcode(dns.rcode.NXDOMAIN)
@@ -136,7 +144,7 @@ class ZoneAnswers:
         if end > len(wire):
             return None
         name = ".".join(labels)
-        if self.silent_all or name in self.silent or self._exists(name):
+        if self.silent_all or name in self.silent or name in self.servfail or self._exists(name):
             return None
         flags = bytes([0x84 | (wire[2] & 0x01), 0x03])  # QR, AA, RD copied; rcode NXDOMAIN
         return wire[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x00" + wire[12:end]
@@ -203,9 +211,16 @@ class LocalDnsServer:
         fail_after: int | None = None,
         fail_with: str = "servfail",
         fail_until: int | None = None,
+        servfail: Iterable[str] = (),
     ) -> None:
         self.answers = ZoneAnswers(
-            zones, silent, silent_all, fail_after=fail_after, fail_with=fail_with, fail_until=fail_until
+            zones,
+            silent,
+            silent_all,
+            fail_after=fail_after,
+            fail_with=fail_with,
+            fail_until=fail_until,
+            servfail=servfail,
         )
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -238,7 +253,7 @@ def main(argv: list[str]) -> None:
         spec = json.load(fh)
 
     async def run() -> None:
-        answers = ZoneAnswers(spec["zones"], spec.get("silent", ()))
+        answers = ZoneAnswers(spec["zones"], spec.get("silent", ()), servfail=spec.get("servfail", ()))
         port, _handles = await start(answers)
         print(port, flush=True)
         await asyncio.Event().wait()

@@ -5,7 +5,7 @@ arny.mil    MX at the same provider                     -> accepts mail, same pr
 army.il     A only                                      -> accepts mail (implicit MX)
 army.mit    MX 0 .                                      -> null MX (RFC 7505)
 armymil.com NS only                                     -> registered, no mail
-army.ril    never answered                              -> unknown (timeout)
+army.ril    answered SERVFAIL (a broken zone)           -> unknown (lookup failed)
 everything else                                         -> NXDOMAIN (unregistered)
 """
 
@@ -22,4 +22,4 @@ ZONES: dict[str, dict[str, list[str]]] = {
     "armymil.com": {"NS": ["ns1.parking.example."]},
     "army.mil": {"NS": ["ns1.army.mil."], "MX": ["10 mx.army.mil."]},
 }
-SILENT = ("army.ril",)
+FAILING = ("army.ril",)  # answered SERVFAIL at once: a failed look-up that costs no waiting

@@ -20,7 +20,11 @@ from lab_zones import ZONES
 from typoguard.cli import main
 
 EXIT_DNS_UNUSABLE, EXIT_INCOMPLETE = 3, 4
-FAST = ["--limit", "100", "--timeout", "0.3", "--retries", "0", "--no-progress"]
+# Every server here answers at once or not at all. Where a test needs answers, the timeout is long: a short
+# one also fails answered names when the machine is busy. Only where nothing is answered is it short.
+ANSWERED = ["--timeout", "10"]
+SILENT = ["--timeout", "0.3"]
+FAST = ["--limit", "100", "--retries", "0", "--no-progress"]
 ROOT = {".": {"SOA": ["a.root.test. hostmaster.root.test. 1 1800 900 604800 86400"]}}
 MIL = {"mil": {"SOA": ["ns.mil.test. hostmaster.mil.test. 1 1800 900 604800 86400"]}}
 
@@ -30,8 +34,12 @@ def _run(args: list[str]) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def _exposure(port: int, *extra: str, protect: str = "army.mil") -> tuple[int, str, str]:
-    return _run(["exposure", "--protect", protect, *FAST, "--resolver", f"127.0.0.1:{port}", *extra])
+def _exposure(
+    port: int, *extra: str, protect: str = "army.mil", timeout: list[str] = ANSWERED
+) -> tuple[int, str, str]:
+    return _run(
+        ["exposure", "--protect", protect, *FAST, *timeout, "--resolver", f"127.0.0.1:{port}", *extra]
+    )
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ def test_a_resolver_answering_nxdomain_for_everything_is_dns_unusable(tmp_path: 
 
 def test_no_dns_server_at_all_is_dns_unusable(closed_port: int, tmp_path: Path) -> None:
     out_file = tmp_path / "exposure.json"
-    code, out, err = _exposure(closed_port, "--json", "-o", str(out_file))
+    code, out, err = _exposure(closed_port, "--json", "-o", str(out_file), timeout=SILENT)
     assert code == EXIT_DNS_UNUSABLE
     assert "DNS unusable:" in err and f"127.0.0.1:{closed_port}" in err and "no answer" in err
     assert not out_file.exists()
@@ -84,10 +92,12 @@ def test_a_protected_domain_that_does_not_exist_is_told_apart_from_dns_unusable(
 def test_lookups_failing_mid_scan_are_unknown_counted_and_exit_non_zero(
     fail_with: str, tmp_path: Path
 ) -> None:
-    # The first query (army.mil, the protected domain) is answered; every query after it fails.
+    # The first query (army.mil, the protected domain) is answered; every query after it fails. Silence
+    # costs a timeout per attempt: 1 s, short enough for a test, long enough for army.mil's answer.
     out_file = tmp_path / "exposure.json"
+    timeout = ["--timeout", "1"] if fail_with == "silent" else ANSWERED
     with LocalDnsServer(ZONES, fail_after=1, fail_with=fail_with) as dns:
-        code, _out, err = _exposure(dns.port, "--json", "-o", str(out_file))
+        code, _out, err = _exposure(dns.port, "--json", "-o", str(out_file), timeout=timeout)
     assert code == EXIT_INCOMPLETE
     doc = json.loads(out_file.read_text())
     statuses = {r["status"] for r in doc["results"]}

@@ -15,7 +15,7 @@ from typoguard.store import open_store
 
 
 def _exposure(cfg: Path, port: int, *extra: str) -> tuple[int, str]:
-    args = ["exposure", "--config", str(cfg), "--limit", "100", "--timeout", "0.3", "--retries", "0"]
+    args = ["exposure", "--config", str(cfg), "--limit", "100", "--timeout", "10", "--retries", "0"]
     args += ["--no-progress", "--resolver", f"127.0.0.1:{port}", "--watch", *extra]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     gc.collect()  # a database connection the command left open warns now (ResourceWarning), in this test

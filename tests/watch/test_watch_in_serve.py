@@ -47,7 +47,7 @@ def test_serve_runs_watch_rounds_and_alerts(typoguard_exe: str, tmp_path: Path) 
 enabled = true
 every = "1s"
 resolver = ["127.0.0.1:{dns.port}"]
-timeout = 0.3
+timeout = 5
 retries = 2
 limit = 100
 [[alert]]

@@ -77,7 +77,7 @@ def test_a_lookalike_gaining_an_mx_is_exactly_one_event(
 def test_a_dead_resolver_fails_the_round_with_no_event(tmp_path: Path, store_url: str) -> None:
     with LocalDnsServer({}, silent_all=True) as dead:
         cfg = write_config(tmp_path, dead.port, store_url=store_url)
-        cfg.write_text(cfg.read_text().replace("timeout = 0.5\nretries = 2", "timeout = 0.3\nretries = 0"))
+        cfg.write_text(cfg.read_text().replace("timeout = 10\nretries = 2", "timeout = 0.3\nretries = 0"))
         code, doc, err = _round(cfg)
     assert code == EXIT_DNS_UNUSABLE
     assert "DNS unusable" in err and doc["ok"] is False and doc["new_events"] == []

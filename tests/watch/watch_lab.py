@@ -12,9 +12,9 @@ def lab_zones() -> dict[str, dict[str, list[str]]]:
 
 
 def write_config(tmp_path: Path, port: int, extra: str = "", *, store_url: str = "") -> Path:
-    """``store_url``: ``[store] url`` (PostgreSQL); empty: SQLite in ``tmp_path/data``. DNS: 0.5 s a try and
-    two retries, so a busy machine (the lab server answers from a thread of the test's process) does not
-    turn a look-alike "unknown" in the first round and "new" in the next."""
+    """``store_url``: ``[store] url`` (PostgreSQL); empty: SQLite in ``tmp_path/data``. DNS: 10 s a try and
+    two retries: the lab server answers every name at once, but from a thread of the test's process, and a
+    busy machine must not turn a look-alike "unknown" in the first round and "new" in the next."""
     cfg = tmp_path / "typoguard.toml"
     cfg.write_text(
         f"""
@@ -25,7 +25,7 @@ data_dir = "{tmp_path / "data"}"
 url = "{store_url}"
 [watch]
 resolver = ["127.0.0.1:{port}"]
-timeout = 0.5
+timeout = 10
 retries = 2
 limit = 100
 {extra}
