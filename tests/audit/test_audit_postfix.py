@@ -209,6 +209,41 @@ def test_header_and_body_check_actions_are_not_bad_lines(
     assert doc["bad_lines"] == 0
 
 
+def test_a_milters_hold_discard_and_reject_at_end_of_message_count(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # The lines real Postfix 3.7 writes when a milter (typoguard's, or any other) acts at end of message.
+    # Cleanup names only the message's last recipient there (the first message had carol@army.mil first).
+    eom = "END-OF-MESSAGE from unknown[127.0.0.1]:"
+    head = "Dec 07 15:1{} lab postfix/{}: {}:"
+    tail = "proto=ESMTP helo=<client.example.org>"
+    log = tmp_path / "maillog"
+    log.write_text(
+        f"{head.format('1:32', 'cleanup[9]', 'F2FD0EA214A')} milter-hold: {eom} milter triggers HOLD action;"
+        f" from=<alice@army.mil> to=<erin@arny.mil> {tail}\n"
+        f"{head.format('2:00', 'cleanup[9]', 'A1B2C3D4E5F')} milter-discard: {eom} milter triggers DISCARD"
+        f" action; from=<alice@army.mil> to=<bob@army.ml> {tail}\n"
+        f"{head.format('3:00', 'cleanup[9]', 'B1B2C3D4E5F')} milter-reject: {eom} 5.7.1 Command rejected;"
+        f" from=<alice@army.mil> to=<carl@army.ml> {tail}\n"
+        # held, then released (postsuper -H) and delivered: one event, delivered, two lines about it
+        f"{head.format('4:00', 'cleanup[9]', 'C1B2C3D4E5F')} milter-hold: {eom} milter triggers HOLD action;"
+        f" from=<alice@army.mil> to=<dave@amry.mil> {tail}\n"
+        f"{head.format('8:00', 'qmgr[8]', 'C1B2C3D4E5F')} from=<alice@army.mil>, size=450, nrcpt=1"
+        " (queue active)\n"
+        f"{head.format('8:01', 'smtp[7]', 'C1B2C3D4E5F')} to=<dave@amry.mil>,"
+        " relay=mx.amry.mil[192.0.2.9]:25, delay=361, dsn=2.0.0, status=sent (250 2.0.0 Ok)\n"
+    )
+    doc = audit_json(log)
+    got = [(e["recipient"], e["outcome"], e["sender"], e["attempts"]) for e in doc["events"]]
+    assert sorted(got) == [
+        ("bob@army.ml", "discarded", "alice@army.mil", 1),
+        ("carl@army.ml", "rejected", "alice@army.mil", 1),
+        ("dave@amry.mil", "delivered", "alice@army.mil", 2),
+        ("erin@arny.mil", "held", "alice@army.mil", 1),
+    ]
+    assert doc["bad_lines"] == 0
+
+
 def test_syslog_year_is_decided_per_line_in_the_minute_it_changes() -> None:
     # Syslog lines carry no year: a line more than a day after the file's time is from the year before.
     # Times are worked out once per minute; in the minute where that limit falls, line by line.

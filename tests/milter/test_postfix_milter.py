@@ -7,7 +7,9 @@ message, allow delivered; with typoguard killed Postfix applies ``milter_default
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -87,6 +89,32 @@ def test_smtpd_hold_lands_in_the_hold_queue(postfix: PostfixMilterLab) -> None:
     # Postfix logs no quarantine reason ("milter triggers HOLD action"); the reason is in typoguard's log
     assert any("milter-hold:" in line and "to=<dave@amry.mil>" in line for line in postfix.log_lines())
     postfix.purge()
+
+
+def test_the_audit_counts_the_mail_the_milter_held(postfix: PostfixMilterLab, typoguard_exe: str) -> None:
+    # Postfix logs a milter's hold as "QID: milter-hold: END-OF-MESSAGE from ...: milter triggers HOLD
+    # action; from=<s> to=<r> ...": `typoguard audit` over Postfix's own log must count it as held.
+    postfix.purge()
+    assert postfix.swaks(SENDER, ["dave@amry.mil"]).exit_code == 0
+    qid = _wait_queue(postfix, "hold")[0]["queue_id"]
+    held = _audit_events(postfix, typoguard_exe, qid)
+    assert [(e["recipient"], e["outcome"], e["sender"]) for e in held] == [
+        ("dave@amry.mil", "held", SENDER)
+    ], held
+    postfix.purge()
+
+
+def _audit_events(lab: PostfixLab, typoguard_exe: str, queue_id: object) -> list[dict[str, object]]:
+    """The events of ``typoguard audit --json`` over the lab's log that carry ``queue_id``."""
+    proc = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--json", str(lab.maillog)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return [e for e in json.loads(proc.stdout)["events"] if e["queue_id"] == queue_id]
 
 
 def test_sendmail_command_mail_is_checked_too(postfix: PostfixMilterLab, sink: DeliverySink) -> None:

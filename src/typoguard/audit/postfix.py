@@ -11,6 +11,9 @@ What counts, per recipient at a look-alike domain:
   ``discarded`` (accepted, then dropped); a bounce with typoguard's text (``refusals``) is typoguard's.
 * ``NOQUEUE: reject: RCPT from ...: <text>; from=<s> to=<r> ...`` (and ``hold:``, ``discard:``,
   ``milter-reject:``), refused or held at SMTP time; ``rejected-by-typoguard`` when the text is typoguard's.
+  A milter's ``QID: milter-hold:`` / ``milter-discard:`` / ``milter-reject: END-OF-MESSAGE ...`` (cleanup)
+  too: Postfix names only the message's last recipient in that line, so a held message's other look-alike
+  recipients are seen only when it is released (their delivery lines), or in typoguard's decision log.
 * ``QID: from=<s>, status=expired, returned to sender``: the message's deferred recipients bounced.
 
 Speed: a block of a few MiB is searched for ``to=<`` with ``bytes.find`` (C); no Python code runs for a
@@ -58,7 +61,12 @@ _STATUS = {
     b"bounced": Outcome.BOUNCED,
     b"expired": Outcome.BOUNCED,
 }
-_SMTPD_ACTION = {b"reject": Outcome.REJECTED, b"milter-reject": Outcome.REJECTED, b"hold": Outcome.HELD}
+_SMTPD_ACTION = {
+    b"reject": Outcome.REJECTED,
+    b"milter-reject": Outcome.REJECTED,
+    b"hold": Outcome.HELD,
+    b"milter-hold": Outcome.HELD,
+}  # discard, milter-discard: DISCARDED
 _MISS = object()
 # Every recipient field of a block, found by the regular-expression engine in C: it looks for the literal
 # " to=<" as fast as ``bytes.find`` and hands back only (address, domain after its last "@"), ~4x less
@@ -259,7 +267,7 @@ class PostfixScanner(LineScanner):
         line = block[start:end]
         m = SMTPD_ACTION.search(line)
         if m is None:  # header/body-check warnings, "filter:", "redirect:": not a refusal
-            if b": reject: " in line or b": hold: " in line:
+            if b": reject: " in line or b": hold: " in line or b": milter-hold: " in line:
                 self._malformed(line)
             return
         head = self._lines.head(line)

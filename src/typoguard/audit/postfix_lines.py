@@ -17,7 +17,8 @@ The texts that matter:
   (``PostfixLineReader.delivery``);
 * qmgr's ``QID: from=<s>, size=...`` and ``QID: removed``, cleanup's ``QID: message-id=<...>``, found for
   a whole block of lines at once (``qmgr_lines``, ``message_ids``) or for one queue id (``rfind_field``);
-* smtpd's and cleanup's actions ``QID|NOQUEUE: reject|hold|...: ...; from=<s> to=<r> ...`` (``SMTPD_ACTION``)
+* smtpd's and cleanup's actions ``QID|NOQUEUE: reject|hold|...: ...; from=<s> to=<r> ...``, a milter's
+  included (``milter-reject``, ``milter-hold``, ``milter-discard``) (``SMTPD_ACTION``)
   and qmgr's ``QID: from=<s>, status=expired`` (``EXPIRED``).
 
 The block scans start with a literal (``qmgr[``, ``cleanup[``, ``: from=<``), which the regular-expression
@@ -63,11 +64,12 @@ _SYSLOG_DELIVERY_HEAD = re.compile(
     rb"([0-9A-Za-z]+): to=<(" + _ADDRESS + rb")>,(?: orig_to=<" + _ADDRESS + rb">,)? relay=[^,\n]*,"
 )
 _STATUS_DETAIL = re.compile(rb" status=([a-z]+)(?: \(([^\n]*)\))?")
-# smtpd (``RCPT from host[addr]: text``) and cleanup (``header Subject: ... from host[addr]; ...``) actions.
+# smtpd (``RCPT from host[addr]: text``) and cleanup (``header Subject: ... from host[addr]; ...``) actions,
+# and a milter's (``milter-hold: END-OF-MESSAGE from host[addr]: milter triggers HOLD action; ...``: cleanup
+# names only the message's last recipient there).
 SMTPD_ACTION = re.compile(
-    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject): (.*); from=<([^>]*)> to=<("
-    + _ADDRESS
-    + rb")>"
+    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject|milter-hold|milter-discard): (.*); "
+    rb"from=<([^>]*)> to=<(" + _ADDRESS + rb")>"
 )
 CLIENT_PREFIX = re.compile(rb"^[A-Z-]+ from (?:\S*?\[[^\]]*\](?::\d+)?|\S+?): ")
 EXPIRED = re.compile(rb": from=<[^>\n]*>, status=expired")
