@@ -244,6 +244,26 @@ def test_a_milters_hold_discard_and_reject_at_end_of_message_count(
     assert doc["bad_lines"] == 0
 
 
+def test_a_before_queue_filters_reject_counts_and_a_reject_warning_does_not(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # proxy-reject: smtpd_proxy_filter refused the message at end of data (nothing was queued);
+    # reject_warning: warn_if_reject, the mail was accepted and goes on to delivery.
+    log = tmp_path / "maillog"
+    log.write_text(
+        "Dec  7 10:00:09 mx postfix/smtpd[5]: 5E: proxy-reject: END-OF-MESSAGE: 550 5.7.1 not sent: army.ml"
+        " is not army.mil; from=<a@army.mil> to=<jo@army.ml> proto=ESMTP helo=<x>\n"
+        "Dec  7 10:00:10 mx postfix/smtpd[5]: NOQUEUE: reject_warning: RCPT from x[192.0.2.4]: 550 5.1.2"
+        " <ian@army.ml>: Recipient address rejected: army.ml looks like army.mil; from=<a@army.mil>"
+        " to=<ian@army.ml> proto=ESMTP helo=<x>\n"
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["outcome"], e["sender"]) for e in doc["events"]] == [
+        ("jo@army.ml", "rejected-by-typoguard", "a@army.mil")
+    ]
+    assert doc["bad_lines"] == 0
+
+
 def test_syslog_year_is_decided_per_line_in_the_minute_it_changes() -> None:
     # Syslog lines carry no year: a line more than a day after the file's time is from the year before.
     # Times are worked out once per minute; in the minute where that limit falls, line by line.

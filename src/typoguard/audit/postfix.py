@@ -66,6 +66,7 @@ _SMTPD_ACTION = {
     b"milter-reject": Outcome.REJECTED,
     b"hold": Outcome.HELD,
     b"milter-hold": Outcome.HELD,
+    b"proxy-reject": Outcome.REJECTED,
 }  # discard, milter-discard: DISCARDED
 _MISS = object()
 # Every recipient field of a block, found by the regular-expression engine in C: it looks for the literal

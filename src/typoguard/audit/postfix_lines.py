@@ -65,13 +65,15 @@ _SYSLOG_DELIVERY_HEAD = re.compile(
 )
 _STATUS_DETAIL = re.compile(rb" status=([a-z]+)(?: \(([^\n]*)\))?")
 # smtpd (``RCPT from host[addr]: text``) and cleanup (``header Subject: ... from host[addr]; ...``) actions,
-# and a milter's (``milter-hold: END-OF-MESSAGE from host[addr]: milter triggers HOLD action; ...``: cleanup
-# names only the message's last recipient there).
+# a milter's (``milter-hold: END-OF-MESSAGE from host[addr]: milter triggers HOLD action; ...``: cleanup
+# names only the message's last recipient there) and a before-queue filter's
+# (``proxy-reject: END-OF-MESSAGE: ...``).
 SMTPD_ACTION = re.compile(
-    rb"(NOQUEUE|[0-9A-Za-z]+): (reject|hold|discard|milter-reject|milter-hold|milter-discard): (.*); "
+    rb"(NOQUEUE|[0-9A-Za-z]+): "
+    rb"(reject|hold|discard|milter-reject|milter-hold|milter-discard|proxy-reject): (.*); "
     rb"from=<([^>]*)> to=<(" + _ADDRESS + rb")>"
 )
-CLIENT_PREFIX = re.compile(rb"^[A-Z-]+ from (?:\S*?\[[^\]]*\](?::\d+)?|\S+?): ")
+CLIENT_PREFIX = re.compile(rb"^[A-Z-]+(?: from (?:\S*?\[[^\]]*\](?::\d+)?|\S+?))?: ")
 EXPIRED = re.compile(rb": from=<[^>\n]*>, status=expired")
 # Block scans for lines of any format: the queue id is the word before the match.
 _SENDER = re.compile(rb": (?:uid=\d+ )?from=<([^>\n]*)>")
