@@ -44,6 +44,48 @@ def test_exim(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None
     assert doc["bad_lines"] == 1
 
 
+def test_exim_holds_of_the_shipped_acl_are_joined_with_their_message(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # Exim's default log_selector: no [pid], no client port. The RCPT-time hold line has no message id: it
+    # takes the next message of the same client (its id, sender, and a later release joins it).
+    reason = "typoguard: arny.mil looks like army.mil (with the 'm' of army typed as 'n')"
+    hold = "Warning: typoguard: hold"
+    log = tmp_path / "mainlog"
+    log.write_text(
+        f"2026-12-07 10:00:00 H=(ws1) [10.0.0.5] Warning: typoguard: hold <bob@arny.mil>: {reason}\n"
+        "2026-12-07 10:00:00 H=(ws9) [10.0.0.9] F=<x@army.mil> rejected RCPT <y@army.ml>: typoguard: no\n"
+        "2026-12-07 10:00:01 1xaaRo-0006s3-2Y <= alice@army.mil H=(ws1) [10.0.0.5] P=esmtp S=430"
+        " id=m1@army.mil\n"
+        "2026-12-07 10:00:01 1xaaRo-0006s3-2Y frozen by ACL\n"
+        # released by the postmaster (exim -M) an hour later: delivered, the same event
+        "2026-12-07 11:00:00 1xaaRo-0006s3-2Y => bob@arny.mil R=dnslookup T=remote_smtp H=mx.arny.mil"
+        ' [192.0.2.9] C="250 OK"\n'
+        # with +pid: joined by process; a transaction the client abandoned joins nothing later
+        f"2026-12-07 12:00:00 [501] H=(ws2) [10.0.0.6]:4000 {hold} <carl@arny.mil>: {reason}\n"
+        "2026-12-07 12:00:01 [501] SMTP connection from (ws2) [10.0.0.6]:4000 closed by QUIT\n"
+        f"2026-12-07 12:00:02 [502] H=(ws2) [10.0.0.6]:4001 {hold} <dora@arny.mil>: {reason}\n"
+        "2026-12-07 12:00:02 [503] 1xaaSl-0006zF-0r <= eve@army.mil H=(ws3) [10.0.0.7]:5000 P=esmtp S=9\n"
+        "2026-12-07 12:00:03 [502] 1xaaSl-0006zG-0s <= fay@army.mil H=(ws2) [10.0.0.6]:4001 P=esmtp S=9\n"
+        "2026-12-07 12:30:00 [501] 1xaaSl-0006zH-0t <= gus@army.mil H=(ws4) [10.0.0.8]:6000 P=esmtp S=9\n"
+        # non-SMTP (exim -t): the message id is on the line, every recipient of the message is named
+        "2026-12-07 13:00:00 [601] 1xaaSl-0006zJ-0v U=root Warning: typoguard: hold <olga@army.mil,"
+        f" dave@amry.mil>: {reason}\n"
+        "2026-12-07 13:00:00 [601] 1xaaSl-0006zJ-0v <= hal@army.mil U=root P=local S=321\n"
+    )
+    doc = audit_json(log)
+    got = [(e["recipient"], e["outcome"], e["sender"], e["queue_id"], e["attempts"]) for e in doc["events"]]
+    assert sorted(got) == [
+        ("bob@arny.mil", "delivered", "alice@army.mil", "1xaaRo-0006s3-2Y", 2),
+        ("carl@arny.mil", "held", "?", "", 1),  # its client quit: never a message; not gus's
+        ("dave@amry.mil", "held", "hal@army.mil", "1xaaSl-0006zJ-0v", 1),
+        ("dora@arny.mil", "held", "fay@army.mil", "1xaaSl-0006zG-0s", 1),
+        ("y@army.ml", "rejected-by-typoguard", "x@army.mil", "", 1),
+    ]
+    assert next(e for e in doc["events"] if e["recipient"] == "bob@arny.mil")["message_id"] == "<m1@army.mil>"
+    assert doc["bad_lines"] == 0
+
+
 @pytest.mark.parametrize("name", ["m365-trace.csv", "m365-trace-utf16.csv"])
 def test_m365_message_trace(audit_json: Callable[..., dict[str, Any]], fixtures: Path, name: str) -> None:
     doc = audit_json(fixtures / name)

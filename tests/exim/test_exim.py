@@ -160,7 +160,7 @@ def test_a_warning_adds_the_header_to_the_delivered_message(exim: EximLab) -> No
     )
 
 
-def test_a_hold_freezes_the_whole_message_with_the_reason_logged(exim: EximLab) -> None:
+def test_a_hold_freezes_the_whole_message_with_the_reason_logged(exim: EximLab, typoguard_exe: str) -> None:
     sent = exim.swaks(SENDER, ["erin@army.mil", "bob@arny.mil"])
     assert sent.exit_code == 0, sent.transcript
     assert sent.reply_to("RCPT TO:<bob@arny.mil>").startswith("250")
@@ -178,6 +178,41 @@ def test_a_hold_freezes_the_whole_message_with_the_reason_logged(exim: EximLab) 
         "Warning: typoguard: hold <bob@arny.mil>: typoguard: arny.mil looks like army.mil" in line
         for line in log
     )
+    # ... and `typoguard audit` over the main log counts it: held, with its message id and sender.
+    assert _audit(exim, typoguard_exe, queue_id) == [("bob@arny.mil", "held", SENDER)]
+
+
+def test_a_non_smtp_hold_freezes_the_message_and_the_audit_counts_it(
+    exim: EximLab, typoguard_exe: str
+) -> None:
+    done = exim.submit(SENDER, ["olga@army.mil", "dave@amry.mil"])
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    deadline = time.monotonic() + 10
+    while not (frozen := re.findall(rf"(\S+) <{SENDER}> \*\*\* frozen \*\*\*", exim.queue())):
+        assert time.monotonic() < deadline, exim.log_tail()
+        time.sleep(0.1)
+    log = exim.log_lines()
+    assert any(
+        "Warning: typoguard: hold <olga@army.mil, dave@amry.mil>: typoguard: amry.mil looks like army.mil"
+        in line
+        for line in log
+    ), exim.log_tail()
+    assert _audit(exim, typoguard_exe, frozen[-1]) == [("dave@amry.mil", "held", SENDER)]
+
+
+def _audit(lab: EximLab, typoguard_exe: str, queue_id: str) -> list[tuple[str, str, str]]:
+    """(recipient, outcome, sender) of the events of ``typoguard audit --json`` over the lab's main log
+    that carry ``queue_id``."""
+    proc = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--json", str(lab.logdir / "mainlog")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    events = json.loads(proc.stdout)["events"]
+    return [(e["recipient"], e["outcome"], e["sender"]) for e in events if e["queue_id"] == queue_id]
 
 
 def test_service_down_fail_open_by_default_delivers_unchecked_and_logs_it(exim_service_down: EximLab) -> None:

@@ -6,15 +6,23 @@
     2026-11-26 16:47:39 1vOt3y-000Abc-Xy ** bob@army.ml ...: 550 ...    (bounced)
     2026-11-26 16:47:39 1vOt3y-000Abc-Xy == bob@army.ml ... defer ...   (deferred)
     2026-11-26 16:47:38 H=(helo) [1.2.3.4] F=<alice@army.mil> rejected RCPT <bob@army.ml>: ...
+    2026-11-26 16:47:38 H=(helo) [1.2.3.4] Warning: typoguard: hold <bob@arny.mil>: ...   (held, at RCPT)
+    2026-11-26 16:47:38 1vOt3y-000Abc-Xy U=root Warning: typoguard: hold <a@army.mil, b@arny.mil>: ...
+                                                                    (held, non-SMTP: every recipient)
 
 An optional ``+0100`` zone and ``[pid]`` may follow the time; both message id lengths (Exim < 4.97 and
 >= 4.97) are accepted. The sender of a message comes from its ``<=`` line, remembered until ``Completed``.
+
+A hold is the shipped ACL's (``examples/exim/typoguard.acl``) ``typoguard: hold <recipients>:`` log line
+(the message is then frozen). At RCPT time it has no message id yet: it is joined with the next ``<=`` line
+of the same process (``[pid]``, log_selector ``+pid``) or else of the same client (``H=... [ip]:port``), which
+gives it the message id (so a release and delivery later is the same event) and the sender.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from typoguard.audit.classify import Classifier, decode
 from typoguard.audit.line_scanner import LineScanner
@@ -41,6 +49,15 @@ _OUTCOME = {
 _MARKS = (b" <= ", b" => ", b" -> ", b" ** ", b" == ")
 _ARRIVAL = re.compile(rb" ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) <= (\S+)([^\n]*)")
 _MESSAGE_ID = re.compile(rb" id=(\S+)")  # the Message-ID on a ``<=`` line (log_selector +msgid, the default)
+_HOLD = re.compile(
+    rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?)(?: \[(\d+)\])? "
+    rb"(?:([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) )?"
+    rb"(.*?)Warning: typoguard: hold <([^>]*)>: ?(.*)$"
+)
+_PID = re.compile(rb"^\S+ \S+(?: [+-]\d{4})? \[(\d+)\] ")
+_CLIENT = re.compile(rb"\bH=([^\[\n]*\[[^\]\n]*\](?::\d+)?)")  # the client, as the RCPT and <= lines name it
+MAX_PENDING = 10_000  # holds waiting for their message's <= line (per connection or message id)
+JOIN_WITHIN = timedelta(minutes=10)  # a hold at RCPT and its message's <= line: one SMTP transaction apart
 
 
 class EximScanner(LineScanner):
@@ -51,6 +68,7 @@ class EximScanner(LineScanner):
         self._hit = classifier.recipient_hit
         self.senders: dict[bytes, bytes] = {}
         self.message_ids: dict[bytes, bytes] = {}
+        self._pending: dict[bytes, list[Partial]] = {}  # holds waiting for the <= line of their message
 
     def feed(self, lines: list[bytes]) -> None:
         senders = self.senders
@@ -66,10 +84,16 @@ class EximScanner(LineScanner):
                     found = _MESSAGE_ID.search(m[5])
                     if found is not None:
                         self.message_ids[m[2]] = found[1]
+                    if self._pending:
+                        self._arrived(line, m[1], m[2], m[4], m[5])
                     if len(senders) > MAX_SENDERS:
                         for mid in list(senders)[: MAX_SENDERS // 10]:
                             del senders[mid]
                             self.message_ids.pop(mid, None)
+            elif b"Warning: typoguard: hold <" in line:
+                self._hold(line)
+            elif self._pending and b"SMTP connection from " in line:
+                self._closed(line)
             elif b" => " in line or b" -> " in line or b" ** " in line or b" == " in line:
                 self._delivery(line)
             elif b"rejected RCPT" in line:
@@ -118,6 +142,58 @@ class EximScanner(LineScanner):
         sender = (decode(m[2]) or "<>") if m[2] is not None else "?"
         self._add(None, when, sender, decode(m[3]), hit, outcome, "", "", decode(text[:200]))
 
+    def _hold(self, line: bytes) -> None:
+        """The shipped ACL's hold line: one held event per look-alike recipient it names, waiting for the
+        ``<=`` line of its message (its id and sender)."""
+        m = _HOLD.match(line)
+        if m is None:
+            self.stats.bad(self.source, line)
+            return
+        when = iso_time(m[1].decode("ascii"))
+        mid = m[3]
+        if mid is not None:
+            wait = b"id " + mid
+        else:
+            client = _CLIENT.search(m[4])
+            wait = b"pid " + m[2] if m[2] else b"client " + (client[1] if client else b"?")
+        detail = decode(m[6][:200])
+        for raw in m[5].split(b","):
+            rcpt = raw.strip()
+            hit = self._hit(rcpt) if rcpt else None
+            if hit is None:
+                continue
+            queue_id = mid.decode("ascii") if mid else ""
+            partial = self._add(None, when, "?", decode(rcpt), hit, Outcome.HELD, queue_id, "", detail)
+            self._pending.setdefault(wait, []).append(partial)
+        while len(self._pending) > MAX_PENDING:  # a hold whose message never arrived (the client quit)
+            del self._pending[next(iter(self._pending))]
+
+    def _closed(self, line: bytes) -> None:
+        """An SMTP connection's last line (``... closed by QUIT``, ``lost``): with ``+pid``, the holds of
+        a transaction that never became a message are dropped, so a later process with the same pid
+        cannot take them."""
+        pid = _PID.match(line)
+        if pid is not None and (b" closed by " in line or b" lost" in line or b"no MAIL" in line):
+            self._pending.pop(b"pid " + pid[1], None)
+
+    def _arrived(self, line: bytes, stamp: bytes, mid: bytes, sender: bytes, rest: bytes) -> None:
+        """A message's ``<=`` line: the holds of its process or client (at RCPT) or of its id (non-SMTP)
+        get its id, sender and Message-ID, and the key that joins a later release with them."""
+        pid = _PID.match(line)
+        client = _CLIENT.search(rest)
+        waits = [b"id " + mid, b"pid " + pid[1] if pid else b"", b"client " + client[1] if client else b""]
+        queue_id = mid.decode("ascii")
+        message_id = self.message_id_of(self.message_ids.get(mid))
+        arrival = iso_time(stamp.decode("ascii"))
+        for wait in waits:
+            for partial in self._pending.pop(wait, ()) if wait else ():
+                if _apart(partial.time, arrival):
+                    continue  # an older transaction's hold (the client gave up): left unjoined
+                partial.key = (queue_id, partial.recipient.lower())
+                partial.sender = decode(sender) or "<>"
+                partial.queue_id = queue_id
+                partial.message_id = message_id
+
     def unresolved(self) -> list[tuple[Partial, int]]:
         """Partials whose sender or Message-ID may be on a ``<=`` line before this chunk (offset 0: the
         chunk itself was searched already)."""
@@ -141,6 +217,14 @@ class EximScanner(LineScanner):
             if found is not None:
                 message_ids[mid] = found[1]
         return senders, message_ids
+
+
+def _apart(held: datetime | None, arrival: datetime | None) -> bool:
+    """True when a hold cannot belong to a message that arrived at ``arrival`` (before it, or more than
+    ``JOIN_WITHIN`` later); unknown or incomparable times do not keep them apart."""
+    if held is None or arrival is None or (held.tzinfo is None) != (arrival.tzinfo is None):
+        return False
+    return not timedelta(0) <= arrival - held <= JOIN_WITHIN
 
 
 def _bracketed(message_id: str) -> str:
