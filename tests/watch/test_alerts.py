@@ -32,13 +32,18 @@ def _closed_port() -> int:
 
 def test_a_dead_endpoint_never_blocks_and_its_backlog_is_bounded() -> None:
     url = f"http://127.0.0.1:{_closed_port()}/hook"  # nothing listens: every attempt is refused
-    box = Outbox(WebhookSender(url, timeout=0.5), AlertConfig(url=url, retries=1, backlog=5), backoff=0.05)
+    # Each batch waits 0.5 s between its two attempts: sent in the caller, the three puts would take 1.5 s;
+    # queued, they take well under a millisecond (1 s is a hang-guard, not a measurement). The outbox's
+    # thread may take the first batch while the caller puts the others (the OS preempts the caller for a
+    # few ms on a busy machine): then at most 5 wait and that batch of 4 is in flight. It cannot finish it
+    # and take the second before the third is put unless the caller stalls for over 0.5 s.
+    box = Outbox(WebhookSender(url, timeout=0.5), AlertConfig(url=url, retries=1, backlog=5), backoff=0.5)
     started = time.perf_counter()
     for batch in range(3):
         box.put([Alert(_event(batch * 4 + i)) for i in range(4)])
-    assert time.perf_counter() - started < 0.05  # queued, not sent in the caller
-    assert box.backlog <= 5 and box.dropped >= 3
-    box.close(2.0)
+    assert time.perf_counter() - started < 1.0  # queued, not sent in the caller
+    assert box.backlog <= 5 + 4 and box.dropped >= 3
+    box.close(10.0)  # returns as soon as every batch has had its attempts (~1.5 s)
     stats = box.stats()
     assert stats["sent"] == 0 and stats["backlog"] == 0
     assert stats["failed"] + stats["dropped"] == 12  # every event accounted for
