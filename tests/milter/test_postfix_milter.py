@@ -97,6 +97,10 @@ def test_the_audit_counts_the_mail_the_milter_held(postfix: PostfixMilterLab, ty
     postfix.purge()
     assert postfix.swaks(SENDER, ["dave@amry.mil"]).exit_code == 0
     qid = _wait_queue(postfix, "hold")[0]["queue_id"]
+    deadline = time.monotonic() + 10  # postlogd writes the line a moment after cleanup queued the mail
+    while not any(f"{qid}: milter-hold:" in line for line in postfix.log_lines()):
+        assert time.monotonic() < deadline, postfix.log_tail()
+        time.sleep(0.05)
     held = _audit_events(postfix, typoguard_exe, qid)
     assert [(e["recipient"], e["outcome"], e["sender"]) for e in held] == [
         ("dave@amry.mil", "held", SENDER)
