@@ -86,6 +86,42 @@ def test_exim_holds_of_the_shipped_acl_are_joined_with_their_message(
     assert doc["bad_lines"] == 0
 
 
+_EXIM_GOOD = (
+    "2026-12-07 10:00:00 {mid} <= alice@army.mil H=ws1 [10.0.0.5] P=esmtp S=812\n"
+    "2026-12-07 10:00:01 {mid} => bob@army.ml R=dnslookup T=remote_smtp H=mx.army.ml [192.0.2.10]"
+    ' C="250 OK"\n'
+)
+
+
+@pytest.mark.timeout(20)  # a hang guard: each case takes well under a second
+@pytest.mark.parametrize(
+    "junk",
+    [
+        "Warning: typoguard: hold <" * 20_000,  # hold lines that never close
+        "F=<" * 100_000 + " rejected RCPT <a@army.ml",  # senders that never close, then a refusal
+        "F=<a> " * 50_000 + "rejected RCPT <a@army.ml" + ">" * 10,
+        "H=" * 150_000 + "Warning: typoguard: hold <a@arny.mil>: x",  # clients that never close
+        "H=(" + "[" * 150_000 + " Warning: typoguard: hold <a@arny.mil>: x",
+    ],
+    ids=["hold-unclosed", "reject-senders", "reject-fields", "hold-clients", "hold-brackets"],
+)
+def test_a_huge_hostile_exim_line_costs_its_length_not_its_square(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path, junk: str
+) -> None:
+    """One line of a few hundred KB (Exim itself cuts its log lines at 8 KB) must not stall the audit: the
+    good lines around it are read, and it costs at most one bad line or one event."""
+    log = tmp_path / "mainlog"
+    log.write_text(
+        _EXIM_GOOD.format(mid="1vOt3y-000Abc-Xy")
+        + f"2026-12-07 10:00:02 {junk}\n"
+        + _EXIM_GOOD.format(mid="1vOt3y-000Abd-Xy")
+    )
+    doc = audit_json(log, "--format", "exim")
+    delivered = [e["queue_id"] for e in doc["events"] if e["outcome"] == "delivered"]
+    assert delivered == ["1vOt3y-000Abc-Xy", "1vOt3y-000Abd-Xy"]
+    assert doc["bad_lines"] + len(doc["events"]) <= 3
+
+
 @pytest.mark.parametrize("name", ["m365-trace.csv", "m365-trace-utf16.csv"])
 def test_m365_message_trace(audit_json: Callable[..., dict[str, Any]], fixtures: Path, name: str) -> None:
     doc = audit_json(fixtures / name)

@@ -36,10 +36,14 @@ _LINE = re.compile(
     rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?)(?: \[\d+\])? "
     rb"([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) (<=|=>|->|\*\*|==) (\S+)(.*)$"
 )
-_REJECT = re.compile(
-    rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?)(?: \[\d+\])? .*?"
-    rb"(?:F=<([^>]*)> )?rejected RCPT <([^>]*)>:? ?(.*)$"
+# The start of every line: time, optional [pid], optional message id. The rest of a refusal or hold line is
+# taken apart with ``find``, not a pattern: a pattern with a lazy prefix retried the rest of the line at
+# each "F=<" or "hold <" (minutes for one hostile line of 300 KB).
+_STAMP = re.compile(
+    rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?)(?: \[(\d+)\])? "
+    rb"(?:([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) )?"
 )
+_REJECTED = b"rejected RCPT <"
 _OUTCOME = {
     b"=>": Outcome.DELIVERED,
     b"->": Outcome.DELIVERED,
@@ -49,13 +53,7 @@ _OUTCOME = {
 _MARKS = (b" <= ", b" => ", b" -> ", b" ** ", b" == ")
 _ARRIVAL = re.compile(rb" ([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) <= (\S+)([^\n]*)")
 _MESSAGE_ID = re.compile(rb" id=(\S+)")  # the Message-ID on a ``<=`` line (log_selector +msgid, the default)
-_HOLD = re.compile(
-    rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?)(?: \[(\d+)\])? "
-    rb"(?:([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) )?"
-    rb"(.*?)Warning: typoguard: hold <([^>]*)>: ?(.*)$"
-)
-_PID = re.compile(rb"^\S+ \S+(?: [+-]\d{4})? \[(\d+)\] ")
-_CLIENT = re.compile(rb"\bH=([^\[\n]*\[[^\]\n]*\](?::\d+)?)")  # the client, as the RCPT and <= lines name it
+_HOLD = b"Warning: typoguard: hold <"  # the shipped ACL's hold line
 MAX_PENDING = 10_000  # holds waiting for their message's <= line (per connection or message id)
 JOIN_WITHIN = timedelta(minutes=10)  # a hold at RCPT and its message's <= line: one SMTP transaction apart
 
@@ -90,7 +88,7 @@ class EximScanner(LineScanner):
                         for mid in list(senders)[: MAX_SENDERS // 10]:
                             del senders[mid]
                             self.message_ids.pop(mid, None)
-            elif b"Warning: typoguard: hold <" in line:
+            elif _HOLD in line:
                 self._hold(line)
             elif self._pending and b"SMTP connection from " in line:
                 self._closed(line)
@@ -127,26 +125,34 @@ class EximScanner(LineScanner):
         self._add(key, when, text, recipient, hit, outcome, mid, message_id, decode(detail).strip())
 
     def _reject(self, line: bytes) -> None:
-        m = _REJECT.match(line)
-        if m is None:
+        """``H=... F=<sender> rejected RCPT <rcpt>: text``: the sender is the last ``F=<...>`` before."""
+        m = _STAMP.match(line)
+        at = line.find(_REJECTED)
+        end = line.find(b">", at + len(_REJECTED)) if at >= 0 else -1
+        if m is None or end < 0:
             self.stats.bad(self.source, line)
             return
-        hit = self._hit(m[3])
+        rcpt = line[at + len(_REJECTED) : end]
+        hit = self._hit(rcpt)
         if hit is None:
             return
-        text = m[4]
+        text = _after_colon(line, end + 1)
         outcome = Outcome.REJECTED
         if by_typoguard(text, hit):
             outcome = Outcome.REJECTED_BY_TYPOGUARD
         when = iso_time(m[1].decode("ascii"))
-        sender = (decode(m[2]) or "<>") if m[2] is not None else "?"
-        self._add(None, when, sender, decode(m[3]), hit, outcome, "", "", decode(text[:200]))
+        f = line.rfind(b"F=<", m.end(), at)
+        closed = line.find(b">", f + 3, at) if f >= 0 else -1
+        sender = (decode(line[f + 3 : closed]) or "<>") if closed >= 0 else "?"
+        self._add(None, when, sender, decode(rcpt), hit, outcome, "", "", decode(text[:200]))
 
     def _hold(self, line: bytes) -> None:
         """The shipped ACL's hold line: one held event per look-alike recipient it names, waiting for the
         ``<=`` line of its message (its id and sender)."""
-        m = _HOLD.match(line)
-        if m is None:
+        m = _STAMP.match(line)
+        at = line.find(_HOLD)
+        end = line.find(b">", at + len(_HOLD)) if at >= 0 else -1
+        if m is None or end < 0:
             self.stats.bad(self.source, line)
             return
         when = iso_time(m[1].decode("ascii"))
@@ -154,10 +160,10 @@ class EximScanner(LineScanner):
         if mid is not None:
             wait = b"id " + mid
         else:
-            client = _CLIENT.search(m[4])
-            wait = b"pid " + m[2] if m[2] else b"client " + (client[1] if client else b"?")
-        detail = decode(m[6][:200])
-        for raw in m[5].split(b","):
+            wait = b"pid " + m[2] if m[2] else b"client " + (_client(line, m.end(), at) or b"?")
+        rcpts = line[at + len(_HOLD) : end]
+        detail = decode(_after_colon(line, end + 1)[:200])
+        for raw in rcpts.split(b","):
             rcpt = raw.strip()
             hit = self._hit(rcpt) if rcpt else None
             if hit is None:
@@ -172,16 +178,18 @@ class EximScanner(LineScanner):
         """An SMTP connection's last line (``... closed by QUIT``, ``lost``): with ``+pid``, the holds of
         a transaction that never became a message are dropped, so a later process with the same pid
         cannot take them."""
-        pid = _PID.match(line)
-        if pid is not None and (b" closed by " in line or b" lost" in line or b"no MAIL" in line):
-            self._pending.pop(b"pid " + pid[1], None)
+        stamp = _STAMP.match(line)
+        pid = stamp[2] if stamp is not None else None
+        if pid and (b" closed by " in line or b" lost" in line or b"no MAIL" in line):
+            self._pending.pop(b"pid " + pid, None)
 
     def _arrived(self, line: bytes, stamp: bytes, mid: bytes, sender: bytes, rest: bytes) -> None:
         """A message's ``<=`` line: the holds of its process or client (at RCPT) or of its id (non-SMTP)
         get its id, sender and Message-ID, and the key that joins a later release with them."""
-        pid = _PID.match(line)
-        client = _CLIENT.search(rest)
-        waits = [b"id " + mid, b"pid " + pid[1] if pid else b"", b"client " + client[1] if client else b""]
+        head = _STAMP.match(line)
+        pid = head[2] if head is not None else None
+        client = _client(rest, 0, len(rest))
+        waits = [b"id " + mid, b"pid " + pid if pid else b"", b"client " + client if client else b""]
         queue_id = mid.decode("ascii")
         message_id = self.message_id_of(self.message_ids.get(mid))
         arrival = iso_time(stamp.decode("ascii"))
@@ -217,6 +225,36 @@ class EximScanner(LineScanner):
             if found is not None:
                 message_ids[mid] = found[1]
         return senders, message_ids
+
+
+def _after_colon(line: bytes, at: int) -> bytes:
+    """The text after ``>`` at ``at``: without the ``: `` (or ``:``, or `` ``) that Exim puts first."""
+    if line[at : at + 1] == b":":
+        at += 1
+    if line[at : at + 1] == b" ":
+        at += 1
+    return line[at:]
+
+
+def _client(line: bytes, start: int, end: int) -> bytes | None:
+    """``(helo) [ip]:port`` of the first ``H=`` field in ``line[start:end]``: how the RCPT-time lines and
+    the ``<=`` line of one SMTP transaction name its client (``find``: linear in any line)."""
+    at = line.find(b"H=", start, end)
+    while at > start and (line[at - 1 : at].isalnum() or line[at - 1 : at] == b"_"):  # not a word's end
+        at = line.find(b"H=", at + 2, end)
+    if at < 0:
+        return None
+    bracket = line.find(b"[", at, end)
+    close = line.find(b"]", bracket, end) if bracket >= 0 else -1
+    if close < 0:
+        return None
+    stop = close + 1
+    if line[stop : stop + 1] == b":":
+        digits = stop + 1
+        while line[digits : digits + 1].isdigit():
+            digits += 1
+        stop = digits if digits > stop + 1 else stop
+    return line[at + 2 : stop]
 
 
 def _apart(held: datetime | None, arrival: datetime | None) -> bool:
