@@ -170,6 +170,36 @@ def test_mbox_headers_only_with_resent_and_bcc(
     assert doc["summary"]["totals"]["leaked"] == 3
 
 
+@pytest.mark.timeout(20)  # a hang guard: it takes well under a second
+@pytest.mark.parametrize(
+    ("to", "found"),
+    [
+        (
+            "(" * 5_000 + "dan@navy.ml",
+            ["dan@navy.ml"],
+        ),  # comments nested 5,000 deep: Python's parser recursed
+        ('"' + 'a\\"' * 50_000 + '" <eve@navy.ml>', ["eve@navy.ml"]),  # one quoted name of 100 KB
+        (", ".join(f"u{i}@navy.ml" for i in range(3_000)), [f"u{i}@navy.ml" for i in range(3_000)]),
+    ],
+    ids=["nested-comments", "long-quoted-name", "many-recipients"],
+)
+def test_a_hostile_recipient_header_never_stops_the_audit(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path, to: str, found: list[str]
+) -> None:
+    """A mailbox is input like any other. A To: header that Python's address parser cannot take apart must
+    not end the audit (it did, with RecursionError): its addresses are still found, and the next message
+    is read."""
+    box = tmp_path / "sent.mbox"
+    box.write_text(
+        f"From alice@army.mil Mon Dec  7 10:00:00 2026\nFrom: alice@army.mil\nTo: {to}\nSubject: x\n"
+        "Message-ID: <1@army.mil>\n\nbody\n\n"
+        "From alice@army.mil Mon Dec  7 10:00:01 2026\nFrom: alice@army.mil\nTo: bob@army.ml\nSubject: y\n"
+        "Message-ID: <2@army.mil>\n\nbody\n"
+    )
+    doc = audit_json(box)
+    assert sorted(e["recipient"] for e in doc["events"]) == sorted([*found, "bob@army.ml"])
+
+
 def test_maildir_counts_a_copied_message_once(
     audit_json: Callable[..., dict[str, Any]], fixtures: Path
 ) -> None:

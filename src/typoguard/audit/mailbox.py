@@ -9,6 +9,7 @@ mailbox cannot tell whether it arrived. Copies of one message (same Message-ID a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from email.header import decode_header, make_header
 from email.message import Message
@@ -22,6 +23,18 @@ from typoguard.audit.sources import STREAM_ERRORS, Task, open_bytes
 
 MAX_HEADER = 256 << 10  # a header block longer than this is not mail; the rest is skipped
 _PARSER = HeaderParser()
+# Addresses by pattern, for a header that Python's address parser cannot take apart (it recurses once per
+# nested comment: "(((...a@b" 1,000 deep raised RecursionError and ended the audit).
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"@\\]+@[^\s<>()\[\],;:\"@\\]+")
+
+
+def _addresses(values: list[str]) -> list[str]:
+    """The addresses of address-list header values (To, Cc, From, ...): Python's parser, or the pattern
+    when the parser gives up on a hostile value."""
+    try:
+        return [address for _name, address in getaddresses(values)]
+    except RecursionError:
+        return _BARE_ADDRESS.findall(" ".join(values))
 
 
 def _text(value: object) -> str:
@@ -47,15 +60,15 @@ def events_of(msg: Message, source: str, classifier: Classifier, fmt: str) -> It
     if not values:
         return
     sender_field = msg.get(prefix + "From") or msg.get(prefix + "Sender") or ""
-    senders = getaddresses([_text(sender_field)])
-    sender = senders[0][1] if senders and senders[0][1] else "?"
+    senders = _addresses([_text(sender_field)])
+    sender = senders[0] if senders and senders[0] else "?"
     date = msg.get(prefix + "Date")
     try:
         when = parsedate_to_datetime(str(date)) if date else None
     except (TypeError, ValueError, IndexError):
         when = None
     mid = str(msg.get("Resent-Message-ID" if resent else "Message-ID") or "").strip()
-    for _name, address in getaddresses(values):
+    for address in _addresses(values):
         if "@" not in address:
             continue
         hit = classifier.recipient_hit(address.encode("utf-8", "surrogateescape"))
