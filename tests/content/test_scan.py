@@ -92,6 +92,19 @@ def test_budget_and_garbage() -> None:
     assert scan_message(b"\xff\xfe\x00garbage\r\n\r\n\xc3(").counts == {}
 
 
+def test_multiparts_nested_deeper_than_the_email_package_recurses_are_still_scanned() -> None:
+    depth = 2_000  # the package recursed once per level: RecursionError at ~1,000
+    raw = (
+        b"Subject: forms\r\nMIME-Version: 1.0\r\n"
+        + b"".join(
+            b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth)
+        )
+        + b"Content-Type: text/plain\r\n\r\nMy SSN is 123-45-6780.\r\n"
+        + b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(depth)))
+    )
+    assert scan_message(raw).counts == {"ssn": 1}
+
+
 @given(st.binary(max_size=2000))
 def test_never_raises_and_reports_only_counts(raw: bytes) -> None:
     report = scan_message(raw)

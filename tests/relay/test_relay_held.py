@@ -164,6 +164,32 @@ def test_content_scan_settings_on_first_contact(
     assert len(next_hop.wait_for(0 if held else 1)) == (0 if held else 1)
 
 
+def _nested(depth: int) -> bytes:
+    """SENSITIVE's text as the innermost part of ``depth`` multiparts, one inside the other."""
+    head = b"From: alice@army.mil\r\nTo: x@example.org\r\nSubject: forms\r\nMIME-Version: 1.0\r\n"
+    opening = b"".join(
+        b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i) for i in range(depth)
+    )
+    inner = b"Content-Type: text/plain\r\n\r\n" + SENSITIVE.split(b"\r\n\r\n", 1)[1]
+    closing = b"".join(b"\r\n--b%d--\r\n" % i for i in reversed(range(depth)))
+    return head + opening + inner + closing
+
+
+@pytest.mark.parametrize("depth", [3, 1_000])
+def test_mime_nested_a_thousand_deep_is_scanned_not_deferred_forever(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink, depth: int
+) -> None:
+    # The email package recurses once per nesting level: at 1,000 it raised RecursionError, and the relay's
+    # on_error (tempfail) answered 451 to every retry of the same message, until the sender's MTA gave up.
+    relay = start_relay(content_scan="always")
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=30) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        assert s.rcpt("joe@gmail.net")[0] == 250  # a warned look-alike: sensitive content is held
+        code, text = s.data(_nested(depth))
+    assert (code, b"held for review" in text) == (250, True), text
+
+
 def test_mail_to_a_known_correspondent_is_not_scanned_once_the_store_knows_it(
     start_relay: Callable[..., RunningRelay], next_hop: NextHopSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -298,10 +298,15 @@ def scan_message(raw: bytes, max_bytes: int = 1 << 20) -> ContentReport:
     if fast is not None:
         subject, parts = fast
     else:
-        msg = _single_text_body(raw) or email.message_from_bytes(raw)
-        found = msg.get("Subject")
-        subject = str(found) if found is not None else None
-        parts = _parts(msg)
+        try:
+            msg = _single_text_body(raw) or email.message_from_bytes(raw)
+            found = msg.get("Subject")
+            subject = str(found) if found is not None else None
+            parts = list(_parts(msg))  # walk() recurses too: all of it inside the try
+        except RecursionError:
+            # Multiparts nested deeper than the email package recurses (~300+ levels; no mail client
+            # writes that): the raw message is scanned as text, Subject and undecoded parts included.
+            subject, parts = None, [(raw, None)]
     pieces: list[str] = []
     budget = max_bytes
     truncated = False
