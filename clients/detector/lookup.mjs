@@ -220,12 +220,35 @@ export class LookalikeIndex {
     if (!found.size && qcore && !isAscii(q.ucore)) this.probeFolded(q, found);
     if (!found.size && qcore) this.probeFuzzy(q, found);
     if (!found.size && qcore) this.probeSkeletonFuzzy(q, found);
+    if (!found.size) return this.underALookalike(domain);
     return [...found.values()].sort((a, b) => {
       if (a.score !== b.score) return b.score - a.score;
       const x = a.intended ?? '';
       const y = b.intended ?? '';
       return x < y ? -1 : x > y ? 1 : 0;
     });
+  }
+
+  /** Findings for a host under a look-alike (us.army.ml: its registrable domain army.ml looks like army.mil):
+   * whoever owns that domain receives the host's mail, and the sender meant the same host under the
+   * protected domain (us.army.mil). Empty for anything else. (core/index.py: _under_a_lookalike) */
+  underALookalike(domain) {
+    const name = domain.ascii;
+    const registrable = this.suffixes.registrable(name);
+    if (!registrable || registrable === name) return [];
+    const host = name.slice(0, name.length - registrable.length - 1);
+    const labels = host.split('.').length;
+    let ulabels = domain.unicode.split('.');
+    if (ulabels.length !== name.split('.').length) ulabels = name.split('.');
+    const uregistrable = ulabels.slice(labels).join('.');
+    const under = this.lookup({ ascii: registrable, unicode: uregistrable });
+    return under.map((f) => new Finding(
+      name,
+      f.intended ? `${host}.${f.intended}` : null,
+      f.kind,
+      f.score,
+      `${domain.unicode} is a host under ${uregistrable}; ${f.reason}`,
+    ));
   }
 
   keep(found, pidx, finding) {

@@ -116,6 +116,9 @@ def near_words(guard: Guard) -> list[str]:
 
 
 HANDPICKED = [
+    # hosts under a look-alike: judged as the look-alike, meant for the same host under the protected name
+    "bob@us.army.ml", "mail.army.ml", "bob@smtp.gmial.com", "a.b.caibm.com", "bob@us.аrmy.mil",
+    "x.y.xn--rmy-5cd.mil", "bob@us.army.com", "bob@mail.google.com", "bob@us.army.mil",
     # A name typed as its A-label first, then with the character UTS #46 maps away: the second verdict
     # depends on the first (the server's cache keys both by A-label); the client must answer as it does.
     "xn--gmail-1ha.com", "gm\u00adail.com", "ar\u00admy.mil", "xn--army-rga.mil",
@@ -310,6 +313,7 @@ def _corpus(guard: Guard, golden: list[str], seed: int, legit_share: int = 1) ->
     items += own_variants(guard)
     items += legit + [f"postmaster@{d}" for d in legit[::3]]
     items += near_words(guard)
+    items += [f"mail.{x}" for x in items[len(golden) :: 13] if isinstance(x, str) and "@" not in x]  # hosts
     items += homoglyph_inputs(unicode_names)
     items += random_inputs(rng, unicode_names)
     items += [

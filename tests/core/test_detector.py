@@ -47,6 +47,31 @@ def test_suffix_typo_of_a_protected_domain_rejects(guard: Guard, recipient: str,
     assert v.flagged
 
 
+@pytest.mark.parametrize(
+    ("recipient", "intended", "kind"),
+    [
+        ("bob@us.army.ml", "us.army.mil", "suffix_typo"),  # the classic Army address, one letter dropped
+        ("mail.army.ml", "mail.army.mil", "suffix_typo"),
+        ("bob@smtp.gmial.com", "smtp.gmail.com", "transposition"),
+        ("x@a.b.caibm.com", "a.b.ca.ibm.com", "dot_omission"),
+        ("bob@us.аrmy.mil", "us.army.mil", "homoglyph"),
+    ],
+)
+def test_a_host_under_a_lookalike_is_judged_as_the_lookalike(
+    guard: Guard, recipient: str, intended: str, kind: str
+) -> None:
+    # Whoever owns army.ml receives the mail of every host under it: us.army.ml is army.ml's, and the
+    # sender meant the same host under army.mil.
+    v = guard.check(recipient)
+    assert (v.action, v.intended, v.kind) == (Action.REJECT, intended, kind)
+    assert " is a host under " in v.reason
+
+
+@pytest.mark.parametrize("recipient", ["bob@us.army.mil", "bob@mail.google.com", "bob@lists.debian.org"])
+def test_a_host_under_a_protected_or_unrelated_domain_is_not_flagged(guard: Guard, recipient: str) -> None:
+    assert guard.check(recipient).action is Action.ALLOW
+
+
 def test_army_ml_reason_is_a_sentence_a_person_understands(guard: Guard) -> None:
     assert guard.check("bob@army.ml").reason == "army.ml looks like army.mil with the 'i' of .mil dropped"
 

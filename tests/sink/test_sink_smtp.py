@@ -67,6 +67,8 @@ def test_lookalike_is_refused_with_the_intended_address(sink: RunningSink) -> No
     assert code == 550 and text.startswith(b"5.1.2 <x@weird.example>") and b"does not receive mail" in text
     code, text = s.rcpt("x@mail.weird.example")  # under a listed domain
     assert code == 550 and b"does not receive mail" in text
+    code, text = s.rcpt("bob@us.army.ml")  # a host under a look-alike: the same host was meant
+    assert code == 550 and text.startswith(b"5.1.2 <bob@us.army.ml>") and b"<bob@us.army.mil>" in text
     assert s.docmd("DATA")[0] == 503  # no recipient was accepted: no content can follow
     s.quit()
 

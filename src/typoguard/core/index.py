@@ -261,7 +261,35 @@ class LookalikeIndex:
             self._probe_fuzzy(q, found)
         if not found and qcore:
             self._probe_skeleton_fuzzy(q, found)
+        if not found:
+            return self._under_a_lookalike(domain)
         return sorted(found.values(), key=lambda f: (-f.score, f.intended or ""))
+
+    def _under_a_lookalike(self, domain: Domain) -> list[Finding]:
+        """Findings for a host under a look-alike (``us.army.ml``: its registrable domain ``army.ml`` looks
+        like ``army.mil``): whoever owns that domain receives the host's mail, and the sender meant the same
+        host under the protected domain (``us.army.mil``). Empty for anything else."""
+        name = domain.ascii
+        registrable = self._suffixes.registrable(name)
+        if not registrable or registrable == name:
+            return []
+        host = name[: -len(registrable) - 1]
+        labels = host.count(".") + 1
+        ulabels = domain.unicode.split(".")
+        if len(ulabels) != name.count(".") + 1:  # pragma: no cover - a normalised name keeps its labels
+            ulabels = name.split(".")
+        uregistrable = ".".join(ulabels[labels:])
+        under = self.lookup(Domain(registrable, uregistrable))
+        return [
+            Finding(
+                name,
+                f"{host}.{f.intended}" if f.intended else None,
+                f.kind,
+                f.score,
+                f"{domain.unicode} is a host under {uregistrable}; {f.reason}",
+            )
+            for f in under
+        ]
 
     @staticmethod
     def _keep(found: dict[int, Finding], pidx: int, finding: Finding) -> None:

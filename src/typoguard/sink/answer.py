@@ -13,7 +13,7 @@ every local part gets the same code and the same sentence.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from typoguard.config import Config, SinkConfig
@@ -146,8 +146,8 @@ class Answerer:
             return None  # protected, trusted, well-known legitimate, or no look-alike at all
         targets = self.targets or self.guard.index.domains
         for finding in assessment.findings:
-            if finding.intended in targets and (listed or finding.score >= self.config.min_score):
-                return finding.intended
+            if _under(finding.intended, targets) and (listed or finding.score >= self.config.min_score):
+                return finding.intended  # (for a host under a look-alike: the same host under the target)
         return None
 
     def answer(self, address: str) -> Answer:
@@ -170,3 +170,11 @@ class Answerer:
                 intended=decided.intended,
             )
         return Answer("550 5.1.2 " + text, decided.lookalike, decided.intended)
+
+
+def _under(intended: str | None, targets: Collection[str]) -> bool:
+    """``intended`` is one of ``targets`` or a host under one (``us.army.mil`` under ``army.mil``)."""
+    if intended is None:
+        return False
+    labels = intended.split(".")
+    return any(".".join(labels[i:]) in targets for i in range(len(labels) - 1))
