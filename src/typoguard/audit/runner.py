@@ -25,6 +25,7 @@ from typoguard.audit.exim import EximScanner
 from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partials
 from typoguard.audit.postfix import PostfixScanner
 from typoguard.audit.reading import byte_blocks, line_blocks
+from typoguard.audit.sendmail import SendmailScanner
 from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook
 from typoguard.audit.timeparse import reference_time
 
@@ -64,7 +65,7 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
     """Read one task. Never raises for bad content; unreadable inputs become ``stats.errors``."""
     stats = SourceStats()
     try:
-        if task.fmt in (Format.POSTFIX, Format.EXIM):
+        if task.fmt in (Format.POSTFIX, Format.EXIM, Format.SENDMAIL):
             return _run_lines(task, classifier, stats)
         # Imported here: a log audit does not need them (the e-mail parser alone costs ~10 ms of start-up).
         from typoguard.audit import exchange, m365, mailbox
@@ -84,13 +85,14 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
 
 
 def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskResult:
-    scanner: PostfixScanner | EximScanner
+    scanner: PostfixScanner | EximScanner | SendmailScanner
     if task.fmt is Format.POSTFIX:
         scanner = PostfixScanner(classifier, task.name, reference_time(task.path), stats)
         for block in byte_blocks(task, stats):
             scanner.feed(block)
     else:
-        scanner = EximScanner(classifier, task.name, reference_time(task.path), stats)
+        scanner_type = SendmailScanner if task.fmt is Format.SENDMAIL else EximScanner
+        scanner = scanner_type(classifier, task.name, reference_time(task.path), stats)
         for lines in line_blocks(task, stats):
             scanner.feed(lines)
     missing = scanner.unresolved()
@@ -100,7 +102,9 @@ def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskRe
 
 
 def _resolve_from_earlier(
-    task: Task, missing: list[tuple[Partial, int]], scanner_type: type[PostfixScanner] | type[EximScanner]
+    task: Task,
+    missing: list[tuple[Partial, int]],
+    scanner_type: type[PostfixScanner] | type[EximScanner] | type[SendmailScanner],
 ) -> None:
     """Senders and Message-IDs the scanner did not find near a delivery: first in the bytes just before the
     chunk (a message cut by the chunk boundary), then in the task itself up to the delivery (a message whose
