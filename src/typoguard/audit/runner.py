@@ -30,6 +30,7 @@ from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_h
 from typoguard.audit.timeparse import reference_time
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
+LOOKAHEAD = 1 << 20  # bytes after a chunk searched for the sender of a Sendmail refusal near its end
 PARALLEL_MIN_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
 
 
@@ -95,6 +96,11 @@ def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskRe
         scanner = scanner_type(classifier, task.name, reference_time(task.path), stats)
         for lines in line_blocks(task, stats):
             scanner.feed(lines)
+    if isinstance(scanner, SendmailScanner) and task.end is not None and scanner.waiting():
+        # Sendmail logs a transaction's from= line after its refusals at RCPT: it may be in the next chunk.
+        with task.path.open("rb") as f:
+            f.seek(task.end)
+            scanner.resolve_ahead(f.read(LOOKAHEAD))
     missing = scanner.unresolved()
     if missing and task.start > 0:
         _resolve_from_earlier(task, missing, type(scanner))

@@ -28,9 +28,11 @@ recipients delivered together (``to=<a@x>,<b@y>``, or unbracketed ``to=a@x,b@y``
 
 The sender and Message-ID come from the queue id's ``from=`` line: it comes before the deliveries, but
 after the RCPT-time refusals of the same transaction (Sendmail logs it when the transaction ends), which
-therefore wait for it (``MAX_PENDING``). Not counted: refusals of a whole message at end of data
-(``Milter: data, reject=...``: Sendmail names no recipient there), and the hand-off of a locally submitted
-message to the local MTA (``mailer=relay``, ``relay=[127.0.0.1]``: the MTA's own lines tell its fate).
+therefore wait for it (``MAX_PENDING``; the runner looks for it past the end of a chunk).
+
+Not counted: refusals of a whole message at end of data (``Milter: data, reject=...``: Sendmail names no
+recipient there), and the hand-off of a locally submitted message to the local MTA (``mailer=relay``,
+``relay=[127.0.0.1]``: the MTA's own lines tell its fate).
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class SendmailScanner(LineScanner):
         if m is None:
             self.stats.bad(self.source, line)
             return
-        sender = m[1].strip(b"<>")
+        sender = m[1].removeprefix(b"<").removesuffix(b">")
         found = _MSGID.search(line, m.end())
         message_id = found[1] if found is not None else b""
         senders = self.senders
@@ -254,6 +256,19 @@ class SendmailScanner(LineScanner):
         chunk itself was searched already)."""
         return [(p, 0) for p in self.partials if p.sender is None or not p.message_id]
 
+    def waiting(self) -> set[bytes]:
+        """Queue ids of refusals still waiting for their ``from=`` line at the end of the task."""
+        return set(self._pending)
+
+    def resolve_ahead(self, later: bytes) -> None:
+        """Give the waiting refusals the sender and Message-ID of their ``from=`` line in ``later``, the
+        bytes after this task (the line that ends their transaction, logged just after them)."""
+        senders, message_ids = self.lookback(later, set(self._pending))
+        for qid, sender in senders.items():
+            for partial in self._pending.pop(qid, ()):
+                partial.sender = decode(sender) or "<>"
+                partial.message_id = self.message_id_of(message_ids.get(qid))
+
     @staticmethod
     def message_id_of(raw: bytes | None) -> str:
         return decode(raw) if raw else ""
@@ -267,7 +282,7 @@ class SendmailScanner(LineScanner):
         for qid, sender, rest in _ARRIVAL.findall(earlier):
             if qid not in wanted:
                 continue
-            senders[qid] = sender.strip(b"<>")
+            senders[qid] = sender.removeprefix(b"<").removesuffix(b">")
             found = _MSGID.search(rest)
             if found is not None:
                 message_ids[qid] = found[1]
