@@ -160,6 +160,42 @@ def test_outcomes_of_other_lines(audit_json: Callable[..., dict[str, Any]], tmp_
     assert doc["bad_lines"] == 0
 
 
+# Real Sendmail 8.17 lines (the lab, ``sendmail -q -O Timeout.queuereturn=1s``): a recipient still deferred
+# when the message times out in the queue; the sender gets a DSN.
+EXPIRY = """\
+Dec  7 15:29:54 sendmail-lab sendmail[3827]: 6B7FTsff003827: from=<alice@army.mil>, size=243, class=0, \
+nrcpts=2, msgid=<20261207152954.003826@vm>, proto=ESMTP, daemon=MTA, relay=localhost [127.0.0.1]
+Dec  7 15:29:54 sendmail-lab sendmail[3829]: 6B7FTsff003827: to=<never@arny.mil>, delay=00:00:00, \
+xdelay=00:00:00, mailer=esmtp, pri=60243, relay=[127.0.0.1] [127.0.0.1], dsn=4.2.0, reply=450 4.2.0 mailbox \
+busy, stat=Deferred: 450 4.2.0 mailbox busy
+Dec  7 15:29:54 sendmail-lab sendmail[3829]: 6B7FTsff003827: to=<carol@arny.mil>, delay=00:00:00, \
+xdelay=00:00:00, mailer=esmtp, pri=60243, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (2.0.0 kept)
+Dec  7 15:29:57 sendmail-lab sendmail[3863]: 6B7FTsff003827: to=<never@arny.mil>, delay=00:00:03, \
+xdelay=00:00:00, mailer=esmtp, pri=150243, relay=[127.0.0.1] [127.0.0.1], dsn=4.2.0, reply=450 4.2.0 mailbox \
+busy, stat=Deferred: 450 4.2.0 mailbox busy
+Dec  7 15:29:57 sendmail-lab sendmail[3863]: 6B7FTsff003827: 6B7FTvGk003863: DSN: Cannot send message for \
+1 second
+Dec  7 15:29:57 sendmail-lab sendmail[3863]: 6B7FTvGk003863: to=<alice@army.mil>, delay=00:00:00, \
+xdelay=00:00:00, mailer=esmtp, pri=31713, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (2.0.0 kept)
+"""
+
+
+def test_a_message_that_times_out_in_the_queue_bounces_its_deferred_recipients(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    doc = audit_json(_log(tmp_path, EXPIRY))
+    assert [(e["recipient"], e["outcome"], e["attempts"]) for e in doc["events"]] == [
+        ("carol@arny.mil", "delivered", 1),
+        ("never@arny.mil", "bounced", 2),
+    ]
+    warned = EXPIRY.replace(
+        "DSN: Cannot send message for 1 second", "DSN: Warning: could not send message for past 4 hours"
+    )
+    doc = audit_json(_log(tmp_path, warned))  # a delay warning: still deferred
+    assert [(e["recipient"], e["outcome"]) for e in doc["events"]][1] == ("never@arny.mil", "deferred")
+    assert doc["bad_lines"] == 0
+
+
 def test_bad_lines_are_counted_and_other_programs_passed_over(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path, maillog: Path
 ) -> None:

@@ -14,6 +14,8 @@
     ... 6B7FNite032473: to=<dave@amry.mil>, delay=00:00:00, mailer=esmtp, pri=90253,
         quarantine=typoguard: amry.mi...' of army swapped), stat=quarantined                 (held)
     ... 6B7FNii9032474: to=frank@arny.mil, ctladdr=alice@army.mil (0/0), delay=..., stat=Sent (...)
+    ... 6B7FTsff003827: 6B7FTvGk003863: DSN: Cannot send message for 5 days
+                              (timed out in the queue: its recipients still deferred bounced)
 
 The time is BSD syslog's (``Dec  7 15:23:44``, the year from the file's modification time), RFC 3339
 (``2026-12-07T15:23:44.228306+00:00``, rsyslog's high precision) or RFC 5424 (``<22>1 2026-... mx sm-mta
@@ -75,6 +77,9 @@ _MSGID = re.compile(rb", msgid=(<[^>\n]*>|[^,\s]*)")
 _NEXT_FIELD = re.compile(rb", [a-z]+=")
 _RECIPIENT = re.compile(rb"<([^>\n]*)>|([^,<>\s]+)")
 _RULESET_RCPT = re.compile(rb"ruleset=check_rcpt, arg1=<?([^,>\s]*)>?, ")
+# The queue id of the returned message (the DSN), then Sendmail's word for a message that timed out in the
+# queue (``Timeout.queuereturn``); its delay warnings read ``DSN: Warning: could not send message for ...``.
+_EXPIRED = re.compile(rb"[0-9A-Za-z]{6,20}: DSN: Cannot send message for ")
 _LOOPBACK = (b"[127.", b"localhost", b"[IPv6:::1]", b"[::1]")
 # For ``lookback``: the ``from=`` lines in the bytes before a chunk.
 _ARRIVAL = re.compile(rb" ([0-9A-Za-z]{6,20}): from=(<[^>\n]*>|[^,\s]*),([^\n]*)")
@@ -125,6 +130,8 @@ class SendmailScanner(LineScanner):
             self._delivery(line, at, qid, stamp)
         elif line.startswith(b"Milter: to=", at):
             self._refusal(line, at + 8, qid, stamp)
+        elif _EXPIRED.match(line, at):
+            self.expired.add((qid.decode("ascii"),))  # given up: recipients still deferred bounced
         elif line.startswith(b"ruleset=check_rcpt, ", at):
             found = _RULESET_RCPT.match(line, at)
             reject = line.find(b", reject=", at)
