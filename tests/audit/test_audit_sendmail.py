@@ -127,8 +127,9 @@ def test_a_to_list_of_several_recipients_bracketed_or_not(
 
 
 def test_outcomes_of_other_lines(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
-    """A later hop's typoguard refusal in a bounce, a ruleset refusal at RCPT, a 4xx without ``Deferred``,
-    RFC 5424 lines, and a local submission handed to the local MTA (not an outcome: the MTA's line is)."""
+    """A later hop's typoguard refusal in a bounce, a ruleset refusal at RCPT (and two before the
+    transaction had an id: two events), a 4xx without ``Deferred``, RFC 5424 lines, and a local submission
+    handed to the local MTA (not an outcome: the MTA's line is)."""
     log = _log(
         tmp_path,
         f"{HEAD}7B7FU0bb000101: from=<carol@army.mil>, size=9, class=0, nrcpts=1, msgid=<m2@army.mil>, "
@@ -145,6 +146,8 @@ def test_outcomes_of_other_lines(audit_json: Callable[..., dict[str, Any]], tmp_
         "<22>1 2026-12-07T15:31:01.5+00:00 mx sm-mta 102 - - 7B7FU0dd000103: to=<z@arny.mil>, "
         "delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=1, relay=mx [192.0.2.1], dsn=4.2.0, "
         "stat=Mailbox busy\n"
+        f"{HEAD}NOQUEUE: ruleset=check_rcpt, arg1=<v@army.ml>, relay=a [192.0.2.9], reject=550 5.7.1 denied\n"
+        f"{HEAD}NOQUEUE: ruleset=check_rcpt, arg1=<v@army.ml>, relay=b [192.0.2.8], reject=550 5.7.1 denied\n"
         "Dec  7 15:32:00 mx sm-msp-queue[200]: 7B7FW0ee000200: from=fred, size=9, class=0, nrcpts=1, "
         "msgid=<m4@army.mil>, relay=fred@localhost\n"
         "Dec  7 15:32:00 mx sm-msp-queue[200]: 7B7FW0ee000200: to=w@arny.mil, ctladdr=fred (1000/1000), "
@@ -153,6 +156,8 @@ def test_outcomes_of_other_lines(audit_json: Callable[..., dict[str, Any]], tmp_
     )
     doc = audit_json(log)
     assert [(e["recipient"], e["outcome"], e["sender"], e["time"]) for e in doc["events"]] == [
+        ("v@army.ml", "rejected", "?", "2026-12-07T15:30:00"),
+        ("v@army.ml", "rejected", "?", "2026-12-07T15:30:00"),
         ("x@army.ml", "rejected-by-typoguard", "carol@army.mil", "2026-12-07T15:30:00"),
         ("y@army.ml", "rejected", "dan@army.mil", "2026-12-07T15:30:00"),
         ("z@arny.mil", "deferred", "erin@army.mil", "2026-12-07T15:31:01.500000+00:00"),

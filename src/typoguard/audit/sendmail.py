@@ -231,14 +231,17 @@ class SendmailScanner(LineScanner):
         if hit is None:
             return
         outcome = Outcome.REJECTED_BY_TYPOGUARD if by_typoguard(text, hit) else Outcome.REJECTED
-        mid = qid.decode("ascii")
         recipient = decode(rcpt)
-        sender = self.senders.get(qid)  # known only if the client sent an earlier message with this id
+        detail = decode(text[:200]).strip()
+        when = self._time(stamp)
+        if qid == b"NOQUEUE":  # before the transaction had an id (older Sendmail): self-contained
+            self._add(None, when, "?", recipient, hit, outcome, "", "", detail)
+            return
+        mid = qid.decode("ascii")
+        sender = self.senders.get(qid)  # usually not yet: the from= line ends the transaction
         text_sender = (decode(sender) or "<>") if sender is not None else None
         message_id = self.message_id_of(self.message_ids.get(qid))
         key = (mid, recipient.lower())
-        detail = decode(text[:200]).strip()
-        when = self._time(stamp)
         partial = self._add(key, when, text_sender, recipient, hit, outcome, mid, message_id, detail)
         if sender is None:
             self._pending.setdefault(qid, []).append(partial)
