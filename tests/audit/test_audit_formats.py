@@ -21,6 +21,8 @@ def rows(doc: dict[str, Any]) -> list[tuple[str, str, str, int]]:
         ("postfix-syslog.log", Format.POSTFIX),
         ("postfix-rfc3339-mixed.log", Format.POSTFIX),
         ("exim-mainlog", Format.EXIM),
+        ("sendmail-maillog", Format.SENDMAIL),
+        ("sendmail-rfc3339.log", Format.SENDMAIL),
         ("m365-trace.csv", Format.M365),
         ("m365-trace-utf16.csv", Format.M365),
         ("MSGTRK20261125-1.LOG", Format.EXCHANGE),
@@ -215,7 +217,8 @@ def test_eml_and_a_directory_of_mixed_inputs(
     ]
     everything = audit_json(fixtures)
     # The UTF-16 export is the same trace as the UTF-8 one: same message ids, so counted once.
-    assert len(everything["events"]) == 7 + 3 + 4 + 3 + 2 + 3 + 1 + 1
+    # The two Sendmail logs are one log in two timestamp formats: same queue ids, so counted once.
+    assert len(everything["events"]) == 7 + 3 + 4 + 3 + 2 + 3 + 1 + 1 + 9
     assert everything["errors"] == []
 
 

@@ -47,7 +47,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "e2e"))
@@ -80,7 +82,7 @@ define(`ALIAS_FILE', `')dnl
 define(`confHOST_STATUS_DIRECTORY', `')dnl
 define(`confTO_QUEUEWARN', `4h')dnl
 define(`confDELIVERY_MODE', `background')dnl
-define(`confLOG_LEVEL', `14')dnl
+define(`confLOG_LEVEL', `{log_level}')dnl
 define(`confPRIVACY_FLAGS', `goaway')dnl
 define(`confDEF_USER_ID', `{uid}:{gid}')dnl
 define(`SMART_HOST', `esmtp:[127.0.0.1]')dnl
@@ -113,7 +115,16 @@ def missing_tools() -> list[str]:
 
 
 class SendmailLab:
-    def __init__(self, smtp_port: int, milter_port: int, sink_port: int, *, flags: str = "T") -> None:
+    def __init__(
+        self,
+        smtp_port: int,
+        milter_port: int,
+        sink_port: int,
+        *,
+        flags: str = "T",
+        maillog: bool = False,
+        log_level: int = 14,
+    ) -> None:
         self.smtp_port = smtp_port
         self.milter_port = milter_port
         self.sink_port = sink_port
@@ -121,6 +132,9 @@ class SendmailLab:
         self.root = Path(tempfile.mkdtemp(prefix="typoguard-sendmail-lab.", dir="/var/tmp"))
         self.cf = self.root / "sendmail.cf"
         self.log = self.root / "sendmail.log"
+        # maillog: sendmail's syslog lines, received on a private /dev/log (see SyslogReceiver)
+        self.syslog = SyslogReceiver(self.root) if maillog else None
+        self.log_level = log_level  # Sendmail's default is 9; 14 also logs every milter action
 
     def mc(self) -> str:
         flags = f"F={self.flags}, " if self.flags else ""
@@ -128,6 +142,7 @@ class SendmailLab:
         return MC.format(
             cf_dir=CF_DIR, root=self.root, hostname=HOSTNAME, smtp_port=self.smtp_port,
             milter_port=self.milter_port, sink_port=self.sink_port, flags=flags, uid=nobody[0], gid=nobody[1],
+            log_level=self.log_level,
         )  # fmt: skip
 
     def _write_config(self) -> None:
@@ -149,9 +164,16 @@ class SendmailLab:
         self, *args: str, stdin: str | None = None, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*_HOSTNAME, str(BINARY), "-C", str(self.cf), *args],
+            [*self._prefix(), str(BINARY), "-C", str(self.cf), *args],
             input=stdin, capture_output=True, text=True, check=False, timeout=timeout,
         )  # fmt: skip
+
+    def _prefix(self) -> list[str]:
+        """How every sendmail command runs: in a private UTS namespace (the host name), and with ``maillog``
+        also a private mount namespace whose /dev/log is the lab's receiver."""
+        if self.syslog is None:
+            return _HOSTNAME
+        return ["unshare", "--uts", "--mount", "sh", "-c", _PRIVATE_DEVLOG, HOSTNAME, str(self.root)]
 
     def pid(self) -> int | None:
         try:
@@ -163,7 +185,8 @@ class SendmailLab:
         self._write_config()
         with self.log.open("ab") as out:
             subprocess.run(
-                [*_HOSTNAME, str(BINARY), "-C", str(self.cf), "-bd", "-q15s", "-O", "LogLevel=14"],
+                [*self._prefix(), str(BINARY), "-C", str(self.cf), "-bd", "-q15s",
+                 "-O", f"LogLevel={self.log_level}"],
                 stdout=out, stderr=out, check=True, timeout=30,
             )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -193,6 +216,8 @@ class SendmailLab:
             except ProcessLookupError:
                 pass
             (self.root / "sendmail.pid").unlink(missing_ok=True)
+        if self.syslog is not None and remove:
+            self.syslog.close()
         if remove:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -231,6 +256,80 @@ class SendmailLab:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+
+# In a private mount namespace (never the machine's /dev): /dev becomes a tmpfs holding the few device nodes
+# sendmail opens (bound from the real /dev, kept at <root>/hostdev) and /dev/log, a link to the lab's socket.
+_PRIVATE_DEVLOG = """
+set -e
+hostname "$0"
+root="$1"; shift
+mkdir -p "$root/hostdev"
+mount --make-rprivate /
+mount --rbind /dev "$root/hostdev"
+mount -t tmpfs -o mode=755 lab-dev /dev
+for n in null zero full random urandom tty console; do
+    touch "/dev/$n"; mount --bind "$root/hostdev/$n" "/dev/$n"
+done
+ln -s /proc/self/fd /dev/fd
+ln -s "$root/log.sock" /dev/log
+exec "$@"
+"""
+
+
+class SyslogReceiver:
+    """A private syslog daemon for the lab: sendmail's ``syslog()`` datagrams (RFC 3164 as glibc sends
+    them: ``<22>Dec  7 15:20:35 sm-mta[123]: msg``) on ``<root>/log.sock``, kept as received
+    (``datagrams``) and written to ``<root>/maillog`` the way rsyslog's traditional file format does
+    (``Dec  7 15:20:35 sendmail-lab sm-mta[123]: msg``), and to ``<root>/maillog-rfc3339`` as its
+    high-precision format does (``2026-12-07T15:20:35.123456+00:00 sendmail-lab sm-mta[123]: msg``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "log.sock"
+        self.maillog = root / "maillog"
+        self.datagrams: list[bytes] = []
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.bind(str(self.path))
+        self._sock.settimeout(0.2)
+        self._closed = False
+        os.chmod(self.path, 0o666)  # sendmail's children may run as another user
+        self._out = self.maillog.open("ab")
+        self.maillog_rfc3339 = root / "maillog-rfc3339"
+        self._precise = self.maillog_rfc3339.open("ab")
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.datagrams.append(data)
+            m = re.match(rb"<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (.*)$", data.rstrip(b"\n\0"), re.S)
+            if m is None:
+                continue
+            host = HOSTNAME.split(".", maxsplit=1)[0].encode()
+            self._out.write(m[1] + b" " + host + b" " + m[2] + b"\n")
+            self._out.flush()
+            stamp = datetime.now(UTC).isoformat().encode()  # when it was received, as rsyslog stamps it
+            self._precise.write(stamp + b" " + host + b" " + m[2] + b"\n")
+            self._precise.flush()
+
+    def lines(self) -> list[bytes]:
+        try:
+            return self.maillog.read_bytes().splitlines()
+        except OSError:
+            return []
+
+    def close(self) -> None:
+        self._closed = True
+        self._thread.join(timeout=2)
+        self._sock.close()
+        self._out.close()
+        self._precise.close()
 
 
 def _nobody() -> tuple[int, int]:

@@ -2,8 +2,8 @@
 
 sources     which format an input is in; opening (gzip/bzip2/xz); cutting into tasks
 postfix_lines   the one reader of Postfix log lines (formats, times, fields), for audit and learn
-postfix, exim, m365, exchange, mailbox     one reader per format -> ``Partial`` records
-            (line_scanner: what the Postfix and Exim scanners share; tabular: the CSV exports)
+postfix, exim, sendmail, m365, exchange, mailbox     one reader per format -> ``Partial`` records
+            (line_scanner: what the Postfix, Exim and Sendmail scanners share; tabular: the CSV exports)
 runner      tasks over worker processes; partials joined into ``AuditEvent``s
 aggregate   totals, per domain / sender / week, repeat patterns
 report_text, report_data, report_html      terminal tables; JSON/CSV; one offline HTML page

@@ -25,10 +25,12 @@ from typoguard.audit.exim import EximScanner
 from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partials
 from typoguard.audit.postfix import PostfixScanner
 from typoguard.audit.reading import byte_blocks, line_blocks
+from typoguard.audit.sendmail import SendmailScanner
 from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook
 from typoguard.audit.timeparse import reference_time
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
+LOOKAHEAD = 1 << 20  # bytes after a chunk searched for the sender of a Sendmail refusal near its end
 PARALLEL_MIN_BYTES = 48 << 20  # below this, worker start-up costs more than it saves
 
 
@@ -64,7 +66,7 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
     """Read one task. Never raises for bad content; unreadable inputs become ``stats.errors``."""
     stats = SourceStats()
     try:
-        if task.fmt in (Format.POSTFIX, Format.EXIM):
+        if task.fmt in (Format.POSTFIX, Format.EXIM, Format.SENDMAIL):
             return _run_lines(task, classifier, stats)
         # Imported here: a log audit does not need them (the e-mail parser alone costs ~10 ms of start-up).
         from typoguard.audit import exchange, m365, mailbox
@@ -84,15 +86,21 @@ def run_task(task: Task, classifier: Classifier) -> TaskResult:
 
 
 def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskResult:
-    scanner: PostfixScanner | EximScanner
+    scanner: PostfixScanner | EximScanner | SendmailScanner
     if task.fmt is Format.POSTFIX:
         scanner = PostfixScanner(classifier, task.name, reference_time(task.path), stats)
         for block in byte_blocks(task, stats):
             scanner.feed(block)
     else:
-        scanner = EximScanner(classifier, task.name, reference_time(task.path), stats)
+        scanner_type = SendmailScanner if task.fmt is Format.SENDMAIL else EximScanner
+        scanner = scanner_type(classifier, task.name, reference_time(task.path), stats)
         for lines in line_blocks(task, stats):
             scanner.feed(lines)
+    if isinstance(scanner, SendmailScanner) and task.end is not None and scanner.waiting():
+        # Sendmail logs a transaction's from= line after its refusals at RCPT: it may be in the next chunk.
+        with task.path.open("rb") as f:
+            f.seek(task.end)
+            scanner.resolve_ahead(f.read(LOOKAHEAD))
     missing = scanner.unresolved()
     if missing and task.start > 0:
         _resolve_from_earlier(task, missing, type(scanner))
@@ -100,7 +108,9 @@ def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskRe
 
 
 def _resolve_from_earlier(
-    task: Task, missing: list[tuple[Partial, int]], scanner_type: type[PostfixScanner] | type[EximScanner]
+    task: Task,
+    missing: list[tuple[Partial, int]],
+    scanner_type: type[PostfixScanner] | type[EximScanner] | type[SendmailScanner],
 ) -> None:
     """Senders and Message-IDs the scanner did not find near a delivery: first in the bytes just before the
     chunk (a message cut by the chunk boundary), then in the task itself up to the delivery (a message whose

@@ -31,10 +31,11 @@ class Format(StrEnum):
     MBOX = "mbox"
     MAILDIR = "maildir"
     EML = "eml"
+    SENDMAIL = "sendmail"
 
 
 #: Line-oriented logs whose plain (uncompressed) files can be cut into byte ranges for parallel reading.
-SPLITTABLE = frozenset({Format.POSTFIX, Format.EXIM})
+SPLITTABLE = frozenset({Format.POSTFIX, Format.EXIM, Format.SENDMAIL})
 
 #: Exceptions that mean "this compressed stream is damaged or cut short"; readers count them, never die.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
@@ -204,6 +205,12 @@ _EXIM = re.compile(
     rb"(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:<=|=>|->|\*\*|==|Completed)|H=)",
     re.M,
 )
+# A Sendmail line about a message: ``Dec  7 15:23:44 mx sm-mta[32469]: 6B7FNiRA032469: ...`` (or RFC 5424).
+_SENDMAIL = re.compile(
+    rb"^\S.{0,60}? \S+ (?:\w+\.\w+ )?(?:sendmail|sm-mta|sm-msp-queue)(?:\[\d+\]: | (?:\d+|-) \S+ - )"
+    rb"[0-9A-Za-z]{6,20}: ",
+    re.M,
+)
 _HEADER = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]", re.M)
 
 
@@ -231,6 +238,8 @@ def sniff(head: bytes) -> Format | None:
         return Format.POSTFIX
     if _EXIM.search(head):
         return Format.EXIM
+    if _SENDMAIL.search(head):
+        return Format.SENDMAIL
     block = head.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
     if _HEADER.match(head) and re.search(rb"^(?:From|To|Date|Message-ID|Received):", block, re.M | re.I):
         return Format.EML

@@ -71,7 +71,7 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     progress: bool | None,
     inputs: tuple[Path, ...],
 ) -> None:
-    """Find mail sent to look-alikes of protected domains in INPUTs: Postfix or Exim logs (plain or
+    """Find mail sent to look-alikes of protected domains in INPUTs: Postfix, Exim or Sendmail logs (plain or
     compressed, rotated sets), Microsoft 365 message-trace CSV, Exchange tracking logs, mbox, Maildir or
     .eml files, or directories of them.
 
