@@ -7,7 +7,6 @@ under CI=true, where it must run.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,19 +19,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "milter"))
 from milter_labs import MilterProcess, free_port
-from sendmail_lab import SendmailLab, missing_tools
+from sendmail_lab import SendmailLab, require_sendmail
 
 pytestmark = pytest.mark.e2e
 
-_MISSING = missing_tools()
-if _MISSING:
-    _REASON = (
-        f"needs {', '.join(_MISSING)}; "
-        "run scripts/install-system-deps.sh and scripts/install-sendmail-lab.sh as root"
-    )
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI=true: the real-Sendmail audit test must run, but: {_REASON}")
-    pytest.skip(_REASON, allow_module_level=True)
+require_sendmail("the real-Sendmail audit test")
 
 
 class _Picky:

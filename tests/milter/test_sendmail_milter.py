@@ -8,25 +8,16 @@ killed Sendmail applies the filter's ``F=`` flag: T tempfails, R rejects, none l
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
 import pytest
 from milter_labs import DeliverySink, MilterProcess, free_port
-from sendmail_lab import SendmailLab, missing_tools
+from sendmail_lab import SendmailLab, require_sendmail
 
 pytestmark = pytest.mark.e2e
 
-_MISSING = missing_tools()
-if _MISSING:
-    _REASON = (
-        f"needs {', '.join(_MISSING)}; "
-        "run scripts/install-system-deps.sh and scripts/install-sendmail-lab.sh as root"
-    )
-    if os.environ.get("CI") == "true":
-        raise RuntimeError(f"CI=true: Sendmail milter tests must run, but: {_REASON}")
-    pytest.skip(_REASON, allow_module_level=True)
+require_sendmail("Sendmail milter tests")
 
 SENDER = "alice@army.mil"
 

@@ -25,7 +25,7 @@ import re
 from datetime import datetime, timedelta
 
 from typoguard.audit.classify import Classifier, decode
-from typoguard.audit.line_scanner import LineScanner
+from typoguard.audit.line_scanner import LineScanner, arrivals
 from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.refusals import by_typoguard
 from typoguard.audit.timeparse import iso_time
@@ -213,18 +213,8 @@ class EximScanner(LineScanner):
 
     @staticmethod
     def lookback(earlier: bytes, wanted: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-        """(message id -> sender, message id -> Message-ID) of the ``<=`` lines in the bytes before a chunk
-        (the later line wins, as in the log)."""
-        senders: dict[bytes, bytes] = {}
-        message_ids: dict[bytes, bytes] = {}
-        for mid, sender, rest in _ARRIVAL.findall(earlier):
-            if mid not in wanted:
-                continue
-            senders[mid] = sender
-            found = _MESSAGE_ID.search(rest)
-            if found is not None:
-                message_ids[mid] = found[1]
-        return senders, message_ids
+        """(message id -> sender, message id -> Message-ID) of the ``<=`` lines before a chunk."""
+        return arrivals(earlier, wanted, _ARRIVAL, _MESSAGE_ID)
 
 
 def _after_colon(line: bytes, at: int) -> bytes:

@@ -6,6 +6,7 @@ line about a look-alike recipient, and the ``expired`` messages; the runner join
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import ClassVar
 
@@ -39,3 +40,22 @@ class LineScanner:
         )
         self.partials.append(partial)
         return partial
+
+
+def arrivals(
+    earlier: bytes, wanted: set[bytes], arrival: re.Pattern[bytes], message_id: re.Pattern[bytes]
+) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+    """(id -> sender, id -> Message-ID) of the ``wanted`` ids in the bytes before a chunk, from the lines
+    ``arrival`` finds as (id, sender, rest of the line), ``message_id`` searched in the rest; the later line
+    wins, as in the log. The ``lookback`` of the scanners whose messages arrive on one line (Exim,
+    Sendmail)."""
+    senders: dict[bytes, bytes] = {}
+    message_ids: dict[bytes, bytes] = {}
+    for mid, sender, rest in arrival.findall(earlier):
+        if mid not in wanted:
+            continue
+        senders[mid] = sender
+        found = message_id.search(rest)
+        if found is not None:
+            message_ids[mid] = found[1]
+    return senders, message_ids

@@ -43,7 +43,7 @@ import re
 from datetime import datetime
 
 from typoguard.audit.classify import Classifier, decode
-from typoguard.audit.line_scanner import LineScanner
+from typoguard.audit.line_scanner import LineScanner, arrivals
 from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.refusals import by_typoguard
 from typoguard.audit.timeparse import iso_time, syslog_time
@@ -285,18 +285,9 @@ class SendmailScanner(LineScanner):
 
     @staticmethod
     def lookback(earlier: bytes, wanted: set[bytes]) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
-        """(queue id -> sender, queue id -> Message-ID) of the ``from=`` lines in the bytes before a chunk
-        (the later line wins, as in the log)."""
-        senders: dict[bytes, bytes] = {}
-        message_ids: dict[bytes, bytes] = {}
-        for qid, sender, rest in _ARRIVAL.findall(earlier):
-            if qid not in wanted:
-                continue
-            senders[qid] = sender.removeprefix(b"<").removesuffix(b">")
-            found = _MSGID.search(rest)
-            if found is not None:
-                message_ids[qid] = found[1]
-        return senders, message_ids
+        """(queue id -> sender, queue id -> Message-ID) of the ``from=`` lines before a chunk."""
+        senders, message_ids = arrivals(earlier, wanted, _ARRIVAL, _MSGID)
+        return {q: s.removeprefix(b"<").removesuffix(b">") for q, s in senders.items()}, message_ids
 
 
 def _field(fields: bytes, name: bytes) -> bytes:
