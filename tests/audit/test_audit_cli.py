@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,18 @@ def test_exit_0_when_nothing_went_to_a_look_alike(run_audit: Callable[..., Resul
     result = run_audit("--no-progress", log)
     assert result.exit_code == 0
     assert "0 mail(s) to look-alike domains" in result.stdout
+
+
+def test_the_cycle_collector_is_back_on_after_an_audit_run_in_process(
+    run_audit: Callable[..., Result], fixtures: Path
+) -> None:
+    # The command turns it off while it runs (a speed-up, ADR 0018 addendum 4); a program that runs it
+    # in-process (a test runner, a script) must get it back, also when the command ends in an error.
+    assert gc.isenabled()
+    assert run_audit(fixtures / "postfix-syslog.log").exit_code == 1
+    assert gc.isenabled()
+    assert run_audit("--json", "--csv", fixtures / "postfix-syslog.log").exit_code == 2
+    assert gc.isenabled()
 
 
 def test_usage_errors_exit_2(run_audit: Callable[..., Result], fixtures: Path, tmp_path: Path) -> None:

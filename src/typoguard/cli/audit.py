@@ -6,7 +6,10 @@ configuration error (including: no input could be read at all).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,43 +93,59 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     missing = [str(p) for p in inputs if not p.exists()]
     if missing:
         raise UsageFailure(f"no such file or directory: {', '.join(missing)}")
-    guard = guard_from_options(config_path, protect, protect_files)
+    # A one-shot command that builds hundreds of thousands of objects and drops none until it ends: the
+    # cycle collector would walk the growing heap again and again (~15% of a 200 MB log's run) to find no
+    # garbage (lines, events and records hold no cycles). Reference counting still frees what is dropped.
+    with _no_cycle_collection():
+        guard = guard_from_options(config_path, protect, protect_files)
 
-    err = Console(stderr=True)
-    show_progress = err.is_terminal if progress is None else progress
-    result = _run(list(inputs), guard, Format(fmt), jobs, err if show_progress else None)
-    if not result.inputs:
-        raise UsageFailure("no input could be read: " + "; ".join(result.stats.errors))
-    summary = summarise(result.events, repeat_min=repeat_min)
-    if html_path is not None:
-        from typoguard.audit import report_html
+        err = Console(stderr=True)
+        show_progress = err.is_terminal if progress is None else progress
+        result = _run(list(inputs), guard, Format(fmt), jobs, err if show_progress else None)
+        if not result.inputs:
+            raise UsageFailure("no input could be read: " + "; ".join(result.stats.errors))
+        summary = summarise(result.events, repeat_min=repeat_min)
+        if html_path is not None:
+            from typoguard.audit import report_html
 
-        page = report_html.render(result.events, summary, result.stats, result.inputs)
-        try:
-            html_path.write_text(page, "utf-8")
-        except OSError as exc:
-            raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
+            page = report_html.render(result.events, summary, result.stats, result.inputs)
+            try:
+                html_path.write_text(page, "utf-8")
+            except OSError as exc:
+                raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
 
-    if as_json or as_csv:
-        from typoguard.audit import report_data
-    if as_json:
-        doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
-        report_data.write_json(doc, sys.stdout.buffer)
-    elif as_csv:
-        report_data.write_csv(result.events, summary, sys.stdout)
-    else:
-        from typoguard.audit import report_text
+        if as_json or as_csv:
+            from typoguard.audit import report_data
+        if as_json:
+            doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
+            report_data.write_json(doc, sys.stdout.buffer)
+        elif as_csv:
+            report_data.write_csv(result.events, summary, sys.stdout)
+        else:
+            from typoguard.audit import report_text
 
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=200)
-        report_text.render(summary, result.stats, console, limit=top)
-    if as_json or as_csv:
-        for error in result.stats.errors:
-            err.print(f"[yellow]warning:[/] {error}", highlight=False)
-        if result.stats.bad_lines:
-            err.print(f"bad lines: {result.stats.bad_lines}", highlight=False)
-    sys.exit(EXIT_FLAGGED if result.events else EXIT_OK)
+            console = Console()
+            if not console.is_terminal:
+                console = Console(width=200)
+            report_text.render(summary, result.stats, console, limit=top)
+        if as_json or as_csv:
+            for error in result.stats.errors:
+                err.print(f"[yellow]warning:[/] {error}", highlight=False)
+            if result.stats.bad_lines:
+                err.print(f"bad lines: {result.stats.bad_lines}", highlight=False)
+        sys.exit(EXIT_FLAGGED if result.events else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cycle collector off for the block, as it was after (the command also runs inside test runners)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _run(
