@@ -70,7 +70,11 @@ class Policy {
   listed(domain, set) {
     if (set.has(domain)) return true;
     const reg = this.suffixes.registrable(domain);
-    return reg !== null && set.has(reg);
+    if (reg !== null && set.has(reg)) return true;
+    for (let at = domain.indexOf('.'); at >= 0; at = domain.indexOf('.', at + 1)) {
+      if (set.has(domain.slice(at + 1))) return true;
+    }
+    return false;
   }
 
   decide(domain, findings, protectedDomain, display) {

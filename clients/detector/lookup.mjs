@@ -170,6 +170,7 @@ export class LookalikeIndex {
     this.byDomain = new Map();
     this.byRegistrable = new Map();
     this.maxCore = 0;
+    this.maxLabels = 2;
     this.fuzzyEligible = [];
     this.protected.forEach((p, pidx) => {
       p.coreMask = charMask(p.core);
@@ -184,6 +185,7 @@ export class LookalikeIndex {
         for (const d of deletes(p.core_skeleton, 1)) push(this.skeletonDeletes, d, pidx);
       }
       this.maxCore = Math.max(this.maxCore, p.core.length);
+      this.maxLabels = Math.max(this.maxLabels, p.domain.split('.').length);
       this.byDomain.set(p.domain, pidx);
       if (!this.byRegistrable.has(p.registrable)) this.byRegistrable.set(p.registrable, pidx);
     });
@@ -206,8 +208,14 @@ export class LookalikeIndex {
 
   /** Findings for a normalised domain, best first; empty if it looks like nothing protected. */
   lookup(domain) {
+    if (this.isProtected(domain.ascii)) return [];
+    const found = this.lookupWhole(domain);
+    return found.length ? found : this.underALookalike(domain);
+  }
+
+  /** Findings for the name as a whole (lookup without the hosts under a look-alike). */
+  lookupWhole(domain) {
     const name = domain.ascii;
-    if (this.isProtected(name)) return [];
     const [qcore, qsuffix] = this.suffixes.split(name);
     const q = { name, core: qcore, suffix: qsuffix, unicode: domain.unicode, ucore: unicodeCore(domain.unicode, qsuffix) };
     const found = new Map();
@@ -220,7 +228,6 @@ export class LookalikeIndex {
     if (!found.size && qcore && !isAscii(q.ucore)) this.probeFolded(q, found);
     if (!found.size && qcore) this.probeFuzzy(q, found);
     if (!found.size && qcore) this.probeSkeletonFuzzy(q, found);
-    if (!found.size) return this.underALookalike(domain);
     return [...found.values()].sort((a, b) => {
       if (a.score !== b.score) return b.score - a.score;
       const x = a.intended ?? '';
@@ -229,26 +236,37 @@ export class LookalikeIndex {
     });
   }
 
-  /** Findings for a host under a look-alike (us.army.ml: its registrable domain army.ml looks like army.mil):
-   * whoever owns that domain receives the host's mail, and the sender meant the same host under the
-   * protected domain (us.army.mil). Empty for anything else. (core/index.py: _under_a_lookalike) */
+  /** Findings for a host under a look-alike (us.army.ml under army.ml, which looks like army.mil;
+   * mail.ca.ibm.co under ca.ibm.co): whoever owns that name receives the host's mail, and the sender meant
+   * the same host under the protected domain (us.army.mil). The parents tried are those a look-alike can
+   * be: from one label more than the longest protected domain down to the registrable domain, the longest
+   * with a finding wins. Empty for anything else. (core/index.py: _under_a_lookalike) */
   underALookalike(domain) {
     const name = domain.ascii;
-    const registrable = this.suffixes.registrable(name);
-    if (!registrable || registrable === name) return [];
-    const host = name.slice(0, name.length - registrable.length - 1);
-    const labels = host.split('.').length;
+    const labels = name.split('.');
     let ulabels = domain.unicode.split('.');
-    if (ulabels.length !== name.split('.').length) ulabels = name.split('.');
-    const uregistrable = ulabels.slice(labels).join('.');
-    const under = this.lookup({ ascii: registrable, unicode: uregistrable });
-    return under.map((f) => new Finding(
-      name,
-      f.intended ? `${host}.${f.intended}` : null,
-      f.kind,
-      f.score,
-      `${domain.unicode} is a host under ${uregistrable}; ${f.reason}`,
-    ));
+    if (ulabels.length !== labels.length) ulabels = labels;
+    const registrable = this.suffixes.registrable(name);
+    const shortest = registrable ? registrable.split('.').length : 2;
+    const longest = Math.min(labels.length - 1, this.maxLabels + 1);
+    for (let size = longest; size >= shortest; size--) {
+      const cut = labels.length - size;
+      const parent = labels.slice(cut).join('.');
+      const uparent = ulabels.slice(cut).join('.');
+      if (this.isProtected(parent)) return [];
+      const found = this.lookupWhole({ ascii: parent, unicode: uparent });
+      if (found.length) {
+        const host = labels.slice(0, cut).join('.');
+        return found.map((f) => new Finding(
+          name,
+          f.intended ? `${host}.${f.intended}` : null,
+          f.kind,
+          f.score,
+          `${domain.unicode} is a host under ${uparent}; ${f.reason}`,
+        ));
+      }
+    }
+    return [];
   }
 
   keep(found, pidx, finding) {

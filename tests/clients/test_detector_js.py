@@ -118,7 +118,8 @@ def near_words(guard: Guard) -> list[str]:
 HANDPICKED = [
     # hosts under a look-alike: judged as the look-alike, meant for the same host under the protected name
     "bob@us.army.ml", "mail.army.ml", "bob@smtp.gmial.com", "a.b.caibm.com", "bob@us.аrmy.mil",
-    "x.y.xn--rmy-5cd.mil", "bob@us.army.com", "bob@mail.google.com", "bob@us.army.mil",
+    "x.y.xn--rmy-5cd.mil", "bob@us.army.com", "bob@mail.google.com", "bob@us.army.mil", "x@mail.ca.ibm.co",
+    "a.army.mil.com", "a.b.c.d.e.f.army.ml", "a" * 63 + ".b.army.ml",
     # A name typed as its A-label first, then with the character UTS #46 maps away: the second verdict
     # depends on the first (the server's cache keys both by A-label); the client must answer as it does.
     "xn--gmail-1ha.com", "gm\u00adail.com", "ar\u00admy.mil", "xn--army-rga.mil",

@@ -55,6 +55,8 @@ def test_suffix_typo_of_a_protected_domain_rejects(guard: Guard, recipient: str,
         ("bob@smtp.gmial.com", "smtp.gmail.com", "transposition"),
         ("x@a.b.caibm.com", "a.b.ca.ibm.com", "dot_omission"),
         ("bob@us.аrmy.mil", "us.army.mil", "homoglyph"),
+        ("x@mail.ca.ibm.co", "mail.ca.ibm.com", "suffix_typo"),  # under ca.ibm.co, which is no registrable
+        ("x@a.army.mil.com", "a.army.mil", "suffix_append"),  # under army.mil.com (registrable: mil.com)
     ],
 )
 def test_a_host_under_a_lookalike_is_judged_as_the_lookalike(
@@ -67,7 +69,9 @@ def test_a_host_under_a_lookalike_is_judged_as_the_lookalike(
     assert " is a host under " in v.reason
 
 
-@pytest.mark.parametrize("recipient", ["bob@us.army.mil", "bob@mail.google.com", "bob@lists.debian.org"])
+@pytest.mark.parametrize(
+    "recipient", ["bob@us.army.mil", "bob@mail.google.com", "bob@lists.debian.org", "bob@x.mail.ca.ibm.com"]
+)
 def test_a_host_under_a_protected_or_unrelated_domain_is_not_flagged(guard: Guard, recipient: str) -> None:
     assert guard.check(recipient).action is Action.ALLOW
 

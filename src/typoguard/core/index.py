@@ -126,6 +126,7 @@ class LookalikeIndex:
         self._deletes: dict[str, tuple[int, ...]] = {}
         self._skeleton_deletes: dict[str, tuple[int, ...]] = {}
         self._max_core = 0
+        self._max_labels = 2
         self._by_domain: dict[str, int] = {}
         self._by_registrable: dict[str, int] = {}
         self._build()
@@ -202,6 +203,7 @@ class LookalikeIndex:
         self._deletes = {k: tuple(v) for k, v in deletes.items()}
         self._skeleton_deletes = {k: tuple(v) for k, v in sk_deletes.items()}
         self._max_core = max((len(p.core) for p in self._protected), default=0)
+        self._max_labels = max((p.domain.count(".") + 1 for p in self._protected), default=2)
         self._by_domain = {p.domain: i for i, p in enumerate(self._protected)}
         for i, p in enumerate(self._protected):
             self._by_registrable.setdefault(p.registrable, i)
@@ -243,9 +245,13 @@ class LookalikeIndex:
     # ------------------------------------------------------------------ look-up
     def lookup(self, domain: Domain) -> list[Finding]:
         """Findings for a normalised domain, best first; empty if it looks like nothing protected."""
-        name = domain.ascii
-        if self.is_protected(name):
+        if self.is_protected(domain.ascii):
             return []
+        return self._lookup_whole(domain) or self._under_a_lookalike(domain)
+
+    def _lookup_whole(self, domain: Domain) -> list[Finding]:
+        """Findings for the name as a whole (``lookup`` without the hosts under a look-alike)."""
+        name = domain.ascii
         qcore, qsuffix = self._suffixes.split(name)
         q = _Query(name, qcore, qsuffix, domain.unicode, _unicode_core(domain.unicode, qsuffix))
         found: dict[int, Finding] = {}
@@ -261,35 +267,42 @@ class LookalikeIndex:
             self._probe_fuzzy(q, found)
         if not found and qcore:
             self._probe_skeleton_fuzzy(q, found)
-        if not found:
-            return self._under_a_lookalike(domain)
         return sorted(found.values(), key=lambda f: (-f.score, f.intended or ""))
 
     def _under_a_lookalike(self, domain: Domain) -> list[Finding]:
-        """Findings for a host under a look-alike (``us.army.ml``: its registrable domain ``army.ml`` looks
-        like ``army.mil``): whoever owns that domain receives the host's mail, and the sender meant the same
-        host under the protected domain (``us.army.mil``). Empty for anything else."""
+        """Findings for a host under a look-alike (``us.army.ml`` under ``army.ml``, which looks like
+        ``army.mil``; ``mail.ca.ibm.co`` under ``ca.ibm.co``): whoever owns that name receives the host's
+        mail, and the sender meant the same host under the protected domain (``us.army.mil``). The parents
+        tried are those a look-alike can be: from one label more than the longest protected domain down to
+        the registrable domain, the longest with a finding wins (a few look-ups however many labels a
+        hostile name has). Empty for anything else."""
         name = domain.ascii
-        registrable = self._suffixes.registrable(name)
-        if not registrable or registrable == name:
-            return []
-        host = name[: -len(registrable) - 1]
-        labels = host.count(".") + 1
+        labels = name.split(".")
         ulabels = domain.unicode.split(".")
-        if len(ulabels) != name.count(".") + 1:  # pragma: no cover - a normalised name keeps its labels
-            ulabels = name.split(".")
-        uregistrable = ".".join(ulabels[labels:])
-        under = self.lookup(Domain(registrable, uregistrable))
-        return [
-            Finding(
-                name,
-                f"{host}.{f.intended}" if f.intended else None,
-                f.kind,
-                f.score,
-                f"{domain.unicode} is a host under {uregistrable}; {f.reason}",
-            )
-            for f in under
-        ]
+        if len(ulabels) != len(labels):  # pragma: no cover - a normalised name keeps its labels
+            ulabels = labels
+        registrable = self._suffixes.registrable(name)
+        shortest = registrable.count(".") + 1 if registrable else 2
+        longest = min(len(labels) - 1, self._max_labels + 1)
+        for size in range(longest, shortest - 1, -1):
+            cut = len(labels) - size
+            parent, uparent = ".".join(labels[cut:]), ".".join(ulabels[cut:])
+            if self.is_protected(parent):
+                return []  # a host under a protected name's own host: allowed as that name is
+            found = self._lookup_whole(Domain(parent, uparent))
+            if found:
+                host = ".".join(labels[:cut])
+                return [
+                    Finding(
+                        name,
+                        f"{host}.{f.intended}" if f.intended else None,
+                        f.kind,
+                        f.score,
+                        f"{domain.unicode} is a host under {uparent}; {f.reason}",
+                    )
+                    for f in found
+                ]
+        return []
 
     @staticmethod
     def _keep(found: dict[int, Finding], pidx: int, finding: Finding) -> None:

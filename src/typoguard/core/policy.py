@@ -72,10 +72,19 @@ class Policy:
         self._registrable = registrable
 
     def _listed(self, domain: str, listed: frozenset[str]) -> bool:
+        """``domain`` is listed, is under its listed registrable domain, or is a host under any listed name
+        (``mail.a.example.net`` under a trusted ``a.example.net``: judged as its parent, ADR 0032)."""
         if domain in listed:
             return True
         reg = self._registrable(domain)
-        return reg is not None and reg in listed
+        if reg is not None and reg in listed:
+            return True
+        at = domain.find(".")
+        while at >= 0:
+            if domain[at + 1 :] in listed:
+                return True
+            at = domain.find(".", at + 1)
+        return False
 
     def decide(
         self, domain: str, findings: Sequence[Finding], *, protected: bool = False, display: str | None = None
