@@ -253,7 +253,7 @@ export class LookalikeIndex {
       const cut = labels.length - size;
       const parent = labels.slice(cut).join('.');
       const uparent = ulabels.slice(cut).join('.');
-      if (this.isProtected(parent)) return [];
+      // (never protected: it shares the name's registrable domain, which lookup checked)
       const found = this.lookupWhole({ ascii: parent, unicode: uparent });
       if (found.length) {
         const host = labels.slice(0, cut).join('.');

@@ -124,14 +124,23 @@ class EximScanner(LineScanner):
         key = (mid, recipient.lower())
         self._add(key, when, text, recipient, hit, outcome, mid, message_id, decode(detail).strip())
 
-    def _reject(self, line: bytes) -> None:
-        """``H=... F=<sender> rejected RCPT <rcpt>: text``: the sender is the last ``F=<...>`` before."""
+    def _marked(self, line: bytes, mark: bytes) -> tuple[re.Match[bytes], int, int] | None:
+        """(the line's start, where ``mark`` is, where the ``>`` closing what follows it is), or None for a
+        bad line (counted): a refusal's or hold's line taken apart with ``find``, linear in any line."""
         m = _STAMP.match(line)
-        at = line.find(_REJECTED)
-        end = line.find(b">", at + len(_REJECTED)) if at >= 0 else -1
+        at = line.find(mark)
+        end = line.find(b">", at + len(mark)) if at >= 0 else -1
         if m is None or end < 0:
             self.stats.bad(self.source, line)
+            return None
+        return m, at, end
+
+    def _reject(self, line: bytes) -> None:
+        """``H=... F=<sender> rejected RCPT <rcpt>: text``: the sender is the last ``F=<...>`` before."""
+        parts = self._marked(line, _REJECTED)
+        if parts is None:
             return
+        m, at, end = parts
         rcpt = line[at + len(_REJECTED) : end]
         hit = self._hit(rcpt)
         if hit is None:
@@ -149,12 +158,10 @@ class EximScanner(LineScanner):
     def _hold(self, line: bytes) -> None:
         """The shipped ACL's hold line: one held event per look-alike recipient it names, waiting for the
         ``<=`` line of its message (its id and sender)."""
-        m = _STAMP.match(line)
-        at = line.find(_HOLD)
-        end = line.find(b">", at + len(_HOLD)) if at >= 0 else -1
-        if m is None or end < 0:
-            self.stats.bad(self.source, line)
+        parts = self._marked(line, _HOLD)
+        if parts is None:
             return
+        m, at, end = parts
         when = iso_time(m[1].decode("ascii"))
         mid = m[3]
         if mid is not None:

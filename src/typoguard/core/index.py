@@ -287,8 +287,7 @@ class LookalikeIndex:
         for size in range(longest, shortest - 1, -1):
             cut = len(labels) - size
             parent, uparent = ".".join(labels[cut:]), ".".join(ulabels[cut:])
-            if self.is_protected(parent):
-                return []  # a host under a protected name's own host: allowed as that name is
+            # (never protected: it shares the name's registrable domain, which ``lookup`` checked)
             found = self._lookup_whole(Domain(parent, uparent))
             if found:
                 host = ".".join(labels[:cut])
