@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
 from click.testing import Result
 
 from typoguard.audit import report_data, runner
@@ -134,3 +136,21 @@ def test_json_events_are_the_events_to_dict_with_their_repeat_flag(fixtures: Pat
     expected = [{**e.to_dict(), "repeat_pattern": summary.is_repeat(e)} for e in result.events]
     assert len(expected) > 10
     assert [list(d.items()) for d in doc["events"]] == [list(d.items()) for d in expected]
+
+
+@pytest.mark.parametrize("per_write", [1, 3, 10_000])
+def test_json_is_written_in_batches_byte_for_byte_as_one_document(
+    fixtures: Path, guard: Guard, per_write: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --json streams its events a batch at a time (a 200 MB log's 51 MB of JSON): scripts read the same
+    # bytes as orjson's one indented document, including the document of a clean log (no events).
+    result = runner.audit([fixtures], guard, jobs=1)
+    summary = summarise(result.events)
+    monkeypatch.setattr(report_data, "EVENTS_PER_WRITE", per_write)
+    for events in (result.events, []):
+        out = io.BytesIO()
+        report_data.write_document(events, summary, result.stats, result.inputs, result.formats, out=out)
+        doc = report_data.document(events, summary, result.stats, result.inputs, result.formats)
+        assert out.getvalue() == orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
+        assert len(orjson.loads(out.getvalue())["events"]) == len(events)
+    assert len(result.events) > 10

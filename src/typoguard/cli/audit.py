@@ -117,8 +117,9 @@ def audit(  # noqa: PLR0917 - click passes options positionally
         if as_json or as_csv:
             from typoguard.audit import report_data
         if as_json:
-            doc = report_data.document(result.events, summary, result.stats, result.inputs, result.formats)
-            report_data.write_json(doc, sys.stdout.buffer)
+            report_data.write_document(
+                result.events, summary, result.stats, result.inputs, result.formats, out=sys.stdout.buffer
+            )
         elif as_csv:
             report_data.write_csv(result.events, summary, sys.stdout)
         else:
