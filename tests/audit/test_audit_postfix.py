@@ -129,6 +129,43 @@ def test_iso_dates_with_a_space_before_the_time(
     assert doc["bad_lines"] == 0
 
 
+_ONE_MESSAGE = (
+    (b"37", b"cleanup[1233]: 7F2A1C3D4E: message-id=<m1@army.mil>"),
+    (b"38", b"qmgr[1234]: 7F2A1C3D4E: from=<alice@army.mil>, size=1234, nrcpt=1 (queue active)"),
+    (b"39", b"smtp[1235]: 7F2A1C3D4E: to=<bob@army.ml>, relay=mx.army.ml[192.0.2.1]:25, delay=1, dsn=2.0.0,"
+     b" status=sent (250 Ok)"),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("stamp", "host", "when"),
+    [
+        # journalctl -o short-unix (seconds since the epoch): 2026-11-26 16:47:xx UTC
+        (b"%d.123456", b"mx1 ", "2026-11-26T16:47:39+00:00"),
+        # a syslog daemon configured to leave out the host name (a container's own log, busybox syslogd)
+        (b"Nov 26 16:47:%d", b"", "2026-11-26T16:47:39"),
+        # docker logs --timestamps, Go's RFC 3339 with nanoseconds
+        (b"2026-11-26T16:47:%d.123456789Z", b"mx1 ", "2026-11-26T16:47:39.123456+00:00"),
+    ],
+    ids=["journalctl-short-unix", "no-host-name", "nanoseconds"],
+)
+def test_other_timestamps_and_a_missing_host_name(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path, stamp: bytes, host: bytes, when: str
+) -> None:
+    log = tmp_path / "mail.log"
+    epoch = 1795711620 if stamp.startswith(b"%d") else 0  # 2026-11-26 16:47:00 UTC
+    log.write_bytes(
+        b"".join(
+            stamp % (epoch + int(s)) + b" " + host + b"postfix/" + rest + b"\n" for s, rest in _ONE_MESSAGE
+        )
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["sender"], e["message_id"], e["outcome"]) for e in doc["events"]] == [
+        ("bob@army.ml", "alice@army.mil", "<m1@army.mil>", "delivered")
+    ]
+    assert doc["events"][0]["time"][:19] == when[:19] and doc["bad_lines"] == 0
+
+
 def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from typoguard.audit.timeparse import iso_time, syslog_time
@@ -40,10 +40,13 @@ _MAX_TIMES = 100_000  # distinct timestamps remembered (a log has many lines per
 # An address inside ``<...>``: up to the first ">", but a quoted local part (RFC 5321: ``"a>b"@example.com``)
 # may hold ">"; a lone quote is a character. Possessive: no backtracking into it.
 _ADDRESS = rb'(?:[^>"\n]++|"(?:[^"\\\n]++|\\.)*+"|")*+'
+# The time is BSD syslog's, ISO 8601's, or seconds since the epoch (``journalctl -o short-unix``); the host
+# name may be missing (a syslog daemon told to leave it out), and another field may follow it.
 _HEAD = re.compile(
     rb"^(?:<\d+>)?(?:(\w{3}) +(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?)"
-    rb"|(\d{4}-\d\d-\d\d(?:T\S+| \d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:[+-]\d\d:?\d\d|Z))?)))"
-    rb" +(\S+) +(?:\S+ +)?([\w.-]+(?:/[\w.-]+)*)\[\d+\]: "
+    rb"|(\d{4}-\d\d-\d\d(?:T\S+| \d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:[+-]\d\d:?\d\d|Z))?))"
+    rb"|(\d{9,10}(?:\.\d{1,9})?))"
+    rb" +(?:(\S+) +)?(?:\S+ +)?([\w.-]+(?:/[\w.-]+)*)\[\d+\]: "
 )
 # RFC 5424 syslog (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog-protocol):
 # ``<22>1 2026-11-26T16:47:38.123+00:00 mx1 postfix/smtp 1235 - - 7F2A1C3D4E: to=<...>``.
@@ -85,9 +88,11 @@ _REMOVED = re.compile(rb": removed\r?$", re.M)
 _QMGR = re.compile(rb"qmgr\[\d+\]: ([0-9A-Za-z]+): (from=<[^>\n]*>(?:, status=expired)?|removed)")
 _CLEANUP_MESSAGE_ID = re.compile(rb"cleanup\[\d+\]: ([0-9A-Za-z]+): message-id=(\S*)")
 # A line that does not start like a log line (syslog, ISO 8601, or with a <priority>) is a bad line.
-GOOD_START = re.compile(rb"[A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]|<\d|\r?\n|\Z")
+GOOD_START = re.compile(rb"[A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]|\d{9,10}[. ]|<\d|\r?\n|\Z")
 # A newline before a bad line, or before a ``<PRI>`` line (whose block then takes the general path).
-BAD_OR_PRI_AFTER_NEWLINE = re.compile(rb"\n(?![A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]|\r?\n|\Z)")
+BAD_OR_PRI_AFTER_NEWLINE = re.compile(
+    rb"\n(?![A-Z][a-z]{2} [ \d]\d |\d{4}-\d\d-\d\d[T ]|\d{9,10}[. ]|\r?\n|\Z)"
+)
 _MISS = object()
 _SECONDS = {b"%02d" % s: timedelta(seconds=s) for s in range(60)}
 
@@ -209,10 +214,13 @@ class PostfixLineReader:
         if m[1] is not None:
             month, day, hms = m[1], m[2], m[3]
             t = self._time((month, day, hms), lambda: self._syslog(month, day, hms))
-        else:
+        elif m[4] is not None:
             text = m[4]
             t = self._time(text, lambda: iso_time(text.decode("ascii", "replace")))
-        return Head(t, m[5].decode("ascii", "replace"), m[6])
+        else:
+            seconds = m[5]
+            t = self._time(seconds, lambda: datetime.fromtimestamp(float(seconds), UTC))
+        return Head(t, m[6].decode("ascii", "replace") if m[6] is not None else "", m[7])
 
     def delivery(self, block: bytes, start: int, end: int, general: bool) -> DeliveryLine | None:
         """The delivery line at ``block[start:end]``, or None when it is not one (a malformed line).
