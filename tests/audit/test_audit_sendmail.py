@@ -83,6 +83,29 @@ def test_rfc3339_timestamps_give_the_same_events(audit_json: Callable[..., dict[
     assert doc["bad_lines"] == 0
 
 
+@pytest.mark.parametrize("shape", ["journalctl-short-unix", "no-host-name"])
+def test_epoch_timestamps_and_a_missing_host_name_give_the_same_events(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path, shape: str
+) -> None:
+    # The real lab log as ``journalctl -o short-unix`` writes it, and as a syslog daemon that leaves out
+    # the host name does.
+    lines = []
+    for line in (FIXTURES / "sendmail-maillog").read_text().splitlines():
+        month, day, hms, host, rest = line.split(maxsplit=4)
+        if shape == "no-host-name":
+            lines.append(f"{month} {day:>2} {hms} {rest}")
+        else:
+            when = datetime.strptime(f"2026 {month} {day} {hms}", "%Y %b %d %H:%M:%S").replace(tzinfo=UTC)
+            lines.append(f"{when.timestamp():.6f} {host} {rest}")
+    log = tmp_path / "maillog"
+    log.write_text("\n".join(lines) + "\n")
+    assert detect(log) is Format.SENDMAIL
+    doc = audit_json(log)
+    assert sorted(events(doc)) == sorted(EXPECTED)
+    assert doc["bad_lines"] == 0
+    assert doc["events"][0]["time"][:19] == "2026-12-07T15:23:44"
+
+
 def test_the_sendmail_log_is_detected_and_the_others_are_not_taken(fixtures: Path) -> None:
     assert detect(fixtures / "sendmail-maillog") is Format.SENDMAIL
     assert detect(fixtures / "sendmail-rfc3339.log") is Format.SENDMAIL

@@ -40,7 +40,7 @@ recipient there), and the hand-off of a locally submitted message to the local M
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from typoguard.audit.classify import Classifier, decode
 from typoguard.audit.line_scanner import LineScanner, arrivals
@@ -55,14 +55,16 @@ _MAX_TIMES = 100_000  # distinct timestamps remembered
 #: Sendmail's program names in syslog: the MTA (Debian and the BSDs call it sm-mta) and the submission queue.
 PROGRAMS = (b"sendmail", b"sm-mta", b"sm-msp-queue")
 
-# ``<time> <host> [<facility.level> ]<program>[<pid>]: `` (BSD syslog or RFC 3339 time, perhaps a <PRI>)
+# ``<time> [<host> ][<facility.level> ]<program>[<pid>]: `` (BSD syslog, RFC 3339 or ``journalctl -o
+# short-unix`` seconds since the epoch, perhaps a <PRI>; a syslog daemon may leave the host name out)
 _HEAD = re.compile(
     rb"^(?:<\d{1,3}>)?(?:([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)(?:\.\d+)?"
-    rb"|(\d{4}-\d\d-\d\d(?:T\S+| \d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:[+-]\d\d:?\d\d|Z))?)))"
-    rb" +\S+ +(?:\w+\.\w+ +)?([\w.-]+)\[\d+\]: "
+    rb"|(\d{4}-\d\d-\d\d(?:T\S+| \d\d:\d\d:\d\d(?:[.,]\d+)?(?: ?(?:[+-]\d\d:?\d\d|Z))?)"
+    rb"|\d{9,10}(?:\.\d{1,9})?))"
+    rb" +(?:\S+ +)?(?:\w+\.\w+ +)?([\w.-]+)\[\d+\]: "
 )
 _STAMP = re.compile(
-    rb"(?:<\d{1,3}>\d{0,2} ?)?(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:)"
+    rb"(?:<\d{1,3}>\d{0,2} ?)?(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:|\d{9,10}[. ])"
 )
 _OURS = re.compile(rb"\b(?:sendmail|sm-mta|sm-msp-queue)\b")
 # RFC 5424: ``<22>1 2026-12-07T15:23:44.228306+00:00 mx sm-mta 32469 - - text``
@@ -251,8 +253,10 @@ class SendmailScanner(LineScanner):
     def _time(self, stamp: bytes) -> datetime | None:
         t = self._times.get(stamp, _MISS)
         if t is _MISS:
-            if stamp[:1].isdigit():
+            if stamp[4:5] == b"-":
                 t = iso_time(stamp.decode("ascii", "replace"))
+            elif stamp[:1].isdigit():
+                t = datetime.fromtimestamp(float(stamp), UTC)
             else:
                 month, day, hms = stamp.split(b" ")
                 t = syslog_time(month, day, hms, self._reference)
