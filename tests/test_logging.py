@@ -652,3 +652,27 @@ def test_the_package_installs_the_snippet_as_etc_logrotate_d_typoguard(tmp_path:
     subprocess.run([tool, "-ptypoguard"], cwd=tmp_path, check=True, timeout=60)
     installed = tmp_path / "debian" / "typoguard" / "etc" / "logrotate.d" / "typoguard"
     assert installed.read_text() == SNIPPET.read_text()
+
+
+def test_a_log_file_that_cannot_be_written_says_so_on_stderr_once_and_when_it_recovers(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A full disk (/dev/full answers every write with ENOSPC): deciding goes on, but the decision records
+    # are lost, and the admin must hear of it where a service's errors go (stderr: journald, the
+    # supervisor), not only in a counter.
+    log = JsonLog(path="/dev/full")
+    for n in range(3):
+        log.event("info", "decision", n=n)
+        log.flush()
+    err = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
+    assert [(e["level"], e["event"], e["path"]) for e in err] == [("error", "log_write_failed", "/dev/full")]
+    assert "No space left on device" in err[0]["error"] and log.write_errors == 3
+    # The file is writable again (here: the same log pointed at a real file): one line says how many
+    # records were lost meanwhile, and the next failure is reported again.
+    log.path = str(tmp_path / "decisions.log")
+    log.reopen()
+    log.event("info", "decision", n=3)
+    log.flush()
+    err = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
+    assert [(e["event"], e["lost_records"]) for e in err] == [("log_write_recovered", 3)]
+    assert '"n":3' in (tmp_path / "decisions.log").read_text()

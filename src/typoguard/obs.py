@@ -204,6 +204,7 @@ class JsonLog:
         self._ms_text = b""
         self.flush_soon: Callable[[], None] | None = None  # set by an event loop owner
         self.write_errors = 0
+        self.lost_records = 0  # records a failing file did not take, in the current spell
         self.fallback_records = 0  # records written to standard error because the target failed or lagged
         self._datagrams: _Datagrams | None = None
         self._down_since = 0.0  # monotonic time the datagram target failed; 0: it works
@@ -334,19 +335,38 @@ class JsonLog:
                 self._send_datagrams(at_exit=wait)
                 return
             self.fallback_records += len(self._chunks)
+        records = len(self._chunks)
         data = b"".join(self._chunks)
         self._chunks.clear()
         self._size = 0
-        self._write(data)
+        self._write(data, records)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, records: int = 1) -> None:
         try:
             while data:
                 n = os.write(self._fd, data)
                 data = data[n:]
-        except OSError:
-            # The log sink is gone (closed pipe, full disk). Deciding goes on; the metric shows it.
+        except OSError as exc:
+            # The log sink is gone (closed pipe, full disk). Deciding goes on; the metric counts it, and
+            # standard error (journald, the supervisor) hears of it once per spell.
             self.write_errors += 1
+            if not self.lost_records:
+                self._tell_stderr(
+                    "error", "log_write_failed", error=exc.strerror or str(exc),
+                    then="deciding goes on; records are lost until the log can be written again",
+                )  # fmt: skip
+            self.lost_records += records
+            return
+        if self.lost_records:
+            self._tell_stderr("info", "log_write_recovered", lost_records=self.lost_records)
+            self.lost_records = 0
+
+    def _tell_stderr(self, level: str, event: str, **fields: Any) -> None:
+        """A line about the log file itself on standard error (unless the log is standard error)."""
+        if self.target != "file":
+            return
+        with contextlib.suppress(OSError):
+            os.write(2, self._notice(level, event, path=self.path, **fields))
 
     # ------------------------------------------------------------------ syslog and journald
     def _send_datagrams(self, *, at_exit: bool) -> None:
