@@ -38,3 +38,16 @@ def test_bzip2_and_xz_rotations(audit_json: Callable[..., dict[str, Any]], tmp_p
     doc = audit_json(tmp_path)
     assert sorted(e["queue_id"] for e in doc["events"]) == ["Q1", "Q2"]
     assert doc["formats"] == {"postfix": 2}
+
+
+def test_a_zstd_compressed_log_is_named_as_such_not_as_an_unknown_format(
+    run_audit: Callable[..., Any], fixtures: Path, tmp_path: Path
+) -> None:
+    # logrotate with ``compresscmd zstd``: the audit does not read zstd, and says so (not "cannot tell its
+    # format"), for a detected and for a forced format alike; the other inputs are still read.
+    packed = tmp_path / "mail.log.2.zst"
+    packed.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(64)))
+    for forced in ((), ("--format", "postfix")):
+        result = run_audit("--no-progress", *forced, packed, fixtures / "postfix-syslog.log")
+        assert result.exit_code == 1, result.output
+        assert f"{packed}: compressed with zstd, which the audit does not read; skipped" in result.output

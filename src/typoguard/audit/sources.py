@@ -60,6 +60,12 @@ def compression(path: Path) -> str | None:
     return None
 
 
+def _unread_compression(path: Path) -> bool:
+    """Whether ``path`` is compressed with zstd (logrotate's ``compresscmd zstd``), which is not read."""
+    with path.open("rb") as f:
+        return f.read(4) == b"\x28\xb5\x2f\xfd"
+
+
 ProgressHook = Callable[[int], None]
 _hooks: list[ProgressHook] = []  # the runner's, for this process; at most one
 
@@ -306,6 +312,12 @@ def plan(
             continue
         seen.add(real)
         try:
+            if not path.is_dir() and _unread_compression(path):
+                problems.append(
+                    f"{path}: compressed with zstd, which the audit does not read; skipped (decompress it"
+                    " first: zstd -d)"
+                )
+                continue
             kind = detect(path) if fmt is Format.AUTO else fmt
             if kind is None:
                 problems.append(f"{path}: cannot tell its format; skipped (name it with --format)")
