@@ -345,7 +345,7 @@ export class LookalikeIndex {
         const done = kind === 'dot_hyphen' ? 'typed as a hyphen' : 'dropped';
         why = `the dot between '${lastLabel(p.core)}' and '${inner}' ${done}`;
       } else {
-        why = describeChange(q.ucore, p.ucore, p.ucore);
+        why = kind === 'www_prefix' ? `'www' typed before ${p.ucore} without its dot` : describeChange(q.ucore, p.ucore, p.ucore);
         if (this.sc.damped.has(kind)) score *= this.lengthFactor(p.core);
         [kind, score, why] = this.combineSuffix(q, p, kind, score, why);
         if (words) [score, why] = this.wordDamping(q.core, p.core, score, why);

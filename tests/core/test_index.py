@@ -51,6 +51,9 @@ def best(index: LookalikeIndex, typed: str):  # type: ignore[no-untyped-def]
         ("verizon.com", "verizon.net", "suffix_swap"),
         ("amry.ml", "army.mil", "transposition+suffix_typo"),
         ("gmial.net", "gmail.com", "transposition+suffix_swap"),
+        ("wwwgmail.com", "gmail.com", "www_prefix"),  # www.gmail.com without its dot: registered squats
+        ("wwwarmy.mil", "army.mil", "www_prefix"),
+        ("wwwcomcast.net", "comcast.net", "www_prefix"),
     ],
 )
 def test_lookup_golden(index: LookalikeIndex, typed: str, intended: str, kind: str) -> None:
@@ -66,6 +69,9 @@ def test_reason_names_the_slip(index: LookalikeIndex) -> None:
     assert best(index, "caibm.com").reason == "caibm.com looks like ca.ibm.com with the dot of ca.ibm dropped"
     assert "'ai' of gmail swapped" in best(index, "gmial.com").reason
     assert "bounces" in best(index, "army.mi").reason
+    assert best(index, "wwwgmail.com").reason == (
+        "wwwgmail.com looks like gmail.com with 'www' typed before gmail without its dot"
+    )
     homo = best(index, "xn--rmy-5cd.mil").reason
     assert "cyrillic small letter a" in homo and homo.startswith("аrmy.mil looks like army.mil")
 

@@ -100,7 +100,8 @@ def test_valid_core(core: str, ok: bool) -> None:
 @pytest.mark.parametrize("target", [GMAIL, ARMY, CA_IBM, US_AF], ids=lambda t: t.domain)
 def test_every_variant_is_a_valid_different_name(name: str, target: Target, ctx: ModelContext) -> None:
     out = variants(name, target, ctx)
-    assert out, f"{name} made no variant of {target.domain}"
+    one_label_only = name == "www_prefix" and "." in target.core  # wwwca.ibm.com is a host of ibm.com
+    assert out or one_label_only, f"{name} made no variant of {target.domain}"
     for v in out:
         assert v.kind == name
         assert valid_core(v.core), v
@@ -257,3 +258,13 @@ class TestHomoglyph:
 
     def test_matched_by_skeleton_not_enumerated(self) -> None:
         assert REGISTRY["homoglyph"].indexed is False
+
+
+def test_www_prefix_is_www_run_into_the_name(ctx: ModelContext) -> None:
+    # www.gmail.com typed without its dot: wwwgmail.com, a name squatters register for every big provider.
+    assert variants("www_prefix", Target("gmail.com", "gmail", "com"), ctx) == [
+        Variant("wwwgmail", "com", "www_prefix")
+    ]
+    # wwwca.ibm.com is a host of ibm.com (IBM's own); www.example.com already has its www
+    assert variants("www_prefix", Target("ca.ibm.com", "ca.ibm", "com"), ctx) == []
+    assert variants("www_prefix", Target("www.example.com", "www.example", "com"), ctx) == []

@@ -378,7 +378,10 @@ class LookalikeIndex:
                 done = "typed as a hyphen" if kind == "dot_hyphen" else "dropped"
                 why = f"the dot between '{p.core.rsplit('.', 1)[-1]}' and '{inner}' {done}"
             else:
-                why = describe_change(q.ucore, p.ucore, p.ucore)
+                if kind == "www_prefix":
+                    why = f"'www' typed before {p.ucore} without its dot"
+                else:
+                    why = describe_change(q.ucore, p.ucore, p.ucore)
                 if kind in DAMPED_FOR_SHORT_NAMES:
                     score *= length_factor(p.core)
                 kind, score, why = self._combine_suffix(q, p, kind, score, why)

@@ -22,6 +22,7 @@ from typoguard.core.models import (
     suffix_typo,
     transposition,
     vowel_swap,
+    www_prefix,
 )
 from typoguard.core.models.base import (
     ModelContext,
@@ -48,6 +49,7 @@ REGISTRY: Mapping[str, TypoModel] = {
         dot_hyphen,
         dot_insertion,
         dot_shift,
+        www_prefix,
         suffix_typo,
         suffix_append,
         suffix_swap,
