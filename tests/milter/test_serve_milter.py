@@ -92,3 +92,73 @@ def test_serve_starts_the_milter_and_sighup_reloads_it(
     assert cmd == b"y", data
     assert data.startswith(b"550 5.1.2 <bob@gmial.com>: Not sent: gmial.com is not gmail.com."), data
     client.close()
+
+
+STANDALONE = """
+[protect]
+domains = [{domains}]
+[policy]
+internal_senders = ["army.mil"]
+[milter]
+listen = "127.0.0.1:{milter_port}"
+[store]
+enabled = false
+[log]
+file = "{log}"
+"""
+
+
+def _wait_for(path: Path, text: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count(text) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} x{count} not in {path}: {path.read_text() if path.exists() else '-'}")
+
+
+def test_typoguard_milter_on_its_own_reloads_on_sighup_and_reopens_its_log(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    # What an admin does to any daemon: edit the config, kill -HUP (or logrotate's postrotate). The
+    # standalone milter must reload (the signal's default would end it: the MTA's default action then
+    # lets mail through unchecked), keep the old config when the new one is broken, and write to the
+    # new log file after a rotation.
+    log = tmp_path / "milter.jsonl"
+    values: dict[str, object] = {"domains": '"army.mil"', "milter_port": free_port(), "log": log}
+    config = tmp_path / "milter.toml"
+    config.write_text(STANDALONE.format(**values))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    out = tmp_path / "milter.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "milter", "--config", str(config)], stdout=sink, stderr=sink, env=env
+        )
+    port = int(str(values["milter_port"]))
+    try:
+        _wait_port(port, proc, out)
+        client = MilterClient(port)
+        assert client.rcpt("alice@army.mil", "bob@gmial.com") == (b"c", b"")  # gmail.com not protected
+        client.close()
+
+        config.write_text(STANDALONE.format(**{**values, "domains": '"army.mil", "gmail.com"'}))
+        log.rename(tmp_path / "milter.jsonl.1")  # logrotate
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(log, '"reloaded"')
+        assert proc.poll() is None
+        client = MilterClient(port)
+        cmd, data = client.rcpt("alice@army.mil", "bob@gmial.com")
+        assert cmd == b"y" and data.startswith(b"550 5.1.2 <bob@gmial.com>: Not sent: gmial.com"), data
+        client.close()
+        _wait_for(log, '"recipient":"bob@gmial.com"')
+
+        config.write_text("[protect\n")  # broken: the running config stays
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(log, '"reload_failed"')
+        client = MilterClient(port)
+        assert client.rcpt("alice@army.mil", "bob@gmial.com")[0] == b"y"
+        client.close()
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import os
 import signal
@@ -218,6 +219,8 @@ class MilterServer:
         self._on_error = TEMPFAIL_REPLY if config.milter.on_error == "tempfail" else wire.CONTINUE
         self.decide_fields = decider.decide_fields
         self.log_record = log.record_json
+        self.config_path: Path | None = None  # ``typoguard milter --config``: SIGHUP reads it again
+        self._reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
     @classmethod
     def build(cls, config: Config, log: JsonLog) -> MilterServer:
@@ -228,6 +231,40 @@ class MilterServer:
         self.config, self.decider = config, decider
         self._on_error = TEMPFAIL_REPLY if config.milter.on_error == "tempfail" else wire.CONTINUE
         self.decide_fields = decider.decide_fields
+
+    def request_reload(self) -> None:
+        """SIGHUP (``typoguard milter`` on its own; under ``typoguard serve`` the policy service reloads
+        it): reopen the log file, then read the config file again, off the loop."""
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> None:
+        """The log reopened (logrotate), a new decision from the config file; on any problem the running
+        one stays (``reload_failed``). ``[milter] listen`` itself needs a restart."""
+        self.log.reopen()
+        if self.config_path is None:
+            return
+        from typoguard.config import load_config
+        from typoguard.errors import TypoguardError
+
+        loop = asyncio.get_running_loop()
+        path = self.config_path
+        try:
+            config = await loop.run_in_executor(None, load_config, path)
+            decider = await loop.run_in_executor(None, lambda: Decider.build(config, names_recipient=True))
+        except (TypoguardError, OSError) as exc:
+            self.log.event("error", "reload_failed", error=str(exc), kept="the running config")
+            self.log.flush()
+            return
+        if config.milter.listen != self.config.milter.listen:
+            listen = self.config.milter.listen
+            self.log.event("warning", "reload_needs_restart", key="[milter] listen", kept=listen)
+            config = dataclasses.replace(config, milter=self.config.milter)
+        self.reconfigure(config, decider)
+        gc.freeze()  # the new index too, as at start (the old one is freed by reference counting)
+        self.log.event("info", "reloaded", protected=decider.protected_domains, mode=decider.mode)
+        self.log.flush()
 
     def decision_failed(self, exc: Exception) -> bytes:
         """The RCPT reply when deciding raised: ``[milter] on_error`` (tempfail or continue), logged."""
@@ -284,6 +321,7 @@ class MilterServer:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         self.log.event("info", "listening", service="milter", addresses=self.addresses, pid=os.getpid())
         self.log.flush()
         if on_ready is not None:
@@ -305,6 +343,7 @@ def serve_milter(config: Config, *, config_path: str | Path | None = None) -> in
     except ConfigError as exc:
         print(f"typoguard: {exc}", file=sys.stderr)
         return 2
+    server.config_path = Path(config_path) if config_path is not None else None
     # As the policy service does: the compiled index lives as long as the process, so keep it out of every
     # garbage collection (the per-recipient objects otherwise trigger collections that walk all of it).
     gc.collect()
