@@ -46,6 +46,38 @@ def test_exim(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None
     assert doc["bad_lines"] == 1
 
 
+@pytest.mark.parametrize("own_stamp", [True, False], ids=["syslog_timestamp", "no_syslog_timestamp"])
+def test_exim_logging_to_syslog_gives_the_same_events(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path, own_stamp: bool
+) -> None:
+    # log_file_path = syslog: each line behind syslog's time, host and exim[pid]; Exim's own time stays
+    # unless syslog_timestamp = false. A line longer than syslog takes is cut into "[1\\2] ..." pieces.
+    lines = []
+    for line in (fixtures / "exim-mainlog").read_text().splitlines():
+        if not line[:4].isdigit():
+            lines.append(line)
+            continue
+        day, hms = line[8:10], line[11:19]
+        text = line if own_stamp else line[20:].removeprefix("+0100 ")
+        lines.append(f"Nov {day} {hms} mx1 exim[4242]: {text}")
+    long_one = lines[1].replace('C="250 OK id=77"', 'C="250 OK id=77" ' + "x" * 900)
+    head, tail = long_one[: long_one.index(": ") + 2], long_one[long_one.index(": ") + 2 :]
+    lines[1] = head + "[1\\2] " + tail[:500]
+    lines.insert(2, head + "[2\\2] " + tail[500:])
+    log = tmp_path / "mainlog"
+    log.write_text("\n".join(lines) + "\n")
+    doc = audit_json(log)
+    assert doc["formats"] == {"exim": 1}
+    assert rows(doc) == [
+        ("alice@army.mil", "bob@army.ml", "delivered", 1),
+        ("alice@army.mil", "carol@army.ml", "delivered", 1),
+        ("dave@navy.mil", "eve@navy.ml", "bounced", 2),
+        ("dave@navy.mil", "frank@gmial.com", "rejected-by-typoguard", 1),
+    ]
+    assert doc["bad_lines"] == 1
+    assert doc["events"][0]["time"].startswith("2026-11-23T08:00:01")
+
+
 def test_exim_holds_of_the_shipped_acl_are_joined_with_their_message(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -28,7 +28,7 @@ from typoguard.audit.classify import Classifier, decode
 from typoguard.audit.line_scanner import LineScanner, arrivals
 from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.refusals import by_typoguard
-from typoguard.audit.timeparse import iso_time
+from typoguard.audit.timeparse import iso_time, syslog_time
 
 MAX_SENDERS = 500_000
 
@@ -43,6 +43,12 @@ _STAMP = re.compile(
     rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?)(?: \[(\d+)\])? "
     rb"(?:([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) )?"
 )
+# Syslog's prefix of an Exim line: time, host, ``exim[pid]: ``, and the piece number of a line cut in pieces.
+_SYSLOG = re.compile(
+    rb"(?:<\d{1,3}>)?([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)(?:\.\d+)? (?:\S+ )?exim4?\[(\d+)\]: "
+    rb"(?:\[(\d+)\\\d+\] )?"
+)
+_PID = re.compile(rb"\[\d+\] ")
 _REJECTED = b"rejected RCPT <"
 _OUTCOME = {
     b"=>": Outcome.DELIVERED,
@@ -63,6 +69,7 @@ class EximScanner(LineScanner):
 
     def __init__(self, classifier: Classifier, source: str, reference: datetime, stats: SourceStats) -> None:
         super().__init__(source, stats)
+        self._reference = reference  # the year of syslog times (``syslog_timestamp = false``)
         self._hit = classifier.recipient_hit
         self.senders: dict[bytes, bytes] = {}
         self.message_ids: dict[bytes, bytes] = {}
@@ -70,11 +77,12 @@ class EximScanner(LineScanner):
 
     def feed(self, lines: list[bytes]) -> None:
         senders = self.senders
-        for line in lines:
-            if not line[:4].isdigit():
-                if line.strip():
-                    self.stats.bad(self.source, line)
-                continue
+        for raw in lines:
+            line = raw if raw[:4].isdigit() else self._from_syslog(raw)
+            if not line:
+                if line is None and raw.strip():
+                    self.stats.bad(self.source, raw)
+                continue  # b"": the rest of a line syslog cut into pieces
             if b" <= " in line:
                 m = _LINE.match(line)
                 if m is not None:
@@ -100,6 +108,28 @@ class EximScanner(LineScanner):
                 done = line.split(b" ")[-2]
                 senders.pop(done, None)
                 self.message_ids.pop(done, None)
+
+    def _from_syslog(self, line: bytes) -> bytes | None:
+        """An Exim line that came through syslog (``log_file_path = syslog``) as Exim writes it in its own
+        file: syslog's prefix off, and where Exim's own time is not there (``syslog_timestamp = false``),
+        syslog's time and the pid in its place. ``b""``: a second or later piece of a long line (syslog
+        takes ~1 KB; Exim cuts longer lines into ``[1\\2]``, ``[2\\2]`` pieces; the first holds the
+        addresses). None: not an Exim line."""
+        m = _SYSLOG.match(line)
+        if m is None:
+            return None
+        if m[5] is not None and m[5] != b"1":
+            return b""
+        rest = line[m.end() :]
+        if rest[:4].isdigit() and _STAMP.match(rest) is not None:
+            return rest
+        when = syslog_time(m[1], m[2], m[3], self._reference)
+        if when is None:
+            return None
+        stamp = when.strftime("%Y-%m-%d %H:%M:%S").encode()
+        if _PID.match(rest) is not None:  # log_selector +pid: Exim wrote its own
+            return stamp + b" " + rest
+        return stamp + b" [" + m[4] + b"] " + rest
 
     def _delivery(self, line: bytes) -> None:
         m = _LINE.match(line)

@@ -206,8 +206,11 @@ def read_head(path: Path, size: int = 65536) -> bytes:
 _POSTFIX = re.compile(
     rb"^\S.{0,60}? \S+ (?:\S+ )?postfix[\w.-]*(?:/[\w.-]+)+(?:\[\d+\]: | (?:\d+|-) \S+ [-\[])", re.M
 )
+_EXIM_TIME = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?(?: \[\d+\])? "
+# Exim's own log, or its lines through syslog (``log_file_path = syslog``: ``Nov 23 08:00:00 mx exim[4242]:
+# `` before them, Exim's time kept unless ``syslog_timestamp = false``).
 _EXIM = re.compile(
-    rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?(?: \[\d+\])? "
+    rb"^(?:\S.{0,60}? \S+ exim4?\[\d+\]: (?:\[\d+\\\d+\] )?(?:" + _EXIM_TIME + rb")?|" + _EXIM_TIME + rb")"
     rb"(?:[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4} (?:<=|=>|->|\*\*|==|Completed)|H=)",
     re.M,
 )
