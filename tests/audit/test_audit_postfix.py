@@ -166,11 +166,47 @@ def test_other_timestamps_and_a_missing_host_name(
     assert doc["events"][0]["time"][:19] == when[:19] and doc["bad_lines"] == 0
 
 
+def test_a_hop_through_a_content_filter_or_another_server_is_one_message_not_two(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # content_filter = amavis (127.0.0.1:10024), re-injected on :10025 under a new queue id: the first
+    # "delivery" is a hand-off on the same machine. And a central log of two servers, mx1 relaying to
+    # mx2, which delivers. Each is one message to the look-alike, counted once, with its final outcome.
+    log = tmp_path / "mail.log"
+    log.write_bytes(
+        b"Nov 26 16:47:37 mx1 postfix/cleanup[1]: 7F2A1C3D4E: message-id=<m1@army.mil>\n"
+        b"Nov 26 16:47:38 mx1 postfix/qmgr[2]: 7F2A1C3D4E: from=<alice@army.mil>, nrcpt=1 (queue active)\n"
+        b"Nov 26 16:47:39 mx1 postfix/smtp[3]: 7F2A1C3D4E: to=<bob@army.ml>, relay=127.0.0.1[127.0.0.1]:10024"
+        b", delay=1, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok:"
+        b" queued as 8E3B2D4F5A)\n"
+        b"Nov 26 16:47:39 mx1 postfix/cleanup[1]: 8E3B2D4F5A: message-id=<m1@army.mil>\n"
+        b"Nov 26 16:47:39 mx1 postfix/qmgr[2]: 8E3B2D4F5A: from=<alice@army.mil>, nrcpt=1 (queue active)\n"
+        b"Nov 26 16:47:40 mx1 postfix/smtp[4]: 8E3B2D4F5A: to=<bob@army.ml>, relay=mx.army.ml[192.0.2.1]:25,"
+        b" delay=1, dsn=5.1.1, status=bounced (host mx.army.ml[192.0.2.1] said: 550 5.1.1 no such user)\n"
+        b"Nov 26 16:50:00 mx1 postfix/qmgr[2]: A1B2C3D4E5: from=<carol@army.mil>, nrcpt=1 (queue active)\n"
+        b"Nov 26 16:50:01 mx1 postfix/smtp[5]: A1B2C3D4E5: to=<dave@army.ml>, relay=mx2.army.mil[10.0.0.2]:25"
+        b", delay=1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 4XyZ1)\n"
+        b"Nov 26 16:50:01 mx2 postfix/qmgr[9]: 4XyZ1: from=<carol@army.mil>, nrcpt=1 (queue active)\n"
+        b"Nov 26 16:50:02 mx2 postfix/smtp[8]: 4XyZ1: to=<dave@army.ml>, relay=mx.army.ml[192.0.2.1]:25,"
+        b" delay=1, dsn=2.0.0, status=sent (250 Ok: queued as REMOTE1)\n"
+        # relayed to a smarthost whose own log is not here: that delivery is the only one this log knows
+        b"Nov 26 16:51:00 mx1 postfix/qmgr[2]: B1B2C3D4E5: from=<erin@army.mil>, nrcpt=1 (queue active)\n"
+        b"Nov 26 16:51:01 mx1 postfix/smtp[5]: B1B2C3D4E5: to=<frank@army.ml>, relay=smarthost[192.0.2.9]:25,"
+        b" delay=1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 8E3B2D4F5B)\n"
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["queue_id"], e["outcome"], e["message_id"]) for e in doc["events"]] == [
+        ("bob@army.ml", "8E3B2D4F5A", "bounced", "<m1@army.mil>"),
+        ("dave@army.ml", "4XyZ1", "delivered", ""),
+        ("frank@army.ml", "B1B2C3D4E5", "delivered", ""),
+    ]
+
+
 def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
     older = (
-        "Nov 24 23:59:58 mx1 postfix/qmgr[1]: Q1: from=<alice@army.mil>, size=1, nrcpt=1 (queue active)\n"
+        "Nov 24 23:59:58 mx1 postfix/qmgr[1]: Q1: from=<alice@army.mil>, nrcpt=1 (queue active)\n"
         "Nov 24 23:59:59 mx1 postfix/smtp[2]: Q1: to=<bob@army.ml>, relay=none, delay=1, dsn=4.4.1,"
         " status=deferred (connect to mx.army.ml[192.0.2.1]:25: Connection timed out)\n"
     )
@@ -205,7 +241,7 @@ def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
 def test_expired_mail_counts_as_bounced(audit_json: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
     log = tmp_path / "maillog"
     log.write_text(
-        "Nov 20 10:00:00 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, size=1, nrcpt=1 (queue active)\n"
+        "Nov 20 10:00:00 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, nrcpt=1 (queue active)\n"
         "Nov 20 10:00:01 mx postfix/smtp[2]: E1: to=<bob@army.ml>, relay=none, delay=1, dsn=4.4.1,"
         " status=deferred (connect to mx.army.ml[192.0.2.1]:25: Connection timed out)\n"
         "Nov 25 10:00:01 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, status=expired, returned to sender\n"
@@ -328,7 +364,7 @@ def test_syslog_year_is_decided_per_line_in_the_minute_it_changes() -> None:
 
 
 _GOOD = (
-    "Nov 20 10:00:00 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, size=1, nrcpt=1 (queue active)\n"
+    "Nov 20 10:00:00 mx postfix/qmgr[1]: E1: from=<alice@army.mil>, nrcpt=1 (queue active)\n"
     "Nov 20 10:00:01 mx postfix/smtp[2]: E1: to=<bob@army.ml>, relay=mx.army.ml[192.0.2.1]:25, delay=1,"
     " dsn=2.0.0, status=sent (250 ok)\n"
 )

@@ -198,6 +198,7 @@ def merge_partials(partials: list[Partial], expired: set[tuple[str, ...]] | None
             seen.message_id = p.message_id
         if p.time is not None and (seen.time is None or _before(p.time, seen.time)):
             seen.time = p.time
+    _drop_hops(joined)
     events: list[AuditEvent] = []
     append = events.append
     new, fill = object.__new__, _EVENT_SLOTS
@@ -217,6 +218,37 @@ def merge_partials(partials: list[Partial], expired: set[tuple[str, ...]] | None
         append(event)
     events.sort(key=_sort_key)
     return events
+
+
+_QUEUED_AS = "queued as "
+
+
+def _drop_hops(joined: dict[tuple[str, ...], Partial]) -> None:
+    """Postfix deliveries that were hops, not deliveries: the reply said ``queued as X`` and X is a queue id
+    of this same log holding the same recipient (a content filter on this machine, such as amavis on
+    127.0.0.1:10024 re-injecting on :10025; another server of a central log). The message goes on as X: one
+    event, X's, which keeps the earliest time and what the first leg knew of the sender."""
+    onward = {(key[1], key[2]): p for key, p in joined.items() if p.fmt == "postfix"}
+    hops = []
+    for key, p in joined.items():
+        if p.fmt != "postfix" or p.outcome is not Outcome.DELIVERED:
+            continue
+        at = p.detail.rfind(_QUEUED_AS)
+        if at < 0:
+            continue
+        new_id = p.detail[at + len(_QUEUED_AS) :].split(" ", 1)[0].rstrip(")")
+        then = onward.get((new_id, key[2])) if new_id != key[1] else None
+        if then is None:
+            continue
+        hops.append(key)
+        if p.time is not None and (then.time is None or _before(p.time, then.time)):
+            then.time = p.time
+        if then.sender is None:
+            then.sender = p.sender
+        if not then.message_id:
+            then.message_id = p.message_id
+    for key in hops:
+        del joined[key]
 
 
 def _slot_filler(cls: type, order: tuple[str, ...]) -> Callable[[object, tuple[Any, ...]], None]:
