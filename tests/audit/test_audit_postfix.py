@@ -202,6 +202,27 @@ def test_a_hop_through_a_content_filter_or_another_server_is_one_message_not_two
     ]
 
 
+def test_a_content_filter_that_discarded_or_bounced_the_message_is_not_a_leak(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # amavisd-new's answers to Postfix for blocked mail (a virus, a banned file): accepted and dropped
+    # ("discarded"), or accepted and returned to the sender ("BOUNCE"). Nothing went on.
+    log = tmp_path / "mail.log"
+    log.write_bytes(
+        b"Nov 26 16:47:38 mx1 postfix/qmgr[2]: 7F2A1C3D4E: from=<alice@army.mil>, nrcpt=2 (queue active)\n"
+        b"Nov 26 16:47:39 mx1 postfix/smtp[3]: 7F2A1C3D4E: to=<bob@army.ml>, relay=127.0.0.1[127.0.0.1]:10024"
+        b", delay=1, dsn=2.7.0, status=sent (250 2.7.0 Ok, discarded, id=00900-01 - INFECTED: Eicar)\n"
+        b"Nov 26 16:47:39 mx1 postfix/smtp[3]: 7F2A1C3D4E: to=<carol@army.ml>, relay=127.0.0.1[127.0.0.1]"
+        b":10024"
+        b", delay=1, dsn=2.5.0, status=sent (250 2.5.0 Ok, id=00900-02, BOUNCE)\n"
+    )
+    doc = audit_json(log)
+    assert [(e["recipient"], e["outcome"], e["leaked"]) for e in doc["events"]] == [
+        ("bob@army.ml", "discarded", False),
+        ("carol@army.ml", "bounced", False),
+    ]
+
+
 def test_rotated_set_joins_a_queue_id_across_files_and_survives_a_truncated_gz(
     audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

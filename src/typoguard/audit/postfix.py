@@ -253,6 +253,8 @@ class PostfixScanner(LineScanner):
             return
         if outcome is Outcome.DELIVERED and prog.endswith(b"/discard"):
             outcome = Outcome.DISCARDED  # accepted, then dropped by the discard(8) transport
+        elif outcome is Outcome.DELIVERED and detail and detail.startswith(b"250 2.") and b"Ok, " in detail:
+            outcome = _filtered(detail)  # a content filter (amavis) that blocked it: nothing went on
         elif outcome is Outcome.BOUNCED and status == b"bounced" and detail and by_typoguard(detail, hit):
             outcome = Outcome.REJECTED_BY_TYPOGUARD  # typoguard refused it on a later hop
         qid = qid_raw.decode("ascii", "replace")
@@ -322,6 +324,20 @@ class PostfixScanner(LineScanner):
             if i >= 0:
                 ids[qid] = message_id_at(earlier, i)
         return senders, ids
+
+
+# amavisd-new's answers for mail it blocked: ``250 2.7.0 Ok, discarded, id=... - INFECTED: ...`` (dropped)
+# and ``250 2.5.0 Ok, id=..., BOUNCE`` (returned to the sender); passed mail is ``... queued as X``.
+_FILTER_DISCARDED = re.compile(rb"250 2\.\d\.\d Ok, discarded, id=")
+_FILTER_BOUNCED = re.compile(rb"250 2\.\d\.\d Ok, id=\S+, BOUNCE\b")
+
+
+def _filtered(detail: bytes) -> Outcome:
+    if _FILTER_DISCARDED.match(detail):
+        return Outcome.DISCARDED
+    if _FILTER_BOUNCED.match(detail):
+        return Outcome.BOUNCED
+    return Outcome.DELIVERED
 
 
 def _short(text: bytes | None) -> str:
