@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from dns_server import LocalDnsServer
 from lab_zones import ZONES
 
@@ -110,3 +111,27 @@ def test_an_answer_too_big_for_udp_is_fetched_over_tcp() -> None:
         answers, _ = _resolve(server, ["big.ml"], timeout=10)
     assert len(answers["big.ml"].mx) == 30
     assert _status(answers["big.ml"]) is Status.ACCEPTS_MAIL
+
+
+@pytest.mark.parametrize(
+    ("mx", "status", "hosts"),
+    [
+        (((10, "localhost"),), Status.NO_MAIL, ()),  # parked names point MX at localhost: nothing receives
+        (((10, "LocalHost."),), Status.NO_MAIL, ()),
+        (((10, "127.0.0.1"),), Status.NO_MAIL, ()),  # an address written as an MX name
+        (((0, "0.0.0.0"), (10, "localhost.localdomain")), Status.NO_MAIL, ()),
+        (((10, "localhost"), (20, "mx.catchall.example")), Status.ACCEPTS_MAIL, ("mx.catchall.example",)),
+        (((10, "192.0.2.7"),), Status.ACCEPTS_MAIL, ("192.0.2.7",)),  # some MTAs do deliver there
+        (((10, "127.mx.example"),), Status.ACCEPTS_MAIL, ("127.mx.example",)),  # a name, not an address
+    ],
+)
+def test_mx_hosts_that_are_the_senders_own_machine_receive_nothing(
+    mx: tuple[tuple[int, str], ...], status: Status, hosts: tuple[str, ...]
+) -> None:
+    # "MX 10 localhost." is how many parked and defensive registrations refuse mail: a sender's MTA would
+    # deliver to itself and bounce. Such a look-alike is registered and takes no mail, not "accepts mail
+    # at localhost" (and a watch must not raise a critical alert for it).
+    r = assess(
+        "army.mil", "amry.mil", "k", 1.0, answers=DnsAnswers("amry.mil", mx=mx), registrable=REGISTRABLE
+    )
+    assert (r.status, r.mail_hosts) == (status, hosts)

@@ -2,7 +2,8 @@
 
 * NXDOMAIN: **unregistered**.
 * An MX set that is exactly one ``MX 0 .``: **null MX** (RFC 7505): the owner declares it takes no mail.
-* Any other MX records: **accepts mail** at those hosts.
+* Any other MX records: **accepts mail** at those hosts, unless every one is the sender's own machine
+  (``MX 10 localhost.``, as parked names refuse mail): **registered, no mail**.
 * No MX but an A or AAAA record: **accepts mail** at the name itself (RFC 5321 section 5.1, "implicit MX").
 * The name exists but has neither: **registered, no mail**.
 * No answer (timeout, SERVFAIL): **unknown** - never reported as safe.
@@ -10,6 +11,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
@@ -26,12 +28,28 @@ def status_of(answers: DnsAnswers) -> tuple[Status, tuple[str, ...]]:
         if len(answers.mx) == 1 and answers.mx[0][1] in (".", ""):
             return Status.NULL_MX, ()
         hosts = tuple(dict.fromkeys(h for _, h in sorted(answers.mx) if h not in (".", "")))
-        return Status.ACCEPTS_MAIL, hosts
+        reachable = tuple(h for h in hosts if not _senders_own(h))
+        if not reachable:  # MX localhost: parked or defensive; a sender's MTA would deliver to itself
+            return Status.NO_MAIL, ()
+        return Status.ACCEPTS_MAIL, reachable
     if answers.error:
         return Status.UNKNOWN, ()
     if answers.addresses:
         return Status.ACCEPTS_MAIL, (answers.name,)
     return Status.NO_MAIL, ()
+
+
+def _senders_own(host: str) -> bool:
+    """An MX host that is the sending machine itself: ``localhost`` (and its ``.localdomain``), a loopback
+    or unspecified address written as a name."""
+    name = host.lower().rstrip(".")
+    if name in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def provider_of(hosts: Iterable[str], registrable: Registrable) -> str:
