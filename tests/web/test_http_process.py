@@ -330,3 +330,41 @@ def test_one_worker_reloads_on_sighup_and_keeps_its_config_when_the_file_is_bad(
         assert w.proc.returncode == 0, err.decode()
     finally:
         w.stop()
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "systemctl-stop"])
+def test_serve_stops_its_api_child_cleanly_on_ctrl_c_and_on_systemctl_stop(
+    how: str, tmp_path: Path, typoguard_exe: str
+) -> None:
+    # Ctrl-C reaches a terminal's whole foreground process group; `systemctl stop` with the packaged unit
+    # signals the main process only (KillMode=mixed). Either way the API child must be stopped once, by
+    # serve, and drain: no forced stop, no traceback (it used to get a signal of its own and serve's).
+    port, policy = _free_port(), _free_port()
+    config = tmp_path / "typoguard.toml"
+    config.write_text(
+        f'[protect]\ndomains = ["army.mil"]\n[store]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[policyd]\nlisten = "127.0.0.1:{policy}"\nmetrics_listen = ""\n'
+        f'[http]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
+    )
+    proc = subprocess.Popen(
+        [typoguard_exe, "serve", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a process group of its own, as a shell gives a foreground job
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err.decode()
+        assert b"Traceback" not in err + out, (err + out).decode()
+        assert b'"event":"stopped"' in err + out
+        unit = (Path(__file__).resolve().parents[2] / "debian/systemd/typoguard.service").read_text()
+        assert "\nKillMode=mixed\n" in unit
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

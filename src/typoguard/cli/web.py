@@ -102,7 +102,8 @@ def revoke(config_path: Path | None, token_id: int) -> None:
     default=None,
     help="Processes answering on the address (default: [http] workers, 1).",
 )
-def http(config_path: Path | None, listen: str | None, workers: int | None) -> None:
+@click.option("--supervised", is_flag=True, hidden=True, help="Started by typoguard serve: die with it.")
+def http(config_path: Path | None, listen: str | None, workers: int | None, supervised: bool) -> None:
     """Run the HTTP API and dashboard on its own (`typoguard serve` starts it when [http] enabled).
 
     SIGTERM or SIGINT: stop after requests in flight; SIGHUP: reload the config file's protected
@@ -112,6 +113,10 @@ def http(config_path: Path | None, listen: str | None, workers: int | None) -> N
     from typoguard.config import validate
     from typoguard.web.app import serve_http
 
+    if supervised:
+        from typoguard.web.serve import die_with_parent
+
+        die_with_parent()
     config = read_config(config_path)
     if listen is not None:  # checked as [http] listen is
         config = validate(replace(config, http=replace(config.http, listen=listen)))

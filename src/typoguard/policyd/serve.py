@@ -103,7 +103,7 @@ class HttpProcessCompanion:
         self.stopping = False
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "typoguard", "http", "--config", str(self.config_path)]
+        return [sys.executable, "-m", "typoguard", "http", "--config", str(self.config_path), "--supervised"]
 
     async def start(self, policy: PolicyServer) -> None:
         if await self._spawn():
@@ -114,8 +114,12 @@ class HttpProcessCompanion:
         """Start the child and wait until it answers /healthz (or exits): True if it answers."""
         from typoguard.store.feed import lower_priority
 
+        # A session of its own: a terminal's Ctrl-C reaches this process only, which stops the child once
+        # (a signal of its own as well made it force its stop, cutting requests, with a traceback); it
+        # dies with this process (--supervised). The packaged unit signals the main process only
+        # (KillMode=mixed) for the same reason.
         self.proc = proc = await asyncio.create_subprocess_exec(
-            *self.argv(), stdin=asyncio.subprocess.DEVNULL
+            *self.argv(), stdin=asyncio.subprocess.DEVNULL, start_new_session=True
         )
         # Behind the policy service on the CPU, set before the child has started its interpreter (its
         # threads and its workers inherit it): under SCHED_IDLE a policy request preempts it at once.

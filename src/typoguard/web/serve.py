@@ -161,8 +161,9 @@ def _listeners(listen: HostPort, count: int) -> list[socket.socket]:
     return out
 
 
-def _die_with_parent() -> None:
-    """Linux: this worker gets SIGTERM if the supervisor dies (even of SIGKILL); no orphaned workers."""
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM if its parent (the supervisor, ``typoguard serve``) dies, even of
+    SIGKILL: no orphaned workers."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
@@ -237,7 +238,7 @@ class _Supervisor:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the supervisor only, which passes it on
-                _die_with_parent()
+                die_with_parent()
                 if os.getppid() != supervisor:  # it died before PDEATHSIG was set
                     os._exit(1)
                 for other in self.sockets:
