@@ -46,9 +46,13 @@ def test_exim(audit_json: Callable[..., dict[str, Any]], fixtures: Path) -> None
     assert doc["bad_lines"] == 1
 
 
-@pytest.mark.parametrize("own_stamp", [True, False], ids=["syslog_timestamp", "no_syslog_timestamp"])
+@pytest.mark.parametrize(
+    ("own_stamp", "iso"),
+    [(True, False), (False, False), (False, True)],
+    ids=["syslog_timestamp", "no_syslog_timestamp", "rfc3339-syslog-no_syslog_timestamp"],
+)
 def test_exim_logging_to_syslog_gives_the_same_events(
-    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path, own_stamp: bool
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path, own_stamp: bool, iso: bool
 ) -> None:
     # log_file_path = syslog: each line behind syslog's time, host and exim[pid]; Exim's own time stays
     # unless syslog_timestamp = false. A line longer than syslog takes is cut into "[1\\2] ..." pieces.
@@ -59,7 +63,8 @@ def test_exim_logging_to_syslog_gives_the_same_events(
             continue
         day, hms = line[8:10], line[11:19]
         text = line if own_stamp else line[20:].removeprefix("+0100 ")
-        lines.append(f"Nov {day} {hms} mx1 exim[4242]: {text}")
+        when = f"2026-11-{day}T{hms}.000123+00:00" if iso else f"Nov {day} {hms}"
+        lines.append(f"{when} mx1 exim[4242]: {text}")
     long_one = lines[1].replace('C="250 OK id=77"', 'C="250 OK id=77" ' + "x" * 900)
     head, tail = long_one[: long_one.index(": ") + 2], long_one[long_one.index(": ") + 2 :]
     lines[1] = head + "[1\\2] " + tail[:500]

@@ -44,9 +44,10 @@ _STAMP = re.compile(
     rb"(?:([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) )?"
 )
 # Syslog's prefix of an Exim line: time, host, ``exim[pid]: ``, and the piece number of a line cut in pieces.
+# (BSD syslog's time, or RFC 3339's as rsyslog's high-precision file format writes it.)
 _SYSLOG = re.compile(
-    rb"(?:<\d{1,3}>)?([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)(?:\.\d+)? (?:\S+ )?exim4?\[(\d+)\]: "
-    rb"(?:\[(\d+)\\\d+\] )?"
+    rb"(?:<\d{1,3}>)?(?:([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)(?:\.\d+)?|(\d{4}-\d\d-\d\dT\S+)) "
+    rb"(?:\S+ )?exim4?\[(\d+)\]: (?:\[(\d+)\\\d+\] )?"
 )
 _PID = re.compile(rb"\[\d+\] ")
 _REJECTED = b"rejected RCPT <"
@@ -78,7 +79,7 @@ class EximScanner(LineScanner):
     def feed(self, lines: list[bytes]) -> None:
         senders = self.senders
         for raw in lines:
-            line = raw if raw[:4].isdigit() else self._from_syslog(raw)
+            line = raw if raw[:4].isdigit() and raw[10:11] == b" " else self._from_syslog(raw)
             if not line:
                 if line is None and raw.strip():
                     self.stats.bad(self.source, raw)
@@ -118,18 +119,21 @@ class EximScanner(LineScanner):
         m = _SYSLOG.match(line)
         if m is None:
             return None
-        if m[5] is not None and m[5] != b"1":
+        if m[6] is not None and m[6] != b"1":
             return b""
         rest = line[m.end() :]
         if rest[:4].isdigit() and _STAMP.match(rest) is not None:
             return rest
-        when = syslog_time(m[1], m[2], m[3], self._reference)
+        if m[4] is not None:
+            when = iso_time(m[4].decode("ascii", "replace"))
+        else:
+            when = syslog_time(m[1], m[2], m[3], self._reference)
         if when is None:
             return None
         stamp = when.strftime("%Y-%m-%d %H:%M:%S").encode()
         if _PID.match(rest) is not None:  # log_selector +pid: Exim wrote its own
             return stamp + b" " + rest
-        return stamp + b" [" + m[4] + b"] " + rest
+        return stamp + b" [" + m[5] + b"] " + rest
 
     def _delivery(self, line: bytes) -> None:
         m = _LINE.match(line)

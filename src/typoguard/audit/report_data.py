@@ -86,9 +86,9 @@ def write_document(
     """The --json document, ``orjson.dumps(document(...), option=OPT_INDENT_2)`` and a newline, byte for
     byte, built and written ``EVENTS_PER_WRITE`` events at a time: a 200 MB log's 88k events are 51 MB of
     JSON, and building that as one object and writing it with one write(2) cost 0.3-0.8 s more than this
-    (and twice its memory). The document's last member
-    is ``events``; orjson writes a newline only between tokens (never inside a string), so a batch
-    serialised on its own is indented to its place by adding two spaces after each newline."""
+    (and twice its memory). The document's last member is ``events``; orjson writes a newline only
+    between tokens (never inside a string), so a batch serialised on its own is indented to its place by
+    adding two spaces after each newline."""
     head = orjson.dumps({**_head(summary, stats, inputs, formats), "events": []}, option=orjson.OPT_INDENT_2)
     if not events:
         out.write(head + b"\n")
