@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import shutil
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -51,3 +52,27 @@ def test_a_zstd_compressed_log_is_named_as_such_not_as_an_unknown_format(
         result = run_audit("--no-progress", *forced, packed, fixtures / "postfix-syslog.log")
         assert result.exit_code == 1, result.output
         assert f"{packed}: compressed with zstd, which the audit does not read; skipped" in result.output
+
+
+def test_the_same_lines_in_two_files_count_once(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path
+) -> None:
+    # Debian's and Ubuntu's rsyslog write mail to mail.log and again, by priority, to mail.info, mail.warn
+    # and mail.err; an admin audits /var/log or mail.*. A line found in two files is one event: no refusal
+    # counted twice, no attempt added twice. The same refusal logged twice in one file still counts twice.
+    alone = audit_json(fixtures / "postfix-syslog.log")
+    logs = fixtures.parent / "var-log"
+    logs.mkdir()
+    for name in ("mail.log", "mail.info", "mail.warn"):
+        shutil.copy2(fixtures / "postfix-syslog.log", logs / name)
+    both = audit_json(logs)
+    assert len(both["inputs"]) == 3
+    key = lambda e: (e["recipient"], e["outcome"], e["attempts"], e["queue_id"], e["time"])  # noqa: E731
+    assert sorted(map(key, both["events"])) == sorted(map(key, alone["events"]))
+    assert both["summary"]["totals"] == alone["summary"]["totals"]
+    refusal = next(
+        line for line in (fixtures / "postfix-syslog.log").read_text().splitlines() if "NOQUEUE" in line
+    )
+    twice = tmp_path / "twice.log"
+    twice.write_text(f"{refusal}\n{refusal}\n")
+    assert audit_json(twice)["summary"]["totals"]["events"] == 2

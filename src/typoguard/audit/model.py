@@ -177,6 +177,8 @@ def merge_partials(partials: list[Partial], expired: set[tuple[str, ...]] | None
     """
     joined: dict[tuple[str, ...], Partial] = {}
     singles: list[Partial] = []
+    if len({p.source for p in partials}) > 1:
+        partials = _once_across_files(partials)
     for p in partials:
         if p.key is None:
             singles.append(p)
@@ -218,6 +220,25 @@ def merge_partials(partials: list[Partial], expired: set[tuple[str, ...]] | None
         append(event)
     events.sort(key=_sort_key)
     return events
+
+
+def _once_across_files(partials: list[Partial]) -> list[Partial]:
+    """``partials`` without the lines read again from another file: Debian's and Ubuntu's rsyslog write
+    mail to ``mail.log`` and, by priority, to ``mail.info``/``mail.warn``/``mail.err`` too, and an audit
+    of ``/var/log`` reads them all. A partial with the same time, message key, outcome, addresses and text
+    as one from another file is that line again; from the same file it is a line logged twice (a client
+    that sent the same refusal twice in a second), which counts. Undated partials (mailboxes) are left to
+    the Message-ID."""
+    first: dict[tuple[Any, ...], str] = {}
+    out = []
+    for p in partials:
+        if p.time is not None:
+            sender = p.sender if p.key is None else None  # a keyed line's sender may be found later
+            line = (p.key, p.time, p.outcome, sender, p.recipient, p.queue_id, p.detail)
+            if first.setdefault(line, p.source) != p.source:
+                continue
+        out.append(p)
+    return out
 
 
 _QUEUED_AS = "queued as "
