@@ -154,3 +154,33 @@ def test_json_is_written_in_batches_byte_for_byte_as_one_document(
         assert out.getvalue() == orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n"
         assert len(orjson.loads(out.getvalue())["events"]) == len(events)
     assert len(result.events) > 10
+
+
+def test_json_times_in_every_kind_of_zone_are_written_as_isoformat_writes_them(
+    fixtures: Path, guard: Guard
+) -> None:
+    # The --json writer lets orjson format a time where it writes what isoformat() writes; orjson drops the
+    # seconds of an offset (+05:30:15 -> +05:30) and a zone's local mean time has them (Paris before 1911).
+    from datetime import UTC, datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from typoguard.audit.model import AuditEvent
+
+    result = runner.audit([fixtures / "postfix-syslog.log"], guard, jobs=1)
+    base = result.events[0]
+    times = [
+        datetime(2026, 11, 2, 9, 0, 1),
+        datetime(2026, 11, 2, 9, 0, 1, 250, tzinfo=UTC),
+        datetime(2026, 11, 2, 9, 0, 1, tzinfo=timezone(timedelta(hours=-7))),
+        datetime(2026, 11, 2, 9, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=15))),
+        datetime(2026, 11, 2, 9, 0, 1, tzinfo=timezone(timedelta(microseconds=5))),
+        datetime(1900, 1, 1, 9, 0, 1, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2026, 11, 2, 9, 0, 1, tzinfo=ZoneInfo("Europe/Paris")),
+    ]
+    events = [AuditEvent(t, *[getattr(base, f) for f in base.__slots__[1:]]) for t in times * 2]
+    summary = summarise(events)
+    out = io.BytesIO()
+    report_data.write_document(events, summary, result.stats, result.inputs, result.formats, out=out)
+    written = [e["time"] for e in orjson.loads(out.getvalue())["events"]]
+    assert written == [t.isoformat() for t in times * 2]
+    assert "1900-01-01T09:00:01+00:09:21" in written and "2026-11-02T09:00:01+05:30:15" in written
