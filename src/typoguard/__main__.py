@@ -1,5 +1,5 @@
 """``python -m typoguard``: the same as the ``typoguard`` command."""
 
-from typoguard.cli import main
+from typoguard.cli import run
 
-main()
+run()

@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+import pytest
 from click.testing import CliRunner, Result
 
 from typoguard.cli import main
@@ -91,3 +93,63 @@ def test_progress_bar_can_be_forced_and_does_not_change_the_output(
     with_bar = run_audit("--csv", "--progress", fixtures / "exim-mainlog")
     assert with_bar.exit_code == plain.exit_code == 1
     assert with_bar.stdout == plain.stdout
+
+
+def _many_leaks(path: Path, count: int) -> Path:
+    """A Postfix log of ``count`` deliveries to army.ml (~200 bytes of JSON each)."""
+    lines = []
+    for i in range(count):
+        qid = f"{i:010X}"
+        lines.append(f"Nov 30 10:00:01 mx postfix/qmgr[2]: {qid}: from=<alice@army.mil>, size=9, nrcpt=1")
+        lines.append(
+            f"Nov 30 10:00:02 mx postfix/smtp[3]: {qid}: to=<bob{i}@army.ml>, relay=mx.army.ml[192.0.2.1]:25,"
+            " delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 1F2E3D)"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("report", ["--json", "--csv", "--text"])
+def test_a_report_that_cannot_be_written_is_a_clear_error_not_a_traceback(
+    typoguard_exe: str, tmp_path: Path, report: str
+) -> None:
+    # Standard output on a full disk: the audit says so in one line and exits 2 (not 1, "some leaked").
+    log = _many_leaks(tmp_path / "mail.log", 2000)
+    args = [] if report == "--text" else [report]
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [typoguard_exe, "audit", "--protect", "army.mil", *args, str(log)],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "cannot write the report to standard output: No space left on device" in proc.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_audit_quietly(typoguard_exe: str, tmp_path: Path) -> None:
+    # `typoguard audit --json ... | head`: the closed pipe ends the audit as it ends other tools (SIGPIPE's
+    # status, 141), with nothing on standard error.
+    log = _many_leaks(tmp_path / "mail.log", 2000)
+    audit = subprocess.Popen(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--json", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert audit.stdout is not None and audit.stderr is not None
+    audit.stdout.read(100)
+    audit.stdout.close()
+    err = audit.stderr.read().decode()
+    audit.stderr.close()
+    assert audit.wait(timeout=60) == 141, err
+    assert err == ""
+
+
+def test_the_whole_document_is_written_before_the_command_ends(typoguard_exe: str, tmp_path: Path) -> None:
+    # The command's own process ends without the interpreter's tear-down: its output must be complete.
+    log = _many_leaks(tmp_path / "mail.log", 5000)
+    proc = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--json", str(log)],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert len(orjson.loads(proc.stdout)["events"]) == 5000

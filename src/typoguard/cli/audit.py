@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +18,20 @@ from typing import TYPE_CHECKING
 import click
 
 from typoguard.audit.sources import Format
-from typoguard.cli.common import EXIT_FLAGGED, EXIT_OK, UsageFailure, guard_from_options, protect_options
+from typoguard.cli.common import (
+    EXIT_FLAGGED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageFailure,
+    exit_now,
+    guard_from_options,
+    protect_options,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from typoguard.audit.aggregate import Summary
     from typoguard.audit.runner import AuditResult
     from typoguard.guard import Guard
 
@@ -114,27 +125,63 @@ def audit(  # noqa: PLR0917 - click passes options positionally
             except OSError as exc:
                 raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
 
-        if as_json or as_csv:
-            from typoguard.audit import report_data
-        if as_json:
-            report_data.write_document(
-                result.events, summary, result.stats, result.inputs, result.formats, out=sys.stdout.buffer
-            )
-        elif as_csv:
-            report_data.write_csv(result.events, summary, sys.stdout)
-        else:
-            from typoguard.audit import report_text
-
-            console = Console()
-            if not console.is_terminal:
-                console = Console(width=200)
-            report_text.render(summary, result.stats, console, limit=top)
+        try:
+            _write_report(result, summary, as_json=as_json, as_csv=as_csv, top=top)
+        except BrokenPipeError:  # the reader stopped reading (`| head`): end as other tools do
+            _discard_stdout()
+            exit_now(EXIT_READER_GONE)
+        except OSError as exc:
+            _discard_stdout()
+            raise ReportUnwritable(
+                f"cannot write the report to standard output: {exc.strerror or exc}"
+            ) from None
         if as_json or as_csv:
             for error in result.stats.errors:
                 err.print(f"[yellow]warning:[/] {error}", highlight=False)
             if result.stats.bad_lines:
                 err.print(f"bad lines: {result.stats.bad_lines}", highlight=False)
-        sys.exit(EXIT_FLAGGED if result.events else EXIT_OK)
+        exit_now(EXIT_FLAGGED if result.events else EXIT_OK)
+
+
+EXIT_READER_GONE = 141  # standard output closed by its reader: the status of a shell tool killed by SIGPIPE
+
+
+class ReportUnwritable(click.ClickException):
+    """The report could not be written (a full disk): ``Error: <message>``, exit 2, as an unwritable
+    ``--html`` file."""
+
+    exit_code = EXIT_USAGE
+
+
+def _write_report(result: AuditResult, summary: Summary, *, as_json: bool, as_csv: bool, top: int) -> None:
+    """The report on standard output (JSON, CSV or the text summary), flushed."""
+    if as_json or as_csv:
+        from typoguard.audit import report_data
+    if as_json:
+        report_data.write_document(
+            result.events, summary, result.stats, result.inputs, result.formats, out=sys.stdout.buffer
+        )
+    elif as_csv:
+        report_data.write_csv(result.events, summary, sys.stdout)
+    else:
+        from rich.console import Console
+
+        from typoguard.audit import report_text
+
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=200)
+        report_text.render(summary, result.stats, console, limit=top)
+    sys.stdout.flush()
+
+
+def _discard_stdout() -> None:
+    """What is still buffered for standard output dropped, so that ending does not try to write it again
+    (Python would print "Exception ignored ... BrokenPipeError" at exit)."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 @contextlib.contextmanager

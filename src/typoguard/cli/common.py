@@ -8,12 +8,13 @@ imported when a command builds one.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import click
 import orjson
@@ -31,6 +32,34 @@ EXIT_FAILED: Final = 1  # the operation failed: database down, a Postfix tool fa
 EXIT_USAGE: Final = 2  # usage or configuration error
 EXIT_DNS_UNUSABLE: Final = 3  # exposure/export: the DNS is unusable, nothing scanned or written (ADR 0019)
 EXIT_INCOMPLETE: Final = 4  # exposure/export: look-ups failed, the results are incomplete (ADR 0019)
+
+
+class _Process:
+    """Whether this process is the ``typoguard`` command's own (``cli.run``, the console script and
+    ``python -m typoguard``), not a program that calls the commands (tests, ``CliRunner``)."""
+
+    owned = False
+
+
+def own_process() -> None:
+    _Process.owned = True
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the command with exit status ``code``. In the command's own process: standard output and error
+    flushed, then ``os._exit``, skipping the interpreter's tear-down, which frees the heap object by object:
+    an audit of a 200 MB log ends holding ~2 million objects, ~0.1 s of a ~3.7 s run. Elsewhere, or when a
+    flush fails (a full disk, a closed pipe: reported as Python reports it), ``sys.exit``."""
+    if _Process.owned:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        else:
+            os._exit(code)
+    sys.exit(code)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
