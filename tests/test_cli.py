@@ -599,3 +599,25 @@ def test_a_slip_and_a_swapped_suffix_warns(typoguard_exe: str) -> None:
     )
     out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     assert [(o["action"], o["intended"]) for o in out] == [("warn", "yahoo.com"), ("warn", "outlook.com")]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--protect", "army.mil", "bob@army.ml"],
+        ["check", "--protect", "army.mil", "bob@army.mil"],
+        ["variants", "army.mil"],
+        ["config", "show"],
+        ["--help"],
+    ],
+)
+def test_output_on_a_full_disk_is_one_error_line_and_exit_2(typoguard_exe: str, args: list[str]) -> None:
+    # Not a traceback, and not exit 0 or 1: for `check`, 1 means "flagged" and 0 "allowed", and a script
+    # must not read either from a run whose answer was never written.
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [typoguard_exe, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == "Error: write failed: No space left on device\n"

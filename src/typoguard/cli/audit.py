@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import io
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from typoguard.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageFailure,
+    discard_stdout,
     exit_now,
     guard_from_options,
     protect_options,
@@ -128,10 +127,10 @@ def audit(  # noqa: PLR0917 - click passes options positionally
         try:
             _write_report(result, summary, as_json=as_json, as_csv=as_csv, top=top)
         except BrokenPipeError:  # the reader stopped reading (`| head`): end as other tools do
-            _discard_stdout()
+            discard_stdout()
             exit_now(EXIT_READER_GONE)
         except OSError as exc:
-            _discard_stdout()
+            discard_stdout()
             raise ReportUnwritable(
                 f"cannot write the report to standard output: {exc.strerror or exc}"
             ) from None
@@ -173,15 +172,6 @@ def _write_report(result: AuditResult, summary: Summary, *, as_json: bool, as_cs
             console = Console(width=200)
         report_text.render(summary, result.stats, console, limit=top)
     sys.stdout.flush()
-
-
-def _discard_stdout() -> None:
-    """What is still buffered for standard output dropped, so that ending does not try to write it again
-    (Python would print "Exception ignored ... BrokenPipeError" at exit)."""
-    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,8 @@ imported when a command builds one.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -43,6 +45,15 @@ class _Process:
 
 def own_process() -> None:
     _Process.owned = True
+
+
+def discard_stdout() -> None:
+    """What is still buffered for standard output dropped, so that ending does not try to write it again
+    (Python would print "Exception ignored ..." at exit)."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def exit_now(code: int) -> NoReturn:
