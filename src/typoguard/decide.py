@@ -212,10 +212,6 @@ def _lookalikes(a: Assessment) -> str:
     return f" {sentence}" if sentence else ""
 
 
-def _shared(a: Assessment) -> bool:
-    return a.action is not Action.INVALID
-
-
 def _prepared_bytes(a: Assessment, p: _Prepared) -> int:
     return assessment_bytes("", a) + 4 * len(p[2]) + len(p[3]) + 200
 
@@ -254,7 +250,7 @@ class Decider:
         self._header_prefix = f"{pd.warn_header}: "
         self._reject_code = pd.reject_code
         self._prepared: IdentityMemo[Assessment, _Prepared] = IdentityMemo(
-            self._prepare, ENTRY_CACHE_BYTES, _prepared_bytes, _shared
+            self._prepare, ENTRY_CACHE_BYTES, _prepared_bytes, guard.detector.retains
         )
         self._assess = guard.detector.assess  # Guard.assess, one call less per request
         self._head = b'{"event":"decision","instance":' + orjson.dumps(self.instance) + b',"sender":'

@@ -51,13 +51,21 @@ class Detector:
     ) -> None:
         self.index = index
         self.policy = policy
-        self._cache: AdmittingCache[str, Assessment] = AdmittingCache(cache_bytes, assessment_bytes)
+        self._cache: AdmittingCache[str, Assessment] = AdmittingCache(
+            cache_bytes, assessment_bytes, str_bytes
+        )
         self._main = self._cache.main
         self._get = self._cache.get
 
     @property
     def cache(self) -> AdmittingCache[str, Assessment]:
         return self._cache
+
+    def retains(self, a: Assessment) -> bool:
+        """Whether ``a`` is the assessment this detector keeps for its domain, and so will return again for
+        it: what is worth preparing once per object (an assessment of a name seen once is dropped)."""
+        domain = a.domain
+        return domain is not None and self._main.peek(domain) is a
 
     def check(self, recipient: str) -> Verdict:
         """The verdict for one recipient: an address or a bare domain. Never raises for bad input."""
@@ -104,7 +112,8 @@ class Detector:
         except InvalidAddress as exc:
             return _invalid(str(exc))  # not cached: refusing again is cheap, remembering junk is not
         result = self._assess_domain(domain)
-        self._cache.put(text, result)
+        if text != domain.ascii:  # typed otherwise (capitals, a trailing dot, Unicode): its own key too
+            self._cache.put(text, result)
         return result
 
     def _assess_domain(self, domain: Domain) -> Assessment:

@@ -70,6 +70,11 @@ class ByteBoundedCache(Generic[K, V]):
         self.new[key] = value
         self._bytes += size
 
+    def peek(self, key: K) -> V | None:
+        """What is cached under ``key``, without promoting it (None if nothing)."""
+        found = self.new.get(key)
+        return found if found is not None else self._old.get(key)
+
     def pop(self, key: K) -> V | None:
         """Take ``key`` out of the cache (None if it is not there)."""
         found = self.new.pop(key, None)
@@ -125,30 +130,39 @@ class BoundedMemo(Generic[R]):
 
 
 class AdmittingCache(Generic[K, V]):
-    """A ``ByteBoundedCache`` (``main``) that admits an entry only on its second use.
+    """A ``ByteBoundedCache`` (``main``) that keeps a value only from its key's second use.
 
-    A new entry waits in a trial cache (``max_bytes // trial_share``, two generations too); a look-up that
-    finds it there moves it into ``main``. A stream of names seen once (an attack of random names) churns
-    the trial cache only, and never evicts the names mail really goes to.
+    The first ``put`` of a key remembers the key alone, in a trial cache (``max_bytes // trial_share``, two
+    generations too); a second ``put`` of it (the caller missed in ``main`` and computed the value again)
+    keeps the value in ``main``. A stream of names seen once (an attack of random names) churns the trial
+    cache only, never evicts the names mail really goes to, and leaves no value behind: each is dropped
+    when its caller is done with it, so the cycle collector does not walk one more object per name (with
+    the values kept on trial, its passes grew to 7-9 ms in the policy service under such an attack: the
+    tail of every other client's answer times, issue 15 item 6). A value is computed twice per key.
     """
 
     __slots__ = ("main", "trial")
 
-    def __init__(self, max_bytes: int, sizeof: Callable[[K, V], int], *, trial_share: int = 4) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        sizeof: Callable[[K, V], int],
+        key_bytes: Callable[[K], int],
+        *,
+        trial_share: int = 4,
+    ) -> None:
         trial = max(1024, max_bytes // trial_share)
         self.main: ByteBoundedCache[K, V] = ByteBoundedCache(max(1024, max_bytes - trial), sizeof)
-        self.trial: ByteBoundedCache[K, V] = ByteBoundedCache(trial, sizeof)
+        self.trial: ByteBoundedCache[K, bool] = ByteBoundedCache(trial, lambda key, _seen: key_bytes(key))
 
     def get(self, key: K) -> V | None:
-        found = self.main.get(key)
-        if found is None:
-            found = self.trial.pop(key)
-            if found is not None:
-                self.main.put(key, found)
-        return found
+        return self.main.get(key)
 
     def put(self, key: K, value: V) -> None:
-        self.trial.put(key, value)
+        if self.trial.pop(key) is None:
+            self.trial.put(key, True)
+        else:
+            self.main.put(key, value)
 
     def clear(self) -> None:
         self.main.clear()

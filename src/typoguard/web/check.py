@@ -101,10 +101,6 @@ def _prepared_bytes(a: Assessment, prepared: tuple[bytes, str, int]) -> int:
     return assessment_bytes("", a) + len(prepared[0]) + 120
 
 
-def _shared(a: Assessment) -> bool:
-    return a.action is not Action.INVALID  # an invalid recipient's assessment is its own: not kept
-
-
 class LoopBudget:
     """How much of one pass of the event loop /v1/check may take, all requests together.
 
@@ -143,9 +139,13 @@ class CheckReplies:
         self.metrics = CheckMetrics(registry)
         # per assessment: its JSON tail, its action and that action's severity
         self._tails: IdentityMemo[Assessment, tuple[bytes, str, int]] = IdentityMemo(
-            _prepared, TAIL_CACHE_BYTES, _prepared_bytes, _shared
+            _prepared, TAIL_CACHE_BYTES, _prepared_bytes, self._retained
         )
         self._tails_of: Guard | None = None
+
+    def _retained(self, a: Assessment) -> bool:
+        """Whether the detector keeps ``a`` (an assessment of a name seen once is prepared, not kept)."""
+        return self._tails_of is not None and self._tails_of.detector.retains(a)
 
     async def reply(
         self, guard: Guard, body: bytes, budget: LoopBudget, max_recipients: int = MAX_RECIPIENTS
