@@ -483,3 +483,17 @@ def test_a_verdict_does_not_depend_on_what_was_checked_before(first: str) -> Non
         guard = fresh()
         guard.check(f"bob@{first}")
         assert seen(guard.check(f"bob@{name}")) == alone[name], f"{name!r} checked after {first!r}"
+
+
+def test_a_batch_detector_keeps_a_name_from_its_first_use() -> None:
+    # typoguard check - over a file: a name's second use takes the first's assessment (a server's detector
+    # assesses it again, keeping nothing of names seen once).
+    g = Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil",))))
+    server = Detector(g.index, g.detector.policy)
+    batch = Detector(g.index, g.detector.policy)
+    batch.for_batch()
+    for d in (server, batch):
+        first, second, third = (d.assess("bob@armyy.mil") for _ in range(3))
+        assert first == second and second is third
+        assert (first is second) is (d is batch)
+        assert d.assess("bob@army.ml").action is Action.REJECT

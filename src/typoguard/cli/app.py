@@ -104,6 +104,7 @@ def check(
     if "-" in recipients and len(recipients) > 1:
         raise UsageFailure("'-' (standard input) cannot be combined with recipients on the command line")
     guard = guard_from_options(config_path, protect, protect_files)
+    guard.detector.for_batch()
     check_one = guard.check
     if recipients != ("-",):
         verdicts = [check_one(r) for r in recipients]

@@ -61,6 +61,11 @@ class Detector:
     def cache(self) -> AdmittingCache[str, Assessment]:
         return self._cache
 
+    def for_batch(self) -> None:
+        """Keep a name's assessment from its first use (a batch of recipients, such as ``typoguard check
+        -``, where nobody else waits on the cycle collector): a name's second use is not assessed again."""
+        self._cache.values_on_trial = True
+
     def retains(self, a: Assessment) -> bool:
         """Whether ``a`` is the assessment this detector keeps for its domain, and so will return again for
         it: what is worth preparing once per object (an assessment of a name seen once is dropped)."""

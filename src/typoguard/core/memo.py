@@ -10,7 +10,7 @@ survives a flip, and no operation walks the cache. Not thread-safe (neither is t
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -129,6 +129,9 @@ class BoundedMemo(Generic[R]):
         return self._cache
 
 
+_SEEN: object = object()  # what the trial cache holds for a key whose value it does not keep
+
+
 class AdmittingCache(Generic[K, V]):
     """A ``ByteBoundedCache`` (``main``) that keeps a value only from its key's second use.
 
@@ -139,9 +142,13 @@ class AdmittingCache(Generic[K, V]):
     when its caller is done with it, so the cycle collector does not walk one more object per name (with
     the values kept on trial, its passes grew to 7-9 ms in the policy service under such an attack: the
     tail of every other client's answer times, issue 15 item 6). A value is computed twice per key.
+
+    ``values_on_trial`` (for a batch, such as ``typoguard check -`` over a file, where no other client
+    waits and a second computation is the cost that shows): the trial cache keeps the value too, and the
+    second use takes it from there.
     """
 
-    __slots__ = ("main", "trial")
+    __slots__ = ("main", "trial", "values_on_trial")
 
     def __init__(
         self,
@@ -153,14 +160,25 @@ class AdmittingCache(Generic[K, V]):
     ) -> None:
         trial = max(1024, max_bytes // trial_share)
         self.main: ByteBoundedCache[K, V] = ByteBoundedCache(max(1024, max_bytes - trial), sizeof)
-        self.trial: ByteBoundedCache[K, bool] = ByteBoundedCache(trial, lambda key, _seen: key_bytes(key))
+
+        def trial_size(key: K, value: object) -> int:
+            return key_bytes(key) if value is _SEEN else sizeof(key, cast(V, value))
+
+        self.trial: ByteBoundedCache[K, object] = ByteBoundedCache(trial, trial_size)
+        self.values_on_trial = False
 
     def get(self, key: K) -> V | None:
-        return self.main.get(key)
+        found = self.main.get(key)
+        if found is None and self.values_on_trial:
+            held = self.trial.pop(key)
+            if held is not None and held is not _SEEN:
+                found = cast(V, held)
+                self.main.put(key, found)
+        return found
 
     def put(self, key: K, value: V) -> None:
         if self.trial.pop(key) is None:
-            self.trial.put(key, True)
+            self.trial.put(key, value if self.values_on_trial else _SEEN)
         else:
             self.main.put(key, value)
 
