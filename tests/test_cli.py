@@ -621,3 +621,19 @@ def test_output_on_a_full_disk_is_one_error_line_and_exit_2(typoguard_exe: str, 
         )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == "Error: write failed: No space left on device\n"
+
+
+def test_a_line_of_megabytes_on_stdin_is_one_invalid_recipient_cut_to_64_kib(typoguard_exe: str) -> None:
+    # A line is read up to 64 KiB and the rest of it skipped: before, the line was gathered 64 KiB at a time
+    # by copying all of it again each time (a 200 MB line: minutes of CPU) and echoed whole.
+    line = b"bob@" + b"a" * (30 << 20) + b".com\nbob@army.ml\n"
+    proc = subprocess.run(
+        [typoguard_exe, "check", "--protect", "army.mil", "--format", "json", "-"],
+        input=line, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    first, second = (json.loads(x) for x in proc.stdout.splitlines())
+    assert first["action"] == "invalid" and first["recipient"].startswith("bob@aaaa")
+    assert len(first["recipient"]) <= 64 * 1024
+    assert len(proc.stdout) < 300 * 1024
+    assert second["recipient"] == "bob@army.ml" and second["action"] == "reject"

@@ -118,23 +118,41 @@ def check(
     sys.exit(EXIT_FLAGGED if flagged else EXIT_OK)
 
 
+MAX_LINE_BYTES = 64 * 1024  # of a recipient line on standard input; the rest of a longer line is skipped
+
+
 def _stdin_batches() -> Iterator[list[str]]:
     """Lines from standard input, in batches of what is available now.
 
     Reading whatever the pipe holds (not a fixed-size buffer) lets a tool that writes one address and waits
-    get its answer at once, while a bulk pipe is still processed thousands of lines per system call.
+    get its answer at once, while a bulk pipe is still processed thousands of lines per system call. A line
+    is kept up to ``MAX_LINE_BYTES`` (an address is at most 254 octets): the rest of a longer one is read
+    and dropped, so a line of gigabytes costs neither memory nor time, and is one invalid recipient.
     """
     fd = sys.stdin.fileno()
     pending = b""
+    skipping = False  # in the rest of an over-long line
     while True:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             break
+        if skipping:
+            end = chunk.find(b"\n")
+            if end < 0:
+                continue
+            chunk, skipping = chunk[end + 1 :], False
         lines = (pending + chunk).split(b"\n")
         pending = lines.pop()
-        yield [raw.rstrip(b"\r").decode("utf-8", "surrogateescape").strip() for raw in lines]
+        if len(pending) > MAX_LINE_BYTES:
+            lines.append(pending[:MAX_LINE_BYTES])
+            pending, skipping = b"", True
+        yield [_line_text(raw) for raw in lines]
     if pending:
-        yield [pending.rstrip(b"\r").decode("utf-8", "surrogateescape").strip()]
+        yield [_line_text(pending)]
+
+
+def _line_text(raw: bytes) -> str:
+    return raw[:MAX_LINE_BYTES].rstrip(b"\r").decode("utf-8", "surrogateescape").strip()
 
 
 def _write_json(batches: Iterable[list[Verdict]], out: IO[bytes]) -> bool:
