@@ -76,3 +76,26 @@ def test_the_same_lines_in_two_files_count_once(
     twice = tmp_path / "twice.log"
     twice.write_text(f"{refusal}\n{refusal}\n")
     assert audit_json(twice)["summary"]["totals"]["events"] == 2
+
+
+def test_a_line_of_megabytes_is_cut_and_the_lines_around_it_are_read(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path
+) -> None:
+    # A damaged log (a run of bytes with no newline: a disk error, a binary written into it) must not be
+    # held whole in memory: the reader keeps 1 MiB of such a line, counts it as a bad line, and goes on.
+    from typoguard.audit import reading
+    from typoguard.audit.model import SourceStats
+    from typoguard.audit.sources import Format, plan
+
+    text = (fixtures / "postfix-syslog.log").read_bytes()
+    damaged = tmp_path / "mail.log"
+    head, tail = text.split(b"\n", 3)[:3], text.split(b"\n", 3)[3]
+    damaged.write_bytes(
+        b"\n".join(head) + b"\n" + b"\x00" * (24 << 20) + b"\n" + tail
+    )
+    tasks, _problems = plan([damaged], Format.POSTFIX, 64 << 20)
+    blocks = [len(b) for t in tasks for b in reading.byte_blocks(t, SourceStats())]
+    assert max(blocks) <= reading.BLOCK + reading.MAX_LINE + 1
+    plain, cut = audit_json(fixtures / "postfix-syslog.log"), audit_json(damaged)
+    assert [e["recipient"] for e in cut["events"]] == [e["recipient"] for e in plain["events"]]
+    assert cut["bad_lines"] == plain["bad_lines"] + 1

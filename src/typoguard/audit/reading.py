@@ -8,6 +8,7 @@ from typoguard.audit.model import SourceStats
 from typoguard.audit.sources import STREAM_ERRORS, Task, compression, open_bytes, report_progress
 
 BLOCK = 4 << 20  # bytes read at a time: large enough to amortise the split, small enough to stay flat
+MAX_LINE = 1 << 20  # of one line gathered across blocks; the rest of a longer line (damage) is skipped
 
 
 def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
@@ -17,6 +18,7 @@ def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
     was read before the damage is kept, except a half line at the point of damage.
     """
     rest = b""
+    overlong = False  # ``rest`` is the first MAX_LINE bytes of a longer line
     try:
         if task.end is None or compression(task.path) is not None:
             f = open_bytes(task.path)
@@ -35,10 +37,18 @@ def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
                     report_progress(len(data))
                 stats.nbytes += len(data)
                 cut = data.rfind(b"\n") + 1
-                if cut == 0:  # no newline in a whole block: keep gathering (a very long line)
-                    rest += data
+                if cut == 0:  # no newline in a whole block: keep gathering a very long line, up to MAX_LINE
+                    if len(rest) < MAX_LINE:
+                        rest += data[: MAX_LINE - len(rest)]
+                    else:
+                        overlong = True
                     continue
-                yield rest + data[:cut]
+                if overlong:  # the end of a line cut at MAX_LINE: its rest up to the newline is skipped
+                    end = data.find(b"\n") + 1
+                    yield rest + b"\n" + data[end:cut]
+                    overlong = False
+                else:
+                    yield rest + data[:cut]
                 rest = data[cut:]
     except STREAM_ERRORS as exc:
         stats.errors.append(f"{task.name}: input ends early ({_describe(exc)}); lines before it were read")
