@@ -29,6 +29,7 @@ from pathlib import Path
 
 from typoguard.audit.classify import decode
 from typoguard.audit.postfix_lines import PostfixLineReader, has_priority_lines, qmgr_lines
+from typoguard.audit.reading import whole_lines
 from typoguard.audit.timeparse import reference_time
 from typoguard.store.correspondents import Tallies, domain_of
 
@@ -98,27 +99,17 @@ def deliveries(
 def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
     """Blocks of whole lines of a plain or gzip file, counted in ``report.lines``; a read error ends the
     file and is added to ``report.errors``."""
-    rest = b""
     try:
         with path.open("rb") as probe:
             gz = probe.read(2) == b"\x1f\x8b"
         with gzip.open(path, "rb") if gz else path.open("rb") as f:
             # read1: one read of the compressed stream at a time, so little is lost before a truncation
             read = f.read1 if isinstance(f, gzip.GzipFile) else f.read
-            while data := read(_BLOCK):
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # no newline yet: a very long line
-                    rest += data
-                    continue
-                block, rest = rest + data[:cut], data[cut:]
-                report.lines += block.count(b"\n")
+            for block in whole_lines(iter(lambda: read(_BLOCK), b"")):
+                report.lines += block.count(b"\n") + (not block.endswith(b"\n"))
                 yield block
     except (OSError, EOFError, zlib.error) as exc:
         report.errors.append(f"{path}: {exc} (learned what was readable before it)")
-        rest = b""  # the half line at the damage
-    if rest:
-        report.lines += 1
-        yield rest
 
 
 def learn_files(

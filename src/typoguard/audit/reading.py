@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from typoguard.audit.model import SourceStats
 from typoguard.audit.sources import STREAM_ERRORS, Task, compression, open_bytes, report_progress
@@ -17,42 +17,54 @@ def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
     A truncated or corrupt compressed stream ends the input early and is recorded in ``stats.errors``; what
     was read before the damage is kept, except a half line at the point of damage.
     """
-    rest = b""
-    overlong = False  # ``rest`` is the first MAX_LINE bytes of a longer line
     try:
-        if task.end is None or compression(task.path) is not None:
-            f = open_bytes(task.path)
-            remaining = -1
-        else:
-            f = task.path.open("rb")
-            f.seek(task.start)
-            remaining = task.end - task.start
-        with f:
-            while remaining != 0:
-                data = f.read(BLOCK if remaining < 0 else min(BLOCK, remaining))
-                if not data:
-                    break
-                if remaining > 0:  # a byte range of a plain file, read without open_bytes
-                    remaining -= len(data)
-                    report_progress(len(data))
-                stats.nbytes += len(data)
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # no newline in a whole block: keep gathering a very long line, up to MAX_LINE
-                    if len(rest) < MAX_LINE:
-                        rest += data[: MAX_LINE - len(rest)]
-                    else:
-                        overlong = True
-                    continue
-                if overlong:  # the end of a line cut at MAX_LINE: its rest up to the newline is skipped
-                    end = data.find(b"\n") + 1
-                    yield rest + b"\n" + data[end:cut]
-                    overlong = False
-                else:
-                    yield rest + data[:cut]
-                rest = data[cut:]
+        yield from whole_lines(_reads(task, stats))
     except STREAM_ERRORS as exc:
         stats.errors.append(f"{task.name}: input ends early ({_describe(exc)}); lines before it were read")
-        rest = b""
+
+
+def _reads(task: Task, stats: SourceStats) -> Iterator[bytes]:
+    if task.end is None or compression(task.path) is not None:
+        f = open_bytes(task.path)
+        remaining = -1
+    else:
+        f = task.path.open("rb")
+        f.seek(task.start)
+        remaining = task.end - task.start
+    with f:
+        while remaining != 0:
+            data = f.read(BLOCK if remaining < 0 else min(BLOCK, remaining))
+            if not data:
+                break
+            if remaining > 0:  # a byte range of a plain file, read without open_bytes
+                remaining -= len(data)
+                report_progress(len(data))
+            stats.nbytes += len(data)
+            yield data
+
+
+def whole_lines(reads: Iterable[bytes]) -> Iterator[bytes]:
+    """The bytes of ``reads`` as blocks of whole lines (each ends with a newline, except perhaps the last).
+
+    A line that does not end within a read is gathered across reads up to ``MAX_LINE`` bytes; the rest of
+    a longer one (damage: a run of bytes with no newline) is skipped, so memory stays flat. An exception
+    from ``reads`` drops the half line read before it."""
+    rest = b""
+    overlong = False  # ``rest`` is the first MAX_LINE bytes of a longer line
+    for data in reads:
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # no newline in a whole read: keep gathering a very long line, up to MAX_LINE
+            if len(rest) < MAX_LINE:
+                rest += data[: MAX_LINE - len(rest)]
+            else:
+                overlong = True
+            continue
+        if overlong:  # the end of a line cut at MAX_LINE: its rest up to the newline is skipped
+            yield rest + b"\n" + data[data.find(b"\n") + 1 : cut]
+            overlong = False
+        else:
+            yield rest + data[:cut]
+        rest = data[cut:]
     if rest:
         yield rest
 
