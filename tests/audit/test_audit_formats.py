@@ -281,3 +281,46 @@ def test_raw_8bit_headers_are_read_as_utf8_or_latin1(
     assert [(e["sender"], e["recipient"], e["detail"]) for e in doc["events"]] == [
         ("jürgen@army.mil", "böb@army.ml", "café")
     ]
+
+
+def test_an_mbox_body_line_of_megabytes_is_not_held_whole(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # Only headers matter; a body of one 32 MB line (an attachment not wrapped, damage) was read as one
+    # line, then dropped: memory grew with the line (a 150 MB line: 352 MB of RSS).
+    import tracemalloc
+
+    from typoguard.audit import mailbox
+    from typoguard.audit.classify import Classifier
+    from typoguard.audit.model import SourceStats
+    from typoguard.audit.sources import plan
+    from typoguard.config import Config, ProtectConfig
+    from typoguard.guard import Guard
+
+    def message(to: str, body: bytes) -> bytes:
+        return (
+            (
+                f"From alice@army.mil Mon Nov 30 10:00:00 2026\nFrom: alice@army.mil\nTo: {to}\n"
+                f"Subject: s\nDate: Mon, 30 Nov 2026 10:00:00 +0000\nMessage-ID: <{to}>\n\n"
+            ).encode()
+            + body
+            + b"\n\n"
+        )
+
+    box = tmp_path / "sent.mbox"
+    # The second body has a line of exactly the piece size: the newline that ends it, read on its own, is
+    # not a blank line, so the unescaped "From " line after it starts no message.
+    spoof = b"a" * mailbox.MAX_LINE + b"\nFrom eve@x Mon Nov 30 10:00:00 2026\nTo: eve@army.ml\n"
+    box.write_bytes(
+        message("zed@army.ml", b"a" * (32 << 20)) + message("amy@army.ml", spoof) + message("bo@navy.ml", b"")
+    )
+    tasks, _problems = plan([box], Format.MBOX, 64 << 20)
+    classifier = Classifier(Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil",)))))
+    tracemalloc.start()
+    try:
+        partials = list(mailbox.read_mbox(tasks[0], classifier, SourceStats()))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert sorted(p.recipient for p in partials) == ["amy@army.ml", "zed@army.ml"]  # navy.ml: not protected
+    assert peak < 4 << 20

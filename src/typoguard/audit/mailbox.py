@@ -22,6 +22,7 @@ from typoguard.audit.model import Outcome, Partial, SourceStats
 from typoguard.audit.sources import STREAM_ERRORS, Task, open_bytes
 
 MAX_HEADER = 256 << 10  # a header block longer than this is not mail; the rest is skipped
+MAX_LINE = 64 << 10  # an mbox is read in pieces of lines of at most this
 _PARSER = HeaderParser()
 # Addresses by pattern, for a header that Python's address parser cannot take apart (it recurses once per
 # nested comment: "(((...a@b" 1,000 deep raised RecursionError and ended the audit).
@@ -133,15 +134,20 @@ def read_mbox(task: Task, classifier: Classifier, stats: SourceStats) -> Iterato
     count = 0
     try:
         with open_bytes(task.path) as f:
-            for line in f:
+            # Lines of at most MAX_LINE bytes: a longer one comes in pieces, so a body line of megabytes is
+            # never held whole. A piece that does not start a line is never a blank line.
+            starts_line = True
+            for line in iter(lambda: f.readline(MAX_LINE), b""):
                 stats.nbytes += len(line)
                 if blank_before and line.startswith(b"From "):
                     if head is not None:  # header with no body at all
                         yield from _emit(head, task, classifier, stats, count)
                     head, size, count = [], 0, count + 1
                     blank_before = False
+                    starts_line = line.endswith(b"\n")
                     continue
-                blank_before = line in (b"\n", b"\r\n")
+                blank_before = starts_line and line in (b"\n", b"\r\n")
+                starts_line = line.endswith(b"\n")
                 if head is None:
                     continue
                 if blank_before or size > MAX_HEADER:
