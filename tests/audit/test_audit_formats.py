@@ -324,3 +324,27 @@ def test_an_mbox_body_line_of_megabytes_is_not_held_whole(
         tracemalloc.stop()
     assert sorted(p.recipient for p in partials) == ["amy@army.ml", "zed@army.ml"]  # navy.ml: not protected
     assert peak < 4 << 20
+
+
+def test_an_eml_without_a_newline_is_not_read_whole(tmp_path: Path) -> None:
+    # A message file is read up to the end of its header (256 KiB at most): a file of one 32 MB line (no
+    # header, a binary saved as .eml) was read whole to find its first newline.
+    import tracemalloc
+
+    from typoguard.audit import mailbox
+    from typoguard.audit.classify import Classifier
+    from typoguard.audit.model import SourceStats
+    from typoguard.config import Config, ProtectConfig
+    from typoguard.guard import Guard
+
+    eml = tmp_path / "odd.eml"
+    eml.write_bytes(b"To: bob@army.ml\nSubject: " + b"x" * (32 << 20))
+    classifier = Classifier(Guard.from_config(Config(protect=ProtectConfig(domains=("army.mil",)))))
+    tracemalloc.start()
+    try:
+        partials = list(mailbox.read_eml(eml, "odd.eml", classifier, SourceStats(), "eml"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [p.recipient for p in partials] == ["bob@army.ml"]
+    assert peak < 4 << 20

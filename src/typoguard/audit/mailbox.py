@@ -112,11 +112,13 @@ def read_eml(
     size = 0
     try:
         with open_bytes(path) as f:
-            for line in f:
-                if line in (b"\n", b"\r\n") or size > MAX_HEADER:
+            starts_line = True  # as in read_mbox: lines in pieces of at most MAX_LINE bytes
+            for line in iter(lambda: f.readline(MAX_LINE), b""):
+                if (starts_line and line in (b"\n", b"\r\n")) or size > MAX_HEADER:
                     break
                 lines.append(line)
                 size += len(line)
+                starts_line = line.endswith(b"\n")
     except STREAM_ERRORS as exc:
         stats.errors.append(f"{path}: cannot read ({str(exc)[:120]})")
         return
