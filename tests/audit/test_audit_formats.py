@@ -348,3 +348,22 @@ def test_an_eml_without_a_newline_is_not_read_whole(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert [p.recipient for p in partials] == ["bob@army.ml"]
     assert peak < 4 << 20
+
+
+def test_a_damaged_csv_row_does_not_swallow_the_rows_after_it(
+    audit_json: Callable[..., dict[str, Any]], fixtures: Path, tmp_path: Path
+) -> None:
+    # A stray quote (a cut export, a hand edit) made the reader join every line after it into one "quoted
+    # field" to the end of the file: the leak rows after it were lost as one bad line. A quoted field may
+    # still run over several lines (a subject with a line break).
+    lines = (fixtures / "m365-trace.csv").read_text("utf-8").splitlines()
+    damaged = lines[2].replace('"Budget"', '"Bud"get"')
+    multi = lines[1].replace('"Budget"', '"Budget\nQ4, part 2"').replace("bob@army.ml", "carol@army.ml")
+    trace = tmp_path / "trace.csv"
+    trace.write_text("\n".join([lines[0], damaged, *lines[1:], multi]) + "\n", "utf-8")
+    plain = audit_json(fixtures / "m365-trace.csv")
+    doc = audit_json(trace)
+    assert sorted(e["recipient"] for e in doc["events"]) == sorted(
+        [*(e["recipient"] for e in plain["events"]), "carol@army.ml"]
+    )
+    assert doc["bad_lines"] == plain["bad_lines"]  # the damaged row read alone is a row (to a legit domain)

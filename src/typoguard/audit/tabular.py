@@ -7,6 +7,7 @@ Columns are found by name (exports differ by tool, version and locale), the text
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,8 @@ from typoguard.audit.sources import STREAM_ERRORS, Task, open_bytes
 from typoguard.audit.timeparse import loose_time
 
 csv.field_size_limit(1 << 20)
+MAX_LINE = 1 << 20  # characters of one line; the rest of a longer one (damage) is skipped
+MAX_RECORD_LINES = 64  # lines a quoted field may run on over before the record is taken for damage
 
 
 def _norm(name: str) -> str:
@@ -55,12 +58,21 @@ def _text_lines(task: Task, stats: SourceStats) -> Iterator[str]:
             encoding = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
             decoder = codecs.getincrementaldecoder(encoding)("replace")
             pending = decoder.decode(head)
+            skipping = False  # in the rest of a line cut at MAX_LINE characters
             while True:
                 block = raw.read(1 << 20)
                 stats.nbytes += len(block)
-                pending += decoder.decode(block, final=not block)
-                lines = pending.split("\n")
+                text = decoder.decode(block, final=not block)
+                if skipping:
+                    end = text.find("\n")
+                    if end < 0 and block:
+                        continue
+                    text, skipping = text[end + 1 :] if end >= 0 else "", False
+                lines = (pending + text).split("\n")
                 pending = lines.pop()
+                if len(pending) > MAX_LINE:  # damage (a run with no newline): keep its start, skip the rest
+                    lines.append(pending[:MAX_LINE])
+                    pending, skipping = "", True
                 yield from (line.rstrip("\r") for line in lines)
                 if not block:
                     break
@@ -78,8 +90,13 @@ def rows(
     """(header, row) pairs. ``header_of(line)`` returns the column names when a line declares them (a CSV
     header, or a ``#Fields:`` directive), else None; ``#`` lines that are not headers are skipped."""
     header: list[str] | None = None
-    lines = _text_lines(task, stats)
-    for line in lines:
+    source = _text_lines(task, stats)
+    again: collections.deque[str] = collections.deque()  # lines to read again (after a damaged one)
+
+    def next_line() -> str | None:
+        return again.popleft() if again else next(source, None)
+
+    while (line := next_line()) is not None:
         stats.lines += 1
         if not line.strip():
             continue
@@ -89,19 +106,30 @@ def rows(
             continue
         if line.startswith("#") or header is None:
             continue
-        text = line
-        # A quoted field may hold a newline (subjects): read on until the quotes balance.
-        while text.count('"') % 2 == 1:
-            more = next(lines, None)
-            if more is None:
+        text, quotes, more = line, line.count('"'), list[str]()
+        # A quoted field may hold a newline (subjects): read on until the quotes balance, for a few lines.
+        while quotes % 2 == 1 and len(more) < MAX_RECORD_LINES and len(text) <= MAX_LINE:
+            following = next_line()
+            if following is None:
                 break
-            stats.lines += 1
-            text += "\n" + more
+            more.append(following)
+            quotes += following.count('"')
+            text += "\n" + following
         try:
-            row = next(csv.reader(io.StringIO(text)))
-        except (csv.Error, StopIteration):
-            stats.bad(task.name, text)
-            continue
+            records = list(csv.reader(io.StringIO(text)))
+        except csv.Error:
+            records = []
+        if more and (len(records) != 1 or len(records[0]) != len(header)):
+            # Not one record: a damaged line (a stray quote) that would have swallowed the rows after it.
+            # It is read on its own; the lines read after it are read again as rows of their own.
+            again.extendleft(reversed(more))
+            more, text = [], line
+            try:
+                records = list(csv.reader([line]))
+            except csv.Error:
+                records = []
+        row = records[0] if len(records) == 1 else []
+        stats.lines += len(more)
         if len(row) != len(header):
             stats.bad(task.name, text)
             continue
