@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,32 @@ def test_a_damaged_history_is_a_config_error(tmp_path: Path, content: str) -> No
     path.write_text(content)
     with pytest.raises(ConfigError, match=r"h\.json"):
         JsonFileHistory(path).last()
+
+
+def _export(exe: str, output: Path, *, max_file_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:  # the child can write files of at most max_file_bytes: as a full disk does
+        if max_file_bytes is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+
+    return subprocess.run(
+        [exe, "export", "--protect", "army.mil", "--protect", "gmail.com", "--format", "postfix-access",
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=120, check=False, preexec_fn=limit,
+    )  # fmt: skip
+
+
+def test_export_replaces_its_output_whole_or_not_at_all(typoguard_exe: str, tmp_path: Path) -> None:
+    # A block list is read by Postfix (postmap) or rspamd (which reloads a changed map by itself): a write
+    # that fails half-way (a full disk) must leave the previous list as it was, never half a list.
+    listed = tmp_path / "lookalikes"
+    listed.write_text("army.ml REJECT old list\n")
+    listed.chmod(0o644)
+    failed = _export(typoguard_exe, listed, max_file_bytes=4096)
+    assert failed.returncode == 2, failed.stderr
+    assert "cannot write" in failed.stderr and "Traceback" not in failed.stderr
+    assert listed.read_text() == "army.ml REJECT old list\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["lookalikes"]  # no temporary file left behind
+    done = _export(typoguard_exe, listed)
+    assert done.returncode == 0, done.stderr
+    assert len(listed.read_text().splitlines()) > 100 and (listed.stat().st_mode & 0o777) == 0o644

@@ -25,6 +25,7 @@ from typoguard.cli.common import (
     exit_now,
     guard_from_options,
     protect_options,
+    replace_file,
 )
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ def audit(  # noqa: PLR0917 - click passes options positionally
 
             page = report_html.render(result.events, summary, result.stats, result.inputs)
             try:
-                html_path.write_text(page, "utf-8")
+                replace_file(html_path, page)
             except OSError as exc:
                 raise UsageFailure(f"cannot write {html_path}: {exc.strerror or exc}") from None
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import wraps
@@ -54,6 +56,38 @@ def discard_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` whole or not at all: a file next to it, flushed to disk, renamed
+    over it (the previous file's permissions kept, else those of a new file). What reads the file (postmap,
+    rspamd reloading a changed map, a browser) never sees half of it, even when the disk fills up. A path
+    that is not a regular file (``/dev/stdout``, a pipe) is written as it is. Raises ``OSError``."""
+    try:
+        old = os.stat(path)
+    except FileNotFoundError:
+        old = None
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        path.write_text(text, "utf-8")
+        return
+    if old is not None:
+        mode = stat.S_IMODE(old.st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def exit_now(code: int) -> NoReturn:

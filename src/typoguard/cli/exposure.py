@@ -27,6 +27,7 @@ from typoguard.cli.common import (
     UsageFailure,
     guard_from_options,
     protect_options,
+    replace_file,
 )
 from typoguard.errors import TypoguardError
 from typoguard.exposure.model import Change, DnsAnswers, Exposure, Snapshot, Status
@@ -281,7 +282,7 @@ def _emit(text: str, output: Path | None) -> None:
         sys.stdout.flush()
         return
     try:
-        output.write_text(text, "utf-8")
+        replace_file(output, text)
     except OSError as exc:
         raise UsageFailure(f"cannot write {output}: {exc.strerror or exc}") from None
 
