@@ -62,7 +62,8 @@ def replace_file(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` whole or not at all: a file next to it, flushed to disk, renamed
     over it (the previous file's permissions kept, else those of a new file). What reads the file (postmap,
     rspamd reloading a changed map, a browser) never sees half of it, even when the disk fills up. A path
-    that is not a regular file (``/dev/stdout``, a pipe) is written as it is. Raises ``OSError``."""
+    that is not a regular file (``/dev/stdout``, a pipe), or an existing file in a directory where no file
+    may be created, is written in place. Raises ``OSError``."""
     try:
         old = os.stat(path)
     except FileNotFoundError:
@@ -76,7 +77,13 @@ def replace_file(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except PermissionError:
+        if old is None:
+            raise
+        path.write_text(text, "utf-8")  # may write the file, not create one beside it: in place, as before
+        return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
