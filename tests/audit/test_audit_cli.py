@@ -153,3 +153,33 @@ def test_the_whole_document_is_written_before_the_command_ends(typoguard_exe: st
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert len(orjson.loads(proc.stdout)["events"]) == 5000
+
+
+def test_a_pipe_or_a_device_is_skipped_with_a_warning_not_waited_on(
+    typoguard_exe: str, fixtures: Path, tmp_path: Path
+) -> None:
+    # A directory walk met a FIFO (a syslog daemon's pipe next to the logs) and waited on it for ever; a
+    # pipe named on the command line (`<(zcat mail.log.gz)`) was half eaten by format detection and the
+    # audit reported "0 mail(s)", exit 0. Neither is read: each is named in a warning (exit 2 when
+    # nothing else could be read), and the regular files beside them are audited.
+    import os
+
+    logs = tmp_path / "log"
+    logs.mkdir()
+    (logs / "mail.log").write_bytes((fixtures / "postfix-syslog.log").read_bytes())
+    os.mkfifo(logs / "xconsole")
+    (logs / "zero").symlink_to("/dev/zero")
+    walked = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--csv", str(logs)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert walked.returncode == 1, walked.stderr
+    assert "bob@army.ml" in walked.stdout
+    assert f"{logs / 'xconsole'}: a pipe, not a file; skipped" in walked.stderr
+    assert f"{logs / 'zero'}: a device, not a file; skipped" in walked.stderr
+    piped = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--format", "postfix", str(logs / "xconsole")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 2, piped.stderr
+    assert "a pipe, not a file; skipped (save it to a file first)" in piped.stderr

@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 import re
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -315,6 +316,10 @@ def plan(
             continue
         seen.add(real)
         try:
+            odd = _not_a_file(path)
+            if odd:
+                problems.append(f"{path}: {odd}, not a file; skipped (save it to a file first)")
+                continue
             if not path.is_dir() and _unread_compression(path):
                 problems.append(
                     f"{path}: compressed with zstd, which the audit does not read; skipped (decompress it"
@@ -337,6 +342,21 @@ def plan(
         except OSError as exc:
             problems.append(f"{path}: cannot read it ({exc.strerror or exc}); skipped")
     return tasks, problems
+
+
+def _not_a_file(path: Path) -> str:
+    """What ``path`` is when it is neither a regular file nor a directory ("a pipe", "a device", ...), else
+    "". Such an input is never opened: a FIFO beside the logs would be waited on for ever, a pipe named on
+    the command line (``<(zcat ...)``) would lose to format detection the bytes it read, and a device such
+    as /dev/zero never ends."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "a pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
 
 
 def _tree_size(path: Path) -> int:

@@ -137,7 +137,7 @@ def audit(  # noqa: PLR0917 - click passes options positionally
             ) from None
         if as_json or as_csv:
             for error in result.stats.errors:
-                err.print(f"[yellow]warning:[/] {error}", highlight=False)
+                err.print(f"[yellow]warning:[/] {error}", highlight=False, soft_wrap=True)
             if result.stats.bad_lines:
                 err.print(f"bad lines: {result.stats.bad_lines}", highlight=False)
         exit_now(EXIT_FLAGGED if result.events else EXIT_OK)
