@@ -350,3 +350,28 @@ def test_a_line_of_megabytes_is_cut_and_the_rest_is_learned(tmp_path: Path) -> N
     got = learn([damaged])
     assert got.pairs == plain.pairs
     assert got.report.lines == plain.report.lines + 1
+
+
+@pytest.mark.timeout(30)  # the old reader waited for ever on its second open of the pipe
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_pipe_is_learned_whole(tmp_path: Path, compressed: bool) -> None:
+    # `typoguard learn <(zcat mail.log.1.gz)` or a pipe of the plain log: the file was opened twice (once to
+    # look for gzip's magic bytes), so the pipe lost its first bytes, and with them a line or the gzip
+    # header (then nothing at all was learned).
+    import threading
+
+    text = (FIXTURES / "postfix-syslog.log").read_bytes()
+    plain = learn([log_file(tmp_path, text, name="syslog.log")])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as w:
+            w.write(gzip.compress(text) if compressed else text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    got = learn([fifo])
+    writer.join(10)
+    assert got.report.errors == []
+    assert got.pairs == plain.pairs and got.report.lines == plain.report.lines

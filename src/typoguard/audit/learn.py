@@ -100,9 +100,11 @@ def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
     """Blocks of whole lines of a plain or gzip file, counted in ``report.lines``; a read error ends the
     file and is added to ``report.errors``."""
     try:
-        with path.open("rb") as probe:
-            gz = probe.read(2) == b"\x1f\x8b"
-        with gzip.open(path, "rb") if gz else path.open("rb") as f:
+        # One open, the magic bytes peeked, not read: a pipe (``<(zcat mail.log.gz)``) loses nothing.
+        with (
+            path.open("rb") as raw,
+            gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw as f,
+        ):
             # read1: one read of the compressed stream at a time, so little is lost before a truncation
             read = f.read1 if isinstance(f, gzip.GzipFile) else f.read
             for block in whole_lines(iter(lambda: read(_BLOCK), b"")):
