@@ -183,3 +183,32 @@ def test_names_seen_once_leave_nothing_for_the_cycle_collector(kind: str) -> Non
     first, second, third = (decider.guard.detector.assess(f"bob@{names[0]}") for _ in range(3))
     assert third is second
     assert first == second
+
+
+def test_texts_filled_once_are_answered_again_per_recipient_and_sender() -> None:
+    # A sender who writes to the same look-alike again gets the texts filled in at the first time; a
+    # template naming the sender is filled per sender, never from another sender's entry.
+    config = replace(
+        CONFIG,
+        policyd=replace(CONFIG.policyd, reject_template="From {sender}: {recipient} is not {suggestion}."),
+    )
+    decider = Decider.build(config)
+    answers = [decider.decide(s, "bob@army.ml").reply for s in ["alice@army.mil", "carl@army.mil"] * 3]
+    assert answers[0] == "550 5.1.2 From alice@army.mil: bob@army.ml is not bob@army.mil."
+    assert answers[1] == "550 5.1.2 From carl@army.mil: bob@army.ml is not bob@army.mil."
+    assert answers == answers[:2] * 3
+    held = [decider.decide("alice@army.mil", f"x@{d}") for d in ("arnny.mil", "amry.mil", "amry.mil")]
+    assert [d.action for d in held] == ["hold"] * 3
+    assert held[1].hold_reason == held[2].hold_reason != held[0].hold_reason
+    assert "amry.mil" in held[2].hold_reason
+
+
+def test_texts_kept_for_recipients_are_bounded() -> None:
+    from typoguard.decide import TEXT_CACHE_ENTRIES
+
+    decider = Decider.build(CONFIG)
+    for n in range(TEXT_CACHE_ENTRIES + 500):
+        for _ in range(2):  # a second use: the assessment of army.ml is kept, so are the texts
+            d = decider.decide("alice@army.mil", f"user{n}@army.ml")
+        assert f"Did you mean user{n}@army.mil?" in d.reply
+    assert 0 < len(decider._texts) <= TEXT_CACHE_ENTRIES

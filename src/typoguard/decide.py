@@ -68,6 +68,10 @@ _HEADER_NAME_CHARS: Final = frozenset(chr(c) for c in range(33, 127)) - {":"}
 # The prepared pieces are bounded by bytes (issue 15 item 6): an entry holds its assessment, reply template
 # and log tail, a few hundred bytes to a few KB. An invalid recipient's assessment is never shared: not kept.
 ENTRY_CACHE_BYTES: Final = 4 << 20
+# The filled-in texts per (recipient, sender), oldest dropped first. Only addresses of a length that can be
+# valid (MAX_LOGGED_ADDRESS) and assessments the detector keeps are remembered: an entry is at most about
+# 2.5 KB (two addresses, a reply <= 512, a hold reason or header <= 892 octets), so at most about 5 MB.
+TEXT_CACHE_ENTRIES: Final = 2048
 _INTERNAL_JSON: Final = {"sender": b'"sender"', "sasl": b'"sasl"', "network": b'"network"'}
 _dumps = orjson.dumps
 _new = tuple.__new__
@@ -253,6 +257,9 @@ class Decider:
             self._prepare, ENTRY_CACHE_BYTES, _prepared_bytes, guard.detector.retains
         )
         self._assess = guard.detector.assess  # Guard.assess, one call less per request
+        # (recipient, sender) -> (assessment, reply, hold reason, header): the texts of a refusal, hold or
+        # warning filled in once for a recipient a sender writes to again (a thread, a retried message).
+        self._texts: dict[tuple[str, str], tuple[Assessment, str, str, str]] = {}
         self._head = b'{"event":"decision","instance":' + orjson.dumps(self.instance) + b',"sender":'
         self._skip_tail = b"," + orjson.dumps({"action": "skip", "reply": "DUNNO", "mode": self.mode})[1:]
 
@@ -296,7 +303,8 @@ class Decider:
         if context is not None:
             a = context.adjust(a, sender)
         hit = self._prepared.new.get(id(a))
-        action, todo, template, tail = hit[1] if hit is not None and hit[0] is a else self._prepared.miss(a)
+        shared = hit is not None and hit[0] is a  # an assessment the detector keeps and returns again
+        action, todo, template, tail = hit[1] if shared else self._prepared.miss(a)  # type: ignore[index]
         flag = _INTERNAL_JSON[internal]
         record: bytes | None = None
         if (  # _json_record inlined for nearly every request: addresses of a length that can be valid
@@ -317,14 +325,25 @@ class Decider:
             record = self._json_record(sender, recipient, client, flag, queue_id, tail)
         if todo == _NOTHING:
             return (action, "", "", "", record, a)
+        texts = self._texts
+        key = (recipient, sender)
+        done = texts.get(key)
+        if done is not None and done[0] is a:  # the same recipient from the same sender again
+            return (action, done[1], done[2], done[3], record, a)
         local, at, _ = recipient.rpartition("@")
         suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
         text = template.format(recipient=recipient, suggestion=suggestion, sender=sender)
         if todo == _REFUSE:
-            return (action, smtp_text(text, reply_limit(recipient)), "", "", record, a)
-        if todo == _HOLD:
-            return (action, "", smtp_text(text, MAX_HOLD_REASON), "", record, a)
-        return (action, "", "", smtp_text(text, MAX_HEADER_LINE), record, a)
+            done = (a, smtp_text(text, reply_limit(recipient)), "", "")
+        elif todo == _HOLD:
+            done = (a, "", smtp_text(text, MAX_HOLD_REASON), "")
+        else:
+            done = (a, "", "", smtp_text(text, MAX_HEADER_LINE))
+        if shared and len(recipient) <= MAX_LOGGED_ADDRESS and len(sender) <= MAX_LOGGED_ADDRESS:
+            if len(texts) >= TEXT_CACHE_ENTRIES:
+                del texts[next(iter(texts))]  # the oldest
+            texts[key] = done
+        return (action, done[1], done[2], done[3], record, a)
 
     def _json_record(  # noqa: PLR0917 - plain positional strings, no tuple or dict built
         self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes
