@@ -37,6 +37,7 @@ from typoguard.protocols import milter as wire
 
 TEMPFAIL_REPLY: Final = wire.reply_code(451, "4.3.0", "typoguard: temporary failure, please try again later")
 LOG_FLUSH_SECONDS: Final = 0.005
+FRAME_CACHE_ENTRIES: Final = 1024
 
 
 def _address(arg: str) -> str:
@@ -45,6 +46,11 @@ def _address(arg: str) -> str:
 
 _RcptTo, _MailFrom, _Macros, _EndOfMessage = wire.RcptTo, wire.MailFrom, wire.Macros, wire.EndOfMessage
 _NEED_DATA, _CONTINUE = wire.NEED_DATA, wire.CONTINUE
+
+
+def _header_frame(line: str) -> bytes:
+    name, _, value = line.partition(": ")
+    return wire.add_header(name, value)
 
 
 def quickack_of(transport: asyncio.BaseTransport) -> Callable[[], None] | None:
@@ -145,16 +151,19 @@ class MilterConnection(asyncio.Protocol):
     def _rcpt(self, address: str) -> bytes:
         """Decide one recipient: log its record, remember a hold or header, answer the RCPT step."""
         server = self.server
+        if address[:1] == "<" and address[-1:] == ">":
+            address = address[1:-1]
         try:
             _, reply, hold, header, record, _ = server.decide_fields(
-                self.sender, _address(address), self.client, self.login, self.queue_id
+                self.sender, address, self.client, self.login, self.queue_id
             )
         except Exception as exc:  # any failure: [milter] on_error
             return server.decision_failed(exc)
         if record is not None:
             server.log_record(record)
         if reply:
-            return wire.reply_line(reply)
+            frame = server.frames.get(reply)
+            return frame if frame is not None else server.frame(reply, wire.reply_line, reply)
         if hold:
             self.holds.append(hold)
         elif header and header not in self.headers:
@@ -165,12 +174,16 @@ class MilterConnection(asyncio.Protocol):
         """The header(s), the quarantine, then CONTINUE."""
         agreed = self.codec.agreed
         if agreed is not None:
+            frames = self.server.frames
             if self.headers and agreed.can_add_header:
                 for line in self.headers:
-                    name, _, value = line.partition(": ")
-                    out.append(wire.add_header(name, value))
+                    frame = frames.get(line)
+                    out.append(frame if frame is not None else self.server.frame(line, _header_frame, line))
             if self.holds and agreed.can_quarantine:
-                out.append(wire.quarantine("; ".join(dict.fromkeys(self.holds))))
+                reason = self.holds[0] if len(self.holds) == 1 else "; ".join(dict.fromkeys(self.holds))
+                key = "q:" + reason
+                frame = frames.get(key)
+                out.append(frame if frame is not None else self.server.frame(key, wire.quarantine, reason))
         out.append(_CONTINUE)
         self._reset()
 
@@ -220,6 +233,10 @@ class MilterServer:
         self.decide_fields = decider.decide_fields
         self.log_record = log.record_json
         self.config_path: Path | None = None  # ``typoguard milter --config``: SIGHUP reads it again
+        # The frames of replies, headers and quarantines already encoded (text -> frame; a quarantine's key
+        # is "q:" and its reason): the same recipient's refusal, the same warning, encoded once. At most
+        # FRAME_CACHE_ENTRIES of at most a few KB each (the texts are bounded, decide.py), then emptied.
+        self.frames: dict[str, bytes] = {}
         self._reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
     @classmethod
@@ -265,6 +282,15 @@ class MilterServer:
         gc.freeze()  # the new index too, as at start (the old one is freed by reference counting)
         self.log.event("info", "reloaded", protected=decider.protected_domains, mode=decider.mode)
         self.log.flush()
+
+    def frame(self, key: str, encode: Callable[[str], bytes], text: str) -> bytes:
+        """``encode(text)``, kept in ``frames`` under ``key``."""
+        frame = encode(text)
+        frames = self.frames
+        if len(frames) >= FRAME_CACHE_ENTRIES:
+            frames.clear()
+        frames[key] = frame
+        return frame
 
     def decision_failed(self, exc: Exception) -> bytes:
         """The RCPT reply when deciding raised: ``[milter] on_error`` (tempfail or continue), logged."""

@@ -1,0 +1,63 @@
+"""``typoguard milter`` answers each recipient with its own words: the refusals, warning headers and hold
+reasons it has encoded once (kept per text, bounded) are never another recipient's or another message's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from milter_labs import MilterClient, MilterProcess
+
+from typoguard.milter.server import FRAME_CACHE_ENTRIES
+
+
+@pytest.fixture(scope="module")
+def milter(typoguard_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilterProcess]:
+    m = MilterProcess(typoguard_exe, tmp_path_factory.mktemp("milter-answers"))
+    m.start()
+    yield m
+    m.stop()
+
+
+def test_every_refusal_names_its_own_recipient_beyond_the_kept_frames(milter: MilterProcess) -> None:
+    client = MilterClient(milter.port)
+    wire = client.wire
+    client.sock.sendall(wire.encode_command(b"M", b"<alice@army.mil>\0"))
+    client.read()
+    for n in [*range(FRAME_CACHE_ENTRIES + 200), *range(50), *range(FRAME_CACHE_ENTRIES + 150, 1300)]:
+        client.sock.sendall(wire.encode_command(b"R", f"<user{n}@army.ml>\0".encode()))
+        cmd, data = client.read()
+        assert cmd == b"y"
+        assert data.startswith(f"550 5.1.2 <user{n}@army.ml>: Not sent:".encode()), data
+        assert f"Did you mean user{n}@army.mil?".encode() in data
+    client.close()
+
+
+def test_headers_and_hold_reasons_belong_to_their_message(milter: MilterProcess) -> None:
+    client = MilterClient(milter.port)
+    wire = client.wire
+
+    def message(*recipients: str) -> list[tuple[bytes, bytes]]:
+        client.sock.sendall(wire.encode_command(b"M", b"<alice@army.mil>\0"))
+        client.read()
+        for rcpt in recipients:
+            client.sock.sendall(wire.encode_command(b"R", f"<{rcpt}>\0".encode()))
+            assert client.read()[0] == b"c"
+        client.sock.sendall(wire.encode_command(b"E"))
+        frames = []
+        while (frame := client.read())[0] != b"c":
+            frames.append(frame)
+        return frames
+
+    for _ in range(2):  # the second time from the kept frames
+        held = message("bob@army.mil", "dave@amry.mil")
+        assert [cmd for cmd, _ in held] == [b"q"] and b"amry.mil looks like army.mil" in held[0][1]
+        warned = message("erin@arny.mil")
+        assert [cmd for cmd, _ in warned] == [b"h"]
+        assert b"erin@arny.mil may be a typo for erin@army.mil" in warned[0][1]
+        assert message("bob@army.mil") == []
+        both = message("frank@arny.mil", "dave@amry.mil", "erin@arny.mil")
+        headers = [data for cmd, data in both if cmd == b"h"]
+        assert [b"frank@arny.mil may" in headers[0], b"erin@arny.mil may" in headers[1]] == [True, True]
+        assert [cmd for cmd, _ in both] == [b"h", b"h", b"q"]
+    client.close()
