@@ -676,3 +676,28 @@ def test_a_log_file_that_cannot_be_written_says_so_on_stderr_once_and_when_it_re
     err = [json.loads(line) for line in capfd.readouterr().err.splitlines()]
     assert [(e["event"], e["lost_records"]) for e in err] == [("log_write_recovered", 3)]
     assert '"n":3' in (tmp_path / "decisions.log").read_text()
+
+
+def test_decision_records_carry_the_millisecond_they_were_logged_in_even_when_the_clock_steps_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The line head is formatted once per millisecond; a clock stepped back (NTP, an administrator) must
+    # not leave later records with the time of the first.
+    from typoguard import obs
+
+    log = JsonLog(path=str(tmp_path / "decisions.log"))
+    clock = iter(
+        [1_800_000_000.0004, 1_800_000_000.0009, 1_800_000_000.0012, 1_799_999_990.5, 1_800_000_000.0012]
+    )
+    monkeypatch.setattr(obs, "_now", lambda: next(clock))
+    for n in range(5):
+        log.record_json(b'{"event":"decision","n":%d}' % n)
+    log.flush()
+    lines = [json.loads(line) for line in (tmp_path / "decisions.log").read_text().splitlines()]
+    assert [(r["time"], r["n"]) for r in lines] == [
+        ("2027-01-15T08:00:00.000Z", 0),
+        ("2027-01-15T08:00:00.000Z", 1),
+        ("2027-01-15T08:00:00.001Z", 2),
+        ("2027-01-15T07:59:50.500Z", 3),
+        ("2027-01-15T08:00:00.001Z", 4),
+    ]

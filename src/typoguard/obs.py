@@ -38,6 +38,7 @@ from typoguard.core.names import printable as _printable  # text orjson can enco
 from typoguard.errors import ConfigError
 
 LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_now = time.time
 _FLUSH_AT = 1 << 16  # bytes; flush at once beyond this, whatever the owner's schedule
 
 
@@ -202,6 +203,10 @@ class JsonLog:
         self._sec_text = ""
         self._ms = -1
         self._ms_text = b""
+        # The current millisecond [from, until) in time.time() seconds and its line head b'{"time":"...",':
+        # a record in the same millisecond costs two comparisons (a clock set back leaves the range too).
+        self._head_from = self._head_until = 0.0
+        self._head = b""
         self.flush_soon: Callable[[], None] | None = None  # set by an event loop owner
         self.write_errors = 0
         self.lost_records = 0  # records a failing file did not take, in the current spell
@@ -280,7 +285,9 @@ class JsonLog:
 
     def timestamp(self) -> bytes:
         """UTC, millisecond precision, ISO 8601 (``2026-11-27T00:27:31.450Z``); formatted once per ms."""
-        ms = int(time.time() * 1000)
+        return self._stamp(int(time.time() * 1000))
+
+    def _stamp(self, ms: int) -> bytes:
         if ms != self._ms:
             self._ms = ms
             sec, frac = divmod(ms, 1000)
@@ -301,8 +308,23 @@ class JsonLog:
         self.append_line(self.line(body) if len(body) > 2 else b'{"time":"' + self.timestamp() + b'"}\n')
 
     def record_json(self, body: bytes) -> None:
-        """Queue one record already serialised as a JSON object (without ``time``: it is put first here)."""
-        self.append_line(b'{"time":"' + self.timestamp() + b'",' + body[1:] + b"\n")
+        """Queue one record already serialised as a JSON object (without ``time``: it is put first here):
+        a decision record, one per recipient, so ``append_line`` is inlined."""
+        now = _now()
+        if not self._head_from <= now < self._head_until:
+            self._new_head(now)
+        line = self._head + body[1:] + b"\n"
+        self._chunks.append(line)
+        self._size += len(line)
+        if self._size >= _FLUSH_AT or self.flush_soon is None:
+            self.flush()
+        elif len(self._chunks) == 1:
+            self.flush_soon()
+
+    def _new_head(self, now: float) -> None:
+        ms = int(now * 1000)
+        self._head_from, self._head_until = ms / 1000, (ms + 1) / 1000
+        self._head = b'{"time":"' + self._stamp(ms) + b'",'
 
     def line(self, body: bytes) -> bytes:
         """The log line for a record serialised as a JSON object without ``time``."""
