@@ -18,13 +18,22 @@ $(STAMP): pyproject.toml setup.py src/typoguard/protocols/postfix_policy.py
 
 install: $(STAMP)
 
+# Byte-compiled as an installed package is (pip and the .deb compile at install; an editable install does
+# not, and with PYTHONDONTWRITEBYTECODE set nothing is ever cached): without it every typoguard process
+# compiled its modules again, about 0.1 s per start. Up-to-date files are skipped; an edited module whose
+# file is stale is compiled again in memory, as Python checks each file's time and size.
+PYC = $(BIN)/python -m compileall -q -j 0 src >/dev/null
+
 run: $(STAMP)
+	$(PYC)
 	$(BIN)/typoguard serve --config $(CONFIG)
 
 test: $(STAMP)
+	$(PYC)
 	bash scripts/test.sh
 
 bench: $(STAMP)
+	$(PYC)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
@@ -54,3 +63,4 @@ clients: $(STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find src -name '*.so' -delete
+	find src benchmarks tests -name __pycache__ -prune -exec rm -rf {} +
