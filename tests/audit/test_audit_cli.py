@@ -155,13 +155,12 @@ def test_the_whole_document_is_written_before_the_command_ends(typoguard_exe: st
     assert len(orjson.loads(proc.stdout)["events"]) == 5000
 
 
-def test_a_pipe_or_a_device_is_skipped_with_a_warning_not_waited_on(
+def test_a_pipe_or_a_device_found_in_a_directory_is_skipped_with_a_warning_not_waited_on(
     typoguard_exe: str, fixtures: Path, tmp_path: Path
 ) -> None:
-    # A directory walk met a FIFO (a syslog daemon's pipe next to the logs) and waited on it for ever; a
-    # pipe named on the command line (`<(zcat mail.log.gz)`) was half eaten by format detection and the
-    # audit reported "0 mail(s)", exit 0. Neither is read: each is named in a warning (exit 2 when
-    # nothing else could be read), and the regular files beside them are audited.
+    # A directory walk met a FIFO (a syslog daemon's pipe next to the logs) and waited on it for ever. What a
+    # walk finds that is not a file is named in a warning and not opened; the regular files beside it are
+    # audited.
     import os
 
     logs = tmp_path / "log"
@@ -177,9 +176,113 @@ def test_a_pipe_or_a_device_is_skipped_with_a_warning_not_waited_on(
     assert "bob@army.ml" in walked.stdout
     assert f"{logs / 'xconsole'}: a pipe, not a file; skipped" in walked.stderr
     assert f"{logs / 'zero'}: a device, not a file; skipped" in walked.stderr
-    piped = subprocess.run(
-        [typoguard_exe, "audit", "--protect", "army.mil", "--format", "postfix", str(logs / "xconsole")],
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("compressed", [False, True])
+def test_standard_input_is_audited_whole_plain_or_compressed(
+    typoguard_exe: str, fixtures: Path, compressed: bool
+) -> None:
+    # Debian 12 keeps Postfix's log in the journal only (no rsyslog, no /var/log/mail.log):
+    # `journalctl -u 'postfix*' | typoguard audit -`, or a rotated log: `cat mail.log.2.gz | typoguard
+    # audit -`.
+    import gzip
+
+    log = (fixtures / "postfix-syslog.log").read_bytes()
+    expected = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--csv", str(fixtures / "postfix-syslog.log")],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert piped.returncode == 2, piped.stderr
-    assert "a pipe, not a file; skipped (save it to a file first)" in piped.stderr
+    piped = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--csv", "-"],
+        input=gzip.compress(log) if compressed else log, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert piped.returncode == expected.returncode == 1, piped.stderr
+    rows, want = _csv_rows(piped.stdout.decode()), _csv_rows(expected.stdout)
+    assert len(rows) == len(want) > 0
+    assert {r["source"] for r in rows} == {"(standard input)"}
+    drop = ("source",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in rows] == [
+        {k: v for k, v in r.items() if k not in drop} for r in want
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_a_pipe_named_on_the_command_line_is_read_whole(typoguard_exe: str, fixtures: Path) -> None:
+    # `typoguard audit <(zcat mail.log.1.gz)`: the pipe was skipped ("save it to a file first"); before
+    # that, format detection ate its head and the audit said "0 mail(s)", exit 0.
+    log = fixtures / "postfix-syslog.log"
+    audit = f"{typoguard_exe} audit --protect army.mil --csv"
+    piped = subprocess.run(
+        ["bash", "-c", f"{audit} <(gzip -c {log} | gzip -dc)"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    plain = subprocess.run(
+        ["bash", "-c", f"{audit} {log}"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert piped.returncode == plain.returncode == 1, piped.stderr
+    rows, want = _csv_rows(piped.stdout), _csv_rows(plain.stdout)
+    assert all(r.pop("source").startswith("/dev/fd/") for r in rows)
+    assert all(r.pop("source") == str(log) for r in want)
+    assert rows == want and rows
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_named_on_the_command_line_without_a_writer_is_empty_not_waited_on(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    import os
+
+    fifo = tmp_path / "xconsole"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", str(fifo)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"{fifo}: nothing to read (empty)" in done.stderr
+
+
+def test_standard_input_that_is_a_terminal_is_a_usage_error(typoguard_exe: str) -> None:
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [typoguard_exe, "audit", "--protect", "army.mil", "-"],
+            stdin=follower, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 2
+    assert "standard input, which is a terminal" in done.stderr
+
+
+def test_standard_input_that_cannot_be_saved_is_named_in_an_error(
+    typoguard_exe: str, fixtures: Path, tmp_path: Path
+) -> None:
+    # The piped log is saved to a private temporary file (so that workers can read it in parallel); a full
+    # disk there must be said, never audited as half a log.
+    import resource
+    import signal
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    log = (fixtures / "postfix-syslog.log").read_bytes() * 20
+    done = subprocess.run(
+        [typoguard_exe, "audit", "--protect", "army.mil", "--csv", "-"],
+        input=log, capture_output=True, timeout=60, check=False, preexec_fn=small_files,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert b"(standard input): cannot save it to a temporary file" in done.stderr

@@ -90,9 +90,7 @@ def test_a_line_of_megabytes_is_cut_and_the_lines_around_it_are_read(
     text = (fixtures / "postfix-syslog.log").read_bytes()
     damaged = tmp_path / "mail.log"
     head, tail = text.split(b"\n", 3)[:3], text.split(b"\n", 3)[3]
-    damaged.write_bytes(
-        b"\n".join(head) + b"\n" + b"\x00" * (24 << 20) + b"\n" + tail
-    )
+    damaged.write_bytes(b"\n".join(head) + b"\n" + b"\x00" * (24 << 20) + b"\n" + tail)
     tasks, _problems = plan([damaged], Format.POSTFIX, 64 << 20)
     blocks = [len(b) for t in tasks for b in reading.byte_blocks(t, SourceStats())]
     assert max(blocks) <= reading.BLOCK + reading.MAX_LINE + 1

@@ -26,7 +26,7 @@ from typoguard.audit.model import AuditEvent, Partial, SourceStats, merge_partia
 from typoguard.audit.postfix import PostfixScanner
 from typoguard.audit.reading import byte_blocks, line_blocks
 from typoguard.audit.sendmail import SendmailScanner
-from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook
+from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook, saved_streams
 from typoguard.audit.timeparse import reference_time
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
@@ -259,14 +259,29 @@ def audit(
     on_plan: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> AuditResult:
-    """Audit ``inputs`` (files, rotated sets, directories, Maildirs) for mail to look-alike domains.
+    """Audit ``inputs`` (files, rotated sets, directories, Maildirs; ``-`` standard input and pipes named
+    here are read whole and saved first) for mail to look-alike domains.
 
     ``on_plan(total_bytes)`` is called once the inputs are known, ``on_progress(bytes)`` as input bytes
     (on disk, before decompression) are read.
     """
-    inputs = list(inputs)
+    with saved_streams(list(inputs)) as (paths, labels, saving):
+        return _audit(paths, labels, saving, guard, fmt, jobs, chunk_bytes, on_plan, on_progress)
+
+
+def _audit(  # noqa: PLR0917 - audit()'s arguments, passed on
+    inputs: list[Path],
+    labels: dict[Path, str],
+    saving: list[str],
+    guard: DomainAssessor,
+    fmt: Format,
+    jobs: int | None,
+    chunk_bytes: int,
+    on_plan: Callable[[int], None] | None,
+    on_progress: Callable[[int], None] | None,
+) -> AuditResult:
     workers = jobs or os.cpu_count() or 1
-    tasks, problems = plan(inputs, fmt, chunk_bytes)
+    tasks, problems = plan(inputs, fmt, chunk_bytes, labels)
     ranged = sum(t.size for t in tasks if t.end is not None)
     if workers > 1 and ranged:
         # Cut plain logs into a multiple of the worker count of equal ranges (202 MB on 2 workers: 4 x 50 MB,
@@ -274,7 +289,8 @@ def audit(
         count = workers * -(-ranged // (workers * chunk_bytes))
         even = -(-ranged // count)
         if even < chunk_bytes:
-            tasks, problems = plan(inputs, fmt, even)
+            tasks, problems = plan(inputs, fmt, even, labels)
+    problems = [*saving, *problems]
     if on_plan is not None:
         on_plan(sum(t.size for t in tasks))
     classifier = Classifier(guard)

@@ -13,14 +13,16 @@ import io
 import lzma
 import os
 import re
+import shutil
 import stat
+import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Final, Protocol
 
 
 class Format(StrEnum):
@@ -266,10 +268,11 @@ class Task:
     end: int | None = None  # None: to the end (and the whole file is one task)
     size: int = 0  # bytes this task covers on disk, for the progress bar
     compressed: bool = False  # decompresses to several times ``size``: scheduled accordingly
+    label: str = ""  # the name the user gave when ``path`` is a saved copy (standard input, a pipe)
 
     @property
     def name(self) -> str:
-        return str(self.path)
+        return self.label or str(self.path)
 
 
 def _is_maildir(path: Path) -> bool:
@@ -304,13 +307,20 @@ def detect(path: Path) -> Format | None:
 
 
 def plan(
-    inputs: Iterable[Path], fmt: Format = Format.AUTO, chunk_bytes: int = 64 << 20
+    inputs: Iterable[Path],
+    fmt: Format = Format.AUTO,
+    chunk_bytes: int = 64 << 20,
+    labels: Mapping[Path, str] | None = None,
 ) -> tuple[list[Task], list[str]]:
-    """Tasks for every input, and the (non-fatal) problems met: unreadable or unrecognised inputs."""
+    """Tasks for every input, and the (non-fatal) problems met: unreadable or unrecognised inputs.
+    ``labels``: the names to report for saved copies of streams (``saved_streams``)."""
     tasks: list[Task] = []
     problems: list[str] = []
     seen: set[Path] = set()
+    labels = labels or {}
     for path in expand(inputs):
+        label = labels.get(path, "")
+        shown = label or str(path)
         real = path.resolve()
         if real in seen:  # named twice (mail.log and ./mail.log, a directory and a file in it): read once
             continue
@@ -318,30 +328,124 @@ def plan(
         try:
             odd = _not_a_file(path)
             if odd:
-                problems.append(f"{path}: {odd}, not a file; skipped (save it to a file first)")
+                advice = "name it on the command line to read it" if odd == "a pipe" else "save it first"
+                problems.append(f"{shown}: {odd}, not a file; skipped ({advice})")
                 continue
             if not path.is_dir() and _unread_compression(path):
                 problems.append(
-                    f"{path}: compressed with zstd, which the audit does not read; skipped (decompress it"
+                    f"{shown}: compressed with zstd, which the audit does not read; skipped (decompress it"
                     " first: zstd -d)"
                 )
                 continue
             kind = detect(path) if fmt is Format.AUTO else fmt
             if kind is None:
-                problems.append(f"{path}: cannot tell its format; skipped (name it with --format)")
+                problems.append(f"{shown}: cannot tell its format; skipped (name it with --format)")
                 continue
             if kind is Format.MAILDIR or path.is_dir():
-                tasks.append(Task(path, Format.MAILDIR, size=_tree_size(path)))
+                tasks.append(Task(path, Format.MAILDIR, size=_tree_size(path), label=label))
                 continue
             size = path.stat().st_size
             packed = compression(path) is not None
             if kind in SPLITTABLE and not packed and size > chunk_bytes:
-                tasks.extend(_ranges(path, kind, size, chunk_bytes))
+                tasks.extend(_ranges(path, kind, size, chunk_bytes, label))
             else:
-                tasks.append(Task(path, kind, size=size, compressed=packed))
+                tasks.append(Task(path, kind, size=size, compressed=packed, label=label))
         except OSError as exc:
-            problems.append(f"{path}: cannot read it ({exc.strerror or exc}); skipped")
+            problems.append(f"{shown}: cannot read it ({exc.strerror or exc}); skipped")
     return tasks, problems
+
+
+STDIN: Final = Path("-")
+STDIN_LABEL: Final = "(standard input)"
+_SAVE_BLOCK = 1 << 20
+
+
+def is_stream(path: Path) -> bool:
+    """Whether an input named on the command line is read as a stream and saved first: ``-`` (standard
+    input) or a pipe (``<(zcat mail.log.1.gz)``, a FIFO)."""
+    if path == STDIN:
+        return True
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+@contextmanager
+def saved_streams(inputs: list[Path]) -> Iterator[tuple[list[Path], dict[Path, str], list[str]]]:
+    """``inputs`` with each stream among them (``is_stream``) read to its end and saved to a file in a
+    private temporary directory, so that it is detected, decompressed and cut for the workers like any
+    log; (the inputs, the saved files' labels, problems). The directory is removed at the end.
+
+    A pipe is opened without waiting for a writer (a FIFO nobody writes to is empty, not waited on). A
+    stream that cannot be saved whole (a full disk under ``TMPDIR``) is a problem and not audited: never
+    half a log reported as a whole one. Standard input is read once, however often ``-`` is named."""
+    if not any(is_stream(p) for p in inputs):
+        yield inputs, {}, []
+        return
+    directory = Path(tempfile.mkdtemp(prefix="typoguard-audit-input-"))
+    try:
+        out: list[Path] = []
+        labels: dict[Path, str] = {}
+        problems: list[str] = []
+        done_stdin = False
+        for n, path in enumerate(inputs):
+            if not is_stream(path):
+                out.append(path)
+                continue
+            if path == STDIN:
+                if done_stdin:
+                    continue
+                done_stdin = True
+            label = STDIN_LABEL if path == STDIN else str(path)
+            saved = directory / f"{n}.input"
+            problem = _save_stream(path, saved, label)
+            if problem:
+                problems.append(problem)
+                continue
+            out.append(saved)
+            labels[saved] = label
+        yield out, labels, problems
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _save_stream(path: Path, saved: Path, label: str) -> str:
+    """Copy the stream ``path`` to ``saved``; "" or the problem (then nothing is left of ``saved``)."""
+    try:
+        if path == STDIN:
+            fd = os.dup(0)
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            os.set_blocking(fd, True)  # a writer's pauses are waited on; no writer left: end of stream
+    except OSError as exc:
+        return f"{label}: cannot read it ({exc.strerror or exc}); skipped"
+    total = 0
+    try:
+        with saved.open("wb") as f:
+            while True:
+                try:
+                    block = os.read(fd, _SAVE_BLOCK)
+                except OSError as exc:
+                    saved.unlink(missing_ok=True)
+                    return f"{label}: cannot read it ({exc.strerror or exc}); skipped"
+                if not block:
+                    break
+                f.write(block)
+                total += len(block)
+    except OSError as exc:
+        saved.unlink(missing_ok=True)
+        where = saved.parent.parent
+        return (
+            f"{label}: cannot save it to a temporary file in {where} ({exc.strerror or exc}) after "
+            f"{total:,} bytes; skipped (set TMPDIR to a disk with room)"
+        )
+    finally:
+        os.close(fd)
+    if not total:
+        saved.unlink(missing_ok=True)
+        return f"{label}: nothing to read (empty)"
+    return ""
 
 
 def _not_a_file(path: Path) -> str:
@@ -367,7 +471,7 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _ranges(path: Path, kind: Format, size: int, chunk: int) -> Iterator[Task]:
+def _ranges(path: Path, kind: Format, size: int, chunk: int, label: str = "") -> Iterator[Task]:
     """Cut at line boundaries near every ``chunk`` bytes, so no line is split between tasks."""
     start = 0
     with path.open("rb") as f:
@@ -379,5 +483,5 @@ def _ranges(path: Path, kind: Format, size: int, chunk: int) -> Iterator[Task]:
                 f.seek(end)
                 f.readline()
                 end = min(f.tell(), size)
-            yield Task(path, kind, start, end, end - start)
+            yield Task(path, kind, start, end, end - start, label=label)
             start = end

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from typoguard.audit.sources import Format
+from typoguard.audit.sources import STDIN, Format
 from typoguard.cli.common import (
     EXIT_FLAGGED,
     EXIT_OK,
@@ -87,7 +87,8 @@ def audit(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Find mail sent to look-alikes of protected domains in INPUTs: Postfix, Exim or Sendmail logs (plain or
     compressed, rotated sets), Microsoft 365 message-trace CSV, Exchange tracking logs, mbox, Maildir or
-    .eml files, or directories of them.
+    .eml files, or directories of them. '-' reads standard input (journalctl -u 'postfix*' | typoguard
+    audit -).
 
     Reports what was delivered (leaked) and what was stopped, per look-alike domain, sender and week, and
     flags senders who keep mailing the same look-alike. Bad lines are counted, never fatal.
@@ -101,9 +102,14 @@ def audit(  # noqa: PLR0917 - click passes options positionally
         raise UsageFailure("give the logs or mailboxes to audit")
     if as_json and as_csv:
         raise UsageFailure("--json and --csv cannot be combined (both write to standard output)")
-    missing = [str(p) for p in inputs if not p.exists()]
+    missing = [str(p) for p in inputs if p != STDIN and not p.exists()]
     if missing:
         raise UsageFailure(f"no such file or directory: {', '.join(missing)}")
+    if STDIN in inputs and sys.stdin.isatty():
+        raise UsageFailure(
+            "'-' reads the log from standard input, which is a terminal: pipe it in"
+            " (journalctl -u 'postfix*' | typoguard audit -)"
+        )
     # A one-shot command that builds hundreds of thousands of objects and drops none until it ends: the
     # cycle collector would walk the growing heap again and again (~15% of a 200 MB log's run) to find no
     # garbage (lines, events and records hold no cycles). Reference counting still frees what is dropped.
