@@ -375,3 +375,23 @@ def test_a_pipe_is_learned_whole(tmp_path: Path, compressed: bool) -> None:
     writer.join(10)
     assert got.report.errors == []
     assert got.pairs == plain.pairs and got.report.lines == plain.report.lines
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("compressed", [False, True])
+def test_learn_reads_standard_input(typoguard_exe: str, tmp_path: Path, compressed: bool) -> None:
+    # `journalctl -u 'postfix*' | typoguard learn -` (Debian 12 keeps the log in the journal only) or
+    # `cat mail.log.2.gz | typoguard learn -`: '-' was "No such file or directory".
+    import subprocess
+
+    cfg = tmp_path / "typoguard.toml"
+    cfg.write_text(f'[protect]\ndomains = ["army.mil"]\n[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    text = (SYSLOG * 50).encode()
+    done = subprocess.run(
+        [typoguard_exe, "learn", "--config", str(cfg), "-"],
+        input=gzip.compress(text) if compressed else text, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert b"from 1 files:" in done.stdout and b"50 suffix typos never learned" in done.stdout
+    out = CliRunner().invoke(main, ["correspondents", "list", "--config", str(cfg), "--format", "json"])
+    assert '"partner.org"' in out.output and "army.ml" not in out.output

@@ -4,8 +4,8 @@ Only delivered mail counts: a delivery agent's ``QUEUEID: to=<rcpt>, ..., status
 the queue manager's earlier ``QUEUEID: from=<sender>, ...`` line for the sender. Lines are read by the
 audit's Postfix line reader (``postfix_lines``), so every format ``typoguard audit`` reads is learned, with
 the same times: BSD syslog, ISO 8601 / RFC 3339, RFC 5424 and Postfix's own ``maillog_file`` (whose
-microseconds are kept). Files may be plain or gzip; a truncated gzip file yields what was readable and an
-error in the report.
+microseconds are kept). Files may be plain or gzip, pipes too, and ``-`` is standard input; a truncated
+gzip file yields what was readable and an error in the report.
 
 Memory stays constant: the queue-id -> sender map is bounded (oldest entries go first; a message's lines
 sit close together in a log) and the counts are written to the store every ``flush_every`` deliveries.
@@ -20,6 +20,7 @@ message whose queue id is not used twice within one block.
 from __future__ import annotations
 
 import gzip
+import os
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from pathlib import Path
 from typoguard.audit.classify import decode
 from typoguard.audit.postfix_lines import PostfixLineReader, has_priority_lines, qmgr_lines
 from typoguard.audit.reading import whole_lines
+from typoguard.audit.sources import STDIN, STDIN_LABEL
 from typoguard.audit.timeparse import reference_time
 from typoguard.store.correspondents import Tallies, domain_of
 
@@ -99,10 +101,11 @@ def deliveries(
 def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
     """Blocks of whole lines of a plain or gzip file, counted in ``report.lines``; a read error ends the
     file and is added to ``report.errors``."""
+    stdin = path == STDIN
     try:
         # One open, the magic bytes peeked, not read: a pipe (``<(zcat mail.log.gz)``) loses nothing.
         with (
-            path.open("rb") as raw,
+            (os.fdopen(os.dup(0), "rb") if stdin else path.open("rb")) as raw,
             gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw as f,
         ):
             # read1: one read of the compressed stream at a time, so little is lost before a truncation
@@ -111,7 +114,8 @@ def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
                 report.lines += block.count(b"\n") + (not block.endswith(b"\n"))
                 yield block
     except (OSError, EOFError, zlib.error) as exc:
-        report.errors.append(f"{path}: {exc} (learned what was readable before it)")
+        name = STDIN_LABEL if stdin else str(path)
+        report.errors.append(f"{name}: {exc} (learned what was readable before it)")
 
 
 def learn_files(
@@ -130,7 +134,12 @@ def learn_files(
     report = LearnReport()
     tallies = Tallies.new()
     pending = 0
+    stdin_read = False
     for path in paths:
+        if path == STDIN:  # '-': standard input, read once however often it is named
+            if stdin_read:
+                continue
+            stdin_read = True
         report.files += 1
         reference = reference_time(path, now)
         for d in deliveries(read_blocks(path, report), reference, now=now):

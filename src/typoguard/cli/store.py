@@ -22,6 +22,7 @@ from typoguard.cli.common import (
     EXIT_FAILED,
     F,
     OperationFailed,
+    UsageFailure,
     format_option,
     json_lines,
     read_config,
@@ -482,11 +483,19 @@ held.add_command(_held_action("delete"))
 @reads_config
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
-    """Learn correspondents from Postfix logs (plain or .gz); only delivered mail counts.
+    """Learn correspondents from Postfix logs (plain or .gz); only delivered mail counts. '-' reads standard
+    input (journalctl -u 'postfix*' | typoguard learn -).
 
     Suffix typos of protected domains (army.ml for army.mil) are never learned.
     """
     from typoguard.audit.learn import learn_files
+    from typoguard.audit.sources import STDIN
+
+    if STDIN in files and sys.stdin.isatty():
+        raise UsageFailure(
+            "'-' reads the log from standard input, which is a terminal: pipe it in"
+            " (journalctl -u 'postfix*' | typoguard learn -)"
+        )
     from typoguard.core.verdict import is_suffix_typo
     from typoguard.guard import Guard
 
