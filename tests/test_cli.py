@@ -637,3 +637,15 @@ def test_a_line_of_megabytes_on_stdin_is_one_invalid_recipient_cut_to_64_kib(typ
     assert len(first["recipient"]) <= 64 * 1024
     assert len(proc.stdout) < 300 * 1024
     assert second["recipient"] == "bob@army.ml" and second["action"] == "reject"
+
+
+def test_check_with_standard_input_closed_is_a_usage_error_not_a_traceback(typoguard_exe: str) -> None:
+    # `typoguard check - <&-` (a cron job, a supervisor without stdin) raised AttributeError and exited 1,
+    # check's "something flagged".
+    done = subprocess.run(
+        [typoguard_exe, "check", "--protect", "army.mil", "-"],
+        capture_output=True, text=True, timeout=60, check=False, preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "standard input is closed" in done.stderr

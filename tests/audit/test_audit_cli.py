@@ -286,3 +286,22 @@ def test_standard_input_that_cannot_be_saved_is_named_in_an_error(
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert b"(standard input): cannot save it to a temporary file" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["audit", "learn"])
+def test_a_closed_standard_input_is_an_error_not_a_traceback(
+    typoguard_exe: str, tmp_path: Path, command: str
+) -> None:
+    # `typoguard audit - <&-` (a cron job, a supervisor without stdin) raised AttributeError and exited 1,
+    # which for audit means "mail to look-alikes was found".
+    import os
+
+    cfg = tmp_path / "typoguard.toml"
+    cfg.write_text(f'[protect]\ndomains = ["army.mil"]\n[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    done = subprocess.run(
+        [typoguard_exe, command, "--config", str(cfg), "-"],
+        capture_output=True, text=True, timeout=60, check=False, preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == (2 if command == "audit" else 1), done.stderr  # learn: "it failed"
+    assert "(standard input): " in done.stderr and "Bad file descriptor" in done.stderr

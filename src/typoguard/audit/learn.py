@@ -31,7 +31,7 @@ from pathlib import Path
 from typoguard.audit.classify import decode
 from typoguard.audit.postfix_lines import PostfixLineReader, has_priority_lines, qmgr_lines
 from typoguard.audit.reading import whole_lines
-from typoguard.audit.sources import STDIN, STDIN_LABEL
+from typoguard.audit.sources import STDIN, STDIN_LABEL, stdin_fd
 from typoguard.audit.timeparse import reference_time
 from typoguard.store.correspondents import Tallies, domain_of
 
@@ -105,7 +105,7 @@ def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
     try:
         # One open, the magic bytes peeked, not read: a pipe (``<(zcat mail.log.gz)``) loses nothing.
         with (
-            (os.fdopen(os.dup(0), "rb") if stdin else path.open("rb")) as raw,
+            os.fdopen(stdin_fd(), "rb") if stdin else path.open("rb") as raw,
             gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw as f,
         ):
             # read1: one read of the compressed stream at a time, so little is lost before a truncation

@@ -8,6 +8,7 @@ is one input, anything else contributes its files.
 from __future__ import annotations
 
 import bz2
+import errno
 import gzip
 import io
 import lzma
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -410,11 +412,21 @@ def saved_streams(inputs: list[Path]) -> Iterator[tuple[list[Path], dict[Path, s
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def stdin_fd() -> int:
+    """A duplicate of standard input's descriptor, to read and close. ``OSError`` when the process was
+    started without one (``<&-``): Python then sets ``sys.stdin`` to None, and descriptor 0 may since have
+    been given to a file this process opened (its database, its log), which must never be read as input."""
+    stdin = sys.stdin
+    if stdin is None:
+        raise OSError(errno.EBADF, "Bad file descriptor (standard input is closed)")
+    return os.dup(stdin.fileno())
+
+
 def _save_stream(path: Path, saved: Path, label: str) -> str:
     """Copy the stream ``path`` to ``saved``; "" or the problem (then nothing is left of ``saved``)."""
     try:
         if path == STDIN:
-            fd = os.dup(0)
+            fd = stdin_fd()
         else:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             os.set_blocking(fd, True)  # a writer's pauses are waited on; no writer left: end of stream

@@ -103,6 +103,8 @@ def check(
         raise UsageFailure("give recipients to check, or - to read them from standard input")
     if "-" in recipients and len(recipients) > 1:
         raise UsageFailure("'-' (standard input) cannot be combined with recipients on the command line")
+    if recipients == ("-",) and sys.stdin is None:  # started with it closed (<&-): fd 0 may be another file
+        raise UsageFailure("'-' reads standard input, and standard input is closed")
     guard = guard_from_options(config_path, protect, protect_files)
     guard.detector.for_batch()
     check_one = guard.check

@@ -26,6 +26,7 @@ from typoguard.cli.common import (
     guard_from_options,
     protect_options,
     replace_file,
+    stdin_is_terminal,
 )
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def audit(  # noqa: PLR0917 - click passes options positionally
     missing = [str(p) for p in inputs if p != STDIN and not p.exists()]
     if missing:
         raise UsageFailure(f"no such file or directory: {', '.join(missing)}")
-    if STDIN in inputs and sys.stdin.isatty():
+    if STDIN in inputs and stdin_is_terminal():
         raise UsageFailure(
             "'-' reads the log from standard input, which is a terminal: pipe it in"
             " (journalctl -u 'postfix*' | typoguard audit -)"

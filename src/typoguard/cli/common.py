@@ -97,6 +97,16 @@ def replace_file(path: Path, text: str) -> None:
         raise
 
 
+def stdin_is_terminal() -> bool:
+    """Whether standard input is a terminal (a '-' input would wait for typing); False when it is closed
+    (``<&-``, a supervisor without one), where ``sys.stdin`` is None: reading it then fails loudly."""
+    stdin = sys.stdin
+    try:
+        return stdin is not None and stdin.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 def exit_now(code: int) -> NoReturn:
     """End the command with exit status ``code``. In the command's own process: standard output and error
     flushed, then ``os._exit``, skipping the interpreter's tear-down, which frees the heap object by object:

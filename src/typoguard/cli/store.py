@@ -27,6 +27,7 @@ from typoguard.cli.common import (
     json_lines,
     read_config,
     reads_config,
+    stdin_is_terminal,
     when,
 )
 
@@ -491,7 +492,7 @@ def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
     from typoguard.audit.learn import learn_files
     from typoguard.audit.sources import STDIN
 
-    if STDIN in files and sys.stdin.isatty():
+    if STDIN in files and stdin_is_terminal():
         raise UsageFailure(
             "'-' reads the log from standard input, which is a terminal: pipe it in"
             " (journalctl -u 'postfix*' | typoguard learn -)"
