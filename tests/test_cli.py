@@ -649,3 +649,40 @@ def test_check_with_standard_input_closed_is_a_usage_error_not_a_traceback(typog
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
     assert "standard input is closed" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--protect", "army.mil", "bob@army.ml"],
+        ["check", "--protect", "army.mil", "--format", "json", "bob@army.mil"],
+        ["variants", "army.mil"],
+        ["audit", "--protect", "army.mil", "--csv", "tests/audit/fixtures/postfix-syslog.log"],
+        ["audit", "--protect", "army.mil", "--json", "tests/audit/fixtures/postfix-syslog.log"],
+        ["audit", "--protect", "army.mil", "tests/audit/fixtures/postfix-syslog.log"],
+    ],
+)
+def test_a_closed_standard_output_is_one_error_line_and_exit_2(typoguard_exe: str, args: list[str]) -> None:
+    # `typoguard ... >&-`: check's table was dropped with exit 0 ("nothing flagged", the answer unwritten),
+    # audit --csv raised TypeError and exited 1 ("mail to look-alikes found").
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [typoguard_exe, *args],
+        capture_output=False, stderr=subprocess.PIPE, text=True, timeout=60, check=False, cwd=root,
+        preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert "standard output is closed" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_closed_standard_error_drops_the_warnings_not_the_answer(typoguard_exe: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    args = ["audit", "--protect", "army.mil", "--csv", "tests/audit/fixtures/postfix-syslog.log"]
+    done = subprocess.run(
+        [typoguard_exe, *args], capture_output=True, text=True, timeout=60, check=False, cwd=root,
+        preexec_fn=lambda: os.close(2),
+    )  # fmt: skip
+    assert done.returncode == 1  # mail to look-alikes found, as with 2>/dev/null
+    assert "bob@army.ml" in done.stdout

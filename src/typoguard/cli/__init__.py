@@ -10,8 +10,12 @@ May import anything below it: the role packages, batch jobs, ``held``, ``store``
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
+import os
 import sys
+from typing import Any
 
 from typoguard.cli.app import main
 from typoguard.cli.common import EXIT_USAGE, discard_stdout, own_process
@@ -26,15 +30,53 @@ def run() -> None:
     error) ends any command with one line, ``Error: write failed: <reason>``, and exit 2, never a
     traceback, and never the exit status of an answer that was not written (1 is "flagged" for ``check``)."""
     own_process()
+    # Started with standard output closed (``>&-``): Python sets it to None, and a command then died in a
+    # TypeError (exit 1: "flagged") or dropped its answer (exit 0). A stand-in whose every write fails with
+    # EBADF makes that the failed write it is, reported below. A closed standard error is where the caller
+    # chose to send warnings (as 2>/dev/null): they are dropped, the answer and its exit status stand.
+    if sys.stdout is None:
+        sys.stdout = ClosedStream("standard output")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         main()
     except OSError as exc:
-        if exc.errno not in _NO_ROOM:
+        if exc.errno not in _FAILED_WRITES:
             raise
         discard_stdout()
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"Error: write failed{where}: {exc.strerror}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(f"Error: write failed{where}: {exc.strerror}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
 
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+_FAILED_WRITES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})
+
+
+class _ClosedBytes(io.RawIOBase):
+    def __init__(self, name: str) -> None:
+        self.name_ = name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        raise OSError(errno.EBADF, f"Bad file descriptor ({self.name_} is closed)")
+
+
+class ClosedStream(io.TextIOWrapper):
+    """A text stream for a standard stream the process was started without: every write fails with
+    ``OSError(EBADF)``; nothing is buffered, so ending the process does not fail again."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(io.BufferedWriter(_ClosedBytes(name), buffer_size=1), encoding="utf-8")
+        self._name = name
+
+    def write(self, s: str) -> int:
+        raise OSError(errno.EBADF, f"Bad file descriptor ({self._name} is closed)")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
