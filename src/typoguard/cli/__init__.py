@@ -30,6 +30,7 @@ def run() -> None:
     error) ends any command with one line, ``Error: write failed: <reason>``, and exit 2, never a
     traceback, and never the exit status of an answer that was not written (1 is "flagged" for ``check``)."""
     own_process()
+    _occupy_standard_descriptors()
     # Started with standard output closed (``>&-``): Python sets it to None, and a command then died in a
     # TypeError (exit 1: "flagged") or dropped its answer (exit 0). A stand-in whose every write fails with
     # EBADF makes that the failed write it is, reported below. A closed standard error is where the caller
@@ -48,6 +49,24 @@ def run() -> None:
         with contextlib.suppress(OSError):
             print(f"Error: write failed{where}: {exc.strerror}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+def _occupy_standard_descriptors() -> None:
+    """Descriptors 0, 1 and 2 that the process was started without are opened on /dev/null. Left free,
+    the first files and sockets opened took them: libuv aborts the process (an assertion) when it closes
+    a descriptor <= 2, so the services died at their first closed connection, and a write meant for
+    standard output would have gone into whatever took descriptor 1. Python's own view stays as it was
+    (``sys.stdin``/``sys.stdout`` None, handled below and by the commands reading '-')."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free descriptor: this one or a lower one
+            if opened != fd:
+                os.dup2(opened, fd, inheritable=True)
+                os.close(opened)
+            else:
+                os.set_inheritable(fd, True)
 
 
 _FAILED_WRITES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF})

@@ -31,7 +31,7 @@ from typoguard.errors import TypoguardError
 from typoguard.obs import JsonLog
 from typoguard.policyd.decider import PolicyDecider
 from typoguard.policyd.server import Companion, PolicyServer, banner
-from typoguard.servers import event_loop, systemd_notify
+from typoguard.servers import event_loop, print_banner, systemd_notify
 
 if TYPE_CHECKING:
     import uvicorn
@@ -274,7 +274,7 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
     gc.freeze()
 
     def ready(srv: PolicyServer) -> None:
-        print(banner(srv), flush=True)
+        print_banner(banner(srv))
         systemd_notify.ready()  # Type=notify units: listening now (no-op outside systemd)
 
     try:

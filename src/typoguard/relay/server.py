@@ -54,7 +54,7 @@ from typoguard.protocols.smtp import dot_stuff, dot_unstuff, smtp_text
 from typoguard.relay.auth import Authenticator, hash_password, load_users, verify_password
 from typoguard.relay.next_hop import NextHop, NextHopDown, NextHopSettings
 from typoguard.senders import InternalSenders
-from typoguard.servers import event_loop, systemd_notify
+from typoguard.servers import event_loop, print_banner, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 
 if TYPE_CHECKING:
@@ -772,7 +772,7 @@ def serve_relay(config: Config, *, config_path: str | Path | None = None) -> int
         return 2
 
     def ready(srv: RelayServer) -> None:
-        print(banner(srv), flush=True)
+        print_banner(banner(srv))
 
     try:
         return event_loop.run(server.run(on_ready=ready))  # uvloop: about half asyncio's cost per command

@@ -33,7 +33,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
 from typoguard.obs import JsonLog
-from typoguard.servers import systemd_notify
+from typoguard.servers import print_banner, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 from typoguard.sink.answer import Answerer
 from typoguard.sink.counts import CountStore, SenderHasher, Tally, day_of, sender_domain
@@ -374,7 +374,7 @@ def serve_sink(config: Config, *, config_path: str | Path | None = None) -> int:
     gc.freeze()  # the compiled index lives as long as the process
 
     def ready(srv: SinkServer) -> None:
-        print(banner(srv), flush=True)
+        print_banner(banner(srv))
 
     try:
         return asyncio.run(server.run(on_ready=ready))
