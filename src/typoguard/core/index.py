@@ -24,7 +24,15 @@ from rapidfuzz.distance import OSA
 
 from typoguard.core.confusables import DomainSkeletons
 from typoguard.core.describe import describe_change, glyph_note
-from typoguard.core.models import REGISTRY, ModelContext, Target, TypoModel, ascii_core, select_models
+from typoguard.core.models import (
+    REGISTRY,
+    ModelContext,
+    SimpleModel,
+    Target,
+    TypoModel,
+    ascii_core,
+    select_models,
+)
 from typoguard.core.names import Domain, normalise_domain
 from typoguard.core.verdict import Finding
 from typoguard.errors import InvalidAddress
@@ -172,6 +180,16 @@ class LookalikeIndex:
                 if not model.indexed:
                     continue
                 kidx = kind_index[model.name]
+                if isinstance(model, SimpleModel):  # its cores are all under the target's own suffix
+                    packed = (pidx << 6) | (kidx << 1)
+                    get = variants.get
+                    for core in model.cores(target, self._ctx):
+                        key = ascii_core(core) if idn else core
+                        if key is None:
+                            continue
+                        old = get(key)
+                        variants[key] = packed if old is None else self._merge(old, packed)
+                    continue
                 for v in model.variants(target, self._ctx):
                     key = ascii_core(v.core) if idn else v.core
                     if key is None:

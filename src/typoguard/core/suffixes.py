@@ -40,10 +40,16 @@ class SuffixRules:
         self._psl = psl
         self.known: frozenset[str] = frozenset(icann_suffixes)
         self.tlds: frozenset[str] = frozenset(s for s in self.known if "." not in s)
+        self._landing: dict[str, frozenset[str]] = {}
         # Bounded by bytes: the names split here come from recipients, and a stream of distinct ones
         # (an attack of random names) must not grow memory.
         self.split = BoundedMemo(self._split, SPLIT_CACHE_BYTES, _split_bytes)
         self.one_edit_suffixes = BoundedMemo(self._one_edit_suffixes, SUFFIX_CACHE_BYTES, _suffixes_bytes)
+
+    def split_once(self, domain: str) -> tuple[str, str]:
+        """``split`` without keeping the result: for names made while the index is built (tens of
+        thousands, never looked up again), which would fill the cache meant for recipients."""
+        return self._split(domain)
 
     def _split(self, domain: str) -> tuple[str, str]:
         """``us.af.mil`` -> (``us.af``, ``mil``); a bare suffix gives (``""``, suffix)."""
@@ -54,6 +60,17 @@ class SuffixRules:
 
     def is_known(self, suffix: str) -> bool:
         return suffix in self.known
+
+    def landing(self, suffix: str) -> frozenset[str]:
+        """The labels ``L`` for which ``L.suffix`` is itself a public suffix (``net`` for ``au``): a core
+        ending in one would not be split as a slip under ``suffix`` (``models.base.lands_on_suffix``).
+        Kept per suffix: at most one entry per public suffix."""
+        found = self._landing.get(suffix)
+        if found is None:
+            tail = "." + suffix
+            found = frozenset(s[: -len(tail)] for s in self.known if s.endswith(tail))
+            self._landing[suffix] = found
+        return found
 
     def _one_edit_suffixes(self, suffix: str) -> frozenset[str]:
         """Real public suffixes one edit (omission, insertion, replacement, transposition) from ``suffix``."""

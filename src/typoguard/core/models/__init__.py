@@ -26,6 +26,7 @@ from typoguard.core.models import (
 )
 from typoguard.core.models.base import (
     ModelContext,
+    SimpleModel,
     Target,
     TypoModel,
     Variant,
@@ -73,6 +74,7 @@ def select_models(names: Iterable[str] | None = None) -> tuple[TypoModel, ...]:
 __all__ = [
     "REGISTRY",
     "ModelContext",
+    "SimpleModel",
     "Target",
     "TypoModel",
     "Variant",

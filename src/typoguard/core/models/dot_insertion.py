@@ -23,7 +23,7 @@ class DotInsertion:
                 continue
             # A dot that completes a longer public suffix (examplecom.au -> example.com.au) makes a name
             # split elsewhere: it is another registrable domain under com.au, not this slip.
-            if made.isascii() and ctx.suffixes.split(f"{made}.{target.suffix}")[1] != target.suffix:
+            if made.isascii() and ctx.suffixes.split_once(f"{made}.{target.suffix}")[1] != target.suffix:
                 continue
             yield Variant(made, target.suffix, self.name)
 
