@@ -309,17 +309,11 @@ class JsonLog:
 
     def record_json(self, body: bytes) -> None:
         """Queue one record already serialised as a JSON object (without ``time``: it is put first here):
-        a decision record, one per recipient, so ``append_line`` is inlined."""
+        a decision record, one per recipient, so its line head is formatted once per millisecond."""
         now = _now()
         if not self._head_from <= now < self._head_until:
             self._new_head(now)
-        line = self._head + body[1:] + b"\n"
-        self._chunks.append(line)
-        self._size += len(line)
-        if self._size >= _FLUSH_AT or self.flush_soon is None:
-            self.flush()
-        elif len(self._chunks) == 1:
-            self.flush_soon()
+        self.append_line(self._head + body[1:] + b"\n")
 
     def _new_head(self, now: float) -> None:
         ms = int(now * 1000)

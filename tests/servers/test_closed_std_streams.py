@@ -43,7 +43,7 @@ def test_a_service_started_without_standard_streams_serves_and_stops_cleanly(
         f'[policyd]\nlisten = "127.0.0.1:{port}"\n[log]\nfile = "{log}"\n[store]\nenabled = false\n'
     )
     proc = subprocess.Popen(
-        [typoguard_exe, "serve", "--config", str(config)], preexec_fn=_close_std_streams,
+        [typoguard_exe, "serve", "--config", str(config)], preexec_fn=_close_std_streams,  # noqa: PLW1509
         env={k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")},
     )  # fmt: skip
     try:
