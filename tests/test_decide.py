@@ -212,3 +212,110 @@ def test_texts_kept_for_recipients_are_bounded() -> None:
             d = decider.decide("alice@army.mil", f"user{n}@army.ml")
         assert f"Did you mean user{n}@army.mil?" in d.reply
     assert 0 < len(decider._texts) <= TEXT_CACHE_ENTRIES
+
+
+# --------------------------------------------------------------------------- decisions given again
+def _context_over_a_real_store(tmp_path: Any) -> tuple[Any, Any]:
+    """The store's snapshot caches over a real SQLite store (refreshed by hand here, as their threads do
+    every ``refresh_interval``) and the context the servers build over them."""
+    from typoguard.config import StoreConfig
+    from typoguard.core.context import LiveContext
+    from typoguard.store import CorrespondentCache, OverrideCache, open_store
+    from typoguard.store.cache import KnownPairsCache
+
+    store = open_store(StoreConfig(data_dir=str(tmp_path)))
+    caches = (
+        OverrideCache(store, start=False),
+        CorrespondentCache(store, start=False),
+        KnownPairsCache(store, start=False),
+    )
+    return store, (caches, LiveContext(*caches, CONFIG.policy.thresholds()))
+
+
+def test_a_decision_given_again_follows_the_stores_overrides(tmp_path: Any) -> None:
+    # The same recipient decided again is answered from what was decided the first time, until the store
+    # says otherwise: an override published by a refresh, and its expiry (no refresh needed for that).
+    import time
+
+    store, ((overrides, _, _), context) = _context_over_a_real_store(tmp_path)
+    built = Decider.build(CONFIG)
+    decider = Decider(CONFIG, built.guard, built.senders, context=context)
+    decide = lambda: decider.decide("alice@army.mil", "bob@army.ml", "192.0.2.7")  # noqa: E731
+    assert [decide().action for _ in range(3)] == ["reject"] * 3
+
+    store.add_override("army.ml", "allow", reason="our partner in Mali", by="admin", expires_in=1.0)
+    assert decide().action == "reject"  # not published to this process yet
+    overrides.refresh()
+    allowed = decide()
+    assert allowed.action == "allow" and "allowed by override" in record(allowed)["reason"]
+    assert decide().action == "allow"
+    time.sleep(1.1)
+    assert [decide().action for _ in range(2)] == ["reject"] * 2  # expired, same snapshot
+
+    store.add_override("army.ml", "block", reason="phishing", by="admin")
+    overrides.refresh()
+    assert decide().action == "reject" and "blocked by override" in record(decide())["reason"]
+    store.remove_override(domain="army.ml", by="admin")
+    overrides.refresh()
+    assert "blocked" not in record(decide())["reason"]
+    store.close()
+
+
+def test_a_decision_given_again_is_the_decision_made_afresh() -> None:
+    # Byte for byte: the record (with each message's own queue id, and one the wire spoilt), the texts,
+    # the assessment, for every action, internal sender kind and client.
+    decider = Decider.build(
+        replace(CONFIG, policy=replace(CONFIG.policy, help_text="Questions: it@army.mil"))
+    )
+    cases = [
+        (sender, rcpt, client, sasl, qid)
+        for sender, client, sasl in [
+            ("alice@army.mil", "192.0.2.7", ""),
+            ("alice@army.mil", "192.0.2.7", "alice"),
+            ("x@example.net", "10.1.2.3", ""),  # internal by its network
+            ("x@example.net", "10.1.2.3", "carol"),  # ... and then by its SASL login
+            ("x@example.net", "192.0.2.9", ""),  # not internal: skipped
+            ("", "192.0.2.7", "alice"),
+        ]
+        for rcpt in [
+            "bob@army.mil",
+            "bob@army.ml",
+            "bob@arny.mil",
+            "bob@gmial.com",
+            "bob@comcast.com",
+            "bob@",
+        ]
+        for qid in ["", "4F9D3C1A2B", "Q\udcff"]
+    ]
+    for sender, rcpt, client, sasl, qid in cases * 2:
+        decider._decided.clear()
+        afresh = decider.decide_fields(sender, rcpt, client, sasl, qid)
+        for _ in range(2):
+            assert decider.decide_fields(sender, rcpt, client, sasl, qid) == afresh
+    records = {
+        orjson.loads(decider.decide_fields(s, r, c, a, q)[4] or b"{}")["internal"] for s, r, c, a, q in cases
+    }
+    assert {"sender", "network", "sasl"} <= records
+    assert decider._decided  # some were given again
+
+
+def test_a_network_sender_who_logs_in_is_internal_by_the_login() -> None:
+    guarded = replace(CONFIG, policy=replace(CONFIG.policy, guard_sasl=True))
+    decider = Decider.build(guarded)
+    for _ in range(3):
+        assert record(decider.decide("x@example.net", "bob@army.ml", "10.1.2.3"))["internal"] == "network"
+    assert record(decider.decide("x@example.net", "bob@army.ml", "10.1.2.3", "carol"))["internal"] == "sasl"
+    assert record(decider.decide("x@example.net", "bob@army.ml", "10.1.2.3", lambda: "carol"))[
+        "internal"
+    ] == ("sasl")
+
+
+def test_decisions_kept_to_give_again_are_bounded() -> None:
+    from typoguard.decide import DECISION_CACHE_ENTRIES
+
+    decider = Decider.build(CONFIG)
+    for n in range(DECISION_CACHE_ENTRIES + 300):
+        for qid in ("A1", "B2"):  # a second use: the assessment of army.ml is kept
+            d = decider.decide("alice@army.mil", f"user{n}@army.ml", "192.0.2.7", "", qid)
+        assert f"Did you mean user{n}@army.mil?" in d.reply and record(d)["queue_id"] == "B2"
+    assert 0 < len(decider._decided) <= DECISION_CACHE_ENTRIES

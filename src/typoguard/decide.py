@@ -72,9 +72,20 @@ ENTRY_CACHE_BYTES: Final = 4 << 20
 # valid (MAX_LOGGED_ADDRESS) and assessments the detector keeps are remembered: an entry is at most about
 # 2.5 KB (two addresses, a reply <= 512, a hold reason or header <= 892 octets), so at most about 5 MB.
 TEXT_CACHE_ENTRIES: Final = 2048
+# Whole decisions per (recipient, sender, client), for an internal sender known by its domain or client
+# address: the same recipient decided again (a thread, a mailing, retries) costs a probe, a comparison
+# of the store's snapshot generation and a join for the log record. Oldest dropped first; an entry holds
+# three addresses <= MAX_LOGGED_ADDRESS, its record's head (about the same) and texts shared with
+# ``_texts``: at most about 2 KB, so at most about 8 MB.
+DECISION_CACHE_ENTRIES: Final = 4096
 _INTERNAL_JSON: Final = {"sender": b'"sender"', "sasl": b'"sasl"', "network": b'"network"'}
 _dumps = orjson.dumps
 _new = tuple.__new__
+_Decided = tuple[int, str, str, str, str, str, bytes, bytes, Assessment]
+
+
+def _no_generation() -> int:
+    return 0
 
 
 class Decision(NamedTuple):
@@ -260,6 +271,10 @@ class Decider:
         # (recipient, sender) -> (assessment, reply, hold reason, header): the texts of a refusal, hold or
         # warning filled in once for a recipient a sender writes to again (a thread, a retried message).
         self._texts: dict[tuple[str, str], tuple[Assessment, str, str, str]] = {}
+        # (recipient, sender, client) -> (context generation, internal, action, reply, hold reason, header,
+        # record up to its queue id, record tail, assessment): see DECISION_CACHE_ENTRIES
+        self._decided: dict[tuple[str, str, str], _Decided] = {}
+        self._generation: Callable[[], int] = context.generation if context is not None else _no_generation
         self._head = b'{"event":"decision","instance":' + orjson.dumps(self.instance) + b',"sender":'
         self._skip_tail = b"," + orjson.dumps({"action": "skip", "reply": "DUNNO", "mode": self.mode})[1:]
 
@@ -289,6 +304,23 @@ class Decider:
         lists of plain tuples: one per request cost the service about 0.4 us of its 5.5 (measured)."""
         if not recipient:
             return IGNORED
+        known = self._decided.get((recipient, sender, client))
+        if (
+            known is not None
+            and known[0] == self._generation()
+            and (known[1] == "sender" or not sasl)  # "network": a SASL login would make it "sasl"
+            and len(queue_id) <= MAX_LOGGED_ADDRESS
+        ):
+            try:
+                line = known[6] + (_dumps(queue_id) if queue_id else b'""') + known[7]
+            except TypeError:  # invalid UTF-8 in the queue id: the long way writes it readably
+                pass
+            else:
+                return (known[2], known[3], known[4], known[5], line, known[8])
+        return self._decide(sender, recipient, client, sasl, queue_id)
+
+    def _decide(self, sender: str, recipient: str, client: str, sasl: Sasl, queue_id: str) -> DecisionFields:
+        """``decide_fields`` for a decision it does not have at hand."""
         senders = self.senders
         # The sender's domain (cached) usually decides; the SASL login is only looked up when it does not.
         if sender and senders.sender_domain_is_internal(sender):
@@ -324,11 +356,15 @@ class Decider:
         if record is None:
             record = self._json_record(sender, recipient, client, flag, queue_id, tail)
         if todo == _NOTHING:
+            if shared and internal != "sasl":
+                self._remember(sender, recipient, client, internal, (action, "", "", ""), flag, tail, a)
             return (action, "", "", "", record, a)
         texts = self._texts
         key = (recipient, sender)
         done = texts.get(key)
         if done is not None and done[0] is a:  # the same recipient from the same sender again
+            if shared and internal != "sasl":
+                self._remember(sender, recipient, client, internal, (action, *done[1:]), flag, tail, a)
             return (action, done[1], done[2], done[3], record, a)
         local, at, _ = recipient.rpartition("@")
         suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
@@ -343,7 +379,38 @@ class Decider:
             if len(texts) >= TEXT_CACHE_ENTRIES:
                 del texts[next(iter(texts))]  # the oldest
             texts[key] = done
+            if internal != "sasl":
+                self._remember(sender, recipient, client, internal, (action, *done[1:]), flag, tail, a)
         return (action, done[1], done[2], done[3], record, a)
+
+    def _remember(  # noqa: PLR0917 - the pieces decide_fields has at hand
+        self,
+        sender: str,
+        recipient: str,
+        client: str,
+        internal: str,
+        result: tuple[str, str, str, str],
+        flag: bytes,
+        tail: bytes,
+        a: Assessment,
+    ) -> None:
+        """Keep a decision for ``decide_fields`` to give again (addresses of a length that can be valid, an
+        assessment the detector keeps, an internal sender not known by its SASL login)."""
+        if len(recipient) > MAX_LOGGED_ADDRESS or len(sender) > MAX_LOGGED_ADDRESS:
+            return
+        if len(client) > MAX_LOGGED_ADDRESS:
+            return
+        try:
+            head = b"".join(
+                (self._head, _dumps(sender), b',"recipient":', _dumps(recipient), b',"client":',
+                 _dumps(client), b',"internal":', flag, b',"queue_id":')
+            )  # fmt: skip
+        except TypeError:  # invalid UTF-8 from the wire: decided the long way each time
+            return
+        decided = self._decided
+        if len(decided) >= DECISION_CACHE_ENTRIES:
+            del decided[next(iter(decided))]  # the oldest
+        decided[recipient, sender, client] = (self._generation(), internal, *result, head, tail, a)
 
     def _json_record(  # noqa: PLR0917 - plain positional strings, no tuple or dict built
         self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes

@@ -65,6 +65,7 @@ class _KnownPairs:
 
     def __init__(self, *pairs: tuple[str, str]) -> None:
         self.pairs = set(pairs)
+        self.loaded: frozenset[str] = frozenset()
 
     def lookup(self, sender_domain: str, recipient_domain: str) -> bool | None:
         return (sender_domain, recipient_domain) in self.pairs
@@ -88,3 +89,31 @@ def test_a_sender_written_with_the_roots_dot_is_the_same_sender_domain() -> None
     assert context.adjust(warned, "alice@army.mil") is warned
     assert context.adjust(warned, "alice@Army.MIL.") is warned
     assert context.adjust(warned, "bob@navy.mil").action is Action.HOLD  # a first contact: bumped
+
+
+def test_the_generation_changes_when_the_store_may_answer_otherwise() -> None:
+    # What a caller may keep from ``adjust`` (decide.py keeps whole decisions) lasts while the number
+    # stays: a snapshot replaced by a refresh, or an override of the snapshot expiring, changes it.
+    import time
+
+    from typoguard.store.overrides import Override
+
+    overrides, confirmed, known = _Empty(), _Empty(), _KnownPairs()
+    context = LiveContext(overrides, confirmed, known, Thresholds(0.9, 0.7, 0.4))
+    first = context.generation()
+    assert context.generation() == first
+    overrides.snapshot = {
+        "army.ml": Override(1, "army.ml", "allow", "partner", "admin", 0.0, time.time() + 0.3)
+    }
+    second = context.generation()
+    assert second != first and context.generation() == second
+    time.sleep(0.35)
+    third = context.generation()
+    assert third != second and context.generation() == third
+    for cache in (confirmed, known):
+        if isinstance(cache, _Empty):
+            cache.snapshot = {}
+        else:
+            cache.loaded = frozenset({"army.ml"})
+        assert context.generation() != third
+        third = context.generation()

@@ -20,6 +20,7 @@ The finding itself (the evidence, its score) is never changed; only the action a
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -28,6 +29,7 @@ from typoguard.core.policy import Thresholds
 from typoguard.core.verdict import Action, Assessment, is_suffix_typo
 
 FIRST_CONTACT_BUMP = 0.1
+_NEVER = float("inf")
 
 
 class Override(Protocol):
@@ -98,6 +100,8 @@ class _Lookup(Protocol):
 
 
 class _Pairs(Protocol):
+    loaded: frozenset[str]
+
     def lookup(self, sender_domain: str, recipient_domain: str) -> bool | None: ...
 
 
@@ -123,6 +127,36 @@ class LiveContext:
         self.thresholds = thresholds
         self._memo: dict[tuple[int, int, int, bool | None], tuple[Any, ...]] = {}
         self._senders: dict[str, str] = {}  # sender address -> its domain
+        self._generation = 0
+        self._seen: tuple[object, object, object] | None = None  # the snapshots of that generation
+        self._expires = _NEVER  # the first moment an override of those snapshots expires
+
+    def generation(self) -> int:
+        """A number that changes whenever ``adjust`` may answer otherwise: when a snapshot is replaced
+        (the store's refreshers publish a new object, never change one in place) or an override expires.
+        A caller may keep what ``adjust`` gave while the number stays the same."""
+        seen = self._seen
+        known = self.known
+        if (
+            seen is None
+            or seen[0] is not self.overrides.snapshot
+            or seen[1] is not self.confirmed.snapshot
+            or (known is not None and seen[2] is not known.loaded)
+            or (self._expires is not _NEVER and time.time() >= self._expires)
+        ):
+            self._new_generation()
+        return self._generation
+
+    def _new_generation(self) -> None:
+        overrides = self.overrides.snapshot
+        known = self.known
+        self._seen = (overrides, self.confirmed.snapshot, known.loaded if known is not None else None)
+        now = time.time()
+        self._expires = min(
+            (e for o in overrides.values() if (e := getattr(o, "expires_at", None)) and e > now),
+            default=_NEVER,
+        )
+        self._generation += 1
 
     def adjust(self, assessment: Assessment, sender: str) -> Assessment:
         a = assessment
