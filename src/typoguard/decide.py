@@ -304,7 +304,10 @@ class Decider:
         lists of plain tuples: one per request cost the service about 0.4 us of its 5.5 (measured)."""
         if not recipient:
             return IGNORED
-        known = self._decided.get((recipient, sender, client))
+        # (never kept for an address too long to be valid: a client's 8 KB names are not even hashed here)
+        known = (
+            self._decided.get((recipient, sender, client)) if len(recipient) <= MAX_LOGGED_ADDRESS else None
+        )
         if (
             known is not None
             and known[0] == self._generation()
