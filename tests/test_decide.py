@@ -218,6 +218,8 @@ def test_texts_kept_for_recipients_are_bounded() -> None:
 def _context_over_a_real_store(tmp_path: Any) -> tuple[Any, Any]:
     """The store's snapshot caches over a real SQLite store (refreshed by hand here, as their threads do
     every ``refresh_interval``) and the context the servers build over them."""
+    import time
+
     from typoguard.config import StoreConfig
     from typoguard.core.context import LiveContext
     from typoguard.store import CorrespondentCache, OverrideCache, open_store
@@ -229,7 +231,7 @@ def _context_over_a_real_store(tmp_path: Any) -> tuple[Any, Any]:
         CorrespondentCache(store, start=False),
         KnownPairsCache(store, start=False),
     )
-    return store, (caches, LiveContext(*caches, CONFIG.policy.thresholds()))
+    return store, (caches, LiveContext(*caches, CONFIG.policy.thresholds(), clock=time.time))
 
 
 def test_a_decision_given_again_follows_the_stores_overrides(tmp_path: Any) -> None:

@@ -99,7 +99,7 @@ def test_the_generation_changes_when_the_store_may_answer_otherwise() -> None:
     from typoguard.store.overrides import Override
 
     overrides, confirmed, known = _Empty(), _Empty(), _KnownPairs()
-    context = LiveContext(overrides, confirmed, known, Thresholds(0.9, 0.7, 0.4))
+    context = LiveContext(overrides, confirmed, known, Thresholds(0.9, 0.7, 0.4), clock=time.time)
     first = context.generation()
     assert context.generation() == first
     overrides.snapshot = {
@@ -117,3 +117,14 @@ def test_the_generation_changes_when_the_store_may_answer_otherwise() -> None:
             cache.loaded = frozenset({"army.ml"})
         assert context.generation() != third
         third = context.generation()
+
+    # Without a clock (core reads none) an expiring override cannot be timed: every call is a new
+    # generation, so nothing is kept past it; the reload's context keeps the clock.
+    overrides.snapshot = {
+        "army.ml": Override(2, "army.ml", "allow", "partner", "admin", 0.0, time.time() + 60)
+    }
+    clockless = LiveContext(overrides, confirmed, known, Thresholds(0.9, 0.7, 0.4))
+    assert clockless.generation() != clockless.generation()
+    reloaded = context.with_thresholds(Thresholds(0.95, 0.8, 0.5))
+    assert reloaded.generation() == reloaded.generation()
+    assert reloaded.thresholds == Thresholds(0.95, 0.8, 0.5)

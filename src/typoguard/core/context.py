@@ -20,7 +20,7 @@ The finding itself (the evidence, its score) is never changed; only the action a
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -120,7 +120,10 @@ class LiveContext:
         confirmed: _Lookup,
         known: _Pairs | None = None,
         thresholds: Thresholds | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` (``time.time``; core reads no clock itself) tells ``generation`` when an override
+        expires; without it a snapshot with an expiring override is a new generation at every call."""
         self.overrides = overrides
         self.confirmed = confirmed
         self.known = known
@@ -130,6 +133,11 @@ class LiveContext:
         self._generation = 0
         self._seen: tuple[object, object, object] | None = None  # the snapshots of that generation
         self._expires = _NEVER  # the first moment an override of those snapshots expires
+        self._clock = clock
+
+    def with_thresholds(self, thresholds: Thresholds | None) -> LiveContext:
+        """The same store snapshots (and clock) under new thresholds: a reload's context."""
+        return LiveContext(self.overrides, self.confirmed, self.known, thresholds, clock=self._clock)
 
     def generation(self) -> int:
         """A number that changes whenever ``adjust`` may answer otherwise: when a snapshot is replaced
@@ -142,7 +150,7 @@ class LiveContext:
             or seen[0] is not self.overrides.snapshot
             or seen[1] is not self.confirmed.snapshot
             or (known is not None and seen[2] is not known.loaded)
-            or (self._expires is not _NEVER and time.time() >= self._expires)
+            or (self._expires is not _NEVER and (self._clock is None or self._clock() >= self._expires))
         ):
             self._new_generation()
         return self._generation
@@ -151,7 +159,7 @@ class LiveContext:
         overrides = self.overrides.snapshot
         known = self.known
         self._seen = (overrides, self.confirmed.snapshot, known.loaded if known is not None else None)
-        now = time.time()
+        now = self._clock() if self._clock is not None else -_NEVER
         self._expires = min(
             (e for o in overrides.values() if (e := getattr(o, "expires_at", None)) and e > now),
             default=_NEVER,

@@ -599,11 +599,7 @@ class PolicyServer:
         config = replace(config, policyd=policyd, log=self.config.log)
         context = self.decider.context
         if context is not None:  # the same store snapshots, the new thresholds
-            from typoguard.core.context import LiveContext
-
-            context = LiveContext(
-                context.overrides, context.confirmed, context.known, config.policy.thresholds()
-            )
+            context = context.with_thresholds(config.policy.thresholds())
         decider = PolicyDecider(config, decider.guard, decider.senders, context=context)
         self.config, self.decider = config, decider  # the swap: every later request sees the new one
         gc.freeze()  # the new index too (the old one is freed by reference counting as it goes)

@@ -8,6 +8,7 @@ refresh threads, retention and the engine.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,9 @@ class StoreParts:
         self.overrides = OverrideCache(self.store)
         self.confirmed = CorrespondentCache(self.store)
         self.known = KnownPairsCache(self.store)
-        self.context = LiveContext(self.overrides, self.confirmed, self.known, config.policy.thresholds())
+        self.context = LiveContext(
+            self.overrides, self.confirmed, self.known, config.policy.thresholds(), clock=time.time
+        )
         self.feed = DecisionFeed(
             writer_argv(config_path),
             spool_dir=resolved.spool_dir,
