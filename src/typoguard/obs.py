@@ -529,6 +529,7 @@ class PolicydMetrics:
     feed: Any = None  # a store.feed.DecisionFeed when decisions are stored (its backlog is exported)
     retention: Any = None  # a store.retention.RetentionTask when [store] keep_days prunes
     watch: Any = None  # a watch.companion.Watch when [watch] enabled runs rounds in this process
+    milter: Any = None  # a milter.server.MilterServer when [milter] listen runs it in this process
 
     def decision(self, action: str, mode: str, seconds: float) -> None:
         key = (action, mode)
@@ -538,6 +539,34 @@ class PolicydMetrics:
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def _milter_metrics(milter: Any) -> Iterator[Any]:
+    """The milter's counters (``[milter] listen`` under ``typoguard serve``), named as the policy service's
+    are. Decisions are counted by action; their mode is the one in force (a reload may change it)."""
+    mode = milter.decider.mode
+    decisions = CounterMetricFamily(
+        "typoguard_milter_decisions",
+        "Milter recipients decided, by verdict action and mode",
+        labels=["action", "mode"],
+    )
+    for action, n in sorted(dict(milter.decisions).items()):
+        decisions.add_metric([action, mode], n)
+    yield decisions
+    errors = CounterMetricFamily(
+        "typoguard_milter_errors",
+        "Milter connections closed on a protocol error, or recipients whose decision failed (on_error)",
+        labels=["kind"],
+    )
+    for kind, n in sorted(dict(milter.errors).items()):
+        errors.add_metric([kind], n)
+    yield errors
+    yield GaugeMetricFamily(
+        "typoguard_milter_connections", "Open milter connections", len(milter.connections)
+    )
+    yield CounterMetricFamily(
+        "typoguard_milter_connections_accepted", "Milter connections accepted", milter.connections_total
+    )
 
 
 class PolicydCollector(Collector):
@@ -611,6 +640,8 @@ class PolicydCollector(Collector):
         yield GaugeMetricFamily(
             "typoguard_protected_domains", "Protected domains in the active index", m.protected_domains
         )
+        if m.milter is not None:
+            yield from _milter_metrics(m.milter)
         feed = m.feed
         if feed is not None:  # the decision store's writer process (typoguard serve with [store])
             spool = feed.spool_bytes()

@@ -4,11 +4,13 @@ protected by the milter too)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,6 +161,63 @@ def test_typoguard_milter_on_its_own_reloads_on_sighup_and_reopens_its_log(
         assert client.rcpt("alice@army.mil", "bob@gmial.com")[0] == b"y"
         client.close()
         assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+
+
+def test_the_milters_decisions_are_stored_and_counted_as_the_policy_services_are(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    # "Remember": every enforcement point's decisions reach the store (the dashboard, `typoguard decisions`,
+    # correspondents learnt from them, `typoguard held` matching a held message to its decision), not only
+    # the decision log file. The milter under `typoguard serve` shares the policy service's store.
+    values: dict[str, object] = {
+        "domains": '"army.mil"', "policy_port": free_port(), "milter_port": free_port(),
+        "log": tmp_path / "serve.jsonl",
+    }  # fmt: skip
+    config = tmp_path / "typoguard.toml"
+    metrics = free_port()
+    text = CONFIG.format(**values).replace(
+        "[policyd]\n", f'[policyd]\nmetrics_listen = "127.0.0.1:{metrics}"\n'
+    )
+    config.write_text(text + f'[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    out = tmp_path / "serve.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "serve", "--config", str(config)], stdout=sink, stderr=sink, env=env
+        )
+    try:
+        _wait_port(int(str(values["milter_port"])), proc, out)
+        client = MilterClient(int(str(values["milter_port"])))
+        assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"y"
+        assert client.rcpt("alice@army.mil", "carol@army.mil") == (b"c", b"")
+        client.close()
+        deadline, stored = time.monotonic() + 20, []
+        while time.monotonic() < deadline:
+            listed = subprocess.run(
+                [typoguard_exe, "decisions", "--config", str(config), "--format", "json"],
+                capture_output=True, text=True, env=env, check=True,
+            )  # fmt: skip
+            stored = [json.loads(line) for line in listed.stdout.splitlines()]
+            if len(stored) >= 2:
+                break
+            time.sleep(0.2)
+        assert sorted((d["recipient"], d["action"]) for d in stored) == [
+            ("bob@army.ml", "reject"),
+            ("carol@army.mil", "allow"),
+        ], out.read_text()
+        # ... and counted on the metrics page, as the policy service's are
+        page = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10).read().decode()
+        for line in (
+            'typoguard_milter_decisions_total{action="reject",mode="enforce"} 1.0',
+            'typoguard_milter_decisions_total{action="allow",mode="enforce"} 1.0',
+            "typoguard_milter_connections_accepted_total 2.0",  # the wait for the port, the client
+            "typoguard_milter_connections 0.0",
+        ):
+            assert line in page.splitlines(), page
+        assert 'typoguard_policyd_decisions_total{action="reject"' not in page  # the milter's, not Postfix's
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)

@@ -4,6 +4,7 @@ the policy service's decider (its store context: overrides, correspondents) and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -14,8 +15,15 @@ if TYPE_CHECKING:
     from typoguard.config import Config
     from typoguard.core.context import LiveContext
     from typoguard.guard import Guard
-    from typoguard.obs import JsonLog
+    from typoguard.obs import JsonLog, PolicydMetrics
     from typoguard.senders import InternalSenders
+
+
+class PolicyService(Protocol):
+    """What the milter takes from the policy service it runs beside (``policyd.server.PolicyServer``)."""
+
+    record_decision: Callable[[bytes], None] | None  # the decision log and the store's feed, or None
+    metrics: PolicydMetrics  # its metrics page shows the milter's counters too
 
 
 class SharedDecider(Protocol):
@@ -39,7 +47,11 @@ class MilterCompanion:
     def __init__(self, decider: SharedDecider, log: JsonLog) -> None:
         self.server = MilterServer(decider.config, milter_decider(decider), log)
 
-    async def start(self, policy: object) -> None:
+    async def start(self, policy: PolicyService) -> None:
+        # Decisions go where the policy service's go: the decision log and the store (its writer process).
+        record = policy.record_decision
+        self.server.log_record = record if record is not None else _not_recorded
+        policy.metrics.milter = self.server
         await self.server.start()
         self.server.log.event("info", "listening", service="milter", addresses=self.server.addresses)
 
@@ -50,3 +62,7 @@ class MilterCompanion:
         server = self.server
         milter = replace(decider.config.milter, listen=server.config.milter.listen)
         server.reconfigure(replace(decider.config, milter=milter), milter_decider(decider))
+
+
+def _not_recorded(record: bytes) -> None:
+    """The policy service logs no decisions ([log] level above info) and has no store."""

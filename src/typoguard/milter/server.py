@@ -100,6 +100,7 @@ class MilterConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
         self.server.connections.add(self)
+        self.server.connections_total += 1
         self.quickack = quickack_of(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -129,6 +130,7 @@ class MilterConnection(asyncio.Protocol):
                 elif not self._answer(event, out):
                     break
         except ProtocolError as exc:
+            self.server.errors["protocol"] = self.server.errors.get("protocol", 0) + 1
             self.server.log.event("warning", "milter_protocol_error", error=str(exc))
             out.clear()
             self.close()
@@ -154,11 +156,13 @@ class MilterConnection(asyncio.Protocol):
         if address[:1] == "<" and address[-1:] == ">":
             address = address[1:-1]
         try:
-            _, reply, hold, header, record, _ = server.decide_fields(
+            action, reply, hold, header, record, _ = server.decide_fields(
                 self.sender, address, self.client, self.login, self.queue_id
             )
         except Exception as exc:  # any failure: [milter] on_error
             return server.decision_failed(exc)
+        counted = server.decisions
+        counted[action] = counted.get(action, 0) + 1
         if record is not None:
             server.log_record(record)
         if reply:
@@ -231,7 +235,12 @@ class MilterServer:
         self._stop: asyncio.Event | None = None
         self._on_error = TEMPFAIL_REPLY if config.milter.on_error == "tempfail" else wire.CONTINUE
         self.decide_fields = decider.decide_fields
-        self.log_record = log.record_json
+        self.log_record: Callable[[bytes], None] = log.record_json  # under serve: the log and the store
+        # Counters for the metrics page (under ``typoguard serve``: ``[policyd] metrics_listen``): decisions
+        # by action (of ``decider.mode``), errors by kind, connections accepted.
+        self.decisions: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.connections_total = 0
         self.config_path: Path | None = None  # ``typoguard milter --config``: SIGHUP reads it again
         # The frames of replies, headers and quarantines already encoded (text -> frame; a quarantine's key
         # is "q:" and its reason): the same recipient's refusal, the same warning, encoded once. At most
@@ -295,6 +304,7 @@ class MilterServer:
     def decision_failed(self, exc: Exception) -> bytes:
         """The RCPT reply when deciding raised: ``[milter] on_error`` (tempfail or continue), logged."""
         on_error = self.config.milter.on_error
+        self.errors["decision"] = self.errors.get("decision", 0) + 1
         self.log.event("error", "milter_decision_failed", error=repr(exc), on_error=on_error)
         return self._on_error
 
