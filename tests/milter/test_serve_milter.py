@@ -221,3 +221,54 @@ def test_the_milters_decisions_are_stored_and_counted_as_the_policy_services_are
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
+
+
+def test_typoguard_milter_on_its_own_has_the_store(typoguard_exe: str, tmp_path: Path) -> None:
+    # `typoguard milter --config FILE` (a Sendmail host runs only that): an admin's override changes its
+    # answer, and its decisions are stored, as under `typoguard serve`; a clean stop stores them all.
+    data = tmp_path / "data"
+    values: dict[str, object] = {
+        "domains": '"army.mil"',
+        "milter_port": free_port(),
+        "log": tmp_path / "m.jsonl",
+    }
+    config = tmp_path / "milter.toml"
+    config.write_text(
+        STANDALONE.format(**values).replace("enabled = false", f'data_dir = "{data}"\nrefresh_interval = 0.2')
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    out = tmp_path / "milter.out"
+    port = int(str(values["milter_port"]))
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "milter", "--config", str(config)], stdout=sink, stderr=sink, env=env
+        )
+    try:
+        _wait_port(port, proc, out)
+        client = MilterClient(port)
+        assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"y"
+        client.close()
+        subprocess.run(
+            [typoguard_exe, "allow", "army.ml", "--config", str(config), "--reason", "partner"],
+            check=True, env=env, capture_output=True,
+        )  # fmt: skip
+        deadline, answer = time.monotonic() + 20, b""
+        while time.monotonic() < deadline:
+            client = MilterClient(port)
+            answer = client.rcpt("alice@army.mil", "bob@army.ml")[0]
+            client.close()
+            if answer == b"c":
+                break
+            time.sleep(0.1)
+        assert answer == b"c", "the override did not reach the milter"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, out.read_text()
+    stored = [typoguard_exe, "decisions", "--config", str(config), "--format", "json"]
+    listed = subprocess.run(
+        [*stored, "--recipient", "bob@army.ml"],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    actions = [json.loads(line)["action"] for line in listed.stdout.splitlines()]
+    assert actions[-1] == "reject" and actions[0] == "allow" and set(actions) == {"reject", "allow"}, actions
+    assert '"decision_writer_stopped"' in values["log"].read_text()  # type: ignore[attr-defined]

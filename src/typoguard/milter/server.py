@@ -27,13 +27,17 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 from typoguard.config import Config, UnixSocket
 from typoguard.decide import Decider
 from typoguard.errors import ConfigError, ProtocolError
 from typoguard.obs import JsonLog
 from typoguard.protocols import milter as wire
+
+if TYPE_CHECKING:
+    from typoguard.core.context import LiveContext
+    from typoguard.store.feed import DecisionFeed
 
 TEMPFAIL_REPLY: Final = wire.reply_code(451, "4.3.0", "typoguard: temporary failure, please try again later")
 LOG_FLUSH_SECONDS: Final = 0.005
@@ -241,6 +245,8 @@ class MilterServer:
         self.decisions: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.connections_total = 0
+        self.feed: DecisionFeed | None = None  # ``typoguard milter`` on its own with [store]: its writer
+        self._pump: asyncio.Task[None] | None = None
         self.config_path: Path | None = None  # ``typoguard milter --config``: SIGHUP reads it again
         # The frames of replies, headers and quarantines already encoded (text -> frame; a quarantine's key
         # is "q:" and its reason): the same recipient's refusal, the same warning, encoded once. At most
@@ -249,8 +255,31 @@ class MilterServer:
         self._reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
     @classmethod
-    def build(cls, config: Config, log: JsonLog) -> MilterServer:
-        return cls(config, Decider.build(config, names_recipient=True), log)
+    def build(cls, config: Config, log: JsonLog, *, context: LiveContext | None = None) -> MilterServer:
+        """Compile the decision for ``config``; ``context``: the store's overrides and history."""
+        return cls(config, _decider(config, context), log)
+
+    def attach_feed(self, feed: DecisionFeed) -> None:
+        """Send every decision's log line to the store's writer process too (before ``start``): what the
+        policy service does, for ``typoguard milter`` on its own (under ``typoguard serve`` the milter
+        records through the policy service's)."""
+        self.feed = feed
+        line_of, log_line, append = self.log.line, self.log.append_line, feed.append
+
+        def both(body: bytes) -> None:
+            line = line_of(body)
+            append(line)
+            log_line(line)
+
+        self.log_record = both
+
+    async def _pump_feed(self, feed: DecisionFeed) -> None:
+        """Hand the writer what gathered since the last batch (``append`` writes full batches itself)."""
+        from typoguard.store.feed import FLUSH_SECONDS
+
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            feed.flush()
 
     def reconfigure(self, config: Config, decider: Decider) -> None:
         """A reload: later decisions (on every connection) use ``decider`` and ``[milter] on_error``."""
@@ -278,7 +307,10 @@ class MilterServer:
         path = self.config_path
         try:
             config = await loop.run_in_executor(None, load_config, path)
-            decider = await loop.run_in_executor(None, lambda: Decider.build(config, names_recipient=True))
+            context = self.decider.context  # the same store snapshots, the new thresholds
+            if context is not None:
+                context = context.with_thresholds(config.policy.thresholds())
+            decider = await loop.run_in_executor(None, _decider, config, context)
         except (TypoguardError, OSError) as exc:
             self.log.event("error", "reload_failed", error=str(exc), kept="the running config")
             self.log.flush()
@@ -331,6 +363,9 @@ class MilterServer:
 
         if self.log.flush_soon is None:  # in typoguard serve the policy service already flushes it
             self.log.flush_soon = flush_soon
+        if self.feed is not None:
+            self.feed.loop = loop
+            self._pump = loop.create_task(self._pump_feed(self.feed))
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -343,6 +378,11 @@ class MilterServer:
             conn.close()
         for srv in self._servers:
             await srv.wait_closed()
+        if self._pump is not None:
+            self._pump.cancel()
+        if self.feed is not None:  # every decision answered is stored or spooled before the exit
+            clean = await asyncio.get_running_loop().run_in_executor(None, self.feed.close)
+            self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
         self.log.flush()
 
     async def run(self, *, on_ready: Callable[[MilterServer], None] | None = None) -> int:
@@ -371,17 +411,50 @@ class MilterServer:
 
 def serve_milter(config: Config, *, config_path: str | Path | None = None) -> int:
     """``typoguard milter``: build the decision, serve until stopped."""
+    from typoguard.errors import TypoguardError
     from typoguard.servers.event_loop import run
 
     log = JsonLog.for_service(config.log, "typoguard-milter")
+    parts = None
+    if config.store.enabled and config_path is None:  # the writer process reads the config file
+        log.event("warning", "store_needs_config", then="deciding without the store: run with --config FILE")
+    elif config.store.enabled and config_path is not None:
+        try:
+            from typoguard.store.live import StoreParts  # SQLAlchemy only when there is a store
+
+            parts = StoreParts(config, Path(config_path), log)
+        except TypoguardError as exc:
+            print(f"typoguard: [store]: {exc}", file=sys.stderr)
+            return 2
     try:
-        server = MilterServer.build(config, log)
+        server = MilterServer.build(config, log, context=parts.context if parts is not None else None)
     except ConfigError as exc:
         print(f"typoguard: {exc}", file=sys.stderr)
+        if parts is not None:
+            parts.feed.close()
+            parts.close()
         return 2
+    if parts is not None:
+        server.attach_feed(parts.feed)
     server.config_path = Path(config_path) if config_path is not None else None
     # As the policy service does: the compiled index lives as long as the process, so keep it out of every
     # garbage collection (the per-recipient objects otherwise trigger collections that walk all of it).
     gc.collect()
     gc.freeze()
-    return run(server.run())
+    try:
+        return run(server.run())
+    finally:
+        if parts is not None:
+            with contextlib.suppress(Exception):
+                if parts.feed.alive:  # run() stopped before close(): stop the writer
+                    parts.feed.close()
+            parts.close()
+
+
+def _decider(config: Config, context: LiveContext | None) -> Decider:
+    """The milter's decision: the policy service's, naming the recipient in refusals (no MTA puts
+    ``<rcpt>:`` before a milter's reply text)."""
+    built = Decider.build(config, names_recipient=True)
+    if context is None:
+        return built
+    return Decider(config, built.guard, built.senders, context=context, names_recipient=True)
