@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 import socket
 import string
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -270,10 +271,12 @@ class Decider:
         self._assess = guard.detector.assess  # Guard.assess, one call less per request
         # (recipient, sender) -> (assessment, reply, hold reason, header): the texts of a refusal, hold or
         # warning filled in once for a recipient a sender writes to again (a thread, a retried message).
-        self._texts: dict[tuple[str, str], tuple[Assessment, str, str, str]] = {}
+        # (An OrderedDict: dropping a plain dict's oldest entry, ``del d[next(iter(d))]``, scans the holes
+        # earlier deletions left, ~4 us an entry at these sizes while every recipient is new.)
+        self._texts: OrderedDict[tuple[str, str], tuple[Assessment, str, str, str]] = OrderedDict()
         # (recipient, sender, client) -> (context generation, internal, action, reply, hold reason, header,
         # record up to its queue id, record tail, assessment): see DECISION_CACHE_ENTRIES
-        self._decided: dict[tuple[str, str, str], _Decided] = {}
+        self._decided: OrderedDict[tuple[str, str, str], _Decided] = OrderedDict()
         self._generation: Callable[[], int] = context.generation if context is not None else _no_generation
         self._head = b'{"event":"decision","instance":' + orjson.dumps(self.instance) + b',"sender":'
         self._skip_tail = b"," + orjson.dumps({"action": "skip", "reply": "DUNNO", "mode": self.mode})[1:]
@@ -380,7 +383,7 @@ class Decider:
             done = (a, "", "", smtp_text(text, MAX_HEADER_LINE))
         if shared and len(recipient) <= MAX_LOGGED_ADDRESS and len(sender) <= MAX_LOGGED_ADDRESS:
             if len(texts) >= TEXT_CACHE_ENTRIES:
-                del texts[next(iter(texts))]  # the oldest
+                texts.popitem(last=False)  # the oldest
             texts[key] = done
             if internal != "sasl":
                 self._remember(sender, recipient, client, internal, (action, *done[1:]), flag, tail, a)
@@ -412,7 +415,7 @@ class Decider:
             return
         decided = self._decided
         if len(decided) >= DECISION_CACHE_ENTRIES:
-            del decided[next(iter(decided))]  # the oldest
+            decided.popitem(last=False)  # the oldest
         decided[recipient, sender, client] = (self._generation(), internal, *result, head, tail, a)
 
     def _json_record(  # noqa: PLR0917 - plain positional strings, no tuple or dict built
