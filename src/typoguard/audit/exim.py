@@ -22,6 +22,7 @@ gives it the message id (so a release and delivery later is the same event) and 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from typoguard.audit.classify import Classifier, decode
@@ -74,7 +75,8 @@ class EximScanner(LineScanner):
         self._hit = classifier.recipient_hit
         self.senders: dict[bytes, bytes] = {}
         self.message_ids: dict[bytes, bytes] = {}
-        self._pending: dict[bytes, list[Partial]] = {}  # holds waiting for the <= line of their message
+        # holds waiting for the <= line of their message (oldest first: dropping it is O(1))
+        self._pending: OrderedDict[bytes, list[Partial]] = OrderedDict()
 
     def feed(self, lines: list[bytes]) -> None:
         senders = self.senders
@@ -213,7 +215,7 @@ class EximScanner(LineScanner):
             partial = self._add(None, when, "?", decode(rcpt), hit, Outcome.HELD, queue_id, "", detail)
             self._pending.setdefault(wait, []).append(partial)
         while len(self._pending) > MAX_PENDING:  # a hold whose message never arrived (the client quit)
-            del self._pending[next(iter(self._pending))]
+            self._pending.popitem(last=False)
 
     def _closed(self, line: bytes) -> None:
         """An SMTP connection's last line (``... closed by QUIT``, ``lost``): with ``+pid``, the holds of

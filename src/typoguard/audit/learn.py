@@ -23,6 +23,7 @@ import gzip
 import os
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,13 +71,13 @@ def deliveries(
     real date (``Feb 29`` of another year) counts at ``now``.
     """
     reader = PostfixLineReader(reference, fractions=True)
-    senders: dict[bytes, bytes] = {}
+    senders: OrderedDict[bytes, bytes] = OrderedDict()  # oldest first: dropping it is O(1)
     for block in blocks:
         general = has_priority_lines(block)
         froms, removed = qmgr_lines(block, general)
         senders.update(froms)
         for _ in range(len(senders) - max_pending):
-            del senders[next(iter(senders))]
+            senders.popitem(last=False)
         pos = block.find(b"status=sent")
         while pos >= 0:
             start = block.rfind(b"\n", 0, pos) + 1

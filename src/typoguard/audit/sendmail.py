@@ -40,6 +40,7 @@ recipient there), and the hand-off of a locally submitted message to the local M
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from datetime import UTC, datetime
 
 from typoguard.audit.classify import Classifier, decode
@@ -98,7 +99,8 @@ class SendmailScanner(LineScanner):
         self._times: dict[bytes, datetime | None] = {}
         self.senders: dict[bytes, bytes] = {}
         self.message_ids: dict[bytes, bytes] = {}
-        self._pending: dict[bytes, list[Partial]] = {}  # refusals waiting for their message's from= line
+        # refusals waiting for their message's from= line (oldest first: dropping it is O(1))
+        self._pending: OrderedDict[bytes, list[Partial]] = OrderedDict()
 
     def feed(self, lines: list[bytes]) -> None:
         for line in lines:
@@ -248,7 +250,7 @@ class SendmailScanner(LineScanner):
         if sender is None:
             self._pending.setdefault(qid, []).append(partial)
             while len(self._pending) > MAX_PENDING:  # a transaction whose from= line never came
-                del self._pending[next(iter(self._pending))]
+                self._pending.popitem(last=False)
 
     def _time(self, stamp: bytes) -> datetime | None:
         t = self._times.get(stamp, _MISS)
