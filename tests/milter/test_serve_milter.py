@@ -272,3 +272,24 @@ def test_typoguard_milter_on_its_own_has_the_store(typoguard_exe: str, tmp_path:
     actions = [json.loads(line)["action"] for line in listed.stdout.splitlines()]
     assert actions[-1] == "reject" and actions[0] == "allow" and set(actions) == {"reject", "allow"}, actions
     assert '"decision_writer_stopped"' in values["log"].read_text()  # type: ignore[attr-defined]
+
+
+def test_typoguard_milter_with_nothing_to_protect_says_so_and_exits(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    # As `typoguard serve` does: a milter that protects nothing would let every look-alike through while
+    # looking in service (Sendmail and Postfix see a healthy milter). Exit 2, saying why, before listening.
+    port = free_port()
+    config = tmp_path / "milter.toml"
+    config.write_text(f'[milter]\nlisten = "127.0.0.1:{port}"\n[store]\nenabled = false\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    done = subprocess.run(
+        [typoguard_exe, "milter", "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert done.returncode == 2, done
+    assert "nothing to protect" in done.stderr, done.stderr

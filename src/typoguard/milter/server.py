@@ -434,6 +434,18 @@ def serve_milter(config: Config, *, config_path: str | Path | None = None) -> in
             parts.feed.close()
             parts.close()
         return 2
+    if not server.decider.protected_domains:  # as `typoguard serve`: a milter that protects nothing would
+        from typoguard.config import protect_sources  # look healthy to the MTA and let everything through
+
+        print(
+            f"typoguard: nothing to protect: add [protect] domains or files to the config "
+            f"({protect_sources(config)})",
+            file=sys.stderr,
+        )
+        if parts is not None:
+            parts.feed.close()
+            parts.close()
+        return 2
     if parts is not None:
         server.attach_feed(parts.feed)
     server.config_path = Path(config_path) if config_path is not None else None
