@@ -928,6 +928,12 @@ def _sink_problems(sink: SinkConfig) -> Iterator[Problem]:
         yield wrong(("ipv4_prefix", "ipv6_prefix"), "ipv4_prefix must be 8..32 and ipv6_prefix 16..128")
 
 
+def nothing_to_protect(config: Config) -> str:
+    """Why a server refuses ``config`` (at start and at a reload): it protects no domain, so it would let
+    every look-alike through while looking healthy to the MTA."""
+    return f"nothing to protect: add [protect] domains or files to the config ({protect_sources(config)})"
+
+
 def protect_sources(config: Config) -> str:
     """Where the protected domains were looked for, for "nothing to protect" messages, e.g.
     ``/etc/typoguard/typoguard.toml has [protect] domains = [] and no files``."""

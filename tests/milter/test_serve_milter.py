@@ -293,3 +293,31 @@ def test_typoguard_milter_with_nothing_to_protect_says_so_and_exits(
     )
     assert done.returncode == 2, done
     assert "nothing to protect" in done.stderr, done.stderr
+
+
+def test_typoguard_milter_keeps_its_config_when_a_reload_has_nothing_to_protect(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "milter.jsonl"
+    values: dict[str, object] = {"domains": '"army.mil"', "milter_port": free_port(), "log": log}
+    config = tmp_path / "milter.toml"
+    config.write_text(STANDALONE.format(**values))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
+    out = tmp_path / "milter.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "milter", "--config", str(config)], stdout=sink, stderr=sink, env=env
+        )
+    port = int(str(values["milter_port"]))
+    try:
+        _wait_port(port, proc, out)
+        config.write_text(STANDALONE.format(**{**values, "domains": ""}))
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(log, '"reload_failed"')
+        assert "nothing to protect" in log.read_text()
+        client = MilterClient(port)
+        assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"y"
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)

@@ -120,3 +120,28 @@ def test_serve_on_a_busy_port_exits_1(typoguard_exe: str, tmp_path: Path) -> Non
             env=_env(),
         )
     assert result.returncode == 1 and "cannot listen" in result.stderr
+
+
+def test_a_reload_to_nothing_to_protect_keeps_the_running_config(typoguard_exe: str, tmp_path: Path) -> None:
+    # An edit that loses the protected domains (a `[protect] files` path mistyped, the list emptied): start
+    # refuses such a config, so a SIGHUP must too, or the service goes on answering DUNNO to everything
+    # while looking healthy.
+    config, log, out = tmp_path / "t.toml", tmp_path / "t.jsonl", tmp_path / "out.txt"
+    config.write_text(CONFIG.format(domains='"army.mil"', log=log, data=tmp_path / "data"))
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [typoguard_exe, "serve", "--config", str(config), "--only", "policyd"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=_env(),
+        )
+    try:
+        address = "127.0.0.1:" + _wait_for(out, r"policy service: 127\.0\.0\.1:(\d+)", proc).group(1)
+        config.write_text(CONFIG.format(domains="", log=log, data=tmp_path / "data"))
+        proc.send_signal(signal.SIGHUP)
+        failed = _wait_for(log, r'"event":"reload_failed".*', proc).group(0)
+        assert "nothing to protect" in failed, failed
+        assert query(address, [rcpt_request("a@army.mil", "b@army.ml")])[0].startswith("550 5.1.2")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)

@@ -325,6 +325,15 @@ def test_one_worker_reloads_on_sighup_and_keeps_its_config_when_the_file_is_bad(
                 assert time.monotonic() < deadline, "no failed reload logged"
                 time.sleep(0.05)
             assert w.intended(conn, "bob@navy.mi") == "navy.mil"  # still the last good configuration
+            # A config that lost its protected domains (refused by the policy service's reload too: under
+            # `typoguard serve` the API child and the policy service keep the same config)
+            w.write_config([])
+            w.proc.send_signal(signal.SIGHUP)
+            while len(w.events("http_reload_failed")) < 2:
+                assert time.monotonic() < deadline, "a reload to nothing to protect was not refused"
+                time.sleep(0.05)
+            assert "nothing to protect" in str(w.events("http_reload_failed")[-1]["error"])
+            assert w.intended(conn, "bob@navy.mi") == "navy.mil"
         w.proc.send_signal(signal.SIGTERM)
         _, err = w.proc.communicate(timeout=20)
         assert w.proc.returncode == 0, err.decode()

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
-from typoguard.config import Config, UnixSocket
+from typoguard.config import Config, UnixSocket, nothing_to_protect
 from typoguard.decide import Decider
 from typoguard.errors import ConfigError, ProtocolError
 from typoguard.obs import JsonLog
@@ -311,6 +311,8 @@ class MilterServer:
             if context is not None:
                 context = context.with_thresholds(config.policy.thresholds())
             decider = await loop.run_in_executor(None, _decider, config, context)
+            if not decider.protected_domains:  # refused at start: refused here too (the old one stays)
+                raise ConfigError(nothing_to_protect(config))
         except (TypoguardError, OSError) as exc:
             self.log.event("error", "reload_failed", error=str(exc), kept="the running config")
             self.log.flush()
@@ -434,14 +436,8 @@ def serve_milter(config: Config, *, config_path: str | Path | None = None) -> in
             parts.feed.close()
             parts.close()
         return 2
-    if not server.decider.protected_domains:  # as `typoguard serve`: a milter that protects nothing would
-        from typoguard.config import protect_sources  # look healthy to the MTA and let everything through
-
-        print(
-            f"typoguard: nothing to protect: add [protect] domains or files to the config "
-            f"({protect_sources(config)})",
-            file=sys.stderr,
-        )
+    if not server.decider.protected_domains:  # as `typoguard serve` and `typoguard relay`
+        print(f"typoguard: {nothing_to_protect(config)}", file=sys.stderr)
         if parts is not None:
             parts.feed.close()
             parts.close()

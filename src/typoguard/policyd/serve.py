@@ -233,13 +233,9 @@ def run(config: Config, *, config_path: Path, only: Iterable[str] = ()) -> int:
         print(f"typoguard: {exc}", file=sys.stderr)
         return 2
     if not decider.protected_domains:
-        from typoguard.config import protect_sources
+        from typoguard.config import nothing_to_protect
 
-        detail = protect_sources(config)  # which sources were read (issue 17)
-        print(
-            f"typoguard: nothing to protect: add [protect] domains or files to the config ({detail})",
-            file=sys.stderr,
-        )
+        print(f"typoguard: {nothing_to_protect(config)}", file=sys.stderr)  # which sources were read
         return 2
     parts: StoreParts | None = None
     if config.store.enabled:

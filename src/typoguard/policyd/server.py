@@ -40,7 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-from typoguard.config import Config, UnixSocket, load_config
+from typoguard.config import Config, UnixSocket, load_config, nothing_to_protect
 from typoguard.errors import ConfigError, ProtocolError, TypoguardError
 from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
@@ -554,6 +554,8 @@ class PolicyServer:
         try:
             config = await loop.run_in_executor(None, load_config, self.config_path)
             decider = await loop.run_in_executor(None, PolicyDecider.build, config)
+            if not decider.protected_domains:  # refused at start: refused here too (the old one stays)
+                raise ConfigError(nothing_to_protect(config))
         except TypoguardError as exc:
             self.metrics.reloads["failed"] += 1
             self.log.event(

@@ -423,10 +423,9 @@ class RelayServer(SMTPService):
         """Guard, decider (every relayed message is outbound: every sender is guarded), store, quarantine."""
         guard_decider = Decider.build(config)
         if not guard_decider.protected_domains:
-            from typoguard.config import protect_sources
+            from typoguard.config import nothing_to_protect
 
-            detail = protect_sources(config)  # which sources were read (issue 17)
-            raise ConfigError(f"nothing to protect: add [protect] domains or files to the config ({detail})")
+            raise ConfigError(nothing_to_protect(config))  # which sources were read (issue 17)
         everyone = InternalSenders(networks=[ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")])
         parts = None
         context = None

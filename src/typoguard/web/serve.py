@@ -40,8 +40,8 @@ from pathlib import Path
 
 import uvicorn
 
-from typoguard.config import Config, HostPort, load_config
-from typoguard.errors import TypoguardError
+from typoguard.config import Config, HostPort, load_config, nothing_to_protect
+from typoguard.errors import ConfigError, TypoguardError
 from typoguard.guard import Guard
 from typoguard.obs import JsonLog
 from typoguard.web.app import ApiApp, create_app, uvicorn_server
@@ -120,6 +120,8 @@ async def _reload(app: ApiApp, started_with: Config, log: JsonLog) -> None:
     try:
         config = await asyncio.to_thread(load_config, path)
         guard = await asyncio.to_thread(Guard.from_config, config)
+        if app.api.guard.index.protected and not guard.index.protected:  # as the policy service refuses it
+            raise ConfigError(nothing_to_protect(config))
     except TypoguardError as exc:
         log.event("error", "http_reload_failed", pid=os.getpid(), error=str(exc), then="kept the old config")
         log.flush()
