@@ -327,6 +327,9 @@ class Decider:
 
     def _decide(self, sender: str, recipient: str, client: str, sasl: Sasl, queue_id: str) -> DecisionFields:
         """``decide_fields`` for a decision it does not have at hand."""
+        # Read before deciding: a snapshot a refresh publishes meanwhile is a later generation, so what is
+        # decided here is never kept under it.
+        generation = self._generation()
         senders = self.senders
         # The sender's domain (cached) usually decides; the SASL login is only looked up when it does not.
         if sender and senders.sender_domain_is_internal(sender):
@@ -363,14 +366,18 @@ class Decider:
             record = self._json_record(sender, recipient, client, flag, queue_id, tail)
         if todo == _NOTHING:
             if shared and internal != "sasl":
-                self._remember(sender, recipient, client, internal, (action, "", "", ""), flag, tail, a)
+                self._remember(
+                    generation, sender, recipient, client, internal, (action, "", "", ""), flag, tail, a
+                )
             return (action, "", "", "", record, a)
         texts = self._texts
         key = (recipient, sender)
         done = texts.get(key)
         if done is not None and done[0] is a:  # the same recipient from the same sender again
             if shared and internal != "sasl":
-                self._remember(sender, recipient, client, internal, (action, *done[1:]), flag, tail, a)
+                self._remember(
+                    generation, sender, recipient, client, internal, (action, *done[1:]), flag, tail, a
+                )
             return (action, done[1], done[2], done[3], record, a)
         local, at, _ = recipient.rpartition("@")
         suggestion = f"{local}@{a.intended}" if at else (a.intended or "")
@@ -386,11 +393,14 @@ class Decider:
                 texts.popitem(last=False)  # the oldest
             texts[key] = done
             if internal != "sasl":
-                self._remember(sender, recipient, client, internal, (action, *done[1:]), flag, tail, a)
+                self._remember(
+                    generation, sender, recipient, client, internal, (action, *done[1:]), flag, tail, a
+                )
         return (action, done[1], done[2], done[3], record, a)
 
     def _remember(  # noqa: PLR0917 - the pieces decide_fields has at hand
         self,
+        generation: int,
         sender: str,
         recipient: str,
         client: str,
@@ -416,7 +426,7 @@ class Decider:
         decided = self._decided
         if len(decided) >= DECISION_CACHE_ENTRIES:
             decided.popitem(last=False)  # the oldest
-        decided[recipient, sender, client] = (self._generation(), internal, *result, head, tail, a)
+        decided[recipient, sender, client] = (generation, internal, *result, head, tail, a)
 
     def _json_record(  # noqa: PLR0917 - plain positional strings, no tuple or dict built
         self, sender: str, recipient: str, client: str, internal: bytes, queue_id: str, tail: bytes
