@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from typoguard.policyd.query import query, rcpt_request
@@ -41,11 +43,10 @@ def _wait_for(path: Path, pattern: str, proc: subprocess.Popen[bytes], timeout: 
     raise AssertionError(f"{pattern!r} not seen in {path}")
 
 
-def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigterm(
-    typoguard_exe: str, tmp_path: Path
-) -> None:
-    config, log, out = tmp_path / "t.toml", tmp_path / "t.jsonl", tmp_path / "out.txt"
-    config.write_text(CONFIG.format(domains='"army.mil"', log=log, data=tmp_path / "data"))
+@contextlib.contextmanager
+def _serving(typoguard_exe: str, config: Path, out: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """``typoguard serve --only policyd`` (its output in ``out``) and the address its banner names; stopped
+    at the end if still running."""
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [typoguard_exe, "serve", "--config", str(config), "--only", "policyd"],
@@ -54,7 +55,23 @@ def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigter
             env=_env(),
         )
     try:
-        address = "127.0.0.1:" + _wait_for(out, r"policy service: 127\.0\.0\.1:(\d+)", proc).group(1)
+        yield proc, "127.0.0.1:" + _wait_for(out, r"policy service: 127\.0\.0\.1:(\d+)", proc).group(1)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigterm(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    config, log, out = tmp_path / "t.toml", tmp_path / "t.jsonl", tmp_path / "out.txt"
+    config.write_text(CONFIG.format(domains='"army.mil"', log=log, data=tmp_path / "data"))
+    with _serving(typoguard_exe, config, out) as (proc, address):
         banner = out.read_text()
         assert f"check_policy_service {{ inet:{address}, default_action=DUNNO }}" in banner
         assert "-m typoguard.policyd.query " in banner  # how to try it (docs/postfix.md names it so too)
@@ -65,10 +82,6 @@ def test_serve_prints_how_to_wire_postfix_reloads_on_sighup_and_drains_on_sigter
         assert query(address, [rcpt_request("a@army.mil", "b@exmaple.com")])[0].startswith("550 5.1.2")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
     assert events[0] == "decision_writer_started" and events[1] == "listening"
     assert events[-3:] == ["stopping", "decision_writer_stopped", "stopped"]
@@ -128,20 +141,9 @@ def test_a_reload_to_nothing_to_protect_keeps_the_running_config(typoguard_exe: 
     # while looking healthy.
     config, log, out = tmp_path / "t.toml", tmp_path / "t.jsonl", tmp_path / "out.txt"
     config.write_text(CONFIG.format(domains='"army.mil"', log=log, data=tmp_path / "data"))
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            [typoguard_exe, "serve", "--config", str(config), "--only", "policyd"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-        )
-    try:
-        address = "127.0.0.1:" + _wait_for(out, r"policy service: 127\.0\.0\.1:(\d+)", proc).group(1)
+    with _serving(typoguard_exe, config, out) as (proc, address):
         config.write_text(CONFIG.format(domains="", log=log, data=tmp_path / "data"))
         proc.send_signal(signal.SIGHUP)
         failed = _wait_for(log, r'"event":"reload_failed".*', proc).group(0)
         assert "nothing to protect" in failed, failed
         assert query(address, [rcpt_request("a@army.mil", "b@army.ml")])[0].startswith("550 5.1.2")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(15)
