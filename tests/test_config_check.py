@@ -122,7 +122,7 @@ def test_the_debian_config_protects_nothing_and_says_so() -> None:
     assert code == 1
     assert output.splitlines() == [
         f"{path}:{header}: nothing to protect: {path} has [protect] domains = [] and no files;"
-        " typoguard serve and relay refuse to start",
+        " typoguard serve, relay and milter refuse to start",
         f"{path}: 1 problem",
     ]
 

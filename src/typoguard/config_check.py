@@ -290,7 +290,8 @@ def check_protect(checked: Checked) -> None:
     _each(checked, "models", pc.models or (), lambda name: select_models((name,)))
     _each(checked, "layouts", pc.layouts, lambda name: resources.model_context((name,)))
     if not protected and not checked.has_problems("protect"):
-        message = f"nothing to protect: {protect_sources(config)}; typoguard serve and relay refuse to start"
+        refused = "typoguard serve, relay and milter refuse to start"
+        message = f"nothing to protect: {protect_sources(config)}; {refused}"
         if config.sink.domains:
             return  # a sink-only host: the sink answers for its own [sink] domains
         checked.add(Problem("protect", ("domains", "files"), message))
