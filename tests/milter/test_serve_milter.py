@@ -265,6 +265,11 @@ def test_typoguard_milter_on_its_own_has_the_store(typoguard_exe: str, tmp_path:
                 break
             time.sleep(0.1)
         assert answer == b"c", "the override did not reach the milter"
+        proc.send_signal(signal.SIGHUP)  # a reload keeps the store's context: the override still holds
+        _wait_for(Path(str(values["log"])), '"reloaded"')
+        client = MilterClient(port)
+        assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"c"
+        client.close()
     assert proc.returncode == 0, config.with_suffix(".out").read_text()
     stored = [typoguard_exe, "decisions", "--config", str(config), "--format", "json"]
     listed = subprocess.run(
