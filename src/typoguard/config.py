@@ -391,11 +391,23 @@ class MilterConfig:
     on_error: str = _key(
         "tempfail", 'the decision itself failed: "tempfail" (4xx, the sender retries) or "continue"'
     )
+    metrics_listen: str = _key(
+        "",
+        "host:port of the Prometheus metrics endpoint of `typoguard milter` on its own; empty: none"
+        " (under `typoguard serve` the milter's metrics are on [policyd] metrics_listen)",
+    )
 
     @cached_property
     def listen_address(self) -> HostPort | UnixSocket:
         """``listen``, or 127.0.0.1:10045 when empty (``typoguard milter`` on its own)."""
         return parse_listen(self.listen or "127.0.0.1:10045", "[milter] listen")
+
+    @cached_property
+    def metrics_address(self) -> HostPort | None:
+        """``metrics_listen``, or None when there is no metrics endpoint."""
+        if not self.metrics_listen:
+            return None
+        return parse_host_port(self.metrics_listen, "[milter] metrics_listen")
 
 
 @dataclass(frozen=True)
@@ -801,6 +813,7 @@ def _address_problems(config: Config) -> Iterator[Problem]:
         ("relay", "next_hop", "next_hop_address"),
         ("sink", "listen", "listen_addresses"),
         ("milter", "listen", "listen_address"),
+        ("milter", "metrics_listen", "metrics_address"),
         ("watch", "metrics_listen", "metrics_address"),
     ):
         try:

@@ -541,7 +541,7 @@ class PolicydMetrics:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-def _milter_metrics(milter: Any) -> Iterator[Any]:
+def _milter_metrics(milter: Any, log: JsonLog | None = None) -> Iterator[Any]:
     """The milter's counters (``[milter] listen`` under ``typoguard serve``), named as the policy service's
     are. Decisions are counted by action; their mode is the one in force (a reload may change it)."""
     mode = milter.decider.mode
@@ -560,6 +560,10 @@ def _milter_metrics(milter: Any) -> Iterator[Any]:
     )
     for kind, n in sorted(dict(milter.errors).items()):
         errors.add_metric([kind], n)
+    if log is not None and log.write_errors:  # its own log (under serve: on the policy service's errors)
+        errors.add_metric(["log_write"], log.write_errors)
+    if log is not None and log.fallback_records:
+        errors.add_metric(["log_fallback"], log.fallback_records)
     yield errors
     yield GaugeMetricFamily(
         "typoguard_milter_connections", "Open milter connections", len(milter.connections)
@@ -642,59 +646,61 @@ class PolicydCollector(Collector):
         )
         if m.milter is not None:
             yield from _milter_metrics(m.milter)
-        feed = m.feed
-        if feed is not None:  # the decision store's writer process (typoguard serve with [store])
-            spool = feed.spool_bytes()
-            unsaved = feed.pending_bytes
-            yield GaugeMetricFamily(
-                "typoguard_store_backlog_bytes",
-                "Decision bytes not yet stored: in the service's memory, with the writer, in the spool",
-                unsaved + feed.unacked_bytes + spool,
-            )
-            yield GaugeMetricFamily(
-                "typoguard_store_spool_bytes", "Decision bytes waiting in the spool directory", spool
-            )
-            yield GaugeMetricFamily(
-                "typoguard_store_unsaved_bytes",
-                "Decision bytes only in the service's memory (lost if the service is killed with -9)",
-                unsaved,
-            )
-            yield CounterMetricFamily(
-                "typoguard_store_spilled_bytes",
-                "Decision log bytes written to the spool directory because the writer lagged",
-                feed.spilled,
-            )
-            yield CounterMetricFamily(
-                "typoguard_store_writer_restarts", "Decision writer processes restarted", feed.restarts
-            )
-            yield GaugeMetricFamily(
-                "typoguard_store_writer_up", "1 if the writer process runs", int(feed.alive)
-            )
-        retention = m.retention
-        if retention is not None:  # [store] keep_days: the service deletes old rows itself
-            pruned = CounterMetricFamily(
-                "typoguard_store_pruned_rows",
-                "Rows deleted by retention ([store] keep_days)",
-                labels=["table"],
-            )
-            for table, n in sorted(retention.pruned.items()):
-                pruned.add_metric([table], n)
-            yield pruned
-            yield CounterMetricFamily(
-                "typoguard_store_prune_failures", "Retention runs that failed", retention.failures
-            )
-            yield GaugeMetricFamily(
-                "typoguard_store_prune_last_success_timestamp_seconds",
-                "When a retention run last completed (0: not yet)",
-                retention.last_success,
-            )
-            yield GaugeMetricFamily(
-                "typoguard_store_prune_last_duration_seconds",
-                "How long the last completed retention run took",
-                retention.last_seconds,
-            )
+        yield from store_families(m.feed, m.retention)
         if m.watch is not None:
             yield from watch_families(m.watch)
+
+
+def store_families(feed: Any, retention: Any) -> Iterator[Any]:
+    """The decision store's metrics: its writer process (``store.feed.DecisionFeed``) and retention
+    (``store.retention.RetentionTask``), each None when the process has none."""
+    if feed is not None:  # the decision store's writer process (typoguard serve with [store])
+        spool = feed.spool_bytes()
+        unsaved = feed.pending_bytes
+        yield GaugeMetricFamily(
+            "typoguard_store_backlog_bytes",
+            "Decision bytes not yet stored: in the service's memory, with the writer, in the spool",
+            unsaved + feed.unacked_bytes + spool,
+        )
+        yield GaugeMetricFamily(
+            "typoguard_store_spool_bytes", "Decision bytes waiting in the spool directory", spool
+        )
+        yield GaugeMetricFamily(
+            "typoguard_store_unsaved_bytes",
+            "Decision bytes only in the service's memory (lost if the service is killed with -9)",
+            unsaved,
+        )
+        yield CounterMetricFamily(
+            "typoguard_store_spilled_bytes",
+            "Decision log bytes written to the spool directory because the writer lagged",
+            feed.spilled,
+        )
+        yield CounterMetricFamily(
+            "typoguard_store_writer_restarts", "Decision writer processes restarted", feed.restarts
+        )
+        yield GaugeMetricFamily("typoguard_store_writer_up", "1 if the writer process runs", int(feed.alive))
+    if retention is not None:  # [store] keep_days: the service deletes old rows itself
+        pruned = CounterMetricFamily(
+            "typoguard_store_pruned_rows",
+            "Rows deleted by retention ([store] keep_days)",
+            labels=["table"],
+        )
+        for table, n in sorted(retention.pruned.items()):
+            pruned.add_metric([table], n)
+        yield pruned
+        yield CounterMetricFamily(
+            "typoguard_store_prune_failures", "Retention runs that failed", retention.failures
+        )
+        yield GaugeMetricFamily(
+            "typoguard_store_prune_last_success_timestamp_seconds",
+            "When a retention run last completed (0: not yet)",
+            retention.last_success,
+        )
+        yield GaugeMetricFamily(
+            "typoguard_store_prune_last_duration_seconds",
+            "How long the last completed retention run took",
+            retention.last_seconds,
+        )
 
 
 def watch_families(watch: Any) -> Iterator[Any]:
@@ -760,6 +766,34 @@ class WatchCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         yield from watch_families(self.watch)
+
+
+class MilterCollector(Collector):
+    """The metrics page of ``typoguard milter`` on its own (``[milter] metrics_listen``): its counters (its
+    log's lost records among its errors), what it protects, its reloads, the store's writer and retention."""
+
+    def __init__(self, milter: Any, log: JsonLog, feed: Any = None, retention: Any = None) -> None:
+        self.milter, self.log, self.feed, self.retention = milter, log, feed, retention
+
+    def collect(self) -> Iterator[Any]:
+        yield from _milter_metrics(self.milter, self.log)
+        reloads = CounterMetricFamily(
+            "typoguard_milter_reloads", "Config reloads (SIGHUP)", labels=["result"]
+        )
+        for result, n in sorted(self.milter.reloads.items()):
+            reloads.add_metric([result], n)
+        yield reloads
+        yield GaugeMetricFamily(
+            "typoguard_config_loaded_timestamp_seconds",
+            "When the active config was loaded",
+            self.milter.config_loaded_at,
+        )
+        yield GaugeMetricFamily(
+            "typoguard_protected_domains",
+            "Protected domains in the active index",
+            self.milter.decider.protected_domains,
+        )
+        yield from store_families(self.feed, self.retention)
 
 
 def metrics_registry(metrics: PolicydMetrics, log: JsonLog | None = None) -> CollectorRegistry:

@@ -243,8 +243,11 @@ def test_typoguard_milter_on_its_own_has_the_store(typoguard_exe: str, tmp_path:
         "log": tmp_path / "m.jsonl",
     }
     config = tmp_path / "milter.toml"
+    metrics = free_port()
     config.write_text(
-        STANDALONE.format(**values).replace("enabled = false", f'data_dir = "{data}"\nrefresh_interval = 0.2')
+        STANDALONE.format(**values)
+        .replace("enabled = false", f'data_dir = "{data}"\nrefresh_interval = 0.2')
+        .replace("[milter]\n", f'[milter]\nmetrics_listen = "127.0.0.1:{metrics}"\n')
     )
     env = ENV
     port = int(str(values["milter_port"]))
@@ -270,6 +273,16 @@ def test_typoguard_milter_on_its_own_has_the_store(typoguard_exe: str, tmp_path:
         client = MilterClient(port)
         assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"c"
         client.close()
+        # its own metrics page: its counters, the reload, what it protects, the store's writer
+        page = urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10).read().decode()
+        for line in (
+            'typoguard_milter_reloads_total{result="ok"} 1.0',
+            "typoguard_protected_domains 1.0",
+            "typoguard_store_writer_up 1.0",
+        ):
+            assert line in page.splitlines(), page
+        for action in ("reject", "allow"):  # how many of each: as many as the override took to arrive
+            assert f'typoguard_milter_decisions_total{{action="{action}",mode="enforce"}}' in page
     assert proc.returncode == 0, config.with_suffix(".out").read_text()
     stored = [typoguard_exe, "decisions", "--config", str(config), "--format", "json"]
     listed = subprocess.run(
@@ -300,3 +313,24 @@ def test_typoguard_milter_with_nothing_to_protect_says_so_and_exits(
     )
     assert done.returncode == 2, done
     assert "nothing to protect" in done.stderr, done.stderr
+
+
+def test_typoguard_milter_whose_metrics_port_is_taken_says_so_and_exits_1(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        config = tmp_path / "milter.toml"
+        config.write_text(
+            STANDALONE.format(
+                domains='"army.mil"', milter_port=free_port(), log=tmp_path / "m.jsonl"
+            ).replace("[milter]\n", f'[milter]\nmetrics_listen = "127.0.0.1:{busy}"\n')
+        )
+        done = subprocess.run(
+            [typoguard_exe, "milter", "--config", str(config)],
+            check=False, capture_output=True, text=True, env=ENV, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 1, done
+    assert f"[milter] metrics_listen 127.0.0.1:{busy}: Address already in use" in done.stderr, done.stderr

@@ -25,9 +25,10 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from typoguard.config import Config, UnixSocket, nothing_to_protect
 from typoguard.decide import Decider
@@ -36,6 +37,8 @@ from typoguard.obs import JsonLog
 from typoguard.protocols import milter as wire
 
 if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
     from typoguard.core.context import LiveContext
     from typoguard.store.feed import DecisionFeed
 
@@ -245,7 +248,12 @@ class MilterServer:
         self.decisions: dict[str, int] = {}
         self.errors: dict[str, int] = {}
         self.connections_total = 0
+        self.reloads = {"ok": 0, "failed": 0}
+        self.config_loaded_at = time.time()
         self.feed: DecisionFeed | None = None  # ``typoguard milter`` on its own with [store]: its writer
+        # ``typoguard milter`` on its own with [milter] metrics_listen: the page's registry, and its server
+        self.metrics_registry: CollectorRegistry | None = None
+        self._metrics_http: Any = None
         self._pump: asyncio.Task[None] | None = None
         self.config_path: Path | None = None  # ``typoguard milter --config``: SIGHUP reads it again
         # The frames of replies, headers and quarantines already encoded (text -> frame; a quarantine's key
@@ -314,6 +322,7 @@ class MilterServer:
             if not decider.protected_domains:  # refused at start: refused here too (the old one stays)
                 raise ConfigError(nothing_to_protect(config))
         except (TypoguardError, OSError) as exc:
+            self.reloads["failed"] += 1
             self.log.event("error", "reload_failed", error=str(exc), kept="the running config")
             self.log.flush()
             return
@@ -322,6 +331,8 @@ class MilterServer:
             self.log.event("warning", "reload_needs_restart", key="[milter] listen", kept=listen)
             config = dataclasses.replace(config, milter=self.config.milter)
         self.reconfigure(config, decider)
+        self.reloads["ok"] += 1
+        self.config_loaded_at = time.time()
         gc.freeze()  # the new index too, as at start (the old one is freed by reference counting)
         self.log.event("info", "reloaded", protected=decider.protected_domains, mode=decider.mode)
         self.log.flush()
@@ -385,6 +396,12 @@ class MilterServer:
         if self.feed is not None:  # every decision answered is stored or spooled before the exit
             clean = await asyncio.get_running_loop().run_in_executor(None, self.feed.close)
             self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
+        if self._metrics_http is not None:
+            httpd, thread = self._metrics_http
+            await asyncio.get_running_loop().run_in_executor(None, httpd.shutdown)
+            httpd.server_close()
+            thread.join(5)
+            self._metrics_http = None
         self.log.flush()
 
     async def run(self, *, on_ready: Callable[[MilterServer], None] | None = None) -> int:
@@ -396,6 +413,20 @@ class MilterServer:
         except (OSError, ConfigError) as exc:
             print(f"typoguard: milter cannot listen on {self.config.milter.listen}: {exc}", file=sys.stderr)
             return 1
+        address = self.config.milter.metrics_address
+        if self.metrics_registry is not None and address is not None:
+            from prometheus_client import start_http_server
+
+            try:
+                self._metrics_http = start_http_server(
+                    address.port, addr=address.host, registry=self.metrics_registry
+                )
+            except OSError as exc:
+                listen = self.config.milter.metrics_listen
+                print(f"typoguard: [milter] metrics_listen {listen}: {exc.strerror or exc}", file=sys.stderr)
+                await self.close()
+                return 1
+            self.addresses.append(f"metrics=http://{self.config.milter.metrics_listen}/metrics")
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGTERM, self.stop)
             loop.add_signal_handler(signal.SIGINT, self.stop)
@@ -444,6 +475,15 @@ def serve_milter(config: Config, *, config_path: str | Path | None = None) -> in
         return 2
     if parts is not None:
         server.attach_feed(parts.feed)
+    if config.milter.metrics_address is not None:  # under serve: on the policy service's page instead
+        from prometheus_client.registry import CollectorRegistry
+
+        from typoguard.obs import MilterCollector
+
+        server.metrics_registry = CollectorRegistry(auto_describe=False)
+        server.metrics_registry.register(
+            MilterCollector(server, log, parts.feed if parts else None, parts.retention if parts else None)
+        )
     server.config_path = Path(config_path) if config_path is not None else None
     # As the policy service does: the compiled index lives as long as the process, so keep it out of every
     # garbage collection (the per-recipient objects otherwise trigger collections that walk all of it).
