@@ -33,7 +33,7 @@ def empty_config(tmp_path: Path) -> Path:
     return config
 
 
-@pytest.mark.parametrize("command", [["serve"], ["relay"]])
+@pytest.mark.parametrize("command", [["serve"], ["relay"], ["milter"]])
 def test_a_service_names_the_file_that_protects_nothing(
     typoguard_exe: str, empty_config: Path, command: list[str]
 ) -> None:

@@ -31,6 +31,8 @@ listen = "127.0.0.1:{milter_port}"
 enabled = false
 [log]
 file = "{log}"
+[store]
+data_dir = "{data}"
 """
 
 
@@ -73,7 +75,7 @@ def serve(
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[str, object]]]:
     values: dict[str, object] = {
         "domains": '"army.mil"', "policy_port": free_port(), "milter_port": free_port(),
-        "log": tmp_path / "serve.jsonl",
+        "log": tmp_path / "serve.jsonl", "data": tmp_path / "data",
     }  # fmt: skip
     config = tmp_path / "typoguard.toml"
     config.write_text(CONFIG.format(**values))
@@ -193,14 +195,14 @@ def test_the_milters_decisions_are_stored_and_counted_as_the_policy_services_are
     # the decision log file. The milter under `typoguard serve` shares the policy service's store.
     values: dict[str, object] = {
         "domains": '"army.mil"', "policy_port": free_port(), "milter_port": free_port(),
-        "log": tmp_path / "serve.jsonl",
+        "log": tmp_path / "serve.jsonl", "data": tmp_path / "data",
     }  # fmt: skip
     config = tmp_path / "typoguard.toml"
     metrics = free_port()
     text = CONFIG.format(**values).replace(
         "[policyd]\n", f'[policyd]\nmetrics_listen = "127.0.0.1:{metrics}"\n'
     )
-    config.write_text(text + f'[store]\ndata_dir = "{tmp_path / "data"}"\n')
+    config.write_text(text)
     env = ENV
     with _running(typoguard_exe, "serve", config, int(str(values["milter_port"]))):
         client = MilterClient(int(str(values["milter_port"])))
@@ -292,27 +294,6 @@ def test_typoguard_milter_on_its_own_has_the_store(typoguard_exe: str, tmp_path:
     actions = [json.loads(line)["action"] for line in listed.stdout.splitlines()]
     assert actions[-1] == "reject" and actions[0] == "allow" and set(actions) == {"reject", "allow"}, actions
     assert '"decision_writer_stopped"' in values["log"].read_text()  # type: ignore[attr-defined]
-
-
-def test_typoguard_milter_with_nothing_to_protect_says_so_and_exits(
-    typoguard_exe: str, tmp_path: Path
-) -> None:
-    # As `typoguard serve` does: a milter that protects nothing would let every look-alike through while
-    # looking in service (Sendmail and Postfix see a healthy milter). Exit 2, saying why, before listening.
-    port = free_port()
-    config = tmp_path / "milter.toml"
-    config.write_text(f'[milter]\nlisten = "127.0.0.1:{port}"\n[store]\nenabled = false\n')
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TYPOGUARD_")}
-    done = subprocess.run(
-        [typoguard_exe, "milter", "--config", str(config)],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=30,
-    )
-    assert done.returncode == 2, done
-    assert "nothing to protect" in done.stderr, done.stderr
 
 
 def test_typoguard_milter_whose_metrics_port_is_taken_says_so_and_exits_1(

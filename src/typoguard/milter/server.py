@@ -262,11 +262,6 @@ class MilterServer:
         self.frames: dict[str, bytes] = {}
         self._reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
-    @classmethod
-    def build(cls, config: Config, log: JsonLog, *, context: LiveContext | None = None) -> MilterServer:
-        """Compile the decision for ``config``; ``context``: the store's overrides and history."""
-        return cls(config, _decider(config, context), log)
-
     def attach_feed(self, feed: DecisionFeed) -> None:
         """Send every decision's log line to the store's writer process too (before ``start``): what the
         policy service does, for ``typoguard milter`` on its own (under ``typoguard serve`` the milter
@@ -448,6 +443,14 @@ def serve_milter(config: Config, *, config_path: str | Path | None = None) -> in
     from typoguard.servers.event_loop import run
 
     log = JsonLog.for_service(config.log, "typoguard-milter")
+    try:
+        built = Decider.build(config, names_recipient=True)
+    except ConfigError as exc:
+        print(f"typoguard: {exc}", file=sys.stderr)
+        return 2
+    if not built.protected_domains:  # as `typoguard serve` and `typoguard relay`, before anything starts
+        print(f"typoguard: {nothing_to_protect(config)}", file=sys.stderr)
+        return 2
     parts = None
     if config.store.enabled and config_path is None:  # the writer process reads the config file
         log.event("warning", "store_needs_config", then="deciding without the store: run with --config FILE")
@@ -459,20 +462,10 @@ def serve_milter(config: Config, *, config_path: str | Path | None = None) -> in
         except TypoguardError as exc:
             print(f"typoguard: [store]: {exc}", file=sys.stderr)
             return 2
-    try:
-        server = MilterServer.build(config, log, context=parts.context if parts is not None else None)
-    except ConfigError as exc:
-        print(f"typoguard: {exc}", file=sys.stderr)
-        if parts is not None:
-            parts.feed.close()
-            parts.close()
-        return 2
-    if not server.decider.protected_domains:  # as `typoguard serve` and `typoguard relay`
-        print(f"typoguard: {nothing_to_protect(config)}", file=sys.stderr)
-        if parts is not None:
-            parts.feed.close()
-            parts.close()
-        return 2
+    decider = built
+    if parts is not None:  # the same compiled guard, with the store's overrides and history
+        decider = Decider(config, built.guard, built.senders, context=parts.context, names_recipient=True)
+    server = MilterServer(config, decider, log)
     if parts is not None:
         server.attach_feed(parts.feed)
     if config.milter.metrics_address is not None:  # under serve: on the policy service's page instead
