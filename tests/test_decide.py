@@ -321,3 +321,32 @@ def test_decisions_kept_to_give_again_are_bounded() -> None:
             d = decider.decide("alice@army.mil", f"user{n}@army.ml", "192.0.2.7", "", qid)
         assert f"Did you mean user{n}@army.mil?" in d.reply and record(d)["queue_id"] == "B2"
     assert 0 < len(decider._decided) <= DECISION_CACHE_ENTRIES
+
+
+@pytest.mark.parametrize("variant", ["enforce", "sasl-not-guarded", "audit"])
+def test_kept_decisions_match_fresh_ones_for_random_requests(variant: str) -> None:
+    # Differential: random mixes of internal and external senders, look-alikes, long and malformed
+    # addresses, invalid UTF-8 from the wire, network clients, SASL logins given or asked lazily: a
+    # decision given again is always the one a decider without kept decisions makes.
+    config = {
+        "enforce": CONFIG,
+        "sasl-not-guarded": replace(CONFIG, policy=replace(CONFIG.policy, guard_sasl=False)),
+        "audit": replace(CONFIG, policy=replace(CONFIG.policy, mode="audit")),
+    }[variant]
+    decider = Decider.build(config)
+    afresh = Decider(config, decider.guard, decider.senders)
+    rng = random.Random(7)
+    senders = ["alice@army.mil", "bob@x.army.mil", "x@example.net", "", "<>", "a@ARMY.MIL", "a@army.mil.",
+               "\udcff@army.mil", "q" * 300 + "@army.mil"]  # fmt: skip
+    recipients = ["bob@army.ml", "bob@arny.mil", "bob@gmial.com", "b@comcast.com", "bob@army.mil",
+                  "BOB@Army.ML", "bob@xn--rmy-5cd.mil", "x@" + "a" * 300 + ".com", "bad", "@army.ml",
+                  "b@army.ml.", "b@[1.2.3.4]", "\udcfe@army.ml", "bob@gm\u0430il.com"]  # fmt: skip
+    clients = ["10.1.2.3", "192.0.2.7", "", "::1", "10.0.0.1%eth0"]
+    logins: list[Any] = ["", "carol", lambda: "", lambda: "dave"]
+    queue_ids = ["", "Q1", "Q\udcff", "z" * 300]
+    for _ in range(5000):
+        rcpt = rng.choice(recipients) if rng.random() < 0.9 else f"u{rng.randint(0, 50)}@army.ml"
+        request = (rng.choice(senders), rcpt, rng.choice(clients), rng.choice(logins), rng.choice(queue_ids))
+        afresh._decided.clear()
+        assert decider.decide_fields(*request)[:5] == afresh.decide_fields(*request)[:5], request
+    assert len(decider._decided) > 100  # decisions were given again
