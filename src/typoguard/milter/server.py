@@ -35,6 +35,7 @@ from typoguard.decide import Decider
 from typoguard.errors import ConfigError, ProtocolError
 from typoguard.obs import JsonLog
 from typoguard.protocols import milter as wire
+from typoguard.servers import stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -388,15 +389,9 @@ class MilterServer:
             await srv.wait_closed()
         if self._pump is not None:
             self._pump.cancel()
-        if self.feed is not None:  # every decision answered is stored or spooled before the exit
-            clean = await asyncio.get_running_loop().run_in_executor(None, self.feed.close)
-            self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
-        if self._metrics_http is not None:
-            httpd, thread = self._metrics_http
-            await asyncio.get_running_loop().run_in_executor(None, httpd.shutdown)
-            httpd.server_close()
-            thread.join(5)
-            self._metrics_http = None
+        # every decision answered is stored or spooled before the exit
+        await stop_writer_and_metrics(self.feed, self._metrics_http, self.log)
+        self.feed = self._metrics_http = None
         self.log.flush()
 
     async def run(self, *, on_ready: Callable[[MilterServer], None] | None = None) -> int:

@@ -46,6 +46,7 @@ from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
 from typoguard.protocols.postfix_policy import implementation as codec_implementation
+from typoguard.servers import stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed
@@ -651,14 +652,7 @@ class PolicyServer:
         for companion in reversed(self.companions):
             with contextlib.suppress(Exception):
                 await companion.stop()
-        if self.feed is not None:
-            clean = await asyncio.get_running_loop().run_in_executor(None, self.feed.close)
-            self.log.event("info" if clean else "warning", "decision_writer_stopped", clean=clean)
-        if self._metrics_http is not None:
-            httpd, thread = self._metrics_http
-            await asyncio.get_running_loop().run_in_executor(None, httpd.shutdown)
-            httpd.server_close()
-            thread.join(5)
+        await stop_writer_and_metrics(self.feed, self._metrics_http, self.log)
         self.log.flush()
 
     async def run(self, *, on_ready: Callable[[PolicyServer], None] | None = None) -> int:
