@@ -123,7 +123,10 @@ def test_serve_on_a_busy_port_exits_1(typoguard_exe: str, tmp_path: Path) -> Non
         busy.listen()
         port = busy.getsockname()[1]
         config = tmp_path / "t.toml"
-        config.write_text(f'[protect]\ndomains = ["army.mil"]\n[policyd]\nlisten = "127.0.0.1:{port}"\n')
+        config.write_text(
+            f'[protect]\ndomains = ["army.mil"]\n[policyd]\nlisten = "127.0.0.1:{port}"\n'
+            f'[store]\ndata_dir = "{tmp_path / "data"}"\n'  # never the machine's /var/lib/typoguard
+        )
         result = subprocess.run(
             [typoguard_exe, "serve", "--config", str(config)],
             capture_output=True,
