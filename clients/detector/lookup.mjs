@@ -375,17 +375,21 @@ export class LookalikeIndex {
     const hits = this.skeletonFull.get(this.u.skeleton(q.unicode)) ?? [];
     const glyphKind = isAscii(q.unicode) ? 'ascii_lookalike' : 'homoglyph';
     const prior = this.prior(glyphKind);
+    // An ASCII look-alike is a letter edit, damped for short names as the variants are (core/index.py)
+    const damped = this.sc.damped.has(glyphKind);
     for (const pidx of hits) {
       const p = this.protected[pidx];
       if (p.domain !== q.name) {
-        this.keep(found, pidx, this.finding(q, p, glyphKind, prior, `(${this.describe.glyphNote(q.ucore, p.ucore)})`));
+        const score = damped ? prior * this.lengthFactor(p.core) : prior;
+        this.keep(found, pidx, this.finding(q, p, glyphKind, score, `(${this.describe.glyphNote(q.ucore, p.ucore)})`));
       }
     }
     if (hits.length || !q.core) return;
     for (const pidx of this.skeletonCore.get(this.u.skeleton(q.ucore)) ?? []) {
       const p = this.protected[pidx];
       if (found.has(pidx) || q.core === p.core) continue;
-      const [kind, score, why] = this.combineSuffix(q, p, glyphKind, prior, this.describe.glyphNote(q.ucore, p.ucore));
+      const start = damped ? prior * this.lengthFactor(p.core) : prior;
+      const [kind, score, why] = this.combineSuffix(q, p, glyphKind, start, this.describe.glyphNote(q.ucore, p.ucore));
       this.keep(found, pidx, this.finding(q, p, kind, score, `(${why})`));
     }
   }

@@ -397,3 +397,21 @@ def test_invalid_names_are_refused_in_the_same_words(
     for p, j in zip(c.python, c.js, strict=True):
         assert p["action"] == "invalid"
         assert (j["error"], j["reason"]) == (p["error"], p["reason"])
+
+
+def test_js_detector_damps_ascii_lookalikes_of_short_names_as_the_server_does(
+    runners: Runners, export_bundle: Callable[[Sequence[str]], Path]
+) -> None:
+    """Short acronyms one look-alike letter apart are often two real organisations (dla.mil and dia.mil):
+    both detectors give them the short-name factor, found by skeleton or by variant."""
+    protected = ["dia.mil", "cia.gov", "aol.com", "dtic.mil", "paypal.com", "ca.ibm.com"]
+    args = [arg for d in protected for arg in ("--protect", d)]
+    typed = ["dla.mil", "d1a.mil", "dla.com", "dla.ml", "cla.gov", "c1a.gov", "ao1.com", "aoi.com", "a0l.com",
+             "dtlc.mil", "dt1c.mil", "paypai.com", "paypa1.com", "ca.lbm.com", "calbm.com", "ca.ibrn.com",
+             "bob@dla.mil", "dіa.mil"]  # fmt: skip
+    c = run_both(runners, export_bundle(args), args, typed)
+    for p, j in zip(c.python, c.js, strict=True):
+        assert j == p
+    by_name = {p["recipient"]: p for p in c.python}
+    assert by_name["bob@dla.mil"]["action"] == "warn"
+    assert by_name["paypai.com"]["action"] == "reject"

@@ -158,6 +158,38 @@ def test_short_names_are_damped(index: LookalikeIndex) -> None:
     assert best(index, "ca.ibn.com").score < best(index, "gnail.com").score
 
 
+@pytest.mark.parametrize(
+    ("protected", "typed", "most"),
+    [
+        # Real agencies an 'l' for an 'i' apart: the skeleton (i, l and 1 read as one) matched them at the
+        # undamped 0.95 and refused mail to the Defense Logistics Agency when the DIA was protected.
+        ("dia.mil", "dla.mil", 0.95 * 0.7),
+        ("dla.mil", "dia.mil", 0.95 * 0.7),
+        ("cia.gov", "cla.gov", 0.95 * 0.7),
+        ("ibm.com", "lbm.com", 0.95 * 0.7),
+        ("dtic.mil", "dtlc.mil", 0.95 * 0.93),
+        ("aol.com", "ao1.com", 0.95 * 0.7),
+    ],
+)
+def test_ascii_lookalikes_of_short_names_are_damped_on_every_path(
+    ctx: ModelContext, skeletons: DomainSkeletons, protected: str, typed: str, most: float
+) -> None:
+    """An ASCII look-alike is a letter edit of the name (DAMPED_FOR_SHORT_NAMES): found by the skeleton or by
+    the model's variants, a short name's gets the same short-name factor."""
+    f = best(_compile(ctx, skeletons, protected), typed)
+    assert f.kind == "ascii_lookalike" and f.intended == protected
+    assert f.score == pytest.approx(most)
+
+
+def test_ascii_lookalikes_of_longer_names_and_homoglyphs_of_short_ones_stay_undamped(
+    ctx: ModelContext, skeletons: DomainSkeletons
+) -> None:
+    idx = _compile(ctx, skeletons, "paypal.com", "dia.mil")
+    assert best(idx, "paypai.com").score == pytest.approx(0.95)  # PAYPAI.COM shows an I
+    assert best(idx, "xn--da-hoc.mil").kind == "homoglyph"  # dіa.mil, a Cyrillic і: no honest typing
+    assert best(idx, "xn--da-hoc.mil").score == pytest.approx(0.98)
+
+
 def test_length_factor_damps_short_main_labels_only() -> None:
     factors = [length_factor("a" * n) for n in range(1, 12)]
     assert factors == sorted(factors), "a longer name is never damped more than a shorter one"

@@ -430,11 +430,15 @@ class LookalikeIndex:
         # An all-ASCII name that shares a skeleton is an ASCII look-alike (rn/m, 0/o), not another script.
         glyph_kind = "ascii_lookalike" if q.unicode.isascii() else "homoglyph"
         prior = self._prior(glyph_kind)
+        # An ASCII look-alike is a letter edit, damped for short names as the model's variants are (dla.mil
+        # and dia.mil are two agencies); another script inside a name is not (no one types it by chance).
+        damped = glyph_kind in DAMPED_FOR_SHORT_NAMES
         for pidx in hits:
             p = self._protected[pidx]
             if p.domain != q.name:
+                score = prior * length_factor(p.core) if damped else prior
                 self._keep(
-                    found, pidx, self._finding(q, p, glyph_kind, prior, f"({glyph_note(q.ucore, p.ucore)})")
+                    found, pidx, self._finding(q, p, glyph_kind, score, f"({glyph_note(q.ucore, p.ucore)})")
                 )
         if hits or not q.core:
             return
@@ -442,7 +446,8 @@ class LookalikeIndex:
             p = self._protected[pidx]
             if pidx in found or q.core == p.core:
                 continue
-            kind, score, why = self._combine_suffix(q, p, glyph_kind, prior, glyph_note(q.ucore, p.ucore))
+            score = prior * length_factor(p.core) if damped else prior
+            kind, score, why = self._combine_suffix(q, p, glyph_kind, score, glyph_note(q.ucore, p.ucore))
             self._keep(found, pidx, self._finding(q, p, kind, score, f"({why})"))
 
     def _probe_folded(self, q: _Query, found: dict[int, Finding]) -> None:
