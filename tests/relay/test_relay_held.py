@@ -300,3 +300,26 @@ def test_a_reload_takes_the_new_mode_and_keeps_the_content_settings_it_started_w
     next_hop.wait_for(1)
     (content,) = [r for r in relay.log_records() if r.get("stage") == "DATA"]
     assert (content["action"], content["reply"], content["mode"]) == ("hold", "DUNNO", "audit")
+
+
+def test_a_reload_into_a_config_that_protects_nothing_keeps_the_running_one(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink
+) -> None:
+    """A protected-domain list emptied by a bad deploy: refused at start (exit 2), and refused at a SIGHUP
+    too, as the policy service and the milter refuse it; the relay never goes on protecting nothing."""
+    import asyncio
+
+    relay = start_relay()
+    text = relay.config_path.read_text()
+    emptied = text.replace('domains = ["army.mil", "navy.mil", "gmail.com"]', "domains = []")
+    assert emptied != text
+    relay.config_path.write_text(emptied)
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    assert relay.server.decider.protected_domains == 3
+    with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.mail("alice@army.mil")
+        code, reply = s.rcpt("bob@army.ml")
+    assert code == 550 and b"army.mil" in reply
+    (failed,) = [r for r in relay.log_records() if r.get("event") == "reload_failed"]
+    assert "nothing to protect" in failed["error"] and failed["kept"] == "old config"

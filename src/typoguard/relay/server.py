@@ -684,6 +684,10 @@ class RelayServer(SMTPService):
         try:
             config = await loop.run_in_executor(None, load_config, self.config_path)
             built = await loop.run_in_executor(None, Decider.build, config)
+            if not built.protected_domains:  # refused at start: refused here too (the old one stays)
+                from typoguard.config import nothing_to_protect
+
+                raise ConfigError(nothing_to_protect(config))
         except TypoguardError as exc:
             self.log.event("error", "reload_failed", error=str(exc), kept="old config")
             return
