@@ -35,7 +35,7 @@ from typoguard.decide import Decider
 from typoguard.errors import ConfigError, ProtocolError
 from typoguard.obs import JsonLog
 from typoguard.protocols import milter as wire
-from typoguard.servers import stop_writer_and_metrics
+from typoguard.servers import building_beside_the_loop, stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -314,7 +314,8 @@ class MilterServer:
             context = self.decider.context  # the same store snapshots, the new thresholds
             if context is not None:
                 context = context.with_thresholds(config.policy.thresholds())
-            decider = await loop.run_in_executor(None, _decider, config, context)
+            with building_beside_the_loop():
+                decider = await loop.run_in_executor(None, _decider, config, context)
             if not decider.protected_domains:  # refused at start: refused here too (the old one stays)
                 raise ConfigError(nothing_to_protect(config))
         except (TypoguardError, OSError) as exc:

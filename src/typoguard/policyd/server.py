@@ -46,7 +46,7 @@ from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
 from typoguard.protocols.postfix_policy import implementation as codec_implementation
-from typoguard.servers import stop_writer_and_metrics
+from typoguard.servers import building_beside_the_loop, stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed
@@ -554,7 +554,8 @@ class PolicyServer:
         started = _perf()
         try:
             config = await loop.run_in_executor(None, load_config, self.config_path)
-            decider = await loop.run_in_executor(None, PolicyDecider.build, config)
+            with building_beside_the_loop():
+                decider = await loop.run_in_executor(None, PolicyDecider.build, config)
             if not decider.protected_domains:  # refused at start: refused here too (the old one stays)
                 raise ConfigError(nothing_to_protect(config))
         except TypoguardError as exc:

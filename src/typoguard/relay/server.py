@@ -54,7 +54,7 @@ from typoguard.protocols.smtp import dot_stuff, dot_unstuff, smtp_text
 from typoguard.relay.auth import Authenticator, hash_password, load_users, verify_password
 from typoguard.relay.next_hop import NextHop, NextHopDown, NextHopSettings
 from typoguard.senders import InternalSenders
-from typoguard.servers import event_loop, print_banner, systemd_notify
+from typoguard.servers import building_beside_the_loop, event_loop, print_banner, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 
 if TYPE_CHECKING:
@@ -683,7 +683,8 @@ class RelayServer(SMTPService):
         loop = asyncio.get_running_loop()
         try:
             config = await loop.run_in_executor(None, load_config, self.config_path)
-            built = await loop.run_in_executor(None, Decider.build, config)
+            with building_beside_the_loop():
+                built = await loop.run_in_executor(None, Decider.build, config)
             if not built.protected_domains:  # refused at start: refused here too (the old one stays)
                 from typoguard.config import nothing_to_protect
 

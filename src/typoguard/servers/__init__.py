@@ -4,16 +4,19 @@
 May import: ``obs``, ``errors`` (and the standard library). Nothing here knows what a decision is.
 """
 
-from typing import Any
+import contextlib
+import gc
+import sys
+from collections.abc import Iterator
+from typing import Any, Final
+
+RELOAD_SWITCH_INTERVAL: Final = 0.001  # seconds; see building_beside_the_loop
 
 
 def print_banner(text: str) -> None:
     """A service's "listening on ..." line on standard output, for a person starting it by hand. Standard
     output closed (``>&-``) or its reader gone (``| head -1``) never stops a service that is listening and
     answering: the same fact is in its log (the ``listening`` event)."""
-    import contextlib
-    import sys
-
     with contextlib.suppress(OSError, ValueError):
         print(text, flush=True)
         return
@@ -23,6 +26,28 @@ def print_banner(text: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def building_beside_the_loop() -> Iterator[None]:
+    """While a reload builds a new index in a worker thread beside the event loop that answers the MTA.
+
+    The build holds the GIL, and the loop waits for it at every request: up to the switch interval (5 ms by
+    default) each time, so the service answered in ~5 ms instead of ~0.5 for the 7 s that 10,000 protected
+    domains take to compile (measured with SIGHUP under a probe every 5 ms). Meanwhile the interval is 1 ms.
+    And no automatic collection runs: the collector's full passes walked the half-built index as it grew,
+    each holding the GIL for up to 90 ms; the caller freezes the new index afterwards, as at start. Both
+    settings are the process's; they are put back as they were."""
+    interval = sys.getswitchinterval()
+    enabled = gc.isenabled()
+    sys.setswitchinterval(min(interval, RELOAD_SWITCH_INTERVAL))
+    gc.disable()
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+        if enabled:
+            gc.enable()
 
 
 async def stop_writer_and_metrics(feed: Any, metrics_http: Any, log: Any) -> None:

@@ -1,0 +1,45 @@
+"""servers.building_beside_the_loop: what a reload changes in the process while it compiles the new index
+beside the event loop, and that it puts everything back (benchmarks/bench_reload.py measures the answers)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+import pytest
+
+from typoguard.servers import RELOAD_SWITCH_INTERVAL, building_beside_the_loop
+
+
+@pytest.fixture(autouse=True)
+def _restored() -> object:
+    interval, enabled = sys.getswitchinterval(), gc.isenabled()
+    yield
+    sys.setswitchinterval(interval)
+    (gc.enable if enabled else gc.disable)()
+
+
+def test_the_loop_gets_the_gil_sooner_and_no_collection_walks_the_new_index_meanwhile() -> None:
+    gc.enable()
+    sys.setswitchinterval(0.005)
+    with building_beside_the_loop():
+        assert sys.getswitchinterval() == pytest.approx(RELOAD_SWITCH_INTERVAL)
+        assert not gc.isenabled()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    assert gc.isenabled()
+
+
+def test_a_failed_build_puts_everything_back_too() -> None:
+    gc.enable()
+    sys.setswitchinterval(0.005)
+    with pytest.raises(ValueError), building_beside_the_loop():
+        raise ValueError("the config could not be built")
+    assert sys.getswitchinterval() == pytest.approx(0.005) and gc.isenabled()
+
+
+def test_a_collector_switched_off_by_the_operator_stays_off_and_a_shorter_interval_stays() -> None:
+    gc.disable()
+    sys.setswitchinterval(0.0002)
+    with building_beside_the_loop():
+        assert sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)
+    assert not gc.isenabled() and sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)
