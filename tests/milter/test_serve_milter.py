@@ -315,3 +315,36 @@ def test_typoguard_milter_whose_metrics_port_is_taken_says_so_and_exits_1(
         )  # fmt: skip
     assert done.returncode == 1, done
     assert f"[milter] metrics_listen 127.0.0.1:{busy}: Address already in use" in done.stderr, done.stderr
+
+
+def _many_domains(path: Path, n: int) -> Path:
+    """``n`` made-up protected domains (the slow build of a large list), one per line."""
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+    names = sorted({f"{a}{b}{c}.com" for a in syllables for b in syllables for c in syllables[:8]})[:n]
+    path.write_text("\n".join(names) + "\n")
+    return path
+
+
+def test_sighups_that_come_fast_leave_the_last_config_in_place(typoguard_exe: str, tmp_path: Path) -> None:
+    # Two edits a moment apart (a config-management run, a logrotate), each with its SIGHUP. The first
+    # reload builds a large list and outlasts the second's small one: the two ran at once, the first
+    # finished last, and the milter was left with the older file's config (navy.mil unprotected).
+    log = tmp_path / "milter.jsonl"
+    values: dict[str, object] = {"domains": '"army.mil"', "milter_port": free_port(), "log": log}
+    config = tmp_path / "milter.toml"
+    config.write_text(STANDALONE.format(**values))
+    large = _many_domains(tmp_path / "large.txt", 3000)
+    port = int(str(values["milter_port"]))
+    with _running(typoguard_exe, "milter", config, port) as proc:
+        config.write_text(STANDALONE.format(**values).replace("[policy]", f'files = ["{large}"]\n[policy]'))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)  # the first reload has read its file and is building
+        config.write_text(STANDALONE.format(**{**values, "domains": '"navy.mil"'}))
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(log, '"reloaded"', count=2)
+        time.sleep(0.5)  # a reload still running would swap its config in now
+        client = MilterClient(port)
+        assert client.rcpt("alice@army.mil", "bob@navy.ml")[0] == b"y", log.read_text()
+        assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"c"
+        client.close()
+        assert proc.poll() is None

@@ -323,3 +323,24 @@ def test_a_reload_into_a_config_that_protects_nothing_keeps_the_running_one(
     assert code == 550 and b"army.mil" in reply
     (failed,) = [r for r in relay.log_records() if r.get("event") == "reload_failed"]
     assert "nothing to protect" in failed["error"] and failed["kept"] == "old config"
+
+
+def test_sighups_that_come_fast_leave_the_last_config_in_place(
+    start_relay: Callable[..., RunningRelay], next_hop: NextHopSink, tmp_path: Path
+) -> None:
+    """Two edits a moment apart, each with its SIGHUP: the first reload's large list outlasted the second's
+    small one, the two ran at once, and the relay was left with the older file's config."""
+    relay = start_relay()
+    text = relay.config_path.read_text()
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+    large = tmp_path / "large.txt"
+    large.write_text("\n".join(sorted({f"{a}{b}{c}.com" for a in syllables for b in syllables[:20]
+                                       for c in syllables[:2]})[:3000]) + "\n")  # fmt: skip
+    relay.config_path.write_text(text.replace("[policy]", f'files = ["{large}"]\n[policy]', 1))
+    relay._loop.call_soon_threadsafe(relay.server.request_reload)
+    time.sleep(0.3)  # the first reload has read its file and is building
+    relay.config_path.write_text(text.replace('"gmail.com"]', '"gmail.com", "outlook.com"]', 1))
+    relay._loop.call_soon_threadsafe(relay.server.request_reload)
+    assert wait_until(lambda: len([r for r in relay.log_records() if r.get("event") == "reloaded"]) >= 2)
+    time.sleep(0.5)  # a reload still running would swap its config in now
+    assert relay.server.decider.protected_domains == 4

@@ -43,3 +43,17 @@ def test_a_collector_switched_off_by_the_operator_stays_off_and_a_shorter_interv
     with building_beside_the_loop():
         assert sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)
     assert not gc.isenabled() and sys.getswitchinterval() == pytest.approx(0.0002, abs=2e-6)
+
+
+def test_overlapping_builds_put_the_settings_back_when_the_last_one_ends() -> None:
+    """The policy service and a companion may reload at once; whatever the order they end in, the process
+    gets its own settings back (not a build's) when both have."""
+    gc.enable()
+    sys.setswitchinterval(0.005)
+    first, second = building_beside_the_loop(), building_beside_the_loop()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled() and sys.getswitchinterval() == pytest.approx(RELOAD_SWITCH_INTERVAL)
+    second.__exit__(None, None, None)
+    assert gc.isenabled() and sys.getswitchinterval() == pytest.approx(0.005)

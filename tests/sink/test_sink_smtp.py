@@ -333,3 +333,26 @@ def test_random_garbage_sessions_leave_nothing_behind(sink: RunningSink) -> None
     s.mail("alice@example.org")
     assert s.rcpt("bob@army.ml")[0] == 550
     s.quit()
+
+
+def test_a_sighup_during_a_reload_is_not_lost(sink: RunningSink) -> None:
+    """An edit and its SIGHUP while a reload of a large list is still building: that SIGHUP was dropped
+    (a reload was under way), and the edit stayed unread until the next one."""
+    path = Path(sink.config.base_dir) / "typoguard.toml"
+    text = path.read_text()
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+    large = path.with_name("large.txt")
+    large.write_text("\n".join(sorted({f"{a}{b}{c}.com" for a in syllables for b in syllables[:20]
+                                       for c in syllables[:2]})[:3000]) + "\n")  # fmt: skip
+    path.write_text(text.replace('"gmail.com"]', f'"gmail.com"]\nfiles = ["{large}"]', 1))
+    sink.loop.call_soon_threadsafe(sink.server.request_reload)
+    time.sleep(0.3)  # the first reload has read its file and is building
+    path.write_text(text.replace('"weird.example"', '"weird.example", "new.example"'))
+    sink.loop.call_soon_threadsafe(sink.server.request_reload)
+    s = _session(sink.port)
+    s.mail("alice@example.org")
+    deadline = time.monotonic() + 20
+    while sink.log_path.read_text().count('"sink_reloaded"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"does not receive mail" in s.rcpt("x@new.example")[1], sink.log_path.read_text()
+    s.quit()

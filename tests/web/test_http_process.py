@@ -341,6 +341,29 @@ def test_one_worker_reloads_on_sighup_and_keeps_its_config_when_the_file_is_bad(
         w.stop()
 
 
+def test_sighups_that_come_fast_leave_the_last_config_in_place(tmp_path: Path, typoguard_exe: str) -> None:
+    """Two edits a moment apart, each with its SIGHUP: the first reload (a large list) outlasted the
+    second's, the two ran at once, and the worker was left with the older file's config."""
+    w = _Workers(tmp_path, typoguard_exe, workers=1)
+    try:
+        syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+        large = sorted({f"{a}{b}{c}.com" for a in syllables for b in syllables[:20] for c in syllables[:2]})
+        w.write_config(["army.mil", *large[:3000]])
+        w.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)  # the first reload has read its file and is building
+        w.write_config(["army.mil", "navy.mil"])
+        w.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while len(w.events("http_reloaded")) < 2:
+            assert time.monotonic() < deadline, "two reloads were not logged"
+            time.sleep(0.05)
+        time.sleep(0.5)  # a reload still running would swap its config in now
+        with w.connect() as conn:
+            assert w.intended(conn, "bob@navy.mi") == "navy.mil"
+    finally:
+        w.stop()
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "systemctl-stop"])
 def test_serve_stops_its_api_child_cleanly_on_ctrl_c_and_on_systemctl_stop(
     how: str, tmp_path: Path, typoguard_exe: str

@@ -35,7 +35,7 @@ from typoguard.decide import Decider
 from typoguard.errors import ConfigError, ProtocolError
 from typoguard.obs import JsonLog
 from typoguard.protocols import milter as wire
-from typoguard.servers import building_beside_the_loop, stop_writer_and_metrics
+from typoguard.servers import Reloads, building_beside_the_loop, stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -261,7 +261,7 @@ class MilterServer:
         # is "q:" and its reason): the same recipient's refusal, the same warning, encoded once. At most
         # FRAME_CACHE_ENTRIES of at most a few KB each (the texts are bounded, decide.py), then emptied.
         self.frames: dict[str, bytes] = {}
-        self._reloads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+        self._reloads = Reloads(self.reload)
 
     def attach_feed(self, feed: DecisionFeed) -> None:
         """Send every decision's log line to the store's writer process too (before ``start``): what the
@@ -293,10 +293,8 @@ class MilterServer:
 
     def request_reload(self) -> None:
         """SIGHUP (``typoguard milter`` on its own; under ``typoguard serve`` the policy service reloads
-        it): reopen the log file, then read the config file again, off the loop."""
-        task = asyncio.get_running_loop().create_task(self.reload())
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
+        it): reopen the log file, then read the config file again, off the loop; one reload at a time."""
+        self._reloads.request()
 
     async def reload(self) -> None:
         """The log reopened (logrotate), a new decision from the config file; on any problem the running

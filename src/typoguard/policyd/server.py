@@ -46,7 +46,7 @@ from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
 from typoguard.protocols.postfix_policy import implementation as codec_implementation
-from typoguard.servers import building_beside_the_loop, stop_writer_and_metrics
+from typoguard.servers import Reloads, building_beside_the_loop, stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed
@@ -263,8 +263,7 @@ class PolicyServer:
         self._turn_scheduled = False
         self._unix_paths: list[str] = []
         self._stop: asyncio.Event | None = None
-        self._reloading: asyncio.Task[bool] | None = None
-        self._reload_again = False
+        self._reloads = Reloads(self.reload)  # one at a time; a SIGHUP meanwhile runs one more after it
         self._last_warning: dict[str, float] = {}  # event -> when it was last logged (warn_rarely)
         self._metrics_http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -532,17 +531,7 @@ class PolicyServer:
     # ------------------------------------------------------------------ reload and stop
     def request_reload(self) -> None:
         """SIGHUP: reload in the background; a SIGHUP during a reload queues one more."""
-        if self._reloading is not None and not self._reloading.done():
-            self._reload_again = True
-            return
-        self._reloading = asyncio.get_running_loop().create_task(self._reload_loop())
-
-    async def _reload_loop(self) -> bool:
-        ok = await self.reload()
-        while self._reload_again:
-            self._reload_again = False
-            ok = await self.reload()
-        return ok
+        self._reloads.request()
 
     async def reload(self) -> bool:
         """Load the config file again and swap in a new decider (True), or keep the old one (False)."""

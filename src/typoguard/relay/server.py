@@ -54,7 +54,7 @@ from typoguard.protocols.smtp import dot_stuff, dot_unstuff, smtp_text
 from typoguard.relay.auth import Authenticator, hash_password, load_users, verify_password
 from typoguard.relay.next_hop import NextHop, NextHopDown, NextHopSettings
 from typoguard.senders import InternalSenders
-from typoguard.servers import building_beside_the_loop, event_loop, print_banner, systemd_notify
+from typoguard.servers import Reloads, building_beside_the_loop, event_loop, print_banner, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 
 if TYPE_CHECKING:
@@ -410,6 +410,7 @@ class RelayServer(SMTPService):
         self._server: asyncio.Server | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reloads = Reloads(self.reload)  # one at a time; a SIGHUP meanwhile runs one more after it
         # (sender domain, recipient domain) pairs the store knows mail went to: the first-contact rule cannot
         # fire for them, so their mail need not be scanned. Filled in the background; a miss is asked again
         # after NOT_KNOWN_SECONDS (a domain becomes known with its first allowed mail).
@@ -700,7 +701,7 @@ class RelayServer(SMTPService):
         self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
 
     def request_reload(self) -> None:
-        self._spawn(self.reload())
+        self._reloads.request()
 
     def listen_failed(self, exc: Exception) -> str:
         self.log.event("error", "listen_failed", listen=self.config.relay.listen, error=str(exc))

@@ -4,10 +4,11 @@
 May import: ``obs``, ``errors`` (and the standard library). Nothing here knows what a decision is.
 """
 
+import asyncio
 import contextlib
 import gc
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 RELOAD_SWITCH_INTERVAL: Final = 0.001  # seconds; see building_beside_the_loop
@@ -28,6 +29,47 @@ def print_banner(text: str) -> None:
         os.close(devnull)
 
 
+class Reloads:
+    """A server's SIGHUPs: one reload at a time, and a SIGHUP that arrives during one runs exactly one more
+    after it (the file may have changed after the running reload read it; any number of SIGHUPs meanwhile
+    make one). Two reloads at once could finish out of order and leave the older file's config in place
+    (a large list's build outlasts a small one's); a SIGHUP dropped during a reload left the edit unread.
+
+    ``reload`` is the server's coroutine: it reports its own failures (``reload_failed`` and the like) and
+    keeps the running config; an exception it lets out is re-raised by ``done``'s task, after any queued
+    reload has run."""
+
+    def __init__(self, reload: Callable[[], Awaitable[object]]) -> None:
+        self._reload = reload
+        self.task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        """From the SIGHUP handler (on the event loop's thread)."""
+        if self.task is not None and not self.task.done():
+            self._again = True
+            return
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        failed: BaseException | None = None
+        while True:
+            self._again = False
+            try:
+                await self._reload()
+            except Exception as exc:  # the next one still runs; the task then ends with this error
+                failed = exc
+            if not self._again:
+                break
+        if failed is not None:
+            raise failed
+
+
+# The switch interval and collector state saved by the outermost build under way: two servers of one process
+# (the policy service and a companion) may reload at once, and only the last one out puts them back.
+_building: list[tuple[float, bool]] = []
+
+
 @contextlib.contextmanager
 def building_beside_the_loop() -> Iterator[None]:
     """While a reload builds a new index in a worker thread beside the event loop that answers the MTA.
@@ -37,25 +79,25 @@ def building_beside_the_loop() -> Iterator[None]:
     domains take to compile (measured with SIGHUP under a probe every 5 ms). Meanwhile the interval is 1 ms.
     And no automatic collection runs: the collector's full passes walked the half-built index as it grew,
     each holding the GIL for up to 90 ms; the caller freezes the new index afterwards, as at start. Both
-    settings are the process's; they are put back as they were."""
-    interval = sys.getswitchinterval()
-    enabled = gc.isenabled()
-    sys.setswitchinterval(min(interval, RELOAD_SWITCH_INTERVAL))
+    settings are the process's; they are put back as they were when the last build under way ends."""
+    saved = _building[0] if _building else (sys.getswitchinterval(), gc.isenabled())
+    _building.append(saved)
+    sys.setswitchinterval(min(saved[0], RELOAD_SWITCH_INTERVAL))
     gc.disable()
     try:
         yield
     finally:
-        sys.setswitchinterval(interval)
-        if enabled:
-            gc.enable()
+        _building.pop()
+        if not _building:
+            sys.setswitchinterval(saved[0])
+            if saved[1]:
+                gc.enable()
 
 
 async def stop_writer_and_metrics(feed: Any, metrics_http: Any, log: Any) -> None:
     """The end of a server that stores decisions and serves a metrics page (the policy service, the
     milter on its own): the store's writer process stopped once every decision is stored or spooled
     (``decision_writer_stopped``, with whether that was clean), then the metrics page's HTTP server."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     if feed is not None:
         clean = await loop.run_in_executor(None, feed.close)

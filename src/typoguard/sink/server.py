@@ -33,7 +33,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from typoguard.config import Config
 from typoguard.errors import ConfigError, StoreError, TypoguardError
 from typoguard.obs import JsonLog
-from typoguard.servers import print_banner, systemd_notify
+from typoguard.servers import Reloads, building_beside_the_loop, print_banner, systemd_notify
 from typoguard.servers.smtp import SHUTTING_DOWN, AdmittedSMTP, SMTPService, quiet_aiosmtpd
 from typoguard.sink.answer import Answerer
 from typoguard.sink.counts import CountStore, SenderHasher, Tally, day_of, sender_domain
@@ -188,7 +188,7 @@ class SinkServer(SMTPService):
         self._refusals_logged = 0.0
         self.flush_errors = 0
         self.schema_ready = False
-        self._reloading = False
+        self._reloads = Reloads(self._reload)  # one at a time; a SIGHUP meanwhile runs one more after it
 
     @staticmethod
     def build_answerer(config: Config) -> Answerer:
@@ -285,17 +285,16 @@ class SinkServer(SMTPService):
     def request_reload(self) -> None:
         """SIGHUP: reopen the log file (logrotate) and rebuild the answers from the config file."""
         self.log.reopen()
-        if self.config_path is None or self._reloading:
-            return
-        self._reloading = True
-        self.loop.create_task(self._reload())
+        if self.config_path is not None:
+            self._reloads.request()
 
     async def _reload(self) -> None:
         from typoguard.config import load_config
 
         try:
             config = await self.loop.run_in_executor(None, load_config, self.config_path)
-            answerer = await self.loop.run_in_executor(None, self.build_answerer, config)
+            with building_beside_the_loop():
+                answerer = await self.loop.run_in_executor(None, self.build_answerer, config)
         except TypoguardError as exc:
             self.log.event("error", "sink_reload_failed", error=str(exc), kept="the running configuration")
         else:
@@ -303,8 +302,6 @@ class SinkServer(SMTPService):
             self.answerer = answerer
             self.log.event("info", "sink_reloaded", explicit=len(answerer.explicit),
                            lookalikes_of=sorted(answerer.targets))  # fmt: skip
-        finally:
-            self._reloading = False
 
     # ------------------------------------------------------------------ counts
     async def _flush_loop(self) -> None:

@@ -44,6 +44,7 @@ from typoguard.config import Config, HostPort, load_config, nothing_to_protect
 from typoguard.errors import ConfigError, TypoguardError
 from typoguard.guard import Guard
 from typoguard.obs import JsonLog
+from typoguard.servers import Reloads, building_beside_the_loop
 from typoguard.web.app import ApiApp, create_app, uvicorn_server
 
 _STOP = (signal.SIGTERM, signal.SIGINT)
@@ -90,7 +91,7 @@ async def _serve_until_signalled(
     server: uvicorn.Server, app: ApiApp, config: Config, log: JsonLog, sock: socket.socket | None
 ) -> None:
     loop = asyncio.get_running_loop()
-    reloading: set[asyncio.Task[None]] = set()
+    reloads = Reloads(lambda: _reload(app, config, log))  # one at a time; a SIGHUP meanwhile: one more
 
     def stop() -> None:
         if server.should_exit:
@@ -98,9 +99,7 @@ async def _serve_until_signalled(
         server.should_exit = True
 
     def hangup() -> None:
-        task = loop.create_task(_reload(app, config, log))
-        reloading.add(task)
-        task.add_done_callback(reloading.discard)
+        reloads.request()
 
     for sig in _STOP:
         loop.add_signal_handler(sig, stop)
@@ -119,7 +118,8 @@ async def _reload(app: ApiApp, started_with: Config, log: JsonLog) -> None:
     began = time.perf_counter()
     try:
         config = await asyncio.to_thread(load_config, path)
-        guard = await asyncio.to_thread(Guard.from_config, config)
+        with building_beside_the_loop():
+            guard = await asyncio.to_thread(Guard.from_config, config)
         if app.api.guard.index.protected and not guard.index.protected:  # as the policy service refuses it
             raise ConfigError(nothing_to_protect(config))
     except TypoguardError as exc:
