@@ -24,12 +24,14 @@ from typoguard.audit.sources import Format, detect
 from typoguard.guard import Guard
 
 _SYSLOG = re.compile(r"^(\w{3}) +(\d+) (\d\d:\d\d:\d\d) (\S+) ([\w./-]+)\[(\d+)\]: (.*)$", re.S)
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_MONTHS = {datetime(2026, i, 1).strftime("%b"): i for i in range(1, 13)}
 FIXTURE_MTIME = datetime(2026, 11, 30, 12, 0, tzinfo=UTC).timestamp()  # as conftest dates the fixtures
 _EXE = {"smtp": "/usr/lib/postfix/sbin/smtp", "sm-mta": "/usr/sbin/sendmail-mta", "exim4": "/usr/sbin/exim4"}
 
 
-def record(when: datetime, host: str, ident: str, pid: str, message: str | bytes, n: int) -> dict[str, Any]:
+def record(  # noqa: PLR0917 - the fields of one syslog line
+    when: datetime, host: str, ident: str, pid: str, message: str | bytes, n: int
+) -> dict[str, Any]:
     """One journal entry as ``journalctl -o json`` prints it (``when``: naive local time)."""
     us = int(when.timestamp()) * 1_000_000 + 123_456
     comm = ident.rsplit("/", 1)[-1]
@@ -92,10 +94,13 @@ _KERNEL_NO_MESSAGE = {
 }
 # Journald stores a value that is not UTF-8 as bytes; journalctl prints it as an array of numbers.
 _LATIN1_LINE = (
-    b"Nov 23 08:30:01 mx1 postfix/smtp[109]: 6F708192AB: to=<h\xe9l\xe8ne@army.ml>, relay=mx.army.ml[192.0.2.10]"
-    b":25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 ok)\n"
+    b"Nov 23 08:30:01 mx1 postfix/smtp[109]: 6F708192AB: to=<h\xe9l\xe8ne@army.ml>,"
+    b" relay=mx.army.ml[192.0.2.10]:25, delay=1, delays=0/0/0.5/0.5, dsn=2.0.0, status=sent (250 ok)\n"
 )
-_LATIN1_FROM = b"Nov 23 08:30:00 mx1 postfix/qmgr[103]: 6F708192AB: from=<alice@army.mil>, size=9, nrcpt=1 (queue active)\n"
+_LATIN1_FROM = (
+    b"Nov 23 08:30:00 mx1 postfix/qmgr[103]: 6F708192AB: from=<alice@army.mil>, size=9, nrcpt=1"
+    b" (queue active)\n"
+)
 
 
 def dumps(entry: dict[str, Any], style: str) -> bytes:
@@ -106,12 +111,12 @@ def dumps(entry: dict[str, Any], style: str) -> bytes:
     return json.dumps(entry, separators=(",", ":")).encode()
 
 
-def journal_of(plain: bytes, style: str = "compact", *, cut_last: bool = True) -> bytes:
+def journal_of(plain: bytes, style: str = "compact", *, cut_last: bool = True, year: int = 2026) -> bytes:
     """The lines of ``plain`` as ``journalctl -o json`` (``json-seq``: each record after an RS) prints
     them, with records of other units among them and, if ``cut_last``, a last record cut short."""
     entries: list[dict[str, Any]] = [_SYSTEMD, _KERNEL_NO_MESSAGE]
     for n, line in enumerate(plain.splitlines(), 1):
-        entry = from_syslog(line, n)
+        entry = from_syslog(line, n, year)
         if entry is not None:
             entries.append(entry)
     out = [(b"\x1e" if style == "json-seq" else b"") + dumps(e, style) + b"\n" for e in entries]
@@ -195,11 +200,14 @@ def test_a_big_journal_export_cut_for_workers_gives_the_serial_answer(
         )
         lines.append(f"{ts} mx postfix/cleanup[1]: {qid}: message-id=<{i}@army.mil>\n")
         lines.append(
-            f"{ts} mx postfix/qmgr[2]: {qid}: from=<sender{i % 13}@army.mil>, size=1, nrcpt=1 (queue active)\n"
+            f"{ts} mx postfix/qmgr[2]: {qid}: from=<sender{i % 13}@army.mil>, size=1, nrcpt=1"
+            " (queue active)\n"
         )
         lines.extend(f"{ts} mx postfix/smtpd[4]: connect from unknown[10.0.0.{k}]\n" for k in range(i % 40))
-        lines.append(f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=mx[192.0.2.1]:25, delay=1, dsn=2.0.0,"
-                     " status=sent (250 ok)\n")  # fmt: skip
+        lines.append(
+            f"{ts} mx postfix/smtp[3]: {qid}: to=<{rcpt}>, relay=mx[192.0.2.1]:25, delay=1, dsn=2.0.0,"
+            " status=sent (250 ok)\n"
+        )
     plain = tmp_path / "mail.log"
     plain.write_text("".join(lines))
     os.utime(plain, (FIXTURE_MTIME, FIXTURE_MTIME))
@@ -242,7 +250,7 @@ def test_journal_export_of_sendmail_and_of_exim_through_syslog(
     # is the MESSAGE (SYSLOG_IDENTIFIER exim4 on Debian).
     sendmail = fixtures / "sendmail-maillog"
     journal = tmp_path / "sendmail.json"
-    journal.write_bytes(journal_of(sendmail.read_bytes()))
+    journal.write_bytes(journal_of(sendmail.read_bytes(), year=2025))  # December, before 2026-11-30
     plain, doc = audit_json(sendmail), audit_json(journal)
     assert doc["formats"] == {"sendmail": 1}
     assert comparable(doc) == comparable(plain) and len(plain["events"]) > 3
@@ -266,8 +274,8 @@ def test_a_journal_export_without_mail_is_named_as_such(
     run_audit: Callable[..., Any], tmp_path: Path
 ) -> None:
     journal = tmp_path / "system.json"
-    journal.write_bytes(b"".join(dumps(_SYSTEMD | {"__REALTIME_TIMESTAMP": str(1795000000000000 + i)}, "compact")
-                                 + b"\n" for i in range(50)))  # fmt: skip
+    records = (_SYSTEMD | {"__REALTIME_TIMESTAMP": str(1795000000000000 + i)} for i in range(50))
+    journal.write_bytes(b"".join(dumps(e, "compact") + b"\n" for e in records))
     result = run_audit("--no-progress", journal)
     assert result.exit_code == 2
     assert "journal export (journalctl -o json) with no Postfix, Exim or Sendmail" in result.output
@@ -309,7 +317,8 @@ def test_docker_compose_logs_are_read_like_the_log_inside(
     doc = audit_json(log)
     assert doc["formats"] == {"postfix": 1}
     assert comparable(doc) == comparable(plain)
-    assert doc["bad_lines"] == plain["bad_lines"]
+    # Behind Docker's time, the fixture's garbage line starts like a log line: another program's, passed over
+    assert doc["bad_lines"] == plain["bad_lines"] - (1 if timestamps else 0)
 
 
 def test_docker_logs_timestamps_before_a_syslog_line(
@@ -328,4 +337,5 @@ def test_docker_logs_timestamps_before_a_syslog_line(
     os.utime(log, (FIXTURE_MTIME, FIXTURE_MTIME))
     doc = audit_json(log)
     assert comparable(doc) == comparable(plain)
-    assert doc["bad_lines"] == plain["bad_lines"]
+    # Behind Docker's time, the fixture's garbage line starts like a log line: another program's, passed over
+    assert doc["bad_lines"] == plain["bad_lines"] - 1

@@ -1,0 +1,234 @@
+"""Mail logs inside another format, turned back into the lines the log readers know, block by block.
+
+* A journal export (``journalctl -o json``, or ``-o json-seq`` with an RS before each record): one JSON
+  object per line. Each record of a mail program becomes the line syslog would have written, with the
+  journal's time in ISO 8601 (so the year is right) in local time with its offset, as ``journalctl -o
+  short-iso-precise`` shows it::
+
+      2026-12-08T02:24:13.123456+00:00 mx1 postfix/smtp[1235]: 4BC1D2E3F: to=<bob@army.ml>, ...
+
+  from ``__REALTIME_TIMESTAMP`` (microseconds since the epoch; else ``SYSLOG_TIMESTAMP``), ``_HOSTNAME``,
+  ``SYSLOG_IDENTIFIER`` and ``SYSLOG_PID`` (else ``_PID``) and ``MESSAGE``: a string, or an array of byte
+  values where journald stored bytes that are not UTF-8 (kept as bytes: the readers decode them as they
+  decode any log). Records of other programs (systemd, the kernel) and records without a MESSAGE are passed
+  over; a record whose MESSAGE is a whole log line of its own (a container's output through Docker's
+  journald log driver) is that line. A line that is not a JSON object (a record cut short), and a mail
+  record whose MESSAGE journalctl left out (``null``: longer than 4096 bytes, without ``--all``), are bad
+  lines.
+* Container logs: ``docker compose logs`` puts the service's name, padded, and ``| `` before each line
+  (``mail-1  | ``, ``mail_1  | `` for docker-compose v1); ``--timestamps`` (and ``docker logs
+  --timestamps``) put Docker's RFC 3339 time before it. The prefix is cut off, and so is Docker's time
+  where the line has a syslog time of its own (a container that writes its mail.log to its output, as
+  docker-mailserver and mailcow do): what is left is the line of the log inside.
+
+Which one an input is, is told from its first 64 KiB (``wrapper_of``); the runner then unwraps every block
+before the scanner of the log format sees it. Plain logs are not touched: no cost on their hot path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from typoguard.audit.model import SourceStats
+
+
+class Wrapper(StrEnum):
+    JOURNAL = "journal"  # journalctl -o json / json-seq
+    CONTAINER = "container"  # docker compose logs, docker logs --timestamps
+
+
+# Programs whose records a journal export is read for, per log format ("" while the format is not known).
+# Postfix logs as ``syslog_name/process`` (``postfix/smtp``, ``postfix-out/qmgr`` for a second instance).
+_SENDMAIL = frozenset({"sendmail", "sm-mta", "sm-msp-queue"})
+_EXIM = frozenset({"exim", "exim4"})
+
+
+def _is_postfix(ident: str) -> bool:
+    return "/" in ident
+
+
+_PROGRAMS: dict[str, Callable[[str], bool]] = {
+    "postfix": _is_postfix,
+    "sendmail": _SENDMAIL.__contains__,
+    "exim": _EXIM.__contains__,
+    "": lambda ident: "/" in ident or ident in _SENDMAIL or ident in _EXIM,
+}
+# A MESSAGE that is a log line of its own: it starts with a time (syslog's, ISO 8601's, Exim's).
+_OWN_LINE = re.compile(
+    rb"(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d)"
+)
+_DIGITS = re.compile(r"\d{1,10}")
+_MAX_STAMPS = 100_000  # seconds whose ISO text is remembered
+
+# Docker's time: RFC 3339 in UTC with up to nine digits of fraction (trailing zeros cut).
+_DOCKER_TIME = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z "
+_SYSLOG_TIME = rb"(?:<\d{1,3}>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"
+_COMPOSE_PREFIX = re.compile(rb"^[\w.-]+ +\| ", re.M)
+_DOCKER_BEFORE_SYSLOG = re.compile(rb"^" + _DOCKER_TIME + rb"(?=" + _SYSLOG_TIME + rb")", re.M)
+_DOCKER_LINE = re.compile(rb"^" + _DOCKER_TIME, re.M)
+
+
+def wrapper_of(head: bytes) -> Wrapper | None:
+    """What ``head`` (an input's first bytes, decompressed) is wrapped in, or None for a plain log."""
+    body = head.lstrip(b"\x1e \t\r\n")
+    if body.startswith(b"{"):
+        return Wrapper.JOURNAL if _journal_records(body) else None
+    lines = body.count(b"\n") or 1
+    compose = len(_COMPOSE_PREFIX.findall(body))
+    if compose and compose * 2 >= lines:
+        return Wrapper.CONTAINER
+    if _DOCKER_BEFORE_SYSLOG.search(body) and len(_DOCKER_LINE.findall(body)) * 2 >= lines:
+        return Wrapper.CONTAINER
+    return None
+
+
+def _journal_records(body: bytes) -> bool:
+    """Whether one of the first lines is a journal record: a JSON object with the journal's fields."""
+    for line in body.split(b"\n", 8)[:8]:
+        try:
+            entry = orjson.loads(line.lstrip(b"\x1e"))
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(entry, dict):
+            return False
+        if ("__REALTIME_TIMESTAMP" in entry or "SYSLOG_IDENTIFIER" in entry) and (
+            "MESSAGE" in entry or "__CURSOR" in entry
+        ):
+            return True
+    return False
+
+
+def head_lines(wrapper: Wrapper, head: bytes) -> bytes:
+    """The log lines of an input's first bytes (for telling the format inside): the last, perhaps
+    incomplete, line of ``head`` is left out."""
+    cut = head.rfind(b"\n") + 1
+    return Unwrapper(wrapper, "").block(head[:cut] if cut else head)
+
+
+class Unwrapper:
+    """Turns blocks of whole lines of one wrapped input into blocks of log lines.
+
+    ``fmt``: the log format inside (``postfix``, ``exim``, ``sendmail``; "" while not known): a journal's
+    records of that format's programs are kept. ``stats``: where bad lines are counted (None: not counted,
+    for bytes read a second time) and where the records passed over are counted as lines read (the
+    scanner counts the lines it is given)."""
+
+    def __init__(
+        self, wrapper: Wrapper, fmt: str, stats: SourceStats | None = None, source: str = ""
+    ) -> None:
+        self.wrapper = wrapper
+        self._wanted = _PROGRAMS.get(fmt, _PROGRAMS[""])
+        self._stats = stats
+        self._source = source
+        self._stamps: dict[int, tuple[bytes, bytes]] = {}  # second -> (ISO date and time, offset)
+
+    def block(self, block: bytes) -> bytes:
+        if self.wrapper is Wrapper.CONTAINER:
+            return _DOCKER_BEFORE_SYSLOG.sub(b"", _COMPOSE_PREFIX.sub(b"", block))
+        return self._journal(block)
+
+    def _journal(self, block: bytes) -> bytes:
+        out: list[bytes] = []
+        passed = 0
+        loads = orjson.loads
+        for raw in block.split(b"\n"):
+            record = raw[1:] if raw[:1] == b"\x1e" else raw
+            if not record.strip():
+                continue
+            try:
+                entry = loads(record)
+            except orjson.JSONDecodeError:
+                entry = None
+            line = self._line(entry) if isinstance(entry, dict) else None
+            if line is None:
+                self._bad(raw)
+                passed += 1
+            elif line:
+                out.append(line)
+            else:
+                passed += 1
+        if self._stats is not None:
+            self._stats.lines += passed
+        if not out:
+            return b""
+        out.append(b"")
+        return b"\n".join(out)
+
+    def _line(self, entry: dict[str, Any]) -> bytes | None:
+        """The log line of one record; ``b""`` for a record passed over, None for a bad one."""
+        ident = entry.get("SYSLOG_IDENTIFIER")
+        if isinstance(ident, list):  # a field given several times: a list of its values
+            ident = ident[0] if ident else None
+        if "MESSAGE" not in entry:
+            return b""
+        message = _bytes(entry["MESSAGE"])
+        if not isinstance(ident, str) or not self._wanted(ident):
+            # Another program's record, unless its MESSAGE is a whole log line (Docker's journald driver)
+            if message is not None and _OWN_LINE.match(message):
+                return message.replace(b"\n", b" ")
+            return b""
+        if message is None:  # null (longer than journalctl prints without --all) or not text
+            return None
+        stamp = self._stamp(entry)
+        if stamp is None:
+            return None
+        host = entry.get("_HOSTNAME")
+        pid = entry.get("SYSLOG_PID") or entry.get("_PID")
+        if not isinstance(pid, str) or not _DIGITS.fullmatch(pid):
+            pid = "0"
+        where = (host.encode("utf-8", "replace") + b" ") if isinstance(host, str) and host else b""
+        return b"%s %s%s[%s]: %s" % (
+            stamp,
+            where,
+            ident.encode("utf-8", "replace"),
+            pid.encode(),
+            message.replace(b"\n", b" "),
+        )
+
+    def _stamp(self, entry: dict[str, Any]) -> bytes | None:
+        """``2026-12-08T02:24:13.123456+01:00`` (local time) of ``__REALTIME_TIMESTAMP``, else syslog's
+        ``Dec  8 02:24:13`` of ``SYSLOG_TIMESTAMP`` (its year then comes from the file's time)."""
+        realtime = entry.get("__REALTIME_TIMESTAMP")
+        if isinstance(realtime, str) and realtime.isdigit() and len(realtime) <= 19:
+            us = int(realtime)
+            second, fraction = divmod(us, 1_000_000)
+            known = self._stamps.get(second)
+            if known is None:
+                try:
+                    text = datetime.fromtimestamp(second, UTC).astimezone().isoformat().encode()
+                except (OverflowError, OSError, ValueError):
+                    return None
+                known = (text[:19], text[19:])
+                if len(self._stamps) >= _MAX_STAMPS:
+                    self._stamps.clear()
+                self._stamps[second] = known
+            return b"%s.%06d%s" % (known[0], fraction, known[1])
+        syslog = entry.get("SYSLOG_TIMESTAMP")
+        if isinstance(syslog, str) and re.fullmatch(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ?", syslog):
+            return syslog.strip().encode()
+        return None
+
+    def _bad(self, raw: bytes) -> None:
+        if self._stats is not None:
+            self._stats.bad(self._source, raw)
+
+
+def _bytes(value: object) -> bytes | None:
+    """A journal field's value as bytes: a string (UTF-8), or an array of byte values; the first of
+    several values; None for anything else (``null``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace")
+    if isinstance(value, list) and value:
+        if all(isinstance(b, int) for b in value):
+            try:
+                return bytes(value)
+            except ValueError:
+                return None
+        return _bytes(value[0])
+    return None
