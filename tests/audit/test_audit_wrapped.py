@@ -281,38 +281,44 @@ def test_a_journal_export_without_mail_is_named_as_such(
     assert "journal export (journalctl -o json) with no Postfix, Exim or Sendmail" in result.output
 
 
-def _compose(plain: bytes, names: tuple[str, ...], timestamps: bool) -> bytes:
-    """``docker compose logs`` of ``plain``: each line behind its service's name padded to the longest, and
-    ``docker``'s own RFC 3339 time (nanoseconds, trailing zeros cut) with ``--timestamps``; a line of
-    another service among them."""
-    width = max(map(len, names))
+def _compose(plain: bytes, names: tuple[str, ...], timestamps: str, color: bool = False) -> bytes:
+    """``docker compose logs`` of ``plain``: each line behind its service's name padded to the longest name
+    plus one, then `` | `` (in the service's colour on a terminal), and with ``--timestamps`` an RFC 3339
+    time in nanoseconds (Docker's, in UTC with trailing zeros cut, or Compose's own with the local offset)."""
+    width = max(map(len, names)) + 1
     out = []
     for n, line in enumerate(plain.splitlines(keepends=True)):
-        name = names[n % len(names)]
-        stamp = (
-            f"2026-11-{20 + n // 8:02d}T09:00:{n % 60:02d}.{123456780 + n}Z ".encode() if timestamps else b""
-        )
-        out.append(name.ljust(width).encode() + b"  | " + stamp + line)
+        prefix = f"{names[n % len(names)]:<{width}s} | ".encode()
+        if color:
+            prefix = b"\x1b[36m" + prefix + b"\x1b[0m"
+        stamp = f"2026-11-{20 + n // 8:02d}T09:00:{n % 60:02d}.{123456780 + n}".encode()
+        stamp = stamp + timestamps.encode() + b" " if timestamps else b""
+        out.append(prefix + stamp + line)
     return b"".join(out)
 
 
 @pytest.mark.parametrize(
-    ("names", "timestamps"),
+    ("names", "timestamps", "color"),
     [
-        (("mail-1",), False),  # docker compose (v2) logs, docker-mailserver
-        (("mail_1",), False),  # docker-compose (v1)
-        (("postfix-mailcow-1", "postfix-mailcow-2"), False),  # mailcow: docker compose logs postfix-mailcow
-        (("mail-1",), True),  # docker compose logs --timestamps
+        (("mail-1",), "", False),  # docker compose (v2) logs, docker-mailserver
+        (("mail_1",), "", False),  # docker-compose (v1)
+        (
+            ("postfix-mailcow-1", "postfix-mailcow-2"),
+            "",
+            False,
+        ),  # mailcow: docker compose logs postfix-mailcow
+        (("mail-1",), "Z", False),  # docker compose logs --timestamps
+        (("mail-1",), "+01:00", True),  # a later Compose v2, written to a terminal and copied
     ],
-    ids=["compose-v2", "compose-v1", "mailcow-scaled", "timestamps"],
+    ids=["compose-v2", "compose-v1", "mailcow-scaled", "timestamps", "local-offset-in-colour"],
 )
-def test_docker_compose_logs_are_read_like_the_log_inside(
+def test_docker_compose_logs_are_read_like_the_log_inside(  # noqa: PLR0917 - fixtures and parameters
     audit_json: Callable[..., dict[str, Any]], postfix_plain: Path, tmp_path: Path,
-    names: tuple[str, ...], timestamps: bool,
+    names: tuple[str, ...], timestamps: str, color: bool,
 ) -> None:  # fmt: skip
     plain = audit_json(postfix_plain)
     log = tmp_path / "compose.log"
-    log.write_bytes(_compose(postfix_plain.read_bytes(), names, timestamps))
+    log.write_bytes(_compose(postfix_plain.read_bytes(), names, timestamps, color))
     os.utime(log, (FIXTURE_MTIME, FIXTURE_MTIME))
     doc = audit_json(log)
     assert doc["formats"] == {"postfix": 1}
@@ -331,7 +337,7 @@ def test_docker_logs_timestamps_before_a_syslog_line(
     log.write_bytes(
         b"".join(
             line.split(b"| ", 1)[1]
-            for line in _compose(postfix_plain.read_bytes(), ("m",), True).splitlines(True)
+            for line in _compose(postfix_plain.read_bytes(), ("m",), "Z").splitlines(True)
         )
     )
     os.utime(log, (FIXTURE_MTIME, FIXTURE_MTIME))

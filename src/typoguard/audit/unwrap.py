@@ -66,10 +66,12 @@ _OWN_LINE = re.compile(
 _DIGITS = re.compile(r"\d{1,10}")
 _MAX_STAMPS = 100_000  # seconds whose ISO text is remembered
 
-# Docker's time: RFC 3339 in UTC with up to nine digits of fraction (trailing zeros cut).
-_DOCKER_TIME = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z "
+# Docker's time: RFC 3339 with up to nine digits of fraction, in UTC (``docker logs``: trailing zeros cut)
+# or with the local offset (``docker compose logs --timestamps`` of Compose v2's later releases).
+_DOCKER_TIME = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d) "
 _SYSLOG_TIME = rb"(?:<\d{1,3}>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d"
-_COMPOSE_PREFIX = re.compile(rb"^[\w.-]+ +\| ", re.M)
+# Compose's prefix: ``%-{longest name + 1}s | ``, in the service's colour when written to a terminal.
+_COMPOSE_PREFIX = re.compile(rb"^(?:\x1b\[[\d;]*m)?[\w.-]+ +\| (?:\x1b\[0m)?", re.M)
 _DOCKER_BEFORE_SYSLOG = re.compile(rb"^" + _DOCKER_TIME + rb"(?=" + _SYSLOG_TIME + rb")", re.M)
 _DOCKER_LINE = re.compile(rb"^" + _DOCKER_TIME, re.M)
 
