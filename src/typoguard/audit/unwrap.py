@@ -61,9 +61,9 @@ _PROGRAMS: dict[str, Callable[[str], bool]] = {
 }
 # A MESSAGE that is a log line of its own: it starts with a time (syslog's, ISO 8601's, Exim's).
 _OWN_LINE = re.compile(
-    rb"(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d)"
+    r"(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d[T ]\d\d:\d\d)", re.ASCII
 )
-_DIGITS = re.compile(r"\d{1,10}")
+_SYSLOG_STAMP = re.compile(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ?", re.ASCII)
 _MAX_STAMPS = 100_000  # seconds whose ISO text is remembered
 
 # Docker's time: RFC 3339 with up to nine digits of fraction, in UTC (``docker logs``: trailing zeros cut)
@@ -128,7 +128,8 @@ class Unwrapper:
         self._wanted = _PROGRAMS.get(fmt, _PROGRAMS[""])
         self._stats = stats
         self._source = source
-        self._stamps: dict[int, tuple[bytes, bytes]] = {}  # second -> (ISO date and time, offset)
+        # seconds since the epoch (as the journal writes them) -> (ISO date and time, offset), local time
+        self._stamps: dict[str, tuple[str, str]] = {}
 
     def block(self, block: bytes) -> bytes:
         if self.wrapper is Wrapper.CONTAINER:
@@ -136,18 +137,50 @@ class Unwrapper:
         return self._journal(block)
 
     def _journal(self, block: bytes) -> bytes:
-        out: list[bytes] = []
+        """The log lines of a block of journal records. Lines are made as text and encoded once per block;
+        a MESSAGE of bytes is carried through as text with ``surrogateescape``, so its bytes come out as
+        they were. The usual record (string fields, a time second already seen) takes the inline path."""
+        out: list[str] = []
         passed = 0
         loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        wanted = self._wanted
+        stamps = self._stamps
         for raw in block.split(b"\n"):
-            record = raw[1:] if raw[:1] == b"\x1e" else raw
-            if not record.strip():
-                continue
             try:
-                entry = loads(record)
-            except orjson.JSONDecodeError:
-                entry = None
-            line = self._line(entry) if isinstance(entry, dict) else None
+                entry = loads(raw[1:] if raw[:1] == b"\x1e" else raw)
+            except decode_error:
+                if raw.strip(b"\x1e \t\r"):
+                    self._bad(raw)
+                    passed += 1
+                continue
+            if type(entry) is not dict:
+                self._bad(raw)
+                passed += 1
+                continue
+            message = entry.get("MESSAGE")
+            ident = entry.get("SYSLOG_IDENTIFIER")
+            realtime = entry.get("__REALTIME_TIMESTAMP")
+            host = entry.get("_HOSTNAME")
+            pid = entry.get("SYSLOG_PID") or entry.get("_PID")
+            known, fraction = (
+                (stamps.get(realtime[:-6]), realtime[-6:])
+                if type(realtime) is str and realtime.isdigit()
+                else (None, "")
+            )
+            if (
+                type(message) is str
+                and type(ident) is str
+                and known is not None
+                and type(host) is str
+                and host
+                and type(pid) is str
+                and pid.isdigit()
+                and wanted(ident)
+            ):
+                out.append(f"{known[0]}.{fraction}{known[1]} {host} {ident}[{pid}]: {message}")
+                continue
+            line = self._line(entry)
             if line is None:
                 self._bad(raw)
                 passed += 1
@@ -159,22 +192,29 @@ class Unwrapper:
             self._stats.lines += passed
         if not out:
             return b""
-        out.append(b"")
-        return b"\n".join(out)
+        out.append("")
+        text = "\n".join(out)
+        if text.count("\n") != len(out) - 1:  # a field with a line break: the lines are kept whole
+            text = "\n".join(line.replace("\n", " ") for line in out)
+        try:
+            return text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate escaped in the JSON: not text
+            return text.encode("utf-8", "replace")
 
-    def _line(self, entry: dict[str, Any]) -> bytes | None:
-        """The log line of one record; ``b""`` for a record passed over, None for a bad one."""
+    def _line(self, entry: dict[str, Any]) -> str | None:
+        """The log line of one record (text; bytes as ``surrogateescape``); "" for a record passed over,
+        None for a bad one."""
         ident = entry.get("SYSLOG_IDENTIFIER")
         if isinstance(ident, list):  # a field given several times: a list of its values
             ident = ident[0] if ident else None
         if "MESSAGE" not in entry:
-            return b""
-        message = _bytes(entry["MESSAGE"])
+            return ""
+        message = _text(entry["MESSAGE"])
         if not isinstance(ident, str) or not self._wanted(ident):
             # Another program's record, unless its MESSAGE is a whole log line (Docker's journald driver)
             if message is not None and _OWN_LINE.match(message):
-                return message.replace(b"\n", b" ")
-            return b""
+                return message
+            return ""
         if message is None:  # null (longer than journalctl prints without --all) or not text
             return None
         stamp = self._stamp(entry)
@@ -182,38 +222,35 @@ class Unwrapper:
             return None
         host = entry.get("_HOSTNAME")
         pid = entry.get("SYSLOG_PID") or entry.get("_PID")
-        if not isinstance(pid, str) or not _DIGITS.fullmatch(pid):
+        if not isinstance(pid, str) or not (pid.isascii() and pid.isdigit()):
             pid = "0"
-        where = (host.encode("utf-8", "replace") + b" ") if isinstance(host, str) and host else b""
-        return b"%s %s%s[%s]: %s" % (
-            stamp,
-            where,
-            ident.encode("utf-8", "replace"),
-            pid.encode(),
-            message.replace(b"\n", b" "),
-        )
+        where = f"{host} " if isinstance(host, str) and host else ""
+        return f"{stamp} {where}{ident}[{pid}]: {message}"
 
-    def _stamp(self, entry: dict[str, Any]) -> bytes | None:
+    def _stamp(self, entry: dict[str, Any]) -> str | None:
         """``2026-12-08T02:24:13.123456+01:00`` (local time) of ``__REALTIME_TIMESTAMP``, else syslog's
         ``Dec  8 02:24:13`` of ``SYSLOG_TIMESTAMP`` (its year then comes from the file's time)."""
         realtime = entry.get("__REALTIME_TIMESTAMP")
-        if isinstance(realtime, str) and realtime.isdigit() and len(realtime) <= 19:
-            us = int(realtime)
-            second, fraction = divmod(us, 1_000_000)
+        if (
+            isinstance(realtime, str)
+            and realtime.isascii()
+            and realtime.isdigit()
+            and 6 < len(realtime) <= 19
+        ):
+            second = realtime[:-6]
             known = self._stamps.get(second)
             if known is None:
                 try:
-                    text = datetime.fromtimestamp(second, UTC).astimezone().isoformat().encode()
+                    text = datetime.fromtimestamp(int(second), UTC).astimezone().isoformat()
                 except (OverflowError, OSError, ValueError):
                     return None
-                known = (text[:19], text[19:])
                 if len(self._stamps) >= _MAX_STAMPS:
                     self._stamps.clear()
-                self._stamps[second] = known
-            return b"%s.%06d%s" % (known[0], fraction, known[1])
+                known = self._stamps[second] = (text[:19], text[19:])
+            return f"{known[0]}.{realtime[-6:]}{known[1]}"
         syslog = entry.get("SYSLOG_TIMESTAMP")
-        if isinstance(syslog, str) and re.fullmatch(r"[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ?", syslog):
-            return syslog.strip().encode()
+        if isinstance(syslog, str) and _SYSLOG_STAMP.fullmatch(syslog):
+            return syslog.strip()
         return None
 
     def _bad(self, raw: bytes) -> None:
@@ -221,16 +258,17 @@ class Unwrapper:
             self._stats.bad(self._source, raw)
 
 
-def _bytes(value: object) -> bytes | None:
-    """A journal field's value as bytes: a string (UTF-8), or an array of byte values; the first of
-    several values; None for anything else (``null``)."""
+def _text(value: object) -> str | None:
+    """A journal field's value as text: a string, or an array of byte values (decoded with
+    ``surrogateescape``: its bytes come back unchanged when the line is encoded); the first of several
+    values; None for anything else (``null``)."""
     if isinstance(value, str):
-        return value.encode("utf-8", "replace")
+        return value
     if isinstance(value, list) and value:
-        if all(isinstance(b, int) for b in value):
+        if all(type(b) is int for b in value):
             try:
-                return bytes(value)
+                return bytes(value).decode("utf-8", "surrogateescape")
             except ValueError:
                 return None
-        return _bytes(value[0])
+        return _text(value[0])
     return None
