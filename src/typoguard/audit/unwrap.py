@@ -130,6 +130,7 @@ class Unwrapper:
         self._source = source
         # seconds since the epoch (as the journal writes them) -> (ISO date and time, offset), local time
         self._stamps: dict[str, tuple[str, str]] = {}
+        self._why: str | None = None  # what is wrong with the record just found bad, if more than its text
 
     def block(self, block: bytes) -> bytes:
         if self.wrapper is Wrapper.CONTAINER:
@@ -180,9 +181,10 @@ class Unwrapper:
             ):
                 out.append(f"{known[0]}.{fraction}{known[1]} {host} {ident}[{pid}]: {message}")
                 continue
+            self._why = None
             line = self._line(entry)
             if line is None:
-                self._bad(raw)
+                self._bad(self._why or raw)
                 passed += 1
             elif line:
                 out.append(line)
@@ -215,9 +217,13 @@ class Unwrapper:
             if message is not None and _OWN_LINE.match(message):
                 return message
             return ""
-        if message is None:  # null (longer than journalctl prints without --all) or not text
-            return None
         stamp = self._stamp(entry)
+        if message is None:  # null (longer than journalctl prints without --all) or not text
+            self._why = (
+                f"{stamp or '(no time)'} {ident}: a record whose MESSAGE the export left out (null:"
+                " journalctl prints a field over 4096 bytes with --all only)"
+            )
+            return None
         if stamp is None:
             return None
         host = entry.get("_HOSTNAME")
@@ -253,7 +259,7 @@ class Unwrapper:
             return syslog.strip()
         return None
 
-    def _bad(self, raw: bytes) -> None:
+    def _bad(self, raw: bytes | str) -> None:
         if self._stats is not None:
             self._stats.bad(self._source, raw)
 
