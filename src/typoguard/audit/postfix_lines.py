@@ -10,6 +10,9 @@ A line is ``<time> <host> <program>[<pid>]: <text>``, in any of these shapes (mi
 * RFC 5424: ``<22>1 2026-11-26T16:47:38Z mx postfix/smtp 123 - - ...``: program and pid as fields,
   structured data, perhaps a BOM before the text (rsyslog's RSYSLOG_SyslogProtocol23Format, syslog-ng).
 
+A journal export (``journalctl -o json``) and container logs (``docker compose logs``) are turned into such
+lines before they are read (``unwrap``).
+
 Syslog lines carry no year: it is that of a reference time, the file's modification time (``timeparse``).
 The texts that matter:
 

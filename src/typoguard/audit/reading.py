@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from typoguard.audit.model import SourceStats
 from typoguard.audit.sources import STREAM_ERRORS, Task, compression, open_bytes, report_progress
+from typoguard.audit.unwrap import Unwrapper
 
 BLOCK = 4 << 20  # bytes read at a time: large enough to amortise the split, small enough to stay flat
 MAX_LINE = 1 << 20  # of one line gathered across blocks; the rest of a longer line (damage) is skipped
@@ -15,10 +16,18 @@ def byte_blocks(task: Task, stats: SourceStats) -> Iterator[bytes]:
     """The task's bytes in blocks of whole lines (each ends with a newline, except perhaps the last).
 
     A truncated or corrupt compressed stream ends the input early and is recorded in ``stats.errors``; what
-    was read before the damage is kept, except a half line at the point of damage.
+    was read before the damage is kept, except a half line at the point of damage. A wrapped log (a journal
+    export, container logs: ``task.wrapper``) is unwrapped: the blocks hold the log lines inside it.
     """
     try:
-        yield from whole_lines(_reads(task, stats))
+        if task.wrapper is None:
+            yield from whole_lines(_reads(task, stats))
+        else:
+            unwrap = Unwrapper(task.wrapper, task.fmt.value, stats, task.name).block
+            for block in whole_lines(_reads(task, stats)):
+                lines = unwrap(block)
+                if lines:
+                    yield lines
     except STREAM_ERRORS as exc:
         stats.errors.append(f"{task.name}: input ends early ({_describe(exc)}); lines before it were read")
 

@@ -28,6 +28,7 @@ from typoguard.audit.reading import byte_blocks, line_blocks
 from typoguard.audit.sendmail import SendmailScanner
 from typoguard.audit.sources import Format, ProgressHook, Task, plan, progress_hook, saved_streams
 from typoguard.audit.timeparse import reference_time
+from typoguard.audit.unwrap import Unwrapper
 
 LOOKBACK = 16 << 20  # bytes before a chunk searched for the sender of a message that starts there
 LOOKAHEAD = 1 << 20  # bytes after a chunk searched for the sender of a Sendmail refusal near its end
@@ -100,7 +101,7 @@ def _run_lines(task: Task, classifier: Classifier, stats: SourceStats) -> TaskRe
         # Sendmail logs a transaction's from= line after its refusals at RCPT: it may be in the next chunk.
         with task.path.open("rb") as f:
             f.seek(task.end)
-            scanner.resolve_ahead(f.read(LOOKAHEAD))
+            scanner.resolve_ahead(_unwrapped(task, f.read(LOOKAHEAD)))
     missing = scanner.unresolved()
     if missing and task.start > 0:
         _resolve_from_earlier(task, missing, type(scanner))
@@ -132,7 +133,7 @@ def _resolve_from_earlier(
         begin = max(0, task.start - LOOKBACK)
         with task.path.open("rb") as f:
             f.seek(begin)
-            earlier = f.read(task.start - begin)
+            earlier = _unwrapped(task, f.read(task.start - begin))
         fill(
             *scanner_type.lookback(earlier, {p.queue_id.encode("ascii", "replace") for p, _at in missing}),
             missing,
@@ -144,8 +145,9 @@ def _resolve_from_earlier(
     senders: dict[bytes, bytes] = {}
     message_ids: dict[bytes, bytes] = {}
     done = 0
-    limit = max(at for _p, at in todo)
-    part = replace(task, end=None if task.end is None else min(task.end, task.start + limit))
+    limit = max(at for _p, at in todo)  # an offset in the lines the scanner read (unwrapped, if wrapped)
+    end = task.end if task.end is None or task.wrapper is not None else min(task.end, task.start + limit)
+    part = replace(task, end=end)
     with progress_hook(_ignore):  # read a second time: not progress
         for block in byte_blocks(part, SourceStats()):
             found_senders, found_ids = scanner_type.lookback(block, wanted)
@@ -155,6 +157,14 @@ def _resolve_from_earlier(
             if done >= limit:
                 break
     fill(senders, message_ids, todo)
+
+
+def _unwrapped(task: Task, data: bytes) -> bytes:
+    """Raw bytes of a task's file (before or after its range) as the log lines the scanner reads; a line
+    cut by the range's edge is no record and is dropped."""
+    if task.wrapper is None:
+        return data
+    return Unwrapper(task.wrapper, task.fmt.value).block(data)
 
 
 def _ignore(nbytes: int) -> None:

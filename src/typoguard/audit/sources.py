@@ -26,6 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
+from typoguard.audit.unwrap import Wrapper, head_lines, wrapper_of
+
 
 class Format(StrEnum):
     AUTO = "auto"
@@ -236,7 +238,21 @@ def text_of(head: bytes) -> str:
 
 
 def sniff(head: bytes) -> Format | None:
-    """The format the leading bytes look like, or None."""
+    """The format the leading bytes look like, or None; for a wrapped log (a journal export, container
+    logs), the format of the log inside."""
+    return sniff_input(head)[0]
+
+
+def sniff_input(head: bytes) -> tuple[Format | None, Wrapper | None]:
+    """(the format of the log, what it is wrapped in) that the leading bytes look like."""
+    wrapper = wrapper_of(head)
+    if wrapper is None:
+        return _sniff_plain(head), None
+    found = _sniff_plain(head_lines(wrapper, head))
+    return (found if found in SPLITTABLE else None), wrapper
+
+
+def _sniff_plain(head: bytes) -> Format | None:
     if head.startswith(b"From "):
         return Format.MBOX
     text = text_of(head[:8192]) if head[:2] in (b"\xff\xfe", b"\xfe\xff") else None
@@ -271,6 +287,7 @@ class Task:
     size: int = 0  # bytes this task covers on disk, for the progress bar
     compressed: bool = False  # decompresses to several times ``size``: scheduled accordingly
     label: str = ""  # the name the user gave when ``path`` is a saved copy (standard input, a pipe)
+    wrapper: Wrapper | None = None  # a line log inside a journal export or container logs (``unwrap``)
 
     @property
     def name(self) -> str:
@@ -298,14 +315,26 @@ def expand(inputs: Iterable[Path]) -> Iterator[Path]:
             yield p
 
 
+#: How far into a journal export its log format is looked for (a whole system's export: mail is sparse).
+JOURNAL_SNIFF = 8 << 20
+
+
 def detect(path: Path) -> Format | None:
     """The format of one input, or None when it cannot be told. ``OSError`` if it cannot be read."""
+    return detect_input(path)[0]
+
+
+def detect_input(path: Path) -> tuple[Format | None, Wrapper | None]:
+    """(format, wrapper) of one input (``sniff_input``), format None when it cannot be told. ``OSError`` if it
+    cannot be read."""
     if path.is_dir():
-        return Format.MAILDIR if _is_maildir(path) else None
-    found = sniff(read_head(path))
-    if found is None and path.suffix.lower() == ".eml":
+        return (Format.MAILDIR if _is_maildir(path) else None), None
+    found, wrapper = sniff_input(read_head(path))
+    if found is None and wrapper is Wrapper.JOURNAL:
+        found, wrapper = sniff_input(read_head(path, JOURNAL_SNIFF))
+    if found is None and wrapper is None and path.suffix.lower() == ".eml":
         found = Format.EML
-    return found
+    return found, wrapper
 
 
 def plan(
@@ -339,19 +368,30 @@ def plan(
                     " first: zstd -d)"
                 )
                 continue
-            kind = detect(path) if fmt is Format.AUTO else fmt
+            if fmt is Format.AUTO:
+                kind, wrapper = detect_input(path)
+            else:
+                kind, wrapper = fmt, None if path.is_dir() else wrapper_of(read_head(path))
             if kind is None:
-                problems.append(f"{shown}: cannot tell its format; skipped (name it with --format)")
+                problems.append(
+                    f"{shown}: a journal export (journalctl -o json) with no Postfix, Exim or Sendmail lines"
+                    f" in its first {JOURNAL_SNIFF >> 20} MiB; skipped (name the log in it with --format, or"
+                    " export only the mail service: journalctl -o json -u 'postfix*')"
+                    if wrapper is Wrapper.JOURNAL
+                    else f"{shown}: cannot tell its format; skipped (name it with --format)"
+                )
                 continue
             if kind is Format.MAILDIR or path.is_dir():
                 tasks.append(Task(path, Format.MAILDIR, size=_tree_size(path), label=label))
                 continue
+            if kind not in SPLITTABLE:
+                wrapper = None
             size = path.stat().st_size
             packed = compression(path) is not None
             if kind in SPLITTABLE and not packed and size > chunk_bytes:
-                tasks.extend(_ranges(path, kind, size, chunk_bytes, label))
+                tasks.extend(_ranges(path, kind, size, chunk_bytes, label=label, wrapper=wrapper))
             else:
-                tasks.append(Task(path, kind, size=size, compressed=packed, label=label))
+                tasks.append(Task(path, kind, size=size, compressed=packed, label=label, wrapper=wrapper))
         except OSError as exc:
             problems.append(f"{shown}: cannot read it ({exc.strerror or exc}); skipped")
     return tasks, problems
@@ -483,7 +523,9 @@ def _tree_size(path: Path) -> int:
     return total
 
 
-def _ranges(path: Path, kind: Format, size: int, chunk: int, label: str = "") -> Iterator[Task]:
+def _ranges(
+    path: Path, kind: Format, size: int, chunk: int, *, label: str = "", wrapper: Wrapper | None = None
+) -> Iterator[Task]:
     """Cut at line boundaries near every ``chunk`` bytes, so no line is split between tasks."""
     start = 0
     with path.open("rb") as f:
@@ -495,5 +537,5 @@ def _ranges(path: Path, kind: Format, size: int, chunk: int, label: str = "") ->
                 f.seek(end)
                 f.readline()
                 end = min(f.tell(), size)
-            yield Task(path, kind, start, end, end - start, label=label)
+            yield Task(path, kind, start, end, end - start, label=label, wrapper=wrapper)
             start = end

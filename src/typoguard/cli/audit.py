@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     type=click.Choice([f.value for f in Format]),
     default=Format.AUTO.value,
     show_default=True,
-    help="Input format of every INPUT; auto detects it per file.",
+    help="Input format of every INPUT; auto detects it per file. In a journal export (journalctl -o json)"
+    " or docker compose logs, which are recognised either way, it is the format of the log inside.",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Write one JSON document (summary and events) to stdout."
