@@ -57,3 +57,37 @@ def test_overlapping_builds_put_the_settings_back_when_the_last_one_ends() -> No
     assert not gc.isenabled() and sys.getswitchinterval() == pytest.approx(RELOAD_SWITCH_INTERVAL)
     second.__exit__(None, None, None)
     assert gc.isenabled() and sys.getswitchinterval() == pytest.approx(0.005)
+
+
+def test_sighups_during_a_reload_make_exactly_one_more_after_it() -> None:
+    import asyncio
+
+    from typoguard.servers import Reloads
+
+    started: list[int] = []
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+
+        async def reload() -> None:
+            started.append(len(started))
+            if len(started) == 1:
+                await gate.wait()  # the first reload is still building
+                raise RuntimeError("a bug in the first reload")
+
+        reloads = Reloads(reload)
+        reloads.request()
+        await asyncio.sleep(0)
+        for _ in range(5):  # five SIGHUPs while it runs
+            reloads.request()
+        assert started == [0]  # never two at once
+        gate.set()
+        assert reloads.task is not None
+        with pytest.raises(RuntimeError):
+            await reloads.task  # the failure is not swallowed ...
+        assert started == [0, 1]  # ... and the queued reload ran all the same, once
+        reloads.request()  # idle again: a new SIGHUP starts a new one at once
+        await reloads.task
+        assert started == [0, 1, 2]
+
+    asyncio.run(scenario())
