@@ -186,3 +186,38 @@ def test_bad_config_exits_2(typoguard_exe: str, tmp_path: Path) -> None:
         [typoguard_exe, "relay", "--config", str(path)], capture_output=True, timeout=60, check=False
     )
     assert done.returncode == 2 and b"next_hop_tls" in done.stderr
+
+
+def _served_certificate(port: int, ca: trustme.CA) -> bytes:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.ehlo("client.test")
+        s.starttls(context=client_tls(ca))
+        der = s.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+    assert der is not None
+    return der
+
+
+def test_a_reload_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_new_is_broken(
+    start_relay: Callable[..., RunningRelay], certs: dict[str, Path], ca: trustme.CA
+) -> None:
+    """certbot renews the certificate every 60 days and reloads the service (`systemctl reload`): new
+    sessions must get the new certificate, not the one read at start (which then expires: Exchange Online
+    and Google fail the handshake). A key that does not match (a renewal half written) keeps the old pair,
+    loudly."""
+    import asyncio
+
+    relay = start_relay(tls_cert=str(certs["cert"]), tls_key=str(certs["key"]))
+    first = _served_certificate(relay.port, ca)
+    renewed = ca.issue_cert("relay.test", "127.0.0.1")
+    renewed.cert_chain_pems[0].write_to_path(certs["cert"])
+    renewed.private_key_pem.write_to_path(certs["key"])
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    second = _served_certificate(relay.port, ca)
+    assert second != first
+    assert second == ssl.PEM_cert_to_DER_cert(renewed.cert_chain_pems[0].bytes().decode())
+
+    ca.issue_cert("relay.test").private_key_pem.write_to_path(certs["key"])  # not the certificate's key
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    assert _served_certificate(relay.port, ca) == second
+    (failed,) = [r for r in relay.log_records() if r.get("event") == "tls_reload_failed"]
+    assert failed["level"] == "error" and "tls_key" in failed["error"]

@@ -356,3 +356,37 @@ def test_a_sighup_during_a_reload_is_not_lost(sink: RunningSink) -> None:
         time.sleep(0.05)
     assert b"does not receive mail" in s.rcpt("x@new.example")[1], sink.log_path.read_text()
     s.quit()
+
+
+def test_a_reload_serves_a_renewed_certificate(start_sink: type, tmp_path: Path) -> None:
+    """The sink's certificate, renewed in place and the service reloaded: new sessions get the new one."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued = ca.issue_cert("sink.test", "127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(cert)
+    issued.private_key_pem.write_to_path(key)
+    sink: RunningSink = start_sink(tls_cert=str(cert), tls_key=str(key))
+
+    def served() -> bytes:
+        s = _session(sink.port)
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        s.starttls(context=ctx)
+        der = s.sock.getpeercert(binary_form=True)
+        s.quit()
+        assert der is not None
+        return der
+
+    assert served() == ssl.PEM_cert_to_DER_cert(issued.cert_chain_pems[0].bytes().decode())
+    renewed = ca.issue_cert("sink.test", "127.0.0.1")
+    renewed.cert_chain_pems[0].write_to_path(cert)
+    renewed.private_key_pem.write_to_path(key)
+    sink.loop.call_soon_threadsafe(sink.server.request_reload)
+    deadline = time.monotonic() + 10
+    while "tls_reloaded" not in sink.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert served() == ssl.PEM_cert_to_DER_cert(renewed.cert_chain_pems[0].bytes().decode())

@@ -393,9 +393,8 @@ class RelayServer(SMTPService):
         self.hop_settings = NextHopSettings.from_config(config, helo_name=self.hostname)
         self.tls_context: ssl.SSLContext | None = None
         if relay.tls_cert:
-            self.tls_context = self.server_tls_context(
-                "relay", _path(base, relay.tls_cert), _path(base, relay.tls_key)
-            )
+            self.tls_files = ("relay", _path(base, relay.tls_cert), _path(base, relay.tls_key))
+            self.tls_context = self.server_tls_context(*self.tls_files)
         self.auth = (
             Authenticator(load_users(_path(base, relay.auth_users_file))) if relay.auth_users_file else None
         )
@@ -675,8 +674,9 @@ class RelayServer(SMTPService):
 
     async def reload(self) -> None:
         """SIGHUP: reopen the log file (logrotate), then a new decider from the config file (templates,
-        thresholds, protected domains)."""
+        thresholds, protected domains) and the TLS certificate (renewed in place)."""
         self.log.reopen()
+        await self.reload_tls()
         if self.config_path is None:
             return
         from typoguard.config import load_config

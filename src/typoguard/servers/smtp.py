@@ -195,8 +195,27 @@ class SMTPService:
     addresses: list[str]
     sessions: set[Any]
     _stop: asyncio.Event | None
+    tls_context: ssl.SSLContext | None
+    tls_files: tuple[str, Path, Path] | None = None  # (section, cert, key) the context was read from
 
     server_tls_context = staticmethod(server_tls_context)
+
+    async def reload_tls(self) -> None:
+        """SIGHUP: the certificate and key read again from the files read at start (certbot and the like
+        renew them in place, then reload the service), for the sessions that start from now on; sessions
+        already under way keep theirs. A pair that cannot be loaded (a renewal half written, a key that
+        does not match) keeps the running one, loudly: ``tls_reload_failed``."""
+        if self.tls_files is None:
+            return
+        section, cert, key = self.tls_files
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.run_in_executor(None, server_tls_context, section, cert, key)
+        except ConfigError as exc:
+            self.log.event("error", "tls_reload_failed", error=str(exc), kept="the certificate in use")
+            return
+        self.tls_context = tls
+        self.log.event("info", "tls_reloaded", cert=str(cert))
 
     async def add_listener(
         self, factory: Callable[[], asyncio.BaseProtocol], host: str, port: int

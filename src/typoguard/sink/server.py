@@ -221,6 +221,8 @@ class SinkServer(SMTPService):
             tls = cls.server_tls_context("sink", base / config.sink.tls_cert, base / config.sink.tls_key)
         store = CountStore.open(config, create=False)
         server = cls(config, answerer, store, log, hasher=hasher, tls_context=tls, config_path=config_path)
+        if tls is not None:
+            server.tls_files = ("sink", base / config.sink.tls_cert, base / config.sink.tls_key)
         server.ensure_schema()
         return server
 
@@ -283,13 +285,17 @@ class SinkServer(SMTPService):
         self.log.event("info", "sink_stopped", **self.stats)
 
     def request_reload(self) -> None:
-        """SIGHUP: reopen the log file (logrotate) and rebuild the answers from the config file."""
+        """SIGHUP: reopen the log file (logrotate), read the TLS certificate again, and rebuild the answers
+        from the config file."""
         self.log.reopen()
-        if self.config_path is not None:
-            self._reloads.request()
+        self._reloads.request()
 
     async def _reload(self) -> None:
         from typoguard.config import load_config
+
+        await self.reload_tls()
+        if self.config_path is None:
+            return
 
         try:
             config = await self.loop.run_in_executor(None, load_config, self.config_path)
