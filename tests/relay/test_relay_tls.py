@@ -221,3 +221,42 @@ def test_a_reload_serves_a_renewed_certificate_and_keeps_the_old_one_when_the_ne
     assert _served_certificate(relay.port, ca) == second
     (failed,) = [r for r in relay.log_records() if r.get("event") == "tls_reload_failed"]
     assert failed["level"] == "error" and "tls_key" in failed["error"]
+
+
+def test_a_reload_reads_the_users_file_again_and_a_removed_login_stops_working(
+    start_relay: Callable[..., RunningRelay], certs: dict[str, Path], ca: trustme.CA, tmp_path: Path
+) -> None:
+    """An admin removes a leaked login from auth_users_file and reloads: it must stop working at once (it
+    worked until a restart, its success even remembered), and a login added must work."""
+    import asyncio
+
+    from typoguard.relay.server import hash_password
+
+    users = tmp_path / "users"
+    users.write_text(f"exchange:{hash_password('old pass')}\n")
+    relay = start_relay(
+        allowed_networks=["10.0.0.0/8"], auth_users_file=str(users),
+        tls_cert=str(certs["cert"]), tls_key=str(certs["key"]),
+    )  # fmt: skip
+
+    def login(name: str, password: str) -> bool:
+        with smtplib.SMTP("127.0.0.1", relay.port, timeout=10) as s:
+            s.ehlo("client.test")
+            s.starttls(context=client_tls(ca))
+            s.ehlo("client.test")
+            try:
+                s.login(name, password)
+            except smtplib.SMTPAuthenticationError:
+                return False
+            return True
+
+    assert login("exchange", "old pass")
+    users.write_text(f"google:{hash_password('new pass')}\n")
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    assert not login("exchange", "old pass")
+    assert login("google", "new pass")
+    users.write_text("google:not-a-hash\n")  # broken: the logins in use stay
+    asyncio.run_coroutine_threadsafe(relay.server.reload(), relay._loop).result(30)
+    assert login("google", "new pass")
+    (failed,) = [r for r in relay.log_records() if r.get("event") == "auth_reload_failed"]
+    assert failed["level"] == "error"

@@ -70,6 +70,13 @@ class Authenticator:
         self._key = os.urandom(32)
         self._ok: dict[str, bytes] = {}
 
+    def replace_users(self, users: dict[str, str]) -> None:
+        """The users file read again (a reload): a login removed or whose password changed stops working
+        at once, remembered success included; the others keep theirs."""
+        old = self.users
+        self.users = users
+        self._ok = {name: mark for name, mark in self._ok.items() if users.get(name) == old.get(name)}
+
     def __call__(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:

@@ -674,9 +674,10 @@ class RelayServer(SMTPService):
 
     async def reload(self) -> None:
         """SIGHUP: reopen the log file (logrotate), then a new decider from the config file (templates,
-        thresholds, protected domains) and the TLS certificate (renewed in place)."""
+        thresholds, protected domains), the TLS certificate (renewed in place) and the users file."""
         self.log.reopen()
         await self.reload_tls()
+        await self.reload_users()
         if self.config_path is None:
             return
         from typoguard.config import load_config
@@ -699,6 +700,21 @@ class RelayServer(SMTPService):
         )
         self.content_rules = _content_rules(self.config, self.decider)  # [relay] as started; the new mode
         self.log.event("info", "reloaded", protected=self.decider.protected_domains, mode=self.decider.mode)
+
+    async def reload_users(self) -> None:
+        """SIGHUP: ``[relay] auth_users_file`` read again (a login added, or removed because it leaked); a
+        file that does not load keeps the logins in use, loudly (``auth_reload_failed``)."""
+        name = self.config.relay.auth_users_file
+        if self.auth is None or not name:
+            return
+        path = _path(Path(self.config.base_dir), name)
+        try:
+            users = await asyncio.get_running_loop().run_in_executor(None, load_users, path)
+        except ConfigError as exc:
+            self.log.event("error", "auth_reload_failed", error=str(exc), kept="the logins in use")
+            return
+        self.auth.replace_users(users)
+        self.log.event("info", "auth_reloaded", users=len(users))
 
     def request_reload(self) -> None:
         self._reloads.request()
