@@ -95,11 +95,17 @@ def test_a_truncated_or_corrupt_zstd_rotation_is_an_error_and_what_came_before_i
     whole = _zstd(lines)
     (tmp_path / "mail.log.2.zst").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "mail.log.3.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(64)))  # a header, then junk
+    (tmp_path / "mail.log.4.gz").write_bytes(b"\x1f\x8b" + bytes(range(64)))  # the same for gzip
     (tmp_path / "mail.log.1").write_text(LINE)
     doc = audit_json(tmp_path)
     assert any("mail.log.2.zst: input ends early" in err for err in doc["errors"]), doc["errors"]
     assert any(
-        "mail.log.3.zst: compressed with zstd, but damaged from its start" in err for err in doc["errors"]
+        "mail.log.3.zst: compressed with zstd, but its first bytes cannot be decompressed" in err
+        for err in doc["errors"]
+    ), doc["errors"]
+    assert any(
+        "mail.log.4.gz: compressed with gzip, but its first bytes cannot be decompressed" in err
+        for err in doc["errors"]
     ), doc["errors"]
     carols = [e for e in doc["events"] if e["recipient"].startswith("carol")]
     assert 0 < len(carols) < 6000

@@ -350,7 +350,8 @@ def head_damage(path: Path) -> str:
             if f.read(1):
                 return ""
     except STREAM_ERRORS as exc:
-        return f"compressed with {kind}, but damaged from its start ({str(exc)[:120] or type(exc).__name__})"
+        why = str(exc)[:120] or type(exc).__name__
+        return f"compressed with {kind}, but its first bytes cannot be decompressed ({why})"
     return ""
 
 
