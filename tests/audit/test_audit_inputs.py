@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import gzip
 import lzma
 import os
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from typoguard.audit.timeparse import syslog_time
 
@@ -112,18 +114,25 @@ def test_a_truncated_or_corrupt_zstd_rotation_is_an_error_and_what_came_before_i
     assert [e["queue_id"] for e in doc["events"] if e["recipient"] == "bob@army.ml"] == ["Q1"]
 
 
-def test_a_zstd_bomb_is_read_in_bounded_memory(typoguard_exe: str, tmp_path: Path) -> None:
-    # 40 KB on disk, 1 GiB of one run of bytes once decompressed, between two real lines: both are found,
-    # and the audit's memory stays flat (the decompressed data is never held whole).
+@pytest.mark.parametrize("kind", ["zstd", "gzip"])
+def test_a_compressed_bomb_is_read_in_bounded_memory(typoguard_exe: str, tmp_path: Path, kind: str) -> None:
+    # Under 1 MB on disk, 1 GiB of one run of bytes once decompressed, between two real lines: both are
+    # found, and the audit's memory stays flat (the decompressed data is never held whole). gzip: 1 MiB of
+    # it read at a time was decompressed whole (2 GB of memory for this file).
     import zstandard
 
-    bomb = tmp_path / "mail.log.2.zst"
-    with bomb.open("wb") as f, zstandard.ZstdCompressor(level=1).stream_writer(f) as w:
-        w.write(LINE.encode())
-        zeros = b"\0" * (1 << 20)
-        for _ in range(1024):
-            w.write(zeros)
-        w.write(b"\n" + LINE.replace("Q1", "Q9").encode())
+    bomb = tmp_path / ("mail.log.2." + {"zstd": "zst", "gzip": "gz"}[kind])
+    if kind == "zstd":
+        with bomb.open("wb") as f, zstandard.ZstdCompressor(level=1).stream_writer(f) as w:
+            w.write(LINE.encode())
+            zeros = b"\0" * (1 << 20)
+            for _ in range(1024):
+                w.write(zeros)
+            w.write(b"\n" + LINE.replace("Q1", "Q9").encode())
+    else:  # gzip members, concatenated: 16 of 64 MiB
+        member = gzip.compress(b"\0" * (64 << 20), 9)
+        last = gzip.compress(b"\n" + LINE.replace("Q1", "Q9").encode())
+        bomb.write_bytes(gzip.compress(LINE.encode()) + member * 16 + last)
     assert bomb.stat().st_size < 1 << 20
     out = tmp_path / "out.json"
     with out.open("wb") as sink:

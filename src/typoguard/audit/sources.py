@@ -121,7 +121,7 @@ class _Decompressor(Protocol):
     @property
     def unused_data(self) -> bytes: ...
 
-    def decompress(self, data: bytes, /) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
 
 
 _DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
@@ -131,16 +131,20 @@ _DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
 }
 
 
+_OUT: Final = 1 << 20  # of decompressed bytes at a time: a bomb (1 MB of gzip is 1 GB) streams like a log
+
+
 class _Salvage(io.RawIOBase):
     """A compressed stream (one or more concatenated members) that hands out everything before a truncation
     or corruption: the damage reads as end of file and is raised (``EOFError``, ``zlib.error``, ...) by
     ``close()``, i.e. when the reader leaves its ``with`` block. ``gzip.open`` raises at once and loses the
-    data of the damaged block."""
+    data of the damaged block. At most ``_OUT`` bytes are decompressed at a time."""
 
     def __init__(self, raw: IO[bytes], kind: str) -> None:
         self._raw = raw
         self._new = _DECOMPRESSORS[kind]
         self._d = self._new()
+        self._in = b""  # compressed bytes read but not yet taken by the decompressor (zlib's unconsumed tail)
         self._buf = b""
         self._pos = 0
         self._done = False
@@ -161,19 +165,30 @@ class _Salvage(io.RawIOBase):
         return n
 
     def _fill(self) -> None:
-        chunk = self._raw.read(1 << 20)
-        if not chunk:
-            self._done = True
-            if not self._d.eof:
+        """Up to ``_OUT`` more decompressed bytes into ``_buf``; none, and ``_done``, at the end."""
+        while True:
+            if self._d.eof:  # the end of a member: the next one (concatenated .gz files), or the end
+                rest = self._d.unused_data
+                if not rest:
+                    rest = self._raw.read(1 << 20)
+                    if not rest:
+                        self._done = True
+                        return
+                self._d, self._in = self._new(), rest
+            out = self._d.decompress(self._in, _OUT)
+            # zlib hands back what it did not take (at the end of a member, in ``unused_data`` as well);
+            # bz2 and lzma keep it themselves
+            self._in = b"" if self._d.eof else getattr(self._d, "unconsumed_tail", b"")
+            if out:
+                self._buf, self._pos = out, 0
+                return
+            if self._d.eof:
+                continue
+            chunk = self._raw.read(1 << 20)  # nothing came out: all input was taken, more is needed
+            if not chunk:
+                self._done = True
                 raise EOFError("compressed file ended before the end-of-stream marker was reached")
-            return
-        out = []
-        while chunk:
-            if self._d.eof:  # the next member (concatenated .gz files)
-                self._d = self._new()
-            out.append(self._d.decompress(chunk))
-            chunk = self._d.unused_data if self._d.eof else b""
-        self._buf, self._pos = b"".join(out), 0
+            self._in += chunk
 
     def close(self) -> None:
         if self.closed:
