@@ -186,23 +186,26 @@ def _csv_rows(text: str) -> list[dict[str, str]]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("compressed", [False, True, "zstd"])
 def test_standard_input_is_audited_whole_plain_or_compressed(
-    typoguard_exe: str, fixtures: Path, compressed: bool
+    typoguard_exe: str, fixtures: Path, compressed: bool | str
 ) -> None:
     # Debian 12 keeps Postfix's log in the journal only (no rsyslog, no /var/log/mail.log):
     # `journalctl -u 'postfix*' | typoguard audit -`, or a rotated log: `cat mail.log.2.gz | typoguard
-    # audit -`.
+    # audit -`, `cat mail.log.2.zst | typoguard audit -`.
     import gzip
 
+    import zstandard
+
     log = (fixtures / "postfix-syslog.log").read_bytes()
+    pack = zstandard.ZstdCompressor().compress if compressed == "zstd" else gzip.compress
     expected = subprocess.run(
         [typoguard_exe, "audit", "--protect", "army.mil", "--csv", str(fixtures / "postfix-syslog.log")],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     piped = subprocess.run(
         [typoguard_exe, "audit", "--protect", "army.mil", "--csv", "-"],
-        input=gzip.compress(log) if compressed else log, capture_output=True, timeout=60, check=False,
+        input=pack(log) if compressed else log, capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     assert piped.returncode == expected.returncode == 1, piped.stderr
     rows, want = _csv_rows(piped.stdout.decode()), _csv_rows(expected.stdout)

@@ -1,14 +1,20 @@
-"""Inputs: syslog years, inputs named twice, compressed formats other than gzip."""
+"""Inputs: syslog years, inputs named twice, compressed formats other than gzip (bzip2, xz, zstd)."""
 
 from __future__ import annotations
 
 import bz2
+import gzip
 import lzma
+import os
 import shutil
+import subprocess
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
+import pytest
 
 from typoguard.audit.timeparse import syslog_time
 
@@ -41,17 +47,105 @@ def test_bzip2_and_xz_rotations(audit_json: Callable[..., dict[str, Any]], tmp_p
     assert doc["formats"] == {"postfix": 2}
 
 
-def test_a_zstd_compressed_log_is_named_as_such_not_as_an_unknown_format(
-    run_audit: Callable[..., Any], fixtures: Path, tmp_path: Path
+def _zstd(data: bytes) -> bytes:
+    import zstandard
+
+    return zstandard.ZstdCompressor().compress(data)  # default level, content size and no checksum
+
+
+#: A zstd skippable frame (pzstd writes one before each frame; other tools keep metadata in them).
+SKIPPABLE = b"\x50\x2a\x4d\x18" + (5).to_bytes(4, "little") + b"pzstd"
+
+
+def test_a_rotated_set_with_a_zstd_rotation(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
-    # logrotate with ``compresscmd zstd``: the audit does not read zstd, and says so (not "cannot tell its
-    # format"), for a detected and for a forced format alike; the other inputs are still read.
-    packed = tmp_path / "mail.log.2.zst"
-    packed.write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(64)))
-    for forced in ((), ("--format", "postfix")):
-        result = run_audit("--no-progress", *forced, packed, fixtures / "postfix-syslog.log")
-        assert result.exit_code == 1, result.output
-        assert f"{packed}: compressed with zstd, which the audit does not read; skipped" in result.output
+    # logrotate with ``compresscmd /usr/bin/zstd``, ``compressext .zst`` (Arch, Fedora).
+    (tmp_path / "mail.log").write_text(LINE.replace("Q1", "Q0"))
+    (tmp_path / "mail.log.1").write_text(LINE)
+    (tmp_path / "mail.log.2.zst").write_bytes(_zstd(LINE.replace("Q1", "Q2").encode()))
+    doc = audit_json(tmp_path)
+    assert sorted(e["queue_id"] for e in doc["events"]) == ["Q0", "Q1", "Q2"]
+    assert doc["formats"] == {"postfix": 3}
+    assert doc["errors"] == []
+
+
+def test_zstd_frames_concatenated_and_skippable_frames_are_read_whole(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # ``cat a.zst b.zst > c.zst`` (zstd reads it as one), pzstd's skippable frame before each frame, and a
+    # file named like a plain rotation (``mail.log.3``): detected by its magic bytes, not by its name.
+    two = [LINE.replace("Q1", f"Q{i}").encode() for i in (3, 4, 5)]
+    (tmp_path / "mail.log.2.zst").write_bytes(_zstd(two[0]) + _zstd(two[1]))
+    (tmp_path / "mail.log.3").write_bytes(SKIPPABLE + _zstd(two[2]) + SKIPPABLE + _zstd(LINE.encode()))
+    doc = audit_json(tmp_path)
+    assert sorted(e["queue_id"] for e in doc["events"]) == ["Q1", "Q3", "Q4", "Q5"]
+    assert doc["formats"] == {"postfix": 2}
+    assert doc["errors"] == []
+
+
+def test_a_truncated_or_corrupt_zstd_rotation_is_an_error_and_what_came_before_is_read(
+    audit_json: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    # The zstd library ends a cut frame in silence, as if the file were whole: the audit must say so.
+    lines = "".join(
+        LINE.replace("Q1", f"Q{i:04X}")
+        .replace("bob", f"carol{i * 7919 % 10007}")
+        .replace(":00 ", f":{i % 60:02d} ")
+        for i in range(6000)
+    ).encode()
+    whole = _zstd(lines)
+    (tmp_path / "mail.log.2.zst").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "mail.log.3.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(64)))  # a header, then junk
+    (tmp_path / "mail.log.4.gz").write_bytes(b"\x1f\x8b" + bytes(range(64)))  # the same for gzip
+    (tmp_path / "mail.log.1").write_text(LINE)
+    doc = audit_json(tmp_path)
+    assert any("mail.log.2.zst: input ends early" in err for err in doc["errors"]), doc["errors"]
+    assert any(
+        "mail.log.3.zst: compressed with zstd, but its first bytes cannot be decompressed" in err
+        for err in doc["errors"]
+    ), doc["errors"]
+    assert any(
+        "mail.log.4.gz: compressed with gzip, but its first bytes cannot be decompressed" in err
+        for err in doc["errors"]
+    ), doc["errors"]
+    carols = [e for e in doc["events"] if e["recipient"].startswith("carol")]
+    assert 0 < len(carols) < 6000
+    assert [e["queue_id"] for e in doc["events"] if e["recipient"] == "bob@army.ml"] == ["Q1"]
+
+
+@pytest.mark.parametrize("kind", ["zstd", "gzip"])
+def test_a_compressed_bomb_is_read_in_bounded_memory(typoguard_exe: str, tmp_path: Path, kind: str) -> None:
+    # Under 1 MB on disk, 1 GiB of one run of bytes once decompressed, between two real lines: both are
+    # found, and the audit's memory stays flat (the decompressed data is never held whole). gzip: 1 MiB of
+    # it read at a time was decompressed whole (2 GB of memory for this file).
+    import zstandard
+
+    bomb = tmp_path / ("mail.log.2." + {"zstd": "zst", "gzip": "gz"}[kind])
+    if kind == "zstd":
+        with bomb.open("wb") as f, zstandard.ZstdCompressor(level=1).stream_writer(f) as w:
+            w.write(LINE.encode())
+            zeros = b"\0" * (1 << 20)
+            for _ in range(1024):
+                w.write(zeros)
+            w.write(b"\n" + LINE.replace("Q1", "Q9").encode())
+    else:  # gzip members, concatenated: 16 of 64 MiB
+        member = gzip.compress(b"\0" * (64 << 20), 9)
+        last = gzip.compress(b"\n" + LINE.replace("Q1", "Q9").encode())
+        bomb.write_bytes(gzip.compress(LINE.encode()) + member * 16 + last)
+    assert bomb.stat().st_size < 1 << 20
+    out = tmp_path / "out.json"
+    with out.open("wb") as sink:
+        child = subprocess.Popen(
+            [typoguard_exe, "audit", "--protect", "army.mil", "--json", "--no-progress", str(bomb)],
+            stdout=sink, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _pid, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 1
+    doc = orjson.loads(out.read_bytes())
+    assert sorted(e["queue_id"] for e in doc["events"]) == ["Q1", "Q9"]
+    assert usage.ru_maxrss < 400 << 10  # KiB: under 400 MiB for 1 GiB decompressed
 
 
 def test_the_same_lines_in_two_files_count_once(

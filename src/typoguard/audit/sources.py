@@ -1,4 +1,5 @@
-"""Inputs: which format a file is in, how to open it (plain, gzip, bzip2, xz), and how to cut it into tasks.
+"""Inputs: which format a file is in, how to open it (plain, gzip, bzip2, xz, zstd), and how to cut it into
+tasks.
 
 Detection reads the first 64 KiB (decompressed) and looks for the shape of each format's lines; the
 ``--format`` option overrides it for every input. Directories are walked: a Maildir (``cur``/``new``)
@@ -24,7 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, Protocol, cast
+
+import zstandard
 
 from typoguard.audit.unwrap import Wrapper, head_lines, wrapper_of
 
@@ -51,11 +54,13 @@ STREAM_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
     OSError,
     lzma.LZMAError,
+    zstandard.ZstdError,
 )
 
 
 def compression(path: Path) -> str | None:
-    """``gzip``, ``bzip2``, ``xz`` or None, by magic bytes (rotated files are not always named *.gz)."""
+    """``gzip``, ``bzip2``, ``xz``, ``zstd`` or None, by magic bytes (rotated files are not always named
+    *.gz)."""
     with path.open("rb") as f:  # OSError: the caller reports the input as unreadable
         magic = f.read(6)
     if magic[:2] == b"\x1f\x8b":
@@ -64,13 +69,9 @@ def compression(path: Path) -> str | None:
         return "bzip2"
     if magic == b"\xfd7zXZ\x00":
         return "xz"
+    if magic[:4] == _ZSTD_MAGIC or _is_skippable(magic):  # pzstd's files begin with a skippable frame
+        return "zstd"
     return None
-
-
-def _unread_compression(path: Path) -> bool:
-    """Whether ``path`` is compressed with zstd (logrotate's ``compresscmd zstd``), which is not read."""
-    with path.open("rb") as f:
-        return f.read(4) == b"\x28\xb5\x2f\xfd"
 
 
 ProgressHook = Callable[[int], None]
@@ -120,7 +121,7 @@ class _Decompressor(Protocol):
     @property
     def unused_data(self) -> bytes: ...
 
-    def decompress(self, data: bytes, /) -> bytes: ...
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
 
 
 _DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
@@ -130,16 +131,20 @@ _DECOMPRESSORS: dict[str, Callable[[], _Decompressor]] = {
 }
 
 
+_OUT: Final = 1 << 20  # of decompressed bytes at a time: a bomb (1 MB of gzip is 1 GB) streams like a log
+
+
 class _Salvage(io.RawIOBase):
     """A compressed stream (one or more concatenated members) that hands out everything before a truncation
     or corruption: the damage reads as end of file and is raised (``EOFError``, ``zlib.error``, ...) by
     ``close()``, i.e. when the reader leaves its ``with`` block. ``gzip.open`` raises at once and loses the
-    data of the damaged block."""
+    data of the damaged block. At most ``_OUT`` bytes are decompressed at a time."""
 
     def __init__(self, raw: IO[bytes], kind: str) -> None:
         self._raw = raw
         self._new = _DECOMPRESSORS[kind]
         self._d = self._new()
+        self._in = b""  # compressed bytes read but not yet taken by the decompressor (zlib's unconsumed tail)
         self._buf = b""
         self._pos = 0
         self._done = False
@@ -160,24 +165,162 @@ class _Salvage(io.RawIOBase):
         return n
 
     def _fill(self) -> None:
-        chunk = self._raw.read(1 << 20)
-        if not chunk:
-            self._done = True
-            if not self._d.eof:
+        """Up to ``_OUT`` more decompressed bytes into ``_buf``; none, and ``_done``, at the end."""
+        while True:
+            if self._d.eof:  # the end of a member: the next one (concatenated .gz files), or the end
+                rest = self._d.unused_data
+                if not rest:
+                    rest = self._raw.read(1 << 20)
+                    if not rest:
+                        self._done = True
+                        return
+                self._d, self._in = self._new(), rest
+            out = self._d.decompress(self._in, _OUT)
+            # zlib hands back what it did not take (at the end of a member, in ``unused_data`` as well);
+            # bz2 and lzma keep it themselves
+            self._in = b"" if self._d.eof else getattr(self._d, "unconsumed_tail", b"")
+            if out:
+                self._buf, self._pos = out, 0
+                return
+            if self._d.eof:
+                continue
+            chunk = self._raw.read(1 << 20)  # nothing came out: all input was taken, more is needed
+            if not chunk:
+                self._done = True
                 raise EOFError("compressed file ended before the end-of-stream marker was reached")
-            return
-        out = []
-        while chunk:
-            if self._d.eof:  # the next member (concatenated .gz files)
-                self._d = self._new()
-            out.append(self._d.decompress(chunk))
-            chunk = self._d.unused_data if self._d.eof else b""
-        self._buf, self._pos = b"".join(out), 0
+            self._in += chunk
 
     def close(self) -> None:
         if self.closed:
             return
         self._raw.close()
+        super().close()
+        if self._damage is not None:
+            raise self._damage
+
+
+_ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+_ZSTD_TRUNCATED: Final = "compressed file ended before the end of its last zstd frame"
+
+
+def _is_skippable(magic: bytes) -> bool:
+    """Whether ``magic`` begins a zstd skippable frame (``50 2A 4D 18`` to ``5F 2A 4D 18``)."""
+    return len(magic) >= 4 and magic[0] & 0xF0 == 0x50 and magic[1:4] == b"\x2a\x4d\x18"
+
+
+class _ZstdFrames(io.RawIOBase):
+    """The compressed bytes of a zstd file, passed through unchanged, whose frame structure is followed from
+    header to block header (skipping block contents) to tell whether the file ends where a frame ends.
+
+    The zstd library's streaming reader ends a frame that the file cuts short in silence, as if it were
+    whole; ``whole`` is False then. Bytes that are not a frame are left to the decoder, which rejects them.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._state = "magic"  # what ``_head`` gathers: magic, skip-size, descriptor, block; or "lost"
+        self._need = 4  # bytes of it to gather
+        self._head = b""
+        self._skip = 0  # bytes of content (a block, a skippable frame, a header's fields) to pass over
+        self._checksum = False  # the current frame ends with a 4-byte checksum
+
+    @property
+    def whole(self) -> bool:
+        return self._state == "lost" or (self._state == "magic" and not self._head and not self._skip)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = int(self._raw.readinto(b) or 0)  # type: ignore[attr-defined]
+        if n:
+            self._follow(bytes(memoryview(b)[:n]))
+        return n
+
+    def _follow(self, data: bytes) -> None:
+        i, end = 0, len(data)
+        while i < end and self._state != "lost":
+            if self._skip:
+                step = min(self._skip, end - i)
+                self._skip -= step
+                i += step
+                continue
+            take = min(self._need - len(self._head), end - i)
+            self._head += data[i : i + take]
+            i += take
+            if len(self._head) == self._need:
+                head, self._head = self._head, b""
+                self._parsed(head)
+
+    def _parsed(self, head: bytes) -> None:
+        if self._state == "magic":
+            if head == _ZSTD_MAGIC:
+                self._state, self._need = "descriptor", 1
+            elif _is_skippable(head):
+                self._state, self._need = "skip-size", 4
+            else:
+                self._state = "lost"
+        elif self._state == "skip-size":
+            self._skip = int.from_bytes(head, "little")
+            self._state, self._need = "magic", 4
+        elif self._state == "descriptor":
+            fhd = head[0]
+            single = bool(fhd & 0x20)
+            self._checksum = bool(fhd & 0x04)
+            fcs = (1 if single else 0, 2, 4, 8)[fhd >> 6]
+            self._skip = (0 if single else 1) + (0, 1, 2, 4)[fhd & 0x03] + fcs
+            self._state, self._need = "block", 3
+        else:  # a block header: last-block bit, type (raw, RLE, compressed, reserved), size
+            header = int.from_bytes(head, "little")
+            kind, size = (header >> 1) & 0x03, header >> 3
+            if kind == 3:
+                self._state = "lost"
+                return
+            self._skip = 1 if kind == 1 else size
+            if header & 1:
+                self._skip += 4 if self._checksum else 0
+                self._state, self._need = "magic", 4
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _ZstdSalvage(io.RawIOBase):
+    """A zstd file (one or more frames, skippable frames among them) read as ``_Salvage`` reads the other
+    formats: everything before a truncation or corruption, the damage raised by ``close()``. Each read
+    decompresses at most what it asks for, so a small file that expands to gigabytes (a bomb) streams in
+    bounded memory; a frame's window is bounded by the library's default limit (128 MiB)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._frames = _ZstdFrames(raw)
+        self._reader = zstandard.ZstdDecompressor().stream_reader(
+            cast("IO[bytes]", self._frames), read_across_frames=True, closefd=True
+        )
+        self._done = False
+        self._damage: Exception | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._done:
+            return 0
+        try:
+            n = int(self._reader.readinto(b))
+        except zstandard.ZstdError as exc:
+            self._damage, self._done = exc, True
+            return 0
+        if not n:
+            self._done = True
+            if not self._frames.whole:
+                self._damage = EOFError(_ZSTD_TRUNCATED)
+        return n
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._reader.close()  # type: ignore[no-untyped-call]
         super().close()
         if self._damage is not None:
             raise self._damage
@@ -189,6 +332,8 @@ def open_bytes(path: Path) -> IO[bytes]:
     raw: IO[bytes] = path.open("rb")
     if _hooks:
         raw = io.BufferedReader(_Counting(raw), buffer_size=1 << 20)
+    if kind == "zstd":
+        return io.BufferedReader(_ZstdSalvage(raw), buffer_size=1 << 20)
     if kind is not None:
         return io.BufferedReader(_Salvage(raw, kind), buffer_size=1 << 20)
     return raw
@@ -208,6 +353,21 @@ def read_head(path: Path, size: int = 65536) -> bytes:
     except STREAM_ERRORS:
         pass
     return out
+
+
+def head_damage(path: Path) -> str:
+    """For a compressed file whose first bytes cannot be decompressed: what is wrong, else ""."""
+    kind = compression(path)
+    if kind is None:
+        return ""
+    try:
+        with open_bytes(path) as f:
+            if f.read(1):
+                return ""
+    except STREAM_ERRORS as exc:
+        why = str(exc)[:120] or type(exc).__name__
+        return f"compressed with {kind}, but its first bytes cannot be decompressed ({why})"
+    return ""
 
 
 _POSTFIX = re.compile(
@@ -362,16 +522,13 @@ def plan(
                 advice = "name it on the command line to read it" if odd == "a pipe" else "save it first"
                 problems.append(f"{shown}: {odd}, not a file; skipped ({advice})")
                 continue
-            if not path.is_dir() and _unread_compression(path):
-                problems.append(
-                    f"{shown}: compressed with zstd, which the audit does not read; skipped (decompress it"
-                    " first: zstd -d)"
-                )
-                continue
             if fmt is Format.AUTO:
                 kind, wrapper = detect_input(path)
             else:
                 kind, wrapper = fmt, None if path.is_dir() else wrapper_of(read_head(path))
+            if kind is None and (damage := head_damage(path)):
+                problems.append(f"{shown}: {damage}; skipped")
+                continue
             if kind is None:
                 problems.append(
                     f"{shown}: a journal export (journalctl -o json) with no Postfix, Exim or Sendmail lines"
