@@ -122,8 +122,11 @@ class PostfixLab:
         root: Path | None = None,
         *,
         mailbox_domains: tuple[str, ...] = (),
+        listeners: dict[int, tuple[str, ...]] | None = None,
     ) -> None:
         self.smtp_port = smtp_port
+        # more smtpd listeners: port -> main.cf overrides (``-o name=value``) of that listener only
+        self.listeners = dict(listeners or {})
         self.policy_service = policy_service
         self.mailbox_domains = mailbox_domains  # delivered (virtual(8), one Maildir) instead of discarded
         self.root = (
@@ -213,6 +216,9 @@ virtual_minimum_uid = 1
         self._postconf(
             "-M", f"127.0.0.1:{self.smtp_port}/inet=127.0.0.1:{self.smtp_port} inet n - n - - smtpd"
         )
+        for port, overrides in self.listeners.items():
+            opts = "".join(f" -o {o}" for o in overrides)
+            self._postconf("-M", f"127.0.0.1:{port}/inet=127.0.0.1:{port} inet n - n - - smtpd{opts}")
         self._postconf("-F", "*/*/chroot = n")
         self.maillog.touch()
 

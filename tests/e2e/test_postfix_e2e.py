@@ -160,7 +160,16 @@ def service(typoguard_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def lab(service: Service) -> Iterator[PostfixLab]:
-    postfix = PostfixLab(smtp_port=free_port(), policy_service=f"inet:127.0.0.1:{service.port}")
+    # A second listener where an admin put the check under the DATA restrictions by mistake.
+    misplaced = (
+        "smtpd_recipient_restrictions=permit_mynetworks,reject",
+        f"smtpd_data_restrictions=check_policy_service,inet:127.0.0.1:{service.port}",
+    )
+    postfix = PostfixLab(
+        smtp_port=free_port(),
+        policy_service=f"inet:127.0.0.1:{service.port}",
+        listeners={free_port(): misplaced},
+    )
     service.postfix_conf = postfix.conf  # `typoguard held` reads this private instance ([postfix])
     service.write_config()
     postfix.start()
@@ -453,3 +462,18 @@ def test_a_block_override_reads_plainly_and_names_the_recipient_once(
         ), reply
     finally:
         service.cli("overrides", "remove", "spam.example", "--reason", "e2e done", json_out=False)
+
+
+def test_a_check_put_under_the_data_restrictions_is_said_in_the_log(
+    enforcing: PostfixLab, service: Service
+) -> None:
+    """The misplaced check: Postfix asks at DATA, where no recipient is judged; the mail goes through (the
+    answer is DUNNO, as it must be) and typoguard's log says why nothing was checked and what to change."""
+    (port,) = enforcing.listeners
+    result = enforcing.swaks(SENDER, ["bob@army.ml"], port=port)
+    assert result.exit_code == 0, result.transcript
+    deadline = time.monotonic() + 10
+    while not (warned := service.records("policy_request_not_at_rcpt")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert warned and warned[-1]["protocol_state"] == "DATA", service.log.read_text()[-2000:]
+    assert "smtpd_recipient_restrictions" in str(warned[-1]["fix"])

@@ -152,6 +152,24 @@ def test_one_json_log_line_per_decision(running: Running) -> None:
     assert str(first["time"]).endswith("Z")
 
 
+def test_requests_from_a_stage_where_no_recipient_is_judged_are_said_loudly(running: Running) -> None:
+    """check_policy_service put under smtpd_data_restrictions (or the client, HELO or sender ones) instead
+    of smtpd_recipient_restrictions: Postfix asks at DATA, there is no recipient to judge, the answer is
+    DUNNO and every look-alike goes through while the service looks healthy. That must be in the log
+    (rarely: once a minute per stage, with the count), not silent; VRFY and ETRN are no mistake."""
+
+    def at(state: str, recipient: str) -> dict[str, str]:
+        return {**rcpt_request("alice@army.mil", recipient), "protocol_state": state}
+
+    requests = [at("DATA", ""), at("DATA", "bob@army.ml"), at("MAIL", ""), at("VRFY", "bob@army.ml")]
+    requests += [at("DATA", "") for _ in range(20)] + [at("x" * 200, "bob@army.ml")]
+    answers = query(running.address, requests)
+    assert set(answers) == {"DUNNO"}
+    warned = [r for r in running.log_records() if r.get("event") == "policy_request_not_at_rcpt"]
+    assert [w["protocol_state"] for w in warned] == ["DATA", "MAIL", "other"], warned
+    assert "smtpd_recipient_restrictions" in str(warned[0]["fix"]) and warned[0]["answered"] == "DUNNO"
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -58,6 +58,13 @@ LOG_FLUSH_SECONDS: Final = 0.005  # decision log lines reach the file at most th
 TURN_SECONDS: Final = 0.0002
 MAX_REQUEST_SECONDS: Final = 10.0  # a started request must be complete by then (slow-loris guard)
 TEMPFAIL: Final = PolicyReply("451 4.3.0 typoguard: temporary failure, please try again later")
+# Postfix's protocol_state values (SMTPD_POLICY_README); a request at one of these other than RCPT has no
+# recipient typoguard can judge. VRFY and ETRN reach smtpd_recipient_restrictions by design.
+_POSTFIX_STAGES: Final = frozenset(
+    {"CONNECT", "EHLO", "HELO", "MAIL", "RCPT", "DATA", "BDAT", "END-OF-MESSAGE", "VRFY", "ETRN"}
+)
+_EXPECTED_IGNORED: Final = frozenset({"RCPT", "VRFY", "ETRN"})
+NOT_AT_RCPT_WARN_SECONDS: Final = 60.0
 _perf = time.perf_counter
 _mono = time.monotonic
 
@@ -132,6 +139,8 @@ class PolicyConnection(asyncio.Protocol):
                 record_decision = server.record_decision
                 if record_decision is not None:
                     record_decision(record)
+            elif action == "ignored":
+                server.not_at_rcpt(event)
             server.metrics.decision(action, decider.mode, _perf() - started)
         transport = self.transport
         if transport is not None:
@@ -171,6 +180,8 @@ class PolicyConnection(asyncio.Protocol):
                 log_record = server.record_decision
                 if log_record is not None:
                     log_record(record)
+            elif action == "ignored":
+                server.not_at_rcpt(event)
             server.metrics.decision(action, decider.mode, _perf() - started)
         out.append(self.codec.send(reply))
         return True
@@ -265,6 +276,7 @@ class PolicyServer:
         self._stop: asyncio.Event | None = None
         self._reloads = Reloads(self.reload)  # one at a time; a SIGHUP meanwhile runs one more after it
         self._last_warning: dict[str, float] = {}  # event -> when it was last logged (warn_rarely)
+        self._not_at_rcpt: dict[str, int] = {}  # stage -> requests not yet in a warning (not_at_rcpt)
         self._metrics_http: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -425,6 +437,27 @@ class PolicyServer:
             shed=sum(metrics.connections_shed.values()),
         )
         return True
+
+    def not_at_rcpt(self, request: PolicyRequest) -> None:
+        """A request typoguard answered DUNNO without judging a recipient: said in the log once a minute per
+        protocol stage, with how many there were, unless the stage is one where that is expected (VRFY,
+        ETRN). What it means: ``check_policy_service`` is under the wrong restriction list, and look-alikes
+        go through unchecked while the service looks healthy."""
+        state = request.rcpt_fields()[0]
+        if state in _EXPECTED_IGNORED:
+            return
+        stage = state if state in _POSTFIX_STAGES else "other"  # never a client's text in the log
+        counts = self._not_at_rcpt
+        counts[stage] = counts.get(stage, 0) + 1
+        now = _mono()
+        if now - self._last_warning.get("not_at_rcpt:" + stage, -1e9) >= NOT_AT_RCPT_WARN_SECONDS:
+            self._last_warning["not_at_rcpt:" + stage] = now
+            self.log.event(
+                "warning", "policy_request_not_at_rcpt", protocol_state=stage, requests=counts.pop(stage),
+                answered="DUNNO",
+                fix="typoguard judges recipients at RCPT: put check_policy_service under "
+                "smtpd_recipient_restrictions (docs/postfix.md); until then look-alikes are not checked",
+            )  # fmt: skip
 
     def warn_rarely(self, event: str, **fields: Any) -> None:
         """Log ``event`` as a warning at most once a second (one line a second, not one per connection:
