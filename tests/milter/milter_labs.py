@@ -213,12 +213,12 @@ class MilterClient:
     """The MTA side of the milter protocol over a blocking socket, driven by the codec (what Postfix or
     Sendmail send): ``client.rcpt("alice@army.mil", "bob@army.ml")`` -> the reply frames' (command, data)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, actions: int = 0x1FF) -> None:
         from typoguard.protocols import milter as wire
 
         self.wire = wire
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.sendall(wire.encode_optneg(6, 0x1FF, 0x3FF))
+        self.sock.sendall(wire.encode_optneg(6, actions, 0x3FF))  # actions: what this MTA lets a milter do
         self.read()
 
     def read(self) -> tuple[bytes, bytes]:

@@ -44,6 +44,12 @@ if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed
 
 TEMPFAIL_REPLY: Final = wire.reply_code(451, "4.3.0", "typoguard: temporary failure, please try again later")
+CANNOT_HOLD_REPLY: Final = wire.reply_code(
+    451,
+    "4.7.1",
+    "typoguard: this recipient needs a hold for review, which this mail server does not allow"
+    " here; please try again later",
+)
 LOG_FLUSH_SECONDS: Final = 0.005
 FRAME_CACHE_ENTRIES: Final = 1024
 
@@ -177,6 +183,9 @@ class MilterConnection(asyncio.Protocol):
             frame = server.frames.get(reply)
             return frame if frame is not None else server.frame(reply, wire.reply_line, reply)
         if hold:
+            agreed = self.codec.agreed
+            if agreed is not None and not agreed.can_quarantine:
+                return server.cannot_hold()
             self.holds.append(hold)
         elif header and header not in self.headers:
             self.headers.append(header)
@@ -191,6 +200,8 @@ class MilterConnection(asyncio.Protocol):
                 for line in self.headers:
                     frame = frames.get(line)
                     out.append(frame if frame is not None else self.server.frame(line, _header_frame, line))
+            elif self.headers:  # a warning is no reason to stop the mail: delivered, and said
+                self.server.cannot_add_header()
             if self.holds and agreed.can_quarantine:
                 reason = self.holds[0] if len(self.holds) == 1 else "; ".join(dict.fromkeys(self.holds))
                 key = "q:" + reason
@@ -250,6 +261,7 @@ class MilterServer:
         self.errors: dict[str, int] = {}
         self.connections_total = 0
         self.reloads = {"ok": 0, "failed": 0}
+        self._cannot_hold_said = self._cannot_add_header_said = -1e9  # when each was last logged
         self.config_loaded_at = time.time()
         self.feed: DecisionFeed | None = None  # ``typoguard milter`` on its own with [store]: its writer
         # ``typoguard milter`` on its own with [milter] metrics_listen: the page's registry, and its server
@@ -340,6 +352,37 @@ class MilterServer:
             frames.clear()
         frames[key] = frame
         return frame
+
+    def cannot_hold(self) -> bytes:
+        """The RCPT reply for a hold the MTA did not let this milter apply (no ``SMFIF_QUARANTINE`` in the
+        option negotiation): ``[milter] on_error`` (tempfail: 451 4.7.1, the sender's server retries;
+        continue: delivered), never delivered as if it were allowed without a word. Logged at most once a
+        minute (one line, not one per recipient), counted every time."""
+        self.errors["hold_not_applied"] = self.errors.get("hold_not_applied", 0) + 1
+        now = time.monotonic()
+        if now - self._cannot_hold_said >= 60.0:
+            self._cannot_hold_said = now
+            on_error = self.config.milter.on_error
+            self.log.event(
+                "error", "milter_cannot_hold",
+                why="the MTA did not allow quarantine (SMFIF_QUARANTINE) in the option negotiation",
+                on_error=on_error, then="refused for now (451)" if on_error == "tempfail" else "delivered",
+                fix="let the milter quarantine (Postfix: milter_protocol = 6; Sendmail 8.13 or later)",
+            )  # fmt: skip
+        return CANNOT_HOLD_REPLY if self._on_error is TEMPFAIL_REPLY else self._on_error
+
+    def cannot_add_header(self) -> None:
+        """A warning header the MTA did not let this milter add (no ``SMFIF_ADDHDRS``): the message goes on
+        without it, counted, and logged at most once a minute."""
+        self.errors["header_not_added"] = self.errors.get("header_not_added", 0) + 1
+        now = time.monotonic()
+        if now - self._cannot_add_header_said >= 60.0:
+            self._cannot_add_header_said = now
+            self.log.event(
+                "error", "milter_cannot_add_header",
+                why="the MTA did not allow adding headers (SMFIF_ADDHDRS) in the option negotiation",
+                then="delivered without the warning header",
+            )  # fmt: skip
 
     def decision_failed(self, exc: Exception) -> bytes:
         """The RCPT reply when deciding raised: ``[milter] on_error`` (tempfail or continue), logged."""
