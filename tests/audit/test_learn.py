@@ -395,3 +395,82 @@ def test_learn_reads_standard_input(typoguard_exe: str, tmp_path: Path, compress
     assert b"from 1 files:" in done.stdout and b"50 suffix typos never learned" in done.stdout
     out = CliRunner().invoke(main, ["correspondents", "list", "--config", str(cfg), "--format", "json"])
     assert '"partner.org"' in out.output and "army.ml" not in out.output
+
+
+def _journal(text: str) -> bytes:
+    """``journalctl -o json`` of BSD syslog lines (the fields learn needs, as journald writes them)."""
+    import re
+
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"(\w+ +\d+ [\d:]+) (\S+) ([^\[]+)\[(\d+)\]: (.*)", line)
+        assert m, line
+        when = datetime.strptime(f"2026 {m[1]}", "%Y %b %d %H:%M:%S").timestamp()
+        out.append(orjson.dumps({
+            "__REALTIME_TIMESTAMP": str(int(when * 1e6)), "_HOSTNAME": m[2], "SYSLOG_IDENTIFIER": m[3],
+            "_PID": m[4], "SYSLOG_FACILITY": "2", "PRIORITY": "6", "MESSAGE": m[5],
+        }))  # fmt: skip
+    return b"\n".join(out) + b"\n"
+
+
+def _compressed(kind: str, data: bytes) -> bytes:
+    import bz2
+    import lzma
+
+    import zstandard
+
+    return {
+        "xz": lzma.compress, "bz2": bz2.compress, "zstd": zstandard.ZstdCompressor().compress,
+    }[kind](data)  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", ["xz", "bz2", "zstd", "journal-json", "compose", "zstd-journal-json"])
+def test_every_input_audit_reads_is_learned_too(tmp_path: Path, shape: str) -> None:
+    """Rotated logs compressed with xz, bzip2 or zstd, a `journalctl -o json` export and `docker compose
+    logs`: audit reads them; learn read each as a line of garbage, learned nothing and said nothing."""
+    plain = learn([log_file(tmp_path, SYSLOG, name="plain.log")])
+    data = SYSLOG.encode()
+    if "journal" in shape:
+        data = _journal(SYSLOG)
+    if shape == "compose":
+        data = b"".join(b"mail-1  | " + line for line in data.splitlines(keepends=True))
+    kind = shape.split("-", 1)[0]
+    if kind in ("xz", "bz2", "zstd"):
+        data = _compressed(kind, data)
+    got = learn([log_file(tmp_path, data, name=f"mail.log.{shape}")])
+    assert got.report.errors == []
+    assert (got.report.delivered, got.report.learned) == (plain.report.delivered, plain.report.learned)
+    assert got.pairs == plain.pairs
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["xz", "zstd"])
+def test_a_compressed_pipe_is_learned(tmp_path: Path, kind: str) -> None:
+    """`typoguard learn <(cat mail.log.2.xz)`: read once, decompressed by its first bytes."""
+    import threading
+
+    plain = learn([log_file(tmp_path, SYSLOG, name="plain.log")])
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("wb") as w:
+            w.write(_compressed(kind, SYSLOG.encode()))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    got = learn([fifo])
+    writer.join(10)
+    assert got.report.errors == [] and got.pairs == plain.pairs
+
+
+def test_a_truncated_xz_rotation_is_an_error_and_what_came_before_is_learned(tmp_path: Path) -> None:
+    big = "".join(
+        f"Nov 26 10:00:00 mx postfix/qmgr[1]: A{i:09X}: from=<s@army.mil>, size=1\n"
+        f"Nov 26 10:00:01 mx postfix/smtp[2]: A{i:09X}: to=<r{i}@fourth.org>, relay=r, status=sent (ok)\n"
+        for i in range(3000)
+    ).encode()
+    whole = _compressed("xz", big)
+    got = learn([log_file(tmp_path, whole[: len(whole) // 2], name="mail.log.3.xz")])
+    assert len(got.report.errors) == 1 and "mail.log.3.xz" in got.report.errors[0]
+    assert 0 < got.report.learned < 3000

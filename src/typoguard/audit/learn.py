@@ -4,8 +4,10 @@ Only delivered mail counts: a delivery agent's ``QUEUEID: to=<rcpt>, ..., status
 the queue manager's earlier ``QUEUEID: from=<sender>, ...`` line for the sender. Lines are read by the
 audit's Postfix line reader (``postfix_lines``), so every format ``typoguard audit`` reads is learned, with
 the same times: BSD syslog, ISO 8601 / RFC 3339, RFC 5424 and Postfix's own ``maillog_file`` (whose
-microseconds are kept). Files may be plain or gzip, pipes too, and ``-`` is standard input; a truncated
-gzip file yields what was readable and an error in the report.
+microseconds are kept). Files may be plain or compressed (gzip, bzip2, xz, zstd: told by their first
+bytes, as the audit tells them), pipes too, and ``-`` is standard input; a ``journalctl -o json`` export and
+``docker compose logs`` are unwrapped as the audit unwraps them. A truncated compressed file yields what
+was readable and an error in the report.
 
 Memory stays constant: the queue-id -> sender map is bounded (oldest entries go first; a message's lines
 sit close together in a log) and the counts are written to the store every ``flush_every`` deliveries.
@@ -19,10 +21,8 @@ message whose queue id is not used twice within one block.
 
 from __future__ import annotations
 
-import gzip
 import os
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,8 +32,9 @@ from pathlib import Path
 from typoguard.audit.classify import decode
 from typoguard.audit.postfix_lines import PostfixLineReader, has_priority_lines, qmgr_lines
 from typoguard.audit.reading import whole_lines
-from typoguard.audit.sources import STDIN, STDIN_LABEL, stdin_fd
+from typoguard.audit.sources import STDIN, STDIN_LABEL, STREAM_ERRORS, decompressing, stdin_fd
 from typoguard.audit.timeparse import reference_time
+from typoguard.audit.unwrap import Unwrapper, wrapper_of
 from typoguard.store.correspondents import Tallies, domain_of
 
 _BLOCK = 1 << 20  # bytes read at a time
@@ -100,21 +101,23 @@ def deliveries(
 
 
 def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
-    """Blocks of whole lines of a plain or gzip file, counted in ``report.lines``; a read error ends the
-    file and is added to ``report.errors``."""
+    """Blocks of whole log lines of a file, counted in ``report.lines``: plain or compressed (gzip, bzip2,
+    xz, zstd, told by the first bytes), a journal export or container logs (unwrapped as the audit does);
+    a read error ends the file and is added to ``report.errors``."""
     stdin = path == STDIN
     try:
         # One open, the magic bytes peeked, not read: a pipe (``<(zcat mail.log.gz)``) loses nothing.
         with (
             os.fdopen(stdin_fd(), "rb") if stdin else path.open("rb") as raw,
-            gzip.GzipFile(fileobj=raw) if raw.peek(2)[:2] == b"\x1f\x8b" else raw as f,
+            decompressing(raw) as f,
         ):
-            # read1: one read of the compressed stream at a time, so little is lost before a truncation
-            read = f.read1 if isinstance(f, gzip.GzipFile) else f.read
-            for block in whole_lines(iter(lambda: read(_BLOCK), b"")):
+            unwrap: Callable[[bytes], bytes] | None = None
+            for n, block in enumerate(whole_lines(iter(lambda: f.read1(_BLOCK), b""))):  # type: ignore[attr-defined]
+                if n == 0 and (wrapper := wrapper_of(block[:65536])) is not None:
+                    unwrap = Unwrapper(wrapper, "postfix").block
                 report.lines += block.count(b"\n") + (not block.endswith(b"\n"))
-                yield block
-    except (OSError, EOFError, zlib.error) as exc:
+                yield block if unwrap is None else unwrap(block)
+    except STREAM_ERRORS as exc:
         name = STDIN_LABEL if stdin else str(path)
         report.errors.append(f"{name}: {exc} (learned what was readable before it)")
 

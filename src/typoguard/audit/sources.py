@@ -62,7 +62,11 @@ def compression(path: Path) -> str | None:
     """``gzip``, ``bzip2``, ``xz``, ``zstd`` or None, by magic bytes (rotated files are not always named
     *.gz)."""
     with path.open("rb") as f:  # OSError: the caller reports the input as unreadable
-        magic = f.read(6)
+        return compression_of(f.read(6))
+
+
+def compression_of(magic: bytes) -> str | None:
+    """``compression`` of a stream whose first (up to 6) bytes are ``magic``."""
     if magic[:2] == b"\x1f\x8b":
         return "gzip"
     if magic[:3] == b"BZh":
@@ -324,6 +328,17 @@ class _ZstdSalvage(io.RawIOBase):
         super().close()
         if self._damage is not None:
             raise self._damage
+
+
+def decompressing(raw: io.BufferedReader) -> IO[bytes]:
+    """``raw`` (a file or a pipe, read once: its first bytes are peeked, not read) decompressed as its first
+    bytes say, with ``open_bytes``'s salvage: damage ends the data and is raised by ``close()``."""
+    kind = compression_of(raw.peek(6)[:6])
+    if kind == "zstd":
+        return io.BufferedReader(_ZstdSalvage(raw), buffer_size=1 << 20)
+    if kind is not None:
+        return io.BufferedReader(_Salvage(raw, kind), buffer_size=1 << 20)
+    return raw
 
 
 def open_bytes(path: Path) -> IO[bytes]:

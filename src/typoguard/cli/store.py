@@ -484,7 +484,8 @@ held.add_command(_held_action("delete"))
 @reads_config
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 def learn(config_path: Path | None, files: tuple[Path, ...]) -> None:
-    """Learn correspondents from Postfix logs (plain or .gz); only delivered mail counts. '-' reads standard
+    """Learn correspondents from Postfix logs (plain or compressed: gzip, bzip2, xz, zstd; journalctl -o json
+    exports and docker compose logs too); only delivered mail counts. '-' reads standard
     input (journalctl -u 'postfix*' | typoguard learn -).
 
     Suffix typos of protected domains (army.ml for army.mil) are never learned.
