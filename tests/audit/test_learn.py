@@ -474,3 +474,16 @@ def test_a_truncated_xz_rotation_is_an_error_and_what_came_before_is_learned(tmp
     got = learn([log_file(tmp_path, whole[: len(whole) // 2], name="mail.log.3.xz")])
     assert len(got.report.errors) == 1 and "mail.log.3.xz" in got.report.errors[0]
     assert 0 < got.report.learned < 3000
+
+
+def test_a_file_without_a_postfix_line_is_said_and_not_a_plain_nothing_learned(tmp_path: Path) -> None:
+    """An Exim log given to learn: "0 learned" and exit 0 read as "nobody here writes to anyone"."""
+    exim = log_file(
+        tmp_path,
+        "2026-11-26 16:47:39 1vQ8Zr-000Abc-4x => bob@partner.org R=dnslookup T=remote_smtp H=mx [1.2.3.4]\n",
+        name="mainlog",
+    )
+    connects = "Nov 26 16:47:37 mx postfix/smtpd[100]: connect from x[1.2.3.4]\n"
+    quiet = log_file(tmp_path, connects, name="q.log")  # a Postfix log with nothing delivered: no error
+    got = learn([exim, quiet])
+    assert len(got.report.errors) == 1 and "mainlog: no Postfix log line in it" in got.report.errors[0]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typoguard.audit.classify import decode
 from typoguard.audit.postfix_lines import PostfixLineReader, has_priority_lines, qmgr_lines
 from typoguard.audit.reading import whole_lines
-from typoguard.audit.sources import STDIN, STDIN_LABEL, STREAM_ERRORS, decompressing, stdin_fd
+from typoguard.audit.sources import POSTFIX_LINE, STDIN, STDIN_LABEL, STREAM_ERRORS, decompressing, stdin_fd
 from typoguard.audit.timeparse import reference_time
 from typoguard.audit.unwrap import Unwrapper, wrapper_of
 from typoguard.store.correspondents import Tallies, domain_of
@@ -100,7 +100,7 @@ def deliveries(
             senders.pop(gone, None)
 
 
-def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
+def read_blocks(path: Path, report: LearnReport, postfix_seen: list[bool] | None = None) -> Iterator[bytes]:
     """Blocks of whole log lines of a file, counted in ``report.lines``: plain or compressed (gzip, bzip2,
     xz, zstd, told by the first bytes), a journal export or container logs (unwrapped as the audit does);
     a read error ends the file and is added to ``report.errors``."""
@@ -116,7 +116,10 @@ def read_blocks(path: Path, report: LearnReport) -> Iterator[bytes]:
                 if n == 0 and (wrapper := wrapper_of(block[:65536])) is not None:
                     unwrap = Unwrapper(wrapper, "postfix").block
                 report.lines += block.count(b"\n") + (not block.endswith(b"\n"))
-                yield block if unwrap is None else unwrap(block)
+                lines = block if unwrap is None else unwrap(block)
+                if postfix_seen is not None and not postfix_seen[0] and POSTFIX_LINE.search(lines):
+                    postfix_seen[0] = True
+                yield lines
     except STREAM_ERRORS as exc:
         name = STDIN_LABEL if stdin else str(path)
         report.errors.append(f"{name}: {exc} (learned what was readable before it)")
@@ -146,7 +149,8 @@ def learn_files(
             stdin_read = True
         report.files += 1
         reference = reference_time(path, now)
-        for d in deliveries(read_blocks(path, report), reference, now=now):
+        delivered, lines, errors, postfix_seen = report.delivered, report.lines, len(report.errors), [False]
+        for d in deliveries(read_blocks(path, report, postfix_seen), reference, now=now):
             report.delivered += 1
             if is_suffix_typo(d.recipient):
                 report.skipped_suffix_typo += 1
@@ -160,6 +164,14 @@ def learn_files(
             if pending >= flush_every:
                 flush(tallies)
                 tallies, pending = Tallies.new(), 0
+        # An Exim or Sendmail log, a config file: never a plain "0 learned" for it
+        unread = report.lines > lines and report.delivered == delivered and not postfix_seen[0]
+        if unread and len(report.errors) == errors:
+            name = STDIN_LABEL if path == STDIN else str(path)
+            report.errors.append(
+                f"{name}: no Postfix log line in it, nothing learned (learn reads Postfix logs; "
+                "typoguard audit reads Exim and Sendmail logs too)"
+            )
     if pending:
         flush(tallies)
     return report

@@ -385,9 +385,9 @@ def head_damage(path: Path) -> str:
     return ""
 
 
-_POSTFIX = re.compile(
+_POSTFIX = POSTFIX_LINE = re.compile(
     rb"^\S.{0,60}? \S+ (?:\S+ )?postfix[\w.-]*(?:/[\w.-]+)+(?:\[\d+\]: | (?:\d+|-) \S+ [-\[])", re.M
-)
+)  # a line of a Postfix program (what tells a Postfix log; ``learn`` says when a file has none)
 _EXIM_TIME = rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?(?: [+-]\d{4})?(?: \[\d+\])? "
 # Exim's own log, or its lines through syslog (``log_file_path = syslog``: ``Nov 23 08:00:00 mx exim[4242]:
 # `` before them, Exim's time kept unless ``syslog_timestamp = false``).
