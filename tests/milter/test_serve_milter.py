@@ -348,3 +348,26 @@ def test_sighups_that_come_fast_leave_the_last_config_in_place(typoguard_exe: st
         assert client.rcpt("alice@army.mil", "bob@army.ml")[0] == b"c"
         client.close()
         assert proc.poll() is None
+
+
+def test_serve_whose_milter_port_is_taken_names_the_milter_and_exits_1(
+    typoguard_exe: str, tmp_path: Path
+) -> None:
+    # The policy service's own address was named ("cannot listen on 127.0.0.1:10040"), which was free: an
+    # admin looked at the wrong port.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        values: dict[str, object] = {
+            "domains": '"army.mil"', "policy_port": free_port(), "milter_port": port,
+            "log": tmp_path / "serve.jsonl", "data": tmp_path / "data",
+        }  # fmt: skip
+        config = tmp_path / "typoguard.toml"
+        config.write_text(CONFIG.format(**values))
+        done = subprocess.run(
+            [typoguard_exe, "serve", "--config", str(config)], capture_output=True, text=True, timeout=60,
+            env=ENV, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"[milter] listen 127.0.0.1:{port}" in done.stderr, done.stderr

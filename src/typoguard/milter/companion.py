@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from typoguard.decide import Decider
+from typoguard.errors import ListenError
 from typoguard.milter.server import MilterServer
 
 if TYPE_CHECKING:
@@ -52,7 +53,10 @@ class MilterCompanion:
         record = policy.record_decision
         self.server.log_record = record if record is not None else _not_recorded
         policy.metrics.milter = self.server
-        await self.server.start()
+        try:
+            await self.server.start()
+        except OSError as exc:  # the policy service's start fails, naming this listener, not its own
+            raise ListenError(f"[milter] listen {self.server.config.milter.listen}", exc) from exc
         self.server.log.event("info", "listening", service="milter", addresses=self.server.addresses)
 
     async def stop(self) -> None:

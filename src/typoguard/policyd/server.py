@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from typoguard.config import Config, UnixSocket, load_config, nothing_to_protect
-from typoguard.errors import ConfigError, ProtocolError, TypoguardError
+from typoguard.errors import ConfigError, ListenError, ProtocolError, TypoguardError
 from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
@@ -693,9 +693,10 @@ class PolicyServer:
         try:
             await self.start()
         except (OSError, ConfigError) as exc:
-            self.log.event("error", "listen_failed", listen=self.config.policyd.listen, error=str(exc))
+            listen = exc.listen if isinstance(exc, ListenError) else self.config.policyd.listen
+            self.log.event("error", "listen_failed", listen=listen, error=str(exc))
             self.log.flush()
-            print(f"typoguard: cannot listen on {self.config.policyd.listen}: {exc}", file=sys.stderr)
+            print(f"typoguard: cannot listen on {listen}: {exc}", file=sys.stderr)
             return 1
         self.log.event(
             "info", "listening", addresses=self.addresses, protected=self.decider.protected_domains,
