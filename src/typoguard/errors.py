@@ -41,12 +41,3 @@ class StoreError(TypoguardError):
 
 class MailQueueError(TypoguardError):
     """Postfix's queue tools (``postqueue``, ``postsuper``) failed or are missing."""
-
-
-class ListenError(OSError):
-    """A listener of a server's companion could not be opened: ``listen`` names it the way the config does
-    (``[milter] listen 127.0.0.1:10045``), so the message points at the right key and port."""
-
-    def __init__(self, listen: str, cause: OSError) -> None:
-        super().__init__(cause.errno, cause.strerror or str(cause))
-        self.listen = listen

@@ -9,8 +9,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from typoguard.decide import Decider
-from typoguard.errors import ListenError
 from typoguard.milter.server import MilterServer
+from typoguard.servers import ListenError
 
 if TYPE_CHECKING:
     from typoguard.config import Config

@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from typoguard.config import Config, UnixSocket, load_config, nothing_to_protect
-from typoguard.errors import ConfigError, ListenError, ProtocolError, TypoguardError
+from typoguard.errors import ConfigError, ProtocolError, TypoguardError
 from typoguard.obs import JsonLog, PolicydMetrics, metrics_registry
 from typoguard.policyd.decider import DUNNO, PolicyDecider
 from typoguard.protocols.postfix_policy import PolicyReply, PolicyRequest, PolicyServerConnection
 from typoguard.protocols.postfix_policy import implementation as codec_implementation
-from typoguard.servers import Reloads, building_beside_the_loop, stop_writer_and_metrics
+from typoguard.servers import ListenError, Reloads, building_beside_the_loop, stop_writer_and_metrics
 
 if TYPE_CHECKING:
     from typoguard.store.feed import DecisionFeed

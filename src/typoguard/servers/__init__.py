@@ -14,6 +14,15 @@ from typing import Any, Final
 RELOAD_SWITCH_INTERVAL: Final = 0.001  # seconds; see building_beside_the_loop
 
 
+class ListenError(OSError):
+    """A listener of a server's companion could not be opened: ``listen`` names it the way the config does
+    (``[milter] listen 127.0.0.1:10045``), so the message points at the right key and port."""
+
+    def __init__(self, listen: str, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.listen = listen
+
+
 def print_banner(text: str) -> None:
     """A service's "listening on ..." line on standard output, for a person starting it by hand. Standard
     output closed (``>&-``) or its reader gone (``| head -1``) never stops a service that is listening and
