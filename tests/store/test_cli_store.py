@@ -179,3 +179,20 @@ def test_bad_queue_ids_and_output_are_refused(cfg: Path, tmp_path: Path) -> None
     assert run("held", "release", "../../etc", "--config", str(cfg), env=env).exit_code == 1
     with pytest.raises(MailQueueError):
         parse_postqueue_json([b"{not json"])
+
+
+@pytest.mark.parametrize(
+    "command", [("decisions",), ("overrides", "list"), ("correspondents", "list")], ids=" ".join
+)
+def test_a_listing_where_no_store_exists_says_so_and_creates_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """A [store] data_dir with a typo, or a config other than the service's: the listing made a new empty
+    database there and answered "nothing" with exit 0, as if the service had stored nothing."""
+    data = tmp_path / "no-such-store"
+    config = tmp_path / "typoguard.toml"
+    config.write_text(f'[protect]\ndomains = ["army.mil"]\n[store]\ndata_dir = "{data}"\n')
+    r = run(*command, "--config", str(config))
+    assert r.exit_code == 1, r.output
+    assert f"no store at {data / 'typoguard.db'}" in r.output
+    assert not data.exists()

@@ -48,10 +48,24 @@ def _who(by: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _store(config_path: Path | None) -> Iterator[Any]:
+def _store(config_path: Path | None, *, existing: bool = False) -> Iterator[Any]:
+    """The configured store. ``existing`` (the listings): a SQLite store that does not exist yet is an error
+    naming its path, not a new empty database whose emptiness reads as "nothing was stored" (a typo in
+    ``[store] data_dir``, or a config other than the service's)."""
     from typoguard.store import open_store
 
-    store = open_store(read_config(config_path))
+    config = read_config(config_path)
+    if existing and not config.store.url:
+        from typoguard.store.db import SQLITE_FILE
+
+        data_dir = Path(config.store.data_dir)
+        path = (data_dir if data_dir.is_absolute() else Path(config.base_dir) / data_dir) / SQLITE_FILE
+        if not path.exists():
+            raise OperationFailed(
+                f"no store at {path}: nothing has been stored with this config yet (typoguard serve, relay"
+                " or milter create it when they start); check [store] data_dir"
+            )
+    store = open_store(config)
     try:
         yield store
     finally:
@@ -220,7 +234,7 @@ def overrides_list(config_path: Path | None, include_inactive: bool, fmt: str) -
     """Active overrides (with --all, the whole audit trail)."""
     from dataclasses import asdict
 
-    with _store(config_path) as store:
+    with _store(config_path, existing=True) as store:
         rows = store.overrides(include_inactive=include_inactive)
     if fmt == "json":
         json_lines([asdict(o) for o in rows])
@@ -269,7 +283,7 @@ def correspondents_list(config_path: Path | None, confirmed: bool, limit: int, f
     """Recipient domains by how often they were written to."""
     from dataclasses import asdict
 
-    with _store(config_path) as store:
+    with _store(config_path, existing=True) as store:
         rows = store.correspondents(confirmed_only=confirmed, limit=limit)
     if fmt == "json":
         json_lines([asdict(r) for r in rows])
@@ -346,7 +360,7 @@ def decisions(  # noqa: PLR0917 - click passes options positionally
         before_seq=before_seq,
         limit=limit,
     )
-    with _store(config_path) as store:
+    with _store(config_path, existing=True) as store:
         rows = store.decisions(q)
     if fmt == "json":
         json_lines([{"seq": r.seq, "event_id": r.event_id, **asdict(r.event)} for r in rows])
